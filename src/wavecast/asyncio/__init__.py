@@ -1,0 +1,23 @@
+"""The asyncio layer: ``serve()``, ``connect()`` and ``broadcast()`` on the sans-I/O core."""
+
+from __future__ import annotations
+
+from .client import ClientConnection, connect
+from .connection import BroadcastResult, ConcurrencyError, Connection, broadcast
+from .runner import new_event_loop, run
+from .server import Server, ServerConnection, http_response, serve
+
+__all__ = [
+    "BroadcastResult",
+    "ClientConnection",
+    "ConcurrencyError",
+    "Connection",
+    "Server",
+    "ServerConnection",
+    "broadcast",
+    "connect",
+    "http_response",
+    "new_event_loop",
+    "run",
+    "serve",
+]

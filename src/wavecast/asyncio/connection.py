@@ -1,0 +1,526 @@
+"""The asyncio pump shared by server and client connections.
+
+:class:`Connection` is an :class:`asyncio.Protocol`: it feeds received bytes to the sans-I/O
+protocol, writes what the protocol queues, queues received messages for ``recv()`` and owns
+the timers (keepalive, close deadline) and flow control. Writes are corked: frames queued
+during one turn of the event loop leave in one ``transport.write`` at its end, which
+turns a burst of small messages, or one broadcast to many connections, into one system
+call per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, NamedTuple, cast
+
+from ..codes import CloseCode
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    LocalProtocolError,
+)
+from ..protocol.connection import Protocol
+from ..protocol.events import Close, Event, Pong
+from ..protocol.frames import OP_BINARY, OP_TEXT, serialize_frame
+from ..protocol.state import CLOSED, CONNECTING, OPEN
+
+__all__ = ["BroadcastResult", "ConcurrencyError", "Connection", "broadcast"]
+
+Data = str | bytes | bytearray | memoryview
+
+# Codes that end iteration quietly instead of raising.
+_OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
+
+
+class ConcurrencyError(LocalProtocolError, RuntimeError):
+    """Two coroutines called ``recv()`` on the same connection at once."""
+
+
+class _WriteBatcher:
+    """Flushes every connection that queued frames during this turn of the loop, once."""
+
+    __slots__ = ("_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._run)
+        self._pending.append(connection)
+
+    def _run(self) -> None:
+        pending, self._pending = self._pending, []
+        for connection in pending:
+            connection._flush()
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteBatcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher(loop: asyncio.AbstractEventLoop) -> _WriteBatcher:
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _WriteBatcher(loop)
+    return batcher
+
+
+class Connection(asyncio.Protocol):
+    """One WebSocket connection over an asyncio transport.
+
+    Args:
+        protocol: the sans-I/O protocol of this side.
+        ping_interval: seconds between keepalive pings; ``None`` sends none.
+        ping_timeout: seconds to wait for the pong before failing with 1011; ``None`` waits forever.
+        close_timeout: seconds to wait for the closing handshake and the end of TCP before
+            aborting the connection.
+        max_queue: received messages to buffer before pausing reads; ``None`` is unbounded.
+        write_limit: bytes buffered for writing above which ``send()`` waits, and broadcasts
+            skip the connection.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        write_limit: int = 32768,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.logger = logger if logger is not None else protocol.logger
+        self.debug = self.logger.isEnabledFor(logging.DEBUG)
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
+        #: Round-trip time of the last keepalive ping, in seconds.
+        self.latency = 0.0
+        self._batcher = _batcher(self.loop)
+        self._dirty = False
+        self._unflushed = 0
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._lost = False
+        self._lost_waiter: asyncio.Future[None] | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._ping_timeout_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+
+    # --- public API ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> Any:
+        """The :class:`~wavecast.protocol.State` of the connection."""
+        return self.protocol.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received; 1006 if TCP closed without one; ``None`` while open."""
+        return self.protocol.close_code if self._lost or self.protocol.close_rcvd else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` while open."""
+        return self.protocol.close_reason if self._lost or self.protocol.close_rcvd else None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket gives it: ``(host, port)`` for IPv4."""
+        return self.transport.get_extra_info("peername")
+
+    @property
+    def local_address(self) -> Any:
+        """This end's address, as the socket gives it."""
+        return self.transport.get_extra_info("sockname")
+
+    async def recv(self) -> str | bytes:
+        """Return the next message: :class:`str` for text, :class:`bytes` for binary.
+
+        Raises:
+            ConnectionClosed: the connection is closed and every message was read.
+            ConcurrencyError: another coroutine is already waiting in ``recv()``.
+        """
+        while True:
+            messages = self._messages
+            if messages:
+                message = messages.popleft()
+                if self._reading_paused and len(messages) <= (self.max_queue or 0) // 4:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+                return message
+            if self._lost:
+                raise self._closed_exc()
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("can't call recv() while another coroutine is waiting in recv()")
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        """Yield messages until the connection closes; raise if it closed with an error."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    async def send(self, message: Data) -> None:
+        """Send a message: a :class:`str` as text, bytes-like as binary.
+
+        Waits while the write buffer is above ``write_limit``, so a peer that doesn't read
+        can't make memory grow without bound.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        protocol = self.protocol
+        if protocol.state is not OPEN:
+            if protocol.state is CONNECTING:
+                raise LocalProtocolError("can't send data when state is CONNECTING")
+            raise self._closed_exc()
+        if isinstance(message, str):
+            protocol.send_text(message)
+        else:
+            protocol.send_binary(message)
+        self._unflushed += len(message) + 14
+        if not self._dirty:
+            self._dirty = True
+            self._batcher.add(self)
+        if self._unflushed > self.write_limit:
+            self._flush()
+        if self._writing_paused:
+            await self._drain()
+
+    async def send_fragments(self, fragments: Iterable[Data]) -> None:
+        """Send one message in several frames; every fragment must have the same type."""
+        iterator = iter(fragments)
+        try:
+            first = next(iterator)
+        except StopIteration:
+            return
+        protocol = self.protocol
+        if protocol.state is not OPEN:
+            raise self._closed_exc()
+        if isinstance(first, str):
+            protocol.send_text(first, fin=False)
+        else:
+            protocol.send_binary(first, fin=False)
+        for fragment in iterator:
+            protocol.send_continuation(fragment, fin=False)
+            self._flush()
+            if self._writing_paused:
+                await self._drain()
+        protocol.send_continuation(b"" if not isinstance(first, str) else "", fin=True)
+        self._flush()
+
+    async def ping(self, data: Data | None = None) -> Awaitable[float]:
+        """Send a ping; return an awaitable that gives the round-trip time when the pong arrives.
+
+        ``data`` defaults to 4 random bytes. A pong also answers every earlier ping.
+        """
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("already waiting for a pong with the same data")
+        if self.protocol.state is not OPEN:
+            raise self._closed_exc()
+        self.protocol.send_ping(payload)
+        self._flush()
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (waiter, self.loop.time())
+        return waiter
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake and wait until TCP is closed, at most ``close_timeout``."""
+        protocol = self.protocol
+        if protocol.state is OPEN:
+            protocol.send_close(code, reason)
+            self._flush()
+            self._check_close_expected()
+        elif protocol.state is CONNECTING:
+            self.transport.abort()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        if self._lost:
+            return
+        if self._lost_waiter is None:
+            self._lost_waiter = self.loop.create_future()
+        await asyncio.shield(self._lost_waiter)
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        if events:
+            self._process_events(events)
+        if protocol._out:
+            self._flush()
+        if protocol.state is not OPEN:
+            self._check_close_expected()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process_events(self.protocol.events_received())
+        self._flush()
+        # False lets the transport close itself.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.protocol.receive_eof()
+        self.protocol.data_to_send()
+        for handle in (self._keepalive_handle, self._ping_timeout_handle, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        self._keepalive_handle = self._ping_timeout_handle = self._close_handle = None
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+        if self._pings:
+            closed = self._closed_exc()
+            for ping_waiter, _ in self._pings.values():
+                if ping_waiter is not None and not ping_waiter.done():
+                    ping_waiter.set_exception(closed)
+                    # The caller may never await it; don't log "exception never retrieved".
+                    ping_waiter.exception()
+            self._pings.clear()
+        if self._lost_waiter is not None and not self._lost_waiter.done():
+            self._lost_waiter.set_result(None)
+        if self.debug:
+            self.logger.debug("= connection closed: %s %s", self.protocol.close_code, exc or "")
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _process_events(self, events: list[Event]) -> None:
+        messages = self._messages
+        for event in events:
+            if isinstance(event, str | bytes):
+                messages.append(event)
+            elif isinstance(event, Pong):
+                self._acknowledge_pings(event.data)
+            elif isinstance(event, Close):
+                if self.debug:
+                    self.logger.debug("< close %d %s", event.code, event.reason)
+            else:
+                self._handle_event(event)
+        if messages:
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            max_queue = self.max_queue
+            if max_queue is not None and len(messages) >= max_queue and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()
+
+    def _handle_event(self, event: Event) -> None:
+        """Handle a handshake event; the server and client sides override this."""
+
+    def _flush(self) -> None:
+        """Write everything the protocol queued; ``b""`` closes the write side."""
+        self._dirty = False
+        self._unflushed = 0
+        data = self.protocol.data_to_send()
+        if not data:
+            return
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if len(data) == 1 and data[0]:
+            transport.write(data[0])
+            return
+        chunk: list[bytes] = []
+        for item in data:
+            if not item:
+                if chunk:
+                    transport.write(b"".join(chunk))
+                    chunk = []
+                self._write_eof()
+                return
+            if len(item) > 65536:
+                # Large payloads go out as they are; joining would copy them.
+                if chunk:
+                    transport.write(b"".join(chunk))
+                    chunk = []
+                transport.write(item)
+            else:
+                chunk.append(item)
+        if chunk:
+            transport.write(b"".join(chunk))
+
+    def _write_eof(self) -> None:
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+        self._check_close_expected()
+
+    async def _drain(self) -> None:
+        if self._lost:
+            raise self._closed_exc()
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self.loop.create_future()
+        await self._drain_waiter
+        if self._lost:
+            raise self._closed_exc()
+
+    def _check_close_expected(self) -> None:
+        """Start the close deadline when the peer should close TCP soon."""
+        if self._close_handle is None and not self._lost and self.protocol.close_expected():
+            if self._keepalive_handle is not None:
+                self._keepalive_handle.cancel()
+                self._keepalive_handle = None
+            if self.close_timeout is not None:
+                self._close_handle = self.loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        if self.debug:
+            self.logger.debug("! timed out waiting for TCP close")
+        self.transport.abort()
+
+    def _start_keepalive(self) -> None:
+        if self.ping_interval is not None:
+            self._keepalive_handle = self.loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        self._keepalive_handle = None
+        if self.protocol.state is not OPEN:
+            return
+        payload = os.urandom(4)
+        self.protocol.send_ping(payload)
+        self._flush()
+        self._pings[payload] = (None, self.loop.time())
+        if self.ping_timeout is not None and self._ping_timeout_handle is None:
+            self._ping_timeout_handle = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
+        self._start_keepalive()
+
+    def _ping_timed_out(self) -> None:
+        self._ping_timeout_handle = None
+        if self.protocol.state is OPEN:
+            if self.debug:
+                self.logger.debug("! keepalive ping timed out")
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush()
+            self._check_close_expected()
+
+    def _acknowledge_pings(self, data: bytes) -> None:
+        if data not in self._pings:
+            return  # an unsolicited pong
+        now = self.loop.time()
+        # A pong answers its ping and every ping sent before it (RFC 6455 section 5.5.3).
+        for payload in list(self._pings):
+            waiter, sent = self._pings.pop(payload)
+            if waiter is None:
+                self.latency = now - sent
+            elif not waiter.done():
+                waiter.set_result(now - sent)
+            if payload == data:
+                break
+        if self._ping_timeout_handle is not None and not any(w is None for w, _ in self._pings.values()):
+            self._ping_timeout_handle.cancel()
+            self._ping_timeout_handle = None
+
+    def _closed_exc(self) -> ConnectionClosed:
+        protocol = self.protocol
+        rcvd = protocol.close_rcvd
+        code = protocol.close_code if protocol.state is CLOSED or rcvd else CloseCode.ABNORMAL_CLOSURE
+        reason = rcvd.reason if rcvd is not None else ""
+        assert code is not None
+        exc_type = ConnectionClosedOK if rcvd is not None and rcvd.code in _OK_CODES else ConnectionClosedError
+        return exc_type(code, reason, rcvd_then_sent=protocol.close_rcvd_then_sent)
+
+    def _send_prepared(self, frame: bytes, message: Data) -> bool:
+        """Queue a frame serialized once for many connections; used by :func:`broadcast`."""
+        protocol = self.protocol
+        if protocol.state is not OPEN:
+            return False
+        if self.transport.get_write_buffer_size() + self._unflushed > self.write_limit:
+            return False
+        if protocol._mask_frames or protocol.extension is not None:
+            if isinstance(message, str):
+                protocol.send_text(message)
+            else:
+                protocol.send_binary(message)
+        else:
+            protocol.send_prepared(frame)
+        self._unflushed += len(frame)
+        if not self._dirty:
+            self._dirty = True
+            self._batcher.add(self)
+        return True
+
+
+class BroadcastResult(NamedTuple):
+    """What :func:`broadcast` did: connections it queued the message to, and skipped."""
+
+    sent: int
+    skipped: int
+
+
+def broadcast(connections: Iterable[Connection], message: Data) -> BroadcastResult:
+    """Send ``message`` to every open connection, framing it once.
+
+    A connection whose write buffer is over its ``write_limit`` is skipped instead of
+    letting memory grow for a peer that doesn't read; so is a connection that isn't open.
+    This doesn't wait: the frames leave at the end of the current turn of the event loop.
+    """
+    if isinstance(message, str):
+        frame = serialize_frame(OP_TEXT, message.encode())
+    else:
+        frame = serialize_frame(OP_BINARY, bytes(message))
+    sent = skipped = 0
+    for connection in connections:
+        if connection._send_prepared(frame, message):
+            sent += 1
+        else:
+            skipped += 1
+    return BroadcastResult(sent, skipped)

@@ -1,0 +1,379 @@
+"""``serve()``: a WebSocket server on asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import inspect
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..codes import CloseCode
+from ..protocol.events import Event, Request, Response
+from ..protocol.extensions import ServerExtensionFactory
+from ..protocol.headers import Headers
+from ..protocol.limits import DEFAULT_LIMITS, Limits
+from ..protocol.server import ServerProtocol, SubprotocolSelector
+from ..protocol.state import CONNECTING, OPEN
+from .connection import Connection
+
+__all__ = ["Server", "ServerConnection", "http_response", "serve"]
+
+logger = logging.getLogger("wavecast.server")
+
+Handler = Callable[["ServerConnection"], Awaitable[None]]
+#: Answers a request before the handshake: return a :class:`Response` to send it instead.
+ProcessRequest = Callable[["ServerConnection", Request], "Response | Awaitable[Response | None] | None"]
+
+
+def http_response(
+    status: int, body: bytes | str = b"", *, content_type: str = "text/plain; charset=utf-8", headers: Any = ()
+) -> Response:
+    """Build a plain HTTP response for ``process_request`` to return."""
+    data = body.encode() if isinstance(body, str) else body
+    all_headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data)))])
+    for name, value in Headers(headers).items():
+        all_headers[name] = value
+    return Response(
+        status_code=status,
+        reason_phrase=http.HTTPStatus(status).phrase,
+        headers=all_headers,
+        body=data,
+    )
+
+
+class ServerConnection(Connection):
+    """A connection accepted by a :class:`Server`; the handler receives it.
+
+    Attributes:
+        request: the handshake request, with its path, query and headers.
+        subprotocol: the subprotocol agreed in the handshake, if any.
+    """
+
+    protocol: ServerProtocol
+
+    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        self.server = server
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self._open_handle: asyncio.TimerHandle | None = None
+        self._handler_task: asyncio.Task[None] | None = None
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.protocol.subprotocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._connections.add(self)
+        if self.server.open_timeout is not None:
+            self._open_handle = self.loop.call_later(self.server.open_timeout, self._open_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        self.server._connections.discard(self)
+
+    def _open_timed_out(self) -> None:
+        self._open_handle = None
+        if self.protocol.state is CONNECTING:
+            if self.debug:
+                self.logger.debug("! opening handshake timed out")
+            self.transport.abort()
+
+    def _handle_event(self, event: Event) -> None:
+        if not isinstance(event, Request):
+            return
+        self.request = event
+        process_request = self.server.process_request
+        if process_request is None:
+            self._respond(event, None)
+            return
+        try:
+            result = process_request(self, event)
+        except Exception:
+            self.logger.exception("process_request failed")
+            self._respond(event, http_response(500, "Internal Server Error\n"))
+            return
+        if inspect.isawaitable(result):
+            # Reads wait until the response is decided, so requests are answered in order.
+            self.transport.pause_reading()
+            self._handler_task = self.loop.create_task(self._respond_later(event, result))
+        else:
+            self._respond(event, result)
+
+    async def _respond_later(self, request: Request, result: Awaitable[Response | None]) -> None:
+        try:
+            response = await result
+        except Exception:
+            self.logger.exception("process_request failed")
+            response = http_response(500, "Internal Server Error\n")
+        self._handler_task = None
+        if not self._lost:
+            self.transport.resume_reading()
+            self._respond(request, response)
+
+    def _respond(self, request: Request, response: Response | None) -> None:
+        protocol = self.protocol
+        if response is None:
+            response = protocol.accept(request)
+            if protocol.handshake_exc is not None and self.debug:
+                self.logger.debug("! invalid handshake: %s", protocol.handshake_exc)
+        self.response = response
+        protocol.send_response(response)
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        if protocol.state is OPEN:
+            self._start_keepalive()
+            self._handler_task = self.loop.create_task(self._run_handler())
+            self.server._handlers.add(self._handler_task)
+            self._handler_task.add_done_callback(self.server._handlers.discard)
+        elif protocol.state is CONNECTING and self.server.open_timeout is not None:
+            # A kept-alive HTTP connection gets the same time for its next request.
+            self._open_handle = self.loop.call_later(self.server.open_timeout, self._open_timed_out)
+        self._flush()
+        self._check_close_expected()
+        # Whatever followed the request (frames, or a pipelined request) was parsed by
+        # send_response() and waits here.
+        events = protocol.events_received()
+        if events:
+            self._process_events(events)
+            self._flush()
+
+    async def _run_handler(self) -> None:
+        # The handler isn't cancelled when TCP closes: it learns it from recv() or send()
+        # and may finish its work; Server.close() cancels handlers that outlive it.
+        try:
+            await self.server.handler(self)
+        except Exception:
+            self.logger.exception("connection handler failed")
+            if self.protocol.state is OPEN:
+                self.protocol.fail(CloseCode.INTERNAL_ERROR)
+                self._flush()
+                self._check_close_expected()
+            return
+        if self.protocol.state is OPEN:
+            await self.close()
+
+
+class Server:
+    """A WebSocket server; :func:`serve` creates and starts it.
+
+    Use it as an async context manager, or ``await serve(...)`` and call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        process_request: ProcessRequest | None = None,
+        origins: Sequence[str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        limits: Limits = DEFAULT_LIMITS,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        write_limit: int = 32768,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.process_request = process_request
+        self.origins = origins
+        self.subprotocols = subprotocols
+        self.select_subprotocol = select_subprotocol
+        self.extensions = extensions
+        self.limits = limits
+        self.open_timeout = open_timeout
+        self.logger = logger if logger is not None else globals()["logger"]
+        self._connection_kwargs: dict[str, Any] = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            logger=self.logger,
+        )
+        self._connections: set[ServerConnection] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._closed: asyncio.Event | None = None
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """The open connections, handshake complete or not."""
+        return self._connections
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return () if self._server is None else tuple(self._server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket; handy after binding port 0."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def _new_connection(self) -> ServerConnection:
+        protocol = ServerProtocol(
+            origins=self.origins,
+            subprotocols=self.subprotocols,
+            select_subprotocol=self.select_subprotocol,
+            extensions=self.extensions,
+            limits=self.limits,
+            logger=self.logger,
+        )
+        return ServerConnection(protocol, self, **self._connection_kwargs)
+
+    async def start(self, host: str | Sequence[str] | None, port: int | None, **kwargs: Any) -> None:
+        """Listen; ``kwargs`` go to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ...)."""
+        loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        self._server = await loop.create_server(self._new_connection, host, port, **kwargs)
+
+    async def serve_forever(self) -> None:
+        """Serve until :meth:`close` is called or the task is cancelled."""
+        assert self._closed is not None, "call start() first"
+        await self._closed.wait()
+
+    def close(self, *, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Stop listening and start closing every connection with 1001; see :meth:`wait_closed`."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            protocol = connection.protocol
+            if protocol.state is OPEN:
+                protocol.send_close(code, reason)
+                connection._flush()
+                connection._check_close_expected()
+            elif protocol.state is CONNECTING:
+                connection.transport.close()
+        if self._closed is not None:
+            self._closed.set()
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until every connection is closed and every handler returned.
+
+        Handlers still running after ``timeout`` seconds (the close timeout by default)
+        are cancelled.
+        """
+        if timeout is None:
+            timeout = self._connection_kwargs["close_timeout"]
+        connections = [connection.wait_closed() for connection in list(self._connections)]
+        if connections:
+            await asyncio.wait([asyncio.ensure_future(c) for c in connections], timeout=timeout)
+        for connection in list(self._connections):
+            connection.transport.abort()
+        if self._handlers:
+            _, pending = await asyncio.wait(list(self._handlers), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:
+    """Start a WebSocket server that runs ``handler`` for each connection.
+
+    ``async with serve(handler, "127.0.0.1", 8000) as server: await server.serve_forever()``,
+    or ``server = await serve(...)``.
+
+    Args:
+        handler: a coroutine function that receives each :class:`ServerConnection`; the
+            connection closes with 1000 when it returns, 1011 when it raises.
+        host: the interface to listen on; ``None`` for all of them.
+        port: the port; 0 picks a free one (see :attr:`Server.port`).
+        ssl: an :class:`ssl.SSLContext` for wss://.
+        process_request: runs before the handshake for every request, and may return a
+            :class:`Response` to answer instead (an HTTP page, a health check, a 401).
+        origins: allowed Origin values; ``None`` (the default) allows the server's own
+            origin and non-browser clients, ``["*"]`` anyone.
+        subprotocols, select_subprotocol: subprotocol negotiation.
+        extensions: extension factories, such as permessage-deflate.
+        limits: limits on what clients may send.
+        open_timeout: seconds a client has to complete the handshake.
+        ping_interval, ping_timeout: keepalive; ``None`` turns them off.
+        close_timeout: seconds to wait for the closing handshake.
+        max_queue: received messages buffered per connection before reading pauses.
+        write_limit: bytes buffered per connection before ``send()`` waits.
+        **kwargs: passed to :meth:`asyncio.loop.create_server` (``sock``, ``reuse_port``, ...).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        process_request: ProcessRequest | None = None,
+        origins: Sequence[str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        limits: Limits = DEFAULT_LIMITS,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        write_limit: int = 32768,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.server = Server(
+            handler,
+            process_request=process_request,
+            origins=origins,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=extensions,
+            limits=limits,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            logger=logger,
+        )
+        self._host = host
+        self._port = port
+        self._kwargs = dict(kwargs, ssl=ssl)
+
+    async def _start(self) -> Server:
+        await self.server.start(self._host, self._port, **self._kwargs)
+        return self.server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.server.__aexit__(exc_type, exc, tb)

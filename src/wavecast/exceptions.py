@@ -1,0 +1,168 @@
+"""The exception tree of wavecast.
+
+Every exception that wavecast raises on purpose derives from :class:`WavecastError`::
+
+    WavecastError
+    ├── LocalProtocolError           the caller used the API wrongly ("can't send text when state is CLOSING")
+    ├── RemoteProtocolError          the peer broke the protocol; carries the close code or HTTP status to answer
+    │   ├── InvalidHandshake         the opening handshake failed; ``status`` is the HTTP status to answer
+    │   │   ├── InvalidHeader        a header is missing or malformed
+    │   │   ├── InvalidOrigin        the Origin is not allowed (403)
+    │   │   ├── InvalidUpgrade       not a WebSocket upgrade (426)
+    │   │   ├── InvalidStatus        the server answered something other than 101 (client side)
+    │   │   └── NegotiationError     no acceptable subprotocol or extension
+    │   ├── PayloadTooBig            a limit on messages or frames was exceeded (close code 1009)
+    │   └── InvalidPayload           a text message or close reason is not valid UTF-8 (close code 1007)
+    ├── InvalidURI                   the URI given to ``connect()`` is not a ws:// or wss:// URI
+    └── ConnectionClosed             the connection is closed; ``code`` and ``reason`` say how
+        ├── ConnectionClosedOK       closed with 1000 or 1001
+        └── ConnectionClosedError    closed with any other code, or without a close frame
+
+Messages are lowercase and give the action, the state, or the limit against the value seen.
+"""
+
+from __future__ import annotations
+
+from .codes import CloseCode
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidOrigin",
+    "InvalidPayload",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "LocalProtocolError",
+    "NegotiationError",
+    "PayloadTooBig",
+    "RemoteProtocolError",
+    "WavecastError",
+]
+
+
+class WavecastError(Exception):
+    """Base class of every exception that wavecast raises."""
+
+
+class LocalProtocolError(WavecastError):
+    """The caller did something the protocol does not allow in the current state."""
+
+
+class RemoteProtocolError(WavecastError):
+    """The peer broke the protocol.
+
+    Attributes:
+        close_code: the WebSocket close code to send, when the connection is open.
+        status: the HTTP status to answer, when the handshake is in progress.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        close_code: int = CloseCode.PROTOCOL_ERROR,
+        status: int = 400,
+    ) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.status = status
+
+
+class InvalidHandshake(RemoteProtocolError):
+    """The opening handshake failed."""
+
+
+class InvalidHeader(InvalidHandshake):
+    """A handshake header is missing or has a wrong value."""
+
+    def __init__(self, name: str, value: str | None = None, *, status: int = 400) -> None:
+        if value is None:
+            message = f"missing {name} header"
+        elif value == "":
+            message = f"empty {name} header"
+        else:
+            message = f"invalid {name} header: {value!r}"
+        super().__init__(message, status=status)
+        self.name = name
+        self.value = value
+
+
+class InvalidOrigin(InvalidHeader):
+    """The request's Origin is not in the allow-list."""
+
+    def __init__(self, origin: str | None) -> None:
+        super().__init__("Origin", origin, status=403)
+
+
+class InvalidUpgrade(InvalidHeader):
+    """The request is not a WebSocket upgrade, or asks for another protocol version."""
+
+    def __init__(self, name: str, value: str | None = None) -> None:
+        super().__init__(name, value, status=426)
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server rejected the handshake (client side)."""
+
+    def __init__(self, status_code: int, reason: str, body: bytes = b"") -> None:
+        super().__init__(f"server rejected WebSocket connection: HTTP {status_code} {reason}".rstrip())
+        self.status_code = status_code
+        self.reason = reason
+        self.body = body
+
+
+class NegotiationError(InvalidHandshake):
+    """No acceptable subprotocol or extension parameters."""
+
+
+class PayloadTooBig(RemoteProtocolError):
+    """A message, frame or fragment count exceeded its limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, close_code=CloseCode.MESSAGE_TOO_BIG, status=413)
+
+
+class InvalidPayload(RemoteProtocolError):
+    """A text message or close reason is not valid UTF-8."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, close_code=CloseCode.INVALID_DATA)
+
+
+class InvalidURI(WavecastError):
+    """The URI is not a valid ws:// or wss:// URI."""
+
+    def __init__(self, uri: str, why: str) -> None:
+        super().__init__(f"{uri!r} isn't a valid WebSocket URI: {why}")
+        self.uri = uri
+
+
+class ConnectionClosed(WavecastError):
+    """The connection is closed.
+
+    Attributes:
+        code: the close code received, or sent when none was received; 1006 when the TCP
+            connection was lost without a close frame.
+        reason: the close reason that goes with ``code``.
+        rcvd_then_sent: whether the peer started the closing handshake, when both sides sent one.
+    """
+
+    def __init__(self, code: int, reason: str, *, rcvd_then_sent: bool | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        self.rcvd_then_sent = rcvd_then_sent
+        explanation = CloseCode.describe(code)
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"connection closed: {code} {explanation}{detail}")
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection closed normally (1000) or because an endpoint went away (1001)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection closed with an error code, or without a closing handshake."""

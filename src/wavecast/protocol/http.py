@@ -1,0 +1,178 @@
+"""Incremental HTTP/1.1 parsing of the opening handshake, on httptools (llhttp).
+
+httptools does the parsing; this module enforces wavecast's limits on it, so that a peer
+can't make it buffer an endless request line or header, or an unbounded number of headers.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from ..exceptions import InvalidHandshake
+from .events import Request, Response
+from .headers import Headers
+from .limits import Limits
+
+__all__ = ["RequestParser", "ResponseParser"]
+
+# A rejection's body is kept for error messages, up to this size.
+_MAX_BODY = 65536
+
+
+class _HeadParser:
+    """What the request and response parsers share: header limits and line tracking."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._max_count = limits.max_header_count
+        self._max_line = limits.max_header_line
+        self._headers = Headers()
+        self._count = 0
+        self._error: InvalidHandshake | None = None
+        # Bytes since the last LF, to bound a line that never ends.
+        self._line = 0
+        self._head_done = False
+
+    def _check_lines(self, data: bytes) -> None:
+        """Fail as soon as a line outgrows the limit, before httptools buffers more of it."""
+        if self._max_line is None or self._head_done:
+            return
+        last = data.rfind(b"\n")
+        self._line = self._line + len(data) if last < 0 else len(data) - last - 1
+        if self._line > self._max_line:
+            raise InvalidHandshake(
+                f"header line of {self._line} bytes or more, expected no more than {self._max_line} bytes",
+                status=431,
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count += 1
+        if self._max_count is not None and self._count > self._max_count:
+            self._error = InvalidHandshake(f"more than {self._max_count} headers", status=431)
+            return
+        if self._max_line is not None and len(name) + len(value) + 2 > self._max_line:
+            self._error = InvalidHandshake(
+                f"header line of {len(name) + len(value) + 2} bytes, expected no more than {self._max_line} bytes",
+                status=431,
+            )
+            return
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+
+
+class RequestParser(_HeadParser):
+    """Parse one HTTP request: a handshake, or a plain request with a bounded body."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(limits)
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._max_body = limits.max_body_size
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._done = False
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._max_body is not None and self._body_size > self._max_body:
+            self._error = InvalidHandshake(
+                f"request body of {self._body_size} bytes or more, expected no more than {self._max_body} bytes",
+                status=413,
+            )
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._done = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if self._max_line is not None and len(self._url) > self._max_line:
+            self._error = InvalidHandshake(
+                f"request target of {len(self._url)} bytes or more, expected no more than {self._max_line} bytes",
+                status=414,
+            )
+
+    def feed(self, data: bytes) -> tuple[Request, bytes] | None:
+        """Feed bytes; return the request and the bytes after it once it is complete.
+
+        An upgrade request is complete with its head; another request with its body.
+
+        Raises:
+            InvalidHandshake: the request is malformed or exceeds a limit; ``status`` says
+                what to answer.
+        """
+        self._check_lines(data)
+        tail = b""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            tail = data[exc.args[0] :]
+            self._done = True
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            raise InvalidHandshake(f"invalid HTTP request: {exc}") from exc
+        if self._error is not None:
+            raise self._error
+        if not self._done:
+            return None
+        path, _, query = self._url.decode("latin-1").partition("?")
+        request = Request(
+            method=self._parser.get_method().decode("latin-1"),
+            path=path,
+            query=query,
+            headers=self._headers,
+            http_version=self._parser.get_http_version(),
+            body=b"".join(self._body),
+            keep_alive=self._parser.should_keep_alive(),
+        )
+        return request, tail
+
+
+class ResponseParser(_HeadParser):
+    """Parse one handshake response from the bytes fed to it."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(limits)
+        self._parser = httptools.HttpResponseParser(self)
+        self._reason = b""
+        self._body = b""
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_body(self, body: bytes) -> None:
+        if len(self._body) < _MAX_BODY:
+            self._body += body[: _MAX_BODY - len(self._body)]
+
+    def feed(self, data: bytes) -> tuple[Response, bytes] | None:
+        """Feed bytes; return the response and what follows it once the head is complete.
+
+        The body of a rejection is whatever arrived with the head, up to 64 KiB.
+
+        Raises:
+            InvalidHandshake: the response is malformed or exceeds a limit.
+        """
+        self._check_lines(data)
+        tail = b""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            tail = data[exc.args[0] :]
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            raise InvalidHandshake(f"invalid HTTP response: {exc}") from exc
+        if self._error is not None:
+            raise self._error
+        if not self._head_done:
+            return None
+        response = Response(
+            status_code=self._parser.get_status_code(),
+            reason_phrase=self._reason.decode("latin-1"),
+            headers=self._headers,
+            body=self._body,
+        )
+        return response, tail

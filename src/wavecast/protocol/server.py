@@ -1,0 +1,264 @@
+"""The server side: answer plain HTTP requests and accept or reject upgrades."""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Callable, Sequence
+
+from ..exceptions import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidOrigin,
+    InvalidUpgrade,
+    LocalProtocolError,
+    NegotiationError,
+)
+from .connection import SERVER, Protocol
+from .events import Request, Response
+from .extensions import Extension, ExtensionParameter, ServerExtensionFactory
+from .handshake import accept_key, build_extensions, check_key, origin_allowed, parse_extensions, parse_tokens
+from .headers import Headers
+from .http import RequestParser
+from .limits import DEFAULT_LIMITS, Limits
+from .state import CONNECTING, OPEN, Action, next_state
+
+__all__ = ["ServerProtocol", "SubprotocolSelector"]
+
+#: Picks a subprotocol among the client's offers, in the client's order; ``None`` for none.
+SubprotocolSelector = Callable[[Sequence[str]], str | None]
+
+
+class ServerProtocol(Protocol):
+    """The server side of a WebSocket connection, from the first request line.
+
+    A request arrives as a :class:`~wavecast.protocol.events.Request` event. Answer it with
+    :meth:`send_response`: the :class:`Response` that :meth:`accept` returns upgrades the
+    connection (or rejects a bad handshake), and :meth:`reject` builds a plain answer. A
+    plain answer to a keep-alive request leaves the connection ready for the next request.
+
+    Args:
+        origins: the allowed Origin values (see
+            :func:`~wavecast.protocol.handshake.origin_allowed`); ``None`` allows the
+            server's own origin and clients that send none.
+        subprotocols: the subprotocols this server speaks, in order of preference.
+        select_subprotocol: picks the subprotocol instead of the order of preference.
+        extensions: the extensions this server can negotiate.
+        limits: the limits to enforce on clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        origins: Sequence[str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        limits: Limits = DEFAULT_LIMITS,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        super().__init__(SERVER, limits=limits, state=CONNECTING, logger=logger)
+        self.origins = origins
+        self.available_subprotocols = list(subprotocols) if subprotocols else []
+        self.select_subprotocol = select_subprotocol
+        self.extension_factories = list(extensions)
+        #: The last request received.
+        self.request: Request | None = None
+        #: The subprotocol agreed in the handshake, if any.
+        self.subprotocol: str | None = None
+        #: Why the handshake failed, if it did.
+        self.handshake_exc: InvalidHandshake | None = None
+        self._http: RequestParser | None = RequestParser(limits)
+
+    def _receive_handshake(self, data: bytes) -> bytes:
+        if self._http is None:
+            # A request is waiting for its response; keep what follows it.
+            self._leftover = data
+            return b""
+        try:
+            result = self._http.feed(data)
+        except InvalidHandshake as exc:
+            self.handshake_exc = exc
+            self.send_response(self.reject(exc.status, f"{exc}\n", keep_alive=False))
+            return b""
+        if result is None:
+            return b""
+        request, tail = result
+        self.state = next_state(self.state, Action.RECEIVE_REQUEST)
+        self.request = request
+        self._http = None
+        self._leftover = tail
+        self._events.append(request)
+        return b""
+
+    def accept(self, request: Request) -> Response:
+        """Validate a handshake request and return the response to send.
+
+        Returns ``101 Switching Protocols`` when the request is valid; otherwise a
+        rejection whose status says why (400, 403, 405, 426 or 505), and
+        :attr:`handshake_exc` holds the error.
+        """
+        try:
+            headers = self._check_request(request)
+        except InvalidHandshake as exc:
+            self.handshake_exc = exc
+            response = self.reject(exc.status, f"Failed to open a WebSocket connection: {exc}.\n", keep_alive=False)
+            if exc.status == http.HTTPStatus.UPGRADE_REQUIRED:
+                response.headers["Upgrade"] = "websocket"
+                response.headers["Sec-WebSocket-Version"] = "13"
+            elif exc.status == http.HTTPStatus.METHOD_NOT_ALLOWED:
+                response.headers["Allow"] = "GET"
+            return response
+        return Response(status_code=101, reason_phrase="Switching Protocols", headers=headers)
+
+    def _check_request(self, request: Request) -> Headers:
+        """Check the request against RFC 6455 section 4.2.1 and return the 101's headers."""
+        if request.method != "GET":
+            raise InvalidHandshake(f"method {request.method} not allowed, expected GET", status=405)
+        if request.http_version != "1.1":
+            raise InvalidHandshake(f"HTTP/{request.http_version} not supported, expected HTTP/1.1", status=505)
+        headers = request.headers
+        if "Host" not in headers:
+            raise InvalidHeader("Host")
+        host = headers.get_all("Host")[0]
+
+        upgrade = parse_tokens(headers.get_all("Upgrade"), "Upgrade")
+        if "websocket" not in upgrade:
+            raise InvalidUpgrade("Upgrade", ", ".join(headers.get_all("Upgrade")) or None)
+        connection = parse_tokens(headers.get_all("Connection"), "Connection")
+        if "upgrade" not in connection:
+            raise InvalidUpgrade("Connection", ", ".join(headers.get_all("Connection")) or None)
+
+        keys = headers.get_all("Sec-WebSocket-Key")
+        if len(keys) != 1:
+            raise InvalidHeader("Sec-WebSocket-Key", ", ".join(keys) if keys else None)
+        key = keys[0]
+        check_key(key)
+        versions = headers.get_all("Sec-WebSocket-Version")
+        if versions != ["13"]:
+            raise InvalidUpgrade("Sec-WebSocket-Version", ", ".join(versions) if versions else None)
+
+        origins = headers.get_all("Origin")
+        if len(origins) > 1:
+            raise InvalidHeader("Origin", ", ".join(origins))
+        origin = origins[0] if origins else None
+        if not origin_allowed(origin, host, self.origins):
+            raise InvalidOrigin(origin)
+
+        response_headers = Headers(
+            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
+        )
+        extensions_header = self._negotiate_extensions(headers.get_all("Sec-WebSocket-Extensions"))
+        if extensions_header is not None:
+            response_headers["Sec-WebSocket-Extensions"] = extensions_header
+        subprotocol = self._negotiate_subprotocol(headers.get_all("Sec-WebSocket-Protocol"))
+        if subprotocol is not None:
+            response_headers["Sec-WebSocket-Protocol"] = subprotocol
+        self.subprotocol = subprotocol
+        return response_headers
+
+    def _negotiate_extensions(self, values: list[str]) -> str | None:
+        """Accept the client's offers that a factory takes, in the client's order."""
+        if not values or not self.extension_factories:
+            return None
+        accepted: list[Extension] = []
+        response: list[tuple[str, list[ExtensionParameter]]] = []
+        for name, params in parse_extensions(values):
+            for factory in self.extension_factories:
+                if factory.name != name or any(ext.name == name for ext in accepted):
+                    continue
+                try:
+                    response_params, extension = factory.process_request_params(params, accepted)
+                except NegotiationError:
+                    continue
+                accepted.append(extension)
+                response.append((name, response_params))
+                break
+        if not accepted:
+            return None
+        # One RSV1 extension per connection is all that RFC 7692 and browsers use.
+        self.extension = accepted[0]
+        return build_extensions(response[:1])
+
+    def _negotiate_subprotocol(self, values: list[str]) -> str | None:
+        # Subprotocol names are case-sensitive (RFC 6455 section 11.5).
+        offered = parse_tokens(values, "Sec-WebSocket-Protocol", lowercase=False)
+        if self.select_subprotocol is not None:
+            chosen = self.select_subprotocol(offered)
+            if chosen is not None and chosen not in offered:
+                raise LocalProtocolError(f"select_subprotocol returned {chosen!r}, which the client didn't offer")
+            return chosen
+        if not offered or not self.available_subprotocols:
+            return None
+        for subprotocol in self.available_subprotocols:
+            if subprotocol in offered:
+                return subprotocol
+        raise NegotiationError(
+            f"no supported subprotocol: client offered {', '.join(offered)}; "
+            f"server speaks {', '.join(self.available_subprotocols)}"
+        )
+
+    def reject(self, status: int, text: str = "", *, keep_alive: bool = True) -> Response:
+        """Build a plain HTTP response with a text body.
+
+        With ``keep_alive``, the connection may serve another request after it, when the
+        request allows it.
+        """
+        body = text.encode()
+        headers = Headers(
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+            ]
+        )
+        if not keep_alive:
+            headers["Connection"] = "close"
+        return Response(status_code=status, reason_phrase=_reason(status), headers=headers, body=body)
+
+    def send_response(self, response: Response) -> None:
+        """Send the answer to the last request.
+
+        ``101`` opens the connection and parses any frames that followed the request; any
+        other status ends the connection, unless both sides want to keep it alive.
+        """
+        if self.state is not CONNECTING or (self.request is None and self.handshake_exc is None):
+            raise LocalProtocolError(f"can't send a handshake response when state is {self.state.name}")
+        if response.status_code == 101:
+            if self.handshake_exc is not None:
+                raise LocalProtocolError("can't accept a handshake that failed")
+            self.state = next_state(self.state, Action.ACCEPT)
+            self._out.append(response.serialize())
+            data, self._leftover = self._leftover, b""
+            if data:
+                self.receive_data(data)
+            return
+        self._out.append(response.serialize())
+        keep_alive = (
+            self.request is not None
+            and self.request.keep_alive
+            and self.handshake_exc is None
+            and "close" not in (response.headers.get("Connection") or "").lower()
+        )
+        if keep_alive:
+            self.state = next_state(self.state, Action.SEND_RESPONSE)
+            self.request = None
+            self._http = RequestParser(self.limits)
+            data, self._leftover = self._leftover, b""
+            if data:
+                self.receive_data(data)
+        else:
+            self.state = next_state(self.state, Action.REJECT)
+            self.send_eof()
+            self._discard = True
+
+    @property
+    def open(self) -> bool:
+        """Whether the handshake succeeded and the connection hasn't started closing."""
+        return self.state is OPEN
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
