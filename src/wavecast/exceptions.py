@@ -145,19 +145,36 @@ class ConnectionClosed(WavecastError):
     """The connection is closed.
 
     Attributes:
-        code: the close code received, or sent when none was received; 1006 when the TCP
-            connection was lost without a close frame.
-        reason: the close reason that goes with ``code``.
+        code: the close code received; 1006 when no close frame was received.
+        reason: the close reason received.
+        sent_code: the close code this side sent, if it sent a close frame.
+        sent_reason: the close reason this side sent.
         rcvd_then_sent: whether the peer started the closing handshake, when both sides sent one.
     """
 
-    def __init__(self, code: int, reason: str, *, rcvd_then_sent: bool | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str = "",
+        *,
+        sent_code: int | None = None,
+        sent_reason: str = "",
+        rcvd_then_sent: bool | None = None,
+    ) -> None:
         self.code = code
         self.reason = reason
+        self.sent_code = sent_code
+        self.sent_reason = sent_reason
         self.rcvd_then_sent = rcvd_then_sent
-        explanation = CloseCode.describe(code)
-        detail = f" ({reason})" if reason else ""
-        super().__init__(f"connection closed: {code} {explanation}{detail}")
+        message = f"connection closed: {_describe(code, reason)}"
+        if sent_code is not None and (sent_code != code or code == CloseCode.ABNORMAL_CLOSURE):
+            message += f"; sent {_describe(sent_code, sent_reason)}"
+        super().__init__(message)
+
+
+def _describe(code: int, reason: str) -> str:
+    detail = f" ({reason})" if reason else ""
+    return f"{code} {CloseCode.describe(code)}{detail}"
 
 
 class ConnectionClosedOK(ConnectionClosed):

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..exceptions import InvalidHandshake, InvalidStatus
 from ..protocol.client import USER_AGENT, ClientProtocol
+from ..protocol.deflate import ClientPerMessageDeflateFactory
 from ..protocol.events import Event, Response
 from ..protocol.extensions import ClientExtensionFactory
 from ..protocol.headers import HeadersLike
@@ -93,7 +94,10 @@ class connect:
         subprotocols: the subprotocols to offer.
         additional_headers: more request headers (``Authorization``, cookies, ...).
         user_agent: the User-Agent header; ``None`` sends none.
-        extensions: extension factories, such as permessage-deflate.
+        compression: ``"deflate"`` (the default) offers permessage-deflate; ``None``
+            offers no compression.
+        extensions: extension factories; a permessage-deflate factory here replaces the
+            default settings of ``compression``.
         limits: limits on what the server may send.
         open_timeout: seconds for the TCP connection, TLS and the handshake together.
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
@@ -115,6 +119,7 @@ class connect:
         subprotocols: Sequence[str] | None = None,
         additional_headers: HeadersLike | None = None,
         user_agent: str | None = USER_AGENT,
+        compression: str | None = "deflate",
         extensions: Sequence[ClientExtensionFactory] = (),
         limits: Limits = DEFAULT_LIMITS,
         open_timeout: float | None = 10,
@@ -129,6 +134,11 @@ class connect:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
+        if compression == "deflate":
+            if not any(factory.name == ClientPerMessageDeflateFactory.name for factory in extensions):
+                extensions = [*extensions, ClientPerMessageDeflateFactory()]
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if self.wsuri.secure and ssl is None:

@@ -476,7 +476,14 @@ class Connection(asyncio.Protocol):
         reason = rcvd.reason if rcvd is not None else ""
         assert code is not None
         exc_type = ConnectionClosedOK if rcvd is not None and rcvd.code in _OK_CODES else ConnectionClosedError
-        return exc_type(code, reason, rcvd_then_sent=protocol.close_rcvd_then_sent)
+        sent = protocol.close_sent
+        return exc_type(
+            code,
+            reason,
+            sent_code=None if sent is None else sent.code,
+            sent_reason="" if sent is None else sent.reason,
+            rcvd_then_sent=protocol.close_rcvd_then_sent,
+        )
 
     def _send_prepared(self, frame: bytes, message: Data) -> bool:
         """Queue a frame serialized once for many connections; used by :func:`broadcast`."""

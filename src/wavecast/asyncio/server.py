@@ -13,6 +13,8 @@ from types import TracebackType
 from typing import Any
 
 from ..codes import CloseCode
+from ..exceptions import ConnectionClosed
+from ..protocol.deflate import ServerPerMessageDeflateFactory
 from ..protocol.events import Event, Request, Response
 from ..protocol.extensions import ServerExtensionFactory
 from ..protocol.headers import Headers
@@ -153,6 +155,11 @@ class ServerConnection(Connection):
         # and may finish its work; Server.close() cancels handlers that outlive it.
         try:
             await self.server.handler(self)
+        except ConnectionClosed as exc:
+            # The peer went away or broke the protocol: not a bug in the handler.
+            if self.debug:
+                self.logger.debug("handler ended: %s", exc)
+            return
         except Exception:
             self.logger.exception("connection handler failed")
             if self.protocol.state is OPEN:
@@ -311,7 +318,10 @@ class serve:
         origins: allowed Origin values; ``None`` (the default) allows the server's own
             origin and non-browser clients, ``["*"]`` anyone.
         subprotocols, select_subprotocol: subprotocol negotiation.
-        extensions: extension factories, such as permessage-deflate.
+        compression: ``"deflate"`` (the default) negotiates permessage-deflate with
+            memory-frugal settings; ``None`` turns compression off.
+        extensions: extension factories; a permessage-deflate factory here replaces the
+            default settings of ``compression``.
         limits: limits on what clients may send.
         open_timeout: seconds a client has to complete the handshake.
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
@@ -332,6 +342,7 @@ class serve:
         origins: Sequence[str] | None = None,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SubprotocolSelector | None = None,
+        compression: str | None = "deflate",
         extensions: Sequence[ServerExtensionFactory] = (),
         limits: Limits = DEFAULT_LIMITS,
         open_timeout: float | None = 10,
@@ -343,6 +354,11 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
+        if compression == "deflate":
+            if not any(factory.name == ServerPerMessageDeflateFactory.name for factory in extensions):
+                extensions = [*extensions, ServerPerMessageDeflateFactory()]
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
         self.server = Server(
             handler,
             process_request=process_request,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .client import USER_AGENT, ClientProtocol
 from .connection import Protocol, Side
+from .deflate import ClientPerMessageDeflateFactory, PerMessageDeflate, ServerPerMessageDeflateFactory
 from .events import Close, Event, Ping, Pong, Request, Response
 from .extensions import ClientExtensionFactory, Extension, ExtensionParameter, ServerExtensionFactory
 from .frames import Opcode, apply_mask, frame_header, parse_close, serialize_close, serialize_frame
@@ -37,6 +38,7 @@ __all__ = [
     "USER_AGENT",
     "Action",
     "ClientExtensionFactory",
+    "ClientPerMessageDeflateFactory",
     "ClientProtocol",
     "Close",
     "Event",
@@ -46,6 +48,7 @@ __all__ = [
     "HeadersLike",
     "Limits",
     "Opcode",
+    "PerMessageDeflate",
     "Ping",
     "Pong",
     "Protocol",
@@ -54,6 +57,7 @@ __all__ = [
     "Response",
     "ResponseParser",
     "ServerExtensionFactory",
+    "ServerPerMessageDeflateFactory",
     "ServerProtocol",
     "Side",
     "State",

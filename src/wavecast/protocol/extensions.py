@@ -25,7 +25,10 @@ ExtensionParameter = tuple[str, str | None]
 class Extension(Protocol):
     """A negotiated extension that transforms the payload of data messages."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The extension's registered name, such as ``permessage-deflate``."""
+        ...
 
     def decode(self, payload: bytes, *, fin: bool, max_size: int | None) -> bytes:
         """Decode one frame's payload of a message whose first frame had RSV1 set.
@@ -51,7 +54,10 @@ class Extension(Protocol):
 class ServerExtensionFactory(Protocol):
     """Answers a client's offer of one extension."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The extension's registered name, such as ``permessage-deflate``."""
+        ...
 
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted: Sequence[Extension]
@@ -67,7 +73,10 @@ class ServerExtensionFactory(Protocol):
 class ClientExtensionFactory(Protocol):
     """Makes a client's offer of one extension and checks the server's answer."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The extension's registered name, such as ``permessage-deflate``."""
+        ...
 
     def get_request_params(self) -> list[ExtensionParameter]:
         """Return the parameters to offer."""
