@@ -33,7 +33,11 @@ class _HeadParser:
         self._head_done = False
 
     def _check_lines(self, data: bytes) -> None:
-        """Fail as soon as a line outgrows the limit, before httptools buffers more of it."""
+        """Fail as soon as an unfinished line outgrows the limit, before httptools buffers more of it.
+
+        Called after httptools parsed ``data``: once the head is complete, what follows it
+        (a body, or frames after a 101) isn't made of header lines.
+        """
         if self._max_line is None or self._head_done:
             return
         last = data.rfind(b"\n")
@@ -103,7 +107,6 @@ class RequestParser(_HeadParser):
             InvalidHandshake: the request is malformed or exceeds a limit; ``status`` says
                 what to answer.
         """
-        self._check_lines(data)
         tail = b""
         try:
             self._parser.feed_data(data)
@@ -116,6 +119,7 @@ class RequestParser(_HeadParser):
             raise InvalidHandshake(f"invalid HTTP request: {exc}") from exc
         if self._error is not None:
             raise self._error
+        self._check_lines(data)
         if not self._done:
             return None
         path, _, query = self._url.decode("latin-1").partition("?")
@@ -155,7 +159,6 @@ class ResponseParser(_HeadParser):
         Raises:
             InvalidHandshake: the response is malformed or exceeds a limit.
         """
-        self._check_lines(data)
         tail = b""
         try:
             self._parser.feed_data(data)
@@ -167,6 +170,7 @@ class ResponseParser(_HeadParser):
             raise InvalidHandshake(f"invalid HTTP response: {exc}") from exc
         if self._error is not None:
             raise self._error
+        self._check_lines(data)
         if not self._head_done:
             return None
         response = Response(
