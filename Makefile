@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= ../shared
 
-.PHONY: run test test-all lint format types cov bench deps venv node system-deps clean
+.PHONY: run test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,12 @@ run: venv
 	$(BIN)/wavecast demo --host $(HOST) --port $(PORT)
 
 lint: venv
-	$(BIN)/ruff check src tests bench compliance
-	$(BIN)/ruff format --check src tests bench compliance
+	$(BIN)/ruff check src tests bench compliance fuzzing
+	$(BIN)/ruff format --check src tests bench compliance fuzzing
 
 format: venv
-	$(BIN)/ruff format src tests bench compliance
-	$(BIN)/ruff check --fix src tests bench compliance
+	$(BIN)/ruff format src tests bench compliance fuzzing
+	$(BIN)/ruff check --fix src tests bench compliance fuzzing
 
 types: venv
 	$(BIN)/mypy
@@ -56,6 +56,14 @@ cov: deps
 
 bench: venv
 	bench/run.sh
+
+# Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/.
+fuzz: venv
+	fuzzing/run.sh $(or $(FUZZ_SECONDS),60)
+
+# Every Autobahn case, as a server and as a client; rewrites compliance/RESULTS.md.
+compliance: venv
+	compliance/run.sh both '*'
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache .coverage
