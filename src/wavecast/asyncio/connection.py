@@ -488,7 +488,8 @@ class Connection(asyncio.Protocol):
     def _send_prepared(self, frame: bytes, message: Data) -> bool:
         """Queue a frame serialized once for many connections; used by :func:`broadcast`."""
         protocol = self.protocol
-        if protocol.state is not OPEN:
+        # A message can't go out between the fragments of another one.
+        if protocol.state is not OPEN or protocol._out_fragmented:
             return False
         if self.transport.get_write_buffer_size() + self._unflushed > self.write_limit:
             return False
@@ -517,7 +518,8 @@ def broadcast(connections: Iterable[Connection], message: Data) -> BroadcastResu
     """Send ``message`` to every open connection, framing it once.
 
     A connection whose write buffer is over its ``write_limit`` is skipped instead of
-    letting memory grow for a peer that doesn't read; so is a connection that isn't open.
+    letting memory grow for a peer that doesn't read; so is a connection that isn't open,
+    or that is in the middle of sending a fragmented message.
     This doesn't wait: the frames leave at the end of the current turn of the event loop.
     """
     if isinstance(message, str):

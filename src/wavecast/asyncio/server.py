@@ -65,6 +65,8 @@ class ServerConnection(Connection):
         self.response: Response | None = None
         self._open_handle: asyncio.TimerHandle | None = None
         self._handler_task: asyncio.Task[None] | None = None
+        # Awaits an asynchronous process_request; cancelled if the connection ends first.
+        self._request_task: asyncio.Task[None] | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -81,6 +83,10 @@ class ServerConnection(Connection):
         if self._open_handle is not None:
             self._open_handle.cancel()
             self._open_handle = None
+        if self._request_task is not None:
+            # Nobody is left to read the response.
+            self._request_task.cancel()
+            self._request_task = None
         self.server._connections.discard(self)
 
     def _open_timed_out(self) -> None:
@@ -107,7 +113,7 @@ class ServerConnection(Connection):
         if inspect.isawaitable(result):
             # Reads wait until the response is decided, so requests are answered in order.
             self.transport.pause_reading()
-            self._handler_task = self.loop.create_task(self._respond_later(event, result))
+            self._request_task = self.loop.create_task(self._respond_later(event, result))
         else:
             self._respond(event, result)
 
@@ -117,7 +123,7 @@ class ServerConnection(Connection):
         except Exception:
             self.logger.exception("process_request failed")
             response = http_response(500, "Internal Server Error\n")
-        self._handler_task = None
+        self._request_task = None
         if not self._lost:
             self.transport.resume_reading()
             self._respond(request, response)

@@ -1,0 +1,544 @@
+"""serve(), Server and ServerConnection over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from wavecast import (
+    CloseCode,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    Limits,
+    Request,
+    Response,
+)
+from wavecast.asyncio import Server, ServerConnection, connect, http_response, serve
+from wavecast.protocol import CLOSED, OPEN
+
+from ..conftest import StartServer, echo, ws_uri
+from ..utils import MS, wait_until
+from .peers import handshake_request, open_raw_client, raw_handshake
+
+# --- echo --------------------------------------------------------------------------------
+
+
+async def test_echo_text_and_binary(start_server: StartServer) -> None:
+    server = await start_server()
+    async with connect(ws_uri(server)) as client:
+        await client.send("hello, ünïcode ✓")
+        assert await client.recv() == "hello, ünïcode ✓"
+        await client.send(b"\x00\x01\xfe\xff")
+        assert await client.recv() == b"\x00\x01\xfe\xff"
+        await client.send(bytearray(b"bytearray"))
+        assert await client.recv() == b"bytearray"
+        await client.send(memoryview(b"memoryview"))
+        assert await client.recv() == b"memoryview"
+        await client.send("")
+        assert await client.recv() == ""
+        await client.send(b"")
+        assert await client.recv() == b""
+
+
+async def test_echo_many_messages_in_order(start_server: StartServer) -> None:
+    server = await start_server()
+    async with connect(ws_uri(server)) as client:
+        for i in range(200):
+            await client.send(f"message {i}")
+        for i in range(200):
+            assert await client.recv() == f"message {i}"
+
+
+@pytest.mark.parametrize("size", [125, 126, 65535, 65536, 4 * 2**20])
+async def test_echo_large_binary(start_server: StartServer, size: int) -> None:
+    limits = Limits(max_message_size=8 * 2**20, max_frame_size=8 * 2**20)
+    server = await start_server(limits=limits)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    async with connect(ws_uri(server), limits=limits) as client:
+        await client.send(payload)
+        assert await client.recv() == payload
+
+
+async def test_echo_large_text(start_server: StartServer) -> None:
+    limits = Limits(max_message_size=8 * 2**20, max_frame_size=8 * 2**20)
+    server = await start_server(limits=limits)
+    text = "wavecast ✓ " * (4 * 2**20 // 13)
+    async with connect(ws_uri(server), limits=limits) as client:
+        await client.send(text)
+        assert await client.recv() == text
+
+
+async def test_echo_fragmented_message(start_server: StartServer) -> None:
+    server = await start_server()
+    async with connect(ws_uri(server)) as client:
+        await client.send_fragments(["frag", "men", "ted"])
+        assert await client.recv() == "fragmented"
+        await client.send_fragments([b"\x01", b"\x02", b"\x03"])
+        assert await client.recv() == b"\x01\x02\x03"
+
+
+# --- handler lifecycle ---------------------------------------------------------------------
+
+
+async def test_handler_return_closes_with_1000(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send("bye")
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        assert await client.recv() == "bye"
+        with pytest.raises(ConnectionClosedOK) as info:
+            await client.recv()
+        assert info.value.code == CloseCode.NORMAL_CLOSURE
+        assert info.value.rcvd_then_sent is True
+        assert client.close_code == 1000
+
+
+async def test_handler_exception_closes_with_1011_and_server_keeps_serving(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        if connection.request is not None and connection.request.path == "/boom":
+            raise RuntimeError("boom")
+        await echo(connection)
+
+    server = await start_server(handler)
+    with caplog.at_level(logging.ERROR, logger="wavecast.server"):
+        async with connect(ws_uri(server, "/")) as good, connect(ws_uri(server, "/boom")) as bad:
+            with pytest.raises(ConnectionClosedError) as info:
+                await bad.recv()
+            assert info.value.code == CloseCode.INTERNAL_ERROR
+            assert bad.close_code == CloseCode.INTERNAL_ERROR
+            await good.send("still here")
+            assert await good.recv() == "still here"
+        async with connect(ws_uri(server)) as later:
+            await later.send("and later")
+            assert await later.recv() == "and later"
+    assert any("connection handler failed" in record.getMessage() for record in caplog.records)
+
+
+async def test_handler_sees_request_and_addresses(start_server: StartServer) -> None:
+    seen: list[ServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        seen.append(connection)
+        await connection.send(f"{connection.request.path}?{connection.request.query}" if connection.request else "")
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server, "/room/1?user=ada"), additional_headers={"X-Token": "t0k"}) as client:
+        assert await client.recv() == "/room/1?user=ada"
+        connection = seen[0]
+        assert connection.request is not None
+        assert connection.request.headers["X-Token"] == "t0k"
+        assert connection.request.query_params == {"user": "ada"}
+        assert connection.response is not None and connection.response.status_code == 101
+        assert connection.local_address[1] == server.port
+        assert connection.remote_address == client.local_address
+        assert client.remote_address == connection.local_address
+
+
+async def test_server_close_closes_every_connection_with_1001(start_server: StartServer) -> None:
+    server = await start_server()
+    uri = ws_uri(server)
+    clients = [await connect(uri) for _ in range(3)]
+    try:
+        await wait_until(lambda: len(server.connections) == 3, what="three connections")
+        server.close()
+        async with asyncio.timeout(2000 * MS):
+            await server.wait_closed()
+        assert server.connections == set()
+        for client in clients:
+            with pytest.raises(ConnectionClosedOK) as info:
+                await client.recv()
+            assert info.value.code == CloseCode.GOING_AWAY
+        # The server doesn't listen anymore.
+        with pytest.raises(OSError):
+            await connect(uri)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_server_close_with_code_and_reason(start_server: StartServer) -> None:
+    server = await start_server()
+    async with connect(ws_uri(server)) as client:
+        await wait_until(lambda: len(server.connections) == 1, what="the connection")
+        server.close(code=CloseCode.SERVICE_RESTART, reason="restarting")
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert (info.value.code, info.value.reason) == (CloseCode.SERVICE_RESTART, "restarting")
+        await server.wait_closed()
+
+
+async def test_server_wait_closed_cancels_a_handler_that_outlives_it(start_server: StartServer) -> None:
+    cancelled = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)):
+        await wait_until(lambda: len(server._handlers) == 1, what="the handler")
+        server.close()
+        async with asyncio.timeout(2000 * MS):
+            await server.wait_closed(timeout=20 * MS)
+    assert cancelled.is_set()
+
+
+async def test_serve_as_context_manager_and_serve_forever() -> None:
+    async with serve(echo, "127.0.0.1", 0) as server:
+        assert isinstance(server, Server)
+        assert server.port != 0
+        assert server.sockets[0].getsockname()[0] == "127.0.0.1"
+        forever = asyncio.create_task(server.serve_forever())
+        async with connect(ws_uri(server)) as client:
+            await client.send("ping")
+            assert await client.recv() == "ping"
+        server.close()
+        async with asyncio.timeout(1000 * MS):
+            await forever
+
+
+# --- opening handshake -------------------------------------------------------------------
+
+
+async def test_open_timeout_aborts_a_silent_client_while_others_are_served(start_server: StartServer) -> None:
+    server = await start_server(open_timeout=50 * MS)
+    silent = await open_raw_client(server.port)
+    try:
+        async with connect(ws_uri(server)) as client:
+            await client.send("served")
+            assert await client.recv() == "served"
+            # The silent client gets EOF once the open timeout fires.
+            async with asyncio.timeout(2000 * MS):
+                assert await silent.read_until_eof() == b""
+            # The handshaken client isn't affected by the open timeout.
+            await asyncio.sleep(100 * MS)
+            await client.send("still served")
+            assert await client.recv() == "still served"
+    finally:
+        silent.close()
+    await wait_until(lambda: len(server.connections) == 0, what="the silent connection to go")
+
+
+async def test_open_timeout_counts_from_a_partial_request(start_server: StartServer) -> None:
+    server = await start_server(open_timeout=50 * MS)
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(handshake_request(server.port)[:20])
+        async with asyncio.timeout(2000 * MS):
+            assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+async def test_subprotocol_negotiation(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send(connection.subprotocol or "none")
+
+    server = await start_server(handler, subprotocols=["chat.v2", "chat.v1"])
+    async with connect(ws_uri(server), subprotocols=["chat.v1", "chat.v2"]) as client:
+        assert client.subprotocol == "chat.v2"
+        assert await client.recv() == "chat.v2"
+    async with connect(ws_uri(server), subprotocols=["chat.v1"]) as client:
+        assert client.subprotocol == "chat.v1"
+        assert await client.recv() == "chat.v1"
+    async with connect(ws_uri(server)) as client:
+        assert client.subprotocol is None
+        assert await client.recv() == "none"
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server), subprotocols=["mqtt"])
+    assert info.value.status_code == 400
+
+
+async def test_select_subprotocol(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send(connection.subprotocol or "none")
+
+    server = await start_server(handler, select_subprotocol=lambda offered: offered[-1] if offered else None)
+    async with connect(ws_uri(server), subprotocols=["a", "b", "c"]) as client:
+        assert client.subprotocol == "c"
+        assert await client.recv() == "c"
+
+
+async def test_origin_rejected_with_403(start_server: StartServer) -> None:
+    server = await start_server(origins=["https://good.example"])
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server), origin="https://evil.example")
+    assert info.value.status_code == 403
+    async with connect(ws_uri(server), origin="https://good.example") as client:
+        await client.send("welcome")
+        assert await client.recv() == "welcome"
+
+
+async def test_oversized_header_gets_431_and_server_keeps_serving(start_server: StartServer) -> None:
+    server = await start_server()
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server), additional_headers={"X-Big": "x" * 10_000})
+    assert info.value.status_code == 431
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server), additional_headers=[(f"X-H{i}", "v") for i in range(200)])
+    assert info.value.status_code == 431
+    async with connect(ws_uri(server)) as client:
+        await client.send("fine")
+        assert await client.recv() == "fine"
+
+
+async def test_plain_http_request_gets_426(start_server: StartServer) -> None:
+    server = await start_server()
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, headers, body = await raw.read_response()
+        assert status == 426
+        assert headers["upgrade"] == "websocket"
+        assert b"Upgrade" in body
+        assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+async def test_garbage_request_gets_400(start_server: StartServer) -> None:
+    server = await start_server()
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+        status, _, _ = await raw.read_response()
+        assert status == 400
+        assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+# --- process_request -----------------------------------------------------------------------
+
+
+def _page_or_upgrade(connection: ServerConnection, request: Request) -> Response | None:
+    if request.path == "/ws":
+        return None
+    if request.path == "/":
+        return http_response(200, "<h1>hello</h1>", content_type="text/html; charset=utf-8")
+    return http_response(404, "Not Found\n", headers={"X-Why": "nothing here"})
+
+
+async def test_process_request_serves_pages_with_keep_alive(start_server: StartServer) -> None:
+    server = await start_server(process_request=_page_or_upgrade)
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, headers, body = await raw.read_response()
+        assert (status, headers["content-type"], body) == (200, "text/html; charset=utf-8", b"<h1>hello</h1>")
+        # Same socket, second request.
+        await raw.send(b"GET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, headers, body = await raw.read_response()
+        assert (status, headers["x-why"], body) == (404, "nothing here", b"Not Found\n")
+        # Same socket again, now an upgrade.
+        await raw.send(handshake_request(server.port, "/ws"))
+        assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
+    finally:
+        raw.close()
+
+
+@pytest.mark.xfail(
+    reason="RequestParser feeds every buffered byte to httptools, which merges pipelined requests into one",
+    strict=True,
+)
+async def test_process_request_pipelined_requests(start_server: StartServer) -> None:
+    server = await start_server(process_request=_page_or_upgrade)
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert (await raw.read_response())[0] == 200
+        assert (await raw.read_response())[0] == 404
+        assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+async def test_process_request_rejects_the_upgrade(start_server: StartServer) -> None:
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Authorization") != "Bearer good":
+            return http_response(401, "Unauthorized\n", headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    server = await start_server(process_request=process_request)
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server))
+    assert info.value.status_code == 401
+    assert info.value.body == b"Unauthorized\n"
+    async with connect(ws_uri(server), additional_headers={"Authorization": "Bearer good"}) as client:
+        await client.send("in")
+        assert await client.recv() == "in"
+
+
+async def test_async_process_request(start_server: StartServer) -> None:
+    calls: list[str] = []
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        calls.append(request.path)
+        await asyncio.sleep(MS)
+        if request.path == "/health":
+            return http_response(200, "OK\n")
+        return None
+
+    server = await start_server(process_request=process_request)
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert await raw.read_response() == (
+            200,
+            {"content-type": "text/plain; charset=utf-8", "content-length": "3"},
+            b"OK\n",
+        )
+        # The handshake waits for the coroutine too, and a message sent right after
+        # the request isn't lost.
+        await raw.send(handshake_request(server.port, "/ws"))
+        await raw.send_frame(0x1, b"early bird")
+        assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
+        assert await raw.read_frame() == (0x1, b"early bird")
+    finally:
+        raw.close()
+    assert calls == ["/health", "/ws"]
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_process_request_exception_gives_500(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture, is_async: bool
+) -> None:
+    def fail(connection: ServerConnection, request: Request) -> Response | None:
+        raise ValueError("oops")
+
+    async def fail_later(connection: ServerConnection, request: Request) -> Response | None:
+        raise ValueError("oops")
+
+    server = await start_server(process_request=fail_later if is_async else fail)
+    with caplog.at_level(logging.ERROR, logger="wavecast.server"), pytest.raises(InvalidStatus) as info:
+        await connect(ws_uri(server))
+    assert info.value.status_code == 500
+    assert any("process_request failed" in record.getMessage() for record in caplog.records)
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+async def test_message_too_big_closes_with_1009_and_others_keep_working(start_server: StartServer) -> None:
+    server = await start_server(limits=Limits(max_message_size=1024))
+    async with connect(ws_uri(server)) as good, connect(ws_uri(server)) as bad:
+        await bad.send(b"x" * 1025)
+        with pytest.raises(ConnectionClosedError) as info:
+            await bad.recv()
+        assert info.value.code == CloseCode.MESSAGE_TOO_BIG
+        await good.send(b"x" * 1024)
+        assert await good.recv() == b"x" * 1024
+
+
+async def test_too_many_fragments_closes_with_1009(start_server: StartServer) -> None:
+    server = await start_server(limits=Limits(max_fragments=4))
+    async with connect(ws_uri(server)) as client:
+        await client.send_fragments(["a", "b", "c"])
+        assert await client.recv() == "abc"
+        await client.send_fragments(["a", "b", "c", "d", "e"])
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == CloseCode.MESSAGE_TOO_BIG
+
+
+async def test_protocol_error_closes_with_1002(start_server: StartServer) -> None:
+    server = await start_server()
+    raw = await raw_handshake(server.port)
+    try:
+        # An unmasked frame from a client breaks RFC 6455 section 5.1.
+        await raw.send_frame(0x1, b"unmasked", masked=False)
+        opcode, payload = await raw.read_frame()
+        assert opcode == 0x8
+        assert int.from_bytes(payload[:2], "big") == CloseCode.PROTOCOL_ERROR
+        assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+async def test_invalid_utf8_closes_with_1007(start_server: StartServer) -> None:
+    server = await start_server()
+    raw = await raw_handshake(server.port)
+    try:
+        await raw.send_frame(0x1, b"\xff\xfe")
+        opcode, payload = await raw.read_frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, CloseCode.INVALID_DATA)
+    finally:
+        raw.close()
+
+
+async def test_connection_states_seen_by_the_handler(start_server: StartServer) -> None:
+    states: list[object] = []
+    done = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        states.append(connection.state)
+        await connection.wait_closed()
+        states.append(connection.state)
+        done.set()
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)):
+        pass
+    async with asyncio.timeout(1000 * MS):
+        await done.wait()
+    assert states == [OPEN, CLOSED]
+
+
+@pytest.mark.parametrize("ending", ["open_timeout", "server_close"])
+async def test_async_process_request_is_cancelled_when_the_connection_ends(
+    start_server: StartServer, ending: str
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return None
+
+    server = await start_server(
+        process_request=process_request, open_timeout=50 * MS if ending == "open_timeout" else None
+    )
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(handshake_request(server.port))
+        async with asyncio.timeout(1000 * MS):
+            await started.wait()
+        if ending == "server_close":
+            server.close()
+        async with asyncio.timeout(2000 * MS):
+            assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+    # Nobody is left to read the response: the coroutine computing it is cancelled.
+    async with asyncio.timeout(1000 * MS):
+        await cancelled.wait()
+    if ending == "server_close":
+        async with asyncio.timeout(1000 * MS):
+            await server.wait_closed()
+
+
+async def test_idle_keep_alive_connection_gets_the_open_timeout(start_server: StartServer) -> None:
+    server = await start_server(process_request=_page_or_upgrade, open_timeout=50 * MS)
+    raw = await open_raw_client(server.port)
+    try:
+        await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await raw.read_response())[0] == 200
+        # No second request: the server closes the connection after open_timeout.
+        async with asyncio.timeout(2000 * MS):
+            assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
