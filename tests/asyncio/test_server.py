@@ -346,10 +346,6 @@ async def test_process_request_serves_pages_with_keep_alive(start_server: StartS
         raw.close()
 
 
-@pytest.mark.xfail(
-    reason="RequestParser feeds every buffered byte to httptools, which merges pipelined requests into one",
-    strict=True,
-)
 async def test_process_request_pipelined_requests(start_server: StartServer) -> None:
     server = await start_server(process_request=_page_or_upgrade)
     raw = await open_raw_client(server.port)

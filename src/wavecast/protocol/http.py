@@ -19,6 +19,10 @@ __all__ = ["RequestParser", "ResponseParser"]
 _MAX_BODY = 65536
 
 
+class _Pipelined(Exception):
+    """Raised from a callback to stop httptools at the start of a pipelined request."""
+
+
 class _HeadParser:
     """What the request and response parsers share: header limits and line tracking."""
 
@@ -76,6 +80,23 @@ class RequestParser(_HeadParser):
         self._body: list[bytes] = []
         self._body_size = 0
         self._done = False
+        self._keep_alive = False
+        # The last bytes of the head so far, to find its end across packets.
+        self._head_tail = b""
+        self._pipelined = False
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            # httptools went on to a request pipelined after one with a body, and would merge
+            # it into this one; stop it. Where that request starts is unknown, so it's dropped
+            # and the connection closes after the answer.
+            self._pipelined = True
+            raise _Pipelined
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # httptools resets this once the message is complete: read it now.
+        self._keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -107,16 +128,34 @@ class RequestParser(_HeadParser):
             InvalidHandshake: the request is malformed or exceeds a limit; ``status`` says
                 what to answer.
         """
-        tail = b""
+        pieces = [data]
+        if not self._head_done:
+            # Feed the head alone when it ends inside ``data``: httptools would parse a request
+            # pipelined after a bodiless one as more of this one. A head ends with an empty
+            # line, and llhttp accepts no bare LF.
+            window = self._head_tail + data
+            end = window.find(b"\r\n\r\n")
+            if end >= 0:
+                end += 4 - len(self._head_tail)
+                if end < len(data):
+                    pieces = [data[:end], data[end:]]
+            self._head_tail = window[-3:]
+        consumed = 0
         try:
-            self._parser.feed_data(data)
+            for piece in pieces:
+                if self._done:
+                    break
+                self._parser.feed_data(piece)
+                consumed += len(piece)
         except httptools.HttpParserUpgrade as exc:
-            tail = data[exc.args[0] :]
+            consumed += exc.args[0]
             self._done = True
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            raise InvalidHandshake(f"invalid HTTP request: {exc}") from exc
+            if not self._pipelined:
+                raise InvalidHandshake(f"invalid HTTP request: {exc}") from exc
+            consumed = len(data)
         if self._error is not None:
             raise self._error
         self._check_lines(data)
@@ -130,9 +169,9 @@ class RequestParser(_HeadParser):
             headers=self._headers,
             http_version=self._parser.get_http_version(),
             body=b"".join(self._body),
-            keep_alive=self._parser.should_keep_alive(),
+            keep_alive=self._keep_alive and not self._pipelined,
         )
-        return request, tail
+        return request, data[consumed:]
 
 
 class ResponseParser(_HeadParser):
@@ -167,7 +206,11 @@ class ResponseParser(_HeadParser):
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            raise InvalidHandshake(f"invalid HTTP response: {exc}") from exc
+            # llhttp pauses after the head of any 101, but httptools reports an upgrade only
+            # when the headers ask for one; the client's checks then reject the response. An
+            # error in the body of a rejection leaves the body that arrived before it.
+            if not self._head_done:
+                raise InvalidHandshake(f"invalid HTTP response: {exc}") from exc
         if self._error is not None:
             raise self._error
         self._check_lines(data)
