@@ -243,7 +243,12 @@ class Protocol:
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 section 7.1.2)."""
-        self.state = next_state(self.state, Action.SEND_CLOSE)
+        state = next_state(self.state, Action.SEND_CLOSE)
+        # CLOSING allows a close frame only when none went out yet: a received close frame is
+        # answered automatically, and a second close frame would break RFC 6455 section 5.5.1.
+        if self.close_sent is not None:
+            raise LocalProtocolError("can't send a close frame twice")
+        self.state = state
         payload = serialize_close(code, reason)
         self._queue_frame(OP_CLOSE, payload)
         self.close_sent = Close(code, reason)
@@ -493,6 +498,12 @@ class Protocol:
                 text = decoder.decode(chunk, last)
             except UnicodeDecodeError as exc:
                 raise InvalidPayload("invalid UTF-8 in text message") from exc
+            if not last:
+                # Python's decoder fails at once on any invalid byte but one: it holds ED A0-BF,
+                # the start of a UTF-16 surrogate, until the next byte (RFC 6455 section 8.1).
+                pending = decoder.getstate()[0]
+                if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
+                    raise InvalidPayload("invalid UTF-8 in text message")
             text_parts: list[str] = self._m_parts  # type: ignore[assignment]
             if text:
                 text_parts.append(text)
