@@ -14,21 +14,29 @@ Every exception that wavecast raises on purpose derives from :class:`WavecastErr
     │   ├── PayloadTooBig            a limit on messages or frames was exceeded (close code 1009)
     │   └── InvalidPayload           a text message or close reason is not valid UTF-8 (close code 1007)
     ├── InvalidURI                   the URI given to ``connect()`` is not a ws:// or wss:// URI
-    └── ConnectionClosed             the connection is closed; ``code`` and ``reason`` say how
-        ├── ConnectionClosedOK       closed with 1000 or 1001
-        └── ConnectionClosedError    closed with any other code, or without a close frame
+    ├── ConnectionClosed             the connection is closed; ``code`` and ``reason`` say how
+    │   ├── ConnectionClosedOK       closed with 1000 or 1001
+    │   └── ConnectionClosedError    closed with any other code, or without a close frame
+    ├── CommandError                 a real-time command fails; ``error`` is the reply's code and message
+    ├── DisconnectError              a real-time client must be disconnected; ``disconnect`` says how
+    ├── EngineError                  a broker or presence engine failed; nothing was delivered
+    └── ConfigError                  a configuration value is invalid; the message names the field
 
 Messages are lowercase and give the action, the state, or the limit against the value seen.
 """
 
 from __future__ import annotations
 
-from .codes import CloseCode
+from .codes import CloseCode, Disconnect, Error
 
 __all__ = [
+    "CommandError",
+    "ConfigError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "DisconnectError",
+    "EngineError",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidOrigin",
@@ -183,3 +191,35 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code, or without a closing handshake."""
+
+
+class CommandError(WavecastError):
+    """A real-time command fails with ``error``; raise it from a hook to refuse a command.
+
+    ``raise CommandError(ERROR_PERMISSION_DENIED)``, or an application error with a code
+    in 400-1999: ``raise CommandError(Error(400, "room is full"))``.
+    """
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class DisconnectError(WavecastError):
+    """A real-time client must be disconnected; raise it from a hook to end the connection.
+
+    ``raise DisconnectError(Disconnect(4501, "banned"))``: clients reconnect after codes
+    4000-4499 and stop after 4500-4999.
+    """
+
+    def __init__(self, disconnect: Disconnect) -> None:
+        super().__init__(f"disconnect {disconnect.code}: {disconnect.reason}")
+        self.disconnect = disconnect
+
+
+class EngineError(WavecastError):
+    """A broker or presence engine failed, for example because Redis is unreachable."""
+
+
+class ConfigError(WavecastError, ValueError):
+    """A configuration value is invalid; the message names the field."""

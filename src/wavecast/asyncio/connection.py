@@ -15,7 +15,7 @@ import collections
 import logging
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, NamedTuple, cast
 
 from ..codes import CloseCode
@@ -27,7 +27,8 @@ from ..exceptions import (
 )
 from ..protocol.connection import Protocol
 from ..protocol.events import Close, Event, Pong
-from ..protocol.frames import OP_BINARY, OP_TEXT, serialize_frame
+from ..protocol.frames import OP_TEXT
+from ..protocol.prepared import PreparedMessage
 from ..protocol.state import CLOSED, CONNECTING, OPEN
 
 __all__ = ["BroadcastResult", "ConcurrencyError", "Connection", "broadcast"]
@@ -123,6 +124,8 @@ class Connection(asyncio.Protocol):
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._ping_timeout_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
+        #: Called when the peer reads again after :attr:`writing_paused` was true.
+        self.on_writable: Callable[[], None] | None = None
 
     # --- public API ----------------------------------------------------------------------
 
@@ -337,6 +340,8 @@ class Connection(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.on_writable is not None:
+            self.on_writable()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -485,26 +490,45 @@ class Connection(asyncio.Protocol):
             rcvd_then_sent=protocol.close_rcvd_then_sent,
         )
 
-    def _send_prepared(self, frame: bytes, message: Data) -> bool:
-        """Queue a frame serialized once for many connections; used by :func:`broadcast`."""
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the transport's buffer is above ``write_limit``: the peer isn't reading."""
+        return self._writing_paused
+
+    def write_prepared(self, message: PreparedMessage) -> None:
+        """Queue a prepared message now, without waiting; it leaves at the end of this loop turn.
+
+        This doesn't apply backpressure: callers check :attr:`writing_paused` first.
+        """
         protocol = self.protocol
-        # A message can't go out between the fragments of another one.
-        if protocol.state is not OPEN or protocol._out_fragmented:
-            return False
-        if self.transport.get_write_buffer_size() + self._unflushed > self.write_limit:
-            return False
+        if protocol.state is not OPEN:
+            return
         if protocol._mask_frames or protocol.extension is not None:
-            if isinstance(message, str):
-                protocol.send_text(message)
+            if message.opcode == OP_TEXT:
+                protocol.send_text(message.payload.decode())
             else:
-                protocol.send_binary(message)
+                protocol.send_binary(message.payload)
+            self._unflushed += len(message.payload) + 14
         else:
+            frame = message.frame
             protocol.send_prepared(frame)
-        self._unflushed += len(frame)
+            self._unflushed += len(frame)
         if not self._dirty:
             self._dirty = True
             self._batcher.add(self)
-        return True
+        if self._unflushed > self.write_limit:
+            # Let the transport see the data, so that it pauses writing if the peer is slow.
+            self._flush()
+
+    def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake without waiting for it to complete."""
+        protocol = self.protocol
+        if protocol.state is OPEN:
+            protocol.send_close(code, reason)
+            self._flush()
+            self._check_close_expected()
+        elif protocol.state is CONNECTING:
+            self.transport.abort()
 
 
 class BroadcastResult(NamedTuple):
@@ -514,21 +538,20 @@ class BroadcastResult(NamedTuple):
     skipped: int
 
 
-def broadcast(connections: Iterable[Connection], message: Data) -> BroadcastResult:
+def broadcast(connections: Iterable[Connection], message: Data | PreparedMessage) -> BroadcastResult:
     """Send ``message`` to every open connection, framing it once.
 
     A connection whose write buffer is over its ``write_limit`` is skipped instead of
-    letting memory grow for a peer that doesn't read; so is a connection that isn't open,
-    or that is in the middle of sending a fragmented message.
+    letting memory grow for a peer that doesn't read; so is a connection that isn't open.
     This doesn't wait: the frames leave at the end of the current turn of the event loop.
     """
-    if isinstance(message, str):
-        frame = serialize_frame(OP_TEXT, message.encode())
-    else:
-        frame = serialize_frame(OP_BINARY, bytes(message))
+    prepared = message if isinstance(message, PreparedMessage) else PreparedMessage.of(message)
     sent = skipped = 0
     for connection in connections:
-        if connection._send_prepared(frame, message):
+        protocol = connection.protocol
+        # A fragmented message in progress can't have another message slipped in between.
+        if protocol.state is OPEN and not connection._writing_paused and not protocol._out_fragmented:
+            connection.write_prepared(prepared)
             sent += 1
         else:
             skipped += 1

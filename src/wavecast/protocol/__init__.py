@@ -24,6 +24,7 @@ from .handshake import (
 from .headers import Headers, HeadersLike
 from .http import RequestParser, ResponseParser
 from .limits import DEFAULT_LIMITS, Limits
+from .prepared import PreparedMessage
 from .server import ServerProtocol, SubprotocolSelector
 from .state import CLOSED, CLOSING, CONNECTING, OPEN, TRANSITIONS, Action, State, next_state
 from .uri import WebSocketURI, parse_uri
@@ -51,6 +52,7 @@ __all__ = [
     "PerMessageDeflate",
     "Ping",
     "Pong",
+    "PreparedMessage",
     "Protocol",
     "Request",
     "RequestParser",

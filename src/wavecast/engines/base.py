@@ -1,0 +1,191 @@
+"""The engine interfaces: a Broker moves publications between nodes and keeps history;
+a PresenceManager knows who is in a channel.
+
+They are separate so that, say, Redis pub/sub can be combined with in-memory presence.
+Engines report back to the node through a :class:`BrokerEventHandler`. Every engine passes
+the same contract suite, ``tests/engines/contract/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+__all__ = [
+    "Broker",
+    "BrokerEventHandler",
+    "ClientInfo",
+    "HistoryResult",
+    "PresenceManager",
+    "PresenceStats",
+    "Publication",
+    "StreamPosition",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who a connection is: its client id, user id, and the info attached to the connection
+    (from the token or the connect hook) and to the subscription.
+
+    ``conn_info`` and ``chan_info`` are opaque bytes (JSON text for JSON clients).
+    """
+
+    client: str
+    user: str
+    conn_info: bytes | None = None
+    chan_info: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """A position in a channel's stream.
+
+    ``offset`` counts publications since the stream began. ``epoch`` names one life of the
+    stream: when a stream is lost (expired, evicted, its engine restarted) it starts again
+    with a new epoch, so a client that remembers an offset of the old one learns that
+    recovery is impossible instead of silently missing publications.
+    """
+
+    offset: int
+    epoch: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Publication:
+    """A message published to a channel.
+
+    Attributes:
+        data: the payload, opaque bytes (JSON text for JSON clients).
+        offset: its offset in the channel's stream; 0 when the channel keeps no history.
+        info: the publisher, when a client published it.
+        tags: optional string tags.
+        time: publication time in Unix milliseconds, 0 when not recorded.
+    """
+
+    data: bytes
+    offset: int = 0
+    info: ClientInfo | None = None
+    tags: Mapping[str, str] | None = None
+    time: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryResult:
+    """Publications from a stream, and the stream's current position."""
+
+    publications: list[Publication]
+    position: StreamPosition
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PresenceStats:
+    """How many connections and distinct users are present in a channel."""
+
+    num_clients: int
+    num_users: int
+
+
+class BrokerEventHandler(Protocol):
+    """What a broker calls when something arrives for a channel this node subscribed to.
+
+    The calls are synchronous and must not block: they fan out to local connections.
+    """
+
+    def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
+        """A publication arrived; ``position`` is set when the channel keeps history."""
+
+    def on_join(self, channel: str, info: ClientInfo) -> None:
+        """A client joined the channel, on this node or another."""
+
+    def on_leave(self, channel: str, info: ClientInfo) -> None:
+        """A client left the channel, on this node or another."""
+
+
+class Broker(Protocol):
+    """Moves publications to every node subscribed to a channel, and keeps channel history."""
+
+    async def start(self, handler: BrokerEventHandler) -> None:
+        """Start delivering events to ``handler``; called once before anything else."""
+
+    async def publish(
+        self,
+        channel: str,
+        publication: Publication,
+        *,
+        history_size: int = 0,
+        history_ttl: float = 0,
+    ) -> StreamPosition | None:
+        """Publish to every subscribed node, in one step with appending to history.
+
+        With ``history_size`` and ``history_ttl`` above 0, the publication is appended to the
+        channel's stream, keeping at most ``history_size`` publications for ``history_ttl``
+        seconds after the last one; it gets the next offset, and the new position is
+        returned. Without history, ``None`` is returned and the publication's offset is 0.
+
+        Raises:
+            EngineError: the publication could not be accepted; it was not delivered.
+        """
+        ...
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        """Tell every subscribed node that a client joined."""
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
+        """Tell every subscribed node that a client left."""
+
+    async def subscribe(self, channel: str) -> None:
+        """Start receiving the channel's events on this node."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving the channel's events on this node."""
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> HistoryResult:
+        """Return publications of the channel's stream and its current position.
+
+        Args:
+            since: return only publications after this position; if its epoch isn't the
+                stream's, the stream's position is returned with no publication.
+            limit: at most this many publications; 0 returns only the position, ``None``
+                every publication kept.
+            reverse: newest first.
+        """
+        ...
+
+    async def remove_history(self, channel: str) -> None:
+        """Forget the channel's publications; its offset and epoch stay."""
+
+    async def close(self) -> None:
+        """Release resources; the broker is not used afterwards."""
+
+
+class PresenceManager(Protocol):
+    """Who is present in each channel."""
+
+    async def start(self) -> None:
+        """Start background work, if any; called once before anything else."""
+
+    async def add_presence(self, channel: str, client: str, info: ClientInfo, *, ttl: float) -> None:
+        """Add or refresh a client's presence, which expires ``ttl`` seconds later unless refreshed."""
+
+    async def remove_presence(self, channel: str, client: str, user: str) -> None:
+        """Remove a client's presence."""
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        """Return the clients present, by client id."""
+        ...
+
+    async def presence_stats(self, channel: str) -> PresenceStats:
+        """Return how many clients and users are present."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""

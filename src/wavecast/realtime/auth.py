@@ -1,0 +1,160 @@
+"""JWT connection and subscription tokens (Centrifugo's claims), verified with PyJWT."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from ..codes import DISCONNECT_INVALID_TOKEN, ERROR_PERMISSION_DENIED, ERROR_TOKEN_EXPIRED
+from ..exceptions import CommandError, DisconnectError
+
+__all__ = ["ConnectToken", "SubscribeToken", "TokenVerifier", "encode_json_claim"]
+
+
+def encode_json_claim(value: Any) -> bytes | None:
+    """Return a claim that carries JSON (``info``, ``meta``) as JSON bytes."""
+    if value is None:
+        return None
+    import msgspec
+
+    return msgspec.json.encode(value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectToken:
+    """The claims of a connection token.
+
+    Attributes:
+        user: the ``sub`` claim; ``""`` for an anonymous connection.
+        expire_at: the ``exp`` claim in Unix seconds; 0 if the token never expires.
+        info: the ``info`` claim, JSON bytes attached to the connection.
+        channels: server-side subscriptions granted by the ``channels`` claim.
+        subs: server-side subscriptions with options, from the ``subs`` claim.
+        meta: the ``meta`` claim, JSON bytes kept on the server.
+    """
+
+    user: str
+    expire_at: int = 0
+    info: bytes | None = None
+    channels: tuple[str, ...] = ()
+    subs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    meta: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscribeToken:
+    """The claims of a subscription token: ``sub``, ``channel``, ``exp`` and ``info``."""
+
+    user: str
+    channel: str
+    expire_at: int = 0
+    info: bytes | None = None
+
+
+class TokenVerifier:
+    """Verifies tokens signed with HS256, RS256 or ES256, whichever keys are configured."""
+
+    def __init__(
+        self,
+        *,
+        hmac_secret: str = "",
+        rsa_public_key: str = "",
+        ecdsa_public_key: str = "",
+        audience: str = "",
+        issuer: str = "",
+    ) -> None:
+        self._keys: dict[str, Any] = {}
+        if hmac_secret:
+            self._keys["HS256"] = hmac_secret
+        if rsa_public_key:
+            self._keys["RS256"] = rsa_public_key
+        if ecdsa_public_key:
+            self._keys["ES256"] = ecdsa_public_key
+        self.audience = audience or None
+        self.issuer = issuer or None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def _decode(self, token: str, now: float) -> dict[str, Any]:
+        """Verify signature and standard claims; expiry is checked by the caller."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise ValueError(f"malformed token: {exc}") from exc
+        algorithm = header.get("alg")
+        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
+        if key is None or not isinstance(algorithm, str):
+            raise ValueError(f"unsupported token algorithm: {algorithm!r}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"verify_exp": False, "verify_aud": self.audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise ValueError(f"invalid token: {exc}") from exc
+        exp = claims.get("exp", 0)
+        if not isinstance(exp, int | float) or exp < 0:
+            raise ValueError("invalid exp claim")
+        return claims
+
+    def connect_token(self, token: str, now: float) -> ConnectToken:
+        """Verify a connection token.
+
+        Raises:
+            DisconnectError: 3500 "invalid token" for a bad signature or malformed claims.
+            CommandError: 109 "token expired" when ``exp`` has passed; the client refreshes
+                its token and connects again.
+        """
+        try:
+            claims = self._decode(token, now)
+            user = claims.get("sub", "")
+            if not isinstance(user, str):
+                raise ValueError("sub claim must be a string")
+            channels = claims.get("channels", [])
+            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+                raise ValueError("channels claim must be a list of strings")
+            subs = claims.get("subs", {})
+            if not isinstance(subs, dict):
+                raise ValueError("subs claim must be an object")
+        except ValueError as exc:
+            raise DisconnectError(DISCONNECT_INVALID_TOKEN) from exc
+        expire_at = int(claims.get("exp", 0))
+        if expire_at and expire_at <= now:
+            raise CommandError(ERROR_TOKEN_EXPIRED)
+        return ConnectToken(
+            user=user,
+            expire_at=expire_at,
+            info=encode_json_claim(claims.get("info")),
+            channels=tuple(channels),
+            subs=subs,
+            meta=encode_json_claim(claims.get("meta")),
+        )
+
+    def subscribe_token(self, token: str, now: float, *, user: str, channel: str) -> SubscribeToken:
+        """Verify a subscription token for ``user`` and ``channel``.
+
+        Raises:
+            CommandError: 103 "permission denied" for a bad token or another user or
+                channel; 109 "token expired" when ``exp`` has passed.
+        """
+        try:
+            claims = self._decode(token, now)
+        except ValueError as exc:
+            raise CommandError(ERROR_PERMISSION_DENIED) from exc
+        if claims.get("sub", "") != user or claims.get("channel") != channel:
+            raise CommandError(ERROR_PERMISSION_DENIED)
+        expire_at = int(claims.get("exp", 0))
+        if expire_at and expire_at <= now:
+            raise CommandError(ERROR_TOKEN_EXPIRED)
+        return SubscribeToken(
+            user=user, channel=channel, expire_at=expire_at, info=encode_json_claim(claims.get("info"))
+        )

@@ -1,0 +1,104 @@
+"""The connect command: authenticate, then subscribe to server-side channels."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ...codes import DISCONNECT_BAD_REQUEST, DISCONNECT_CONNECTION_LIMIT, DISCONNECT_INVALID_TOKEN, ERROR_UNAUTHORIZED
+from ...exceptions import CommandError, DisconnectError
+from ...version import version
+from ..codec.schema import Command, ConnectResult, Reply, SubscribeResult, raw
+from ..contexts import ConnectingContext
+from .subscribe import subscribe_server_side
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["connect"]
+
+
+def _raw(raw: msgspec.Raw) -> bytes | None:
+    return bytes(raw) if raw else None
+
+
+async def connect(session: Session, command: Command) -> Reply:
+    request = command.connect
+    assert request is not None
+    if not session.connecting:
+        raise DisconnectError(DISCONNECT_BAD_REQUEST)
+    node = session.node
+    config = node.config
+    now = time.time()
+
+    user: str | None = None
+    info = None
+    expire_at = 0
+    channels: list[str] = []
+    data = None
+    if request.token:
+        if not node.tokens.enabled:
+            raise DisconnectError(DISCONNECT_INVALID_TOKEN)
+        token = node.tokens.connect_token(request.token, now)
+        user, info, expire_at = token.user, token.info, token.expire_at
+        channels.extend(token.channels)
+        channels.extend(token.subs)
+        session.meta = token.meta
+    if node.on_connecting is not None:
+        result = await node.on_connecting(
+            ConnectingContext(
+                client=session.client,
+                transport=session.transport.name,
+                request=session.request,
+                token_user=user,
+                data=_raw(request.data),
+                name=request.name,
+                version=request.version,
+            )
+        )
+        if result is not None:
+            user, info, expire_at, data = result.user, result.info, result.expire_at, result.data
+            channels.extend(result.channels)
+    if user is None:
+        if not config.allow_anonymous_connect_without_token:
+            raise CommandError(ERROR_UNAUTHORIZED)
+        user = ""
+    if user and len(node.hub.user_sessions(user)) >= config.user_connection_limit:
+        raise DisconnectError(DISCONNECT_CONNECTION_LIMIT)
+    if not session.connecting:
+        # The client went away while the hook ran.
+        raise DisconnectError(DISCONNECT_BAD_REQUEST)
+
+    session.user = user
+    session.info = info
+    session.connected()
+    node.hub.add_session(session)
+    session.set_expiry(expire_at)
+
+    if config.user_subscribe_to_personal and user:
+        from ..channels import personal_channel
+
+        channels.append(personal_channel(config.personal_channel_namespace, user))
+    subs: dict[str, SubscribeResult] = {}
+    recover = request.subs or {}
+    for channel in dict.fromkeys(channels):
+        subs[channel] = await subscribe_server_side(session, channel, recover.get(channel))
+        if session.closed:
+            break
+
+    return Reply(
+        id=command.id,
+        connect=ConnectResult(
+            client=session.client,
+            version=version,
+            expires=bool(expire_at),
+            ttl=max(int(expire_at - now), 0) if expire_at else 0,
+            data=raw(data),
+            subs=subs or None,
+            ping=int(config.client_ping_interval),
+            pong=bool(config.client_ping_interval),
+            node=config.name,
+        ),
+    )

@@ -1,0 +1,62 @@
+"""The publish and send commands."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ...codes import ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
+from ...engines.base import ClientInfo, Publication
+from ...exceptions import CommandError
+from ..codec.schema import Command, PublishResult, Reply
+from ..contexts import MessageContext, PublishContext
+from ..permissions import can_publish, channel_options, check_user_limited
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["publish", "send"]
+
+
+async def publish(session: Session, command: Command) -> Reply:
+    request = command.publish
+    assert request is not None
+    node = session.node
+    channel = request.channel
+    options = channel_options(node.config, channel)
+    if not request.data:
+        raise CommandError(ERROR_BAD_REQUEST)
+    if not session.take_publication_token():
+        raise CommandError(ERROR_TOO_MANY_REQUESTS)
+    check_user_limited(options, channel, session.user)
+    data = bytes(request.data)
+    tags = None
+    subscription = session.subscriptions.get(channel)
+    if node.on_publish is not None:
+        result = await node.on_publish(PublishContext(session=session, channel=channel, data=data))
+        if result is not None:
+            if result.skip:
+                return Reply(id=command.id, publish=PublishResult())
+            data = result.data if result.data is not None else data
+            tags = result.tags
+    elif options.protected or not can_publish(options, session.user, session.is_subscribed(channel)):
+        raise CommandError(ERROR_PERMISSION_DENIED)
+    info = ClientInfo(
+        client=session.client,
+        user=session.user,
+        conn_info=session.info,
+        chan_info=subscription.info if subscription is not None else None,
+    )
+    await node.publish_publication(
+        channel, Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000)), options
+    )
+    return Reply(id=command.id, publish=PublishResult())
+
+
+async def send(session: Session, command: Command) -> None:
+    request = command.send
+    assert request is not None
+    if session.node.on_message is not None:
+        await session.node.on_message(
+            MessageContext(session=session, data=bytes(request.data) if request.data else None)
+        )

@@ -1,0 +1,40 @@
+"""The rpc command: call a Python handler registered on the node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...codes import ERROR_LIMIT_EXCEEDED, ERROR_METHOD_NOT_FOUND
+from ...exceptions import CommandError
+from ..codec.schema import Command, Reply, RPCResult, raw
+from ..contexts import RPCContext
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["rpc"]
+
+
+async def rpc(session: Session, command: Command) -> Reply:
+    request = command.rpc
+    assert request is not None
+    node = session.node
+    handler = node.rpc_handlers.get(request.method) or node.on_rpc
+    if handler is None:
+        raise CommandError(ERROR_METHOD_NOT_FOUND)
+    if session.rpc_in_flight >= node.config.rpc_in_flight_limit:
+        raise CommandError(ERROR_LIMIT_EXCEEDED)
+    session.rpc_in_flight += 1
+    try:
+        result = await handler(
+            RPCContext(session=session, method=request.method, data=bytes(request.data) if request.data else None)
+        )
+    finally:
+        session.rpc_in_flight -= 1
+    if result is None:
+        data = raw(None)
+    elif isinstance(result, bytes | bytearray | memoryview):
+        data = raw(bytes(result))
+    else:
+        data = raw(session.codec.encode_data(result))
+    return Reply(id=command.id, rpc=RPCResult(data=data))

@@ -1,0 +1,207 @@
+"""The real-time configuration: channel options per namespace, limits, timing and auth.
+
+A channel named ``ns:rest`` belongs to the namespace ``ns``; a channel without ``:`` to the
+default namespace. Options are Centrifugo's, with the same names and meanings, so that a
+Centrifugo configuration carries over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from ..exceptions import ConfigError
+
+__all__ = ["SLOW_CONSUMER_POLICIES", "ChannelOptions", "NodeConfig", "SlowConsumerPolicy"]
+
+SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "conflate"]
+SLOW_CONSUMER_POLICIES: tuple[SlowConsumerPolicy, ...] = ("disconnect", "drop_oldest", "conflate")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChannelOptions:
+    """What clients may do in the channels of one namespace, and what the channels keep.
+
+    Attributes:
+        presence: keep who is subscribed; required for presence and join/leave.
+        join_leave: send join and leave pushes to subscribers that ask for them.
+        force_push_join_leave: send them to every subscriber.
+        history_size: publications kept per channel; 0 keeps none.
+        history_ttl: seconds publications are kept after the last one; 0 keeps none.
+        force_positioning: check every subscriber's position in the stream.
+        allow_recovery: let subscribers ask to recover missed publications.
+        force_recovery: recover for every subscriber, asked or not.
+        allow_subscribe_for_client: any authenticated client may subscribe.
+        allow_subscribe_for_anonymous: anonymous clients may subscribe too.
+        allow_publish_for_subscriber: subscribers may publish.
+        allow_publish_for_client: any authenticated client may publish.
+        allow_publish_for_anonymous: anonymous clients may publish too.
+        allow_presence_for_subscriber, allow_presence_for_client, allow_presence_for_anonymous:
+            who may ask for presence and presence stats.
+        allow_history_for_subscriber, allow_history_for_client, allow_history_for_anonymous:
+            who may ask for history.
+        allow_user_limited_channels: ``chat#42,43`` may be subscribed only by users 42 and 43.
+        protected: only a subscription token, the connection token's ``channels`` claim or
+            the ``on_subscribe`` hook grant a subscription; the ``allow_subscribe_*`` options
+            are ignored.
+        slow_consumer: what happens when a subscriber's outgoing queue is full:
+            ``disconnect`` (code 3008, the client reconnects and recovers), ``drop_oldest``,
+            or ``conflate`` (keep only the latest publication per conflation key).
+        conflation_key_tag: with ``conflate``, the publication tag that names the key;
+            without it, each channel is one key.
+    """
+
+    presence: bool = False
+    join_leave: bool = False
+    force_push_join_leave: bool = False
+    history_size: int = 0
+    history_ttl: float = 0.0
+    force_positioning: bool = False
+    allow_recovery: bool = False
+    force_recovery: bool = False
+    allow_subscribe_for_client: bool = False
+    allow_subscribe_for_anonymous: bool = False
+    allow_publish_for_subscriber: bool = False
+    allow_publish_for_client: bool = False
+    allow_publish_for_anonymous: bool = False
+    allow_presence_for_subscriber: bool = False
+    allow_presence_for_client: bool = False
+    allow_presence_for_anonymous: bool = False
+    allow_history_for_subscriber: bool = False
+    allow_history_for_client: bool = False
+    allow_history_for_anonymous: bool = False
+    allow_user_limited_channels: bool = False
+    protected: bool = False
+    slow_consumer: SlowConsumerPolicy = "disconnect"
+    conflation_key_tag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.history_size < 0 or self.history_ttl < 0:
+            raise ConfigError("history_size and history_ttl must be 0 or more")
+        if (self.history_size > 0) != (self.history_ttl > 0):
+            raise ConfigError("history_size and history_ttl must be set together")
+        if (self.force_recovery or self.allow_recovery or self.force_positioning) and not self.history_size:
+            raise ConfigError("recovery and positioning need history: set history_size and history_ttl")
+        if (self.join_leave or self.force_push_join_leave) and not self.presence:
+            raise ConfigError("join_leave needs presence: set presence = true")
+        if self.slow_consumer not in SLOW_CONSUMER_POLICIES:
+            raise ConfigError(
+                f"slow_consumer must be one of {', '.join(SLOW_CONSUMER_POLICIES)}, got {self.slow_consumer!r}"
+            )
+        if self.conflation_key_tag is not None and self.slow_consumer != "conflate":
+            raise ConfigError("conflation_key_tag needs slow_consumer = 'conflate'")
+
+    @property
+    def history(self) -> bool:
+        return self.history_size > 0 and self.history_ttl > 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    """Everything a :class:`~wavecast.realtime.node.Node` needs, with finite defaults.
+
+    Attributes:
+        name: this node's name, reported to clients and in the admin page.
+        channel: options of channels without a namespace.
+        namespaces: options by namespace name.
+        token_hmac_secret_key: HMAC secret that signs connection and subscription tokens (HS256).
+        token_rsa_public_key: PEM public key for RS256 tokens.
+        token_ecdsa_public_key: PEM public key for ES256 tokens.
+        token_audience, token_issuer: claims that tokens must carry, when set.
+        allow_anonymous_connect_without_token: accept connections without a token.
+        client_ping_interval: seconds between the server's pings; 0 turns them off.
+        client_pong_timeout: seconds a client has to answer a ping before 3012 "no pong".
+        client_stale_close_delay: seconds a client has to send connect before 3502 "stale".
+        client_expired_close_delay: seconds a client has to refresh an expired token.
+        client_queue_max_size: bytes queued for a client that doesn't read fast enough,
+            before its namespace's slow-consumer policy applies.
+        client_channel_limit: channels one client may subscribe to (3505 "channel limit" past it).
+        user_connection_limit: connections one user may keep open (3504 "connection limit").
+        channel_max_length: characters in a channel name (error 107 past it).
+        client_message_size_limit: bytes in one WebSocket message from a client (close 1009).
+        presence_ttl: seconds a presence entry lives without being refreshed.
+        presence_update_interval: seconds between refreshes of a client's presence.
+        command_rate, command_burst: commands per second per client, and the burst
+            allowed above that rate, before error 111 "too many requests".
+        publication_rate, publication_burst: the same for publish commands.
+        rpc_in_flight_limit: RPC handlers running at once per client.
+        history_max_limit: publications one history or recovery call returns at most.
+        user_subscribe_to_personal: subscribe every authenticated client to its personal
+            channel ``personal_channel_namespace:#user``.
+        personal_channel_namespace: the namespace of personal channels.
+        shutdown_timeout: seconds to wait for clients to close on shutdown.
+    """
+
+    name: str = "wavecast"
+    channel: ChannelOptions = dataclasses.field(default_factory=ChannelOptions)
+    namespaces: Mapping[str, ChannelOptions] = dataclasses.field(default_factory=dict)
+    token_hmac_secret_key: str = ""
+    token_rsa_public_key: str = ""
+    token_ecdsa_public_key: str = ""
+    token_audience: str = ""
+    token_issuer: str = ""
+    allow_anonymous_connect_without_token: bool = False
+    client_ping_interval: float = 25.0
+    client_pong_timeout: float = 8.0
+    client_stale_close_delay: float = 10.0
+    client_expired_close_delay: float = 25.0
+    client_queue_max_size: int = 2**20
+    client_channel_limit: int = 128
+    user_connection_limit: int = 100
+    channel_max_length: int = 255
+    client_message_size_limit: int = 65536
+    presence_ttl: float = 60.0
+    presence_update_interval: float = 27.0
+    command_rate: float = 100.0
+    command_burst: int = 200
+    publication_rate: float = 50.0
+    publication_burst: int = 100
+    rpc_in_flight_limit: int = 16
+    history_max_limit: int = 1000
+    user_subscribe_to_personal: bool = False
+    personal_channel_namespace: str = "personal"
+    shutdown_timeout: float = 10.0
+    allowed_origins: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        positive = (
+            "client_queue_max_size",
+            "client_channel_limit",
+            "user_connection_limit",
+            "channel_max_length",
+            "client_message_size_limit",
+            "presence_ttl",
+            "presence_update_interval",
+            "command_rate",
+            "command_burst",
+            "publication_rate",
+            "publication_burst",
+            "rpc_in_flight_limit",
+            "history_max_limit",
+            "client_pong_timeout",
+            "client_stale_close_delay",
+            "client_expired_close_delay",
+            "shutdown_timeout",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.client_ping_interval < 0:
+            raise ConfigError("client_ping_interval must be 0 (off) or positive")
+        if self.presence_update_interval >= self.presence_ttl:
+            raise ConfigError("presence_update_interval must be shorter than presence_ttl")
+        for namespace in self.namespaces:
+            if not namespace or ":" in namespace or "#" in namespace:
+                raise ConfigError(f"invalid namespace name: {namespace!r}")
+        if self.user_subscribe_to_personal and self.personal_channel_namespace not in self.namespaces:
+            raise ConfigError(
+                f"user_subscribe_to_personal needs the namespace {self.personal_channel_namespace!r} in namespaces"
+            )
+
+    def channel_options(self, channel: str) -> ChannelOptions | None:
+        """Return the options of ``channel``'s namespace, or ``None`` if the namespace doesn't exist."""
+        namespace, sep, _ = channel.partition(":")
+        if not sep:
+            return self.channel
+        return self.namespaces.get(namespace)

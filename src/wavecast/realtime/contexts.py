@@ -1,0 +1,147 @@
+"""What hooks receive and may return.
+
+Hooks are coroutine functions set on a :class:`~wavecast.realtime.node.Node`. Each may
+refuse with ``raise CommandError(...)`` (an error reply) or ``raise DisconnectError(...)``
+(the client is disconnected).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..codes import Disconnect
+from ..protocol.events import Request
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = [
+    "ConnectResult",
+    "ConnectingContext",
+    "DisconnectContext",
+    "MessageContext",
+    "OnConnecting",
+    "OnDisconnect",
+    "OnMessage",
+    "OnPublish",
+    "OnSubscribe",
+    "PublishContext",
+    "PublishResult",
+    "RPCContext",
+    "RPCHandler",
+    "SubscribeContext",
+    "SubscribeResult",
+]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConnectingContext:
+    """A client asks to connect.
+
+    Attributes:
+        client: the id the connection will have.
+        transport: ``"websocket"``.
+        request: the HTTP request that opened the connection (headers, cookies, query).
+        token_user: the user of a valid connection token, if one was sent.
+        data: the ``data`` of the connect command, raw JSON.
+        name, version: what the client SDK says it is.
+    """
+
+    client: str
+    transport: str
+    request: Request | None
+    token_user: str | None
+    data: bytes | None
+    name: str
+    version: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConnectResult:
+    """What ``on_connecting`` grants.
+
+    Attributes:
+        user: the user id; ``""`` for an anonymous connection.
+        info: JSON bytes attached to the connection, seen in presence and publications.
+        expire_at: Unix seconds when the client must have refreshed; 0 never expires.
+        channels: channels to subscribe the client to on the server side.
+        data: JSON bytes sent back in the connect reply.
+    """
+
+    user: str
+    info: bytes | None = None
+    expire_at: int = 0
+    channels: Sequence[str] = ()
+    data: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SubscribeContext:
+    """A client asks to subscribe to ``channel``; ``data`` is raw JSON from the client."""
+
+    session: Session
+    channel: str
+    data: bytes | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SubscribeResult:
+    """What ``on_subscribe`` grants: ``info`` for the subscription, ``data`` for the reply."""
+
+    info: bytes | None = None
+    expire_at: int = 0
+    data: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PublishContext:
+    """A client publishes ``data`` (raw JSON) to ``channel``."""
+
+    session: Session
+    channel: str
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PublishResult:
+    """What ``on_publish`` decides: publish ``data`` instead, with ``tags``; or skip it."""
+
+    data: bytes | None = None
+    tags: Mapping[str, str] | None = None
+    skip: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RPCContext:
+    """A client calls ``method`` with ``data`` (raw JSON)."""
+
+    session: Session
+    method: str
+    data: bytes | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MessageContext:
+    """A client sent an asynchronous message (the ``send`` command); no reply goes back."""
+
+    session: Session
+    data: bytes | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DisconnectContext:
+    """A client disconnected; ``disconnect`` says why."""
+
+    session: Session
+    disconnect: Disconnect
+
+
+OnConnecting = Callable[[ConnectingContext], Awaitable[ConnectResult | None]]
+OnSubscribe = Callable[[SubscribeContext], Awaitable[SubscribeResult | None]]
+OnPublish = Callable[[PublishContext], Awaitable[PublishResult | None]]
+#: Returns the reply's data: bytes of JSON, or any value that JSON can hold.
+RPCHandler = Callable[[RPCContext], Awaitable[Any]]
+OnMessage = Callable[[MessageContext], Awaitable[None]]
+OnDisconnect = Callable[[DisconnectContext], Awaitable[None]]

@@ -1,0 +1,479 @@
+"""The Node: one per process; it wires the hub, the engines and the hooks, fans publications
+out to local subscribers, and offers the server-side API (publish, presence, history, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..codes import (
+    DISCONNECT_FORCE_NO_RECONNECT,
+    DISCONNECT_SHUTDOWN,
+    UNSUBSCRIBE_INSUFFICIENT_STATE,
+    UNSUBSCRIBE_SERVER,
+    Disconnect,
+    Unsubscribe,
+)
+from ..engines.base import (
+    Broker,
+    ClientInfo,
+    HistoryResult,
+    PresenceManager,
+    PresenceStats,
+    Publication,
+    StreamPosition,
+)
+from ..exceptions import ConfigError
+from ..protocol.prepared import PreparedMessage
+from .auth import TokenVerifier
+from .codec.json import JSONCodec, client_info_msg, publication_msg
+from .codec.schema import JoinMsg, LeaveMsg, Push, Reply, SubscribeMsg, UnsubscribeMsg
+from .config import ChannelOptions, NodeConfig
+from .contexts import (
+    DisconnectContext,
+    OnConnecting,
+    OnDisconnect,
+    OnMessage,
+    OnPublish,
+    OnSubscribe,
+    RPCHandler,
+)
+from .hub import Hub
+from .session import Session
+from .subscription import SUBSCRIBED, UNSUBSCRIBED, Subscription
+
+__all__ = ["Node", "NodeStats"]
+
+logger = logging.getLogger("wavecast.realtime")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass
+class NodeStats:
+    """Counters that the metrics endpoint exposes."""
+
+    publications: int = 0
+    deliveries: int = 0
+    slow_consumer_actions: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    disconnects: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+
+
+class Node:
+    """A real-time node.
+
+    Args:
+        config: channel options, limits and auth; defaults to :class:`NodeConfig()`.
+        broker: where publications and history go; in memory by default.
+        presence_manager: where presence lives; in memory by default.
+
+    Hooks are attributes: ``on_connecting``, ``on_subscribe``, ``on_publish``, ``on_rpc``
+    (for methods without their own handler), ``on_message`` and ``on_disconnect``; the
+    decorators of the same names set them, and ``@node.rpc("method")`` registers an RPC
+    handler.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig | None = None,
+        *,
+        broker: Broker | None = None,
+        presence_manager: PresenceManager | None = None,
+    ) -> None:
+        from ..engines.memory import MemoryBroker, MemoryPresenceManager
+
+        self.config = config if config is not None else NodeConfig()
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.presence_manager: PresenceManager = (
+            presence_manager if presence_manager is not None else MemoryPresenceManager()
+        )
+        self.hub = Hub()
+        self.tokens = TokenVerifier(
+            hmac_secret=self.config.token_hmac_secret_key,
+            rsa_public_key=self.config.token_rsa_public_key,
+            ecdsa_public_key=self.config.token_ecdsa_public_key,
+            audience=self.config.token_audience,
+            issuer=self.config.token_issuer,
+        )
+        self.codec = JSONCodec
+        self.stats = NodeStats()
+        self.on_connecting: OnConnecting | None = None
+        self.on_subscribe: OnSubscribe | None = None
+        self.on_publish: OnPublish | None = None
+        self.on_rpc: RPCHandler | None = None
+        self.on_message: OnMessage | None = None
+        self.on_disconnect: OnDisconnect | None = None
+        self.rpc_handlers: dict[str, RPCHandler] = {}
+        self._broker_channels: set[str] = set()
+        self._channel_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._presence_task: asyncio.Task[None] | None = None
+        self.started = False
+
+    # --- hooks as decorators -----------------------------------------------------------------
+
+    def connecting(self, hook: OnConnecting) -> OnConnecting:
+        self.on_connecting = hook
+        return hook
+
+    def subscribing(self, hook: OnSubscribe) -> OnSubscribe:
+        self.on_subscribe = hook
+        return hook
+
+    def publishing(self, hook: OnPublish) -> OnPublish:
+        self.on_publish = hook
+        return hook
+
+    def disconnected(self, hook: OnDisconnect) -> OnDisconnect:
+        self.on_disconnect = hook
+        return hook
+
+    def message(self, hook: OnMessage) -> OnMessage:
+        self.on_message = hook
+        return hook
+
+    def rpc(self, method: str) -> Callable[[F], F]:
+        """Register the decorated coroutine function as the handler of RPC ``method``."""
+
+        def register(handler: F) -> F:
+            self.rpc_handlers[method] = handler
+            return handler
+
+        return register
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the engines and the presence refresher."""
+        if self.started:
+            return
+        await self.broker.start(self)
+        await self.presence_manager.start()
+        self._presence_task = asyncio.get_running_loop().create_task(
+            self._refresh_presence_forever(), name="wavecast-presence-refresh"
+        )
+        self.started = True
+
+    async def shutdown(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
+        """Disconnect every client (they reconnect elsewhere), finish cleanups, stop the engines."""
+        for session in self.hub.sessions():
+            session.disconnect(disconnect)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.config.shutdown_timeout)
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence_task
+            self._presence_task = None
+        await self.presence_manager.close()
+        await self.broker.close()
+        self.started = False
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    def _spawn(self, coroutine: Any) -> None:
+        """Run background work that the node waits for at shutdown."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    # --- the broker's events: fan-out to local subscribers ------------------------------------
+
+    def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
+        subscribers = self.hub.subscribers(channel)
+        if not subscribers:
+            return
+        message: PreparedMessage | None = None
+        key = self.conflation_key(channel, publication)
+        offset = publication.offset
+        delivered = 0
+        for session, subscription in list(subscribers.items()):
+            if subscription.state is not SUBSCRIBED:
+                if subscription.pending is not None:
+                    subscription.pending.append(publication)
+                continue
+            if subscription.positioned and offset:
+                if offset != subscription.offset + 1 and offset > subscription.offset:
+                    # A gap: the client can't trust its position; it resubscribes and recovers.
+                    self._spawn(self.unsubscribe_session(session, channel, unsubscribe=UNSUBSCRIBE_INSUFFICIENT_STATE))
+                    continue
+                if offset <= subscription.offset:
+                    continue
+                subscription.offset = offset
+            if message is None:
+                message = PreparedMessage(
+                    self.codec.encode_reply(Reply(push=Push(channel=channel, pub=publication_msg(publication)))),
+                    text=not self.codec.binary,
+                )
+            session.deliver(message, subscription.options.slow_consumer, key)
+            delivered += 1
+        self.stats.deliveries += delivered
+
+    def on_join(self, channel: str, info: ClientInfo) -> None:
+        self._push_join_leave(channel, Push(channel=channel, join=JoinMsg(info=client_info_msg(info))))
+
+    def on_leave(self, channel: str, info: ClientInfo) -> None:
+        self._push_join_leave(channel, Push(channel=channel, leave=LeaveMsg(info=client_info_msg(info))))
+
+    def _push_join_leave(self, channel: str, push: Push) -> None:
+        subscribers = self.hub.subscribers(channel)
+        if not subscribers:
+            return
+        message = PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=not self.codec.binary)
+        for session, subscription in list(subscribers.items()):
+            if subscription.state is SUBSCRIBED and subscription.join_leave:
+                session.send(message)
+
+    def conflation_key(self, channel: str, publication: Publication) -> object:
+        """The key under which the ``conflate`` policy keeps only the latest publication."""
+        options = self.config.channel_options(channel)
+        if options is None or options.conflation_key_tag is None or not publication.tags:
+            return channel
+        return (channel, publication.tags.get(options.conflation_key_tag))
+
+    def metrics_slow_consumer(self, action: str) -> None:
+        self.stats.slow_consumer_actions[action] += 1
+
+    # --- used by sessions and commands ------------------------------------------------------
+
+    def _lock(self, channel: str) -> asyncio.Lock:
+        lock = self._channel_locks.get(channel)
+        if lock is None:
+            lock = self._channel_locks[channel] = asyncio.Lock()
+        return lock
+
+    async def _sync_broker_subscription(self, channel: str) -> None:
+        """Make the broker subscription of ``channel`` match whether it has local subscribers.
+
+        Runs under the channel's lock, so that a subscribe and an unsubscribe racing on
+        the same channel leave the broker in the state the hub ends in.
+        """
+        lock = self._lock(channel)
+        async with lock:
+            wanted = self.hub.subscribers(channel) is not None
+            if wanted and channel not in self._broker_channels:
+                await self.broker.subscribe(channel)
+                self._broker_channels.add(channel)
+            elif not wanted and channel in self._broker_channels:
+                await self.broker.unsubscribe(channel)
+                self._broker_channels.discard(channel)
+        if not lock.locked() and self._channel_locks.get(channel) is lock:
+            del self._channel_locks[channel]
+
+    async def add_subscriber(self, channel: str, session: Session, subscription: Subscription) -> None:
+        self.hub.add_subscriber(channel, session, subscription)
+        if channel not in self._broker_channels:
+            await self._sync_broker_subscription(channel)
+
+    async def remove_subscriber(self, channel: str, session: Session) -> None:
+        if self.hub.remove_subscriber(channel, session):
+            await self._sync_broker_subscription(channel)
+
+    async def add_presence(self, channel: str, session: Session, subscription: Subscription) -> None:
+        info = ClientInfo(client=session.client, user=session.user, conn_info=session.info, chan_info=subscription.info)
+        await self.presence_manager.add_presence(channel, session.client, info, ttl=self.config.presence_ttl)
+
+    async def publish_publication(
+        self, channel: str, publication: Publication, options: ChannelOptions
+    ) -> StreamPosition | None:
+        self.stats.publications += 1
+        return await self.broker.publish(
+            channel, publication, history_size=options.history_size, history_ttl=options.history_ttl
+        )
+
+    async def unsubscribe_session(
+        self, session: Session, channel: str, *, notify: bool = True, unsubscribe: Unsubscribe = UNSUBSCRIBE_SERVER
+    ) -> bool:
+        """End one subscription of a session; with ``notify``, tell the client with a push."""
+        subscription = session.subscriptions.pop(channel, None)
+        if subscription is None:
+            return False
+        subscription.move(UNSUBSCRIBED)
+        if notify:
+            session.push(
+                Push(channel=channel, unsubscribe=UnsubscribeMsg(code=unsubscribe.code, reason=unsubscribe.reason))
+            )
+        await self._after_unsubscribe(session, subscription)
+        return True
+
+    async def _after_unsubscribe(self, session: Session, subscription: Subscription) -> None:
+        channel = subscription.channel
+        await self.remove_subscriber(channel, session)
+        options = subscription.options
+        if options.presence:
+            await self.presence_manager.remove_presence(channel, session.client, session.user)
+            if options.join_leave or options.force_push_join_leave:
+                info = ClientInfo(
+                    client=session.client, user=session.user, conn_info=session.info, chan_info=subscription.info
+                )
+                await self.broker.publish_leave(channel, info)
+
+    def _session_closed(self, session: Session, disconnect: Disconnect, was_connected: bool) -> None:
+        """A session closed: forget it now, and clean its subscriptions up in the background."""
+        self.hub.remove_session(session)
+        self.stats.disconnects[disconnect.code] += 1
+        subscriptions = list(session.subscriptions.values())
+        session.subscriptions.clear()
+        for subscription in subscriptions:
+            if subscription.state is not UNSUBSCRIBED:
+                subscription.move(UNSUBSCRIBED)
+        if subscriptions or (was_connected and self.on_disconnect is not None):
+            self._spawn(self._cleanup(session, subscriptions, disconnect, was_connected))
+
+    async def _cleanup(
+        self, session: Session, subscriptions: list[Subscription], disconnect: Disconnect, was_connected: bool
+    ) -> None:
+        for subscription in subscriptions:
+            try:
+                await self._after_unsubscribe(session, subscription)
+            except Exception as exc:
+                logger.warning("cleanup of %s in %s failed: %s", session.client, subscription.channel, exc)
+        if was_connected and self.on_disconnect is not None:
+            await self.on_disconnect(DisconnectContext(session=session, disconnect=disconnect))
+
+    async def _refresh_presence_forever(self) -> None:
+        interval = self.config.presence_update_interval
+        while True:
+            await asyncio.sleep(interval)
+            for session in self.hub.sessions():
+                for subscription in list(session.subscriptions.values()):
+                    if subscription.options.presence and subscription.state is SUBSCRIBED:
+                        try:
+                            await self.add_presence(subscription.channel, session, subscription)
+                        except Exception as exc:
+                            logger.warning("presence refresh failed: %s", exc)
+
+    # --- the server-side API ------------------------------------------------------------------
+
+    def _data(self, data: Any) -> bytes:
+        if isinstance(data, bytes | bytearray | memoryview):
+            payload = bytes(data)
+            self.codec.check_data(payload)
+            return payload
+        return self.codec.encode_data(data)
+
+    def _options(self, channel: str) -> ChannelOptions:
+        options = self.config.channel_options(channel)
+        if options is None:
+            raise ConfigError(f"unknown namespace in channel {channel!r}")
+        return options
+
+    async def publish(
+        self, channel: str, data: Any, *, tags: dict[str, str] | None = None, info: ClientInfo | None = None
+    ) -> StreamPosition | None:
+        """Publish to a channel; ``data`` is JSON bytes or any value JSON can hold.
+
+        Returns the publication's position when the channel keeps history.
+        """
+        import time
+
+        publication = Publication(data=self._data(data), tags=tags, info=info, time=int(time.time() * 1000))
+        return await self.publish_publication(channel, publication, self._options(channel))
+
+    async def broadcast(
+        self, channels: Iterable[str], data: Any, *, tags: dict[str, str] | None = None
+    ) -> list[StreamPosition | None]:
+        """Publish the same data to several channels."""
+        payload = self._data(data)
+        return [await self.publish(channel, payload, tags=tags) for channel in channels]
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        if not self._options(channel).presence:
+            raise ConfigError(f"presence is off for {channel!r}")
+        return await self.presence_manager.presence(channel)
+
+    async def presence_stats(self, channel: str) -> PresenceStats:
+        if not self._options(channel).presence:
+            raise ConfigError(f"presence is off for {channel!r}")
+        return await self.presence_manager.presence_stats(channel)
+
+    async def history(
+        self, channel: str, *, limit: int | None = None, since: StreamPosition | None = None, reverse: bool = False
+    ) -> HistoryResult:
+        if not self._options(channel).history:
+            raise ConfigError(f"history is off for {channel!r}")
+        return await self.broker.history(channel, limit=limit, since=since, reverse=reverse)
+
+    async def history_remove(self, channel: str) -> None:
+        await self.broker.remove_history(channel)
+
+    def _sessions(self, user: str, client: str | None) -> list[Session]:
+        if client:
+            session = self.hub.session(client)
+            return [session] if session is not None and session.user == user else []
+        return self.hub.user_sessions(user)
+
+    async def disconnect(
+        self, user: str, disconnect: Disconnect = DISCONNECT_FORCE_NO_RECONNECT, *, client: str | None = None
+    ) -> int:
+        """Disconnect a user's connections on this node (or one of them); return how many."""
+        sessions = self._sessions(user, client)
+        for session in sessions:
+            session.disconnect(disconnect)
+        return len(sessions)
+
+    async def unsubscribe(self, user: str, channel: str, *, client: str | None = None) -> int:
+        """Unsubscribe a user's connections from a channel; they receive an unsubscribe push."""
+        count = 0
+        for session in self._sessions(user, client):
+            if await self.unsubscribe_session(session, channel):
+                count += 1
+        return count
+
+    async def subscribe(self, user: str, channel: str, *, client: str | None = None) -> int:
+        """Subscribe a user's connections to a channel from the server; they receive a subscribe push."""
+        from .commands.subscribe import subscribe_server_side
+
+        count = 0
+        for session in self._sessions(user, client):
+            if session.connecting or session.closed or channel in session.subscriptions:
+                continue
+            result = await subscribe_server_side(session, channel, None)
+            session.push(
+                Push(
+                    channel=channel,
+                    subscribe=SubscribeMsg(
+                        recoverable=result.recoverable,
+                        epoch=result.epoch,
+                        offset=result.offset,
+                        positioned=result.positioned,
+                    ),
+                )
+            )
+            for callback in session._after_reply:
+                callback()
+            session._after_reply.clear()
+            count += 1
+        return count
+
+    def channels(self) -> dict[str, int]:
+        """Channels with subscribers on this node, and how many."""
+        return self.hub.channels()
+
+    def info(self) -> dict[str, Any]:
+        """This node's name and counts."""
+        return {
+            "name": self.config.name,
+            "num_clients": self.hub.num_sessions,
+            "num_users": self.hub.num_users,
+            "num_channels": len(self.hub.channels()),
+            "num_subscriptions": self.hub.num_subscriptions,
+        }

@@ -1,0 +1,95 @@
+"""The queue of a client that doesn't read as fast as messages arrive, and its policies."""
+
+from __future__ import annotations
+
+import collections
+
+from ..protocol.prepared import PreparedMessage
+from .config import SlowConsumerPolicy
+
+__all__ = ["Outbox"]
+
+
+class _Entry:
+    __slots__ = ("droppable", "key", "message")
+
+    def __init__(self, message: PreparedMessage, key: object, droppable: bool) -> None:
+        self.message = message
+        self.key = key
+        self.droppable = droppable
+
+
+class Outbox:
+    """Messages waiting for a slow client, at most ``max_size`` bytes.
+
+    Replies are never dropped. Publications follow their channel's policy when the outbox
+    is full: ``disconnect`` reports the overflow (the caller disconnects the client with
+    3008), ``drop_oldest`` drops the oldest publications, and ``conflate`` keeps only the
+    latest publication of each key, in the place of the first one still queued.
+    """
+
+    __slots__ = ("_entries", "_keys", "dropped", "max_size", "size")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self.size = 0
+        #: Publications dropped or replaced so far.
+        self.dropped = 0
+        self._entries: collections.deque[_Entry] = collections.deque()
+        self._keys: dict[object, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def push(self, message: PreparedMessage, *, policy: SlowConsumerPolicy | None = None, key: object = None) -> bool:
+        """Queue a message; ``policy`` is ``None`` for a reply. Return ``False`` on overflow."""
+        if policy == "conflate":
+            entry = self._keys.get(key)
+            if entry is not None:
+                self.size += len(message) - len(entry.message)
+                entry.message = message
+                self.dropped += 1
+                return self.size <= self.max_size or self._make_room()
+            entry = _Entry(message, key, True)
+            self._keys[key] = entry
+        else:
+            entry = _Entry(message, None, policy is not None)
+        self._entries.append(entry)
+        self.size += len(message)
+        if self.size <= self.max_size:
+            return True
+        if policy == "disconnect":
+            return False
+        return self._make_room()
+
+    def _make_room(self) -> bool:
+        """Drop the oldest publications until the outbox fits; ``False`` if replies alone overflow it."""
+        kept: collections.deque[_Entry] = collections.deque()
+        entries = self._entries
+        while entries and self.size > self.max_size:
+            entry = entries.popleft()
+            if entry.droppable:
+                self.size -= len(entry.message)
+                self.dropped += 1
+                if entry.key is not None and self._keys.get(entry.key) is entry:
+                    del self._keys[entry.key]
+            else:
+                kept.append(entry)
+        kept.extend(entries)
+        self._entries = kept
+        return self.size <= self.max_size
+
+    def pop(self) -> PreparedMessage | None:
+        """Take the oldest message, or ``None`` when empty."""
+        if not self._entries:
+            return None
+        entry = self._entries.popleft()
+        self.size -= len(entry.message)
+        if entry.key is not None and self._keys.get(entry.key) is entry:
+            del self._keys[entry.key]
+        return entry.message
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._keys.clear()
+        self.size = 0

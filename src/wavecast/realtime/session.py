@@ -1,0 +1,347 @@
+"""One client of the real-time protocol: its state, command dispatch and outgoing queue.
+
+The session is connecting until its connect command succeeds, then connected, then closed;
+the table is :data:`SESSION_TRANSITIONS`. Commands run one after the other, in the order
+they arrive, and each reply is written as soon as its command is done, so that a subscribe
+reply always comes before the channel's first publication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..codes import (
+    DISCONNECT_BAD_REQUEST,
+    DISCONNECT_CONNECTION_CLOSED,
+    DISCONNECT_EXPIRED,
+    DISCONNECT_NO_PONG,
+    DISCONNECT_SERVER_ERROR,
+    DISCONNECT_SLOW,
+    DISCONNECT_STALE,
+    DISCONNECT_SUB_EXPIRED,
+    ERROR_INTERNAL,
+    ERROR_METHOD_NOT_FOUND,
+    ERROR_TOO_MANY_REQUESTS,
+    Disconnect,
+    Error,
+)
+from ..engines.base import ClientInfo, Publication
+from ..exceptions import CommandError, DisconnectError, EngineError, LocalProtocolError
+from ..protocol.events import Request
+from ..protocol.prepared import PreparedMessage
+from .codec.json import JSONCodec
+from .codec.schema import Command, ErrorMsg, Push, Reply
+from .config import SlowConsumerPolicy
+from .outbox import Outbox
+from .ratelimit import TokenBucket
+from .subscription import SUBSCRIBED, Subscription
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["SESSION_TRANSITIONS", "Session", "SessionState"]
+
+logger = logging.getLogger("wavecast.realtime")
+
+
+class SessionState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+CONNECTING = SessionState.CONNECTING
+CONNECTED = SessionState.CONNECTED
+CLOSED = SessionState.CLOSED
+
+SESSION_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    CONNECTING: frozenset({CONNECTED, CLOSED}),
+    CONNECTED: frozenset({CLOSED}),
+    CLOSED: frozenset(),
+}
+
+
+class Session:
+    """A connected (or connecting) client.
+
+    Attributes:
+        client: the connection's unique id.
+        user: the user id; ``""`` when anonymous.
+        info: JSON bytes attached to the connection.
+        subscriptions: the client's subscriptions by channel.
+        request: the HTTP request that opened the connection.
+    """
+
+    def __init__(self, node: Node, transport: Transport, *, request: Request | None = None) -> None:
+        self.node = node
+        self.transport = transport
+        self.request = request
+        self.codec = JSONCodec
+        self.client = str(uuid.uuid4())
+        self.user = ""
+        self.info: bytes | None = None
+        self.meta: bytes | None = None
+        self.expire_at = 0
+        self.state = CONNECTING
+        self.subscriptions: dict[str, Subscription] = {}
+        self.disconnect_reason: Disconnect | None = None
+        config = node.config
+        self.outbox = Outbox(config.client_queue_max_size)
+        now = time.monotonic()
+        self._commands = TokenBucket(config.command_rate, config.command_burst, now)
+        self._publications = TokenBucket(config.publication_rate, config.publication_burst, now)
+        self.rpc_in_flight = 0
+        self._after_reply: list[Callable[[], None]] = []
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stale_handle: asyncio.TimerHandle | None = loop.call_later(
+            config.client_stale_close_delay, self.disconnect, DISCONNECT_STALE
+        )
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._pong_handle: asyncio.TimerHandle | None = None
+        self._expire_handle: asyncio.TimerHandle | None = None
+        transport.on_writable = self._drain
+
+    def __repr__(self) -> str:
+        return f"<Session {self.client} user={self.user!r} {self.state.value}>"
+
+    @property
+    def connecting(self) -> bool:
+        return self.state is CONNECTING
+
+    @property
+    def closed(self) -> bool:
+        return self.state is CLOSED
+
+    @property
+    def client_info(self) -> ClientInfo:
+        return ClientInfo(client=self.client, user=self.user, conn_info=self.info)
+
+    def _move(self, state: SessionState) -> None:
+        if state not in SESSION_TRANSITIONS[self.state]:
+            raise LocalProtocolError(f"can't move a session to {state.value} when it is {self.state.value}")
+        self.state = state
+
+    # --- incoming ------------------------------------------------------------------------
+
+    async def handle_message(self, data: str | bytes) -> None:
+        """Handle one WebSocket message from the client: one or more commands."""
+        if self.state is CLOSED:
+            return
+        try:
+            commands = self.codec.decode_commands(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            logger.info("client %s sent a malformed command: %s", self.client, exc)
+            self.disconnect(DISCONNECT_BAD_REQUEST)
+            return
+        for command in commands:
+            await self._handle_command(command)
+            if self.state is CLOSED:
+                return
+
+    async def _handle_command(self, command: Command) -> None:
+        from .commands import dispatch
+
+        if self.state is CONNECTING and command.connect is None:
+            self.disconnect(DISCONNECT_BAD_REQUEST)
+            return
+        if command.id == 0 and command.send is None:
+            if _is_empty(command):
+                self._pong()
+                return
+            self.disconnect(DISCONNECT_BAD_REQUEST)
+            return
+        if command.connect is None and not self._commands.take(time.monotonic()):
+            self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
+            return
+        handler = dispatch(command)
+        if handler is None:
+            self._reply(Reply(id=command.id, error=_error_msg(ERROR_METHOD_NOT_FOUND)))
+            return
+        try:
+            reply = await handler(self, command)
+        except CommandError as exc:
+            reply = Reply(id=command.id, error=_error_msg(exc.error))
+        except DisconnectError as exc:
+            self.disconnect(exc.disconnect)
+            return
+        except EngineError as exc:
+            logger.warning("engine error for client %s: %s", self.client, exc)
+            reply = Reply(id=command.id, error=_error_msg(ERROR_INTERNAL))
+        except Exception:
+            logger.exception("command of client %s failed", self.client)
+            reply = Reply(id=command.id, error=_error_msg(ERROR_INTERNAL))
+        finally:
+            after, self._after_reply = self._after_reply, []
+        if self.state is CLOSED:
+            return
+        if reply is not None:
+            self._reply(reply)
+        for callback in after:
+            callback()
+
+    def after_reply(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after the current command's reply is written."""
+        self._after_reply.append(callback)
+
+    def take_publication_token(self) -> bool:
+        return self._publications.take(time.monotonic())
+
+    # --- outgoing ------------------------------------------------------------------------
+
+    def _reply(self, reply: Reply) -> None:
+        self.send(PreparedMessage(self.codec.encode_reply(reply), text=not self.codec.binary))
+
+    def send(self, message: PreparedMessage) -> None:
+        """Send a reply or a push that must not be dropped."""
+        self._deliver(message, None, None)
+
+    def deliver(self, message: PreparedMessage, policy: SlowConsumerPolicy, key: object = None) -> None:
+        """Send a publication under its channel's slow-consumer policy."""
+        self._deliver(message, policy, key)
+
+    def _deliver(self, message: PreparedMessage, policy: SlowConsumerPolicy | None, key: object) -> None:
+        if self.state is CLOSED:
+            return
+        transport = self.transport
+        if not self.outbox.size and transport.writable():
+            transport.write(message)
+            return
+        if not self.outbox.push(message, policy=policy, key=key):
+            self.node.metrics_slow_consumer("disconnect")
+            self.disconnect(DISCONNECT_SLOW)
+        elif policy is not None and policy != "disconnect":
+            self.node.metrics_slow_consumer(policy)
+
+    def _drain(self) -> None:
+        """Move queued messages to the transport while it accepts them."""
+        transport = self.transport
+        outbox = self.outbox
+        while outbox.size and transport.writable():
+            message = outbox.pop()
+            if message is None:
+                break
+            transport.write(message)
+
+    def push(self, push: Push) -> None:
+        """Send a push that is for this client only (unsubscribe, subscribe, message, ...)."""
+        self.send(PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=not self.codec.binary))
+
+    def deliver_publication(self, channel: str, subscription: Subscription, publication: Publication) -> None:
+        """Send one publication that is for this client only (recovery, pending ones)."""
+        from .codec.json import publication_msg
+
+        message = PreparedMessage(
+            self.codec.encode_reply(Reply(push=Push(channel=channel, pub=publication_msg(publication)))),
+            text=not self.codec.binary,
+        )
+        if publication.offset:
+            subscription.offset = publication.offset
+        self.deliver(message, subscription.options.slow_consumer, self.node.conflation_key(channel, publication))
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def connected(self) -> None:
+        """The connect command succeeded: start pinging, stop the stale timer."""
+        self._move(CONNECTED)
+        if self._stale_handle is not None:
+            self._stale_handle.cancel()
+            self._stale_handle = None
+        if self.node.config.client_ping_interval:
+            self._ping_handle = self._loop.call_later(self.node.config.client_ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        """Send the server's ping, an empty reply, and expect the client's pong in time."""
+        self._ping_handle = None
+        if self.state is not CONNECTED:
+            return
+        self.send(_PING)
+        config = self.node.config
+        if self._pong_handle is None:
+            self._pong_handle = self._loop.call_later(config.client_pong_timeout, self.disconnect, DISCONNECT_NO_PONG)
+        self._ping_handle = self._loop.call_later(config.client_ping_interval, self._ping)
+
+    def _pong(self) -> None:
+        if self._pong_handle is not None:
+            self._pong_handle.cancel()
+            self._pong_handle = None
+
+    def set_expiry(self, expire_at: int) -> None:
+        """Disconnect the client if it hasn't refreshed its token by ``expire_at`` plus a grace delay."""
+        self.expire_at = expire_at
+        if self._expire_handle is not None:
+            self._expire_handle.cancel()
+            self._expire_handle = None
+        if expire_at:
+            delay = expire_at - time.time() + self.node.config.client_expired_close_delay
+            self._expire_handle = self._loop.call_later(max(delay, 0), self._check_expiry)
+
+    def _check_expiry(self) -> None:
+        self._expire_handle = None
+        if self.expire_at and self.expire_at + self.node.config.client_expired_close_delay <= time.time() + 0.001:
+            self.disconnect(DISCONNECT_EXPIRED)
+        else:
+            self.set_expiry(self.expire_at)
+
+    def check_subscription_expiry(self) -> None:
+        """Disconnect the client if a subscription token expired and wasn't refreshed."""
+        now = time.time()
+        grace = self.node.config.client_expired_close_delay
+        for subscription in self.subscriptions.values():
+            if subscription.expire_at and subscription.expire_at + grace <= now:
+                self.disconnect(DISCONNECT_SUB_EXPIRED)
+                return
+
+    def disconnect(self, disconnect: Disconnect = DISCONNECT_CONNECTION_CLOSED) -> None:
+        """Close the session and its transport, telling the client why; safe to call twice."""
+        if self.state is CLOSED:
+            return
+        was_connected = self.state is CONNECTED
+        self._move(CLOSED)
+        self.disconnect_reason = disconnect
+        for handle in (self._stale_handle, self._ping_handle, self._pong_handle, self._expire_handle):
+            if handle is not None:
+                handle.cancel()
+        self._stale_handle = self._ping_handle = self._pong_handle = self._expire_handle = None
+        self.outbox.clear()
+        self.transport.on_writable = None
+        if disconnect is not DISCONNECT_CONNECTION_CLOSED:
+            self.transport.close(disconnect)
+        self.node._session_closed(self, disconnect, was_connected)
+
+    def closed_by_transport(self) -> None:
+        """The connection closed without a disconnect from the server."""
+        self.disconnect(DISCONNECT_CONNECTION_CLOSED)
+
+    def fail(self, exc: BaseException) -> None:
+        """Disconnect after an unexpected error."""
+        logger.error("client %s failed: %s", self.client, exc)
+        self.disconnect(DISCONNECT_SERVER_ERROR)
+
+    def is_subscribed(self, channel: str) -> bool:
+        subscription = self.subscriptions.get(channel)
+        return subscription is not None and subscription.state is SUBSCRIBED
+
+
+_PING = PreparedMessage(b"{}", text=True)
+
+
+def _is_empty(command: Command) -> bool:
+    """An empty command is the client's pong."""
+    return command == _EMPTY_COMMAND
+
+
+_EMPTY_COMMAND = Command()
+
+
+def _error_msg(error: Error) -> ErrorMsg:
+    return ErrorMsg(code=error.code, message=error.message, temporary=error.temporary)
