@@ -320,6 +320,18 @@ async def test_wss_echo(start_server: StartServer, certificates: Certificates, h
         assert c.transport.get_extra_info("ssl_object") is not None
 
 
+async def test_wss_with_host_override_checks_the_uri_host(
+    start_server: StartServer, certificates: Certificates
+) -> None:
+    server = await start_server(ssl=certificates.server_context())
+    # Connect to 127.0.0.1 but check the certificate against the URI's host name.
+    connector = connect("wss://localhost/", host="127.0.0.1", port=server.port, ssl=certificates.client_context())
+    async with connector as client:
+        await client.send("checked")
+        assert await client.recv() == "checked"
+        assert client.transport.get_extra_info("ssl_object").server_hostname == "localhost"
+
+
 async def test_wss_server_close_reaches_the_client(start_server: StartServer, certificates: Certificates) -> None:
     server = await start_server(ssl=certificates.server_context())
     async with connect(ws_uri(server, scheme="wss"), ssl=certificates.client_context()) as client:

@@ -17,8 +17,8 @@ from wavecast import (
     LocalProtocolError,
 )
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, ServerConnection, broadcast, connect
-from wavecast.protocol import CLOSED, CLOSING, OPEN
-from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, serialize_frame as real_serialize_frame
+from wavecast.protocol import CLOSED, CLOSING, OPEN, Protocol
+from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 
 from ..conftest import StartServer, echo, ws_uri
 from ..utils import MS, wait_until
@@ -523,13 +523,14 @@ async def test_broadcast_frames_once_and_reaches_every_open_connection(
     # each connection compresses with its own context.
     recorder = Recorder(lambda connection: connection.wait_closed())
     server = await start_server(recorder, compression=compression)
-    calls = []
+    prepared: list[bytes] = []
+    send_prepared = Protocol.send_prepared
 
-    def counting_serialize_frame(*args: Any, **kwargs: Any) -> bytes:
-        calls.append(args)
-        return real_serialize_frame(*args, **kwargs)
+    def spy(protocol: Protocol, frame: bytes) -> None:
+        prepared.append(frame)
+        send_prepared(protocol, frame)
 
-    monkeypatch.setattr("wavecast.asyncio.connection.serialize_frame", counting_serialize_frame)
+    monkeypatch.setattr(Protocol, "send_prepared", spy)
     clients = [await connect(ws_uri(server)) for _ in range(3)]
     try:
         await wait_until(lambda: len(recorder.connections) == 3, what="three connections")
@@ -537,7 +538,12 @@ async def test_broadcast_frames_once_and_reaches_every_open_connection(
         assert broadcast(server.connections, big) == BroadcastResult(sent=3, skipped=0)
         assert broadcast(server.connections, b"\x00binary") == (3, 0)
         assert broadcast(server.connections, memoryview(b"view")) == (3, 0)
-        assert len(calls) == 3
+        if compression is None:
+            # Each message was framed once: every connection got the very same bytes object.
+            assert len(prepared) == 9
+            assert all(prepared[i] is prepared[i - i % 3] for i in range(9))
+        else:
+            assert prepared == []
         for client in clients:
             assert await client.recv() == big
             assert await client.recv() == b"\x00binary"
@@ -600,6 +606,14 @@ async def test_many_small_sends_are_coalesced(start_server: StartServer) -> None
             await client.send(i.to_bytes(2, "big"))
         for i in range(1000):
             assert await client.recv() == i.to_bytes(2, "big")
+
+
+async def test_send_fragments_of_nothing_sends_nothing(start_server: StartServer) -> None:
+    server = await start_server()
+    async with connect(ws_uri(server)) as client:
+        await client.send_fragments([])
+        await client.send("only this")
+        assert await client.recv() == "only this"
 
 
 async def test_send_fragments_with_a_peer_that_reads_frames(start_server: StartServer) -> None:

@@ -13,6 +13,7 @@ from wavecast import (
     ConnectionClosedOK,
     InvalidStatus,
     Limits,
+    LocalProtocolError,
     Request,
     Response,
 )
@@ -190,6 +191,14 @@ async def test_server_wait_closed_cancels_a_handler_that_outlives_it(start_serve
         async with asyncio.timeout(2000 * MS):
             await server.wait_closed(timeout=20 * MS)
     assert cancelled.is_set()
+
+
+async def test_await_serve_then_use_the_server_as_context_manager() -> None:
+    server = await serve(echo, "127.0.0.1", 0)
+    async with server, connect(ws_uri(server)) as client:
+        await client.send("awaited")
+        assert await client.recv() == "awaited"
+    assert server.sockets == ()
 
 
 async def test_serve_as_context_manager_and_serve_forever() -> None:
@@ -538,3 +547,64 @@ async def test_idle_keep_alive_connection_gets_the_open_timeout(start_server: St
             assert await raw.read_until_eof() == b""
     finally:
         raw.close()
+
+
+async def test_send_before_the_handshake_is_a_local_error(start_server: StartServer) -> None:
+    errors: list[Exception] = []
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            await connection.send("too early")
+        except LocalProtocolError as exc:
+            errors.append(exc)
+        return None
+
+    server = await start_server(process_request=process_request)
+    async with connect(ws_uri(server)) as client:
+        await client.send("after")
+        assert await client.recv() == "after"
+    assert [str(error) for error in errors] == ["can't send data when state is CONNECTING"]
+
+
+async def test_wait_closed_aborts_connections_that_outlive_the_timeout(start_server: StartServer) -> None:
+    server = await start_server(close_timeout=None)
+    raw = await raw_handshake(server.port)
+    try:
+        server.close()
+        opcode, _ = await raw.read_frame()
+        assert opcode == 0x8
+        # The raw client never answers the close frame, and there's no close timeout.
+        async with asyncio.timeout(2000 * MS):
+            await server.wait_closed(timeout=20 * MS)
+        assert await raw.read_until_eof() == b""
+    finally:
+        raw.close()
+
+
+async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    # Connections decide once whether to log debug messages: enable it before they exist.
+    caplog.set_level(logging.DEBUG, logger="wavecast")
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.recv()
+
+    server = await start_server(handler, open_timeout=50 * MS, ping_interval=10 * MS, ping_timeout=10 * MS)
+    with pytest.raises(InvalidStatus):
+        await connect(ws_uri(server), origin="https://elsewhere.example")
+    raw = await open_raw_client(server.port)
+    try:
+        async with asyncio.timeout(2000 * MS):
+            assert await raw.read_until_eof() == b""  # the open timeout
+    finally:
+        raw.close()
+    raw = await raw_handshake(server.port)
+    try:
+        async with asyncio.timeout(2000 * MS):
+            assert b"keepalive ping timeout" in await raw.read_until_eof()
+    finally:
+        raw.close()
+    async with connect(ws_uri(server), ping_interval=None) as client:
+        await client.close(4000, "bye")
+    messages = [record.getMessage() for record in caplog.records]
+    for expected in ["invalid handshake", "opening handshake timed out", "keepalive ping timed out", "< close 4000"]:
+        assert any(expected in message for message in messages), expected
