@@ -1,8 +1,28 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from wavecast.codes import CLOSE_CODE_EXPLANATIONS, OK_CLOSE_CODES, CloseCode, is_valid_close_code
+import wavecast.codes
+from wavecast.codes import (
+    CLOSE_CODE_EXPLANATIONS,
+    DISCONNECT_INVALID_TOKEN,
+    DISCONNECT_SHUTDOWN,
+    DISCONNECT_SLOW,
+    DISCONNECTS,
+    ERROR_PERMISSION_DENIED,
+    ERRORS,
+    OK_CLOSE_CODES,
+    UNSUBSCRIBE_EXPIRED,
+    UNSUBSCRIBE_SERVER,
+    UNSUBSCRIBES,
+    CloseCode,
+    Disconnect,
+    Error,
+    is_valid_close_code,
+    reconnect_after,
+)
 
 
 def test_close_codes_are_rfc_6455() -> None:
@@ -56,3 +76,71 @@ def test_ok_close_codes() -> None:
 def test_valid_close_codes_follow_rfc_6455_section_7_4() -> None:
     valid = {code for code in range(70000) if is_valid_close_code(code)}
     assert valid == {1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)}
+
+
+# --- the real-time protocol's codes (Centrifugo's numbers) -------------------------------------
+
+
+def test_errors() -> None:
+    assert [error.code for error in ERRORS] == list(range(100, 113))
+    assert {error.code for error in ERRORS if error.temporary} == {100, 111}
+    assert str(ERROR_PERMISSION_DENIED) == "103: permission denied"
+    assert Error(400, "room is full") == Error(400, "room is full", temporary=False)
+
+
+def test_disconnects() -> None:
+    codes = [disconnect.code for disconnect in DISCONNECTS]
+    assert len(codes) == len(set(codes))
+    assert Disconnect(3008, "slow") == DISCONNECT_SLOW
+    for disconnect in DISCONNECTS:
+        assert 3000 <= disconnect.code < 4000
+        assert is_valid_close_code(disconnect.code)
+        assert len(disconnect.reason.encode()) <= 123
+
+
+def test_each_reconnect_flag_follows_the_range_rule() -> None:
+    # Clients reconnect after 3000-3499 and 4000-4499, and stop after 3500-3999 and 4500-4999.
+    for disconnect in DISCONNECTS:
+        assert disconnect.reconnect is (disconnect.code < 3500), disconnect
+    assert DISCONNECT_SHUTDOWN.reconnect
+    assert not DISCONNECT_INVALID_TOKEN.reconnect
+
+
+@pytest.mark.parametrize(
+    ("code", "reconnect"),
+    [
+        (3000, True),
+        (3499, True),
+        (3500, False),
+        (3999, False),
+        (4000, True),
+        (4499, True),
+        (4500, False),
+        (4999, False),
+    ],
+)
+def test_reconnect_after(code: int, reconnect: bool) -> None:
+    assert reconnect_after(code) is reconnect
+    assert Disconnect(code, "app").reconnect is reconnect
+
+
+def test_unsubscribes() -> None:
+    assert [(u.code, u.resubscribe) for u in UNSUBSCRIBES] == [
+        (0, False),
+        (1, False),
+        (2000, False),
+        (2500, True),
+        (2501, True),
+    ]
+    assert UNSUBSCRIBE_EXPIRED.resubscribe and not UNSUBSCRIBE_SERVER.resubscribe
+
+
+def test_every_constant_is_exported() -> None:
+    names = {name for name in vars(wavecast.codes) if name.startswith(("ERROR_", "DISCONNECT_", "UNSUBSCRIBE_"))}
+    assert names <= set(wavecast.codes.__all__)
+    assert len(names) == len(ERRORS) + len(DISCONNECTS) + len(UNSUBSCRIBES)
+
+
+def test_codes_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DISCONNECT_SLOW.code = 3000  # type: ignore[misc]

@@ -3,11 +3,15 @@ from __future__ import annotations
 import pytest
 
 import wavecast.exceptions
-from wavecast.codes import CloseCode
+from wavecast.codes import DISCONNECT_SLOW, ERROR_PERMISSION_DENIED, CloseCode
 from wavecast.exceptions import (
+    CommandError,
+    ConfigError,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    DisconnectError,
+    EngineError,
     InvalidHandshake,
     InvalidHeader,
     InvalidOrigin,
@@ -38,12 +42,16 @@ TREE = {
     ConnectionClosed: WavecastError,
     ConnectionClosedOK: ConnectionClosed,
     ConnectionClosedError: ConnectionClosed,
+    CommandError: WavecastError,
+    DisconnectError: WavecastError,
+    EngineError: WavecastError,
+    ConfigError: WavecastError,
 }
 
 
 @pytest.mark.parametrize(("exc", "parent"), TREE.items())
 def test_tree(exc: type[Exception], parent: type[Exception]) -> None:
-    assert exc.__bases__ == (parent,)
+    assert exc.__bases__[0] is parent
     assert exc.__name__ in wavecast.exceptions.__doc__  # type: ignore[operator]
     assert exc.__name__ in wavecast.exceptions.__all__
 
@@ -144,3 +152,14 @@ def test_connection_closed_subclasses() -> None:
     exc = ConnectionClosedOK(1000, rcvd_then_sent=True)
     assert exc.rcvd_then_sent is True
     assert isinstance(ConnectionClosedError(1006), ConnectionClosed)
+
+
+def test_real_time_errors() -> None:
+    exc = CommandError(ERROR_PERMISSION_DENIED)
+    assert (str(exc), exc.error) == ("103: permission denied", ERROR_PERMISSION_DENIED)
+    disconnect = DisconnectError(DISCONNECT_SLOW)
+    assert (str(disconnect), disconnect.disconnect) == ("disconnect 3008: slow", DISCONNECT_SLOW)
+    assert str(EngineError("redis is unreachable")) == "redis is unreachable"
+    assert ConfigError.__bases__ == (WavecastError, ValueError)
+    with pytest.raises(ValueError, match=r"websocket\.max_message_size"):
+        raise ConfigError("websocket.max_message_size must be positive")
