@@ -173,6 +173,12 @@ def test_unknown_opcode_fails(opcode: int) -> None:
     assert_failed(protocol, CloseCode.PROTOCOL_ERROR, f"invalid opcode: {opcode:#x}")
 
 
+def test_unknown_opcode_fails_before_the_frame_size_limit() -> None:
+    protocol = server(limits=Limits(max_frame_size=10))
+    feed(protocol, client_frame(5, b"x" * 20))
+    assert_failed(protocol, CloseCode.PROTOCOL_ERROR, "invalid opcode: 0x5")
+
+
 # --- control frames --------------------------------------------------------------------------
 
 

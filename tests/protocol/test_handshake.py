@@ -147,6 +147,12 @@ def test_build_extensions() -> None:
         ("wss://a.example.com", None, ["https://*.example.com"], False),
         ("https://a.example.com.evil", None, ["https://*.example.com"], False),
         ("https://example.com", "example.com", [], False),
+        # A wildcard needs a label before the domain, and scheme and host compare case-insensitively.
+        ("https://.example.com", None, ["https://*.example.com"], False),
+        ("https://user@evil.com/.example.com", None, ["https://*.example.com"], False),
+        ("HTTPS://A.Example.com", None, ["https://*.example.com"], True),
+        ("HTTP://EXAMPLE.COM", "example.com", None, True),
+        ("http://", "", None, False),
     ],
 )
 def test_origin_allowed(origin: str | None, host: str | None, origins: list[str] | None, allowed: bool) -> None:

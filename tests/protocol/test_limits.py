@@ -32,7 +32,7 @@ def test_smallest_limit(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", FIELDS)
-@pytest.mark.parametrize("value", [0, -1, 1.5, "10", 2.0])
+@pytest.mark.parametrize("value", [0, -1, 1.5, "10", 2.0, True])
 def test_invalid_limit(name: str, value: object) -> None:
     with pytest.raises(ValueError) as exc_info:
         Limits(**{name: value})  # type: ignore[arg-type]

@@ -383,6 +383,8 @@ class Protocol:
                     self._start_frame(opcode, fin, mask, length, buffered=True)
                 continue
 
+            if opcode > OP_BINARY:
+                raise RemoteProtocolError(f"invalid opcode: {opcode:#x}")
             max_frame = limits.max_frame_size
             if max_frame is not None and length > max_frame:
                 raise PayloadTooBig(f"frame of {length} bytes, expected no more than {max_frame} bytes")

@@ -141,21 +141,30 @@ def origin_allowed(origin: str | None, host: str | None, origins: Sequence[str] 
     """
     if origin is None:
         return True
+    origin = _normalize_origin(origin)
     if origins is None:
-        if host is None or origin == "null":
+        if not host or origin == "null":
             return False
-        netloc = urlsplit(origin).netloc.lower()
-        return netloc == host.lower() or _without_default_port(netloc, origin) == _without_default_port(
-            host.lower(), origin
-        )
+        netloc = urlsplit(origin).netloc
+        host = host.lower()
+        return netloc == host or _without_default_port(netloc, origin) == _without_default_port(host, origin)
     for allowed in origins:
+        allowed = _normalize_origin(allowed)
         if allowed == "*" or allowed == origin:
             return True
         if "://*." in allowed:
             scheme, _, domain = allowed.partition("://*")
+            # At least one label before the domain: "https://.example.com" isn't a subdomain.
             if origin.startswith(scheme + "://") and origin.endswith(domain):
-                return True
+                label = origin[len(scheme) + 3 : -len(domain)]
+                if label and "/" not in label and "@" not in label:
+                    return True
     return False
+
+
+def _normalize_origin(origin: str) -> str:
+    """Scheme and host of an origin compare case-insensitively (RFC 6454 section 4)."""
+    return origin.lower()
 
 
 def _without_default_port(netloc: str, origin: str) -> str:
