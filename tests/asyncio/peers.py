@@ -207,3 +207,7 @@ async def raw_server(behave: Callable[[RawSocket], Awaitable[None]]) -> AsyncIte
             task.cancel()
         await asyncio.wait([acceptor, *tasks], timeout=1000 * MS)
         listener.close()
+    # A failed assertion in ``behave`` fails the test.
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise AssertionError("the raw server failed") from task.exception()

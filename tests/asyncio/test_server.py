@@ -219,7 +219,7 @@ async def test_serve_as_context_manager_and_serve_forever() -> None:
 
 
 async def test_open_timeout_aborts_a_silent_client_while_others_are_served(start_server: StartServer) -> None:
-    server = await start_server(open_timeout=50 * MS)
+    server = await start_server(open_timeout=200 * MS)
     silent = await open_raw_client(server.port)
     try:
         async with connect(ws_uri(server)) as client:
@@ -515,7 +515,7 @@ async def test_async_process_request_is_cancelled_when_the_connection_ends(
         return None
 
     server = await start_server(
-        process_request=process_request, open_timeout=50 * MS if ending == "open_timeout" else None
+        process_request=process_request, open_timeout=200 * MS if ending == "open_timeout" else None
     )
     raw = await open_raw_client(server.port)
     try:
@@ -537,7 +537,7 @@ async def test_async_process_request_is_cancelled_when_the_connection_ends(
 
 
 async def test_idle_keep_alive_connection_gets_the_open_timeout(start_server: StartServer) -> None:
-    server = await start_server(process_request=_page_or_upgrade, open_timeout=50 * MS)
+    server = await start_server(process_request=_page_or_upgrade, open_timeout=200 * MS)
     raw = await open_raw_client(server.port)
     try:
         await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -588,7 +588,7 @@ async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptur
     async def handler(connection: ServerConnection) -> None:
         await connection.recv()
 
-    server = await start_server(handler, open_timeout=50 * MS, ping_interval=10 * MS, ping_timeout=10 * MS)
+    server = await start_server(handler, open_timeout=200 * MS, ping_interval=20 * MS, ping_timeout=20 * MS)
     with pytest.raises(InvalidStatus):
         await connect(ws_uri(server), origin="https://elsewhere.example")
     raw = await open_raw_client(server.port)
@@ -603,7 +603,8 @@ async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptur
             assert b"keepalive ping timeout" in await raw.read_until_eof()
     finally:
         raw.close()
-    async with connect(ws_uri(server), ping_interval=None) as client:
+    quiet = await start_server(handler, ping_interval=None)
+    async with connect(ws_uri(quiet)) as client:
         await client.close(4000, "bye")
     messages = [record.getMessage() for record in caplog.records]
     for expected in ["invalid handshake", "opening handshake timed out", "keepalive ping timed out", "< close 4000"]:
