@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= ../shared
 
-.PHONY: run test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
+.PHONY: run run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,28 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-node: node_modules/.installed
+# centrifuge-js from npm, served by the demo pages as a static file.
+VENDOR := src/wavecast/static/vendor/centrifuge.js
+$(VENDOR): node_modules/.installed
+	mkdir -p $(dir $@)
+	cp node_modules/centrifuge/dist/centrifuge.js $@
+
+node: node_modules/.installed $(VENDOR)
+
+# The dev configuration that `make run` uses: fresh secrets, the chat demo and the admin page on.
+wavecast.toml: | venv
+	$(BIN)/wavecast genconfig --dev --config $@
 
 system-deps:
 	scripts/install-system-deps.sh
 
 deps: venv node system-deps
 
-run: venv
+run: venv node wavecast.toml
+	$(BIN)/wavecast serve --config wavecast.toml --host $(HOST) --port $(PORT)
+
+# The WebSocket echo demo of the core library alone.
+run-echo: venv
 	$(BIN)/wavecast demo --host $(HOST) --port $(PORT)
 
 lint: venv

@@ -1,38 +1,220 @@
-"""The ``wavecast`` command."""
+"""The ``wavecast`` command.
+
+``wavecast serve --config wavecast.toml`` runs the server; ``genconfig`` writes a starter
+configuration; ``checkconfig`` validates one; ``gentoken --user ID`` signs a connection token;
+``demo`` serves the WebSocket echo demo.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import dataclasses
+import secrets
 import sys
+import time
+import typing
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from .version import version
 
-__all__ = ["main"]
+__all__ = ["STARTER_CONFIG", "main"]
+
+STARTER_CONFIG = """\
+# wavecast configuration. Every key can be overridden by an environment variable:
+# WAVECAST_<SECTION>__<KEY>, e.g. WAVECAST_SERVER__PORT=9000.
+# `wavecast checkconfig --config {path}` validates this file.
+
+[server]
+host = "127.0.0.1"
+port = 8000
+# tls_cert = "cert.pem"          # serve wss:// and https://
+# tls_key = "key.pem"
+log_level = "info"               # debug, info, warning, error
+log_format = "text"              # text, or json for log collectors
+shutdown_timeout = 10.0          # seconds clients get to close on SIGTERM
+# allowed_origins = ["https://app.example.com"]   # pages on other origins that may connect
+
+[client]
+# Signs connection and subscription tokens (HS256). Keep it secret.
+token_hmac_secret_key = "{secret}"
+allow_anonymous_connect_without_token = false
+client_ping_interval = 25.0
+client_pong_timeout = 8.0
+client_queue_max_size = 1048576  # bytes queued for a slow client before its channel's policy applies
+client_channel_limit = 128
+user_connection_limit = 100
+
+[http_api]
+# Requests to POST /api/<method> send it as X-API-Key or "Authorization: apikey <key>".
+key = "{api_key}"
+
+[admin]
+enabled = {admin_enabled}
+password = "{admin_password}"    # user "admin" at /admin
+
+[metrics]
+enabled = true                   # Prometheus at /metrics
+
+[engine]
+type = "memory"
+{snapshot_line}
+
+[demo]
+enabled = {demo_enabled}         # the chat demo at /
+
+# Options of channels without a namespace.
+[channel]
+allow_subscribe_for_client = false
+
+# A namespace: channels named "chat:<room>".
+[namespaces.chat]
+presence = true
+join_leave = true
+force_push_join_leave = true
+history_size = 100
+history_ttl = 3600.0
+force_recovery = true
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+allow_presence_for_subscriber = true
+allow_history_for_subscriber = true
+slow_consumer = "disconnect"     # or drop_oldest, or conflate
+"""
+
+
+def starter_config(path: str, *, dev: bool) -> str:
+    """Return a commented starter configuration with fresh secrets."""
+    return STARTER_CONFIG.format(
+        path=path,
+        secret=secrets.token_urlsafe(32),
+        api_key=secrets.token_urlsafe(24),
+        admin_password=secrets.token_urlsafe(12),
+        admin_enabled="true" if dev else "false",
+        demo_enabled="true" if dev else "false",
+        snapshot_line='memory_snapshot = ".wavecast/history.json"   # keep history across restarts'
+        if dev
+        else '# memory_snapshot = "history.json"   # keep history across restarts',
+    )
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """Derive ``--host``, ``--port``, ... from the fields of the [server] section."""
+    from .server.config import ServerSection
+
+    hints = typing.get_type_hints(ServerSection)
+    for field in dataclasses.fields(ServerSection):
+        annotation = hints[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        if annotation in (int, float):
+            parser.add_argument(
+                flag, dest=f"server.{field.name}", type=annotation, default=None, help=f"[server] {field.name}"
+            )
+        elif annotation is str or typing.get_origin(annotation) is typing.Literal:
+            parser.add_argument(flag, dest=f"server.{field.name}", default=None, help=f"[server] {field.name}")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavecast", description="Real-time messaging server on WebSockets.")
     parser.add_argument("--version", action="version", version=f"wavecast {version}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", "-c", help="a TOML configuration file")
+    _add_server_flags(serve)
+
+    genconfig = commands.add_parser("genconfig", help="write a starter configuration with fresh secrets")
+    genconfig.add_argument("--config", "-c", default="wavecast.toml", help="where to write it")
+    genconfig.add_argument(
+        "--dev", action="store_true", help="enable the chat demo, the admin page and a history snapshot"
+    )
+    genconfig.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    checkconfig = commands.add_parser("checkconfig", help="validate a configuration")
+    checkconfig.add_argument("--config", "-c", default="wavecast.toml")
+
+    gentoken = commands.add_parser("gentoken", help="print a connection token (JWT)")
+    gentoken.add_argument("--config", "-c", default="wavecast.toml")
+    gentoken.add_argument("--user", required=True, help="the token's subject, a user id")
+    gentoken.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires; 0 never")
+
     demo = commands.add_parser("demo", help="serve the echo demo: a page at / and an echo endpoint at /echo")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     return parser
 
 
+def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Any:
+    """Load and validate a configuration; print the problems and exit 1 if it's invalid."""
+    from .exceptions import ConfigError
+    from .server.config import load_config
+
+    try:
+        config = load_config(path)
+        if overrides:
+            server = dataclasses.replace(config.server, **overrides)
+            config = dataclasses.replace(config, server=server)
+    except (ConfigError, ValueError) as exc:
+        print(f"wavecast: invalid configuration{f' in {path}' if path else ''}:", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        overrides = {
+            key.split(".", 1)[1]: value
+            for key, value in vars(args).items()
+            if key.startswith("server.") and value is not None
+        }
+        config = _load(args.config, overrides)
+        from .asyncio.runner import run
+        from .server.logs import configure_logging
+        from .server.serve import run_server
+
+        configure_logging(config.server.log_level, config.server.log_format)
+        run(run_server(config))
+        return 0
+    if args.command == "genconfig":
+        path = Path(args.config)
+        if path.exists() and not args.force:
+            print(f"wavecast: {path} exists; pass --force to overwrite it", file=sys.stderr)
+            return 1
+        path.write_text(starter_config(str(path), dev=args.dev))
+        print(f"wrote {path}")
+        return 0
+    if args.command == "checkconfig":
+        _load(args.config)
+        print(f"{args.config}: OK")
+        return 0
+    if args.command == "gentoken":
+        import jwt
+
+        config = _load(args.config)
+        secret = config.node_config().token_hmac_secret_key
+        if not secret:
+            print("wavecast: set client.token_hmac_secret_key to sign tokens", file=sys.stderr)
+            return 1
+        claims: dict[str, Any] = {"sub": args.user}
+        if args.ttl:
+            claims["exp"] = int(time.time()) + args.ttl
+        print(jwt.encode(claims, secret, algorithm="HS256"))
+        return 0
     if args.command == "demo":
+        import logging
+
         from .asyncio.runner import run
         from .demo import run_demo
 
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         run(run_demo(args.host, args.port))
-    return 0
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 
 if __name__ == "__main__":

@@ -415,6 +415,15 @@ def test_send_close_twice_fails() -> None:
     assert_close_sent(protocol, 1000)
 
 
+def test_send_close_with_an_invalid_code_leaves_the_connection_open() -> None:
+    protocol = server()
+    with pytest.raises(ValueError, match="invalid close code: 1006"):
+        protocol.send_close(CloseCode.ABNORMAL_CLOSURE)
+    assert protocol.state is OPEN
+    protocol.send_close()
+    assert_close_sent(protocol, 1000)
+
+
 def test_send_close_after_receiving_one_fails() -> None:
     protocol = client()
     feed(protocol, server_frame(OP_CLOSE, close_payload(1000)))

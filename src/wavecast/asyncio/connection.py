@@ -501,7 +501,7 @@ class Connection(asyncio.Protocol):
         This doesn't apply backpressure: callers check :attr:`writing_paused` first.
         """
         protocol = self.protocol
-        if protocol.state is not OPEN:
+        if protocol.state is not OPEN or protocol._out_fragmented:
             return
         if protocol._mask_frames or protocol.extension is not None:
             if message.opcode == OP_TEXT:

@@ -260,6 +260,11 @@ class Server:
         assert self._closed is not None, "call start() first"
         await self._closed.wait()
 
+    def stop_accepting(self) -> None:
+        """Stop listening; connections already open go on."""
+        if self._server is not None:
+            self._server.close()
+
     def close(self, *, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
         """Stop listening and start closing every connection with 1001; see :meth:`wait_closed`."""
         if self._server is not None:

@@ -248,8 +248,9 @@ class Protocol:
         # answered automatically, and a second close frame would break RFC 6455 section 5.5.1.
         if self.close_sent is not None:
             raise LocalProtocolError("can't send a close frame twice")
-        self.state = state
+        # An invalid code must leave the connection as it was.
         payload = serialize_close(code, reason)
+        self.state = state
         self._queue_frame(OP_CLOSE, payload)
         self.close_sent = Close(code, reason)
 

@@ -4,15 +4,19 @@ out to local subscribers, and offers the server-side API (publish, presence, his
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import dataclasses
 import logging
+import secrets
+import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ..codes import (
+    DISCONNECT_EXPIRED,
     DISCONNECT_FORCE_NO_RECONNECT,
     DISCONNECT_SHUTDOWN,
     UNSUBSCRIBE_INSUFFICIENT_STATE,
@@ -48,21 +52,42 @@ from .hub import Hub
 from .session import Session
 from .subscription import SUBSCRIBED, UNSUBSCRIBED, Subscription
 
-__all__ = ["Node", "NodeStats"]
+__all__ = ["LATENCY_BUCKETS", "Node", "NodeStats"]
 
 logger = logging.getLogger("wavecast.realtime")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Upper bounds, in seconds, of the publish-to-write latency histogram's buckets.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
 @dataclasses.dataclass
 class NodeStats:
-    """Counters that the metrics endpoint exposes."""
+    """Counters that the metrics endpoint reads when it is scraped.
+
+    They are plain integers so that counting costs nothing on the hot paths.
+    """
 
     publications: int = 0
     deliveries: int = 0
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+    commands: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    errors: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     slow_consumer_actions: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     disconnects: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+    #: Counts per bucket of LATENCY_BUCKETS, plus one for larger values; and their sum.
+    latency_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+
+    def observe_latency(self, seconds: float) -> None:
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+        self.latency_counts[index] += 1
+        self.latency_sum += seconds
 
 
 class Node:
@@ -115,6 +140,9 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence_task: asyncio.Task[None] | None = None
         self.started = False
+        #: This node's unique id, reported by the info API.
+        self.uid = secrets.token_hex(8)
+        self._started_at = time.monotonic()
 
     # --- hooks as decorators -----------------------------------------------------------------
 
@@ -225,7 +253,13 @@ class Node:
                 )
             session.deliver(message, subscription.options.slow_consumer, key)
             delivered += 1
-        self.stats.deliveries += delivered
+        if message is not None:
+            stats = self.stats
+            stats.deliveries += delivered
+            stats.messages_out += delivered
+            stats.bytes_out += delivered * len(message.payload)
+            if publication.time:
+                stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._push_join_leave(channel, Push(channel=channel, join=JoinMsg(info=client_info_msg(info))))
@@ -383,8 +417,6 @@ class Node:
 
         Returns the publication's position when the channel keeps history.
         """
-        import time
-
         publication = Publication(data=self._data(data), tags=tags, info=info, time=int(time.time() * 1000))
         return await self.publish_publication(channel, publication, self._options(channel))
 
@@ -463,6 +495,21 @@ class Node:
             session._after_reply.clear()
             count += 1
         return count
+
+    async def refresh(self, user: str, *, client: str | None = None, expired: bool = False, expire_at: int = 0) -> int:
+        """Mark a user's connections expired (disconnect 3005), or set when they expire."""
+        sessions = self._sessions(user, client)
+        for session in sessions:
+            if expired:
+                session.disconnect(DISCONNECT_EXPIRED)
+            else:
+                session.set_expiry(expire_at)
+        return len(sessions)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since this node was created."""
+        return time.monotonic() - self._started_at
 
     def channels(self) -> dict[str, int]:
         """Channels with subscribers on this node, and how many."""

@@ -137,6 +137,9 @@ class Session:
         """Handle one WebSocket message from the client: one or more commands."""
         if self.state is CLOSED:
             return
+        stats = self.node.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(data)
         try:
             commands = self.codec.decode_commands(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -163,8 +166,11 @@ class Session:
         if command.connect is None and not self._commands.take(time.monotonic()):
             self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
             return
-        handler = dispatch(command)
+        method, handler = dispatch(command)
+        stats = self.node.stats
+        stats.commands[method] += 1
         if handler is None:
+            stats.errors[ERROR_METHOD_NOT_FOUND.code] += 1
             self._reply(Reply(id=command.id, error=_error_msg(ERROR_METHOD_NOT_FOUND)))
             return
         try:
@@ -185,6 +191,8 @@ class Session:
         if self.state is CLOSED:
             return
         if reply is not None:
+            if reply.error is not None:
+                stats.errors[reply.error.code] += 1
             self._reply(reply)
         for callback in after:
             callback()

@@ -6,13 +6,33 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
 
 from ..base import BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
 
 __all__ = ["MemoryBroker"]
+
+logger = logging.getLogger("wavecast.engines.memory")
+
+
+class _SavedStream(msgspec.Struct):
+    epoch: str
+    offset: int
+    items: list[Publication]
+    items_ttl: float
+    meta_ttl: float
+
+
+class _Snapshot(msgspec.Struct):
+    saved_at: float
+    streams: dict[str, _SavedStream]
 
 
 @dataclasses.dataclass(slots=True)
@@ -33,6 +53,8 @@ class MemoryBroker:
             that the stream starts again with a new epoch.
         sweep_interval: seconds between sweeps of expired streams.
         clock: a monotonic clock in seconds.
+        snapshot_path: a file to save the streams to on :meth:`close` and load them from
+            on :meth:`start`, so that offsets, epochs and history survive a restart.
     """
 
     def __init__(
@@ -41,10 +63,12 @@ class MemoryBroker:
         meta_ttl: float = 30 * 86400,
         sweep_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        snapshot_path: str | Path | None = None,
     ) -> None:
         self.meta_ttl = meta_ttl
         self.sweep_interval = sweep_interval
         self.clock = clock
+        self.snapshot_path = None if snapshot_path is None else Path(snapshot_path)
         self._handler: BrokerEventHandler | None = None
         self._subscribed: set[str] = set()
         self._streams: dict[str, _Stream] = {}
@@ -52,6 +76,8 @@ class MemoryBroker:
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
+        if self.snapshot_path is not None and self.snapshot_path.exists():
+            self._load(self.snapshot_path)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="wavecast-memory-sweep")
 
     async def close(self) -> None:
@@ -60,6 +86,51 @@ class MemoryBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        if self.snapshot_path is not None:
+            self._save(self.snapshot_path)
+
+    def _save(self, path: Path) -> None:
+        """Write every live stream, with its remaining lifetimes, atomically."""
+        self.sweep()
+        now = self.clock()
+        snapshot = _Snapshot(
+            saved_at=time.time(),
+            streams={
+                channel: _SavedStream(
+                    epoch=stream.epoch,
+                    offset=stream.offset,
+                    items=list(stream.items),
+                    items_ttl=max(stream.items_expire - now, 0.0),
+                    meta_ttl=max(stream.meta_expire - now, 0.0),
+                )
+                for channel, stream in self._streams.items()
+            },
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(msgspec.json.encode(snapshot))
+        os.replace(temporary, path)
+
+    def _load(self, path: Path) -> None:
+        """Restore the streams of a snapshot; time spent stopped counts against their lifetimes."""
+        try:
+            snapshot = msgspec.json.decode(path.read_bytes(), type=_Snapshot)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            logger.warning("ignoring unreadable history snapshot %s: %s", path, exc)
+            return
+        now = self.clock()
+        elapsed = max(time.time() - snapshot.saved_at, 0.0)
+        for channel, saved in snapshot.streams.items():
+            if saved.meta_ttl <= elapsed:
+                continue
+            items = collections.deque(saved.items) if saved.items_ttl > elapsed else collections.deque()
+            self._streams[channel] = _Stream(
+                epoch=saved.epoch,
+                offset=saved.offset,
+                items=items,
+                items_expire=now + saved.items_ttl - elapsed,
+                meta_expire=now + saved.meta_ttl - elapsed,
+            )
 
     def _stream(self, channel: str, now: float) -> _Stream:
         """Return the channel's live stream, starting a new one if it expired."""

@@ -42,9 +42,9 @@ _HANDLERS: tuple[tuple[str, Handler], ...] = (
 )
 
 
-def dispatch(command: Command) -> Handler | None:
-    """Return the handler of the command's request field, or ``None`` if it has none."""
+def dispatch(command: Command) -> tuple[str, Handler | None]:
+    """Return the method and handler of the command's request field; ``("unknown", None)`` if it has none."""
     for field, handler in _HANDLERS:
         if getattr(command, field) is not None:
-            return handler
-    return None
+            return field, handler
+    return "unknown", None

@@ -1,0 +1,381 @@
+"""The standalone server's configuration: one typed object, loaded from TOML and the environment.
+
+Sections map to frozen dataclasses; every key has an explicit default. The loader checks
+the whole file at once and reports every problem: unknown keys (with the closest known key),
+wrong types, and options that conflict. ``WAVECAST_<SECTION>__<KEY>`` environment variables
+override the file, with ``__`` between levels: ``WAVECAST_SERVER__PORT=9000``,
+``WAVECAST_NAMESPACES__CHAT__PRESENCE=true``. Values are read as TOML values when they
+parse as one (``true``, ``10``, ``["a", "b"]``), as strings otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ..exceptions import ConfigError
+from ..realtime.config import ChannelOptions, NodeConfig
+
+__all__ = [
+    "ENV_PREFIX",
+    "AdminSection",
+    "Config",
+    "DemoSection",
+    "EngineSection",
+    "HttpApiSection",
+    "MetricsSection",
+    "ServerSection",
+    "WebSocketSection",
+    "load_config",
+    "parse_config",
+]
+
+ENV_PREFIX = "WAVECAST_"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerSection:
+    """Where and how the server listens.
+
+    Attributes:
+        host: the interface to listen on.
+        port: the port.
+        tls_cert, tls_key: PEM files to serve wss:// and https://; both or neither.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        log_format: ``text`` for people, ``json`` for log collectors.
+        workers: processes sharing the port (SO_REUSEPORT); more than 1 needs a shared engine.
+        shutdown_timeout: seconds to let clients close on SIGTERM before exiting.
+        allowed_origins: origins of pages allowed to connect; empty allows the server's own
+            origin and non-browser clients; ``["*"]`` allows any.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tls_cert: str = ""
+    tls_key: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    workers: int = 1
+    shutdown_timeout: float = 10.0
+    allowed_origins: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WebSocketSection:
+    """WebSocket options of client connections.
+
+    Attributes:
+        compression: negotiate permessage-deflate with browsers that offer it.
+        write_limit: bytes buffered per connection before its slow-consumer queue takes over.
+        open_timeout: seconds a client has to complete the WebSocket handshake.
+    """
+
+    compression: bool = True
+    write_limit: int = 65536
+    open_timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HttpApiSection:
+    """The server API at ``POST /api/<method>``.
+
+    Attributes:
+        enabled: serve the API.
+        key: the API key that requests send as ``X-API-Key`` or ``Authorization: apikey <key>``.
+        insecure: accept requests without a key (only behind a trusted network).
+    """
+
+    enabled: bool = True
+    key: str = ""
+    insecure: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdminSection:
+    """The admin page at ``/admin``, protected by HTTP basic auth with user ``admin``."""
+
+    enabled: bool = False
+    password: str = ""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricsSection:
+    """Prometheus metrics at ``/metrics``."""
+
+    enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineSection:
+    """Where publications, history and presence live.
+
+    Attributes:
+        type: ``memory``: one process.
+        memory_snapshot: a file where the memory engine saves channel history on shutdown
+            and reloads it on start, so that clients recover across a restart; empty keeps
+            history in memory only.
+    """
+
+    type: Literal["memory"] = "memory"
+    memory_snapshot: str = ""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DemoSection:
+    """The chat demo at ``/``, for trying the server in a browser."""
+
+    enabled: bool = False
+
+
+# NodeConfig's fields that the [client] section sets; origins come from [server].
+_CLIENT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(NodeConfig) if f.name not in ("channel", "namespaces", "allowed_origins")
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration of ``wavecast serve``.
+
+    ``client`` holds the :class:`~wavecast.realtime.config.NodeConfig` options other than
+    channels; ``channel`` the options of channels without a namespace; ``namespaces`` the
+    options of each namespace.
+    """
+
+    server: ServerSection = dataclasses.field(default_factory=ServerSection)
+    websocket: WebSocketSection = dataclasses.field(default_factory=WebSocketSection)
+    client: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    channel: ChannelOptions = dataclasses.field(default_factory=ChannelOptions)
+    namespaces: Mapping[str, ChannelOptions] = dataclasses.field(default_factory=dict)
+    http_api: HttpApiSection = dataclasses.field(default_factory=HttpApiSection)
+    admin: AdminSection = dataclasses.field(default_factory=AdminSection)
+    metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
+    engine: EngineSection = dataclasses.field(default_factory=EngineSection)
+    demo: DemoSection = dataclasses.field(default_factory=DemoSection)
+
+    def node_config(self) -> NodeConfig:
+        """Return the real-time node's configuration."""
+        origins = list(self.server.allowed_origins) or None
+        return NodeConfig(
+            channel=self.channel, namespaces=dict(self.namespaces), allowed_origins=origins, **self.client
+        )
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.messages.append(f"{path}: {message}" if path else message)
+
+
+def _suggest(key: str, known: Sequence[str]) -> str:
+    """Name the known key closest to a misspelt one, judging by its start and by similarity."""
+    candidates = [name for name in known if name.startswith(key[: max(len(key) - 2, 3)])]
+    close = difflib.get_close_matches(key, candidates or known, n=1, cutoff=0.5 if candidates else 0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(repr(v) for v in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is not None:
+        return {list: "a list", tuple: "a list", dict: "a table"}.get(origin, "a list or table")
+    if annotation is type(None):
+        return "nothing"
+    if dataclasses.is_dataclass(annotation):
+        return "a table"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(annotation, str(annotation))
+
+
+# TOML's booleans aren't integers here, though Python's are.
+_SCALARS: dict[Any, typing.Callable[[Any], bool]] = {
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    float: lambda value: isinstance(value, int | float) and not isinstance(value, bool),
+    str: lambda value: isinstance(value, str),
+}
+
+
+def _convert(value: Any, annotation: Any, path: str, errors: _Errors) -> Any:
+    """Check ``value`` against a type annotation; return the converted value or a sentinel."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin is Literal:
+        if value in args:
+            return value
+    elif origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            probe = _Errors()
+            converted = _convert(value, arg, path, probe)
+            if not probe.messages:
+                return converted
+    elif origin in (list, tuple, Sequence, typing.Sequence) or annotation is Sequence:
+        if isinstance(value, list):
+            item_type = args[0] if args else Any
+            return tuple(_convert(item, item_type, f"{path}[{i}]", errors) for i, item in enumerate(value))
+    elif origin in (dict, Mapping, typing.Mapping):
+        if isinstance(value, dict):
+            item_type = args[1] if len(args) == 2 else Any
+            return {key: _convert(item, item_type, f"{path}.{key}", errors) for key, item in value.items()}
+    elif dataclasses.is_dataclass(annotation):
+        if isinstance(value, dict):
+            return _build(annotation, value, path, errors)  # type: ignore[arg-type]
+    elif annotation in _SCALARS and _SCALARS[annotation](value):
+        return float(value) if annotation is float else value
+    errors.add(path, f"expected {_type_name(annotation)}, got {value!r}")
+    return None
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], path: str, errors: _Errors) -> Any:
+    """Build dataclass ``cls`` from a table, recording every problem."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    before = len(errors.messages)
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        if key not in fields:
+            errors.add(where, f"unknown key{_suggest(key, list(fields))}")
+            continue
+        kwargs[key] = _convert(value, hints[key], where, errors)
+    if len(errors.messages) > before:
+        return None
+    try:
+        return cls(**kwargs)
+    except (ConfigError, ValueError, TypeError) as exc:
+        errors.add(path or cls.__name__, str(exc))
+        return None
+
+
+def _client_section(data: Any, errors: _Errors) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        errors.add("client", "expected a table")
+        return {}
+    hints = typing.get_type_hints(NodeConfig)
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _CLIENT_FIELDS:
+            hint = (
+                " (channel options go in [channel] and [namespaces.<name>])" if key in ("channel", "namespaces") else ""
+            )
+            errors.add(f"client.{key}", f"unknown key{_suggest(key, _CLIENT_FIELDS)}{hint}")
+            continue
+        result[key] = _convert(value, hints[key], f"client.{key}", errors)
+    return result
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Validate a configuration table into a :class:`Config`.
+
+    Raises:
+        ConfigError: with one line per problem.
+    """
+    errors = _Errors()
+    hints = typing.get_type_hints(Config)
+    kwargs: dict[str, Any] = {}
+    known = [f.name for f in dataclasses.fields(Config)]
+    for key, value in data.items():
+        if key not in known:
+            errors.add(key, f"unknown section{_suggest(key, known)}")
+        elif key == "client":
+            kwargs[key] = _client_section(value, errors)
+        else:
+            kwargs[key] = _convert(value, hints[key], key, errors)
+    if errors.messages:
+        raise ConfigError("\n".join(errors.messages))
+    config = Config(**kwargs)
+    _check(config, errors)
+    if errors.messages:
+        raise ConfigError("\n".join(errors.messages))
+    return config
+
+
+def _check(config: Config, errors: _Errors) -> None:
+    """Options that conflict across sections."""
+    server = config.server
+    if bool(server.tls_cert) != bool(server.tls_key):
+        errors.add("server", "tls_cert and tls_key go together")
+    if not 0 < server.port < 65536:
+        errors.add("server.port", f"expected 1-65535, got {server.port}")
+    if server.workers < 1:
+        errors.add("server.workers", f"expected 1 or more, got {server.workers}")
+    if server.workers > 1 and config.engine.type == "memory":
+        errors.add(
+            "server.workers",
+            "several workers need a shared engine: with engine.type = 'memory' each process would have its "
+            "own channels, history and presence; set engine.type = 'redis'",
+        )
+    if config.http_api.enabled and not config.http_api.key and not config.http_api.insecure:
+        errors.add("http_api", "the API needs a key: set http_api.key, or http_api.insecure = true")
+    if config.admin.enabled and not config.admin.password:
+        errors.add("admin", "the admin page needs a password: set admin.password")
+    try:
+        config.node_config()
+    except (ConfigError, ValueError, TypeError) as exc:
+        errors.add("client", str(exc))
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return ``data`` with ``WAVECAST_A__B__C`` variables set at ``a.b.c``."""
+    result = _deep_copy(data)
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if len(path) < 2:
+            continue
+        table = result
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{name}: {'.'.join(path[:-1])} isn't a table")
+        table[path[-1]] = _env_value(raw)
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _deep_copy(value) if isinstance(value, Mapping) else value for key, value in data.items()}
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load a TOML file (or nothing), apply environment overrides, and validate.
+
+    Raises:
+        ConfigError: the file is missing or isn't valid TOML, or the configuration is invalid.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    return parse_config(apply_env(data, os.environ if environ is None else environ))

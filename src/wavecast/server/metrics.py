@@ -1,0 +1,91 @@
+"""Prometheus metrics of a node, read from its counters when ``/metrics`` is scraped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from ..realtime.node import LATENCY_BUCKETS, Node
+
+__all__ = ["CONTENT_TYPE", "NodeCollector", "metrics_registry", "render_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeCollector(Collector):
+    """Turns a node's plain counters into Prometheus metrics at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.node
+        stats = node.stats
+        hub = node.hub
+        yield GaugeMetricFamily("wavecast_connections", "Client connections on this node.", value=hub.num_sessions)
+        yield GaugeMetricFamily("wavecast_users", "Distinct users connected to this node.", value=hub.num_users)
+        yield GaugeMetricFamily(
+            "wavecast_subscriptions", "Channel subscriptions on this node.", value=hub.num_subscriptions
+        )
+        yield GaugeMetricFamily(
+            "wavecast_channels", "Channels with subscribers on this node.", value=len(hub.channels())
+        )
+        yield CounterMetricFamily(
+            "wavecast_publications", "Publications made through this node.", value=stats.publications
+        )
+        yield CounterMetricFamily(
+            "wavecast_messages_received", "Messages received from clients.", value=stats.messages_in
+        )
+        yield CounterMetricFamily("wavecast_bytes_received", "Bytes received from clients.", value=stats.bytes_in)
+        yield CounterMetricFamily("wavecast_messages_sent", "Messages sent to clients.", value=stats.messages_out)
+        yield CounterMetricFamily(
+            "wavecast_bytes_sent", "Bytes sent to clients, before framing.", value=stats.bytes_out
+        )
+        commands = CounterMetricFamily("wavecast_commands", "Client commands by method.", labels=["method"])
+        for method, count in sorted(stats.commands.items()):
+            commands.add_metric([method], count)
+        yield commands
+        errors = CounterMetricFamily("wavecast_command_errors", "Error replies by code.", labels=["code"])
+        for code, count in sorted(stats.errors.items()):
+            errors.add_metric([str(code)], count)
+        yield errors
+        disconnects = CounterMetricFamily("wavecast_disconnects", "Client disconnects by code.", labels=["code"])
+        for code, count in sorted(stats.disconnects.items()):
+            disconnects.add_metric([str(code)], count)
+        yield disconnects
+        slow = CounterMetricFamily(
+            "wavecast_slow_consumer_actions", "Slow-consumer policy actions by kind.", labels=["action"]
+        )
+        for action, count in sorted(stats.slow_consumer_actions.items()):
+            slow.add_metric([action], count)
+        yield slow
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        for bound, count in zip(LATENCY_BUCKETS, stats.latency_counts, strict=False):
+            cumulative += count
+            buckets.append((repr(bound), cumulative))
+        cumulative += stats.latency_counts[-1]
+        buckets.append(("+Inf", cumulative))
+        yield HistogramMetricFamily(
+            "wavecast_publish_to_write_seconds",
+            "Time from a publication to its writing to local subscribers.",
+            buckets=buckets,
+            sum_value=stats.latency_sum,
+        )
+
+
+def metrics_registry(node: Node) -> CollectorRegistry:
+    """A registry with the node's metrics and the process's (CPU, memory, file descriptors)."""
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(node))
+    registry.register(ProcessCollector(registry=None))
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text format of every metric in ``registry``."""
+    return generate_latest(registry)

@@ -1,0 +1,108 @@
+"""Run a node as a standalone server: engines, routes, TLS, signals and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from typing import Any
+
+from ..asyncio.server import Server, ServerConnection, http_response, serve
+from ..codes import DISCONNECT_SHUTDOWN
+from ..engines.base import Broker, PresenceManager
+from ..protocol.events import Request, Response
+from ..realtime.node import Node
+from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
+from .app import App
+from .config import Config
+
+__all__ = ["build_node", "run_server", "start_server"]
+
+logger = logging.getLogger("wavecast.server")
+
+
+def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
+    """Create the configured engine's broker and presence manager."""
+    from ..engines.memory import MemoryBroker, MemoryPresenceManager
+
+    snapshot = config.engine.memory_snapshot or None
+    return MemoryBroker(snapshot_path=snapshot), MemoryPresenceManager()
+
+
+def build_node(config: Config) -> Node:
+    broker, presence_manager = build_engines(config)
+    return Node(config.node_config(), broker=broker, presence_manager=presence_manager)
+
+
+def _process_request(app: App) -> Any:
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == WEBSOCKET_PATH and "upgrade" in (request.headers.get("Connection") or "").lower():
+            if not app.ready:
+                return http_response(503, "Service Unavailable: the server is stopping\n")
+            return None
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        answer = await app.http(request.method, request.path, request.query, headers, request.body)
+        return http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
+
+    return process_request
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.server.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return context
+
+
+async def start_server(config: Config, node: Node | None = None, **kwargs: Any) -> tuple[Server, App]:
+    """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`."""
+    node = node if node is not None else build_node(config)
+    app = App(config, node)
+    await node.start()
+    options = websocket_server_options(node)
+    server = await serve(
+        options.pop("handler"),
+        config.server.host,
+        config.server.port,
+        ssl=_ssl_context(config),
+        process_request=_process_request(app),
+        compression="deflate" if config.websocket.compression else None,
+        write_limit=config.websocket.write_limit,
+        open_timeout=config.websocket.open_timeout,
+        **options,
+        **kwargs,
+    )
+    return server, app
+
+
+async def shutdown(server: Server, app: App, timeout: float) -> None:
+    """Stop accepting, tell clients to reconnect elsewhere (3001), drain, and stop the engines."""
+    app.stopping = True
+    server.stop_accepting()
+    await app.node.shutdown(DISCONNECT_SHUTDOWN)
+    server.close()
+    await server.wait_closed(timeout)
+
+
+async def run_server(config: Config, **kwargs: Any) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    server, app = await start_server(config, **kwargs)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    scheme = "https" if config.server.tls_cert else "http"
+    logger.info(
+        "wavecast serving on %s://%s:%d/ (engine %s)",
+        scheme,
+        config.server.host,
+        server.port,
+        config.engine.type,
+        extra={"port": server.port},
+    )
+    await stop.wait()
+    logger.info("shutting down: %d clients", app.node.hub.num_sessions)
+    await shutdown(server, app, config.server.shutdown_timeout)
+    logger.info("stopped")
