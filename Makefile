@@ -46,12 +46,12 @@ run-echo: venv
 	$(BIN)/wavecast demo --host $(HOST) --port $(PORT)
 
 lint: venv
-	$(BIN)/ruff check src tests bench compliance fuzzing
-	$(BIN)/ruff format --check src tests bench compliance fuzzing
+	$(BIN)/ruff check src tests bench compliance fuzzing examples
+	$(BIN)/ruff format --check src tests bench compliance fuzzing examples
 
 format: venv
-	$(BIN)/ruff format src tests bench compliance fuzzing
-	$(BIN)/ruff check --fix src tests bench compliance fuzzing
+	$(BIN)/ruff format src tests bench compliance fuzzing examples
+	$(BIN)/ruff check --fix src tests bench compliance fuzzing examples
 
 types: venv
 	$(BIN)/mypy
