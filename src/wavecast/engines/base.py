@@ -102,6 +102,12 @@ class BrokerEventHandler(Protocol):
     def on_leave(self, channel: str, info: ClientInfo) -> None:
         """A client left the channel, on this node or another."""
 
+    def on_continuity_lost(self, channels: list[str]) -> None:
+        """Events of these channels may have been lost (the broker reconnected to its server).
+
+        The node makes positioned subscribers recover from history.
+        """
+
 
 class Broker(Protocol):
     """Moves publications to every node subscribed to a channel, and keeps channel history."""

@@ -267,6 +267,16 @@ class Node:
     def on_leave(self, channel: str, info: ClientInfo) -> None:
         self._push_join_leave(channel, Push(channel=channel, leave=LeaveMsg(info=client_info_msg(info))))
 
+    def on_continuity_lost(self, channels: list[str]) -> None:
+        """Publications may have been missed: positioned subscribers resubscribe and recover (2500)."""
+        for channel in channels:
+            subscribers = self.hub.subscribers(channel)
+            if not subscribers:
+                continue
+            for session, subscription in list(subscribers.items()):
+                if subscription.positioned:
+                    self._spawn(self.unsubscribe_session(session, channel, unsubscribe=UNSUBSCRIBE_INSUFFICIENT_STATE))
+
     def _push_join_leave(self, channel: str, push: Push) -> None:
         subscribers = self.hub.subscribers(channel)
         if not subscribers:

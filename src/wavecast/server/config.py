@@ -117,14 +117,18 @@ class EngineSection:
     """Where publications, history and presence live.
 
     Attributes:
-        type: ``memory``: one process.
+        type: ``memory`` for one process; ``redis`` for many nodes sharing a redis-server.
         memory_snapshot: a file where the memory engine saves channel history on shutdown
             and reloads it on start, so that clients recover across a restart; empty keeps
             history in memory only.
+        redis_url: the Redis server of the ``redis`` engine.
+        redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis.
     """
 
-    type: Literal["memory"] = "memory"
+    type: Literal["memory", "redis"] = "memory"
     memory_snapshot: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "wavecast"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,11 @@ logger = logging.getLogger("wavecast.server")
 
 def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
     """Create the configured engine's broker and presence manager."""
+    if config.engine.type == "redis":
+        from ..engines.redis import RedisEngine
+
+        engine = RedisEngine(config.engine.redis_url, prefix=config.engine.redis_prefix)
+        return engine.broker, engine.presence_manager
     from ..engines.memory import MemoryBroker, MemoryPresenceManager
 
     snapshot = config.engine.memory_snapshot or None
