@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", "-c", help="a TOML configuration file")
     _add_server_flags(serve)
+    # A process started by the --workers supervisor: it serves with SO_REUSEPORT.
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     genconfig = commands.add_parser("genconfig", help="write a starter configuration with fresh secrets")
     genconfig.add_argument("--config", "-c", default="wavecast.toml", help="where to write it")
@@ -173,12 +175,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             if key.startswith("server.") and value is not None
         }
         config = _load(args.config, overrides)
-        from .asyncio.runner import run
         from .server.logs import configure_logging
-        from .server.serve import run_server
 
         configure_logging(config.server.log_level, config.server.log_format)
-        run(run_server(config))
+        if config.server.workers > 1 and not args.worker:
+            from .server.workers import supervise
+
+            worker_args = [arg for arg in (argv if argv is not None else sys.argv[1:])[1:] if arg != "--worker"]
+            return supervise(worker_args, config.server.workers, shutdown_timeout=config.server.shutdown_timeout)
+        from .asyncio.runner import run
+        from .server.serve import run_server
+
+        if args.worker:
+            run(run_server(config, reuse_port=True))
+        else:
+            run(run_server(config))
         return 0
     if args.command == "genconfig":
         path = Path(args.config)
