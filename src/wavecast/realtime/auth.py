@@ -11,7 +11,7 @@ import jwt
 from ..codes import DISCONNECT_INVALID_TOKEN, ERROR_PERMISSION_DENIED, ERROR_TOKEN_EXPIRED
 from ..exceptions import CommandError, DisconnectError
 
-__all__ = ["ConnectToken", "SubscribeToken", "TokenVerifier", "encode_json_claim"]
+__all__ = ["ConnectToken", "SubscribeToken", "TokenVerifier", "encode_json_claim", "token_ttl"]
 
 
 def encode_json_claim(value: Any) -> bytes | None:
@@ -21,6 +21,17 @@ def encode_json_claim(value: Any) -> bytes | None:
     import msgspec
 
     return msgspec.json.encode(value)
+
+
+def token_ttl(expire_at: int, now: float) -> int:
+    """Return the ``ttl`` that goes with ``expires: true``: whole seconds until ``expire_at``, at least 1.
+
+    The SDKs read ``ttl`` whenever ``expires`` is set, and a 0 is left out of the JSON
+    (centrifuge-python then fails on the missing field); Centrifugo never sends less than 1
+    either. Rounding down makes clients refresh before the token expires, except in its
+    last second, which the ``client_expired_close_delay`` grace covers.
+    """
+    return max(int(expire_at - now), 1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

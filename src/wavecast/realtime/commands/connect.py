@@ -10,6 +10,7 @@ import msgspec
 from ...codes import DISCONNECT_BAD_REQUEST, DISCONNECT_CONNECTION_LIMIT, DISCONNECT_INVALID_TOKEN, ERROR_UNAUTHORIZED
 from ...exceptions import CommandError, DisconnectError
 from ...version import version
+from ..auth import token_ttl
 from ..codec.schema import Command, ConnectResult, Reply, SubscribeResult, raw
 from ..contexts import ConnectingContext
 from .subscribe import subscribe_server_side
@@ -94,7 +95,7 @@ async def connect(session: Session, command: Command) -> Reply:
             client=session.client,
             version=version,
             expires=bool(expire_at),
-            ttl=max(int(expire_at - now), 0) if expire_at else 0,
+            ttl=token_ttl(expire_at, now) if expire_at else 0,
             data=raw(data),
             subs=subs or None,
             ping=int(config.client_ping_interval),

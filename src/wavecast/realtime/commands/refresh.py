@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ...codes import DISCONNECT_INVALID_TOKEN, ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED
 from ...exceptions import CommandError, DisconnectError
 from ...version import version
+from ..auth import token_ttl
 from ..codec.schema import Command, RefreshResult, Reply, SubRefreshResult
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ async def refresh(session: Session, command: Command) -> Reply:
             client=session.client,
             version=version,
             expires=bool(token.expire_at),
-            ttl=max(int(token.expire_at - now), 0) if token.expire_at else 0,
+            ttl=token_ttl(token.expire_at, now) if token.expire_at else 0,
         ),
     )
 
@@ -54,6 +55,6 @@ async def sub_refresh(session: Session, command: Command) -> Reply:
     return Reply(
         id=command.id,
         sub_refresh=SubRefreshResult(
-            expires=bool(token.expire_at), ttl=max(int(token.expire_at - now), 0) if token.expire_at else 0
+            expires=bool(token.expire_at), ttl=token_ttl(token.expire_at, now) if token.expire_at else 0
         ),
     )

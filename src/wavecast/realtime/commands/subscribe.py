@@ -13,6 +13,7 @@ from ...codes import (
 )
 from ...engines.base import ClientInfo, StreamPosition
 from ...exceptions import CommandError
+from ..auth import token_ttl
 from ..codec.json import publication_msg
 from ..codec.schema import Command, Reply, SubscribeRequest, SubscribeResult, UnsubscribeResult, raw
 from ..config import ChannelOptions
@@ -114,7 +115,7 @@ async def _subscribe(
         await node.add_subscriber(channel, session, subscription)
         result = SubscribeResult(
             expires=bool(expire_at),
-            ttl=max(int(expire_at - time.time()), 0) if expire_at else 0,
+            ttl=token_ttl(expire_at, time.time()) if expire_at else 0,
             recoverable=subscription.recoverable,
             positioned=subscription.positioned,
         )

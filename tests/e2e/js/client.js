@@ -1,0 +1,205 @@
+// A centrifuge-js client on Node with the `ws` package, driven by wavecast's e2e tests.
+//
+//   node client.js OPTIONS_JSON
+//
+// OPTIONS_JSON: {"url": "ws://...", "token": "...", "tokens": ["...", ...] (handed out by
+//                getToken, in order), "mint": {"secret": "...", "sub": "...", "ttl": SECONDS}
+//                (getToken signs a fresh HS256 token each time), "name": "...", "data": {...}}
+//
+// Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
+//   connect, disconnect, subscribe {channel, token?, tokens?, joinLeave?, recoverable?, positioned?},
+//   unsubscribe {channel}, publish {channel, data}, presence {channel}, presenceStats {channel},
+//   history {channel, limit?, since?, reverse?}, rpc {method, data}, state.
+// Each command answers with {"event": "result", "id": N, "ok": true, "value": ...} or
+// {"event": "result", "id": N, "ok": false, "error": {"code": ..., "message": ...}}.
+//
+// Events are printed as JSON lines too: connecting, connected, disconnected, error, and per
+// subscription subscribing, subscribed, unsubscribed, publication, join, leave, sub_error;
+// and server-side subscription events prefixed with "server_". EOF on stdin disconnects and exits.
+"use strict";
+
+const crypto = require("crypto");
+const readline = require("readline");
+const WebSocket = require("ws");
+const { Centrifuge } = require("centrifuge");
+
+const options = JSON.parse(process.argv[2]);
+
+function emit(event) {
+  process.stdout.write(JSON.stringify(event) + "\n");
+}
+
+function errorOf(err) {
+  if (err && typeof err === "object") {
+    return { code: err.code, message: err.message, temporary: err.temporary };
+  }
+  return { code: -1, message: String(err) };
+}
+
+// An HS256 JWT, as PyJWT makes them.
+function mintToken({ secret, sub, ttl }) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const claims = { sub, exp: Math.floor(Date.now() / 1000 + ttl) };
+  const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode(claims)}`;
+  const signature = crypto.createHmac("sha256", secret).update(unsigned).digest("base64url");
+  return `${unsigned}.${signature}`;
+}
+
+const connectionTokens = (options.tokens || []).slice();
+const centrifugeOptions = {
+  websocket: WebSocket,
+  token: options.token || "",
+  name: options.name || "e2e-js",
+  minReconnectDelay: 50,
+  maxReconnectDelay: 200,
+  timeout: 5000,
+  // No browser here: don't watch for online/offline events.
+  networkEventTarget: null,
+};
+if (options.data !== undefined) centrifugeOptions.data = options.data;
+if (options.mint) {
+  centrifugeOptions.getToken = async () => {
+    emit({ event: "get_token" });
+    return mintToken(options.mint);
+  };
+} else if (options.tokens) {
+  centrifugeOptions.getToken = async () => {
+    emit({ event: "get_token" });
+    if (!connectionTokens.length) throw new Error("no more tokens");
+    return connectionTokens.shift();
+  };
+}
+
+const client = new Centrifuge(options.url, centrifugeOptions);
+
+client.on("connecting", (ctx) => emit({ event: "connecting", code: ctx.code, reason: ctx.reason }));
+client.on("connected", (ctx) => emit({ event: "connected", client: ctx.client, data: ctx.data }));
+client.on("disconnected", (ctx) => emit({ event: "disconnected", code: ctx.code, reason: ctx.reason }));
+client.on("error", (ctx) => emit({ event: "error", type: ctx.type, error: errorOf(ctx.error) }));
+client.on("subscribed", (ctx) =>
+  emit({ event: "server_subscribed", channel: ctx.channel, recovered: ctx.recovered, wasRecovering: ctx.wasRecovering })
+);
+client.on("unsubscribed", (ctx) => emit({ event: "server_unsubscribed", channel: ctx.channel }));
+client.on("publication", (ctx) =>
+  emit({ event: "server_publication", channel: ctx.channel, data: ctx.data, offset: ctx.offset })
+);
+
+function subscription(channel, command) {
+  const existing = client.getSubscription(channel);
+  if (existing) return existing;
+  const subOptions = {};
+  if (command.token) subOptions.token = command.token;
+  if (command.tokens) {
+    const tokens = command.tokens.slice();
+    subOptions.getToken = async () => {
+      emit({ event: "get_sub_token", channel });
+      if (!tokens.length) throw new Error("no more tokens");
+      return tokens.shift();
+    };
+  }
+  if (command.joinLeave) subOptions.joinLeave = true;
+  if (command.recoverable) subOptions.recoverable = true;
+  if (command.positioned) subOptions.positioned = true;
+  const sub = client.newSubscription(channel, subOptions);
+  sub.on("subscribing", (ctx) => emit({ event: "subscribing", channel, code: ctx.code, reason: ctx.reason }));
+  sub.on("subscribed", (ctx) =>
+    emit({
+      event: "subscribed",
+      channel,
+      recoverable: ctx.recoverable,
+      positioned: ctx.positioned,
+      wasRecovering: ctx.wasRecovering,
+      recovered: ctx.recovered,
+      streamPosition: ctx.streamPosition || null,
+      data: ctx.data === undefined ? null : ctx.data,
+    })
+  );
+  sub.on("unsubscribed", (ctx) => emit({ event: "unsubscribed", channel, code: ctx.code, reason: ctx.reason }));
+  sub.on("publication", (ctx) =>
+    emit({
+      event: "publication",
+      channel,
+      data: ctx.data,
+      offset: ctx.offset === undefined ? null : ctx.offset,
+      user: ctx.info ? ctx.info.user : null,
+      tags: ctx.tags || null,
+    })
+  );
+  sub.on("join", (ctx) => emit({ event: "join", channel, user: ctx.info.user, client: ctx.info.client }));
+  sub.on("leave", (ctx) => emit({ event: "leave", channel, user: ctx.info.user, client: ctx.info.client }));
+  sub.on("error", (ctx) => emit({ event: "sub_error", channel, type: ctx.type, error: errorOf(ctx.error) }));
+  return sub;
+}
+
+async function run(command) {
+  switch (command.op) {
+    case "connect":
+      client.connect();
+      await client.ready(5000);
+      return { client: client.state };
+    case "disconnect":
+      client.disconnect();
+      return null;
+    case "subscribe": {
+      const sub = subscription(command.channel, command);
+      sub.subscribe();
+      if (command.wait === false) return null;
+      await sub.ready(5000);
+      return null;
+    }
+    case "unsubscribe": {
+      const sub = client.getSubscription(command.channel);
+      sub.unsubscribe();
+      client.removeSubscription(sub);
+      return null;
+    }
+    case "publish":
+      await client.publish(command.channel, command.data);
+      return null;
+    case "presence": {
+      const result = await client.presence(command.channel);
+      const clients = {};
+      for (const [id, info] of Object.entries(result.clients)) {
+        clients[id] = { user: info.user, client: info.client, connInfo: info.connInfo || null };
+      }
+      return { clients };
+    }
+    case "presenceStats":
+      return await client.presenceStats(command.channel);
+    case "history": {
+      const opts = {};
+      if (command.limit !== undefined) opts.limit = command.limit;
+      if (command.since !== undefined) opts.since = command.since;
+      if (command.reverse !== undefined) opts.reverse = command.reverse;
+      const result = await client.history(command.channel, opts);
+      return {
+        epoch: result.epoch,
+        offset: result.offset,
+        publications: result.publications.map((p) => ({ data: p.data, offset: p.offset })),
+      };
+    }
+    case "rpc": {
+      const result = await client.rpc(command.method, command.data);
+      return { data: result.data === undefined ? null : result.data };
+    }
+    case "state":
+      return { client: client.state };
+    default:
+      throw { code: -2, message: `unknown op ${command.op}` };
+  }
+}
+
+const input = readline.createInterface({ input: process.stdin });
+input.on("line", (line) => {
+  if (!line.trim()) return;
+  const command = JSON.parse(line);
+  run(command).then(
+    (value) => emit({ event: "result", id: command.id, ok: true, value: value === undefined ? null : value }),
+    (err) => emit({ event: "result", id: command.id, ok: false, error: errorOf(err) })
+  );
+});
+input.on("close", () => {
+  client.disconnect();
+  // Let the close frame go out before exiting.
+  setTimeout(() => process.exit(0), 50);
+});

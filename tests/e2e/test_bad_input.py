@@ -1,0 +1,229 @@
+"""Bad input over real sockets never affects other clients.
+
+Each case runs while a centrifuge-python client, subscribed to a channel, receives a steady
+stream of publications: afterwards it must have received every one, in order, on the
+connection it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from wavecast.exceptions import ConnectionClosed
+from wavecast.realtime import ChannelOptions
+
+from ..utils import MS, wait_until
+from .conftest import (
+    ClientEvents,
+    MakeClient,
+    OpenRaw,
+    RawClient,
+    Running,
+    StartNode,
+    SubEvents,
+    config,
+    make_token,
+    subscribe,
+)
+
+pytestmark = pytest.mark.interop
+
+LIMIT = 8192
+
+
+@dataclass
+class Bystander:
+    running: Running
+    events: SubEvents
+    client_events: ClientEvents
+    published: list[int]
+
+
+@pytest.fixture
+async def bystander(start_node: StartNode, make_client: MakeClient) -> AsyncIterator[Bystander]:
+    """A node, and an SDK client receiving publications while the test misbehaves."""
+    running = await start_node(
+        config(
+            client_message_size_limit=LIMIT,
+            channel=ChannelOptions(allow_subscribe_for_client=True),
+            namespaces={"closed": ChannelOptions()},
+        )
+    )
+    client, client_events = make_client(running.url, token=make_token("bystander"))
+    await client.connect()
+    events = await subscribe(client, "feed")
+    published: list[int] = []
+
+    async def publish() -> None:
+        n = 0
+        while True:
+            await running.node.publish("feed", n)
+            published.append(n)
+            n += 1
+            await asyncio.sleep(2 * MS)
+
+    publisher = asyncio.get_running_loop().create_task(publish())
+    watched = Bystander(running, events, client_events, published)
+    await wait_until(lambda: len(events.data) >= 5, what="the stream to start")
+    yield watched
+    publisher.cancel()
+    try:
+        await publisher
+    except asyncio.CancelledError:
+        pass
+    # The bystander saw every publication, on its first connection, without an error.
+    await wait_until(lambda: len(events.data) == len(published), what="every publication")
+    assert events.data == published
+    assert [name for name, _ in client_events.events] == ["connecting", "connected"]
+    assert len(events.named("subscribed")) == 1
+    assert not events.named("error")
+
+
+async def connected_raw(running: Running, open_raw: OpenRaw) -> RawClient:
+    raw = await open_raw(running, rcvbuf=None)
+    reply = await raw.command(connect={"token": make_token("mallory")})
+    assert "connect" in reply, reply
+    return raw
+
+
+async def closed_with(raw: RawClient) -> ConnectionClosed:
+    """Read until the server closes the connection; return how it closed."""
+    with pytest.raises(ConnectionClosed) as raised:
+        while True:
+            await raw.recv()
+    return raised.value
+
+
+async def test_unknown_method(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    reply = await raw.command(frobnicate={"channel": "feed"})
+    assert reply["error"] == {"code": 104, "message": "method not found"}
+    # The connection still works.
+    assert "ping" in await raw.command(ping={})
+
+
+async def test_command_before_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await open_raw(bystander.running, rcvbuf=None)
+    await raw.send(json.dumps({"id": 1, "subscribe": {"channel": "feed"}}))
+    closed = await closed_with(raw)
+    assert (closed.code, closed.reason) == (3501, "bad request")
+
+
+async def test_second_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    await raw.send(json.dumps({"id": 9, "connect": {"token": make_token("mallory")}}))
+    closed = await closed_with(raw)
+    assert closed.code == 3501
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['{"id": 1, "connect":', "not json at all", '{"id": "one", "ping": {}}', "[1, 2, 3]", '{"id": 2, "ping": 5}'],
+    ids=["truncated", "text", "bad-id", "array", "bad-request-type"],
+)
+async def test_malformed_json(bystander: Bystander, open_raw: OpenRaw, message: str) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    await raw.send(message)
+    closed = await closed_with(raw)
+    assert (closed.code, closed.reason) == (3501, "bad request")
+    await wait_until(lambda: bystander.running.node.hub.num_sessions == 1, what="the bad session to go")
+
+
+async def test_malformed_json_before_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await open_raw(bystander.running, rcvbuf=None)
+    await raw.send("{{{{")
+    closed = await closed_with(raw)
+    assert closed.code == 3501
+
+
+async def test_oversized_message(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    await raw.send(json.dumps({"id": 2, "publish": {"channel": "feed", "data": "x" * LIMIT}}))
+    closed = await closed_with(raw)
+    assert closed.code == 1009
+    await wait_until(lambda: bystander.running.node.hub.num_sessions == 1, what="the bad session to go")
+
+
+async def test_message_at_the_size_limit_is_accepted(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    command = {"id": 2, "rpc": {"method": "nothing", "data": ""}}
+    padding = LIMIT - len(json.dumps(command))
+    command["rpc"]["data"] = "x" * padding  # type: ignore[index]
+    message = json.dumps(command)
+    assert len(message) == LIMIT
+    await raw.send(message)
+    (reply,) = await raw.recv()
+    assert reply["error"]["code"] == 104  # no such RPC method, but the message went through
+
+
+async def test_invalid_utf8(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    # A text frame that isn't UTF-8, written below the client's checks.
+    protocol = raw.connection.protocol
+    protocol.send_binary(b"\xff\xfe")  # the opcode is patched to text below
+    frames = protocol.data_to_send()
+    frame = bytearray(b"".join(frames))
+    frame[0] = (frame[0] & 0xF0) | 0x1
+    raw.connection.transport.write(bytes(frame))
+    closed = await closed_with(raw)
+    assert closed.code == 1007
+
+
+async def test_forbidden_channels(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    reply = await raw.command(subscribe={"channel": "closed:room"})
+    assert reply["error"]["code"] == 103
+    reply = await raw.command(subscribe={"channel": "nowhere:room"})
+    assert reply["error"]["code"] == 102
+    reply = await raw.command(subscribe={"channel": ""})
+    assert reply["error"]["code"] == 107
+    reply = await raw.command(publish={"channel": "feed", "data": {"spoof": True}})
+    assert reply["error"]["code"] == 103
+    reply = await raw.command(history={"channel": "feed"})
+    assert reply["error"]["code"] == 108
+    reply = await raw.command(presence={"channel": "feed"})
+    assert reply["error"]["code"] == 108
+    reply = await raw.command(subscribe={"channel": "closed:room", "token": "forged"})
+    assert reply["error"]["code"] == 103
+    assert "ping" in await raw.command(ping={})
+
+
+async def test_expired_and_forged_tokens(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await open_raw(bystander.running, rcvbuf=None)
+    reply = await raw.command(connect={"token": make_token("mallory", ttl=-60)})
+    assert reply["error"]["code"] == 109
+    forged = await open_raw(bystander.running, rcvbuf=None)
+    await forged.send(json.dumps({"id": 1, "connect": {"token": make_token("mallory", secret="x" * 40)}}))
+    closed = await closed_with(forged)
+    assert (closed.code, closed.reason) == (3500, "invalid token")
+    # A connected client refreshing with an expired token, or another user's token.
+    connected = await connected_raw(bystander.running, open_raw)
+    reply = await connected.command(refresh={"token": make_token("mallory", ttl=-60)})
+    assert reply["error"]["code"] == 109
+    await connected.send(json.dumps({"id": 99, "refresh": {"token": make_token("bystander")}}))
+    closed = await closed_with(connected)
+    assert closed.code == 3500
+
+
+async def test_publications_with_bad_data(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    reply = await raw.command(publish={"channel": "feed"})
+    assert reply["error"]["code"] == 107
+
+
+async def test_many_clients_misbehaving_at_once(bystander: Bystander, open_raw: OpenRaw) -> None:
+    running = bystander.running
+    bad_inputs: list[Callable[[RawClient], Awaitable[None]]] = [
+        lambda raw: raw.send("garbage"),
+        lambda raw: raw.send(json.dumps({"id": 1, "publish": {"channel": "feed", "data": "x" * LIMIT}})),
+        lambda raw: raw.send(json.dumps({"id": 1, "subscribe": {"channel": "closed:x"}})),
+        lambda raw: raw.send(json.dumps({"id": 1, "nope": {}})),
+    ]
+    clients = [await connected_raw(running, open_raw) for _ in range(12)]
+    await asyncio.gather(*(bad_inputs[i % len(bad_inputs)](raw) for i, raw in enumerate(clients)))
+    await wait_until(lambda: running.node.hub.num_sessions == 1 + 6, what="the closed sessions to go")

@@ -1,0 +1,216 @@
+"""centrifuge-js on Node (with the ``ws`` package) against a Node over real sockets.
+
+The script ``js/client.js`` runs the SDK; the tests send it commands and read its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT, Error
+from wavecast.exceptions import CommandError
+from wavecast.realtime import ChannelOptions, Node, RPCContext
+
+from ..utils import MS, wait_until
+from .conftest import SECRET, StartJS, StartNode, config, make_token
+
+pytestmark = pytest.mark.interop
+
+CHANNELS = ChannelOptions(
+    allow_subscribe_for_client=True,
+    allow_publish_for_subscriber=True,
+    presence=True,
+    join_leave=True,
+    allow_presence_for_subscriber=True,
+    history_size=100,
+    history_ttl=60,
+    allow_history_for_subscriber=True,
+    force_recovery=True,
+)
+
+
+def _setup(node: Node) -> None:
+    @node.rpc("sum")
+    async def sum_(ctx: RPCContext) -> Any:
+        assert ctx.data is not None
+        data = json.loads(ctx.data)
+        return {"sum": data["a"] + data["b"], "user": ctx.session.user}
+
+    @node.rpc("forbidden")
+    async def forbidden(ctx: RPCContext) -> Any:
+        raise CommandError(Error(1403, "not for you"))
+
+
+def _ok(result: dict[str, Any]) -> Any:
+    assert result["ok"], result
+    return result["value"]
+
+
+async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=_setup)
+    js = await start_js(url=running.url, token=make_token("ann", info={"name": "Ann"}))
+    _ok(await js.call("connect"))
+    connected = await js.wait("connected")
+    session = running.node.hub.session(connected["client"])
+    assert session is not None and session.user == "ann"
+
+    _ok(await js.call("subscribe", channel="chat", joinLeave=True))
+    subscribed = await js.wait("subscribed")
+    assert subscribed["recoverable"] and subscribed["positioned"]
+    assert not subscribed["wasRecovering"]
+
+    _ok(await js.call("publish", channel="chat", data={"text": "from js"}))
+    await running.node.publish("chat", {"text": "from the server"}, tags={"kind": "server"})
+    await wait_until(lambda: len(js.named("publication")) == 2, what="two publications")
+    first, second = js.named("publication")
+    assert (first["data"], first["offset"], first["user"]) == ({"text": "from js"}, 1, "ann")
+    assert (second["data"], second["offset"], second["tags"]) == ({"text": "from the server"}, 2, {"kind": "server"})
+
+    # Another JS client joins: presence, stats and a join event.
+    other = await start_js(url=running.url, token=make_token("bob"))
+    _ok(await other.call("connect"))
+    _ok(await other.call("subscribe", channel="chat"))
+    join = await js.wait("join", lambda event: event["user"] == "bob")
+    presence = _ok(await js.call("presence", channel="chat"))
+    assert {info["user"] for info in presence["clients"].values()} == {"ann", "bob"}
+    assert join["client"] in presence["clients"]
+    assert presence["clients"][connected["client"]]["connInfo"] == {"name": "Ann"}
+    stats = _ok(await js.call("presenceStats", channel="chat"))
+    assert (stats["numClients"], stats["numUsers"]) == (2, 2)
+    await other.close()
+    await js.wait("leave", lambda event: event["user"] == "bob")
+
+    history = _ok(await js.call("history", channel="chat", limit=10))
+    assert [p["data"] for p in history["publications"]] == [{"text": "from js"}, {"text": "from the server"}]
+    assert history["offset"] == 2
+    latest = _ok(await js.call("history", channel="chat", limit=1, reverse=True))
+    assert [p["offset"] for p in latest["publications"]] == [2]
+    since = _ok(await js.call("history", channel="chat", limit=10, since={"offset": 1, "epoch": history["epoch"]}))
+    assert [p["offset"] for p in since["publications"]] == [2]
+
+    assert _ok(await js.call("rpc", method="sum", data={"a": 20, "b": 22})) == {"data": {"sum": 42, "user": "ann"}}
+    refused = await js.call("rpc", method="forbidden", data={})
+    assert not refused["ok"]
+    assert refused["error"]["code"] == 1403 and refused["error"]["message"] == "not for you"
+    missing = await js.call("rpc", method="missing", data={})
+    assert missing["error"]["code"] == 104
+
+    _ok(await js.call("subscribe", channel="private:x", wait=False))
+    unsubscribed = await js.wait("unsubscribed", lambda event: event["channel"] == "private:x")
+    assert unsubscribed["code"] == 103
+    _ok(await js.call("subscribe", channel="nowhere:x", wait=False))
+    unsubscribed = await js.wait("unsubscribed", lambda event: event["channel"] == "nowhere:x")
+    assert unsubscribed["code"] == 102
+    assert len(js.named("connected")) == 1
+
+
+async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(namespaces={"secret": ChannelOptions(protected=True)}))
+    js = await start_js(url=running.url, token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
+    _ok(await js.call("connect"))
+    await js.wait("get_token")
+    error = await js.wait("error")
+    assert error["error"]["code"] == 109
+    _ok(await js.call("subscribe", channel="secret:plans", tokens=[make_token("ann", channel="secret:plans")]))
+    await js.wait("get_sub_token")
+    await js.wait("subscribed", lambda event: event["channel"] == "secret:plans")
+
+    bad = await start_js(url=running.url, token=make_token("ann", secret="y" * 40))
+    await bad.call("connect")
+    disconnected = await bad.wait("disconnected")
+    assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
+
+
+async def test_connection_token_refresh(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(client_expired_close_delay=0.3))
+    js = await start_js(url=running.url, mint={"secret": SECRET, "sub": "ann", "ttl": 2})
+    _ok(await js.call("connect"))
+    await wait_until(lambda: len(js.named("get_token")) >= 3, timeout=4000 * MS, what="two refreshes")
+    states = [event["event"] for event in js.events if event["event"] in ("connecting", "connected", "disconnected")]
+    assert states == ["connecting", "connected"]
+    session = running.node.hub.session(js.named("connected")[0]["client"])
+    assert session is not None and not session.closed
+
+
+async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(channel=CHANNELS))
+    js = await start_js(url=running.url, token=make_token("ann", channels=["news"]))
+    _ok(await js.call("connect"))
+    await js.wait("server_subscribed", lambda event: event["channel"] == "news")
+    await running.node.publish("news", "headline")
+    publication = await js.wait("server_publication")
+    assert (publication["channel"], publication["data"], publication["offset"]) == ("news", "headline", 1)
+
+    await running.node.disconnect("ann", DISCONNECT_FORCE_RECONNECT)
+    connecting = await js.wait("connecting", lambda event: event["code"] == 3011)
+    assert connecting["reason"] == "force reconnect"
+    await wait_until(lambda: len(js.named("connected")) == 2, what="a reconnect")
+    resubscribed = await js.wait("server_subscribed", lambda event: event["wasRecovering"])
+    assert resubscribed["recovered"]
+
+    await running.node.disconnect("ann", DISCONNECT_FORCE_NO_RECONNECT)
+    disconnected = await js.wait("disconnected")
+    assert (disconnected["code"], disconnected["reason"]) == (3503, "force disconnect")
+
+
+async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(channel=CHANNELS))
+    js = await start_js(url=running.url, token=make_token("ann"))
+    _ok(await js.call("connect"))
+    _ok(await js.call("subscribe", channel="room"))
+    await running.node.unsubscribe("ann", "room")
+    unsubscribed = await js.wait("unsubscribed")
+    assert (unsubscribed["code"], unsubscribed["reason"]) == (2000, "server unsubscribe")
+
+
+@pytest.mark.parametrize("drop", ["disconnect", "abort"])
+async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, start_js: StartJS, drop: str) -> None:
+    running = await start_node(config(channel=CHANNELS))
+    js = await start_js(url=running.url, token=make_token("ann"))
+    _ok(await js.call("connect"))
+    _ok(await js.call("subscribe", channel="stream"))
+
+    total = 150
+
+    async def publish() -> None:
+        for n in range(1, total + 1):
+            await running.node.publish("stream", n)
+            await asyncio.sleep(1 * MS)
+
+    publisher = asyncio.get_running_loop().create_task(publish())
+    try:
+        await wait_until(lambda: len(js.named("publication")) >= 20, what="20 publications")
+        if drop == "disconnect":
+            await running.node.disconnect("ann", DISCONNECT_FORCE_RECONNECT)
+        else:
+            for connection in list(running.server.connections):
+                connection.transport.abort()
+        await js.wait("connecting", lambda event: event["code"] != 0)
+        await publisher
+    finally:
+        publisher.cancel()
+
+    await wait_until(lambda: len(js.named("publication")) >= total, timeout=5000 * MS, what="every publication")
+    await asyncio.sleep(20 * MS)
+    assert [event["data"] for event in js.named("publication")] == list(range(1, total + 1))
+    assert [event["offset"] for event in js.named("publication")] == list(range(1, total + 1))
+    second = js.named("subscribed")[1]
+    assert second["wasRecovering"] and second["recovered"]
+    index = js.events.index(second)
+    received_before = sum(event["event"] == "publication" for event in js.events[:index])
+    assert second["streamPosition"]["offset"] > received_before
+
+    # A restart: the stream's epoch changes, and recovery is impossible.
+    port = running.port
+    await running.stop()
+    restarted = await start_node(config(channel=CHANNELS), port=port)
+    third = await js.wait("subscribed", lambda event: js.named("subscribed").index(event) == 2, timeout=5000 * MS)
+    assert third["wasRecovering"] and not third["recovered"]
+    assert third["streamPosition"]["epoch"] != second["streamPosition"]["epoch"]
+    await restarted.node.publish("stream", "after restart")
+    publication = await js.wait("publication", lambda event: event["data"] == "after restart")
+    assert publication["offset"] == 1
