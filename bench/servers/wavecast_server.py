@@ -1,0 +1,74 @@
+"""wavecast under the shared ws-bench wire contract (see ../shared/bench/README.md).
+
+``/echo`` sends every message back; ``/bcast`` forwards every message to every *other* open
+``/bcast`` connection with :func:`wavecast.broadcast`. Messages up to 16 MiB, no compression,
+no keepalive pings, any origin.
+
+Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
+may also come from ``$PORT``. By default :func:`wavecast.run` uses uvloop when it's installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+
+import wavecast
+
+LIMITS = wavecast.Limits(max_message_size=16 * 2**20, max_frame_size=16 * 2**20, max_fragments=None)
+
+subscribers: set[wavecast.ServerConnection] = set()
+
+
+async def handler(connection: wavecast.ServerConnection) -> None:
+    assert connection.request is not None
+    path = connection.request.path
+    if path == "/echo":
+        async for message in connection:
+            await connection.send(message)
+    elif path == "/bcast":
+        subscribers.add(connection)
+        try:
+            async for message in connection:
+                wavecast.broadcast([c for c in subscribers if c is not connection], message)
+        finally:
+            subscribers.discard(connection)
+    else:
+        await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
+
+
+async def main(port: int, compression: bool = False) -> None:
+    async with wavecast.serve(
+        handler,
+        "127.0.0.1",
+        port,
+        origins=["*"],
+        limits=LIMITS,
+        ping_interval=None,
+        ping_timeout=None,
+        max_queue=64,
+        backlog=4096,
+        # The contract forbids compression; bench/memory.py turns it on to measure its cost.
+        compression="deflate" if compression else None,
+    ) as server:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.close)
+        print(f"wavecast listening on 127.0.0.1:{server.port}", flush=True)
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9001")))
+    parser.add_argument(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force uvloop on or off (default: use it when installed)",
+    )
+    parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate (not the contract)")
+    args = parser.parse_args()
+    wavecast.run(main(args.port, args.compression), use_uvloop=args.uvloop)
