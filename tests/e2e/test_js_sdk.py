@@ -13,7 +13,7 @@ import pytest
 
 from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT, Error
 from wavecast.exceptions import CommandError
-from wavecast.realtime import ChannelOptions, Node, RPCContext
+from wavecast.realtime import ChannelOptions, MessageContext, Node, RPCContext
 
 from ..utils import MS, wait_until
 from .conftest import SECRET, StartJS, StartNode, config, make_token
@@ -125,15 +125,51 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
     assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
 
 
-async def test_connection_token_refresh(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(client_expired_close_delay=0.3))
-    js = await start_js(url=running.url, mint={"secret": SECRET, "sub": "ann", "ttl": 2})
+async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(
+        config(
+            client_expired_close_delay=0.3,
+            client_ping_interval=1,
+            client_pong_timeout=0.5,
+            namespaces={"secret": ChannelOptions(protected=True)},
+        )
+    )
+    mint = {"secret": SECRET, "sub": "ann", "ttl": 2}
+    js = await start_js(url=running.url, mint=mint)
     _ok(await js.call("connect"))
+    _ok(await js.call("subscribe", channel="secret:a", mint=mint))
     await wait_until(lambda: len(js.named("get_token")) >= 3, timeout=4000 * MS, what="two refreshes")
+    await wait_until(lambda: len(js.named("get_sub_token")) >= 3, timeout=4000 * MS, what="two sub refreshes")
+    assert len(js.named("subscribed")) == 1
+    assert not js.named("sub_error") and not js.named("error")
     states = [event["event"] for event in js.events if event["event"] in ("connecting", "connected", "disconnected")]
     assert states == ["connecting", "connected"]
     session = running.node.hub.session(js.named("connected")[0]["client"])
     assert session is not None and not session.closed
+
+
+async def test_batched_subscribes_and_async_messages(start_node: StartNode, start_js: StartJS) -> None:
+    messages: list[tuple[str, Any]] = []
+
+    def setup(node: Node) -> None:
+        @node.message
+        async def on_message(ctx: MessageContext) -> None:
+            assert ctx.data is not None
+            messages.append((ctx.session.user, json.loads(ctx.data)))
+
+    running = await start_node(config(channel=CHANNELS), setup=setup)
+    js = await start_js(url=running.url, token=make_token("ann"))
+    # Subscriptions made before connecting are sent together once connected.
+    for channel in ("a", "b", "c"):
+        _ok(await js.call("subscribe", channel=channel, wait=False))
+    _ok(await js.call("connect"))
+    await wait_until(lambda: len(js.named("subscribed")) == 3, what="three subscriptions")
+    await running.node.broadcast(["a", "b", "c"], "to all")
+    await wait_until(lambda: len(js.named("publication")) == 3, what="three publications")
+    assert sorted(event["channel"] for event in js.named("publication")) == ["a", "b", "c"]
+
+    _ok(await js.call("send", data={"hello": "server"}))
+    await wait_until(lambda: messages == [("ann", {"hello": "server"})], what="the message")
 
 
 async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:

@@ -368,6 +368,27 @@ async def test_subscription_token_refresh(start_node: StartNode, make_client: Ma
     assert not events.named("error")
 
 
+async def test_subscription_that_is_not_refreshed_expires(start_node: StartNode, make_client: MakeClient) -> None:
+    running = await start_node(
+        config(
+            namespaces={"secret": ChannelOptions(protected=True)},
+            presence_ttl=1.0,
+            presence_update_interval=0.1,
+            client_expired_close_delay=0.1,
+        )
+    )
+    client, client_events = make_client(running.url, token=make_token("42"))
+    await client.connect()
+    # A subscription token, and no get_token to refresh it with.
+    events = await subscribe(client, "secret:a", token=make_token("42", channel="secret:a", ttl=1.5))
+    connecting = await client_events.wait("connecting", lambda ctx: ctx.code != 0, timeout=4000 * MS)
+    assert (connecting.code, connecting.reason) == (3006, "subscription expired")
+    # Back with the same expired token, the SDK is refused and gives up.
+    unsubscribed = await events.wait("unsubscribed")
+    assert unsubscribed.code == 1  # centrifuge-python's "unauthorized"
+    await wait_until(lambda: running.node.hub.num_subscriptions == 0, what="no subscription left")
+
+
 async def test_on_subscribe_hook(start_node: StartNode, make_client: MakeClient) -> None:
     def setup(node: Node) -> None:
         @node.subscribing

@@ -11,10 +11,11 @@ from centrifuge import ClientState, ReplyError
 
 from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT, Disconnect
+from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions, ConnectingContext, ConnectResult
 
 from ..utils import MS, wait_until
-from .conftest import MakeClient, StartNode, config, make_token
+from .conftest import MakeClient, OpenRaw, StartNode, config, make_token
 
 pytestmark = pytest.mark.interop
 
@@ -178,6 +179,42 @@ async def test_connect_reply_ttl_is_never_zero_for_an_expiring_token(start_node:
     else:
         assert reply["connect"]["expires"] is True
         assert reply["connect"]["ttl"] >= 1
+
+
+async def test_pings_and_pongs(start_node: StartNode, make_client: MakeClient, open_raw: OpenRaw) -> None:
+    running = await start_node(config(client_ping_interval=1, client_pong_timeout=0.5))
+    client, events = make_client(running.url, token=make_token("42"))
+    await client.connect()
+    await events.wait("connected")
+    session = running.node.hub.session(client.client_id)
+    assert session is not None
+    # A client that reads the server's ping, an empty reply, and never answers it.
+    raw = await open_raw(running, rcvbuf=None)
+    reply = await raw.command(connect={"token": make_token("43")})
+    assert (reply["connect"]["ping"], reply["connect"]["pong"]) == (1, True)
+    assert await raw.recv(timeout=3000 * MS) == [{}]
+    with pytest.raises(ConnectionClosed) as raised:
+        await raw.recv(timeout=3000 * MS)
+    assert (raised.value.code, raised.value.reason) == (3012, "no pong")
+    # The SDK answered its pings meanwhile.
+    assert not session.closed
+    assert client.state == ClientState.CONNECTED
+    assert [name for name, _ in events.events] == ["connecting", "connected"]
+
+
+async def test_user_connection_limit(start_node: StartNode, make_client: MakeClient) -> None:
+    running = await start_node(config(user_connection_limit=2))
+    clients = [make_client(running.url, token=make_token("42")) for _ in range(3)]
+    for client, events in clients[:2]:
+        await client.connect()
+        await events.wait("connected")
+    client, events = clients[2]
+    await client.connect()
+    disconnected = await events.wait("disconnected")
+    assert (disconnected.code, disconnected.reason) == (3504, "connection limit")
+    other, other_events = make_client(running.url, token=make_token("43"))
+    await other.connect()
+    await other_events.wait("connected")
 
 
 # --- disconnects from the server API -------------------------------------------------------------

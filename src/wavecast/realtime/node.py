@@ -398,6 +398,11 @@ class Node:
         while True:
             await asyncio.sleep(interval)
             for session in self.hub.sessions():
+                # Subscription tokens that weren't refreshed in time end here, as in
+                # Centrifugo's periodic presence update.
+                session.check_subscription_expiry()
+                if session.closed:
+                    continue
                 for subscription in list(session.subscriptions.values()):
                     if subscription.options.presence and subscription.state is SUBSCRIBED:
                         try:
@@ -484,6 +489,7 @@ class Node:
         """Subscribe a user's connections to a channel from the server; they receive a subscribe push."""
         from .commands.subscribe import subscribe_server_side
 
+        self._options(channel)  # an unknown namespace raises, as in the rest of the API
         count = 0
         for session in self._sessions(user, client):
             if session.connecting or session.closed or channel in session.subscriptions:

@@ -7,9 +7,10 @@
 //                (getToken signs a fresh HS256 token each time), "name": "...", "data": {...}}
 //
 // Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
-//   connect, disconnect, subscribe {channel, token?, tokens?, joinLeave?, recoverable?, positioned?},
-//   unsubscribe {channel}, publish {channel, data}, presence {channel}, presenceStats {channel},
-//   history {channel, limit?, since?, reverse?}, rpc {method, data}, state.
+//   connect, disconnect, subscribe {channel, token?, tokens?, mint?, joinLeave?, recoverable?,
+//   positioned?, wait?}, unsubscribe {channel}, publish {channel, data}, send {data},
+//   presence {channel}, presenceStats {channel}, history {channel, limit?, since?, reverse?},
+//   rpc {method, data}, state.
 // Each command answers with {"event": "result", "id": N, "ok": true, "value": ...} or
 // {"event": "result", "id": N, "ok": false, "error": {"code": ..., "message": ...}}.
 //
@@ -37,9 +38,10 @@ function errorOf(err) {
 }
 
 // An HS256 JWT, as PyJWT makes them.
-function mintToken({ secret, sub, ttl }) {
+function mintToken({ secret, sub, ttl }, channel) {
   const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const claims = { sub, exp: Math.floor(Date.now() / 1000 + ttl) };
+  if (channel !== undefined) claims.channel = channel;
   const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode(claims)}`;
   const signature = crypto.createHmac("sha256", secret).update(unsigned).digest("base64url");
   return `${unsigned}.${signature}`;
@@ -89,7 +91,12 @@ function subscription(channel, command) {
   if (existing) return existing;
   const subOptions = {};
   if (command.token) subOptions.token = command.token;
-  if (command.tokens) {
+  if (command.mint) {
+    subOptions.getToken = async () => {
+      emit({ event: "get_sub_token", channel });
+      return mintToken(command.mint, channel);
+    };
+  } else if (command.tokens) {
     const tokens = command.tokens.slice();
     subOptions.getToken = async () => {
       emit({ event: "get_sub_token", channel });
@@ -155,6 +162,9 @@ async function run(command) {
     }
     case "publish":
       await client.publish(command.channel, command.data);
+      return null;
+    case "send":
+      await client.send(command.data);
       return null;
     case "presence": {
       const result = await client.presence(command.channel);
