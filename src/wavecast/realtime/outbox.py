@@ -10,6 +10,10 @@ from .config import SlowConsumerPolicy
 __all__ = ["Outbox"]
 
 
+# The key of entries that aren't conflated; ``None`` is a valid conflation key.
+_NO_KEY = object()
+
+
 class _Entry:
     __slots__ = ("droppable", "key", "message")
 
@@ -53,7 +57,7 @@ class Outbox:
             entry = _Entry(message, key, True)
             self._keys[key] = entry
         else:
-            entry = _Entry(message, None, policy is not None)
+            entry = _Entry(message, _NO_KEY, policy is not None)
         self._entries.append(entry)
         self.size += len(message)
         if self.size <= self.max_size:
@@ -71,7 +75,7 @@ class Outbox:
             if entry.droppable:
                 self.size -= len(entry.message)
                 self.dropped += 1
-                if entry.key is not None and self._keys.get(entry.key) is entry:
+                if entry.key is not _NO_KEY and self._keys.get(entry.key) is entry:
                     del self._keys[entry.key]
             else:
                 kept.append(entry)
@@ -85,7 +89,7 @@ class Outbox:
             return None
         entry = self._entries.popleft()
         self.size -= len(entry.message)
-        if entry.key is not None and self._keys.get(entry.key) is entry:
+        if entry.key is not _NO_KEY and self._keys.get(entry.key) is entry:
             del self._keys[entry.key]
         return entry.message
 
