@@ -164,7 +164,8 @@ class Session:
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
         if command.connect is None and not self._commands.take(time.monotonic()):
-            self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
+            if command.id:  # a send has no reply to carry the error
+                self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
             return
         method, handler = dispatch(command)
         stats = self.node.stats
@@ -193,7 +194,9 @@ class Session:
         if reply is not None:
             if reply.error is not None:
                 stats.errors[reply.error.code] += 1
-            self._reply(reply)
+            # A send (id 0) has no reply: an error without an id would read as a server ping.
+            if command.id:
+                self._reply(reply)
         for callback in after:
             callback()
 

@@ -1,0 +1,110 @@
+"""commands.rpc: handlers by method, the fallback hook, results, errors and the in-flight limit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from wavecast.codes import Disconnect, Error
+from wavecast.exceptions import CommandError, DisconnectError
+from wavecast.realtime import Node, RPCContext
+
+from ..conftest import ConnectClient, MakeNode
+
+
+async def test_rpc_handler(node: Node, connect: ConnectClient) -> None:
+    contexts: list[RPCContext] = []
+
+    @node.rpc("sum")
+    async def add(context: RPCContext) -> Any:
+        contexts.append(context)
+        return {"sum": 3}
+
+    client = await connect(node)
+    assert await client.result("rpc", {"method": "sum", "data": [1, 2]}) == {"data": {"sum": 3}}
+    [context] = contexts
+    assert (context.session, context.method, context.data) == (client.session, "sum", b"[1, 2]")
+    assert client.session.rpc_in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [(b'{"raw":true}', {"data": {"raw": True}}), (bytearray(b"[1]"), {"data": [1]}), (None, {}), (0, {"data": 0})],
+)
+async def test_rpc_results(node: Node, connect: ConnectClient, returned: Any, expected: dict[str, Any]) -> None:
+    @node.rpc("get")
+    async def get(context: RPCContext) -> Any:
+        return returned
+
+    client = await connect(node)
+    assert await client.result("rpc", {"method": "get"}) == expected
+
+
+async def test_rpc_without_data(node: Node, connect: ConnectClient) -> None:
+    seen: list[bytes | None] = []
+
+    @node.rpc("x")
+    async def x(context: RPCContext) -> None:
+        seen.append(context.data)
+
+    client = await connect(node)
+    await client.result("rpc", {"method": "x"})
+    assert seen == [None]
+
+
+async def test_on_rpc_handles_other_methods(node: Node, connect: ConnectClient) -> None:
+    async def fallback(context: RPCContext) -> Any:
+        return {"method": context.method}
+
+    node.on_rpc = fallback
+
+    @node.rpc("own")
+    async def own(context: RPCContext) -> Any:
+        return "own"
+
+    client = await connect(node)
+    assert await client.result("rpc", {"method": "own"}) == {"data": "own"}
+    assert await client.result("rpc", {"method": "other"}) == {"data": {"method": "other"}}
+
+
+async def test_method_not_found(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    assert await client.error("rpc", {"method": "nope"}) == 104
+
+
+async def test_rpc_errors(node: Node, connect: ConnectClient) -> None:
+    @node.rpc("fail")
+    async def fail(context: RPCContext) -> None:
+        raise CommandError(Error(404, "no such thing"))
+
+    @node.rpc("ban")
+    async def ban(context: RPCContext) -> None:
+        raise DisconnectError(Disconnect(4501, "banned"))
+
+    client = await connect(node)
+    assert (await client.call("rpc", {"method": "fail"}))["error"] == {"code": 404, "message": "no such thing"}
+    assert client.session.rpc_in_flight == 0
+    await client.send({"id": 9, "rpc": {"method": "ban"}})
+    assert client.closed_with == 4501
+
+
+async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(rpc_in_flight_limit=1)
+    release = asyncio.Event()
+
+    @node.rpc("slow")
+    async def slow(context: RPCContext) -> Any:
+        await release.wait()
+        return 1
+
+    client = await connect(node)
+    first = asyncio.create_task(client.send({"id": 100, "rpc": {"method": "slow"}}))
+    await asyncio.sleep(0)
+    assert client.session.rpc_in_flight == 1
+    assert await client.error("rpc", {"method": "slow"}) == 106
+    release.set()
+    await first
+    assert [r for r in client.transport.replies if r.get("id") == 100] == [{"id": 100, "rpc": {"data": 1}}]
+    assert client.session.rpc_in_flight == 0

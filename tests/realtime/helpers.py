@@ -1,0 +1,129 @@
+"""Test doubles of the real-time layer: a fake transport and a scripted client."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from wavecast.codes import Disconnect
+from wavecast.protocol.prepared import PreparedMessage
+from wavecast.realtime import Node, Session
+
+__all__ = ["SECRET", "Client", "FakeTransport", "token"]
+
+
+class FakeTransport:
+    """A :class:`~wavecast.realtime.transport.Transport` that records what the session does.
+
+    ``writable`` is an attribute: set it to ``False`` to play a slow client, and call
+    :meth:`resume` to make the transport writable again and tell the session.
+    """
+
+    name = "websocket"
+
+    def __init__(self) -> None:
+        self.on_writable: Any = None
+        self.is_writable = True
+        self.written: list[PreparedMessage] = []
+        self.closes: list[Disconnect] = []
+
+    def writable(self) -> bool:
+        return self.is_writable
+
+    def write(self, message: PreparedMessage) -> None:
+        assert message.payload, "nothing to write"
+        self.written.append(message)
+
+    def close(self, disconnect: Disconnect) -> None:
+        self.closes.append(disconnect)
+
+    def resume(self) -> None:
+        self.is_writable = True
+        if self.on_writable is not None:
+            self.on_writable()
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [message.payload for message in self.written]
+
+    @property
+    def replies(self) -> list[dict[str, Any]]:
+        """Everything written, decoded; one reply or push per line."""
+        return [json.loads(line) for payload in self.payloads for line in payload.split(b"\n") if line]
+
+
+class Client:
+    """A session on a fake transport, driven with commands as a client SDK sends them."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.transport = FakeTransport()
+        self.session = Session(node, self.transport)
+        self._ids = itertools.count(1)
+        self._read = 0
+
+    async def send_raw(self, data: bytes | str) -> None:
+        await self.session.handle_message(data)
+
+    async def send(self, command: dict[str, Any]) -> None:
+        await self.session.handle_message(json.dumps(command).encode())
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a command and return its reply, which must have been written by then."""
+        command_id = next(self._ids)
+        await self.send({"id": command_id, method: params or {}})
+        replies = [reply for reply in self.transport.replies if reply.get("id") == command_id]
+        assert len(replies) == 1, f"expected one reply to {method} {command_id}, got {replies}"
+        return replies[0]
+
+    async def result(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a command and return its result; fail on an error reply."""
+        reply = await self.call(method, params)
+        assert "error" not in reply, reply
+        result: dict[str, Any] = reply[method]
+        return result
+
+    async def error(self, method: str, params: dict[str, Any] | None = None) -> int:
+        """Send a command and return the code of its error reply."""
+        reply = await self.call(method, params)
+        assert "error" in reply, reply
+        code: int = reply["error"]["code"]
+        return code
+
+    def new(self) -> list[dict[str, Any]]:
+        """Return what was written since the last call."""
+        replies = self.transport.replies
+        new, self._read = replies[self._read :], len(replies)
+        return new
+
+    def pushes(self, kind: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        """Return every push written so far, of one kind and channel or all."""
+        return [
+            reply["push"]
+            for reply in self.transport.replies
+            if "push" in reply
+            and (kind is None or kind in reply["push"])
+            and (channel is None or reply["push"].get("channel") == channel)
+        ]
+
+    def publications(self, channel: str | None = None) -> list[Any]:
+        """Return the data of every publication pushed so far."""
+        return [push["pub"].get("data") for push in self.pushes("pub", channel)]
+
+    @property
+    def closed_with(self) -> int | None:
+        """The code the transport was closed with, if it was."""
+        assert len(self.transport.closes) <= 1
+        return self.transport.closes[0].code if self.transport.closes else None
+
+
+#: Signs the tokens of the tests; long enough for PyJWT not to warn.
+SECRET = "a-test-secret-long-enough-for-hs256-keys"
+
+
+def token(user: str, **claims: Any) -> str:
+    """Return a connection token for ``user``, or a subscription token with ``channel=...``."""
+    import jwt
+
+    return jwt.encode({"sub": user, **claims}, SECRET, algorithm="HS256")

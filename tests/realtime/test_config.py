@@ -1,0 +1,166 @@
+"""config: every rule ChannelOptions and NodeConfig check, and namespace resolution."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from wavecast.exceptions import ConfigError
+from wavecast.realtime.config import SLOW_CONSUMER_POLICIES, ChannelOptions, NodeConfig
+
+
+def test_defaults_are_valid_and_closed() -> None:
+    options = ChannelOptions()
+    assert not options.history
+    assert options.slow_consumer == "disconnect"
+    assert not any(
+        getattr(options, field.name) for field in dataclasses.fields(options) if field.name.startswith("allow_")
+    )
+    config = NodeConfig()
+    assert config.channel == ChannelOptions()
+    assert config.namespaces == {}
+    assert not config.allow_anonymous_connect_without_token
+
+
+def test_slow_consumer_policies() -> None:
+    assert SLOW_CONSUMER_POLICIES == ("disconnect", "drop_oldest", "conflate")
+    for policy in SLOW_CONSUMER_POLICIES:
+        assert ChannelOptions(slow_consumer=policy).slow_consumer == policy
+
+
+def test_history_property() -> None:
+    assert ChannelOptions(history_size=10, history_ttl=60).history
+    assert not ChannelOptions().history
+
+
+def test_options_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ChannelOptions().presence = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NodeConfig().name = "x"  # type: ignore[misc]
+
+
+def test_a_valid_full_namespace() -> None:
+    ChannelOptions(
+        presence=True,
+        join_leave=True,
+        force_push_join_leave=True,
+        history_size=10,
+        history_ttl=60,
+        force_positioning=True,
+        allow_recovery=True,
+        force_recovery=True,
+        slow_consumer="conflate",
+        conflation_key_tag="key",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"history_size": -1}, "history_size and history_ttl must be 0 or more"),
+        ({"history_ttl": -1.0}, "history_size and history_ttl must be 0 or more"),
+        ({"history_size": 10}, "history_size and history_ttl must be set together"),
+        ({"history_ttl": 60.0}, "history_size and history_ttl must be set together"),
+        ({"force_recovery": True}, "recovery and positioning need history"),
+        ({"allow_recovery": True}, "recovery and positioning need history"),
+        ({"force_positioning": True}, "recovery and positioning need history"),
+        ({"join_leave": True}, "join_leave needs presence"),
+        ({"force_push_join_leave": True}, "join_leave needs presence"),
+        ({"slow_consumer": "block"}, "slow_consumer must be one of disconnect, drop_oldest, conflate, got 'block'"),
+        ({"conflation_key_tag": "key"}, "conflation_key_tag needs slow_consumer = 'conflate'"),
+        (
+            {"conflation_key_tag": "key", "slow_consumer": "drop_oldest"},
+            "conflation_key_tag needs slow_consumer = 'conflate'",
+        ),
+    ],
+)
+def test_channel_options_rules(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        ChannelOptions(**kwargs)
+    assert str(exc_info.value).startswith(message)
+    assert isinstance(exc_info.value, ValueError)
+
+
+POSITIVE = [
+    "client_queue_max_size",
+    "client_channel_limit",
+    "user_connection_limit",
+    "channel_max_length",
+    "client_message_size_limit",
+    "presence_ttl",
+    "presence_update_interval",
+    "command_rate",
+    "command_burst",
+    "publication_rate",
+    "publication_burst",
+    "rpc_in_flight_limit",
+    "history_max_limit",
+    "client_pong_timeout",
+    "client_stale_close_delay",
+    "client_expired_close_delay",
+    "shutdown_timeout",
+]
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+@pytest.mark.parametrize("value", [0, -1])
+def test_limits_must_be_positive(name: str, value: int) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} must be positive, got {value}$"):
+        NodeConfig(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+def test_limits_may_be_small(name: str) -> None:
+    kwargs: dict[str, Any] = {name: 1}
+    if name == "presence_ttl":
+        kwargs["presence_update_interval"] = 0.5
+    NodeConfig(**kwargs)
+
+
+def test_ping_interval() -> None:
+    assert NodeConfig(client_ping_interval=0).client_ping_interval == 0
+    with pytest.raises(ConfigError, match=r"^client_ping_interval must be 0"):
+        NodeConfig(client_ping_interval=-1)
+
+
+@pytest.mark.parametrize("interval", [60.0, 61.0])
+def test_presence_update_interval_is_shorter_than_presence_ttl(interval: float) -> None:
+    with pytest.raises(ConfigError, match=r"^presence_update_interval must be shorter than presence_ttl$"):
+        NodeConfig(presence_ttl=60.0, presence_update_interval=interval)
+
+
+@pytest.mark.parametrize("namespace", ["", "a:b", "a#b"])
+def test_namespace_names(namespace: str) -> None:
+    with pytest.raises(ConfigError, match=r"^invalid namespace name: "):
+        NodeConfig(namespaces={namespace: ChannelOptions()})
+
+
+def test_personal_channels_need_their_namespace() -> None:
+    with pytest.raises(ConfigError, match=r"^user_subscribe_to_personal needs the namespace 'personal' in namespaces$"):
+        NodeConfig(user_subscribe_to_personal=True)
+    with pytest.raises(ConfigError, match=r"'me'"):
+        NodeConfig(
+            user_subscribe_to_personal=True,
+            personal_channel_namespace="me",
+            namespaces={"personal": ChannelOptions()},
+        )
+    NodeConfig(user_subscribe_to_personal=True, namespaces={"personal": ChannelOptions()})
+
+
+def test_channel_options_resolution() -> None:
+    chat = ChannelOptions(presence=True)
+    news = ChannelOptions(allow_subscribe_for_client=True)
+    default = ChannelOptions(allow_subscribe_for_anonymous=True)
+    config = NodeConfig(channel=default, namespaces={"chat": chat, "news": news})
+    assert config.channel_options("lobby") is default
+    assert config.channel_options("lobby#42") is default
+    assert config.channel_options("chat:1") is chat
+    assert config.channel_options("chat:") is chat
+    assert config.channel_options("chat:a:b") is chat
+    assert config.channel_options("news:chat:1") is news
+    assert config.channel_options("chat") is default
+    assert config.channel_options("other:1") is None
+    assert config.channel_options(":1") is None

@@ -1,0 +1,115 @@
+"""hub: the local index of sessions by client and user, and of subscribers by channel."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, cast
+
+from wavecast.realtime.config import ChannelOptions
+from wavecast.realtime.hub import Hub
+from wavecast.realtime.subscription import Subscription
+
+
+@dataclasses.dataclass(eq=False)
+class StubSession:
+    client: str
+    user: str
+
+
+def session(client: str, user: str) -> Any:
+    return cast(Any, StubSession(client, user))
+
+
+def sub(channel: str) -> Subscription:
+    return Subscription(channel, ChannelOptions())
+
+
+def test_empty() -> None:
+    hub = Hub()
+    assert (hub.num_sessions, hub.num_users, hub.num_subscriptions) == (0, 0, 0)
+    assert hub.sessions() == []
+    assert hub.session("c1") is None
+    assert hub.user_sessions("42") == []
+    assert hub.subscribers("ch") is None
+    assert hub.channels() == {}
+
+
+def test_sessions_by_client_and_user() -> None:
+    hub = Hub()
+    one, two, three = session("c1", "42"), session("c2", "42"), session("c3", "")
+    for s in (one, two, three):
+        hub.add_session(s)
+    assert (hub.num_sessions, hub.num_users) == (3, 2)
+    assert hub.session("c2") is two
+    assert set(hub.user_sessions("42")) == {one, two}
+    assert hub.user_sessions("") == [three]
+    assert set(hub.sessions()) == {one, two, three}
+
+
+def test_remove_session() -> None:
+    hub = Hub()
+    one, two = session("c1", "42"), session("c2", "42")
+    hub.add_session(one)
+    hub.add_session(two)
+    hub.remove_session(one)
+    assert hub.session("c1") is None
+    assert hub.user_sessions("42") == [two]
+    hub.remove_session(two)
+    assert (hub.num_sessions, hub.num_users) == (0, 0)
+    # Twice, or never added: nothing happens.
+    hub.remove_session(two)
+    hub.remove_session(session("c9", "9"))
+
+
+def test_remove_session_keeps_another_session_with_the_same_client_id() -> None:
+    hub = Hub()
+    old, new = session("c1", "42"), session("c1", "43")
+    hub.add_session(old)
+    hub.add_session(new)
+    hub.remove_session(old)
+    assert hub.session("c1") is new
+    assert hub.user_sessions("43") == [new]
+    assert hub.user_sessions("42") == []
+
+
+def test_user_sessions_is_a_copy() -> None:
+    hub = Hub()
+    hub.add_session(session("c1", "42"))
+    hub.user_sessions("42").clear()
+    assert len(hub.user_sessions("42")) == 1
+
+
+def test_subscribers() -> None:
+    hub = Hub()
+    one, two = session("c1", "42"), session("c2", "43")
+    sub_one, sub_two = sub("ch"), sub("ch")
+    assert hub.add_subscriber("ch", one, sub_one) is True
+    assert hub.add_subscriber("ch", two, sub_two) is False
+    assert hub.add_subscriber("other", one, sub("other")) is True
+    assert hub.subscribers("ch") == {one: sub_one, two: sub_two}
+    assert hub.channels() == {"ch": 2, "other": 1}
+    assert hub.num_subscriptions == 3
+
+
+def test_remove_subscriber() -> None:
+    hub = Hub()
+    one, two = session("c1", "42"), session("c2", "43")
+    hub.add_subscriber("ch", one, sub("ch"))
+    hub.add_subscriber("ch", two, sub("ch"))
+    assert hub.remove_subscriber("ch", one) is False
+    assert list(hub.subscribers("ch") or {}) == [two]
+    # A session that isn't subscribed leaves the others alone.
+    assert hub.remove_subscriber("ch", one) is False
+    assert hub.remove_subscriber("ch", two) is True
+    assert hub.subscribers("ch") is None
+    assert hub.channels() == {}
+    assert hub.remove_subscriber("ch", two) is False
+
+
+def test_add_subscriber_again_replaces_the_subscription() -> None:
+    hub = Hub()
+    one = session("c1", "42")
+    first, second = sub("ch"), sub("ch")
+    hub.add_subscriber("ch", one, first)
+    hub.add_subscriber("ch", one, second)
+    assert hub.subscribers("ch") == {one: second}

@@ -1,0 +1,313 @@
+"""session: one client's lifecycle: connect deadline, pings, bad input, rate limits, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+
+from wavecast.codes import DISCONNECT_SERVER_ERROR, DISCONNECT_SLOW
+from wavecast.protocol.prepared import PreparedMessage
+from wavecast.realtime import ConnectingContext, ConnectResult, DisconnectContext, Node
+
+from ..utils import MS, wait_until
+from .conftest import ConnectClient, MakeNode
+from .helpers import Client, token
+
+
+async def test_connect_in_time_stops_the_stale_timer(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_stale_close_delay=20 * MS)
+    client = await connect(node)
+    await asyncio.sleep(40 * MS)
+    assert not client.session.closed
+
+
+async def test_stale_close(make_node: MakeNode, new_client: Callable[[Node], Client]) -> None:
+    node = await make_node(client_stale_close_delay=10 * MS)
+    client = new_client(node)
+    await wait_until(lambda: client.session.closed, what="the stale close")
+    assert client.closed_with == 3502
+    assert client.session.disconnect_reason is not None and client.session.disconnect_reason.reason == "stale"
+    assert node.stats.disconnects[3502] == 1
+
+
+async def test_commands_before_connect(node: Node, new_client: Callable[[Node], Client]) -> None:
+    client = new_client(node)
+    await client.send({"id": 1, "subscribe": {"channel": "news"}})
+    assert client.closed_with == 3501
+    assert client.transport.written == []
+
+
+@pytest.mark.parametrize("message", [b"{}", b'{"id":1}', b'{"id":1,"ping":{}}'])
+async def test_anything_but_connect_first_is_refused(
+    node: Node, new_client: Callable[[Node], Client], message: bytes
+) -> None:
+    client = new_client(node)
+    await client.send_raw(message)
+    assert client.closed_with == 3501
+
+
+@pytest.mark.parametrize("message", [b"", b"not json", b'{"id":"x"}', b'{"id":1,"ping":{}}\n{'])
+async def test_malformed_json(node: Node, connect: ConnectClient, message: bytes) -> None:
+    client = await connect(node)
+    client.new()
+    await client.send_raw(message)
+    assert client.closed_with == 3501
+    assert client.new() == []
+
+
+async def test_malformed_json_before_connect(node: Node, new_client: Callable[[Node], Client]) -> None:
+    client = new_client(node)
+    await client.send_raw(b"{")
+    assert client.closed_with == 3501
+
+
+async def test_a_command_without_id_is_refused(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    await client.send({"subscribe": {"channel": "news"}})
+    assert client.closed_with == 3501
+
+
+async def test_a_command_without_method(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    await client.send({"id": 7})
+    assert client.new()[-1] == {"id": 7, "error": {"code": 104, "message": "method not found"}}
+    assert not client.session.closed
+
+
+async def test_empty_command_is_a_pong(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.new()
+    await client.send_raw(b"{}")
+    assert client.new() == []
+    assert not client.session.closed
+
+
+async def test_several_commands_in_one_message(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.new()
+    await client.send_raw(
+        b'{"id":2,"subscribe":{"channel":"a"}}\n{"id":3,"subscribe":{"channel":"b"}}\n{"id":4,"ping":{}}'
+    )
+    assert [reply["id"] for reply in client.new()] == [2, 3, 4]
+    assert set(client.session.subscriptions) == {"a", "b"}
+
+
+async def test_commands_after_a_disconnect_in_the_same_message_are_ignored(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.new()
+    await client.send_raw(b'{"subscribe":{"channel":"a"}}\n{"id":3,"ping":{}}')
+    assert client.closed_with == 3501
+    assert client.new() == []
+
+
+async def test_messages_after_close_are_ignored(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.session.disconnect()
+    client.new()
+    await client.send({"id": 9, "ping": {}})
+    assert client.new() == []
+
+
+async def test_server_pings(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_ping_interval=10 * MS, client_pong_timeout=500 * MS)
+    client = await connect(node)
+    connect_reply = client.new()[0]["connect"]
+    # Whole seconds on the wire: a 10 ms interval reads as 0 there, with pong still asked for.
+    assert connect_reply["pong"] is True
+    await wait_until(lambda: client.transport.payloads.count(b"{}") >= 3, what="three pings")
+    for _ in range(3):
+        await client.send_raw(b"{}")
+        await asyncio.sleep(10 * MS)
+    assert not client.session.closed
+
+
+async def test_no_pong(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_ping_interval=10 * MS, client_pong_timeout=20 * MS)
+    client = await connect(node)
+    await wait_until(lambda: client.session.closed, what="the no-pong disconnect")
+    assert client.closed_with == 3012
+    assert b"{}" in client.transport.payloads
+
+
+async def test_pongs_keep_the_connection(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_ping_interval=10 * MS, client_pong_timeout=30 * MS)
+    client = await connect(node)
+    pings = 0
+    async with asyncio.timeout(2000 * MS):
+        while pings < 5:
+            count = client.transport.payloads.count(b"{}")
+            if count > pings:
+                pings = count
+                await client.send_raw(b"{}")
+            await asyncio.sleep(2 * MS)
+    assert not client.session.closed
+
+
+async def test_no_pings_when_off(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_ping_interval=0)
+    client = await connect(node)
+    connect_reply = client.new()[0]["connect"]
+    assert "ping" not in connect_reply
+    assert "pong" not in connect_reply
+    assert client.session._ping_handle is None
+
+
+async def test_too_many_commands(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(command_rate=0.001, command_burst=2)
+    client = await connect(node)  # connect is never limited
+    assert (await client.call("ping"))["ping"] == {}
+    assert (await client.call("ping"))["ping"] == {}
+    reply = await client.call("ping")
+    assert reply["error"] == {"code": 111, "message": "too many requests", "temporary": True}
+    assert not client.session.closed
+
+
+async def test_unexpected_error_in_a_command(
+    node: Node, connect: ConnectClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    @node.rpc("boom")
+    async def boom(context: object) -> None:
+        raise RuntimeError("boom")
+
+    client = await connect(node)
+    with caplog.at_level(logging.ERROR, logger="wavecast.realtime"):
+        reply = await client.call("rpc", {"method": "boom"})
+    assert reply["error"] == {"code": 100, "message": "internal server error", "temporary": True}
+    assert "failed" in caplog.text
+    assert node.stats.errors[100] == 1
+
+
+async def test_closed_by_transport(node: Node, connect: ConnectClient) -> None:
+    contexts: list[DisconnectContext] = []
+
+    @node.disconnected
+    async def on_disconnect(context: DisconnectContext) -> None:
+        contexts.append(context)
+
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "chat:1"})
+    client.session.closed_by_transport()
+    assert client.transport.closes == []
+    assert node.hub.session(client.session.client) is None
+    await wait_until(lambda: len(contexts) == 1, what="on_disconnect")
+    assert contexts[0].disconnect.code == 3000
+    assert contexts[0].session is client.session
+    assert await node.presence("chat:1") == {}
+    assert node.channels() == {}
+
+
+async def test_fail(node: Node, connect: ConnectClient, caplog: pytest.LogCaptureFixture) -> None:
+    client = await connect(node)
+    with caplog.at_level(logging.ERROR, logger="wavecast.realtime"):
+        client.session.fail(ValueError("oops"))
+    assert client.transport.closes == [DISCONNECT_SERVER_ERROR]
+    assert "oops" in caplog.text
+
+
+async def test_disconnect_clears_the_outbox(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.transport.is_writable = False
+    client.session.send(PreparedMessage(b'{"push":{}}', text=True))
+    assert client.session.outbox.size
+    client.session.disconnect()
+    assert client.session.outbox.size == 0
+    assert client.transport.on_writable is None
+    # Nothing is sent once closed.
+    client.session.send(PreparedMessage(b'{"push":{}}', text=True))
+    assert client.session.outbox.size == 0
+
+
+async def test_replies_alone_overflowing_the_outbox_disconnect(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_queue_max_size=100)
+    client = await connect(node)
+    client.transport.is_writable = False
+    for _ in range(6):
+        await client.send({"id": 9, "ping": {}})
+    assert client.transport.closes == [DISCONNECT_SLOW]
+    assert node.stats.slow_consumer_actions["disconnect"] == 1
+
+
+async def test_replies_wait_for_a_writable_transport(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.new()
+    client.transport.is_writable = False
+    await client.send({"id": 2, "ping": {}})
+    await client.send({"id": 3, "ping": {}})
+    assert client.new() == []
+    client.transport.resume()
+    assert [reply["id"] for reply in client.new()] == [2, 3]
+
+
+async def test_drain_stops_when_the_transport_blocks_again(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.new()
+    client.transport.is_writable = False
+    for command_id in (2, 3, 4):
+        await client.send({"id": command_id, "ping": {}})
+
+    def write_once(message: PreparedMessage) -> None:
+        client.transport.written.append(message)
+        client.transport.is_writable = False
+
+    client.transport.write = write_once  # type: ignore[method-assign]
+    client.transport.resume()
+    assert [reply["id"] for reply in client.new()] == [2]
+    client.transport.resume()
+    assert [reply["id"] for reply in client.new()] == [3]
+    assert len(client.session.outbox) == 1
+
+
+# --- connection expiry ------------------------------------------------------------------
+
+
+async def test_an_expired_connection_is_closed(make_node: MakeNode, new_client: Callable[[Node], Client]) -> None:
+    node = await make_node(client_expired_close_delay=10 * MS)
+
+    @node.connecting
+    async def on_connecting(context: ConnectingContext) -> ConnectResult:
+        return ConnectResult(user="42", expire_at=int(time.time()))
+
+    client = new_client(node)
+    result = await client.result("connect")
+    assert (result["expires"], result["ttl"]) == (True, 1)
+    await wait_until(lambda: client.session.closed, what="the expiry")
+    assert client.closed_with == 3005
+
+
+async def test_a_refreshed_connection_is_not_closed(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_expired_close_delay=10 * MS)
+    client = await connect(node)
+    session = client.session
+    session.set_expiry(int(time.time()))
+    # Refreshed meanwhile: the timer finds a later expiry and waits again.
+    session.expire_at = int(time.time()) + 3600
+    await asyncio.sleep(40 * MS)
+    assert not session.closed
+    assert session._expire_handle is not None
+    session.set_expiry(0)
+    assert session._expire_handle is None
+
+
+async def test_refresh_with_a_token(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_expired_close_delay=10 * MS)
+    client = await connect(node, exp=int(time.time()) + 3600)
+    assert client.session.expire_at
+    result = await client.result("refresh", {"token": token("42", exp=int(time.time()) + 7200, info={"v": 2})})
+    assert result["client"] == client.session.client
+    assert result["expires"] is True
+    assert 7100 < result["ttl"] <= 7200
+    assert client.session.info == b'{"v":2}'
+
+
+async def test_subscription_expiry(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    client.session.check_subscription_expiry()
+    assert not client.session.closed
+    client.session.subscriptions["news"].expire_at = int(time.time()) - 3600
+    client.session.check_subscription_expiry()
+    assert client.closed_with == 3006
