@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -555,3 +556,56 @@ async def test_no_join_leave_without_the_option(node: Node, connect: ConnectClie
     await bob.result("subscribe", {"channel": "news"})
     await bob.result("unsubscribe", {"channel": "news"})
     assert ann.pushes() == []
+
+
+async def test_publications_during_subscribe_without_history(make_node: MakeNode, connect: ConnectClient) -> None:
+    presence = GatedPresence()
+    node = await make_node(presence_manager=presence)
+
+    @node.subscribing
+    async def on_subscribe(context: SubscribeContext) -> None:
+        return None
+
+    client = await connect(node)
+    presence.gate = asyncio.Event()
+    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "personal:room"}}))
+    await presence.waiting.wait()
+    await node.publish("personal:room", {"n": 1})
+    presence.gate.set()
+    await subscribing
+    assert client.pushes("pub") == [{"channel": "personal:room", "pub": {"data": {"n": 1}, "time": ANY}}]
+    assert client.session.subscriptions["personal:room"].offset == 0
+
+
+async def test_an_unsubscribe_during_subscribe_is_not_undone(make_node: MakeNode, connect: ConnectClient) -> None:
+    presence = GatedPresence()
+    node = await make_node(presence_manager=presence)
+    watcher, client = await connect(node, "41"), await connect(node, "42")
+    await watcher.result("subscribe", {"channel": "chat:1", "join_leave": True})
+    presence.gate = asyncio.Event()
+    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "chat:1"}}))
+    await presence.waiting.wait()
+    assert await node.unsubscribe("42", "chat:1") == 1
+    await node.publish("chat:1", {"n": 1})
+    presence.gate.set()
+    await subscribing
+    assert "chat:1" not in client.session.subscriptions
+    assert client.publications() == []
+    # Nothing of the ended subscription stays: no presence, and no join without its leave.
+    assert list(await node.presence("chat:1")) == [watcher.session.client]
+    assert watcher.pushes("join") == []
+
+
+async def test_a_disconnect_during_subscribe_leaves_no_presence(make_node: MakeNode, connect: ConnectClient) -> None:
+    presence = GatedPresence()
+    node = await make_node(presence_manager=presence)
+    client = await connect(node, "42")
+    presence.gate = asyncio.Event()
+    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "chat:1"}}))
+    await presence.waiting.wait()
+    client.session.closed_by_transport()
+    await wait_until(lambda: not node._tasks, what="the cleanup")
+    presence.gate.set()
+    await subscribing
+    assert await node.presence("chat:1") == {}
+    assert node.channels() == {}

@@ -20,7 +20,7 @@ from ..config import ChannelOptions
 from ..contexts import SubscribeContext
 from ..permissions import can_subscribe, channel_options, check_user_limited
 from ..recovery import recover
-from ..subscription import SUBSCRIBED, Subscription
+from ..subscription import SUBSCRIBED, UNSUBSCRIBED, Subscription
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -127,6 +127,12 @@ async def _subscribe(
         session.subscriptions.pop(channel, None)
         await node.remove_subscriber(channel, session)
         raise
+    if subscription.state is UNSUBSCRIBED:
+        # Ended while it was set up (a server unsubscribe, a disconnect), and cleaned up as it
+        # was then: take back the presence added since, and announce no join.
+        if options.presence:
+            await node.presence_manager.remove_presence(channel, session.client, session.user)
+        return result
     if options.presence and (options.join_leave or options.force_push_join_leave):
         await node.broker.publish_join(channel, _client_info(session, subscription))
 
