@@ -429,3 +429,101 @@ async def test_decorators_set_the_hooks() -> None:
     assert node.disconnected(hook) is hook and node.on_disconnect is hook
     assert node.message(hook) is hook and node.on_message is hook
     assert node.rpc("m")(hook) is hook and node.rpc_handlers == {"m": hook}
+
+
+async def test_continuity_lost_resubscribes_positioned_subscribers(node: Node, connect: ConnectClient) -> None:
+    positioned, plain = await connect(node, "1"), await connect(node, "2")
+    await positioned.result("subscribe", {"channel": "chat:1", "positioned": True})
+    await plain.result("subscribe", {"channel": "chat:1"})
+    node.on_continuity_lost(["chat:1", "nobody-here"])
+    await wait_until(lambda: bool(positioned.pushes("unsubscribe")), what="the unsubscribe push")
+    assert positioned.pushes("unsubscribe") == [
+        {"channel": "chat:1", "unsubscribe": {"code": 2500, "reason": "insufficient state"}}
+    ]
+    assert plain.pushes("unsubscribe") == []
+    assert plain.session.is_subscribed("chat:1")
+
+
+async def test_a_publication_without_time(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    node.on_publication("news", Publication(data=b"1"), None)
+    assert client.pushes("pub") == [{"channel": "news", "pub": {"data": 1}}]
+    assert node.stats.latency_counts == [0] * len(node.stats.latency_counts)
+
+
+async def test_refresh(node: Node, connect: ConnectClient) -> None:
+    ann, bob = await connect(node, "42"), await connect(node, "42")
+    assert await node.refresh("42", client=bob.session.client, expire_at=2_000_000_000) == 1
+    assert bob.session.expire_at == 2_000_000_000
+    assert ann.session.expire_at == 0
+    assert await node.refresh("42", expired=True) == 2
+    assert ann.closed_with == bob.closed_with == 3005
+    assert await node.refresh("42") == 0
+
+
+async def test_uptime(node: Node) -> None:
+    first = node.uptime
+    assert first >= 0
+    assert node.uptime >= first
+
+
+async def test_concurrent_first_subscribers_subscribe_the_broker_once(node: Node, connect: ConnectClient) -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+    subscribe = node.broker.subscribe
+
+    async def slow_subscribe(channel: str) -> None:
+        calls.append(channel)
+        await release.wait()
+        await subscribe(channel)
+
+    node.broker.subscribe = slow_subscribe  # type: ignore[method-assign]
+    ann, bob = await connect(node, "1"), await connect(node, "2")
+    tasks = [
+        asyncio.create_task(ann.send({"id": 10, "subscribe": {"channel": "news"}})),
+        asyncio.create_task(bob.send({"id": 10, "subscribe": {"channel": "news"}})),
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert calls == ["news"]
+    await node.publish("news", 1)
+    assert ann.publications() == bob.publications() == [1]
+    assert node._channel_locks == {}
+
+
+async def test_a_subscribe_and_an_unsubscribe_racing(node: Node, connect: ConnectClient) -> None:
+    release = asyncio.Event()
+    subscribe = node.broker.subscribe
+
+    async def slow_subscribe(channel: str) -> None:
+        await release.wait()
+        await subscribe(channel)
+
+    node.broker.subscribe = slow_subscribe  # type: ignore[method-assign]
+    client = await connect(node)
+    subscribing = asyncio.create_task(client.send({"id": 10, "subscribe": {"channel": "news"}}))
+    await asyncio.sleep(0)
+    # The client goes away while the broker subscribes: the broker ends up unsubscribed.
+    client.session.closed_by_transport()
+    release.set()
+    await subscribing
+    await wait_until(lambda: not node._tasks, what="the cleanup")
+    assert node.channels() == {}
+    assert node._broker_channels == set()
+    # Nothing to do for a channel nobody wants and the broker doesn't have.
+    await node._sync_broker_subscription("other")
+    assert node._broker_channels == set()
+
+
+async def test_expired_subscriptions_end_with_the_presence_update(make_node: MakeNode, connect: ConnectClient) -> None:
+    import time
+
+    node = await make_node(presence_ttl=1.0, presence_update_interval=5 * MS, client_expired_close_delay=1 * MS)
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    await client.result("subscribe", {"channel": "chat:1"})
+    client.session.subscriptions["news"].expire_at = int(time.time()) - 1
+    await wait_until(lambda: client.session.closed, what="the expiry")
+    assert client.closed_with == 3006

@@ -311,3 +311,17 @@ async def test_subscription_expiry(node: Node, connect: ConnectClient) -> None:
     client.session.subscriptions["news"].expire_at = int(time.time()) - 3600
     client.session.check_subscription_expiry()
     assert client.closed_with == 3006
+
+
+async def test_client_info(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node, "42", info={"a": 1})
+    info = client.session.client_info
+    assert (info.client, info.user, info.conn_info, info.chan_info) == (client.session.client, "42", b'{"a":1}', None)
+
+
+async def test_a_late_ping_after_close_sends_nothing(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node)
+    client.session.disconnect()
+    client.new()
+    client.session._ping()
+    assert client.new() == []

@@ -6,7 +6,12 @@ Everything that every broker does is in ``tests/engines/contract/``.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
+from pathlib import Path
+
+import pytest
 
 from wavecast.engines import ClientInfo, Publication, StreamPosition
 from wavecast.engines.memory import MemoryBroker
@@ -108,3 +113,83 @@ async def test_the_default_clock_is_monotonic() -> None:
     await broker.publish("ch", DATA, history_size=10, history_ttl=60)
     await asyncio.sleep(0)
     assert [p.offset for p in (await broker.history("ch")).publications] == [1]
+
+
+# --- snapshots --------------------------------------------------------------------------------
+
+
+async def test_a_snapshot_keeps_streams_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "history.json"
+    first = MemoryBroker(snapshot_path=path)
+    await first.start(RecordingHandler())
+    publication = Publication(data=b'{"a":1}', info=INFO, tags={"k": "v"}, time=1700000000000)
+    await first.publish("ch", publication, history_size=10, history_ttl=600)
+    position = await first.publish("ch", DATA, history_size=10, history_ttl=600)
+    await first.publish("gone", DATA)  # no history, nothing to keep
+    await first.close()
+    assert path.exists()
+    assert not path.with_name("history.json.tmp").exists()
+
+    second = MemoryBroker(snapshot_path=str(path))
+    await second.start(RecordingHandler())
+    try:
+        result = await second.history("ch")
+        assert result.position == position
+        assert result.publications == [
+            Publication(data=b'{"a":1}', offset=1, info=INFO, tags={"k": "v"}, time=1700000000000),
+            Publication(data=b"{}", offset=2),
+        ]
+        assert set(second._streams) == {"ch"}
+    finally:
+        await second.close()
+
+
+def _age_snapshot(path: Path, seconds: float) -> None:
+    snapshot = json.loads(path.read_text())
+    snapshot["saved_at"] -= seconds
+    path.write_text(json.dumps(snapshot))
+
+
+async def test_time_stopped_counts_against_the_lifetimes(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    first = MemoryBroker(meta_ttl=100, snapshot_path=path)
+    short = await first.publish("short", DATA, history_size=10, history_ttl=10)
+    await first.publish("expired", DATA, history_size=10, history_ttl=10)
+    await first.close()
+    snapshot = json.loads(path.read_text())
+    snapshot["streams"]["expired"]["meta_ttl"] = 5.0
+    path.write_text(json.dumps(snapshot))
+    _age_snapshot(path, 20)
+
+    second = MemoryBroker(meta_ttl=100, snapshot_path=path)
+    await second.start(RecordingHandler())
+    try:
+        # Publications outlived their 10 s; the stream's position didn't outlive its 100 s.
+        result = await second.history("short")
+        assert result.publications == []
+        assert result.position == short
+        assert "expired" not in second._streams
+    finally:
+        await second.close()
+
+
+async def test_an_unreadable_snapshot_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "history.json"
+    path.write_text("{not json")
+    broker = MemoryBroker(snapshot_path=path)
+    with caplog.at_level(logging.WARNING, logger="wavecast.engines.memory"):
+        await broker.start(RecordingHandler())
+    try:
+        assert "ignoring unreadable history snapshot" in caplog.text
+        assert broker._streams == {}
+    finally:
+        await broker.close()
+    # Closing wrote a good one over it.
+    assert json.loads(path.read_text())["streams"] == {}
+
+
+async def test_no_snapshot_yet(tmp_path: Path) -> None:
+    broker = MemoryBroker(snapshot_path=tmp_path / "history.json")
+    await broker.start(RecordingHandler())
+    assert broker._streams == {}
+    await broker.close()

@@ -1,0 +1,130 @@
+"""websocket: a Node's clients over real WebSocket connections (wavecast's own client)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from wavecast.asyncio import ClientConnection, Server, connect
+from wavecast.codes import Disconnect
+from wavecast.exceptions import ConnectionClosed
+from wavecast.realtime import WEBSOCKET_PATH, Node, Session, websocket_server_options
+
+from ..conftest import StartServer, ws_uri
+from ..utils import wait_until
+from .conftest import MakeNode
+from .helpers import token
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def served(make_node: MakeNode, start_server: StartServer) -> tuple[Node, Server]:
+    node = await make_node(allowed_origins=None, client_message_size_limit=4096)
+    return node, await start_server(**websocket_server_options(node))
+
+
+@pytest.fixture
+async def ws(served: tuple[Node, Server]) -> AsyncIterator[ClientConnection]:
+    _, server = served
+    async with connect(ws_uri(server, WEBSOCKET_PATH)) as connection:
+        yield connection
+
+
+async def call(connection: ClientConnection, command: dict[str, Any]) -> dict[str, Any]:
+    await connection.send(json.dumps(command))
+    while True:
+        message = await connection.recv()
+        for line in str(message).splitlines():
+            reply: dict[str, Any] = json.loads(line)
+            if reply.get("id") == command["id"]:
+                return reply
+
+
+def test_server_options(make_node: MakeNode) -> None:
+    node = Node()
+    options = websocket_server_options(node)
+    assert options["ping_interval"] is None
+    assert options["limits"].max_message_size == 65536
+    assert options["origins"] is None
+    assert callable(options["handler"])
+    assert WEBSOCKET_PATH == "/connection/websocket"
+
+
+async def test_connect_subscribe_and_receive(served: tuple[Node, Server], ws: ClientConnection) -> None:
+    node, _ = served
+    reply = await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    assert reply["connect"]["client"]
+    assert (await call(ws, {"id": 2, "subscribe": {"channel": "news"}})) == {"id": 2, "subscribe": {}}
+    await node.publish("news", {"n": 1})
+    push = json.loads(await ws.recv())
+    assert push["push"]["pub"]["data"] == {"n": 1}
+
+
+async def test_server_disconnect_closes_with_its_code(served: tuple[Node, Server], ws: ClientConnection) -> None:
+    node, _ = served
+    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    await node.disconnect("42", Disconnect(4501, "banned"))
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert (ws.close_code, ws.close_reason) == (4501, "banned")
+
+
+async def test_bad_input_closes_with_3501(ws: ClientConnection) -> None:
+    await ws.send("not json")
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 3501
+
+
+async def test_the_client_going_away_closes_the_session(served: tuple[Node, Server], ws: ClientConnection) -> None:
+    node, _ = served
+    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    await call(ws, {"id": 2, "subscribe": {"channel": "news"}})
+    assert node.hub.num_sessions == 1
+    await ws.close()
+    await wait_until(lambda: node.hub.num_sessions == 0 and not node.channels(), what="the cleanup")
+
+
+async def test_a_failing_session_closes_with_3004(
+    served: tuple[Node, Server], ws: ClientConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Session, data: str | bytes) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Session, "handle_message", broken)
+    await ws.send("{}")
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 3004
+
+
+async def test_a_message_too_big(ws: ClientConnection) -> None:
+    await ws.send("x" * 5000)
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 1009
+
+
+async def test_transport_follows_the_connection(served: tuple[Node, Server], ws: ClientConnection) -> None:
+    node, _ = served
+    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    [session] = node.hub.sessions()
+    transport: Any = session.transport
+    assert transport.name == "websocket"
+    assert transport.writable()
+    called: list[bool] = []
+    transport.on_writable = lambda: called.append(True)
+    transport.connection.on_writable()
+    assert called == [True]
+    transport.on_writable = None
+    transport.connection.on_writable()
+    # Closing twice: the second finds the connection closing and does nothing.
+    transport.close(Disconnect(3001, "shutdown"))
+    transport.close(Disconnect(3001, "shutdown"))
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 3001
