@@ -172,6 +172,17 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
     await wait_until(lambda: messages == [("ann", {"hello": "server"})], what="the message")
 
 
+async def test_message_over_the_size_limit(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config(client_message_size_limit=4096))
+    js = await start_js(url=running.url, token=make_token("ann"))
+    _ok(await js.call("connect"))
+    result = await js.call("rpc", method="echo", data="x" * 5000)
+    assert not result["ok"]
+    disconnected = await js.wait("disconnected")
+    # The server closed with 1009: centrifuge-js stops with its "message size limit" code.
+    assert (disconnected["code"], disconnected["reason"]) == (3, "message size limit exceeded")
+
+
 async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(config(channel=CHANNELS))
     js = await start_js(url=running.url, token=make_token("ann", channels=["news"]))

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from centrifuge import ClientState, ReplyError
+from centrifuge import ClientDisconnectedError, ClientState, ReplyError
 
 from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT, Disconnect
@@ -215,6 +215,19 @@ async def test_user_connection_limit(start_node: StartNode, make_client: MakeCli
     other, other_events = make_client(running.url, token=make_token("43"))
     await other.connect()
     await other_events.wait("connected")
+
+
+async def test_message_over_the_size_limit(start_node: StartNode, make_client: MakeClient) -> None:
+    running = await start_node(config(client_message_size_limit=4096))
+    client, events = make_client(running.url, token=make_token("42"))
+    await client.connect()
+    await events.wait("connected")
+    with pytest.raises(ClientDisconnectedError):
+        await client.rpc("echo", "x" * 5000)
+    # The server closed with 1009, which centrifuge-python reports as its "message size limit"
+    # (code 3); unlike centrifuge-js, this version reconnects afterwards.
+    connecting = await events.wait("connecting", lambda ctx: ctx.code != 0)
+    assert (connecting.code, connecting.reason) == (3, "message size limit")
 
 
 # --- disconnects from the server API -------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""The chat demo in Chromium against ``wavecast serve`` in a subprocess, across a server restart.
+
+Three pages chat in one room: presence, messages both ways, history for a late joiner. Then
+the server restarts on the same port with the same configuration (its history snapshot is
+reloaded): the pages reconnect on their own, recover, and every message appears exactly
+once on every page, in order.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from ..interop.conftest import CHROMIUM, require
+from ..server.conftest import CHROMIUM_ARGS, PLAYWRIGHT_TIMEOUT, ServeProcess, free_port, wavecast_command
+from ..utils import MS, TIMEOUT_FACTOR
+
+pytestmark = pytest.mark.interop
+
+ROOM = "e2e-room"
+
+#: centrifuge-js backs off up to a few seconds between attempts while the server is down.
+RECONNECT_TIMEOUT = 20_000 * MS * 1000
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PLAYWRIGHT_TIMEOUT
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class ChatPage:
+    """One person in the chat demo, in a browser context of their own."""
+
+    def __init__(self, context: BrowserContext, page: Page, name: str, screenshots: Path) -> None:
+        self.context = context
+        self.page = page
+        self.name = name
+        self.screenshots = screenshots
+        self.console: list[str] = []
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+
+    @classmethod
+    async def open(cls, browser: Browser, url: str, name: str, screenshots: Path) -> ChatPage:
+        context = await browser.new_context()
+        page = await context.new_page()
+        page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
+        await page.goto(url)
+        return cls(context, page, name, screenshots)
+
+    async def join(self, room: str) -> None:
+        await self.page.fill("#name", self.name)
+        await self.page.fill("#room", room)
+        await self.page.click("#join button")
+        await expect(self.page.locator("#room-title")).to_have_text(f"#{room}")
+        await self.expect_state("connected")
+
+    async def expect_state(self, state: str, timeout: float = PLAYWRIGHT_TIMEOUT) -> None:
+        await expect(self.page.locator("#status")).to_have_attribute("data-state", state, timeout=timeout)
+
+    async def say(self, text: str) -> None:
+        await self.page.fill("#text", text)
+        await self.page.press("#text", "Enter")
+        await self.expect_message(text)
+
+    async def expect_message(self, text: str) -> None:
+        await expect(self.page.locator("li.message").filter(has_text=text)).to_have_count(1)
+
+    async def expect_presence(self, names: list[str]) -> None:
+        await expect(self.page.locator("#presence li")).to_have_text(names)
+
+    async def messages(self) -> list[tuple[int, str, str]]:
+        """``(offset, who, text)`` of each message, in page order."""
+        rows: list[list[str]] = await self.page.locator("li.message").evaluate_all(
+            "items => items.map((li) => [li.dataset.offset,"
+            " li.querySelector('.who').textContent, li.querySelector('.text').textContent])"
+        )
+        return [(int(offset), who, text) for offset, who, text in rows]
+
+    async def screenshot(self, label: str) -> None:
+        await self.page.screenshot(path=str(self.screenshots / f"{label}-{self.name}.png"), full_page=True)
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+def genconfig(directory: Path) -> Path:
+    result = subprocess.run(
+        [*wavecast_command(), "genconfig", "--dev", "--config", "wavecast.toml"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return directory / "wavecast.toml"
+
+
+def assert_well_ordered(messages: list[tuple[int, str, str]]) -> None:
+    offsets = [offset for offset, _, _ in messages]
+    assert offsets == sorted(set(offsets)), f"offsets out of order or repeated: {offsets}"
+    texts = [text for _, _, text in messages]
+    assert len(texts) == len(set(texts)), f"a message appears twice: {texts}"
+
+
+@pytest.mark.timeout(90 * TIMEOUT_FACTOR)
+async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) -> None:
+    config_path = genconfig(tmp_path)
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    port = free_port()
+    servers: list[ServeProcess] = []
+    pages: list[ChatPage] = []
+
+    async def start_server() -> ServeProcess:
+        # The dev configuration keeps its history snapshot in .wavecast/ under the working directory.
+        server = ServeProcess(config_path, port, cwd=tmp_path)
+        servers.append(server)
+        await server.wait_ready()
+        return server
+
+    try:
+        server = await start_server()
+        alice = await ChatPage.open(browser, server.url + "/", "alice", screenshots)
+        pages.append(alice)
+        bob = await ChatPage.open(browser, server.url + "/", "bob", screenshots)
+        pages.append(bob)
+        await alice.join(ROOM)
+        await bob.join(ROOM)
+        await alice.expect_presence(["alice", "bob"])
+        await bob.expect_presence(["alice", "bob"])
+
+        await alice.say("hello from alice")
+        await bob.expect_message("hello from alice")
+        await bob.say("hi alice")
+        await alice.expect_message("hi alice")
+        await alice.say("how are you?")
+        await bob.expect_message("how are you?")
+
+        # A late joiner gets the room's last messages from history, and shows up in presence.
+        carol = await ChatPage.open(browser, server.url + "/", "carol", screenshots)
+        pages.append(carol)
+        await carol.join(ROOM)
+        for text in ("hello from alice", "hi alice", "how are you?"):
+            await carol.expect_message(text)
+        for page in (alice, bob, carol):
+            await page.expect_presence(["alice", "bob", "carol"])
+        await carol.say("hello, I'm carol")
+        await alice.expect_message("hello, I'm carol")
+        await bob.expect_message("hello, I'm carol")
+        for page in pages:
+            await page.screenshot("1-before-restart")
+
+        # Restart: SIGTERM, a clean exit, and the same port and configuration again.
+        assert await server.stop(signal.SIGTERM) == 0, server.log
+        assert (tmp_path / ".wavecast" / "history.json").is_file()
+        for page in pages:
+            await page.expect_state("connecting")
+        server = await start_server()
+        for page in pages:
+            await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+
+        # Right after the restart, messages go both ways again, without reloading the pages.
+        await alice.say("back after the restart")
+        await bob.expect_message("back after the restart")
+        await carol.expect_message("back after the restart")
+        await bob.say("me too")
+        await alice.expect_message("me too")
+        await carol.expect_message("me too")
+        for page in pages:
+            await page.expect_presence(["alice", "bob", "carol"])
+            await page.screenshot("2-after-restart")
+
+        # Every message exactly once on every page, in order; and the same messages everywhere.
+        texts = ["hello from alice", "hi alice", "how are you?", "hello, I'm carol", "back after the restart", "me too"]
+        expected = None
+        for page in pages:
+            messages = await page.messages()
+            assert_well_ordered(messages)
+            assert [text for _, _, text in messages] == texts, page.name
+            if expected is None:
+                expected = messages
+            assert messages == expected, page.name
+        assert expected is not None
+        assert [who for _, who, _ in expected] == ["alice", "bob", "alice", "carol", "alice", "bob"]
+        # The offsets continue across the restart: the history snapshot was reloaded.
+        offsets = [offset for offset, _, _ in expected]
+        assert offsets == list(range(offsets[0], offsets[0] + len(texts)))
+        for page in pages:
+            assert not [line for line in page.console if line.startswith("pageerror")], page.console
+    except BaseException:
+        for page in pages:
+            try:
+                await page.screenshot("failure")
+            except Exception:
+                pass
+        raise
+    finally:
+        for page in pages:
+            await page.close()
+        for server in servers:
+            server.kill()
+
+
+@pytest.mark.timeout(60 * TIMEOUT_FACTOR)
+async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path: Path) -> None:
+    """Without a snapshot the room starts a new stream: offsets start again from 1."""
+    config_path = genconfig(tmp_path)
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    port = free_port()
+    servers: list[ServeProcess] = []
+    pages: list[ChatPage] = []
+
+    async def start_server() -> ServeProcess:
+        server = ServeProcess(config_path, port, cwd=tmp_path, env={"WAVECAST_ENGINE__MEMORY_SNAPSHOT": '""'})
+        servers.append(server)
+        await server.wait_ready()
+        return server
+
+    try:
+        server = await start_server()
+        alice = await ChatPage.open(browser, server.url + "/", "alice", screenshots)
+        pages.append(alice)
+        bob = await ChatPage.open(browser, server.url + "/", "bob", screenshots)
+        pages.append(bob)
+        await alice.join(ROOM)
+        await bob.join(ROOM)
+        await alice.say("before the restart")
+        await bob.expect_message("before the restart")
+
+        assert await server.stop(signal.SIGTERM) == 0, server.log
+        assert not (tmp_path / ".wavecast").exists()
+        for page in pages:
+            await page.expect_state("connecting")
+        server = await start_server()
+        for page in pages:
+            await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+            await expect(page.page.locator("body")).to_have_attribute("data-recovered", "false")
+
+        await alice.say("after the restart")
+        await bob.expect_message("after the restart")
+        await bob.say("still here")
+        await alice.expect_message("still here")
+        for page in pages:
+            messages = await page.messages()
+            assert_well_ordered(messages)
+            assert [(offset, text) for offset, _, text in messages] == [(1, "after the restart"), (2, "still here")]
+            # What was said before stays on the page, apart from the new stream.
+            await expect(page.page.locator("li.earlier")).to_have_text(["alicebefore the restart"])
+            await page.screenshot("after-restart")
+    except BaseException:
+        for page in pages:
+            try:
+                await page.screenshot("failure")
+            except Exception:
+                pass
+        raise
+    finally:
+        for page in pages:
+            await page.close()
+        for server in servers:
+            server.kill()
