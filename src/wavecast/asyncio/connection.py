@@ -83,8 +83,8 @@ class Connection(asyncio.Protocol):
         close_timeout: seconds to wait for the closing handshake and the end of TCP before
             aborting the connection.
         max_queue: received messages to buffer before pausing reads; ``None`` is unbounded.
-        write_limit: bytes buffered for writing above which ``send()`` waits, and broadcasts
-            skip the connection.
+        write_limit: bytes buffered for writing above which ``send()`` waits, broadcasts
+            skip the connection, and reading pauses until the peer reads.
     """
 
     def __init__(
@@ -167,7 +167,7 @@ class Connection(asyncio.Protocol):
                 message = messages.popleft()
                 if self._reading_paused and len(messages) <= (self.max_queue or 0) // 4:
                     self._reading_paused = False
-                    self.transport.resume_reading()
+                    self._resume_reading()
                 return message
             if self._lost:
                 raise self._closed_exc()
@@ -334,9 +334,15 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        # Stop reading from a peer that doesn't read what is written to it: the pongs that
+        # answer a flood of pings, or the answers to pipelined requests, would otherwise grow
+        # the write buffer without bound. The peer reads again, or the keepalive or the close
+        # timeout ends the connection.
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._resume_reading()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -368,6 +374,11 @@ class Connection(asyncio.Protocol):
 
     def _handle_event(self, event: Event) -> None:
         """Handle a handshake event; the server and client sides override this."""
+
+    def _resume_reading(self) -> None:
+        """Read again, unless the queue is full or the peer still isn't reading what we write."""
+        if not self._reading_paused and not self._writing_paused:
+            self.transport.resume_reading()
 
     def _flush(self) -> None:
         """Write everything the protocol queued; ``b""`` closes the write side."""

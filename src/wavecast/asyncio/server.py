@@ -10,7 +10,7 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ..codes import CloseCode
 from ..exceptions import ConnectionClosed
@@ -67,6 +67,9 @@ class ServerConnection(Connection):
         self._handler_task: asyncio.Task[None] | None = None
         # Awaits an asynchronous process_request; cancelled if the connection ends first.
         self._request_task: asyncio.Task[None] | None = None
+        # A request that waits for its turn: pipelined after one being answered, or held
+        # while the peer doesn't read the answers already written.
+        self._pipelined: Request | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -87,7 +90,19 @@ class ServerConnection(Connection):
             # Nobody is left to read the response.
             self._request_task.cancel()
             self._request_task = None
+        self._pipelined = None
         self.server._connections.discard(self)
+
+    def _resume_reading(self) -> None:
+        # Reads wait while a request waits for its answer, whatever else would resume them.
+        if self._request_task is None and self._pipelined is None:
+            super()._resume_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._pipelined is not None:
+            self._answer_requests()
+            self._resume_reading()
 
     def _open_timed_out(self) -> None:
         self._open_handle = None
@@ -97,8 +112,22 @@ class ServerConnection(Connection):
             self.transport.abort()
 
     def _handle_event(self, event: Event) -> None:
-        if not isinstance(event, Request):
-            return
+        if isinstance(event, Request):
+            self._pipelined = event
+            self._answer_requests()
+
+    def _answer_requests(self) -> None:
+        """Answer the waiting request, then each one pipelined after it.
+
+        This loops instead of recursing, so a segment full of pipelined requests doesn't
+        nest a call per request; and it stops while the peer doesn't read the answers, so
+        they can't pile up in the write buffer.
+        """
+        while (request := self._pipelined) is not None and self._request_task is None and not self._writing_paused:
+            self._pipelined = None
+            self._handle_request(request)
+
+    def _handle_request(self, event: Request) -> None:
         self.request = event
         process_request = self.server.process_request
         if process_request is None:
@@ -125,8 +154,9 @@ class ServerConnection(Connection):
             response = http_response(500, "Internal Server Error\n")
         self._request_task = None
         if not self._lost:
-            self.transport.resume_reading()
             self._respond(request, response)
+            self._answer_requests()
+            self._resume_reading()
 
     def _respond(self, request: Request, response: Response | None) -> None:
         protocol = self.protocol
@@ -153,8 +183,12 @@ class ServerConnection(Connection):
         # send_response() and waits here.
         events = protocol.events_received()
         if events:
-            self._process_events(events)
-            self._flush()
+            if protocol.state is CONNECTING:
+                # The parser stops at the next request: the caller's loop answers it.
+                self._pipelined = cast(Request, events[0])
+            else:
+                self._process_events(events)
+                self._flush()
 
     async def _run_handler(self) -> None:
         # The handler isn't cancelled when TCP closes: it learns it from recv() or send()
@@ -338,7 +372,7 @@ class serve:
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
         close_timeout: seconds to wait for the closing handshake.
         max_queue: received messages buffered per connection before reading pauses.
-        write_limit: bytes buffered per connection before ``send()`` waits.
+        write_limit: bytes buffered per connection before ``send()`` waits and reading pauses.
         **kwargs: passed to :meth:`asyncio.loop.create_server` (``sock``, ``reuse_port``, ...).
     """
 

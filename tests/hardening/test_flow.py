@@ -1,0 +1,206 @@
+"""Peers that don't read, don't answer or disappear, and crowds of short connections.
+
+Each test checks how the server ends or throttles the hostile connection, that a well-behaved
+client keeps being served during and after it, and that the server's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import struct
+from typing import Any
+
+import pytest
+
+from wavecast import CloseCode
+from wavecast.asyncio import connect
+from wavecast.protocol.frames import OP_CLOSE, OP_PING
+
+from ..asyncio.peers import close_code_of, handshake_request, open_raw_client, raw_handshake
+from ..utils import MS, wait_until
+from .conftest import KIB, MIB, Bystander, ServerProcess, SpawnServer, pump, record, small_sndbuf
+
+pytestmark = pytest.mark.timeout(30)
+
+CLOSE_TIMEOUT = 500 * MS
+
+
+def outcomes(stats: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    return [outcome for outcome in stats["outcomes"] if outcome["path"] == path]
+
+
+async def spawn(spawn_server: SpawnServer, **kwargs: Any) -> ServerProcess:
+    kwargs.setdefault("close_timeout", CLOSE_TIMEOUT)
+    kwargs.setdefault("ping_interval", None)
+    return await spawn_server(**kwargs)
+
+
+async def test_ping_flood_from_a_peer_that_never_reads(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server)
+    async with Bystander(server) as bystander:
+        # A tiny receive window: the pongs pile up on the server's side.
+        raw = await raw_handshake(server.port, "/attack", rcvbuf=4 * KIB)
+        small_sndbuf(raw)
+        ping = bytes([0x89, 0x80 | 125]) + b"\x00\x00\x00\x00" + b"p" * 125
+        try:
+            async with server.memory() as memory:
+                # Up to 64 MiB of pings, each answered by a pong of the same size.
+                attack = asyncio.create_task(pump(raw, itertools.repeat(ping * 500, 64 * MIB // (len(ping) * 500))))
+                await bystander.check()
+                pumped = await attack
+                await bystander.check()
+        finally:
+            raw.close()
+        record("ping flood", memory, f"{pumped.sent / MIB:.1f} MiB of pings accepted of 64 MiB")
+        # The server stops reading from a peer that doesn't read its pongs.
+        assert pumped.stalled
+        assert memory.growth < 8 * MIB
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_slow_consumer_blocks_send_and_bounds_memory(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server)
+    async with Bystander(server) as bystander:
+        # /flood sends 64 KiB messages, 200 MiB in all, to a client that never reads.
+        raw = await raw_handshake(server.port, "/flood", rcvbuf=4 * KIB)
+        try:
+            async with server.memory() as memory:
+                # send() blocks once the buffers are full: the count stops growing.
+                previous = -1
+                stats = await server.stats()
+                while stats["flood_sent"] != previous:
+                    previous = stats["flood_sent"]
+                    await bystander.check()
+                    await asyncio.sleep(50 * MS)
+                    stats = await server.stats()
+        finally:
+            raw.close()
+        record("slow consumer", memory, f"{stats['flood_sent'] / MIB:.1f} MiB sent of 200 MiB before send() blocked")
+        assert stats["flood_sent"] < 16 * MIB
+        assert memory.growth < 8 * MIB
+        await bystander.check()
+    stats = await server.wait_idle()
+    assert stats["errors"] == []
+    [outcome] = outcomes(stats, "/flood")
+    assert (outcome["outcome"], outcome["code"]) == ("ConnectionClosedError", CloseCode.ABNORMAL_CLOSURE)
+
+
+async def test_half_open_connection_is_closed_by_keepalive_with_1011(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server, ping_interval=100 * MS, ping_timeout=200 * MS)
+    async with Bystander(server) as bystander:
+        # The client keeps its socket but neither reads nor answers: its end is gone.
+        raw = await raw_handshake(server.port, "/attack", rcvbuf=4 * KIB)
+        try:
+            raw.sock.shutdown(socket.SHUT_RD)
+            stats = await server.wait_for(lambda s: bool(outcomes(s, "/attack")), "the keepalive to close it")
+            await bystander.check()
+        finally:
+            raw.close()
+        await bystander.check()
+    [outcome] = outcomes(stats, "/attack")
+    # The server sent 1011 and, with no answer, aborted TCP after its close timeout.
+    assert outcome["sent_code"] == CloseCode.INTERNAL_ERROR
+    assert (outcome["outcome"], outcome["code"]) == ("ConnectionClosedError", CloseCode.ABNORMAL_CLOSURE)
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_peer_that_vanished_is_detected(spawn_server: SpawnServer) -> None:
+    # No keepalive: the shutdown itself must be noticed.
+    server = await spawn(spawn_server)
+    async with Bystander(server) as bystander:
+        raw = await raw_handshake(server.port, "/attack")
+        try:
+            raw.sock.shutdown(socket.SHUT_RDWR)
+            stats = await server.wait_for(lambda s: bool(outcomes(s, "/attack")), "the server to notice")
+            await bystander.check()
+        finally:
+            raw.close()
+    [outcome] = outcomes(stats, "/attack")
+    assert (outcome["outcome"], outcome["code"]) == ("ConnectionClosedError", CloseCode.ABNORMAL_CLOSURE)
+    assert outcome["sent_code"] is None
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_client_that_stops_answering_pings_is_closed_with_1011(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server, ping_interval=50 * MS, ping_timeout=200 * MS)
+    async with Bystander(server) as bystander:
+        raw = await raw_handshake(server.port, "/attack")
+        pings = 0
+        try:
+            # The client reads everything but never sends a pong.
+            async with asyncio.timeout(3000 * MS):
+                while True:
+                    opcode, payload = await raw.read_frame()
+                    if opcode != OP_PING:
+                        break
+                    pings += 1
+                    if pings == 1:
+                        await bystander.check()
+                assert opcode == OP_CLOSE
+                assert close_code_of(payload) == CloseCode.INTERNAL_ERROR
+                assert payload[2:] == b"keepalive ping timeout"
+                assert await raw.read_until_eof() == b""
+        finally:
+            raw.close()
+        assert pings >= 1
+        # The bystander answers its pings (wavecast.connect does it on its own) and stays.
+        await bystander.check()
+    stats = await server.wait_idle()
+    assert stats["errors"] == []
+    [outcome] = outcomes(stats, "/attack")
+    assert outcome["sent_code"] == CloseCode.INTERNAL_ERROR
+
+
+async def burst(server: ServerProcess, count: int, concurrency: int = 50) -> None:
+    """Open and close ``count`` connections quickly, in several ways."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            kind = i % 4
+            if kind == 0:  # a clean WebSocket session
+                async with connect(server.uri("/"), ping_interval=None, open_timeout=5000 * MS) as client:
+                    await client.send("hello")
+                    assert await client.recv() == "hello"
+                return
+            raw = await open_raw_client(server.port)
+            try:
+                if kind == 1:  # TCP only, closed at once
+                    pass
+                elif kind == 2:  # a handshake, then a reset
+                    await raw.send(handshake_request(server.port))
+                    await raw.read_head()
+                    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:  # half a request, then a reset
+                    await raw.send(handshake_request(server.port)[:30])
+                    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            finally:
+                raw.close()
+
+    async with asyncio.timeout(20000 * MS):
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def test_burst_of_connections_leaks_nothing(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server)
+    async with Bystander(server) as bystander:
+        # A first burst warms up the allocator; the second one must leave nothing behind.
+        await burst(server, 500)
+        # The bystander's connection is the one that remains.
+        await server.wait_idle(keep=1)
+        fds = server.fds()
+        async with server.memory() as memory:
+            attack = asyncio.create_task(burst(server, 500))
+            await bystander.check()
+            await attack
+            stats = await server.wait_idle(keep=1)
+        record("burst of 500 connections", memory, f"{len(stats['outcomes'])} handlers ended in all")
+        # Every socket is closed. (The baseline may still count the last stats request.)
+        await wait_until(lambda: server.fds() <= fds, what=f"{server.fds()} file descriptors to drop to {fds}")
+        assert memory.growth < 8 * MIB
+        await bystander.check()
+    stats = await server.wait_idle()
+    assert stats["errors"] == []

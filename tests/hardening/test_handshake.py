@@ -1,0 +1,288 @@
+"""Hostile clients during the opening handshake, against a server in a subprocess.
+
+Each test checks the answer the hostile client gets, that a well-behaved client keeps being
+served during and after the attack, and, where an attack could make the server buffer, that
+its memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from ..asyncio.peers import RawSocket, handshake_request, open_raw_client
+from ..utils import MS
+from .conftest import KIB, MIB, Bystander, SpawnServer, pump, record, small_sndbuf
+
+pytestmark = pytest.mark.timeout(30)
+
+CLOSE_TIMEOUT = 500 * MS
+
+
+def request_head(port: int, *, request_line: str = "GET / HTTP/1.1", headers: str = "") -> bytes:
+    """Return a WebSocket handshake request with another request line or more headers."""
+    request = handshake_request(port, headers=headers).decode()
+    return (request_line + request[request.index("\r\n") :]).encode()
+
+
+async def rejected(raw: RawSocket) -> tuple[int, dict[str, str]]:
+    """Read a rejection and the end of the connection; return its status and headers."""
+    async with asyncio.timeout(2000 * MS):
+        status, headers, _ = await raw.read_response()
+        assert await raw.read_until_eof() == b""
+    return status, headers
+
+
+async def test_oversized_header_line_gets_431(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            await raw.send(request_head(server.port, headers=f"X-Big: {'a' * 9000}\r\n"))
+            status, headers = await rejected(raw)
+        finally:
+            raw.close()
+        assert status == 431
+        assert headers["connection"] == "close"
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_endless_header_line_gets_431_while_it_is_still_streaming(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        small_sndbuf(raw)
+        try:
+            head = request_head(server.port)
+            await raw.send(head[:-2] + b"X-Endless: ")
+            # Under the 8 KiB limit, the request is only incomplete.
+            await raw.send(b"a" * 4 * KIB)
+            await bystander.check()
+            # Past it, the 431 comes while the line is still open: no LF, no EOF.
+            await raw.send(b"a" * 5 * KIB)
+            async with asyncio.timeout(2000 * MS):
+                status, _, _ = await raw.read_response()
+            assert status == 431
+            # Whatever the client streams after that costs nothing: the server discards it
+            # until its close timeout aborts the connection.
+            async with server.memory() as memory:
+                attack = asyncio.create_task(pump(raw, itertools.repeat(b"a" * 64 * KIB, 3200)))
+                await bystander.check()
+                pumped = await attack
+        finally:
+            raw.close()
+        record("endless header line", memory, f"{pumped.sent / MIB:.0f} MiB streamed after the 431")
+        assert memory.growth < 8 * MIB
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_too_many_headers_get_431(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            headers = "".join(f"X-Header-{i}: {i}\r\n" for i in range(200))
+            await raw.send(request_head(server.port, headers=headers))
+            status, _ = await rejected(raw)
+        finally:
+            raw.close()
+        assert status == 431
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_request_line_too_long_gets_414(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            await raw.send(request_head(server.port, request_line=f"GET /{'a' * 9000} HTTP/1.1"))
+            status, _ = await rejected(raw)
+        finally:
+            raw.close()
+        assert status == 414
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "status", "expected"),
+    [
+        pytest.param("POST / HTTP/1.1", "Content-Length: 0\r\n", 405, {"allow": "GET"}, id="POST-405"),
+        pytest.param("GET / HTTP/1.0", "", 505, {}, id="HTTP/1.0-505"),
+        pytest.param(
+            "GET / HTTP/1.1",
+            "Sec-WebSocket-Version: 8\r\n",
+            426,
+            {"sec-websocket-version": "13", "upgrade": "websocket"},
+            id="version-8-426",
+        ),
+    ],
+)
+async def test_wrong_method_or_version_is_rejected(
+    spawn_server: SpawnServer, request_line: str, headers: str, status: int, expected: dict[str, str]
+) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            request = request_head(server.port, request_line=request_line, headers=headers)
+            if "Sec-WebSocket-Version: 8" in headers:
+                request = request.replace(b"Sec-WebSocket-Version: 13\r\n", b"")
+            await raw.send(request)
+            got, got_headers = await rejected(raw)
+        finally:
+            raw.close()
+        assert got == status
+        assert expected.items() <= got_headers.items()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(open_timeout=300 * MS, close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        silent = await open_raw_client(server.port)
+        partial = await open_raw_client(server.port)
+        try:
+            await partial.send(request_head(server.port)[:40])
+            await bystander.check()
+            async with asyncio.timeout(3000 * MS):
+                # Aborted: no answer at all, just the end of the connection.
+                assert await silent.read_until_eof() == b""
+                assert await partial.read_until_eof() == b""
+        finally:
+            silent.close()
+            partial.close()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_slowloris_is_dropped_at_open_timeout(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(open_timeout=500 * MS, close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        # The request would take 20 s at a byte per 100 ms, far past the open timeout.
+        request = request_head(server.port, headers=f"X-Slow: {'a' * 200}\r\n")
+        sent = 0
+        dropped = False
+        try:
+            for i in range(len(request)):
+                try:
+                    await raw.send(request[i : i + 1])
+                except (ConnectionResetError, BrokenPipeError):
+                    dropped = True
+                    break
+                sent += 1
+                try:
+                    # Pace the bytes by waiting for the end of the connection.
+                    async with asyncio.timeout(100 * MS):
+                        await raw.read_until_eof()
+                    dropped = True
+                    break
+                except TimeoutError:
+                    pass
+                if sent % 10 == 0:
+                    await bystander.check()
+        finally:
+            raw.close()
+        assert dropped
+        assert sent < len(request)
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_frames_sent_with_the_request_are_answered_after_the_101(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            # The request and a frame in one segment, before the server could answer.
+            frame = bytes([0x81, 0x80 | 5]) + b"\x00\x00\x00\x00" + b"early"
+            await raw.send(handshake_request(server.port) + frame)
+            async with asyncio.timeout(2000 * MS):
+                head = await raw.read_head()
+                assert head.startswith(b"HTTP/1.1 101 ")
+                assert await raw.read_frame() == (0x1, b"early")
+        finally:
+            raw.close()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_frames_streamed_before_a_pending_101_are_bounded(spawn_server: SpawnServer) -> None:
+    # /hold keeps the request waiting in process_request until /release is requested.
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        small_sndbuf(raw)
+        payload = b"x" * 60 * KIB
+        frame = bytes([0x82, 0x80 | 126]) + len(payload).to_bytes(2, "big") + b"\x00\x00\x00\x00" + payload
+        try:
+            await raw.send(request_head(server.port, request_line="GET /hold HTTP/1.1"))
+            async with server.memory() as memory:
+                # 200 MiB of frames while the server hasn't answered: it must stop reading.
+                attack = asyncio.create_task(pump(raw, itertools.repeat(frame, 200 * MIB // len(frame))))
+                await bystander.check()
+                pumped = await attack
+            record("frames before a pending 101", memory, f"{pumped.sent / MIB:.1f} MiB accepted of 200 MiB")
+            assert pumped.stalled
+            assert memory.growth < 8 * MIB
+            await bystander.check()
+            status, _ = await server.http("/release")
+            assert status == 200
+            async with asyncio.timeout(2000 * MS):
+                head = await raw.read_head()
+                assert head.startswith(b"HTTP/1.1 101 ")
+                # The frames that waited are parsed after the 101: the first one comes back.
+                assert await raw.read_frame() == (0x2, payload)
+        finally:
+            raw.close()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_pipelined_requests_in_one_segment_are_all_answered(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            # Far more requests than Python's recursion limit, in one segment.
+            await raw.send(b"GET /release HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3000)
+            async with asyncio.timeout(5000 * MS):
+                for _ in range(3000):
+                    status, _, body = await raw.read_response()
+                    assert (status, body) == (200, b"released\n")
+        finally:
+            raw.close()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
+async def test_pipelined_requests_from_a_peer_that_never_reads(spawn_server: SpawnServer) -> None:
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port, rcvbuf=4 * KIB)
+        small_sndbuf(raw)
+        # Each request of 40 bytes asks for a page of 16 KiB.
+        request = b"GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        try:
+            async with server.memory() as memory:
+                attack = asyncio.create_task(pump(raw, itertools.repeat(request * 1000, 400)))
+                await bystander.check()
+                pumped = await attack
+        finally:
+            raw.close()
+        record(
+            "pipelined requests, never read",
+            memory,
+            f"{pumped.sent // len(request)} requests accepted of 400000 (16 KiB answer each)",
+        )
+        assert pumped.stalled
+        assert memory.growth < 8 * MIB
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
