@@ -61,7 +61,7 @@ def test_a_new_subscription() -> None:
     assert subscription.state is SUBSCRIBING
     assert subscription.pending == []
     assert subscription.info is None
-    assert (subscription.expire_at, subscription.offset) == (0, 0)
+    assert (subscription.expire_at, subscription.offset, subscription.epoch) == (0, 0, "")
     assert not (subscription.join_leave or subscription.positioned or subscription.recoverable)
     assert not Subscription("ch", options).server_side
 

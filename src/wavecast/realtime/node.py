@@ -232,6 +232,7 @@ class Node:
         message: PreparedMessage | None = None
         key = self.conflation_key(channel, publication)
         offset = publication.offset
+        epoch = None if position is None else position.epoch
         delivered = 0
         for session, subscription in list(subscribers.items()):
             if subscription.state is not SUBSCRIBED:
@@ -239,8 +240,11 @@ class Node:
                     subscription.pending.append(publication)
                 continue
             if subscription.positioned and offset:
-                if offset != subscription.offset + 1 and offset > subscription.offset:
-                    # A gap: the client can't trust its position; it resubscribes and recovers.
+                if (epoch is not None and epoch != subscription.epoch) or (
+                    offset != subscription.offset + 1 and offset > subscription.offset
+                ):
+                    # A gap, or a stream that started again: the client can't trust its
+                    # position; it resubscribes and recovers.
                     self._spawn(self.unsubscribe_session(session, channel, unsubscribe=UNSUBSCRIBE_INSUFFICIENT_STATE))
                     continue
                 if offset <= subscription.offset:

@@ -40,6 +40,7 @@ class Subscription:
 
     __slots__ = (
         "channel",
+        "epoch",
         "expire_at",
         "info",
         "join_leave",
@@ -65,6 +66,8 @@ class Subscription:
         self.recoverable = False
         #: The offset of the last publication sent, for positioned subscriptions.
         self.offset = 0
+        #: The epoch of the stream that ``offset`` belongs to, for positioned subscriptions.
+        self.epoch = ""
 
     def move(self, state: SubscriptionState) -> None:
         """Change state, or raise if the table doesn't allow it."""

@@ -609,3 +609,20 @@ async def test_a_disconnect_during_subscribe_leaves_no_presence(make_node: MakeN
     await subscribing
     assert await node.presence("chat:1") == {}
     assert node.channels() == {}
+
+
+async def test_a_new_epoch_unsubscribes_positioned_subscribers(make_node: MakeNode, connect: ConnectClient) -> None:
+    clock = FakeClock()
+    node = await make_node(broker=MemoryBroker(meta_ttl=10, clock=clock))
+    for n in range(3):
+        await node.publish("feed:1", {"n": n})
+    client = await connect(node)
+    result = await client.result("subscribe", {"channel": "feed:1"})
+    assert result["offset"] == 3
+    clock.now += 1000  # the stream expires and starts again, from offset 1, in a new epoch
+    await node.publish("feed:1", {"n": "new"})
+    await wait_until(lambda: bool(client.pushes("unsubscribe")), what="the unsubscribe push")
+    assert client.pushes("unsubscribe") == [
+        {"channel": "feed:1", "unsubscribe": {"code": 2500, "reason": "insufficient state"}}
+    ]
+    assert client.publications() == []

@@ -177,6 +177,7 @@ async def _position(
     result.epoch = position.epoch
     result.offset = position.offset
     subscription.offset = max(subscription.offset, position.offset)
+    subscription.epoch = position.epoch
 
 
 def _client_info(session: Session, subscription: Subscription) -> ClientInfo:
