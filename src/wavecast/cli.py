@@ -153,10 +153,8 @@ def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Any:
     from .server.config import load_config
 
     try:
-        config = load_config(path)
-        if overrides:
-            server = dataclasses.replace(config.server, **overrides)
-            config = dataclasses.replace(config, server=server)
+        # Flags go through the same checks as the file: --port 0 or --log-level verbose are refused.
+        config = load_config(path, overrides={"server": overrides} if overrides else None)
     except (ConfigError, ValueError) as exc:
         print(f"wavecast: invalid configuration{f' in {path}' if path else ''}:", file=sys.stderr)
         for line in str(exc).splitlines():

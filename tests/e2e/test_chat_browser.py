@@ -62,10 +62,13 @@ class ChatPage:
         return cls(context, page, name, screenshots)
 
     async def join(self, room: str) -> None:
+        await expect(self.page.locator("#chat")).to_be_hidden()
         await self.page.fill("#name", self.name)
         await self.page.fill("#room", room)
         await self.page.click("#join button")
         await expect(self.page.locator("#room-title")).to_have_text(f"#{room}")
+        await expect(self.page.locator("#join")).to_be_hidden()
+        await expect(self.page.locator("#chat")).to_be_visible()
         await self.expect_state("connected")
 
     async def expect_state(self, state: str, timeout: float = PLAYWRIGHT_TIMEOUT) -> None:
@@ -173,6 +176,8 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
         server = await start_server()
         for page in pages:
             await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+            # The room's stream came back from the snapshot: the subscription recovered.
+            await expect(page.page.locator("body")).to_have_attribute("data-recovered", "true")
 
         # Right after the restart, messages go both ways again, without reloading the pages.
         await alice.say("back after the restart")

@@ -102,8 +102,8 @@ class App:
                 return _static("chat/index.html")
             if path == "/demo/token":
                 return self._demo_token(query)
-        if path.startswith("/static/") and method in ("GET", "HEAD"):
-            return _static(path[len("/static/") :])
+            if path.startswith("/static/") and method in ("GET", "HEAD"):
+                return _static(path[len("/static/") :])
         return _NOT_FOUND
 
     # --- admin -------------------------------------------------------------------------------

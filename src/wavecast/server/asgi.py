@@ -20,7 +20,7 @@ from ..realtime.node import Node
 from ..realtime.session import Session
 from ..realtime.websocket import WEBSOCKET_PATH
 from .app import App
-from .config import Config, HttpApiSection
+from .config import Config, HttpApiSection, MetricsSection
 
 __all__ = ["ASGITransport", "NodeApp"]
 
@@ -100,7 +100,10 @@ class NodeApp:
 
     def __init__(self, node: Node, *, config: Config | None = None, api_key: str = "") -> None:
         if config is None:
-            config = Config(http_api=HttpApiSection(enabled=bool(api_key), key=api_key))
+            # Only what the docstring promises: metrics and the rest need a configuration.
+            config = Config(
+                http_api=HttpApiSection(enabled=bool(api_key), key=api_key), metrics=MetricsSection(enabled=False)
+            )
         self.node = node
         self.routes = App(config, node)
         self.write_limit = config.websocket.write_limit

@@ -5,7 +5,9 @@ the whole file at once and reports every problem: unknown keys (with the closest
 wrong types, and options that conflict. ``WAVECAST_<SECTION>__<KEY>`` environment variables
 override the file, with ``__`` between levels: ``WAVECAST_SERVER__PORT=9000``,
 ``WAVECAST_NAMESPACES__CHAT__PRESENCE=true``. Values are read as TOML values when they
-parse as one (``true``, ``10``, ``["a", "b"]``), as strings otherwise.
+parse as one (``true``, ``10``, ``["a", "b"]``, ``"quoted"``), as strings otherwise; a string
+option takes an unquoted variable's text as it is, so ``WAVECAST_HTTP_API__KEY=123456`` is the
+string ``"123456"``.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def _type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     if origin is not None:
-        return {list: "a list", tuple: "a list", dict: "a table"}.get(origin, "a list or table")
+        names = {list: "a list", tuple: "a list", Sequence: "a list", dict: "a table", Mapping: "a table"}
+        return names.get(origin, "a list or table")
     if annotation is type(None):
         return "nothing"
     if dataclasses.is_dataclass(annotation):
@@ -214,8 +217,26 @@ _SCALARS: dict[Any, typing.Callable[[Any], bool]] = {
 }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _EnvValue:
+    """An environment variable's text, and the TOML value it reads as."""
+
+    raw: str
+    parsed: Any
+
+
+def _takes_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and str in typing.get_args(annotation)
+
+
 def _convert(value: Any, annotation: Any, path: str, errors: _Errors) -> Any:
     """Check ``value`` against a type annotation; return the converted value or a sentinel."""
+    if isinstance(value, _EnvValue):
+        # A secret or a name made of digits, or "true", is still text; a quoted one is unquoted.
+        text = _takes_text(annotation) and not isinstance(value.parsed, str)
+        value = value.raw if text else value.parsed
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
@@ -279,10 +300,11 @@ def _client_section(data: Any, errors: _Errors) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _CLIENT_FIELDS:
-            hint = (
-                " (channel options go in [channel] and [namespaces.<name>])" if key in ("channel", "namespaces") else ""
-            )
-            errors.add(f"client.{key}", f"unknown key{_suggest(key, _CLIENT_FIELDS)}{hint}")
+            if key in ("channel", "namespaces"):
+                hint = "; channel options go in [channel] and [namespaces.<name>]"
+            else:
+                hint = _suggest(key, _CLIENT_FIELDS)
+            errors.add(f"client.{key}", f"unknown key{hint}")
             continue
         result[key] = _convert(value, hints[key], f"client.{key}", errors)
     return result
@@ -339,11 +361,11 @@ def _check(config: Config, errors: _Errors) -> None:
         errors.add("client", str(exc))
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str) -> _EnvValue:
     try:
-        return tomllib.loads(f"value = {raw}")["value"]
+        return _EnvValue(raw, tomllib.loads(f"value = {raw}")["value"])
     except tomllib.TOMLDecodeError:
-        return raw
+        return _EnvValue(raw, raw)
 
 
 def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -368,8 +390,15 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deep_copy(value) if isinstance(value, Mapping) else value for key, value in data.items()}
 
 
-def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Load a TOML file (or nothing), apply environment overrides, and validate.
+def load_config(
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Load a TOML file (or nothing), apply environment overrides, then ``overrides``, and validate.
+
+    ``overrides`` holds values by section, ``{"server": {"port": 9000}}``: the command line's
+    flags, which go through the same checks as the file.
 
     Raises:
         ConfigError: the file is missing or isn't valid TOML, or the configuration is invalid.
@@ -382,4 +411,10 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
             raise ConfigError(f"{path}: no such file") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_config(apply_env(data, os.environ if environ is None else environ))
+    data = apply_env(data, os.environ if environ is None else environ)
+    for section, values in (overrides or {}).items():
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a table, got {table!r}")
+        table.update(values)
+    return parse_config(data)

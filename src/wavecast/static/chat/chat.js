@@ -1,11 +1,13 @@
 // The chat demo: centrifuge-js against wavecast. Publications carry {name, text}; each has
 // an offset in the room's stream, which keeps the list in order and free of duplicates
-// across reconnects, recoveries and history loads.
+// across reconnects, recoveries and history loads. Offsets count within an epoch: when the
+// server comes back without the room's history, a new epoch starts again from 1.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const wsScheme = location.protocol === "https:" ? "wss:" : "ws:";
 const seen = new Set();
+let epoch = null;
 let centrifuge = null;
 let sub = null;
 
@@ -43,6 +45,19 @@ function addNote(text) {
   item.className = "system";
   item.textContent = text;
   $("messages").appendChild(item);
+}
+
+// A new stream: keep what was said on screen, out of the new stream's order and offsets.
+function startEpoch(newEpoch) {
+  if (epoch !== null && newEpoch !== epoch) {
+    for (const item of $("messages").querySelectorAll("li.message")) {
+      item.className = "earlier";
+      delete item.dataset.offset;
+    }
+    seen.clear();
+    addNote("The server lost the room's history; new messages follow.");
+  }
+  epoch = newEpoch;
 }
 
 async function refreshPresence() {
@@ -83,6 +98,7 @@ function join(name, room) {
   sub.on("leave", refreshPresence);
   sub.on("subscribed", async (ctx) => {
     document.body.dataset.recovered = String(ctx.recovered);
+    if (ctx.streamPosition) startEpoch(ctx.streamPosition.epoch);
     if (!ctx.wasRecovering || !ctx.recovered) await loadHistory();
     await refreshPresence();
   });

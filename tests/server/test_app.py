@@ -1,0 +1,101 @@
+"""The standalone server's plain HTTP routes: health, readiness, the demo's pages and tokens."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from wavecast.asyncio import connect
+from wavecast.exceptions import InvalidStatus
+from wavecast.server.serve import shutdown
+
+from ..utils import MS
+from .conftest import SECRET, StartWavecast
+
+
+async def test_health_and_ready(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    health = await running.get("/health")
+    assert (health.status, health.json()) == (200, {"status": "ok"})
+    ready = await running.get("/ready")
+    assert (ready.status, ready.json()) == (200, {"status": "ready"})
+    assert ready.headers["Content-Type"] == "application/json"
+
+
+async def test_ready_is_503_while_stopping(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    running.app.stopping = True
+    ready = await running.get("/ready")
+    assert (ready.status, ready.json()) == (503, {"status": "unavailable"})
+    # Alive all the same.
+    assert (await running.get("/health")).status == 200
+    # New WebSocket connections are turned away, to another instance.
+    with pytest.raises(InvalidStatus) as raised:
+        await connect(running.ws_url, open_timeout=5000 * MS, compression=None)
+    assert raised.value.status_code == 503
+
+
+async def test_shutdown_stops_accepting(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    port = running.port
+    running.stopped = True
+    await shutdown(running.server, running.app, 1000 * MS)
+    assert not running.node.started
+    with pytest.raises(OSError):
+        await connect(f"ws://127.0.0.1:{port}/connection/websocket", open_timeout=2000 * MS)
+
+
+async def test_websocket_path_over_plain_http(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    answer = await running.get("/connection/websocket")
+    assert answer.status == 426
+    assert answer.headers["Upgrade"] == "websocket"
+
+
+async def test_unknown_path(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    assert (await running.get("/nope")).status == 404
+
+
+async def test_demo_disabled(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(demo={"enabled": False})
+    for path in ("/", "/demo/token?user=bob", "/static/chat/chat.js", "/static/vendor/centrifuge.js"):
+        assert (await running.get(path)).status == 404, path
+
+
+async def test_demo_pages(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(demo={"enabled": True})
+    index = await running.get("/")
+    assert index.status == 200
+    assert index.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"/static/vendor/centrifuge.js" in index.body
+    script = await running.get("/static/chat/chat.js")
+    assert script.status == 200
+    assert script.headers["Content-Type"] in ("text/javascript; charset=utf-8", "application/javascript; charset=utf-8")
+    css = await running.get("/static/chat/chat.css")
+    assert css.headers["Content-Type"] == "text/css; charset=utf-8"
+    for path in ("/static/", "/static/chat", "/static/chat/nope.js", "/static/../cli.py", "/static/chat/../../cli.py"):
+        assert (await running.get(path)).status == 404, path
+
+
+async def test_demo_token(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(demo={"enabled": True})
+    answer = await running.get("/demo/token?user=Ada%20L.")
+    assert answer.status == 200
+    claims = jwt.decode(answer.json()["token"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "Ada L."
+    assert claims["info"] == {"name": "Ada L."}
+    assert "exp" in claims
+    for query in ("", "?user=", "?user=%3Cscript%3E", "?user=" + "x" * 33):
+        answer = await running.get("/demo/token" + query)
+        assert answer.status == 400, query
+        assert "a name is 1-32" in answer.json()["error"]
+
+
+async def test_demo_token_needs_a_secret(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(
+        demo={"enabled": True},
+        client={"token_hmac_secret_key": "", "allow_anonymous_connect_without_token": True},
+    )
+    answer = await running.get("/demo/token?user=bob")
+    assert answer.status == 503

@@ -1,0 +1,233 @@
+"""examples/fastapi_app.py under uvicorn, in this process, with centrifuge-python as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import socket
+import sys
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+import uvicorn
+from centrifuge import ClientState
+
+from wavecast.asyncio import connect
+from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SHUTDOWN
+from wavecast.exceptions import InvalidStatus
+from wavecast.realtime import Node
+from wavecast.server.asgi import NodeApp
+
+from ..utils import MS, wait_until
+from .conftest import ROOT, MakeClient, http, subscribe
+
+pytestmark = pytest.mark.interop
+
+EXAMPLE = ROOT / "examples" / "fastapi_app.py"
+
+
+def load_example() -> ModuleType:
+    """Import a fresh copy of the example: its node is a module global."""
+    spec = importlib.util.spec_from_file_location("fastapi_app_under_test", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclasses.dataclass
+class Uvicorn:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+    module: ModuleType
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/realtime/connection/websocket"
+
+    @property
+    def node(self) -> Node:
+        node: Node = self.module.node
+        return node
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        async with asyncio.timeout(10_000 * MS):
+            await self.task
+
+
+async def start_uvicorn(app: Any, module: ModuleType) -> Uvicorn:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10_000 * MS):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise AssertionError("uvicorn exited")
+                await asyncio.sleep(5 * MS)
+    except BaseException:
+        server.should_exit = True
+        await task
+        sock.close()
+        raise
+    # uvicorn's server owns the socket now, and closes it.
+    return Uvicorn(server, task, port, module)
+
+
+@pytest.fixture
+async def example() -> AsyncIterator[Uvicorn]:
+    module = load_example()
+    running = await start_uvicorn(module.app, module)
+    try:
+        yield running
+    finally:
+        if not running.task.done():
+            await running.stop()
+        sys.modules.pop("fastapi_app_under_test", None)
+
+
+async def token(example: Uvicorn, user: str) -> str:
+    answer = await http("GET", f"{example.url}/token?user={user}")
+    assert answer.status == 200
+    value: str = answer.json()["token"]
+    return value
+
+
+async def test_notify_reaches_a_subscriber(example: Uvicorn, make_client: MakeClient) -> None:
+    client, events = make_client(example.ws_url, token=await token(example, "alice"))
+    await client.connect()
+    connected = await events.wait("connected")
+    assert example.node.hub.session(connected.client) is not None
+    news = await subscribe(client, "news:all")
+
+    answer = await http("POST", example.url + "/notify", {"text": "hello from a route"})
+    assert (answer.status, answer.json()) == (200, {"offset": 1})
+    await news.wait("publication")
+    assert news.data == [{"text": "hello from a route"}]
+    assert news.named("publication")[0].pub.offset == 1
+
+    # Several in a row arrive in order.
+    for n in range(10):
+        await http("POST", example.url + "/notify", {"n": n})
+    await wait_until(lambda: len(news.data) == 11, timeout=5000 * MS, what="every notification")
+    assert news.data[1:] == [{"n": n} for n in range(10)]
+
+
+async def test_publish_from_the_client(example: Uvicorn, make_client: MakeClient) -> None:
+    # news allows subscribing, not publishing: the reply is an error, and the connection stays.
+    from centrifuge import ReplyError
+
+    client, _ = make_client(example.ws_url, token=await token(example, "alice"))
+    await client.connect()
+    await subscribe(client, "news:all")
+    sub = client.get_subscription("news:all")
+    assert sub is not None
+    with pytest.raises(ReplyError) as raised:
+        await sub.publish({"text": "nope"})
+    assert raised.value.code == 103
+    assert client.state == ClientState.CONNECTED
+
+
+async def test_recovery_through_the_mount(example: Uvicorn, make_client: MakeClient) -> None:
+    # A reconnect delay long enough for the publication below to happen while disconnected.
+    client, events = make_client(
+        example.ws_url, token=await token(example, "alice"), min_reconnect_delay=0.5, max_reconnect_delay=0.5
+    )
+    await client.connect()
+    news = await subscribe(client, "news:all")
+    await http("POST", example.url + "/notify", {"n": 1})
+    await news.wait("publication")
+
+    await example.node.disconnect("alice", DISCONNECT_FORCE_RECONNECT)
+    await http("POST", example.url + "/notify", {"n": 2})
+    # The client comes back and recovers what it missed (the namespace forces recovery).
+    subscribed = await news.wait("subscribed", lambda ctx: ctx.was_recovering)
+    assert subscribed.recovered
+    await wait_until(lambda: len(news.data) == 2, what="the missed publication")
+    assert news.data == [{"n": 1}, {"n": 2}]
+    assert len(events.named("connected")) == 2
+
+
+async def test_invalid_token_is_refused(example: Uvicorn, make_client: MakeClient) -> None:
+    import jwt
+
+    bad = jwt.encode({"sub": "mallory"}, "another-secret-of-at-least-32-bytes!", algorithm="HS256")
+    client, events = make_client(example.ws_url, token=bad)
+    await client.connect()
+    disconnected = await events.wait("disconnected")
+    assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/realtime/other", "/realtime/connection/websocket/x", "/realtime/", "/connection/websocket"],
+)
+async def test_websocket_endpoint_rejects_other_paths(example: Uvicorn, path: str) -> None:
+    with pytest.raises(InvalidStatus) as raised:
+        await connect(f"ws://127.0.0.1:{example.port}{path}", open_timeout=5000 * MS, compression=None)
+    assert raised.value.status_code == 403
+    assert example.node.hub.num_sessions == 0
+
+
+async def test_http_routes_through_the_mount(example: Uvicorn) -> None:
+    health = await http("GET", example.url + "/realtime/health")
+    assert (health.status, health.json()) == (200, {"status": "ok"})
+    assert health.headers["content-type"] == "application/json"
+    ready = await http("GET", example.url + "/realtime/ready")
+    assert (ready.status, ready.json()) == (200, {"status": "ready"})
+    # A plain GET of the WebSocket endpoint asks for an upgrade.
+    upgrade = await http("GET", example.url + "/realtime/connection/websocket")
+    assert upgrade.status == 426
+    # The example passes no API key: no API. Nor metrics, nor admin, nor demo, unless configured.
+    for path in ("/realtime/api/info", "/realtime/metrics", "/realtime/admin", "/realtime/"):
+        answer = await http("POST" if "api" in path else "GET", example.url + path, {} if "api" in path else None)
+        assert answer.status == 404, path
+    # The application's own routes are untouched.
+    assert (await http("GET", example.url + "/nope")).status == 404
+
+
+async def test_api_when_mounted_with_a_key() -> None:
+    node = Node()
+    app = NodeApp(node, api_key="asgi-api-key")
+    module = ModuleType("bare")
+    module.node = node  # type: ignore[attr-defined]
+    running = await start_uvicorn(app, module)
+    try:
+        info = await http("POST", running.url + "/api/info", {}, headers={"X-API-Key": "asgi-api-key"})
+        assert info.status == 200
+        assert info.json()["result"]["nodes"][0]["uid"] == node.uid
+        denied = await http("POST", running.url + "/api/info", {}, headers={"X-API-Key": "wrong"})
+        assert denied.status == 401
+        # The bare app's own lifespan started the node.
+        assert node.started
+        assert (await http("GET", running.url + "/ready")).status == 200
+    finally:
+        await running.stop()
+    assert not node.started
+
+
+async def test_shutdown_moves_clients_to_reconnect(example: Uvicorn, make_client: MakeClient) -> None:
+    client, events = make_client(example.ws_url, token=await token(example, "alice"))
+    await client.connect()
+    await events.wait("connected")
+    await subscribe(client, "news:all")
+    await example.stop()
+    # The client reconnects (to another instance, in production), and its session is gone.
+    connecting = await events.wait("connecting", lambda ctx: ctx.code != 0)
+    assert connecting.code in (DISCONNECT_SHUTDOWN.code, 1, 1012)
+    assert not events.named("disconnected")
+    assert example.node.hub.num_sessions == 0
+    assert not example.node.started

@@ -1,0 +1,377 @@
+"""The server HTTP API with ``cent``, Centrifugo's Python API client from PyPI, used unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from cent import (
+    AsyncClient,
+    BatchRequest,
+    BroadcastRequest,
+    CentApiResponseError,
+    CentTransportError,
+    CentUnauthorizedError,
+    ChannelsRequest,
+    Disconnect,
+    DisconnectRequest,
+    HistoryRemoveRequest,
+    HistoryRequest,
+    InfoRequest,
+    PresenceRequest,
+    PresenceStatsRequest,
+    PublishRequest,
+    RefreshRequest,
+    StreamPosition,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
+from centrifuge import Client, ClientState
+
+from wavecast.codes import DISCONNECT_EXPIRED
+
+from ..utils import MS, wait_until
+from .conftest import API_KEY, ClientEvents, MakeClient, Running, StartWavecast, make_token, subscribe
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture
+async def running(start_wavecast: StartWavecast) -> Running:
+    return await start_wavecast()
+
+
+@pytest.fixture
+async def api(running: Running) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(running.url + "/api", API_KEY, timeout=5.0) as client:
+        yield client
+
+
+async def connect(make_client: MakeClient, running: Running, user: str) -> tuple[Client, ClientEvents]:
+    client, events = make_client(running.ws_url, token=make_token(user))
+    await client.connect()
+    await events.wait("connected")
+    return client, events
+
+
+# --- every method --------------------------------------------------------------------------------
+
+
+async def test_publish_reaches_a_subscriber(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    messages = await subscribe(client, "chat:lobby")
+
+    result = await api.publish(PublishRequest(channel="chat:lobby", data={"text": "hello"}, tags={"kind": "greeting"}))
+    assert result.offset == 1
+    assert result.epoch
+    await messages.wait("publication")
+    (publication,) = messages.named("publication")
+    assert publication.pub.data == {"text": "hello"}
+    assert publication.pub.offset == 1
+    assert publication.pub.tags == {"kind": "greeting"}
+
+    # Without history, no position.
+    news = await subscribe(client, "news:today")
+    result = await api.publish(PublishRequest(channel="news:today", data="plain text"))
+    assert (result.offset, result.epoch) == (0, "")
+    await news.wait("publication")
+    assert news.data == ["plain text"]
+
+
+async def test_broadcast(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    lobby = await subscribe(client, "chat:lobby")
+    news = await subscribe(client, "news:today")
+
+    result = await api.broadcast(BroadcastRequest(channels=["chat:lobby", "news:today"], data={"n": 1}))
+    assert [response.error for response in result.responses] == [None, None]
+    assert result.responses[0].result is not None and result.responses[0].result.offset == 1
+    await lobby.wait("publication")
+    await news.wait("publication")
+    assert lobby.data == news.data == [{"n": 1}]
+
+
+async def test_broadcast_reports_each_channel(running: Running, api: AsyncClient) -> None:
+    result = await api.broadcast(BroadcastRequest(channels=["chat:a", "nope:b", "chat:c"], data={"n": 1}))
+    errors = [response.error for response in result.responses]
+    assert errors[0] is None and errors[2] is None
+    assert errors[1] is not None and (errors[1].code, errors[1].message) == (102, "unknown channel")
+
+
+async def test_subscribe_and_unsubscribe(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    _, events = await connect(make_client, running, "alice")
+
+    await api.subscribe(SubscribeRequest(user="alice", channel="news:alerts"))
+    subscribed = await events.wait("subscribed")
+    assert subscribed.channel == "news:alerts"
+    await api.publish(PublishRequest(channel="news:alerts", data={"alert": True}))
+    publication = await events.wait("publication")
+    assert (publication.channel, publication.pub.data) == ("news:alerts", {"alert": True})
+    assert running.node.channels() == {"news:alerts": 1}
+
+    await api.unsubscribe(UnsubscribeRequest(user="alice", channel="news:alerts"))
+    unsubscribed = await events.wait("unsubscribed")
+    assert unsubscribed.channel == "news:alerts"
+    await wait_until(lambda: running.node.channels() == {}, what="no subscribers")
+
+
+async def test_unsubscribe_a_client_side_subscription(
+    running: Running, api: AsyncClient, make_client: MakeClient
+) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    messages = await subscribe(client, "chat:lobby")
+    await api.unsubscribe(UnsubscribeRequest(user="alice", channel="chat:lobby"))
+    await messages.wait("unsubscribed")
+    await wait_until(lambda: running.node.channels() == {}, what="no subscribers")
+
+
+async def test_disconnect(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, events = await connect(make_client, running, "alice")
+    await api.disconnect(DisconnectRequest(user="alice", disconnect=Disconnect(code=4501, reason="banned")))
+    disconnected = await events.wait("disconnected")
+    assert (disconnected.code, disconnected.reason) == (4501, "banned")
+    assert client.state == ClientState.DISCONNECTED
+
+
+async def test_disconnect_one_client(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    first, first_events = await connect(make_client, running, "alice")
+    second, second_events = await connect(make_client, running, "alice")
+    await api.disconnect(DisconnectRequest(user="alice", client=first.client_id))
+    # The default disconnect doesn't reconnect.
+    await first_events.wait("disconnected")
+    assert first.state == ClientState.DISCONNECTED
+    assert second.state == ClientState.CONNECTED
+    assert not second_events.named("disconnected")
+
+
+async def test_refresh_expired(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    _, events = await connect(make_client, running, "alice")
+    await api.refresh(RefreshRequest(user="alice", expired=True))
+    # 3005 tells the client to reconnect, with a fresh token.
+    connecting = await events.wait("connecting", lambda ctx: ctx.code == DISCONNECT_EXPIRED.code)
+    assert connecting.reason == DISCONNECT_EXPIRED.reason
+    await wait_until(lambda: len(events.named("connected")) == 2, what="a reconnection")
+
+
+async def test_presence_and_stats(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    alice, _ = await connect(make_client, running, "alice")
+    bob, _ = await connect(make_client, running, "bob")
+    another_bob, _ = await connect(make_client, running, "bob")
+    for client in (alice, bob, another_bob):
+        await subscribe(client, "chat:lobby")
+
+    presence = await api.presence(PresenceRequest(channel="chat:lobby"))
+    assert {client: info.user for client, info in presence.presence.items()} == {
+        alice.client_id: "alice",
+        bob.client_id: "bob",
+        another_bob.client_id: "bob",
+    }
+    assert all(info.client == client for client, info in presence.presence.items())
+    stats = await api.presence_stats(PresenceStatsRequest(channel="chat:lobby"))
+    assert (stats.num_clients, stats.num_users) == (3, 2)
+
+    empty = await api.presence_stats(PresenceStatsRequest(channel="chat:empty"))
+    assert (empty.num_clients, empty.num_users) == (0, 0)
+
+
+async def test_history_and_history_remove(running: Running, api: AsyncClient) -> None:
+    for n in range(5):
+        await api.publish(PublishRequest(channel="chat:log", data={"n": n}))
+
+    history = await api.history(HistoryRequest(channel="chat:log", limit=10))
+    assert [publication.data for publication in history.publications] == [{"n": n} for n in range(5)]
+    assert [publication.offset for publication in history.publications] == [1, 2, 3, 4, 5]
+    assert history.offset == 5
+    epoch = history.epoch
+
+    latest = await api.history(HistoryRequest(channel="chat:log", limit=2, reverse=True))
+    assert [publication.offset for publication in latest.publications] == [5, 4]
+    since = await api.history(HistoryRequest(channel="chat:log", limit=10, since=StreamPosition(offset=3, epoch=epoch)))
+    assert [publication.offset for publication in since.publications] == [4, 5]
+    position_only = await api.history(HistoryRequest(channel="chat:log", limit=0))
+    assert (position_only.publications, position_only.offset, position_only.epoch) == ([], 5, epoch)
+
+    await api.history_remove(HistoryRemoveRequest(channel="chat:log"))
+    removed = await api.history(HistoryRequest(channel="chat:log", limit=10))
+    assert removed.publications == []
+    # The stream's position survives: recovering clients see what they missed is gone.
+    assert (removed.offset, removed.epoch) == (5, epoch)
+
+
+async def test_channels(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    alice, _ = await connect(make_client, running, "alice")
+    bob, _ = await connect(make_client, running, "bob")
+    await subscribe(alice, "chat:lobby")
+    await subscribe(bob, "chat:lobby")
+    await subscribe(bob, "news:today")
+
+    channels = await api.channels(ChannelsRequest())
+    assert {name: info.num_clients for name, info in channels.channels.items()} == {"chat:lobby": 2, "news:today": 1}
+    chat = await api.channels(ChannelsRequest(pattern="chat:*"))
+    assert list(chat.channels) == ["chat:lobby"]
+
+
+async def test_info(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    alice, _ = await connect(make_client, running, "alice")
+    await subscribe(alice, "chat:lobby")
+    await connect(make_client, running, "bob")
+
+    (node,) = (await api.info(InfoRequest())).nodes
+    assert node.uid == running.node.uid
+    assert node.name == "wavecast"
+    assert node.version
+    assert (node.num_clients, node.num_users, node.num_channels, node.num_subs) == (2, 2, 1, 1)
+
+
+async def test_batch(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    messages = await subscribe(client, "chat:lobby")
+
+    result = await api.batch(
+        BatchRequest(
+            requests=[
+                PublishRequest(channel="chat:lobby", data={"n": 1}),
+                PublishRequest(channel="chat:lobby", data={"n": 2}),
+                PresenceStatsRequest(channel="chat:lobby"),
+            ]
+        )
+    )
+    first, second, stats = result.replies
+    assert (first.offset, second.offset) == (1, 2)  # type: ignore[attr-defined]
+    assert stats.num_clients == 1  # type: ignore[attr-defined]
+    await wait_until(lambda: len(messages.data) == 2, what="both publications")
+    assert messages.data == [{"n": 1}, {"n": 2}]
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+async def test_wrong_key(running: Running) -> None:
+    async with AsyncClient(running.url + "/api", "not-the-key") as api:
+        with pytest.raises(CentUnauthorizedError):
+            await api.info(InfoRequest())
+    async with AsyncClient(running.url + "/api", "") as api:
+        with pytest.raises(CentUnauthorizedError):
+            await api.info(InfoRequest())
+    answer = await running.post("/api/info", {}, headers={"X-API-Key": "not-the-key"})
+    assert (answer.status, answer.json()) == (401, {"error": {"code": 401, "message": "unauthorized"}})
+
+
+async def test_authorization_apikey_header(running: Running) -> None:
+    answer = await running.post("/api/info", {}, headers={"Authorization": f"apikey {API_KEY}"})
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["result"]["nodes"][0]["uid"] == running.node.uid
+    answer = await running.post("/api/info", {}, headers={"Authorization": "apikey wrong"})
+    assert answer.status == 401
+    answer = await running.post("/api/info", {}, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert answer.status == 401
+
+
+async def test_unknown_method(running: Running) -> None:
+    answer = await running.post("/api/nope", {}, headers={"X-API-Key": API_KEY})
+    assert (answer.status, answer.json()) == (404, {"error": {"code": 104, "message": "method not found"}})
+
+
+async def test_unknown_method_through_cent(running: Running, api: AsyncClient) -> None:
+    # A Centrifugo PRO method that wavecast doesn't have.
+    from cent import ConnectionsRequest
+
+    with pytest.raises(CentTransportError) as raised:
+        await api.connections(ConnectionsRequest(user="alice", expression=""))
+    assert raised.value.status_code == 404
+
+
+async def test_get_isnt_allowed(running: Running) -> None:
+    answer = await running.get("/api/info", headers={"X-API-Key": API_KEY})
+    assert answer.status == 405
+    assert answer.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1, 2]", b'{"channel": 1, "data": {}}', b'{"data": {}}', b"\xff"])
+async def test_malformed_request(running: Running, body: bytes) -> None:
+    answer = await running.post("/api/publish", body, headers={"X-API-Key": API_KEY})
+    assert answer.status == 200
+    error = answer.json()["error"]
+    assert error["code"] == 107
+    assert error["message"].startswith("bad request")
+
+
+async def test_publish_without_data(running: Running) -> None:
+    answer = await running.post("/api/publish", {"channel": "chat:x"}, headers={"X-API-Key": API_KEY})
+    assert answer.json() == {"error": {"code": 107, "message": "bad request"}}
+
+
+async def test_unknown_namespace(running: Running, api: AsyncClient) -> None:
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.publish(PublishRequest(channel="nope:x", data={}))
+    assert (raised.value.code, raised.value.message) == (102, "unknown channel")
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.history(HistoryRequest(channel="nope:x"))
+    assert raised.value.code == 102
+
+
+async def test_not_available(running: Running, api: AsyncClient) -> None:
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.presence(PresenceRequest(channel="news:x"))
+    assert (raised.value.code, raised.value.message) == (108, "not available")
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.presence_stats(PresenceStatsRequest(channel="news:x"))
+    assert (raised.value.code, raised.value.message) == (108, "not available")
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.history(HistoryRequest(channel="news:x", limit=10))
+    assert raised.value.code == 108
+
+
+async def test_batch_with_mixed_results(running: Running) -> None:
+    # cent can't parse a batch with errors in it; Centrifugo's format is checked directly.
+    commands = [
+        {"publish": {"channel": "chat:lobby", "data": {"n": 1}}},
+        {"publish": {"channel": "nope:x", "data": {}}},
+        {"presence": {"channel": "news:x"}},
+        {"nope": {}},
+        {"publish": {"channel": 1}},
+        {"info": {}, "publish": {}},
+        {"history": {"channel": "chat:lobby", "limit": 5}},
+    ]
+    answer = await running.post("/api/batch", {"commands": commands}, headers={"X-API-Key": API_KEY})
+    assert answer.status == 200
+    replies = answer.json()["replies"]
+    assert len(replies) == len(commands)
+    assert replies[0]["publish"]["offset"] == 1
+    assert replies[1] == {"error": {"code": 102, "message": "unknown channel"}}
+    assert replies[2] == {"error": {"code": 108, "message": "not available"}}
+    assert replies[3] == {"error": {"code": 104, "message": "method not found"}}
+    assert replies[4]["error"]["code"] == 107
+    assert replies[5] == {"error": {"code": 107, "message": "bad request"}}
+    assert [p["data"] for p in replies[6]["history"]["publications"]] == [{"n": 1}]
+
+
+@pytest.mark.parametrize("body", [b"{", b"{}", b'{"commands": 1}', b'{"commands": [1]}'])
+async def test_malformed_batch(running: Running, body: bytes) -> None:
+    answer = await running.post("/api/batch", body, headers={"X-API-Key": API_KEY})
+    assert answer.status == 200
+    assert answer.json()["error"]["code"] == 107
+
+
+async def test_insecure_api_needs_no_key(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(http_api={"key": "", "insecure": True})
+    answer = await running.post("/api/info", {})
+    assert answer.status == 200
+    assert json.loads(answer.body)["result"]["nodes"][0]["num_clients"] == 0
+
+
+async def test_disabled_api(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(http_api={"enabled": False})
+    answer = await running.post("/api/info", {}, headers={"X-API-Key": API_KEY})
+    assert answer.status == 404
+
+
+async def test_publish_from_api_in_order(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    messages = await subscribe(client, "chat:lobby")
+    for n in range(20):
+        await api.publish(PublishRequest(channel="chat:lobby", data={"n": n}))
+    await wait_until(lambda: len(messages.data) == 20, timeout=5000 * MS, what="every publication")
+    assert messages.data == [{"n": n} for n in range(20)]

@@ -1,0 +1,179 @@
+"""Prometheus metrics at /metrics: names, types, labels, and values that follow what clients do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import pytest
+from cent import AsyncClient, DisconnectRequest, PublishRequest
+from cent.dto import Disconnect
+from centrifuge import ReplyError
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from wavecast.asyncio import connect
+from wavecast.codes import DISCONNECT_SLOW
+
+from ..utils import MS, wait_until
+from .conftest import API_KEY, MakeClient, Running, StartWavecast, make_token, subscribe
+
+pytestmark = pytest.mark.interop
+
+
+class Scrape:
+    """One scrape of /metrics, parsed."""
+
+    def __init__(self, text: str) -> None:
+        self.families = {family.name: family for family in text_string_to_metric_families(text)}
+
+    def type(self, name: str) -> str:
+        return self.families[name].type
+
+    def samples(self, name: str) -> list[Sample]:
+        return self.families[name].samples
+
+    def value(self, sample_name: str, **labels: str) -> float:
+        """The value of one sample; 0 if a labelled counter has no sample for these labels yet."""
+        for family in self.families.values():
+            for sample in family.samples:
+                if sample.name == sample_name and sample.labels == labels:
+                    return sample.value
+        if labels:
+            return 0.0
+        raise AssertionError(f"no sample {sample_name} in {list(self.families)}")
+
+
+async def scrape(running: Running) -> Scrape:
+    answer = await running.get("/metrics")
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return Scrape(answer.text)
+
+
+async def test_metric_families(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    metrics = await scrape(running)
+    for name in ("wavecast_connections", "wavecast_users", "wavecast_subscriptions", "wavecast_channels"):
+        assert metrics.type(name) == "gauge"
+        assert metrics.value(name) == 0
+    for name in (
+        "wavecast_publications",
+        "wavecast_messages_received",
+        "wavecast_messages_sent",
+        "wavecast_bytes_received",
+        "wavecast_bytes_sent",
+        "wavecast_commands",
+        "wavecast_command_errors",
+        "wavecast_disconnects",
+        "wavecast_slow_consumer_actions",
+    ):
+        assert metrics.type(name) == "counter", name
+    assert metrics.value("wavecast_messages_sent_total") == 0
+    assert metrics.type("wavecast_publish_to_write_seconds") == "histogram"
+    buckets = [s for s in metrics.samples("wavecast_publish_to_write_seconds") if s.name.endswith("_bucket")]
+    assert buckets[-1].labels == {"le": "+Inf"}
+    assert [b.value for b in buckets] == [0] * len(buckets)
+    # The process's own metrics come along.
+    assert "process_resident_memory_bytes" in metrics.families
+
+
+async def test_values_follow_clients(start_wavecast: StartWavecast, make_client: MakeClient) -> None:
+    running = await start_wavecast()
+    alice, alice_events = make_client(running.ws_url, token=make_token("alice"))
+    bob, _ = make_client(running.ws_url, token=make_token("bob"))
+    await alice.connect()
+    await bob.connect()
+    alice_lobby = await subscribe(alice, "chat:lobby")
+    bob_lobby = await subscribe(bob, "chat:lobby")
+    await subscribe(bob, "news:today")
+
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_connections") == 2
+    assert metrics.value("wavecast_users") == 2
+    assert metrics.value("wavecast_subscriptions") == 3
+    assert metrics.value("wavecast_channels") == 2
+    assert metrics.value("wavecast_commands_total", method="connect") == 2
+    assert metrics.value("wavecast_commands_total", method="subscribe") == 3
+    assert metrics.value("wavecast_messages_received_total") >= 5
+    assert metrics.value("wavecast_bytes_received_total") > 0
+
+    # A publication from a client reaches both subscribers: two messages sent, one latency observed.
+    await alice.get_subscription("chat:lobby").publish({"text": "hi"})  # type: ignore[union-attr]
+    await alice_lobby.wait("publication")
+    await bob_lobby.wait("publication")
+    async with AsyncClient(running.url + "/api", API_KEY) as api:
+        await api.publish(PublishRequest(channel="news:today", data={"n": 1}))
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_commands_total", method="publish") == 1
+    assert metrics.value("wavecast_publications_total") == 2
+    assert metrics.value("wavecast_messages_sent_total") == 3
+    assert metrics.value("wavecast_bytes_sent_total") > 0
+    assert metrics.value("wavecast_publish_to_write_seconds_count") == 2
+    assert metrics.value("wavecast_publish_to_write_seconds_bucket", le="+Inf") == 2
+    assert metrics.value("wavecast_publish_to_write_seconds_sum") >= 0
+
+    # An error reply is counted by code.
+    with pytest.raises(ReplyError) as raised:
+        await bob.get_subscription("news:today").publish({"text": "not allowed"})  # type: ignore[union-attr]
+    assert raised.value.code == 103
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_command_errors_total", code="103") == 1
+
+    # Disconnects are counted by code, and the gauges come down.
+    async with AsyncClient(running.url + "/api", API_KEY) as api:
+        await api.disconnect(DisconnectRequest(user="alice", disconnect=Disconnect(code=4501, reason="bye")))
+    await alice_events.wait("disconnected")
+    await wait_until(lambda: running.node.hub.num_sessions == 1, what="alice gone")
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_disconnects_total", code="4501") == 1
+    assert metrics.value("wavecast_connections") == 1
+    assert metrics.value("wavecast_users") == 1
+    assert metrics.value("wavecast_subscriptions") == 2
+
+
+async def test_slow_consumer_counter(start_wavecast: StartWavecast) -> None:
+    queue = 64 * 1024
+    running = await start_wavecast(
+        client={"client_queue_max_size": queue},
+        websocket={"write_limit": 4096, "compression": False},
+        namespaces={"live": {"allow_subscribe_for_client": True, "slow_consumer": "disconnect"}},
+    )
+    # A raw client with a tiny receive buffer that stops reading after subscribing.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", running.port))
+    connection = await connect(running.ws_url, sock=sock, compression=None, ping_interval=None, max_queue=1)
+    try:
+        await connection.send(json.dumps({"id": 1, "connect": {"token": make_token("slow")}}))
+        reply = json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
+        session = running.node.hub.session(reply["connect"]["client"])
+        assert session is not None
+        await connection.send(json.dumps({"id": 2, "subscribe": {"channel": "live:feed"}}))
+        assert "subscribe" in json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
+        (server_side,) = running.server.connections
+        server_side.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+        payload = "x" * 16000
+        for n in range(1000):
+            if session.closed:
+                break
+            await running.node.publish("live:feed", {"n": n, "payload": payload})
+            await asyncio.sleep(0)
+        assert session.closed
+        assert session.disconnect_reason == DISCONNECT_SLOW
+    finally:
+        connection.transport.abort()
+        await connection.wait_closed()
+
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="disconnect") == 1
+    assert metrics.value("wavecast_disconnects_total", code=str(DISCONNECT_SLOW.code)) == 1
+
+
+async def test_metrics_disabled(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(metrics={"enabled": False})
+    answer = await running.get("/metrics")
+    assert answer.status == 404
