@@ -371,6 +371,7 @@ async def test_presence_is_refreshed(make_node: MakeNode, connect: ConnectClient
     node = await make_node(presence_ttl=40 * MS, presence_update_interval=5 * MS)
     client = await connect(node)
     await client.result("subscribe", {"channel": "chat:1"})
+    await client.result("subscribe", {"channel": "news"})  # no presence to refresh there
     await asyncio.sleep(100 * MS)
     assert list(await node.presence("chat:1")) == [client.session.client]
 

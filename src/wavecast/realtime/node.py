@@ -498,7 +498,10 @@ class Node:
         for session in self._sessions(user, client):
             if session.connecting or session.closed or channel in session.subscriptions:
                 continue
-            result = await subscribe_server_side(session, channel, None)
+            # Its own callback only: the session may be in the middle of a command (a connect
+            # with server-side channels) whose subscriptions go live after that reply.
+            go_live: list[Callable[[], None]] = []
+            result = await subscribe_server_side(session, channel, None, after_reply=go_live.append)
             session.push(
                 Push(
                     channel=channel,
@@ -510,9 +513,8 @@ class Node:
                     ),
                 )
             )
-            for callback in session._after_reply:
+            for callback in go_live:
                 callback()
-            session._after_reply.clear()
             count += 1
         return count
 

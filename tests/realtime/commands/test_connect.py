@@ -13,6 +13,7 @@ from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import ConnectingContext, ConnectResult, Node
 from wavecast.version import version
 
+from ...utils import wait_until
 from ..conftest import ConnectClient, MakeNode
 from ..helpers import Client, token
 
@@ -256,3 +257,51 @@ async def test_closing_during_server_side_subscriptions(node: Node, new_client: 
     assert client.session.closed
     await asyncio.sleep(0)
     assert node.channels() == {}
+
+
+async def test_a_server_side_channel_unsubscribed_before_the_reply_stays_unsubscribed(
+    node: Node, new_client: NewClient
+) -> None:
+    client = new_client(node)
+    broker_subscribe = node.broker.subscribe
+
+    async def subscribe(channel: str) -> None:
+        if channel == "b":
+            # "a" is set up and waits for the connect reply to go live.
+            assert await node.unsubscribe("42", "a") == 1
+        await broker_subscribe(channel)
+
+    node.broker.subscribe = subscribe  # type: ignore[method-assign]
+    result = await client.result("connect", {"token": token("42", channels=["a", "b"])})
+    assert set(result["subs"]) == {"a", "b"}
+    assert set(client.session.subscriptions) == {"b"}
+    await node.publish("a", 1)
+    await node.publish("b", 2)
+    assert client.publications() == [2]
+
+
+async def test_a_server_subscribe_during_connect_keeps_the_reply_first(node: Node, new_client: NewClient) -> None:
+    client = new_client(node)
+    broker_subscribe = node.broker.subscribe
+    release = asyncio.Event()
+
+    async def subscribe(channel: str) -> None:
+        if channel == "b":
+            await release.wait()
+        await broker_subscribe(channel)
+
+    node.broker.subscribe = subscribe  # type: ignore[method-assign]
+    connecting = asyncio.create_task(client.send({"id": 1, "connect": {"token": token("42", channels=["a", "b"])}}))
+    await wait_until(lambda: "b" in client.session.subscriptions, what="the second server-side subscription")
+    # Meanwhile the server subscribes the client elsewhere, and "a" gets a publication.
+    assert await node.subscribe("42", "c") == 1
+    await node.publish("a", 1)
+    release.set()
+    await connecting
+    kinds = [
+        "connect" if "connect" in reply else next(iter(reply["push"].keys() - {"channel"}))
+        for reply in client.transport.replies
+    ]
+    # The subscribe push of "c" may come first; nothing of "a" or "b" comes before the connect reply.
+    assert kinds.index("connect") < kinds.index("pub")
+    assert client.publications() == [1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...codes import (
@@ -61,16 +62,32 @@ async def subscribe(session: Session, command: Command) -> Reply:
         if session.closed or channel in session.subscriptions:
             raise CommandError(ERROR_ALREADY_SUBSCRIBED)
 
-    result = await _subscribe(session, channel, options, request, info=info, expire_at=expire_at, server_side=False)
+    result = await _subscribe(
+        session,
+        channel,
+        options,
+        request,
+        info=info,
+        expire_at=expire_at,
+        server_side=False,
+        after_reply=session.after_reply,
+    )
     if data:
         result.data = raw(data)
     return Reply(id=command.id, subscribe=result)
 
 
-async def subscribe_server_side(session: Session, channel: str, request: SubscribeRequest | None) -> SubscribeResult:
+async def subscribe_server_side(
+    session: Session,
+    channel: str,
+    request: SubscribeRequest | None,
+    *,
+    after_reply: Callable[[Callable[[], None]], None] | None = None,
+) -> SubscribeResult:
     """Subscribe a client to a channel it was granted at connect time.
 
-    The subscription goes live right after the connect reply.
+    The subscription goes live right after the connect reply; or, with ``after_reply``,
+    when the caller runs the callback it was given (after its subscribe push).
     """
     options = session.node.config.channel_options(channel)
     if options is None or channel in session.subscriptions:
@@ -83,6 +100,7 @@ async def subscribe_server_side(session: Session, channel: str, request: Subscri
         info=None,
         expire_at=0,
         server_side=True,
+        after_reply=after_reply or session.after_reply,
     )
 
 
@@ -95,6 +113,7 @@ async def _subscribe(
     info: bytes | None,
     expire_at: int,
     server_side: bool,
+    after_reply: Callable[[Callable[[], None]], None],
 ) -> SubscribeResult:
     """Register the subscription, read the stream position or recover, and publish the join.
 
@@ -146,7 +165,7 @@ async def _subscribe(
                 continue  # already sent in the reply
             session.deliver_publication(channel, subscription, publication)
 
-    session.after_reply(go_live)
+    after_reply(go_live)
     return result
 
 
