@@ -128,7 +128,7 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
 async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(
         config(
-            client_expired_close_delay=0.3,
+            client_expired_close_delay=1.0,
             client_ping_interval=1,
             client_pong_timeout=0.5,
             namespaces={"secret": ChannelOptions(protected=True)},

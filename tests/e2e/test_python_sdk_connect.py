@@ -130,7 +130,7 @@ async def test_anonymous_connect_refused_by_default(start_node: StartNode, make_
 async def test_connection_token_refresh_keeps_the_client_connected(
     start_node: StartNode, make_client: MakeClient
 ) -> None:
-    running = await start_node(config(client_expired_close_delay=0.3))
+    running = await start_node(config(client_expired_close_delay=1.0))
     tokens: list[str] = []
 
     async def get_token() -> str:
