@@ -311,6 +311,8 @@ async def test_history_reverse_since_returns_older_publications(engine: Engine) 
     assert offsets(result) == [3, 2]
     assert result.position == position
     assert offsets(await engine.broker.history(channel, since=StreamPosition(1, position.epoch), reverse=True)) == []
+    result = await engine.broker.history(channel, since=StreamPosition(0, position.epoch), reverse=True)
+    assert result == HistoryResult([], position)
 
 
 async def test_remove_history_keeps_offset_and_epoch(engine: Engine) -> None:

@@ -223,7 +223,8 @@ class RedisBroker:
         limit: int | None = None,
         reverse: bool = False,
     ) -> HistoryResult:
-        read = limit != 0
+        # Nothing comes before offset 0, and XREVRANGE refuses "(0-0" as its end.
+        read = limit != 0 and not (reverse and since is not None and since.offset <= 0)
         # "(N-0" is exclusive: entries after offset N forward, before it in reverse.
         start = f"({since.offset}-0" if since is not None else "+" if reverse else "-"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -51,7 +52,10 @@ class RedisPresenceManager:
     async def add_presence(self, channel: str, client: str, info: ClientInfo, *, ttl: float) -> None:
         try:
             await self.scripts.presence_add(
-                keys=self._keys(channel), args=[client, encode_info(info), max(int(ttl), 1), int(time.time())]
+                # The time to the microsecond and the TTL rounded up (EXPIRE takes whole
+                # seconds): truncating both made entries expire up to two seconds early.
+                keys=self._keys(channel),
+                args=[client, encode_info(info), max(math.ceil(ttl), 1), time.time()],
             )
         except (RedisError, OSError) as exc:
             raise EngineError(f"presence of {channel} failed: {exc}") from exc
