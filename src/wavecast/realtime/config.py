@@ -116,7 +116,7 @@ class NodeConfig:
         client_expired_close_delay: seconds a client has to refresh an expired token.
         client_queue_max_size: bytes queued for a client that doesn't read fast enough,
             before its namespace's slow-consumer policy applies.
-        client_channel_limit: channels one client may subscribe to (3505 "channel limit" past it).
+        client_channel_limit: channels one client may subscribe to (error 106 "limit exceeded" past it).
         user_connection_limit: connections one user may keep open (3504 "connection limit").
         channel_max_length: characters in a channel name (error 107 past it).
         client_message_size_limit: bytes in one WebSocket message from a client (close 1009).
