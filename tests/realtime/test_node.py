@@ -368,11 +368,11 @@ async def test_a_failing_cleanup_is_logged(
 
 
 async def test_presence_is_refreshed(make_node: MakeNode, connect: ConnectClient) -> None:
-    node = await make_node(presence_ttl=40 * MS, presence_update_interval=5 * MS)
+    node = await make_node(presence_ttl=250 * MS, presence_update_interval=10 * MS)
     client = await connect(node)
     await client.result("subscribe", {"channel": "chat:1"})
     await client.result("subscribe", {"channel": "news"})  # no presence to refresh there
-    await asyncio.sleep(100 * MS)
+    await asyncio.sleep(400 * MS)  # longer than presence_ttl
     assert list(await node.presence("chat:1")) == [client.session.client]
 
 
