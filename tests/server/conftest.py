@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -139,10 +140,17 @@ class HttpAnswer:
         return self.body.decode()
 
 
-def _request(method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeout: float) -> HttpAnswer:
+def _request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+    context: ssl.SSLContext | None,
+) -> HttpAnswer:
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return HttpAnswer(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as error:
         with error:
@@ -156,6 +164,7 @@ async def http(
     headers: Mapping[str, str] | None = None,
     *,
     timeout: float = 5000 * MS,
+    context: ssl.SSLContext | None = None,
 ) -> HttpAnswer:
     """Make one HTTP request in a thread; ``body`` is bytes, text, or a value sent as JSON."""
     headers = dict(headers or {})
@@ -164,7 +173,7 @@ async def http(
         headers.setdefault("Content-Type", "application/json")
     if isinstance(body, str):
         body = body.encode()
-    return await asyncio.to_thread(_request, method, url, body, headers, timeout)
+    return await asyncio.to_thread(_request, method, url, body, headers, timeout, context)
 
 
 # --- servers in this process ----------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jwt
 import pytest
 
@@ -9,8 +11,9 @@ from wavecast.asyncio import connect
 from wavecast.exceptions import InvalidStatus
 from wavecast.server.serve import shutdown
 
+from ..conftest import Certificates
 from ..utils import MS
-from .conftest import SECRET, StartWavecast
+from .conftest import SECRET, StartWavecast, http, make_token
 
 
 async def test_health_and_ready(start_wavecast: StartWavecast) -> None:
@@ -99,3 +102,22 @@ async def test_demo_token_needs_a_secret(start_wavecast: StartWavecast) -> None:
     )
     answer = await running.get("/demo/token?user=bob")
     assert answer.status == 503
+
+
+async def test_tls(start_wavecast: StartWavecast, certificates: Certificates) -> None:
+    running = await start_wavecast(
+        server={"tls_cert": str(certificates.cert_path), "tls_key": str(certificates.key_path)}
+    )
+    context = certificates.client_context()
+    health = await http("GET", f"https://127.0.0.1:{running.port}/health", context=context)
+    assert (health.status, health.json()) == (200, {"status": "ok"})
+    connection = await connect(
+        f"wss://127.0.0.1:{running.port}/connection/websocket", ssl=context, open_timeout=5000 * MS
+    )
+    try:
+        await connection.send(json.dumps({"id": 1, "connect": {"token": make_token("alice")}}))
+        reply = json.loads(await connection.recv())
+        assert reply["id"] == 1
+        assert running.node.hub.session(reply["connect"]["client"]) is not None
+    finally:
+        await connection.close()

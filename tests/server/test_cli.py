@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import jwt
 import pytest
 from centrifuge import ClientState
 
+from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_SHUTDOWN
 from wavecast.server.config import load_config
 
@@ -222,6 +225,21 @@ async def test_serve_health_and_ready(tmp_path: Path, start_serve: StartServe) -
     assert await process.stop() == 0
 
 
+async def test_serve_logs_json(tmp_path: Path, start_serve: StartServe) -> None:
+    path, _ = serve_config(tmp_path)
+    path.write_text(path.read_text().replace('log_format = "text"', 'log_format = "json"'))
+    process = await start_serve(path)
+    assert await process.stop() == 0
+    entries = [json.loads(line) for line in process.log.splitlines()]
+    serving = entries[0]
+    assert serving["level"] == "info"
+    assert serving["logger"] == "wavecast.server"
+    assert serving["message"] == f"wavecast serving on http://127.0.0.1:{process.port}/ (engine memory)"
+    assert serving["port"] == process.port
+    assert serving["time"].endswith("Z")
+    assert [entry["message"] for entry in entries[1:]] == ["shutting down: 0 clients", "stopped"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_serve_shuts_down_gracefully(
     tmp_path: Path, start_serve: StartServe, make_client: MakeClient, sig: signal.Signals
@@ -244,6 +262,22 @@ async def test_serve_shuts_down_gracefully(
     assert "shutting down: 1 clients" in log
     assert "stopped" in log
     assert "Traceback" not in log
+
+
+async def test_serve_exits_despite_a_client_that_doesnt_close(tmp_path: Path, start_serve: StartServe) -> None:
+    path, secret = serve_config(tmp_path, shutdown_timeout=1.0)
+    process = await start_serve(path)
+    connection = await connect(process.ws_url, compression=None, ping_interval=None, open_timeout=5000 * MS)
+    try:
+        await connection.send(json.dumps({"id": 1, "connect": {"token": make_token("stuck", secret=secret)}}))
+        assert "connect" in json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
+        # Never read again: the server's close frame goes unanswered.
+        connection.transport.pause_reading()
+        assert await process.stop(timeout=1000 * MS + 5000 * MS) == 0
+        assert "stopped" in process.log
+    finally:
+        connection.transport.abort()
+        await connection.wait_closed()
 
 
 async def test_serve_client_reconnects_after_restart(

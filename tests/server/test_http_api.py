@@ -79,6 +79,24 @@ async def test_publish_reaches_a_subscriber(running: Running, api: AsyncClient, 
     assert news.data == ["plain text"]
 
 
+async def test_publish_skip_history(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    messages = await subscribe(client, "chat:lobby")
+    await api.publish(PublishRequest(channel="chat:lobby", data={"n": 1}))
+    # Centrifugo's skip_history: delivered, but not kept, and the stream doesn't move.
+    result = await api.publish(PublishRequest(channel="chat:lobby", data={"typing": True}, skip_history=True))
+    assert (result.offset, result.epoch) == (0, "")
+    await api.broadcast(BroadcastRequest(channels=["chat:lobby"], data={"typing": False}, skip_history=True))
+    await api.publish(PublishRequest(channel="chat:lobby", data={"n": 2}))
+    await wait_until(lambda: len(messages.data) == 4, what="every publication")
+    assert messages.data == [{"n": 1}, {"typing": True}, {"typing": False}, {"n": 2}]
+    history = await api.history(HistoryRequest(channel="chat:lobby", limit=10))
+    assert [(publication.offset, publication.data) for publication in history.publications] == [
+        (1, {"n": 1}),
+        (2, {"n": 2}),
+    ]
+
+
 async def test_broadcast(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
     client, _ = await connect(make_client, running, "alice")
     lobby = await subscribe(client, "chat:lobby")

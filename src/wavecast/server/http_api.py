@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..codes import (
 )
 from ..engines.base import ClientInfo, Publication, StreamPosition
 from ..exceptions import CommandError, EngineError
+from ..realtime.config import ChannelOptions
 from ..realtime.node import Node
 from ..version import version
 
@@ -148,12 +150,28 @@ def _check_channel(node: Node, channel: str) -> None:
         raise CommandError(ERROR_UNKNOWN_CHANNEL)
 
 
+# Options without history: how a publication with skip_history goes out.
+_NO_HISTORY = ChannelOptions()
+
+
+async def _publish_data(
+    node: Node, channel: str, data: bytes, tags: dict[str, str] | None, skip_history: bool
+) -> StreamPosition | None:
+    if not skip_history:
+        return await node.publish(channel, data, tags=tags)
+    # Centrifugo's skip_history: deliver to subscribers, keep nothing, leave the stream's position.
+    publication = Publication(data=data, tags=tags, time=int(time.time() * 1000))
+    return await node.publish_publication(channel, publication, _NO_HISTORY)
+
+
 async def _publish(node: Node, body: bytes) -> dict[str, Any]:
     request = msgspec.json.decode(body, type=PublishRequest)
     _check_channel(node, request.channel)
     if not request.data:
         raise CommandError(ERROR_BAD_REQUEST)
-    return _position(await node.publish(request.channel, bytes(request.data), tags=request.tags))
+    return _position(
+        await _publish_data(node, request.channel, bytes(request.data), request.tags, request.skip_history)
+    )
 
 
 async def _broadcast(node: Node, body: bytes) -> dict[str, Any]:
@@ -164,7 +182,7 @@ async def _broadcast(node: Node, body: bytes) -> dict[str, Any]:
     for channel in request.channels:
         try:
             _check_channel(node, channel)
-            position = await node.publish(channel, bytes(request.data), tags=request.tags)
+            position = await _publish_data(node, channel, bytes(request.data), request.tags, request.skip_history)
             responses.append({"result": _position(position)})
         except CommandError as exc:
             responses.append({"error": _error(exc.error)})
