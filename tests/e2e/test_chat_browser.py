@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from ..interop.conftest import CHROMIUM, require
-from ..server.conftest import CHROMIUM_ARGS, PLAYWRIGHT_TIMEOUT, ServeProcess, free_port, wavecast_command
+from ..server.conftest import CHROMIUM_ARGS, PLAYWRIGHT_TIMEOUT, ServeProcess, free_port, http, wavecast_command
 from ..utils import MS, TIMEOUT_FACTOR
 
 pytestmark = pytest.mark.interop
@@ -31,6 +32,7 @@ RECONNECT_TIMEOUT = 20_000 * MS * 1000
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
+    expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PLAYWRIGHT_TIMEOUT
@@ -280,3 +282,32 @@ async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path
             await page.close()
         for server in servers:
             server.kill()
+
+
+async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: Path) -> None:
+    """The page loads the room's most recent messages, not its oldest."""
+    config_path = genconfig(tmp_path)
+    api_key = tomllib.loads(config_path.read_text())["http_api"]["key"]
+    server = ServeProcess(config_path, free_port(), cwd=tmp_path)
+    page: ChatPage | None = None
+    try:
+        await server.wait_ready()
+        for n in range(1, 61):
+            answer = await http(
+                "POST",
+                server.url + "/api/publish",
+                {"channel": f"chat:{ROOM}", "data": {"name": "bot", "text": f"message {n}"}},
+                headers={"X-API-Key": api_key},
+            )
+            assert answer.json()["result"]["offset"] == n
+        page = await ChatPage.open(browser, server.url + "/", "dana", tmp_path)
+        await page.join(ROOM)
+        await page.expect_message("message 60")
+        messages = await page.messages()
+        # The page asks for 50: the last 50, in order.
+        assert [offset for offset, _, _ in messages] == list(range(11, 61))
+        assert [text for _, _, text in messages] == [f"message {n}" for n in range(11, 61)]
+    finally:
+        if page is not None:
+            await page.close()
+        server.kill()

@@ -39,7 +39,7 @@ from centrifuge import (
     SubscriptionEventHandler,
     UnsubscribedContext,
 )
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from wavecast.asyncio import Server
 from wavecast.realtime import WEBSOCKET_PATH
@@ -476,6 +476,7 @@ PLAYWRIGHT_TIMEOUT = 10_000 * MS * 1000
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, driven by Playwright; skipped if missing, except under ``CI=true``."""
     require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
+    expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PLAYWRIGHT_TIMEOUT

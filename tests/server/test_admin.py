@@ -152,7 +152,6 @@ async def test_admin_page_in_chromium(
     try:
         page = await context.new_page()
         page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
-        expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
         await page.goto(running.url + "/admin")
         try:
             await expect(page.locator("#num-clients")).to_have_text("1")

@@ -76,7 +76,8 @@ async function refreshPresence() {
 }
 
 async function loadHistory() {
-  const history = await sub.history({ limit: 50 });
+  // The latest 50, newest first; addMessage puts them in offset order.
+  const history = await sub.history({ limit: 50, reverse: true });
   for (const pub of history.publications) addMessage(pub.data, pub.offset);
 }
 
