@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import jwt
@@ -46,6 +47,27 @@ async def test_shutdown_stops_accepting(start_wavecast: StartWavecast) -> None:
     assert not running.node.started
     with pytest.raises(OSError):
         await connect(f"ws://127.0.0.1:{port}/connection/websocket", open_timeout=2000 * MS)
+
+
+async def test_head_has_no_body(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        # Two requests on one connection: the first answer must end with its head.
+        writer.write(
+            b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        async with asyncio.timeout(5000 * MS):
+            data = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, ready = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 16" in head  # as for GET
+    assert ready.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert ready.endswith(b'\r\n\r\n{"status": "ready"}')
 
 
 async def test_websocket_path_over_plain_http(start_wavecast: StartWavecast) -> None:

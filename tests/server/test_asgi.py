@@ -188,6 +188,8 @@ async def test_http_routes_through_the_mount(example: Uvicorn) -> None:
     assert health.headers["content-type"] == "application/json"
     ready = await http("GET", example.url + "/realtime/ready")
     assert (ready.status, ready.json()) == (200, {"status": "ready"})
+    head = await http("HEAD", example.url + "/realtime/health")
+    assert (head.status, head.body) == (200, b"")
     # A plain GET of the WebSocket endpoint asks for an upgrade.
     upgrade = await http("GET", example.url + "/realtime/connection/websocket")
     assert upgrade.status == 426

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
@@ -48,7 +49,12 @@ def _process_request(app: App) -> Any:
             return None
         headers = {name.lower(): value for name, value in request.headers.items()}
         answer = await app.http(request.method, request.path, request.query, headers, request.body)
-        return http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
+        response = http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
+        if request.method == "HEAD":
+            # The head of a GET, without its content (RFC 9110, section 9.3.2): a body here would
+            # be read as the start of the next response on a kept-alive connection.
+            response = dataclasses.replace(response, body=b"")
+        return response
 
     return process_request
 
