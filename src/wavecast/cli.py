@@ -182,12 +182,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker_args = [arg for arg in (argv if argv is not None else sys.argv[1:])[1:] if arg != "--worker"]
             return supervise(worker_args, config.server.workers, shutdown_timeout=config.server.shutdown_timeout)
         from .asyncio.runner import run
+        from .exceptions import ConfigError
         from .server.serve import run_server
 
-        if args.worker:
-            run(run_server(config, reuse_port=True))
-        else:
-            run(run_server(config))
+        try:
+            if args.worker:
+                run(run_server(config, reuse_port=True))
+            else:
+                run(run_server(config))
+        except (OSError, ConfigError) as exc:
+            # The port is taken, or a TLS file can't be loaded: a sentence, not a traceback.
+            print(f"wavecast: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "genconfig":
         path = Path(args.config)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from pathlib import Path
 
 import jwt
 import pytest
 
 from wavecast.asyncio import connect
-from wavecast.exceptions import InvalidStatus
-from wavecast.server.serve import shutdown
+from wavecast.exceptions import ConfigError, InvalidStatus
+from wavecast.server.serve import build_node, shutdown, start_server
 
 from ..conftest import Certificates
 from ..utils import MS
-from .conftest import SECRET, StartWavecast, http, make_token
+from .conftest import SECRET, StartWavecast, http, make_config, make_token
 
 
 async def test_health_and_ready(start_wavecast: StartWavecast) -> None:
@@ -143,3 +145,24 @@ async def test_tls(start_wavecast: StartWavecast, certificates: Certificates) ->
         assert running.node.hub.session(reply["connect"]["client"]) is not None
     finally:
         await connection.close()
+
+
+async def test_start_fails_on_a_taken_port(start_wavecast: StartWavecast) -> None:
+    first = await start_wavecast()
+    config = make_config()
+    config = dataclasses.replace(config, server=dataclasses.replace(config.server, port=first.port))
+    node = build_node(config)
+    with pytest.raises(OSError):
+        await start_server(config, node)
+    # The node started for it is stopped again.
+    assert not node.started
+
+
+async def test_start_fails_on_a_bad_certificate(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    config = make_config(server={"tls_cert": str(cert), "tls_key": str(cert)})
+    node = build_node(config)
+    with pytest.raises(ConfigError, match=r"^server\.tls_cert, server\.tls_key: can't load '.*cert\.pem'"):
+        await start_server(config, node)
+    assert not node.started

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import tomllib
@@ -212,6 +213,33 @@ async def test_serve_rejects_an_invalid_flag(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "  server.port: expected 1-65535, got 0" in result.stderr.splitlines()
     assert any(line.startswith("  server.workers: several workers") for line in result.stderr.splitlines())
+
+
+def test_serve_port_taken(tmp_path: Path) -> None:
+    path, _ = serve_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = wavecast("serve", "--config", str(path), "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("wavecast: ")]
+    assert str(port) in line
+    assert "in use" in line
+
+
+def test_serve_tls_files_missing(tmp_path: Path) -> None:
+    path, _ = serve_config(tmp_path)
+    result = wavecast(
+        "serve", "--config", str(path), "--tls-cert", "missing-cert.pem", "--tls-key", "missing-key.pem", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "wavecast: server.tls_cert, server.tls_key: can't load 'missing-cert.pem' and 'missing-key.pem': "
+        "No such file or directory"
+    )
 
 
 async def test_serve_health_and_ready(tmp_path: Path, start_serve: StartServe) -> None:

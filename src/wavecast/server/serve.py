@@ -12,6 +12,7 @@ from typing import Any
 from ..asyncio.server import Server, ServerConnection, http_response, serve
 from ..codes import DISCONNECT_SHUTDOWN
 from ..engines.base import Broker, PresenceManager
+from ..exceptions import ConfigError
 from ..protocol.events import Request, Response
 from ..realtime.node import Node
 from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
@@ -63,28 +64,44 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     if not config.server.tls_cert:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    cert, key = config.server.tls_cert, config.server.tls_key
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError included; FileNotFoundError doesn't name the file
+        raise ConfigError(
+            f"server.tls_cert, server.tls_key: can't load {cert!r} and {key!r}: {exc.strerror or exc}"
+        ) from exc
     return context
 
 
 async def start_server(config: Config, node: Node | None = None, **kwargs: Any) -> tuple[Server, App]:
-    """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`."""
+    """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`.
+
+    Raises:
+        ConfigError: the TLS certificate or key can't be loaded.
+        OSError: the server can't listen, e.g. the port is taken; the node is stopped again.
+    """
     node = node if node is not None else build_node(config)
     app = App(config, node)
+    ssl_context = _ssl_context(config)
     await node.start()
     options = websocket_server_options(node)
-    server = await serve(
-        options.pop("handler"),
-        config.server.host,
-        config.server.port,
-        ssl=_ssl_context(config),
-        process_request=_process_request(app),
-        compression="deflate" if config.websocket.compression else None,
-        write_limit=config.websocket.write_limit,
-        open_timeout=config.websocket.open_timeout,
-        **options,
-        **kwargs,
-    )
+    try:
+        server = await serve(
+            options.pop("handler"),
+            config.server.host,
+            config.server.port,
+            ssl=ssl_context,
+            process_request=_process_request(app),
+            compression="deflate" if config.websocket.compression else None,
+            write_limit=config.websocket.write_limit,
+            open_timeout=config.websocket.open_timeout,
+            **options,
+            **kwargs,
+        )
+    except BaseException:
+        await node.shutdown()
+        raise
     return server, app
 
 
