@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -74,6 +75,12 @@ class Client:
         command_id = next(self._ids)
         await self.send({"id": command_id, method: params or {}})
         replies = [reply for reply in self.transport.replies if reply.get("id") == command_id]
+        # An RPC runs in a task of its own: give it a few turns of the loop.
+        for _ in range(100):
+            if replies:
+                break
+            await asyncio.sleep(0)
+            replies = [reply for reply in self.transport.replies if reply.get("id") == command_id]
         assert len(replies) == 1, f"expected one reply to {method} {command_id}, got {replies}"
         return replies[0]
 

@@ -52,9 +52,8 @@ def test_a_valid_full_namespace() -> None:
         force_positioning=True,
         allow_recovery=True,
         force_recovery=True,
-        slow_consumer="conflate",
-        conflation_key_tag="key",
     )
+    ChannelOptions(presence=True, history_size=10, history_ttl=60, slow_consumer="conflate", conflation_key_tag="key")
 
 
 @pytest.mark.parametrize(
@@ -71,6 +70,14 @@ def test_a_valid_full_namespace() -> None:
         ({"force_push_join_leave": True}, "join_leave needs presence"),
         ({"slow_consumer": "block"}, "slow_consumer must be one of disconnect, drop_oldest, conflate, got 'block'"),
         ({"conflation_key_tag": "key"}, "conflation_key_tag needs slow_consumer = 'conflate'"),
+        (
+            {"history_size": 10, "history_ttl": 60.0, "force_recovery": True, "slow_consumer": "conflate"},
+            "slow_consumer = 'conflate' drops publications: it can't go with recovery or positioning",
+        ),
+        (
+            {"history_size": 10, "history_ttl": 60.0, "force_positioning": True, "slow_consumer": "drop_oldest"},
+            "slow_consumer = 'drop_oldest' drops publications",
+        ),
         (
             {"conflation_key_tag": "key", "slow_consumer": "drop_oldest"},
             "conflation_key_tag needs slow_consumer = 'conflate'",

@@ -89,6 +89,15 @@ class ChannelOptions:
             raise ConfigError(
                 f"slow_consumer must be one of {', '.join(SLOW_CONSUMER_POLICIES)}, got {self.slow_consumer!r}"
             )
+        if self.slow_consumer != "disconnect" and (
+            self.force_recovery or self.allow_recovery or self.force_positioning
+        ):
+            # Dropped publications would leave a positioned client at an offset it never
+            # completed, and it could never recover them.
+            raise ConfigError(
+                f"slow_consumer = {self.slow_consumer!r} drops publications: it can't go with recovery or "
+                "positioning; use slow_consumer = 'disconnect', whose clients reconnect and recover"
+            )
         if self.conflation_key_tag is not None and self.slow_consumer != "conflate":
             raise ConfigError("conflation_key_tag needs slow_consumer = 'conflate'")
 

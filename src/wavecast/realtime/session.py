@@ -46,6 +46,7 @@ from .subscription import SUBSCRIBED, Subscription
 from .transport import Transport
 
 if TYPE_CHECKING:
+    from .commands import Handler
     from .node import Node
 
 __all__ = ["SESSION_TRANSITIONS", "Session", "SessionState"]
@@ -101,6 +102,7 @@ class Session:
         self._publications = TokenBucket(config.publication_rate, config.publication_burst, now)
         self.rpc_in_flight = 0
         self._after_reply: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stale_handle: asyncio.TimerHandle | None = loop.call_later(
@@ -174,6 +176,18 @@ class Session:
             stats.errors[ERROR_METHOD_NOT_FOUND.code] += 1
             self._reply(Reply(id=command.id, error=_error_msg(ERROR_METHOD_NOT_FOUND)))
             return
+        if method == "rpc":
+            # RPCs run beside later commands, so that a slow handler doesn't hold up the
+            # client's pongs; rpc_in_flight_limit bounds how many run at once.
+            task = self._loop.create_task(self._run(handler, command, concurrent=True))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        await self._run(handler, command, concurrent=False)
+
+    async def _run(self, handler: Handler, command: Command, *, concurrent: bool) -> None:
+        """Run one command and write its reply, then what the command queued to follow it."""
+        stats = self.node.stats
         try:
             reply = await handler(self, command)
         except CommandError as exc:
@@ -188,7 +202,11 @@ class Session:
             logger.exception("command of client %s failed", self.client)
             reply = Reply(id=command.id, error=_error_msg(ERROR_INTERNAL))
         finally:
-            after, self._after_reply = self._after_reply, []
+            # A concurrent command never queues follow-ups; the sequential one may be
+            # awaiting with its own queued, which aren't a concurrent command's to run.
+            after: list[Callable[[], None]] = []
+            if not concurrent:
+                after, self._after_reply = self._after_reply, []
         if self.state is CLOSED:
             return
         if reply is not None:
@@ -325,6 +343,8 @@ class Session:
         self._stale_handle = self._ping_handle = self._pong_handle = self._expire_handle = None
         self.outbox.clear()
         self.transport.on_writable = None
+        for task in self._tasks:
+            task.cancel()
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:
             self.transport.close(disconnect)
         self.node._session_closed(self, disconnect, was_connected)

@@ -87,6 +87,10 @@ async def test_rpc_errors(node: Node, connect: ConnectClient) -> None:
     assert (await client.call("rpc", {"method": "fail"}))["error"] == {"code": 404, "message": "no such thing"}
     assert client.session.rpc_in_flight == 0
     await client.send({"id": 9, "rpc": {"method": "ban"}})
+    for _ in range(100):
+        if client.closed_with is not None:
+            break
+        await asyncio.sleep(0)
     assert client.closed_with == 4501
 
 
@@ -100,11 +104,16 @@ async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) 
         return 1
 
     client = await connect(node)
-    first = asyncio.create_task(client.send({"id": 100, "rpc": {"method": "slow"}}))
+    await client.send({"id": 100, "rpc": {"method": "slow"}})
     await asyncio.sleep(0)
     assert client.session.rpc_in_flight == 1
+    # The slow call runs beside later commands: a ping is answered meanwhile.
+    assert await client.result("ping") == {}
     assert await client.error("rpc", {"method": "slow"}) == 106
     release.set()
-    await first
+    for _ in range(100):
+        if client.session.rpc_in_flight == 0:
+            break
+        await asyncio.sleep(0)
     assert [r for r in client.transport.replies if r.get("id") == 100] == [{"id": 100, "rpc": {"data": 1}}]
     assert client.session.rpc_in_flight == 0

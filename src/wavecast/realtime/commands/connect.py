@@ -98,7 +98,8 @@ async def connect(session: Session, command: Command) -> Reply:
             ttl=token_ttl(expire_at, now) if expire_at else 0,
             data=raw(data),
             subs=subs or None,
-            ping=int(config.client_ping_interval),
+            # The protocol counts whole seconds: a sub-second interval must not read as "no pings".
+            ping=max(round(config.client_ping_interval), 1) if config.client_ping_interval else 0,
             pong=bool(config.client_ping_interval),
             node=config.name,
         ),
