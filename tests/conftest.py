@@ -95,3 +95,12 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certifica
     key_path = directory / "key.pem"
     server_cert.private_key_pem.write_to_path(str(key_path))
     yield Certificates(ca, server_cert, ca_path, cert_path, key_path)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One private redis-server for the session; tests keep apart with their own key prefix."""
+    from .redis_server import redis_server_or_skip
+
+    with redis_server_or_skip() as server:
+        yield server

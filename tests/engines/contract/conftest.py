@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -12,11 +13,11 @@ from wavecast.engines.memory import MemoryBroker, MemoryPresenceManager
 
 from ..helpers import Engine, FakeClock, RecordingHandler
 
-EngineFactory = Callable[[], contextlib.AbstractAsyncContextManager[Engine]]
+EngineFactory = Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Engine]]
 
 
 @contextlib.asynccontextmanager
-async def memory_engine() -> AsyncIterator[Engine]:
+async def memory_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
     """The memory engine on a fake clock: expiry tests take no time."""
     clock = FakeClock()
     meta_ttl = 30.0
@@ -37,18 +38,38 @@ async def memory_engine() -> AsyncIterator[Engine]:
         await broker.close()
 
 
+@contextlib.asynccontextmanager
+async def redis_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
+    """The Redis engine against a real redis-server, its keys under a prefix of its own."""
+    from wavecast.engines.redis import RedisEngine
+
+    server = request.getfixturevalue("redis_server")
+    meta_ttl = 3.0
+    engine = RedisEngine(server.url, prefix=f"test-{uuid.uuid4().hex[:8]}")
+    engine.broker.meta_ttl = int(meta_ttl)
+
+    async def advance(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    handler = RecordingHandler()
+    await engine.broker.start(handler)
+    await engine.presence_manager.start()
+    try:
+        yield Engine("redis", engine.broker, engine.presence_manager, handler, meta_ttl, advance)
+    finally:
+        await engine.close()
+
+
 #: The engines under test, by name. Adding one is one entry here: a factory that starts it,
-#: yields an :class:`Engine` and closes it. The Redis engine will add ``"redis": redis_engine``,
-#: against a real ``redis-server`` on a free port (skipped with a reason when it isn't
-#: installed, failing under ``CI=true``), with a short ``meta_ttl`` and an ``advance`` that
-#: sleeps for real. Tests stay engine-agnostic: they wait for events with
-#: ``engine.events.wait_for`` and let time pass only with ``engine.advance``.
+#: yields an :class:`Engine` and closes it. Tests stay engine-agnostic: they wait for events
+#: with ``engine.events.wait_for`` and let time pass only with ``engine.advance``.
 ENGINES: dict[str, EngineFactory] = {
     "memory": memory_engine,
+    "redis": redis_engine,
 }
 
 
 @pytest.fixture(params=sorted(ENGINES))
 async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
-    async with ENGINES[request.param]() as started:
+    async with ENGINES[request.param](request) as started:
         yield started
