@@ -42,7 +42,7 @@ from centrifuge import (
 from playwright.async_api import Browser, async_playwright, expect
 
 from wavecast.asyncio import Server
-from wavecast.realtime import WEBSOCKET_PATH
+from wavecast.realtime import WEBSOCKET_PATH, Node
 from wavecast.server.app import App
 from wavecast.server.config import Config, parse_config
 from wavecast.server.serve import shutdown, start_server
@@ -189,7 +189,7 @@ class Running:
     stopped: bool = False
 
     @property
-    def node(self) -> Any:
+    def node(self) -> Node:
         return self.app.node
 
     @property

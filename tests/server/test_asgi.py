@@ -229,7 +229,9 @@ async def test_shutdown_moves_clients_to_reconnect(example: Uvicorn, make_client
     await example.stop()
     # The client reconnects (to another instance, in production), and its session is gone.
     connecting = await events.wait("connecting", lambda ctx: ctx.code != 0)
-    assert connecting.code in (DISCONNECT_SHUTDOWN.code, 1, 1012)
+    # uvicorn closes WebSockets (1012, "transport closed" to the SDK) before the lifespan's
+    # shutdown runs; a server that shut the node down first would send 3001.
+    assert connecting.code in (1, DISCONNECT_SHUTDOWN.code)
     assert not events.named("disconnected")
     assert example.node.hub.num_sessions == 0
     assert not example.node.started
