@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Measure wavecast side by side with the peers of the shared ws-bench instrument.
+#
+#   bench/run.sh                                   # every peer, every scenario, 1 rep
+#   bench/run.sh --reps 3 --wait-quiet 60          # extra arguments go to run.py (see run.py --help)
+#   bench/run.sh --peers websockets picows wavecast --scenarios echo32 fan10k
+#   WAVECAST_REF=HEAD bench/run.sh ...            # measure a commit, not the working tree
+#
+# The instrument lives in ../shared/bench beside the repository (override with SHARED=...) and
+# is never written to: its build and raw results stay under $BENCH_HOME (~/.cache/ws-bench).
+# The markdown table and the raw jsonl are copied into bench/results/.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH_DIR/.." && pwd)"
+SHARED="${SHARED:-$REPO/../shared}"
+INSTRUMENT="$(cd "$SHARED/bench" 2>/dev/null && pwd)" || {
+    echo "bench/run.sh: no ws-bench instrument at $SHARED/bench (set SHARED=/path/to/shared)" >&2
+    exit 1
+}
+BENCH_HOME="${BENCH_HOME:-$HOME/.cache/ws-bench}"
+export BENCH_HOME
+PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
+SERVER="$BENCH_DIR/servers/wavecast_server.py"
+RESULTS="$BENCH_DIR/results"
+
+[ -x "$PYTHON" ] || { echo "bench/run.sh: $PYTHON not found; run 'make venv' first" >&2; exit 1; }
+
+if [ ! -x "$BENCH_HOME/build/loadgen" ] || [ ! -x "$BENCH_HOME/venv/bin/python" ]; then
+    echo "bench/run.sh: $BENCH_HOME is not built yet, running setup.sh" >&2
+    bash "$INSTRUMENT/setup.sh"
+fi
+
+# WAVECAST_REF=<commit> measures that commit's src/ (a snapshot under $BENCH_HOME) instead of
+# the working tree, so that edits made during a long run don't mix versions in one table.
+if [ -n "${WAVECAST_REF:-}" ]; then
+    sha="$(git -C "$REPO" rev-parse --short=12 "$WAVECAST_REF^{commit}")"
+    snapshot="$BENCH_HOME/wavecast-src/$sha"
+    if [ ! -d "$snapshot/src/wavecast" ]; then
+        mkdir -p "$snapshot"
+        git -C "$REPO" archive "$sha" src | tar -x -C "$snapshot"
+    fi
+    export PYTHONPATH="$snapshot/src${PYTHONPATH:+:$PYTHONPATH}"
+    wavecast_version="$sha (snapshot of $WAVECAST_REF)"
+else
+    wavecast_version="$(git -C "$REPO" rev-parse --short=12 HEAD)"
+    if [ -n "$(git -C "$REPO" status --porcelain -- src)" ]; then
+        wavecast_version="$wavecast_version + uncommitted changes in src/"
+    fi
+fi
+"$PYTHON" -c 'import wavecast, sys; print("bench/run.sh: wavecast from", wavecast.__file__, file=sys.stderr)'
+
+# wavecast runs on uvloop when it is installed (wavecast.run's default); wavecast-asyncio forces
+# asyncio's own loop, to compare like for like with the websockets row. Without --peers, run.py
+# measures all of its peers and both of ours. With --peers it appends the --server names to the
+# list, so the asyncio variant is only passed when it is named there.
+wavecast=(--server "wavecast=$PYTHON $SERVER --port {port}")
+wavecast_asyncio=(--server "wavecast-asyncio=$PYTHON $SERVER --no-uvloop --port {port}")
+servers=("${wavecast[@]}" "${wavecast_asyncio[@]}")
+for arg in "$@"; do
+    case "$arg" in
+        --from-jsonl | --from-jsonl=*) exec bash "$INSTRUMENT/run.sh" "${servers[@]}" "$@" ;;
+    esac
+done
+for arg in "$@"; do
+    case "$arg" in
+        --peers | --peers=*)
+            servers=("${wavecast[@]}")
+            for name in "$@"; do
+                if [ "$name" = wavecast-asyncio ]; then servers+=("${wavecast_asyncio[@]}"); fi
+            done
+            break
+            ;;
+    esac
+done
+
+mkdir -p "$RESULTS"
+stamp="$(date +%Y%m%d-%H%M%S)"
+md="$RESULTS/run-$stamp.md"
+out_dir="$BENCH_HOME/results/wavecast-$stamp"
+
+bash "$INSTRUMENT/run.sh" "${servers[@]}" --out-dir "$out_dir" --md "$md" "$@"
+
+echo "wavecast: $wavecast_version, $("$PYTHON" -c 'import uvloop; print("uvloop", uvloop.__version__)' 2>/dev/null || echo "no uvloop")" >>"$md"
+for raw in "$out_dir"/run-*.jsonl; do
+    if [ -f "$raw" ]; then cp "$raw" "$RESULTS/run-$stamp.jsonl"; fi
+done
+echo "bench/run.sh: wrote $md and $RESULTS/run-$stamp.jsonl (server logs: $out_dir)" >&2
