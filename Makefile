@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= ../shared
 
-.PHONY: run run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ system-deps:
 
 deps: venv node system-deps
 
+# The gallery of examples at http://$(HOST):$(PORT)/, with every demo's feeds and devices.
 run: venv node wavecast.toml
+	$(PY) -m examples.gallery --config wavecast.toml --host $(HOST) --port $(PORT)
+
+# wavecast serve alone: the API, /admin and the chat demo at /.
+run-serve: venv node wavecast.toml
 	$(BIN)/wavecast serve --config wavecast.toml --host $(HOST) --port $(PORT)
 
 # The WebSocket echo demo of the core library alone.
@@ -78,6 +83,10 @@ fuzz: venv
 # Every Autobahn case, as a server and as a client; rewrites compliance/RESULTS.md.
 compliance: venv
 	compliance/run.sh both '*'
+
+# Retake the examples' screenshots that the README links to.
+screenshots: deps
+	WAVECAST_SCREENSHOTS=docs/screenshots $(PY) -m pytest examples $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from ..interop.conftest import CHROMIUM, require
-from ..server.conftest import CHROMIUM_ARGS, PLAYWRIGHT_TIMEOUT, ServeProcess, free_port, http, wavecast_command
+from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
+from ..server.conftest import ServeProcess, free_port, http, wavecast_command
 from ..utils import MS, TIMEOUT_FACTOR
 
 pytestmark = pytest.mark.interop
@@ -31,16 +31,8 @@ RECONNECT_TIMEOUT = 20_000 * MS * 1000
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
-    expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PLAYWRIGHT_TIMEOUT
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        yield browser
 
 
 class ChatPage:

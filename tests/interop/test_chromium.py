@@ -14,41 +14,25 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from wavecast import CloseCode, ConnectionClosed, Request, Response, demo
 from wavecast.asyncio import Server, ServerConnection, http_response, serve
 
+from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
 from ..utils import MS, wait_until
-from .conftest import CHROMIUM, require
 
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-# Playwright counts in milliseconds.
-TIMEOUT = 10_000 * MS * 1000
+TIMEOUT = PLAYWRIGHT_TIMEOUT
 
 TEST_PAGE = b"<!DOCTYPE html><html><head><meta charset=utf-8><title>wavecast interop</title></head><body></body></html>"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        yield browser
 
 
 @pytest_asyncio.fixture(loop_scope="module")

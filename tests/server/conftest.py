@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from centrifuge import (
     SubscriptionEventHandler,
     UnsubscribedContext,
 )
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser
 
 from wavecast.asyncio import Server
 from wavecast.realtime import WEBSOCKET_PATH, Node
@@ -47,7 +47,7 @@ from wavecast.server.app import App
 from wavecast.server.config import Config, parse_config
 from wavecast.server.serve import shutdown, start_server
 
-from ..interop.conftest import CHROMIUM, require
+from ..browser import launch_chromium
 from ..utils import MS, TIMEOUT_FACTOR
 
 ROOT = Path(__file__).parents[2]
@@ -249,14 +249,27 @@ def wavecast_command() -> list[str]:
 
 
 class ServeProcess:
-    """``wavecast serve`` running in a subprocess; its output goes to a log file."""
+    """``wavecast serve`` running in a subprocess; its output goes to a log file.
 
-    def __init__(self, config_path: Path, port: int, *, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+    ``command`` replaces ``wavecast serve`` with another program that takes ``--config`` and
+    ``--port`` the same way, such as ``python -m examples.gallery``.
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        port: int,
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
         self.port = port
         self.log_path = cwd / f"serve-{port}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
+        command = [*wavecast_command(), "serve"] if command is None else list(command)
         self.process = subprocess.Popen(
-            [*wavecast_command(), "serve", "--config", str(config_path), "--port", str(port)],
+            [*command, "--config", str(config_path), "--port", str(port)],
             cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -458,30 +471,9 @@ async def subscribe(client: Client, channel: str, **kwargs: Any) -> SubEvents:
 
 # --- Chromium -----------------------------------------------------------------------------------------
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-#: Playwright's timeouts, in milliseconds.
-PLAYWRIGHT_TIMEOUT = 10_000 * MS * 1000
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, driven by Playwright; skipped if missing, except under ``CI=true``."""
-    require(CHROMIUM.exists(), f"Chromium isn't installed at {CHROMIUM}")
-    expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PLAYWRIGHT_TIMEOUT
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        yield browser

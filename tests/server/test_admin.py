@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from ..browser import PLAYWRIGHT_TIMEOUT
 from ..utils import wait_until
 from .conftest import (
     ADMIN_PASSWORD,
-    PLAYWRIGHT_TIMEOUT,
     MakeClient,
     StartWavecast,
     basic_auth,

@@ -23,7 +23,7 @@ import json
 import mimetypes
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..realtime.node import Node
@@ -32,7 +32,7 @@ from ..version import version
 from .config import Config
 from .http_api import handle_api
 
-__all__ = ["App", "HttpResponse"]
+__all__ = ["App", "HttpHandler", "HttpResponse"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,16 +53,28 @@ def _text(status: int, text: str) -> HttpResponse:
     return HttpResponse(status, text.encode())
 
 
+#: An application's own routes: ``(method, path, query, headers, body)`` to an answer, or
+#: ``None`` to let the server's routes answer. Headers have lowercase names.
+HttpHandler = Callable[[str, str, str, Mapping[str, str], bytes], Awaitable["HttpResponse | None"]]
+
 _NOT_FOUND = _text(404, "Not Found\n")
 _USER_NAME = re.compile(r"^[\w .-]{1,32}$")
 
 
 class App:
-    """The HTTP side of a node served by ``wavecast serve`` or mounted in an ASGI app."""
+    """The HTTP side of a node served by ``wavecast serve`` or mounted in an ASGI app.
 
-    def __init__(self, config: Config, node: Node) -> None:
+    Args:
+        config: which routes to serve.
+        node: the node they act on.
+        routes: the application's own routes, asked first; they can't take the real-time
+            endpoint, which :func:`~wavecast.server.serve.start_server` upgrades before.
+    """
+
+    def __init__(self, config: Config, node: Node, routes: HttpHandler | None = None) -> None:
         self.config = config
         self.node = node
+        self.routes = routes
         #: Set during graceful shutdown: /ready answers 503 so load balancers stop routing here.
         self.stopping = False
         self._registry: Any = None
@@ -77,6 +89,10 @@ class App:
 
     async def http(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         """Answer one plain HTTP request; ``headers`` have lowercase names."""
+        if self.routes is not None:
+            answer = await self.routes(method, path, query, headers, body)
+            if answer is not None:
+                return answer
         if path == "/health":
             return _json(200, {"status": "ok"})
         if path == "/ready":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
 import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..asyncio.server import Server, ServerConnection, http_response, serve
@@ -16,10 +18,10 @@ from ..exceptions import ConfigError
 from ..protocol.events import Request, Response
 from ..realtime.node import Node
 from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
-from .app import App
+from .app import App, HttpHandler
 from .config import Config
 
-__all__ = ["build_node", "run_server", "start_server"]
+__all__ = ["BackgroundTask", "build_node", "run_server", "start_server"]
 
 logger = logging.getLogger("wavecast.server")
 
@@ -74,15 +76,22 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def start_server(config: Config, node: Node | None = None, **kwargs: Any) -> tuple[Server, App]:
+async def start_server(
+    config: Config, node: Node | None = None, *, routes: HttpHandler | None = None, **kwargs: Any
+) -> tuple[Server, App]:
     """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`.
+
+    Args:
+        config: the server's configuration.
+        node: a node built by the caller, e.g. with hooks set; by default one from ``config``.
+        routes: the application's own HTTP routes, asked before the server's (see :class:`App`).
 
     Raises:
         ConfigError: the TLS certificate or key can't be loaded.
         OSError: the server can't listen, e.g. the port is taken; the node is stopped again.
     """
     node = node if node is not None else build_node(config)
-    app = App(config, node)
+    app = App(config, node, routes)
     ssl_context = _ssl_context(config)
     await node.start()
     options = websocket_server_options(node)
@@ -114,9 +123,25 @@ async def shutdown(server: Server, app: App, timeout: float) -> None:
     await server.wait_closed(timeout)
 
 
-async def run_server(config: Config, **kwargs: Any) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    server, app = await start_server(config, **kwargs)
+#: Work an application runs beside the server, such as a feed that publishes: started once the
+#: server listens, given the node, and cancelled before the graceful shutdown begins.
+BackgroundTask = Callable[[Node], Awaitable[None]]
+
+
+async def run_server(
+    config: Config,
+    node: Node | None = None,
+    *,
+    routes: HttpHandler | None = None,
+    tasks: Sequence[BackgroundTask] = (),
+    **kwargs: Any,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``node`` and ``routes`` are :func:`start_server`'s; ``tasks`` run beside the server, and
+    one that fails is logged without stopping it.
+    """
+    server, app = await start_server(config, node, routes=routes, **kwargs)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,7 +155,24 @@ async def run_server(config: Config, **kwargs: Any) -> None:
         config.engine.type,
         extra={"port": server.port},
     )
-    await stop.wait()
+    running = [loop.create_task(_background(task, app.node), name=f"wavecast-task-{i}") for i, task in enumerate(tasks)]
+    try:
+        await stop.wait()
+    finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     logger.info("shutting down: %d clients", app.node.hub.num_sessions)
     await shutdown(server, app, config.server.shutdown_timeout)
     logger.info("stopped")
+
+
+async def _background(task: BackgroundTask, node: Node) -> None:
+    try:
+        await task(node)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("background task %s failed", getattr(task, "__qualname__", task))

@@ -1,0 +1,1 @@
+"""Runnable wavecast applications: ``python -m examples.gallery`` serves all of them."""
