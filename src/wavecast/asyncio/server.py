@@ -170,6 +170,8 @@ class ServerConnection(Connection):
             self._open_handle.cancel()
             self._open_handle = None
         if protocol.state is OPEN:
+            # Servers don't mask: without compression, prepared frames go out as they are.
+            self._prepared_ok = protocol.extension is None
             self._start_keepalive()
             self._handler_task = self.loop.create_task(self._run_handler())
             self.server._handlers.add(self._handler_task)

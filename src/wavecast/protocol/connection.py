@@ -36,6 +36,7 @@ from .frames import (
     OP_TEXT,
     apply_mask,
     frame_header,
+    native,
     parse_close,
     serialize_close,
 )
@@ -49,6 +50,10 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 # Payloads above this size are queued apart from their header instead of being copied
 # after it; the I/O layer writes both without joining them.
 _COPY_THRESHOLD = 4096
+
+# The C twins of the frame builder and of the parser's common case, when they're built.
+_build_frame = native.build_frame if native is not None else None
+_parse_frames = native.parse_frames if native is not None else None
 
 
 class Side(enum.Enum):
@@ -167,8 +172,15 @@ class Protocol:
     def _queue_frame(self, opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> None:
         if self._mask_frames:
             mask = os.urandom(4)
+            if _build_frame is not None:
+                # Masking copies the payload anyway: the header goes in front in the same pass.
+                self._out.append(_build_frame(opcode, payload, fin, rsv1, mask))
+                return
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask)
             payload = apply_mask(payload, mask)
+        elif len(payload) <= _COPY_THRESHOLD and _build_frame is not None:
+            self._out.append(_build_frame(opcode, payload, fin, rsv1, None))
+            return
         else:
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1)
         if len(payload) > _COPY_THRESHOLD:
@@ -324,12 +336,23 @@ class Protocol:
         n = len(data)
         i = 0
         limits = self.limits
+        parse_frames = _parse_frames
+        if parse_frames is not None:
+            expect_mask = not self._mask_frames
+            fast_max_frame = -1 if limits.max_frame_size is None else limits.max_frame_size
+            fast_max_message = -1 if limits.max_message_size is None else limits.max_message_size
         while i < n:
             if self._f_remaining:
                 i = self._continue_frame(data, i)
                 if self._discard:
                     return
                 continue
+            if parse_frames is not None and not self._m_opcode:
+                # The C parser takes the run of whole, unfragmented data frames; it stops at
+                # anything else (control frames, fragments, errors), which is parsed below.
+                i = parse_frames(data, i, expect_mask, fast_max_frame, fast_max_message, self._events)
+                if i >= n:
+                    break
 
             # The frame header: 2 bytes, then 0, 2 or 8 bytes of length, then 4 of mask.
             if n - i < 2:
