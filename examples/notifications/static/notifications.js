@@ -188,6 +188,7 @@ function peek() {
 
 async function markAllRead() {
   const latest = Math.max(0, ...notifications.keys());
+  if (latest <= readUpTo) return;
   try {
     // The marker comes back as a publication on my channel, to this page and my others.
     await centrifuge.rpc("notifications.read", { up_to: latest });

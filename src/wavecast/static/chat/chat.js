@@ -44,7 +44,10 @@ function nameColor(name) {
   return `hsl(${hash}, 55%, 38%)`;
 }
 
-function addMessage(data, offset) {
+// A publication of the room: {data: {name, text}, offset, info}. The name shown is the one in
+// the publisher's token (info) when there is one; the backend's publications have none.
+function addMessage(pub) {
+  const { data, offset } = pub;
   if (offset && seen.has(offset)) return;
   if (offset) seen.add(offset);
   const item = document.createElement("li");
@@ -52,8 +55,8 @@ function addMessage(data, offset) {
   item.dataset.offset = offset || "";
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = data.name;
-  who.style.color = nameColor(data.name);
+  who.textContent = pub.info ? displayName(pub.info) : data.name;
+  who.style.color = nameColor(who.textContent);
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = data.text;
@@ -108,7 +111,7 @@ async function loadHistory(current) {
   // The latest 50, newest first; addMessage puts them in offset order.
   const result = await current.history({ limit: 50, reverse: true });
   if (current !== sub) return;
-  for (const pub of result.publications) addMessage(pub.data, pub.offset);
+  for (const pub of result.publications) addMessage(pub);
 }
 
 // --- typing --------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ function enterRoom(name) {
   const current = centrifuge.newSubscription(`chat:${room}`, { joinLeave: true });
   sub = current;
   current.on("publication", (ctx) => {
-    addMessage(ctx.data, ctx.offset);
+    addMessage(ctx);
     if (ctx.info) forgetTypist(ctx.info.client); // they sent what they were typing
   });
   current.on("join", () => refreshPresence(current));
