@@ -185,6 +185,8 @@ class Fleet:
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM each device, wait for it to disconnect and exit; SIGKILL what doesn't."""
         running = [process for process in self.processes.values() if process.returncode is None]
+        if not running:
+            return
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
