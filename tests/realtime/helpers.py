@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from wavecast.codes import Disconnect
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import Node, Session
 
-__all__ = ["SECRET", "Client", "FakeTransport", "token"]
+__all__ = ["FIXTURES", "SECRET", "Client", "FakeTransport", "WireFixture", "load_fixtures", "token"]
 
 
 class FakeTransport:
@@ -68,7 +70,7 @@ class Client:
         await self.session.handle_message(data)
 
     async def send(self, command: dict[str, Any]) -> None:
-        await self.session.handle_message(json.dumps(command).encode())
+        await self.session.handle_message(json.dumps(command))
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a command and return its reply, which must have been written by then."""
@@ -134,3 +136,35 @@ def token(user: str, **claims: Any) -> str:
     import jwt
 
     return jwt.encode({"sub": user, **claims}, SECRET, algorithm="HS256")
+
+
+#: The golden wire fixtures: ``spec/fixtures/<area>/<case>.json``.
+FIXTURES = Path(__file__).parents[2] / "spec" / "fixtures"
+
+
+@dataclasses.dataclass(frozen=True)
+class WireFixture:
+    """One WebSocket message of the protocol as it travels, and what it holds.
+
+    ``direction`` is ``client`` (commands) or ``server`` (replies and pushes); ``wire`` is
+    JSON text, or hex for protobuf; ``value`` lists the messages it holds, as JSON objects
+    (for protobuf, in proto3's JSON mapping: bytes in base64, 64-bit integers as strings).
+    """
+
+    case: str
+    name: str
+    direction: str
+    wire: str
+    value: list[dict[str, Any]]
+
+
+def load_fixtures(area: str, direction: str | None = None) -> list[WireFixture]:
+    """Return the fixtures of an area, sorted by case, of one direction or both."""
+    fixtures = []
+    for path in sorted((FIXTURES / area).glob("*.json")):
+        fixture = WireFixture(case=path.stem, **json.loads(path.read_text()))
+        assert fixture.direction in ("client", "server"), path
+        if direction is None or fixture.direction == direction:
+            fixtures.append(fixture)
+    assert fixtures, f"no {direction or ''} fixtures in {FIXTURES / area}"
+    return fixtures

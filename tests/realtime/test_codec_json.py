@@ -28,8 +28,31 @@ from wavecast.realtime.codec.schema import (
     raw,
 )
 
+from .helpers import WireFixture, load_fixtures
+
 decode = JSONCodec.decode_commands
 encode = JSONCodec.encode_reply
+
+COMMANDS = load_fixtures("json", "client")
+REPLIES = load_fixtures("json", "server")
+
+
+def _ids(fixtures: list[WireFixture]) -> list[str]:
+    return [fixture.case for fixture in fixtures]
+
+
+@pytest.mark.parametrize("fixture", COMMANDS, ids=_ids(COMMANDS))
+def test_decode_command_fixtures(fixture: WireFixture) -> None:
+    commands = decode(fixture.wire)
+    assert commands == [msgspec.json.decode(msgspec.json.encode(value), type=Command) for value in fixture.value]
+    # Data stays raw JSON, as the client wrote it.
+    assert [msgspec.json.decode(msgspec.json.encode(command)) for command in commands] == fixture.value
+
+
+@pytest.mark.parametrize("fixture", REPLIES, ids=_ids(REPLIES))
+def test_encode_reply_fixtures(fixture: WireFixture) -> None:
+    replies = [msgspec.json.decode(msgspec.json.encode(value), type=Reply) for value in fixture.value]
+    assert JSONCodec.join(encode(reply) for reply in replies).decode() == fixture.wire
 
 
 def test_codec_attributes() -> None:
