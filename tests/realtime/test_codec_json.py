@@ -7,6 +7,7 @@ import pytest
 
 from wavecast.engines import ClientInfo, Publication
 from wavecast.realtime.codec import JSONCodec, client_info_msg, publication_msg
+from wavecast.realtime.codec.json import is_json
 from wavecast.realtime.codec.schema import (
     Command,
     ConnectRequest,
@@ -57,6 +58,13 @@ def test_encode_reply_fixtures(fixture: WireFixture) -> None:
 
 def test_codec_attributes() -> None:
     assert (JSONCodec.name, JSONCodec.binary) == ("json", False)
+
+
+def test_encode_publication_is_the_push_of_encode_reply() -> None:
+    publication = Publication(data=b'{"a":1}', offset=3, info=ClientInfo(client="c", user="u"), time=5)
+    assert JSONCodec.encode_publication("ch", publication) == encode(
+        Reply(push=Push(channel="ch", pub=publication_msg(publication)))
+    )
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -235,12 +243,11 @@ def test_encode_data() -> None:
     assert JSONCodec.encode_data("x") == b'"x"'
 
 
-def test_check_data() -> None:
-    JSONCodec.check_data(b'{"a":1}')
-    JSONCodec.check_data(b"  1 ")
-    for bad in (b"", b"{", b"not json", b"1 2"):
-        with pytest.raises(msgspec.DecodeError):
-            JSONCodec.check_data(bad)
+def test_is_json() -> None:
+    for good in (b'{"a":1}', b"  1 ", b'"x"', b"null"):
+        assert is_json(good)
+    for bad in (b"", b"{", b"not json", b"1 2", b"\x00\x01"):
+        assert not is_json(bad)
 
 
 def test_round_trip_of_a_reply() -> None:

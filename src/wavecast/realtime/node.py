@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ..codes import (
     DISCONNECT_EXPIRED,
     DISCONNECT_FORCE_NO_RECONNECT,
+    DISCONNECT_INAPPROPRIATE_PROTOCOL,
     DISCONNECT_SHUTDOWN,
     UNSUBSCRIBE_INSUFFICIENT_STATE,
     UNSUBSCRIBE_SERVER,
@@ -36,8 +37,10 @@ from ..engines.base import (
 from ..exceptions import ConfigError
 from ..protocol.prepared import PreparedMessage
 from .auth import TokenVerifier
-from .codec.json import JSONCodec, client_info_msg, publication_msg
-from .codec.schema import JoinMsg, LeaveMsg, Push, Reply, SubscribeMsg, UnsubscribeMsg
+from .codec import Codec
+from .codec.json import JSONCodec, is_json
+from .codec.protobuf import ProtobufCodec
+from .codec.schema import JoinMsg, LeaveMsg, Push, Reply, SubscribeMsg, UnsubscribeMsg, client_info_msg
 from .config import ChannelOptions, NodeConfig
 from .contexts import (
     DisconnectContext,
@@ -126,7 +129,6 @@ class Node:
             audience=self.config.token_audience,
             issuer=self.config.token_issuer,
         )
-        self.codec = JSONCodec
         self.stats = NodeStats()
         self.on_connecting: OnConnecting | None = None
         self.on_subscribe: OnSubscribe | None = None
@@ -226,14 +228,23 @@ class Node:
     # --- the broker's events: fan-out to local subscribers ------------------------------------
 
     def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
+        """Send a publication to this node's subscribers of ``channel``.
+
+        It is encoded once per form in use (JSON, protobuf), and the same frame goes to every
+        subscriber of that form. A channel whose subscribers all speak JSON takes no
+        per-subscriber codec check. A JSON subscriber can't receive binary data: it is
+        disconnected with 3506, as Centrifugo does.
+        """
         subscribers = self.hub.subscribers(channel)
         if not subscribers:
             return
         message: PreparedMessage | None = None
+        binary_message: PreparedMessage | None = None
+        mixed = publication.binary or channel in self.hub.binary_subscribers
         key = self.conflation_key(channel, publication)
         offset = publication.offset
         epoch = None if position is None else position.epoch
-        delivered = 0
+        delivered = delivered_binary = 0
         for session, subscription in list(subscribers.items()):
             if subscription.state is not SUBSCRIBED:
                 if subscription.pending is not None:
@@ -250,18 +261,30 @@ class Node:
                 if offset <= subscription.offset:
                     continue
                 subscription.offset = offset
+            if mixed:
+                if session.codec.binary:
+                    if binary_message is None:
+                        binary_message = PreparedMessage(
+                            ProtobufCodec.encode_publication(channel, publication), text=False
+                        )
+                    session.deliver(binary_message, subscription.options.slow_consumer, key)
+                    delivered_binary += 1
+                    continue
+                if publication.binary:
+                    session.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+                    continue
             if message is None:
-                message = PreparedMessage(
-                    self.codec.encode_reply(Reply(push=Push(channel=channel, pub=publication_msg(publication)))),
-                    text=not self.codec.binary,
-                )
+                message = PreparedMessage(JSONCodec.encode_publication(channel, publication), text=True)
             session.deliver(message, subscription.options.slow_consumer, key)
             delivered += 1
-        if message is not None:
+        if message is not None or binary_message is not None:
             stats = self.stats
-            stats.deliveries += delivered
-            stats.messages_out += delivered
-            stats.bytes_out += delivered * len(message.payload)
+            stats.deliveries += delivered + delivered_binary
+            stats.messages_out += delivered + delivered_binary
+            if message is not None:
+                stats.bytes_out += delivered * len(message.payload)
+            if binary_message is not None:
+                stats.bytes_out += delivered_binary * len(binary_message.payload)
             if publication.time:
                 stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
 
@@ -285,9 +308,15 @@ class Node:
         subscribers = self.hub.subscribers(channel)
         if not subscribers:
             return
-        message = PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=not self.codec.binary)
+        messages: dict[Codec, PreparedMessage] = {}
         for session, subscription in list(subscribers.items()):
             if subscription.state is SUBSCRIBED and subscription.join_leave:
+                codec = session.codec
+                message = messages.get(codec)
+                if message is None:
+                    message = messages[codec] = PreparedMessage(
+                        codec.encode_reply(Reply(push=push)), text=not codec.binary
+                    )
                 session.send(message)
 
     def conflation_key(self, channel: str, publication: Publication) -> object:
@@ -416,12 +445,13 @@ class Node:
 
     # --- the server-side API ------------------------------------------------------------------
 
-    def _data(self, data: Any) -> bytes:
+    @staticmethod
+    def _data(data: Any) -> tuple[bytes, bool]:
+        """Publication data and whether it is binary: bytes go as they are, values as JSON."""
         if isinstance(data, bytes | bytearray | memoryview):
             payload = bytes(data)
-            self.codec.check_data(payload)
-            return payload
-        return self.codec.encode_data(data)
+            return payload, not is_json(payload)
+        return JSONCodec.encode_data(data), False
 
     def _options(self, channel: str) -> ChannelOptions:
         options = self.config.channel_options(channel)
@@ -432,19 +462,28 @@ class Node:
     async def publish(
         self, channel: str, data: Any, *, tags: dict[str, str] | None = None, info: ClientInfo | None = None
     ) -> StreamPosition | None:
-        """Publish to a channel; ``data`` is JSON bytes or any value JSON can hold.
+        """Publish to a channel; ``data`` is bytes, or any value JSON can hold (sent as JSON).
+
+        Bytes that aren't JSON are binary data: protobuf subscribers receive them, JSON
+        subscribers are disconnected with 3506, as in Centrifugo.
 
         Returns the publication's position when the channel keeps history.
         """
-        publication = Publication(data=self._data(data), tags=tags, info=info, time=int(time.time() * 1000))
+        payload, binary = self._data(data)
+        return await self._publish(channel, payload, binary, tags, info)
+
+    async def _publish(
+        self, channel: str, data: bytes, binary: bool, tags: dict[str, str] | None, info: ClientInfo | None
+    ) -> StreamPosition | None:
+        publication = Publication(data=data, tags=tags, info=info, time=int(time.time() * 1000), binary=binary)
         return await self.publish_publication(channel, publication, self._options(channel))
 
     async def broadcast(
         self, channels: Iterable[str], data: Any, *, tags: dict[str, str] | None = None
     ) -> list[StreamPosition | None]:
         """Publish the same data to several channels."""
-        payload = self._data(data)
-        return [await self.publish(channel, payload, tags=tags) for channel in channels]
+        payload, binary = self._data(data)
+        return [await self._publish(channel, payload, binary, tags, None) for channel in channels]
 
     async def presence(self, channel: str) -> dict[str, ClientInfo]:
         if not self._options(channel).presence:
