@@ -21,11 +21,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# centrifuge-js from npm, served by the demo pages as a static file.
-VENDOR := src/wavecast/static/vendor/centrifuge.js
-$(VENDOR): node_modules/.installed
+# centrifuge-js from npm, served by the demo pages as static files: its browser bundle for
+# the JSON protocol, and the one for protobuf (binary data), which defines the same Centrifuge.
+VENDOR := src/wavecast/static/vendor/centrifuge.js src/wavecast/static/vendor/centrifuge.protobuf.js
+src/wavecast/static/vendor/%.js: node_modules/.installed
 	mkdir -p $(dir $@)
-	cp node_modules/centrifuge/dist/centrifuge.js $@
+	cp node_modules/centrifuge/dist/$(notdir $@) $@
 
 node: node_modules/.installed $(VENDOR)
 

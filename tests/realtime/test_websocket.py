@@ -44,6 +44,60 @@ async def call(connection: ClientConnection, command: dict[str, Any]) -> dict[st
                 return reply
 
 
+def _delimited(**command: Any) -> bytes:
+    from centrifuge.protocol import client_pb2
+    from google.protobuf.json_format import ParseDict
+
+    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
+    return bytes((len(serialized),)) + serialized
+
+
+@pytest.mark.parametrize(
+    ("subprotocols", "path", "codec", "answered"),
+    [
+        (None, WEBSOCKET_PATH, "json", None),
+        (["centrifuge-protobuf"], WEBSOCKET_PATH, "protobuf", "centrifuge-protobuf"),
+        (["centrifuge-json"], WEBSOCKET_PATH, "json", "centrifuge-json"),
+        (None, WEBSOCKET_PATH + "?format=protobuf", "protobuf", None),
+        (None, WEBSOCKET_PATH + "?cf_protocol=protobuf", "protobuf", None),
+        # Other offers aren't refused: the connection speaks JSON without a subprotocol.
+        (["chat", "superchat"], WEBSOCKET_PATH, "json", None),
+    ],
+)
+async def test_the_handshake_chooses_the_codec(
+    served: tuple[Node, Server], subprotocols: list[str] | None, path: str, codec: str, answered: str | None
+) -> None:
+    node, server = served
+    async with connect(ws_uri(server, path), subprotocols=subprotocols) as connection:
+        assert connection.subprotocol == answered
+        if codec == "json":
+            reply = await call(connection, {"id": 1, "connect": {"token": token("42")}})
+            client = reply["connect"]["client"]
+        else:
+            await connection.send(_delimited(id=1, connect={"token": token("42")}))
+            message = await connection.recv()
+            assert isinstance(message, bytes)  # binary messages for protobuf
+            await wait_until(lambda: node.hub.num_sessions == 1, what="the session")
+            [session] = node.hub.sessions()
+            client = session.client
+        session = node.hub.session(client)
+        assert session is not None and session.codec.name == codec
+
+
+@pytest.mark.parametrize("subprotocols", [None, ["centrifuge-protobuf"]])
+async def test_a_message_of_the_wrong_kind_is_a_bad_request(
+    served: tuple[Node, Server], subprotocols: list[str] | None
+) -> None:
+    _, server = served
+    async with connect(ws_uri(server, WEBSOCKET_PATH), subprotocols=subprotocols) as connection:
+        # JSON in a binary message to a JSON session; protobuf as text would be refused alike.
+        wrong: str | bytes = b'{"id":1,"connect":{}}' if subprotocols is None else "{}"
+        await connection.send(wrong)
+        with pytest.raises(ConnectionClosed) as closed:
+            await connection.recv()
+    assert (closed.value.code, closed.value.reason) == (3501, "bad request")
+
+
 def test_server_options(make_node: MakeNode) -> None:
     node = Node()
     options = websocket_server_options(node)
@@ -51,6 +105,7 @@ def test_server_options(make_node: MakeNode) -> None:
     assert options["limits"].max_message_size == 65536
     assert options["origins"] is None
     assert callable(options["handler"])
+    assert options["select_subprotocol"](["x", "centrifuge-protobuf"]) == "centrifuge-protobuf"
     assert WEBSOCKET_PATH == "/connection/websocket"
 
 
