@@ -56,6 +56,16 @@ class ServerConnection(Connection):
         subprotocol: the subprotocol agreed in the handshake, if any.
     """
 
+    __slots__ = (
+        "_handler_task",
+        "_open_handle",
+        "_pipelined",
+        "_request_task",
+        "request",
+        "response",
+        "server",
+    )
+
     protocol: ServerProtocol
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:

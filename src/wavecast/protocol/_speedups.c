@@ -316,8 +316,11 @@ static PyMethodDef speedups_methods[] = {
 };
 
 static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT, "wavecast.protocol._speedups", "Native speedups of the sans-I/O core.", -1,
-    speedups_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "wavecast.protocol._speedups",
+    .m_doc = "Native speedups of the sans-I/O core.",
+    .m_size = -1,
+    .m_methods = speedups_methods,
 };
 
 PyMODINIT_FUNC

@@ -67,7 +67,20 @@ SERVER = Side.SERVER
 CLIENT = Side.CLIENT
 
 
-class Protocol:
+class _FanOutFields:
+    """The fields that a broadcast reads for every connection it reaches, in one cache line.
+
+    The slots of a base class come first in an instance; see wavecast.asyncio.connection.
+    """
+
+    __slots__ = ("_out", "_out_fragmented", "state")
+
+    _out: list[bytes]
+    _out_fragmented: int
+    state: State
+
+
+class Protocol(_FanOutFields):
     """The framing, control frames and closing handshake of one WebSocket connection.
 
     Args:
@@ -76,6 +89,35 @@ class Protocol:
         state: the initial state; a connection created after an external handshake starts OPEN.
         logger: where to log protocol errors; ``wavecast.protocol`` by default.
     """
+
+    __slots__ = (
+        "_discard",
+        "_events",
+        "_f_fin",
+        "_f_mask",
+        "_f_offset",
+        "_f_opcode",
+        "_f_parts",
+        "_f_remaining",
+        "_leftover",
+        "_m_compressed",
+        "_m_decoder",
+        "_m_frames",
+        "_m_opcode",
+        "_m_parts",
+        "_m_size",
+        "_mask_frames",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "eof_rcvd",
+        "eof_sent",
+        "extension",
+        "limits",
+        "logger",
+        "protocol_error",
+        "side",
+    )
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..asyncio.connection import _batcher
 from ..codes import (
     DISCONNECT_EXPIRED,
     DISCONNECT_FORCE_NO_RECONNECT,
@@ -36,6 +37,8 @@ from ..engines.base import (
 )
 from ..exceptions import ConfigError
 from ..protocol.prepared import PreparedMessage
+from ..protocol.state import OPEN
+from ..speedups import load
 from .auth import TokenVerifier
 from .codec import Codec
 from .codec.json import JSONCodec, is_json
@@ -61,8 +64,12 @@ from .contexts import (
     RPCHandler,
 )
 from .hub import Hub
-from .session import Session
+from .session import CLOSED, Session
 from .subscription import SUBSCRIBED, UNSUBSCRIBED, Subscription
+from .websocket import WebSocketTransport
+
+#: The C loop of the fan-out's common case, or ``None``: see :meth:`Node.on_publication`.
+_fanout = load("wavecast.asyncio._speedups")
 
 __all__ = ["LATENCY_BUCKETS", "Node", "NodeStats"]
 
@@ -253,6 +260,11 @@ class Node:
         by codec and each group takes it (``_group``, ``_codec``). A JSON subscriber can't
         receive binary data: it is disconnected with 3506, as Centrifugo does.
         """
+        message: PreparedMessage | None = None
+        key = self.conflation_key(channel, publication)
+        offset = publication.offset
+        epoch = None if position is None else position.epoch
+        delivered = 0
         if _group is None:
             subscribers = self.hub.subscribers(channel)
             if not subscribers:
@@ -261,12 +273,26 @@ class Node:
                 for codec, group in self._by_codec(subscribers, publication):
                     self.on_publication(channel, publication, position, _group=group, _codec=codec)
                 return
-            _group = list(subscribers.items())
-        message: PreparedMessage | None = None
-        key = self.conflation_key(channel, publication)
-        offset = publication.offset
-        epoch = None if position is None else position.epoch
-        delivered = 0
+            if _fanout is not None:
+                # The C loop takes the subscribers that get the frame at once; the loop below
+                # takes the rest by the same rules (wavecast.asyncio._speedups.deliver).
+                push = Push(channel=channel, pub=publication_msg(publication))
+                message = PreparedMessage(JSONCodec.encode_reply(Reply(push=push)), text=True)
+                delivered, _group, flush_now = _fanout.deliver(
+                    subscribers,
+                    message.frame,
+                    SUBSCRIBED,
+                    CLOSED,
+                    offset,
+                    epoch,
+                    OPEN,
+                    _batcher(asyncio.get_running_loop()),
+                    WebSocketTransport,
+                )
+                for connection in flush_now:
+                    connection._flush()
+            else:
+                _group = list(subscribers.items())
         for session, subscription in _group:
             if subscription.state is not SUBSCRIBED:
                 if subscription.pending is not None:
@@ -292,7 +318,7 @@ class Node:
                     message = PreparedMessage(_codec.encode_publication(channel, publication), text=False)
             session.deliver(message, subscription.options.slow_consumer, key)
             delivered += 1
-        if message is not None:
+        if delivered and message is not None:
             stats = self.stats
             stats.deliveries += delivered
             stats.messages_out += delivered

@@ -87,6 +87,33 @@ class Session:
             messages) or :class:`ProtobufCodec` (binary messages); fixed for the connection.
     """
 
+    __slots__ = (
+        "_after_reply",
+        "_commands",
+        "_expire_handle",
+        "_loop",
+        "_ping_handle",
+        "_pong_handle",
+        "_publications",
+        "_stale_handle",
+        "_tasks",
+        "_text",
+        "client",
+        "codec",
+        "disconnect_reason",
+        "expire_at",
+        "info",
+        "meta",
+        "node",
+        "outbox",
+        "request",
+        "rpc_in_flight",
+        "state",
+        "subscriptions",
+        "transport",
+        "user",
+    )
+
     def __init__(
         self, node: Node, transport: Transport, *, request: Request | None = None, codec: Codec = JSONCodec
     ) -> None:
