@@ -9,7 +9,8 @@ SHARED ?= ../shared
 
 .PHONY: run run-serve screenshots run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
 
-$(VENV)/.installed: pyproject.toml
+# pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
+$(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -62,12 +63,15 @@ format: venv
 types: venv
 	$(BIN)/mypy
 
-# The representative suite: everything but tests marked slow.
+# The representative suite: everything but tests marked slow, once with the C extensions
+# and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1).
 test: deps lint types
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: deps lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 cov: deps
 	$(PY) -m coverage run -m pytest -m "not slow" -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -183,3 +184,48 @@ async def test_transport_follows_the_connection(served: tuple[Node, Server], ws:
     with pytest.raises(ConnectionClosed):
         await ws.recv()
     assert ws.close_code == 3001
+
+
+async def test_fan_out_reaches_every_kind_of_subscriber_in_order(served: tuple[Node, Server]) -> None:
+    # A positioned channel, subscribers with and without compression and one that reads
+    # nothing for a while: the fast path takes some, the Python loop the others (and the
+    # Python loop all of them under WAVECAST_NO_SPEEDUPS=1); each gets every publication
+    # once, in order, and its position follows.
+    node, server = served
+    plain = await connect(ws_uri(server, WEBSOCKET_PATH), compression=None)
+    deflate = await connect(ws_uri(server, WEBSOCKET_PATH))
+    paused = await connect(ws_uri(server, WEBSOCKET_PATH), compression=None)
+    clients = (plain, deflate, paused)
+    try:
+        for index, client in enumerate(clients):
+            await call(client, {"id": 1, "connect": {"token": token(str(index))}})
+            reply = await call(client, {"id": 2, "subscribe": {"channel": "feed:prices"}})
+            assert reply["subscribe"]["positioned"] is True
+        assert deflate.protocol.extension is not None and plain.protocol.extension is None
+        # Small buffers for the one that doesn't read: its publications queue in its session.
+        paused.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        for session in node.hub.sessions():
+            if session.user == "2":
+                sock = session.transport.connection.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                queued = session
+        paused.transport.pause_reading()
+        pad = "x" * 3000
+        for n in range(1, 41):
+            await node.publish("feed:prices", {"n": n, "pad": pad})
+        assert queued.outbox.size > 0, "the slow subscriber's queue was never used"
+        paused.transport.resume_reading()
+        for client in clients:
+            received = []
+            while len(received) < 40:
+                for line in str(await client.recv()).splitlines():
+                    pub = json.loads(line)["push"]["pub"]
+                    received.append((pub["offset"], pub["data"]["n"]))
+            assert received == [(n, n) for n in range(1, 41)]
+        subscribers = node.hub.subscribers("feed:prices")
+        assert subscribers is not None
+        assert sorted(subscription.offset for subscription in subscribers.values()) == [40, 40, 40]
+        assert node.stats.deliveries == 120
+    finally:
+        for client in clients:
+            await client.close()
