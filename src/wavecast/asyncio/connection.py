@@ -168,7 +168,8 @@ class Connection(_FanOutFields):
         # The socket's descriptor, where the native flush may write directly; -1 if it can't
         # (TLS, or a transport without a socket).
         self._fd = -1
-        self._messages: collections.deque[str | bytes] = collections.deque()
+        # Created with the first message: an idle connection doesn't pay for a deque.
+        self._messages: collections.deque[str | bytes] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -209,13 +210,27 @@ class Connection(_FanOutFields):
         """This end's address, as the socket gives it."""
         return self.transport.get_extra_info("sockname")
 
-    async def recv(self) -> str | bytes:
+    def recv(self) -> Awaitable[str | bytes]:
         """Return the next message: :class:`str` for text, :class:`bytes` for binary.
+
+        A coroutine: ``message = await connection.recv()``.
 
         Raises:
             ConnectionClosed: the connection is closed and every message was read.
             ConcurrencyError: another coroutine is already waiting in ``recv()``.
         """
+        return self._recv(False)
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        """Iterate over messages until the connection closes; raise if it closed with an error."""
+        return self
+
+    def __anext__(self) -> Awaitable[str | bytes]:
+        # A coroutine per message, and no async generator: an idle connection waiting in
+        # ``async for`` holds one suspended frame.
+        return self._recv(True)
+
+    async def _recv(self, iterating: bool) -> str | bytes:
         while True:
             messages = self._messages
             if messages:
@@ -225,7 +240,10 @@ class Connection(_FanOutFields):
                     self._resume_reading()
                 return message
             if self._lost:
-                raise self._closed_exc()
+                exc = self._closed_exc()
+                if iterating and isinstance(exc, ConnectionClosedOK):
+                    raise StopAsyncIteration
+                raise exc
             if self._recv_waiter is not None:
                 raise ConcurrencyError("can't call recv() while another coroutine is waiting in recv()")
             waiter = self._recv_waiter = self.loop.create_future()
@@ -233,17 +251,6 @@ class Connection(_FanOutFields):
                 await waiter
             finally:
                 self._recv_waiter = None
-
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        """Yield messages until the connection closes; raise if it closed with an error."""
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosedOK:
-            return
 
     async def send(self, message: Data) -> None:
         """Send a message: a :class:`str` as text, bytes-like as binary.
@@ -411,6 +418,8 @@ class Connection(_FanOutFields):
         messages = self._messages
         for event in events:
             if isinstance(event, str | bytes):
+                if messages is None:
+                    messages = self._messages = collections.deque()
                 messages.append(event)
             elif isinstance(event, Pong):
                 self._acknowledge_pings(event.data)

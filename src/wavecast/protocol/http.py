@@ -6,6 +6,8 @@ can't make it buffer an endless request line or header, or an unbounded number o
 
 from __future__ import annotations
 
+import sys
+
 import httptools
 
 from ..exceptions import InvalidHandshake
@@ -63,7 +65,10 @@ class _HeadParser:
                 status=431,
             )
             return
-        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        # Names, and short values, repeat on every connection (Host, Upgrade, User-Agent):
+        # interned, each connection's request shares them instead of holding copies.
+        text = value.decode("latin-1")
+        self._headers.add(sys.intern(name.decode("latin-1")), sys.intern(text) if len(text) <= 256 else text)
 
     def on_headers_complete(self) -> None:
         self._head_done = True

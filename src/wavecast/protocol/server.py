@@ -239,6 +239,10 @@ class ServerProtocol(Protocol):
                 raise LocalProtocolError("can't accept a handshake that failed")
             self.state = next_state(self.state, Action.ACCEPT)
             self._out.append(response.serialize())
+            # The request stays with the connection for its whole life: keep it lean.
+            if self.request is not None:
+                self.request.headers.compact()
+            response.headers.compact()
             data, self._leftover = self._leftover, b""
             if data:
                 self.receive_data(data)
