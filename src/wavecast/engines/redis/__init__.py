@@ -28,6 +28,15 @@ class RedisEngine:
         kwargs.setdefault("socket_connect_timeout", 2.0)
         kwargs.setdefault("socket_timeout", 5.0)
         kwargs.setdefault("health_check_interval", 10)
+        try:
+            from redis.maint_notifications import MaintNotificationsConfig
+        except ImportError:  # pragma: no cover - redis-py before 7 has no maintenance notifications
+            pass
+        else:
+            # With them on ("auto" by default), the pool hands out connections without checking
+            # that the server didn't close them: after a Redis restart, the next command on each
+            # pooled connection failed, though Redis was back. Redis OSS doesn't send them anyway.
+            kwargs.setdefault("maint_notifications_config", MaintNotificationsConfig(enabled=False))
         self.client = aioredis.Redis.from_url(url, **kwargs)
         self._users = 2
         self.broker = RedisBroker(self.client, prefix=prefix, release=self._release)
