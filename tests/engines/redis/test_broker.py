@@ -8,12 +8,18 @@ Everything that every broker does is in ``tests/engines/contract/``.
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 
+import pytest
 import redis.asyncio as aioredis
 
-from wavecast.engines import ClientInfo, Publication, StreamPosition
+from wavecast.engines import Broker, ClientInfo, Publication, StreamPosition
+from wavecast.engines.redis.broker import reconnect_delay
+from wavecast.exceptions import EngineError
 
 from ...redis_server import RedisServer
+from ...utils import MS, wait_until
 from .conftest import StartEngine
 
 SIZE = 100
@@ -58,6 +64,132 @@ async def test_engines_with_other_prefixes_dont_meet(own_redis: RedisServer, sta
     assert [p.data for p in one_events.publications("ch")] == [b"1"]
     assert [p.data for p in two_events.publications("ch")] == [b"2"]
     assert (await one.broker.history("ch")).position.offset == 1
+
+
+# --- redis-server unreachable --------------------------------------------------------------
+
+
+async def test_every_call_fails_with_an_engine_error_while_redis_is_down(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    engine, _ = await start_engine(own_redis)
+    await engine.broker.publish("ch", pub(1), history_size=SIZE, history_ttl=TTL)
+    own_redis.stop()
+    broker, presence = engine.broker, engine.presence_manager
+    calls = {
+        "publish with history": broker.publish("ch", pub(2), history_size=SIZE, history_ttl=TTL),
+        "publish": broker.publish("ch", pub(3)),
+        "publish_join": broker.publish_join("ch", INFO),
+        "publish_leave": broker.publish_leave("ch", INFO),
+        "subscribe": broker.subscribe("ch"),
+        "history": broker.history("ch"),
+        "remove_history": broker.remove_history("ch"),
+        "add_presence": presence.add_presence("ch", "c1", INFO, ttl=60),
+        "remove_presence": presence.remove_presence("ch", "c1", "u1"),
+        "presence": presence.presence("ch"),
+        "presence_stats": presence.presence_stats("ch"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(EngineError) as raised:
+            await call
+        # The message names what failed and where, for the logs and the API's answer.
+        assert " ch " in f" {raised.value} ".replace(":", " "), name
+
+
+async def test_a_channel_that_failed_to_subscribe_isnt_subscribed_later(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    engine, handler = await start_engine(own_redis)
+    own_redis.stop()
+    with pytest.raises(EngineError, match="subscribe to ch failed"):
+        await engine.broker.subscribe("ch")
+    own_redis.start()
+    other, _ = await start_engine(own_redis)
+    await engine.broker.subscribe("sentinel")
+    await other.broker.publish("ch", pub(1))
+    await other.broker.publish("sentinel", pub(2))
+    await handler.wait_for("sentinel", 1, "publication")
+    assert handler.of("ch") == []
+
+
+# --- reconnection ------------------------------------------------------------------------
+
+
+def test_the_reconnect_delay_doubles_up_to_its_cap_with_jitter() -> None:
+    rng = random.Random(7)
+    delays = [reconnect_delay(attempt, rng.random) for attempt in range(12)]
+    for attempt, delay in enumerate(delays):
+        ceiling = min(5.0, 0.05 * 2**attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    assert max(delays) <= 5.0
+    assert reconnect_delay(1000, lambda: 1.0) == 5.0
+
+
+async def test_the_pubsub_reconnects_resubscribes_and_reports_continuity_lost(
+    own_redis: RedisServer, start_engine: StartEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, handler = await start_engine(own_redis)
+    await engine.broker.subscribe("a")
+    await engine.broker.subscribe("b")
+    await engine.broker.subscribe("gone")
+    await engine.broker.unsubscribe("gone")
+    own_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="wavecast.engines.redis"):
+        await wait_until(
+            lambda: "redis pub/sub lost" in caplog.text, timeout=5000 * MS, what="the pub/sub connection to drop"
+        )
+        own_redis.start()
+        await wait_until(
+            lambda: {e.channel for e in handler.events if e.kind == "continuity_lost"} == {"a", "b"},
+            timeout=10_000 * MS,
+            what="continuity lost in a and b",
+        )
+    # Reported once the channels are subscribed again: what's published now arrives.
+    other, _ = await start_engine(own_redis)
+    await other.broker.publish("a", pub(1), history_size=SIZE, history_ttl=TTL)
+    await other.broker.publish("b", pub(2))
+    await other.broker.publish("gone", pub(3))
+    await handler.wait_for("a", 1, "publication")
+    await handler.wait_for("b", 1, "publication")
+    assert [p.data for p in handler.publications("a")] == [b"1"]
+    assert [p.data for p in handler.publications("b")] == [b"2"]
+    assert handler.of("gone") == []
+
+
+async def test_a_subscription_made_while_reconnecting_is_kept(
+    own_redis: RedisServer, start_engine: StartEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, handler = await start_engine(own_redis)
+    await engine.broker.subscribe("a")
+    own_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="wavecast.engines.redis"):
+        await wait_until(lambda: "redis pub/sub lost" in caplog.text, timeout=5000 * MS, what="the drop")
+    own_redis.start()
+    # As soon as Redis answers again, before or after the reader's reconnection.
+    await wait_until_subscribed(engine.broker, "b")
+    other, _ = await start_engine(own_redis)
+    await other.broker.publish("b", pub(1))
+    await other.broker.publish("a", pub(2))
+    await handler.wait_for("a", 1, "publication")
+    await handler.wait_for("b", 1, "publication")
+
+
+async def wait_until_subscribed(broker: Broker, channel: str) -> None:
+    """Subscribe as a node does when its clients retry: until Redis accepts."""
+    async with asyncio.timeout(10_000 * MS):
+        while True:
+            try:
+                await broker.subscribe(channel)
+                return
+            except EngineError:
+                await asyncio.sleep(20 * MS)
+
+
+async def test_close_while_redis_is_down(own_redis: RedisServer, start_engine: StartEngine) -> None:
+    engine, _ = await start_engine(own_redis)
+    await engine.broker.subscribe("a")
+    own_redis.stop()
+    await engine.close()
 
 
 # --- restarts ------------------------------------------------------------------------------
