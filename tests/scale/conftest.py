@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from centrifuge import Client, SubscribingContext, SubscriptionErrorContext
+from centrifuge import Client, JoinContext, LeaveContext, SubscribingContext, SubscriptionErrorContext
 
 from wavecast.server.config import Config, parse_config
 
@@ -364,7 +364,8 @@ class Relay:
     """Forwards TCP connections to a node; :meth:`switch` points it at another one and cuts the
     connections it carries, as a DNS change or a failover would."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int | None) -> None:
+        #: The port connections go to; ``None`` closes them as they arrive.
         self.target = target
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -380,6 +381,9 @@ class Relay:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.target is None:
+            writer.transport.abort()
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
@@ -400,8 +404,8 @@ class Relay:
         self._tasks.difference_update(tasks)
         self._writers.difference_update((writer, upstream_writer))
 
-    def switch(self, target: int) -> None:
-        """Send new connections to ``target``; abort the current ones."""
+    def switch(self, target: int | None) -> None:
+        """Send new connections to ``target`` (``None``: refuse them); abort the current ones."""
         self.target = target
         for writer in list(self._writers):
             writer.transport.abort()
@@ -525,7 +529,13 @@ def node_config(redis: RedisServer, prefix: str = "scale", **sections: Any) -> C
 
 
 class SubEvents(ServerSubEvents):
-    """A subscription's events, its errors and resubscriptions included."""
+    """A subscription's events, its errors, resubscriptions, joins and leaves included."""
+
+    async def on_join(self, ctx: JoinContext) -> None:
+        self.record("join", ctx)
+
+    async def on_leave(self, ctx: LeaveContext) -> None:
+        self.record("leave", ctx)
 
     async def on_subscribing(self, ctx: SubscribingContext) -> None:
         self.record("subscribing", ctx)
