@@ -13,9 +13,10 @@ from pathlib import Path
 from centrifuge import Client
 
 from wavecast.codes import DISCONNECT_SHUTDOWN
+from wavecast.realtime.contexts import ConnectingContext
 
 from ..redis_server import RedisServer
-from ..server.conftest import ClientEvents, MakeClient, make_token
+from ..server.conftest import ClientEvents, MakeClient, StartWavecast, make_token
 from ..utils import MS, wait_until
 from .conftest import (
     HAPROXY,
@@ -28,6 +29,7 @@ from .conftest import (
     api,
     cluster_config,
     haproxy_config,
+    node_config,
     subscribe,
 )
 
@@ -100,6 +102,25 @@ async def test_clients_through_haproxy_reach_both_nodes(
             timeout=5000 * MS,
             what="three publications",
         )
+
+
+async def test_haproxy_tells_nodes_the_client_address(
+    redis: RedisServer, start_wavecast: StartWavecast, start_haproxy: StartHaproxy, make_client: MakeClient
+) -> None:
+    running = await start_wavecast(node_config(redis))
+    seen: list[str | None] = []
+
+    async def on_connecting(ctx: ConnectingContext) -> None:
+        assert ctx.request is not None
+        seen.append(ctx.request.headers.get("X-Forwarded-For"))
+
+    running.node.on_connecting = on_connecting
+    proxy = await start_haproxy([running])
+    client, events = make_client(proxy.ws_url, token=make_token("ann"))
+    await client.connect()
+    await events.wait("connected")
+    # option forwardfor: the address haproxy saw, for hooks that rate-limit or log by client.
+    assert seen == ["127.0.0.1"]
 
 
 async def test_draining_a_node_moves_its_clients_to_the_other(
