@@ -13,7 +13,6 @@ import redis.asyncio as aioredis
 from wavecast.engines import ClientInfo, PresenceStats
 
 from ...redis_server import RedisServer
-from ...utils import MS
 from .conftest import StartEngine
 
 ANN = ClientInfo(client="c1", user="ann")
@@ -38,14 +37,15 @@ async def test_presence_and_stats_are_shared_by_the_nodes(own_redis: RedisServer
 
 
 async def test_each_node_refreshes_its_own_clients(own_redis: RedisServer, start_engine: StartEngine) -> None:
+    ttl = 2.0
     alive, _ = await start_engine(own_redis)
     gone, _ = await start_engine(own_redis)
-    await gone.presence_manager.add_presence("room", "c1", ANN, ttl=TTL)
-    await alive.presence_manager.add_presence("room", "c2", BOB, ttl=TTL)
-    # The node of c1 stops refreshing (it died); the other goes on refreshing c2.
-    for _ in range(3):
-        await asyncio.sleep(TTL / 2 + 50 * MS)
-        await alive.presence_manager.add_presence("room", "c2", BOB, ttl=TTL)
+    await gone.presence_manager.add_presence("room", "c1", ANN, ttl=ttl)
+    await alive.presence_manager.add_presence("room", "c2", BOB, ttl=ttl)
+    # The node of c1 stops refreshing (it died); the other goes on refreshing c2, well within its TTL.
+    for _ in range(4):
+        await asyncio.sleep(ttl * 0.3)
+        await alive.presence_manager.add_presence("room", "c2", BOB, ttl=ttl)
     assert await gone.presence_manager.presence("room") == {"c2": BOB}
     assert await alive.presence_manager.presence_stats("room") == PresenceStats(num_clients=1, num_users=1)
 
