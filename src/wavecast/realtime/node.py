@@ -328,7 +328,9 @@ class Node:
 
     async def add_subscriber(self, channel: str, session: Session, subscription: Subscription) -> None:
         self.hub.add_subscriber(channel, session, subscription)
-        if channel not in self._broker_channels:
+        # A change in flight (its lock exists) may be the broker unsubscribing the channel its
+        # last subscriber left: wait for it, and subscribe again.
+        if channel not in self._broker_channels or channel in self._channel_locks:
             await self._sync_broker_subscription(channel)
 
     async def remove_subscriber(self, channel: str, session: Session) -> None:
