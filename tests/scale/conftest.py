@@ -490,11 +490,14 @@ class ChaosReport:
         counts = [len(set(seen)) for seen in self.received.values()] or [0]
         lost = sum(len(self.lost(client)) for client in self.received)
         duplicated = sum(self.duplicates(client) for client in self.received)
+        # Publications whose call failed (a reply lost as Redis went away) but that were stored
+        # and delivered all the same: allowed, they just weren't acknowledged.
+        unacknowledged = set().union(*map(set, self.received.values())) - self.acknowledged if self.received else set()
         extra = "".join(f" {key}={value}" for key, value in self.extra.items())
         return (
             f"{self.name}: published={self.published} acknowledged={len(self.acknowledged)} failed={self.failed}"
             f" clients={len(self.received)} received/client min={min(counts)} max={max(counts)}"
-            f" lost={lost} duplicated={duplicated}{extra}"
+            f" lost={lost} duplicated={duplicated} received_unacknowledged={len(unacknowledged)}{extra}"
         )
 
     def check(self) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 from centrifuge import Client
 
 from ..redis_server import RedisServer
-from ..server.conftest import BASE_CONFIG, MakeClient, make_token, wavecast_command
+from ..server.conftest import BASE_CONFIG, MakeClient, free_port, make_token, wavecast_command
 from ..utils import MS, wait_until
-from .conftest import StartNodes, SubEvents, api, cluster_config, free_port, subscribe, write_config
+from .conftest import StartNodes, SubEvents, api, cluster_config, subscribe, write_config
 
 WORKERS = 2
 
