@@ -547,6 +547,22 @@ async def test_a_subscriber_arriving_while_the_broker_unsubscribes_gets_it_subsc
     assert bob.publications() == [1]
 
 
+async def test_a_failed_broker_change_leaves_no_change_in_flight(node: Node, connect: ConnectClient) -> None:
+    from wavecast.exceptions import EngineError
+
+    async def broken_unsubscribe(channel: str) -> None:
+        raise EngineError("unsubscribe from news failed: redis is down")
+
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    node.broker.unsubscribe = broken_unsubscribe  # type: ignore[method-assign]
+    node.hub.remove_subscriber("news", client.session)
+    with pytest.raises(EngineError):
+        await node._sync_broker_subscription("news")
+    # Else every later subscriber would wait for a change that no longer happens.
+    assert node._channel_locks == {}
+
+
 async def test_expired_subscriptions_end_with_the_presence_update(make_node: MakeNode, connect: ConnectClient) -> None:
     import time
 

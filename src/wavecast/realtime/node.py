@@ -315,16 +315,20 @@ class Node:
         the same channel leave the broker in the state the hub ends in.
         """
         lock = self._lock(channel)
-        async with lock:
-            wanted = self.hub.subscribers(channel) is not None
-            if wanted and channel not in self._broker_channels:
-                await self.broker.subscribe(channel)
-                self._broker_channels.add(channel)
-            elif not wanted and channel in self._broker_channels:
-                await self.broker.unsubscribe(channel)
-                self._broker_channels.discard(channel)
-        if not lock.locked() and self._channel_locks.get(channel) is lock:
-            del self._channel_locks[channel]
+        try:
+            async with lock:
+                wanted = self.hub.subscribers(channel) is not None
+                if wanted and channel not in self._broker_channels:
+                    await self.broker.subscribe(channel)
+                    self._broker_channels.add(channel)
+                elif not wanted and channel in self._broker_channels:
+                    await self.broker.unsubscribe(channel)
+                    self._broker_channels.discard(channel)
+        finally:
+            # Forgotten once nothing waits, even when the broker failed: add_subscriber takes
+            # a lock that's left as a change in flight.
+            if not lock.locked() and self._channel_locks.get(channel) is lock:
+                del self._channel_locks[channel]
 
     async def add_subscriber(self, channel: str, session: Session, subscription: Subscription) -> None:
         self.hub.add_subscriber(channel, session, subscription)
