@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= ../shared
 
-.PHONY: run run-serve screenshots run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types cov bench compliance fuzz deps venv node system-deps clean
 
 # pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
 $(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c)
@@ -63,18 +63,22 @@ format: venv
 types: venv
 	$(BIN)/mypy
 
-# The representative suite: everything but tests marked slow, once with the C extensions
-# and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1).
+# The representative suite: everything but tests marked slow or chaos, once with the C
+# extensions and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1).
 test: deps lint types
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
-	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
 
 test-all: deps lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
 	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+# The long forms of the scale-out chaos tests (tests/scale/test_chaos.py), with their counts.
+chaos: deps
+	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
+
 cov: deps
-	$(PY) -m coverage run -m pytest -m "not slow" -q
+	$(PY) -m coverage run -m pytest -m "not slow and not chaos" -q
 	$(PY) -m coverage report --include='src/wavecast/protocol/*,src/wavecast/codes.py' --fail-under=100
 	$(PY) -m coverage report --fail-under=90
 

@@ -569,6 +569,51 @@ async def test_a_subscribe_and_an_unsubscribe_racing(node: Node, connect: Connec
     assert node._broker_channels == set()
 
 
+async def test_a_subscriber_arriving_while_the_broker_unsubscribes_gets_it_subscribed_again(
+    node: Node, connect: ConnectClient
+) -> None:
+    # After a broker reconnection every positioned subscriber is unsubscribed at once (2500) and
+    # comes back at once: the first to come back may arrive while the broker unsubscribes the
+    # channel its last subscriber left.
+    release = asyncio.Event()
+    unsubscribe = node.broker.unsubscribe
+
+    async def slow_unsubscribe(channel: str) -> None:
+        await release.wait()
+        await unsubscribe(channel)
+
+    node.broker.unsubscribe = slow_unsubscribe  # type: ignore[method-assign]
+    ann, bob = await connect(node, "1"), await connect(node, "2")
+    await ann.result("subscribe", {"channel": "news"})
+    leaving = asyncio.create_task(ann.send({"id": 11, "unsubscribe": {"channel": "news"}}))
+    await wait_until(lambda: node.channels() == {}, what="the last subscriber to leave")
+    joining = asyncio.create_task(bob.result("subscribe", {"channel": "news"}))
+    await asyncio.sleep(10 * MS)
+    release.set()
+    await leaving
+    assert await joining == {}
+    await wait_until(lambda: not node._channel_locks, what="the broker subscription to settle")
+    assert node._broker_channels == {"news"}
+    await node.publish("news", 1)
+    assert bob.publications() == [1]
+
+
+async def test_a_failed_broker_change_leaves_no_change_in_flight(node: Node, connect: ConnectClient) -> None:
+    from wavecast.exceptions import EngineError
+
+    async def broken_unsubscribe(channel: str) -> None:
+        raise EngineError("unsubscribe from news failed: redis is down")
+
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    node.broker.unsubscribe = broken_unsubscribe  # type: ignore[method-assign]
+    node.hub.remove_subscriber("news", client.session)
+    with pytest.raises(EngineError):
+        await node._sync_broker_subscription("news")
+    # Else every later subscriber would wait for a change that no longer happens.
+    assert node._channel_locks == {}
+
+
 async def test_expired_subscriptions_end_with_the_presence_update(make_node: MakeNode, connect: ConnectClient) -> None:
     import time
 

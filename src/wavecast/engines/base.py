@@ -145,7 +145,14 @@ class Broker(Protocol):
         """Tell every subscribed node that a client left."""
 
     async def subscribe(self, channel: str) -> None:
-        """Start receiving the channel's events on this node."""
+        """Start receiving the channel's events on this node.
+
+        When it returns, every event published afterwards reaches this node, so history read
+        afterwards and live delivery leave no gap between them.
+
+        Raises:
+            EngineError: the subscription could not be made; the channel isn't subscribed.
+        """
 
     async def unsubscribe(self, channel: str) -> None:
         """Stop receiving the channel's events on this node."""

@@ -402,20 +402,26 @@ class Node:
         the same channel leave the broker in the state the hub ends in.
         """
         lock = self._lock(channel)
-        async with lock:
-            wanted = self.hub.subscribers(channel) is not None
-            if wanted and channel not in self._broker_channels:
-                await self.broker.subscribe(channel)
-                self._broker_channels.add(channel)
-            elif not wanted and channel in self._broker_channels:
-                await self.broker.unsubscribe(channel)
-                self._broker_channels.discard(channel)
-        if not lock.locked() and self._channel_locks.get(channel) is lock:
-            del self._channel_locks[channel]
+        try:
+            async with lock:
+                wanted = self.hub.subscribers(channel) is not None
+                if wanted and channel not in self._broker_channels:
+                    await self.broker.subscribe(channel)
+                    self._broker_channels.add(channel)
+                elif not wanted and channel in self._broker_channels:
+                    await self.broker.unsubscribe(channel)
+                    self._broker_channels.discard(channel)
+        finally:
+            # Forgotten once nothing waits, even when the broker failed: add_subscriber takes
+            # a lock that's left as a change in flight.
+            if not lock.locked() and self._channel_locks.get(channel) is lock:
+                del self._channel_locks[channel]
 
     async def add_subscriber(self, channel: str, session: Session, subscription: Subscription) -> None:
         self.hub.add_subscriber(channel, session, subscription)
-        if channel not in self._broker_channels:
+        # A change in flight (its lock exists) may be the broker unsubscribing the channel its
+        # last subscriber left: wait for it, and subscribe again.
+        if channel not in self._broker_channels or channel in self._channel_locks:
             await self._sync_broker_subscription(channel)
 
     async def remove_subscriber(self, channel: str, session: Session) -> None:

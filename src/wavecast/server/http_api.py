@@ -351,8 +351,10 @@ async def _call(node: Node, method: str, body: bytes) -> dict[str, Any]:
     except CommandError as exc:
         return {"error": _error(exc.error)}
     except EngineError as exc:
+        # Centrifugo's answer, as its API clients expect; what failed goes to the log, not to
+        # the caller (it names the Redis server).
         logger.warning("api %s failed: %s", method, exc)
-        return {"error": {"code": ERROR_INTERNAL.code, "message": f"internal server error: {exc}"}}
+        return {"error": _error(ERROR_INTERNAL)}
 
 
 async def _batch(node: Node, body: bytes) -> dict[str, Any]:

@@ -146,6 +146,31 @@ async def test_a_failed_subscription_is_rolled_back(node: Node, connect: Connect
     assert node.channels() == {}
 
 
+async def test_a_subscription_the_broker_refuses_is_rolled_back_and_may_be_retried(
+    node: Node, connect: ConnectClient
+) -> None:
+    from wavecast.exceptions import EngineError
+
+    subscribe = node.broker.subscribe
+    failures = [EngineError("subscribe to news failed: redis is down")]
+
+    async def flaky_subscribe(channel: str) -> None:
+        if failures:
+            raise failures.pop()
+        await subscribe(channel)
+
+    node.broker.subscribe = flaky_subscribe  # type: ignore[method-assign]
+    client = await connect(node)
+    # A temporary error: the SDKs subscribe again after a backoff.
+    reply = await client.call("subscribe", {"channel": "news"})
+    assert reply["error"] == {"code": 100, "message": "internal server error", "temporary": True}
+    assert client.session.subscriptions == {}
+    assert node.channels() == {}
+    assert node._channel_locks == {}
+    assert await client.result("subscribe", {"channel": "news"}) == {}
+    assert node.channels() == {"news": 1}
+
+
 # --- user-limited channels -------------------------------------------------------------------
 
 

@@ -18,9 +18,25 @@ from ..base import BrokerEventHandler, ClientInfo, HistoryResult, Publication, S
 from .codec import decode_info, decode_publication, encode_info, encode_publication
 from .scripts import Scripts
 
-__all__ = ["RedisBroker"]
+__all__ = ["RECONNECT_DELAY_MAX", "RECONNECT_DELAY_MIN", "RedisBroker", "reconnect_delay"]
 
 logger = logging.getLogger("wavecast.engines.redis")
+
+
+#: Seconds before the first reconnection attempt, and the most between two attempts.
+RECONNECT_DELAY_MIN = 0.05
+RECONNECT_DELAY_MAX = 5.0
+
+
+def reconnect_delay(attempt: int, uniform: Callable[[], float] = random.random) -> float:
+    """Return the seconds to wait before reconnection attempt ``attempt`` (from 0).
+
+    The delay doubles from :data:`RECONNECT_DELAY_MIN` up to :data:`RECONNECT_DELAY_MAX`, less
+    up to half of it at random (``uniform()`` is in [0, 1)), so that the nodes of a deployment
+    don't all come back at the same moment.
+    """
+    ceiling = RECONNECT_DELAY_MAX if attempt >= 32 else min(RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN * 2**attempt)
+    return ceiling * (0.5 + uniform() / 2)
 
 
 class RedisBroker:
@@ -29,14 +45,16 @@ class RedisBroker:
     A publication to a channel with history is appended to the channel's Redis stream, gets
     the next offset and is published to the nodes in one Lua script, so no node sees an
     offset that history doesn't hold. When the pub/sub connection drops, the broker
-    reconnects with backoff and resubscribes; publications sent meanwhile are lost for live
-    delivery, so it tells the node, which makes positioned subscribers recover from history.
+    reconnects with backoff (:func:`reconnect_delay`) and resubscribes; publications sent
+    meanwhile are lost for live delivery, so once Redis confirms a channel's subscription
+    again the broker tells the node, which makes positioned subscribers recover from history.
 
     Args:
         client: a ``redis.asyncio.Redis`` client (its connection pool is shared with the
             presence manager).
         prefix: the prefix of every key and pub/sub channel.
         meta_ttl: seconds a stream's offset and epoch outlive its last publication.
+        subscribe_timeout: seconds :meth:`subscribe` waits for Redis to confirm.
         release: called by :meth:`close`, to release a client shared with the presence manager.
     """
 
@@ -46,18 +64,29 @@ class RedisBroker:
         *,
         prefix: str = "wavecast",
         meta_ttl: int = 30 * 86400,
+        subscribe_timeout: float = 5.0,
         release: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = client
         self._release = release
         self.prefix = prefix
         self.meta_ttl = meta_ttl
+        self.subscribe_timeout = subscribe_timeout
         self.scripts = Scripts(client)
         self._handler: BrokerEventHandler | None = None
+        #: Channels this node wants, subscribed in Redis or to be subscribed on reconnection.
         self._channels: set[str] = set()
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
-        self._reconnected = asyncio.Event()
+        # Serializes SUBSCRIBE and UNSUBSCRIBE with the swap of the pub/sub connection on
+        # reconnection, so that no command goes to a connection being replaced.
+        self._lock = asyncio.Lock()
+        # Set when the pub/sub connection exists: until the first subscription, the reader waits.
+        self._connected = asyncio.Event()
+        # Subscriptions waiting for Redis to confirm them, by pub/sub channel.
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        # Resubscribed channels whose continuity is reported once Redis confirms them.
+        self._lost: set[str] = set()
         self._closing = False
 
     # keys
@@ -75,7 +104,7 @@ class RedisBroker:
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self.redis.pubsub()
         self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="wavecast-redis-pubsub")
 
     async def close(self) -> None:
@@ -85,6 +114,9 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
+        for waiter in self._confirmations.values():
+            waiter.cancel()
+        self._confirmations.clear()
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()
@@ -138,63 +170,103 @@ class RedisBroker:
     # subscriptions
 
     async def subscribe(self, channel: str) -> None:
+        """Subscribe in Redis and wait until Redis confirms: from then on, no publication of
+        the channel escapes this node, so history read afterwards and live delivery meet.
+
+        Raises:
+            EngineError: Redis is unreachable or didn't confirm in time; the channel isn't
+                subscribed, and the caller may try again.
+        """
+        name = self._pubsub_channel(channel)
+        waiter = self._confirmations.get(name)
+        if waiter is None or waiter.done():
+            waiter = self._confirmations[name] = asyncio.get_running_loop().create_future()
         self._channels.add(channel)
         try:
-            await self._pubsub.subscribe(self._pubsub_channel(channel))
-        except (RedisError, OSError) as exc:
-            # The reader resubscribes every channel when it reconnects.
-            logger.warning("subscribe to %s failed, will retry on reconnect: %s", channel, exc)
+            async with self._lock:
+                await self._pubsub.subscribe(name)
+                self._connected.set()
+            async with asyncio.timeout(self.subscribe_timeout):
+                await asyncio.shield(waiter)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._channels.discard(channel)
+            if self._confirmations.get(name) is waiter:
+                del self._confirmations[name]
+            reason = exc if not isinstance(exc, TimeoutError) else f"not confirmed in {self.subscribe_timeout} s"
+            raise EngineError(f"subscribe to {channel} failed: {reason}") from exc
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        try:
-            await self._pubsub.unsubscribe(self._pubsub_channel(channel))
-        except (RedisError, OSError) as exc:
-            logger.warning("unsubscribe from %s failed: %s", channel, exc)
+        self._lost.discard(channel)
+        async with self._lock:
+            if self._pubsub.connection is None:
+                return  # nothing subscribed in Redis; a reconnection won't resubscribe it
+            try:
+                await self._pubsub.unsubscribe(self._pubsub_channel(channel))
+            except (RedisError, OSError) as exc:
+                # The reader reconnects and resubscribes only what's left in _channels.
+                logger.warning("unsubscribe from %s failed: %s", channel, exc)
 
     async def _read_forever(self) -> None:
         """Deliver pub/sub messages; reconnect with backoff and resubscribe when Redis goes away."""
-        attempt = 0
         prefix_length = len(self.prefix) + len(".client.")
         while not self._closing:
             try:
-                if self._pubsub.connection is None and self._channels:
-                    await self._pubsub.subscribe(*(self._pubsub_channel(c) for c in self._channels))
                 if self._pubsub.connection is None:
-                    await asyncio.sleep(0.05)
+                    # Nothing subscribed yet, or nothing left to resubscribe.
+                    self._connected.clear()
+                    await self._connected.wait()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
-                attempt = 0
                 if message is None:
                     continue
-                self._dispatch(_text(message["channel"])[prefix_length:], message["data"])
+                kind = message["type"]
+                if kind == "message":
+                    self._dispatch(_text(message["channel"])[prefix_length:], message["data"])
+                elif kind == "subscribe":
+                    name = _text(message["channel"])
+                    self._confirmed(name, name[prefix_length:])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                delay = min(5.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
-                attempt += 1
-                logger.warning("redis pub/sub lost (%s); reconnecting in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
+                logger.warning("redis pub/sub lost (%s); reconnecting", exc)
                 await self._reconnect()
             except Exception:
                 logger.exception("failed to handle a redis pub/sub message")
 
+    def _confirmed(self, name: str, channel: str) -> None:
+        waiter = self._confirmations.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if channel in self._lost:
+            # Whatever was published while the connection was down didn't reach this node.
+            self._lost.discard(channel)
+            on_lost = getattr(self._handler, "on_continuity_lost", None)
+            if on_lost is not None:
+                on_lost([channel])
+
     async def _reconnect(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        channels = list(self._channels)
-        if not channels:
+        """Replace the pub/sub connection and resubscribe every channel, retrying with backoff."""
+        attempt = 0
+        while not self._closing:
+            await asyncio.sleep(reconnect_delay(attempt))
+            attempt += 1
+            async with self._lock:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.aclose()
+                self._pubsub = self.redis.pubsub()
+                channels = set(self._channels)
+                self._lost |= channels
+                if not channels:
+                    self._lost.clear()
+                    return
+                try:
+                    await self._pubsub.subscribe(*(self._pubsub_channel(c) for c in channels))
+                except (RedisError, OSError) as exc:
+                    logger.warning("redis pub/sub reconnection attempt %d failed: %s", attempt, exc)
+                    continue
+            logger.info("redis pub/sub reconnected; resubscribed %d channels", len(channels))
             return
-        try:
-            await self._pubsub.subscribe(*(self._pubsub_channel(c) for c in channels))
-        except (RedisError, OSError):
-            return  # the next read fails and reconnects again
-        # Whatever was published while the connection was down didn't reach this node.
-        handler = self._handler
-        on_lost = getattr(handler, "on_continuity_lost", None)
-        if on_lost is not None:
-            on_lost(channels)
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         handler = self._handler

@@ -1,0 +1,120 @@
+"""``wavecast serve --workers N``: N processes on one port (SO_REUSEPORT) sharing the Redis
+engine, delivering across each other; and a refusal to start them on the memory engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from centrifuge import Client
+
+from ..redis_server import RedisServer
+from ..server.conftest import BASE_CONFIG, MakeClient, free_port, make_token, wavecast_command
+from ..utils import MS, wait_until
+from .conftest import StartNodes, SubEvents, api, cluster_config, subscribe, write_config
+
+WORKERS = 2
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The processes the supervisor started (Linux: /proc's children list)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+async def uids_by_channel(url: str) -> tuple[str, dict[str, int]]:
+    """Ask whichever worker answers a fresh connection for its uid and its channels, in one batch."""
+    answer = await api(url, "batch", {"commands": [{"info": {}}, {"channels": {}}]})
+    info, channels = answer["replies"]
+    return info["info"]["nodes"][0]["uid"], channels["channels"]["channels"]
+
+
+async def wait_for_workers(url: str, count: int) -> set[str]:
+    """Ask until ``count`` distinct workers answered: the kernel spreads connections among them."""
+    uids: set[str] = set()
+    async with asyncio.timeout(15_000 * MS):
+        while len(uids) < count:
+            uids.add((await uids_by_channel(url))[0])
+    return uids
+
+
+async def test_workers_share_one_port_and_deliver_across_each_other(
+    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+) -> None:
+    (supervisor,) = await start_nodes(cluster_config(redis, server={"workers": WORKERS}))
+    assert len(worker_pids(supervisor.pid)) == WORKERS
+    uids = await wait_for_workers(supervisor.url, WORKERS)
+
+    # Clients connect to the one port until every worker has some; each subscribes to a
+    # channel of its own, which tells which worker holds it.
+    clients: list[tuple[Client, SubEvents]] = []
+    where: dict[str, str] = {}
+    async with asyncio.timeout(30_000 * MS):
+        while len(clients) < 4 or set(where.values()) != uids:
+            client, events = make_client(supervisor.ws_url, token=make_token(f"user{len(clients)}"))
+            await client.connect()
+            await events.wait("connected")
+            await subscribe(client, f"news:own{len(clients)}")
+            clients.append((client, await subscribe(client, "news:all")))
+            while len(where) < len(clients):
+                uid, channels = await uids_by_channel(supervisor.url)
+                where.update({name: uid for name in channels if name.startswith("news:own")})
+    by_worker = {uid: sorted(name for name, owner in where.items() if owner == uid) for uid in uids}
+    print(f"clients per worker: { {uid: len(names) for uid, names in by_worker.items()} }")
+
+    # Publish through the API of whichever worker answers, until each worker published.
+    publishers: list[str] = []
+    async with asyncio.timeout(15_000 * MS):
+        while set(publishers) != uids or len(publishers) < 4:
+            answer = await api(
+                supervisor.url,
+                "batch",
+                {"commands": [{"info": {}}, {"publish": {"channel": "news:all", "data": {"n": len(publishers)}}}]},
+            )
+            info, published = answer["replies"]
+            assert "publish" in published, published
+            publishers.append(info["info"]["nodes"][0]["uid"])
+    expected = [{"n": n} for n in range(len(publishers))]
+    for _, events in clients:
+        await wait_until(lambda events=events: events.data == expected, timeout=5000 * MS, what="every publication")
+
+    assert await supervisor.stop(signal.SIGTERM) == 0
+
+
+async def test_a_worker_that_dies_is_replaced(
+    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+) -> None:
+    (supervisor,) = await start_nodes(cluster_config(redis, server={"workers": WORKERS}))
+    before = worker_pids(supervisor.pid)
+    os.kill(before[0], signal.SIGKILL)
+    await wait_until(
+        lambda: len(worker_pids(supervisor.pid)) == WORKERS and before[0] not in worker_pids(supervisor.pid),
+        timeout=10_000 * MS,
+        what="a new worker",
+    )
+    await wait_for_workers(supervisor.url, WORKERS)
+    assert f"worker {before[0]} exited with -9; restarting it" in supervisor.log
+    assert await supervisor.stop(signal.SIGTERM) == 0
+
+
+def test_workers_on_the_memory_engine_refuse_to_start(tmp_path: Path) -> None:
+    config: dict[str, Any] = {**BASE_CONFIG, "engine": {"type": "memory"}}
+    path = write_config(tmp_path, config)
+    port = free_port()
+    result = subprocess.run(
+        [*wavecast_command(), "serve", "--config", str(path), "--port", str(port), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"wavecast: invalid configuration in {path}:",
+        "  server.workers: several workers need a shared engine: with engine.type = 'memory' each process would "
+        "have its own channels, history and presence; set engine.type = 'redis'",
+    ]
