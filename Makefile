@@ -27,7 +27,13 @@ $(VENDOR): node_modules/.installed
 	mkdir -p $(dir $@)
 	cp node_modules/centrifuge/dist/centrifuge.js $@
 
-node: node_modules/.installed $(VENDOR)
+# What the examples' pages load from npm, copied (or bundled) into each one's static/vendor/.
+TRADING_VENDOR := $(addprefix examples/trading/static/vendor/,uPlot.iife.min.js uPlot.min.css)
+$(TRADING_VENDOR): node_modules/.installed
+	mkdir -p $(dir $@)
+	cp node_modules/uplot/dist/$(notdir $@) $@
+
+node: node_modules/.installed $(VENDOR) $(TRADING_VENDOR)
 
 # The dev configuration that `make run` uses: fresh secrets, the chat demo and the admin page on.
 wavecast.toml: | venv

@@ -27,6 +27,8 @@ from typing import Any
 import jwt
 
 from wavecast.asyncio.runner import run
+from wavecast.codes import ERROR_PERMISSION_DENIED
+from wavecast.exceptions import CommandError
 from wavecast.realtime import ChannelOptions, Node
 from wavecast.realtime.contexts import (
     DisconnectContext,
@@ -38,6 +40,7 @@ from wavecast.realtime.contexts import (
     SubscribeContext,
     SubscribeResult,
 )
+from wavecast.realtime.permissions import can_publish, can_subscribe
 from wavecast.server.app import HttpHandler, HttpResponse
 from wavecast.server.config import Config, load_config
 from wavecast.server.logs import configure_logging
@@ -61,7 +64,9 @@ class Hooks:
     """The node's hooks, dispatched by the namespace of the channel they concern.
 
     ``on_publish`` and ``on_subscribe`` hooks belong to one namespace; ``on_disconnect``
-    hooks all run, in the order they were added.
+    hooks all run, in the order they were added. A node's hook replaces the checks of the
+    namespace's options (``allow_publish_for_subscriber``...), so a namespace without a
+    hook of its own gets those checks here, as it would with no hook at all.
     """
 
     def __init__(self) -> None:
@@ -92,11 +97,26 @@ class Hooks:
 
         async def on_publish(ctx: PublishContext) -> PublishResult | None:
             hook = self.publish.get(_namespace(ctx.channel))
-            return await hook(ctx) if hook is not None else None
+            if hook is not None:
+                return await hook(ctx)
+            options = node.config.channel_options(ctx.channel)
+            session = ctx.session
+            if (
+                options is None
+                or options.protected
+                or not can_publish(options, session.user, session.is_subscribed(ctx.channel))
+            ):
+                raise CommandError(ERROR_PERMISSION_DENIED)
+            return None
 
         async def on_subscribe(ctx: SubscribeContext) -> SubscribeResult | None:
             hook = self.subscribe.get(_namespace(ctx.channel))
-            return await hook(ctx) if hook is not None else None
+            if hook is not None:
+                return await hook(ctx)
+            options = node.config.channel_options(ctx.channel)
+            if options is None or not can_subscribe(options, ctx.session.user):
+                raise CommandError(ERROR_PERMISSION_DENIED)
+            return None
 
         async def on_disconnect(ctx: DisconnectContext) -> None:
             for hook in self.disconnect:
