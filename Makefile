@@ -9,7 +9,8 @@ SHARED ?= ../shared
 
 .PHONY: run run-serve screenshots run-echo test test-all lint format types cov bench compliance fuzz deps venv node system-deps clean
 
-$(VENV)/.installed: pyproject.toml
+# pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
+$(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -21,11 +22,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# centrifuge-js from npm, served by the demo pages as a static file.
-VENDOR := src/wavecast/static/vendor/centrifuge.js
-$(VENDOR): node_modules/.installed
+# centrifuge-js from npm, served by the demo pages as static files: its browser bundle for
+# the JSON protocol, and the one for protobuf (binary data), which defines the same Centrifuge.
+VENDOR := src/wavecast/static/vendor/centrifuge.js src/wavecast/static/vendor/centrifuge.protobuf.js
+src/wavecast/static/vendor/%.js: node_modules/.installed
 	mkdir -p $(dir $@)
-	cp node_modules/centrifuge/dist/centrifuge.js $@
+	cp node_modules/centrifuge/dist/$(notdir $@) $@
 
 # What the examples' pages load from npm, copied (or bundled) into each one's static/vendor/.
 TRADING_VENDOR := $(addprefix examples/trading/static/vendor/,uPlot.iife.min.js uPlot.min.css)
@@ -67,12 +69,15 @@ format: venv
 types: venv
 	$(BIN)/mypy
 
-# The representative suite: everything but tests marked slow.
+# The representative suite: everything but tests marked slow, once with the C extensions
+# and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1).
 test: deps lint types
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: deps lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 cov: deps
 	$(PY) -m coverage run -m pytest -m "not slow" -q

@@ -9,7 +9,8 @@ A demo's page is ``examples/<name>/static/index.html`` at ``/<name>/``, and its 
 at ``/<name>/<file>``; pages load centrifuge-js from ``/static/vendor/centrifuge.js`` and
 get a connection token for a user name from ``/demo/token?user=NAME`` (the server's demo
 routes, switched on here). Hooks are registered per namespace through :class:`Hooks`, so
-that six demos share one node without knowing of each other.
+that six demos share one node without knowing of each other: a namespace without a hook
+keeps the permissions its options give.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class Hooks:
     """The node's hooks, dispatched by the namespace of the channel they concern.
 
     ``on_publish`` and ``on_subscribe`` hooks belong to one namespace; ``on_disconnect``
-    hooks all run, in the order they were added. A node's hook replaces the checks of the
-    namespace's options (``allow_publish_for_subscriber``...), so a namespace without a
-    hook of its own gets those checks here, as it would with no hook at all.
+    hooks all run, in the order they were added. The node lets a hook alone decide once one is
+    set, so a namespace without a hook of its own gets the checks the node would make without
+    hooks: its ``allow_publish_*`` and ``allow_subscribe_*`` options (error 103 otherwise).
     """
 
     def __init__(self) -> None:

@@ -9,7 +9,7 @@ SECONDS_PER_TARGET="${1:-60}"
 "$PY" -c "import atheris" 2>/dev/null || "$ROOT/.venv/bin/pip" install -q atheris
 mkdir -p "$HERE/crashes" "$HERE/corpus"
 rc=0
-for target in frames handshake deflate; do
+for target in frames handshake deflate protobuf; do
   corpus="$HERE/corpus/$target"
   mkdir -p "$corpus"
   echo "fuzz: $target for ${SECONDS_PER_TARGET}s" >&2

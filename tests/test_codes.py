@@ -7,6 +7,7 @@ import pytest
 import wavecast.codes
 from wavecast.codes import (
     CLOSE_CODE_EXPLANATIONS,
+    DISCONNECT_INAPPROPRIATE_PROTOCOL,
     DISCONNECT_INVALID_TOKEN,
     DISCONNECT_SHUTDOWN,
     DISCONNECT_SLOW,
@@ -104,6 +105,12 @@ def test_each_reconnect_flag_follows_the_range_rule() -> None:
         assert disconnect.reconnect is (disconnect.code < 3500), disconnect
     assert DISCONNECT_SHUTDOWN.reconnect
     assert not DISCONNECT_INVALID_TOKEN.reconnect
+
+
+def test_inappropriate_protocol_is_centrifugos() -> None:
+    # Centrifugo disconnects a JSON client with it when a channel carries binary data.
+    assert Disconnect(3506, "inappropriate protocol") == DISCONNECT_INAPPROPRIATE_PROTOCOL
+    assert not DISCONNECT_INAPPROPRIATE_PROTOCOL.reconnect
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
-"""The chat: rooms, who is here, history on joining, and recovery after a lost connection.
+"""The chat: rooms, who is here, who is typing, history on joining, and recovery after a lost connection.
 
 The page is the one ``wavecast serve`` ships as its demo (``src/wavecast/static/chat/``);
-this module gives it its namespace. Run it alone with ``python -m examples.chat``.
+this module gives it its namespaces, the same as ``wavecast genconfig`` writes. Run it alone
+with ``python -m examples.chat``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,19 @@ CHAT = ChannelOptions(
     allow_history_for_subscriber=True,
 )
 
+#: "Is typing" signals of room ``x`` go to ``typing:x``: nothing kept, so they never reach the
+#: room's history, its recovery or a late joiner; a slow reader loses signals, not its connection.
+TYPING = ChannelOptions(
+    allow_subscribe_for_client=True,
+    allow_publish_for_subscriber=True,
+    slow_consumer="drop_oldest",
+)
+
 DEMO = Demo(
     name="chat",
     title="Chat",
-    summary="Rooms with who is here, the last messages on joining, and what was missed after a lost connection.",
-    namespaces={"chat": CHAT},
+    summary="Rooms with who is here and who is typing, the last messages on joining, "
+    "and what was missed after a lost connection.",
+    namespaces={"chat": CHAT, "typing": TYPING},
     static=Path(str(files("wavecast").joinpath("static", "chat"))),
 )

@@ -8,11 +8,17 @@ from collections.abc import Mapping
 from wavecast.server.app import HttpResponse
 
 from ..chat.app import DEMO as CHAT
+from ..iot.app import DEMO as IOT
 from ..kit import Demo
+from ..notifications.app import DEMO as NOTIFICATIONS
 
 __all__ = ["DEMOS", "index"]
 
-DEMOS: list[Demo] = [CHAT]
+DEMOS: list[Demo] = [
+    CHAT,
+    NOTIFICATIONS,
+    IOT,
+]
 
 
 async def index(method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:

@@ -1,11 +1,15 @@
-"""The gallery at ``/``: every demo listed with its sentence, and every link leads to its page."""
+"""The gallery at ``/``: every demo listed with its sentence, every link leads to its page, and
+Ctrl-C stops everything the demos started."""
 
 from __future__ import annotations
+
+import signal
 
 from playwright.async_api import Browser, expect
 from tests.server.conftest import http
 
 from ..conftest import Screenshot, StartDemo
+from ..iot.test_iot import alive, device_pids
 from . import DEMOS
 
 
@@ -32,3 +36,11 @@ async def test_demo_pages_refuse_paths_outside_their_directory(start_demo: Start
     redirected = await http("GET", server.url + "/chat")
     assert redirected.status == 200
     assert "<html" in redirected.text.lower()
+
+
+async def test_the_gallery_stops_cleanly_on_sigint(start_demo: StartDemo) -> None:
+    """Ctrl-C: the gallery stops the processes its demos started, and exits 0."""
+    server = await start_demo("gallery")
+    pids = await device_pids(server)
+    assert await server.stop(signal.SIGINT) == 0, server.log
+    assert not [pid for pid in pids.values() if alive(pid)], server.log

@@ -81,6 +81,12 @@ allow_publish_for_subscriber = true
 allow_presence_for_subscriber = true
 allow_history_for_subscriber = true
 slow_consumer = "disconnect"     # or drop_oldest, or conflate
+
+# The chat's "is typing" signals, in "typing:<room>": stale in seconds, so kept nowhere.
+[namespaces.typing]
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+slow_consumer = "drop_oldest"    # a lost signal is replaced by the next
 """
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "DISCONNECT_EXPIRED",
     "DISCONNECT_FORCE_NO_RECONNECT",
     "DISCONNECT_FORCE_RECONNECT",
+    "DISCONNECT_INAPPROPRIATE_PROTOCOL",
     "DISCONNECT_INSUFFICIENT_STATE",
     "DISCONNECT_INVALID_TOKEN",
     "DISCONNECT_MESSAGE_SIZE_LIMIT",
@@ -207,6 +208,8 @@ DISCONNECT_STALE = Disconnect(3502, "stale")
 DISCONNECT_FORCE_NO_RECONNECT = Disconnect(3503, "force disconnect")
 DISCONNECT_CONNECTION_LIMIT = Disconnect(3504, "connection limit")
 DISCONNECT_CHANNEL_LIMIT = Disconnect(3505, "channel limit")
+#: The client's protocol can't carry what it would receive: binary data for a JSON client.
+DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(3506, "inappropriate protocol")
 DISCONNECT_MESSAGE_SIZE_LIMIT = Disconnect(3507, "message size limit")
 
 #: Codes below 2000 are never sent: they describe unsubscriptions the client asked for.

@@ -17,7 +17,7 @@ from wavecast import (
     LocalProtocolError,
 )
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, ServerConnection, broadcast, connect
-from wavecast.protocol import CLOSED, CLOSING, OPEN, Protocol
+from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 
 from ..conftest import StartServer, echo, ws_uri
@@ -535,33 +535,27 @@ async def test_max_queue_none_never_pauses(start_server: StartServer) -> None:
 
 @pytest.mark.parametrize("compression", [None, "deflate"])
 async def test_broadcast_frames_once_and_reaches_every_open_connection(
-    start_server: StartServer, monkeypatch: pytest.MonkeyPatch, compression: str | None
+    start_server: StartServer, compression: str | None
 ) -> None:
     # Without compression every connection gets the same prepared frame; with it,
     # each connection compresses with its own context.
     recorder = Recorder(lambda connection: connection.wait_closed())
     server = await start_server(recorder, compression=compression)
-    prepared: list[bytes] = []
-    send_prepared = Protocol.send_prepared
-
-    def spy(protocol: Protocol, frame: bytes) -> None:
-        prepared.append(frame)
-        send_prepared(protocol, frame)
-
-    monkeypatch.setattr(Protocol, "send_prepared", spy)
     clients = [await connect(ws_uri(server)) for _ in range(3)]
     try:
         await wait_until(lambda: len(recorder.connections) == 3, what="three connections")
         big = "to all, and long enough to compress. " * 100
-        assert broadcast(server.connections, big) == BroadcastResult(sent=3, skipped=0)
-        assert broadcast(server.connections, b"\x00binary") == (3, 0)
-        assert broadcast(server.connections, memoryview(b"view")) == (3, 0)
+        corked: list[list[bytes]] = []
+        for message in (big, b"\x00binary", memoryview(b"view")):
+            assert broadcast(server.connections, message) == BroadcastResult(sent=3, skipped=0)
+            # Corked until the end of this turn of the loop: what each connection will write.
+            corked.append([connection.protocol._out[-1] for connection in server.connections])
         if compression is None:
             # Each message was framed once: every connection got the very same bytes object.
-            assert len(prepared) == 9
-            assert all(prepared[i] is prepared[i - i % 3] for i in range(9))
+            assert all(frames[0] is frames[1] is frames[2] for frames in corked)
         else:
-            assert prepared == []
+            # Each connection compressed with its own context.
+            assert all(len({id(frame) for frame in frames}) == 3 for frames in corked)
         for client in clients:
             assert await client.recv() == big
             assert await client.recv() == b"\x00binary"

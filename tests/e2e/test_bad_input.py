@@ -2,12 +2,13 @@
 
 Each case runs while a centrifuge-python client, subscribed to a channel, receives a steady
 stream of publications: afterwards it must have received every one, in order, on the
-connection it started with.
+connection it started with. The protobuf cases run with a bystander of each form.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pytest
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions
 
+from ..realtime.helpers import protobuf_command, protobuf_replies
 from ..utils import MS, wait_until
 from .conftest import (
     ClientEvents,
@@ -45,8 +47,12 @@ class Bystander:
 
 
 @pytest.fixture
-async def bystander(start_node: StartNode, make_client: MakeClient) -> AsyncIterator[Bystander]:
-    """A node, and an SDK client receiving publications while the test misbehaves."""
+async def bystander(
+    request: pytest.FixtureRequest, start_node: StartNode, make_client: MakeClient
+) -> AsyncIterator[Bystander]:
+    """A node, and an SDK client receiving publications while the test misbehaves; in
+    protobuf mode when the test's parameter says ``"protobuf"``."""
+    protobuf = getattr(request, "param", "json") == "protobuf"
     running = await start_node(
         config(
             client_message_size_limit=LIMIT,
@@ -54,7 +60,7 @@ async def bystander(start_node: StartNode, make_client: MakeClient) -> AsyncIter
             namespaces={"closed": ChannelOptions()},
         )
     )
-    client, client_events = make_client(running.url, token=make_token("bystander"))
+    client, client_events = make_client(running.url, token=make_token("bystander"), use_protobuf=protobuf)
     await client.connect()
     events = await subscribe(client, "feed")
     published: list[int] = []
@@ -78,7 +84,8 @@ async def bystander(start_node: StartNode, make_client: MakeClient) -> AsyncIter
         pass
     # The bystander saw every publication, on its first connection, without an error.
     await wait_until(lambda: len(events.data) == len(published), what="every publication")
-    assert events.data == published
+    # Values are published as JSON: protobuf clients receive its bytes.
+    assert events.data == ([str(n).encode() for n in published] if protobuf else published)
     assert [name for name, _ in client_events.events] == ["connecting", "connected"]
     assert len(events.named("subscribed")) == 1
     assert not events.named("error")
@@ -227,3 +234,86 @@ async def test_many_clients_misbehaving_at_once(bystander: Bystander, open_raw: 
     clients = [await connected_raw(running, open_raw) for _ in range(12)]
     await asyncio.gather(*(bad_inputs[i % len(bad_inputs)](raw) for i, raw in enumerate(clients)))
     await wait_until(lambda: running.node.hub.num_sessions == 1 + 6, what="the closed sessions to go")
+
+
+# --- protobuf ---------------------------------------------------------------------------------
+
+BYSTANDERS = pytest.mark.parametrize("bystander", ["json", "protobuf"], indirect=True)
+
+
+async def protobuf_raw(running: Running, open_raw: OpenRaw, *, connect: bool = True) -> RawClient:
+    raw = await open_raw(running, rcvbuf=None, subprotocols=["centrifuge-protobuf"])
+    assert raw.connection.subprotocol == "centrifuge-protobuf"
+    if connect:
+        await raw.send(protobuf_command({"id": 1, "connect": {"token": make_token("mallory")}}))
+        [reply] = protobuf_replies(await raw.connection.recv())
+        assert "connect" in reply, reply
+    return raw
+
+
+@BYSTANDERS
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\x10\x08\x01",  # a command declares 16 bytes, 2 follow
+        b"\x05\x08\x02\x2a\x09\x0a",  # its subscribe request declares 9 bytes, 1 follows
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",  # a length longer than any varint
+        b"\x06\x08\x02\x2a\x02\x0a\xff",  # a channel that isn't UTF-8
+        b"\x02\x0f\x01",  # wire type 7
+        "{}",  # a text message on a protobuf connection
+    ],
+    ids=["command-length", "field-length", "varint", "utf-8", "wire-type", "text"],
+)
+async def test_malformed_protobuf(bystander: Bystander, open_raw: OpenRaw, message: bytes | str) -> None:
+    raw = await protobuf_raw(bystander.running, open_raw)
+    await raw.send(message)
+    closed = await closed_with(raw)
+    # The same close as malformed JSON gets.
+    assert (closed.code, closed.reason) == (3501, "bad request")
+    await wait_until(lambda: bystander.running.node.hub.num_sessions == 1, what="the bad session to go")
+
+
+@BYSTANDERS
+async def test_binary_message_on_a_json_connection(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await connected_raw(bystander.running, open_raw)
+    await raw.send(b'{"id":2,"ping":{}}')
+    closed = await closed_with(raw)
+    assert (closed.code, closed.reason) == (3501, "bad request")
+
+
+@BYSTANDERS
+async def test_protobuf_command_before_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await protobuf_raw(bystander.running, open_raw, connect=False)
+    await raw.send(protobuf_command({"id": 1, "subscribe": {"channel": "feed"}}))
+    closed = await closed_with(raw)
+    assert closed.code == 3501
+
+
+@BYSTANDERS
+async def test_oversized_protobuf_message(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await protobuf_raw(bystander.running, open_raw)
+    data = base64.b64encode(bytes(LIMIT)).decode()
+    await raw.send(protobuf_command({"id": 2, "publish": {"channel": "feed", "data": data}}))
+    closed = await closed_with(raw)
+    assert closed.code == 1009
+
+
+@BYSTANDERS
+async def test_protobuf_errors_keep_the_connection(bystander: Bystander, open_raw: OpenRaw) -> None:
+    raw = await protobuf_raw(bystander.running, open_raw)
+    await raw.send(
+        protobuf_command({"id": 2, "subscribe": {"channel": "closed:room"}})
+        + protobuf_command({"id": 3, "publish": {"channel": "feed", "data": "AP8="}})
+        + protobuf_command({"id": 4, "rpc": {"method": "nothing"}})
+        + protobuf_command({"id": 5, "ping": {}})
+    )
+    replies: list[dict[str, object]] = []
+    while len(replies) < 4:
+        replies.extend(protobuf_replies(await raw.connection.recv()))
+    # An RPC runs beside later commands: its reply may come after the ping's.
+    assert sorted(replies, key=lambda reply: reply["id"]) == [  # type: ignore[arg-type, return-value]
+        {"id": 2, "error": {"code": 103, "message": "permission denied"}},
+        {"id": 3, "error": {"code": 103, "message": "permission denied"}},
+        {"id": 4, "error": {"code": 104, "message": "method not found"}},
+        {"id": 5, "ping": {}},
+    ]

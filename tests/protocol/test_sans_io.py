@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,19 @@ import wavecast.protocol
 
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "selectors"}
 
-MODULES = sorted(info.name for info in pkgutil.iter_modules(wavecast.protocol.__path__, "wavecast.protocol."))
+PACKAGE = Path(wavecast.protocol.__file__).parent
+
+#: The Python modules; the C extension is checked through its source.
+MODULES = sorted(
+    info.name
+    for info in pkgutil.iter_modules(wavecast.protocol.__path__, "wavecast.protocol.")
+    if (PACKAGE / f"{info.name.rsplit('.', 1)[1]}.py").exists()
+)
+
+#: C headers of sockets, clocks, sleeping and file descriptors.
+FORBIDDEN_HEADERS = re.compile(
+    r"#\s*include\s*<(sys/socket|sys/uio|sys/time|time|unistd|poll|sys/select|sys/epoll)\.h>"
+)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -43,6 +56,19 @@ def test_no_io_or_clock_imports(name: str) -> None:
     assert module.__file__ is not None
     forbidden = imported_modules(Path(module.__file__)) & FORBIDDEN
     assert not forbidden, f"{name} imports {', '.join(sorted(forbidden))}"
+
+
+@pytest.mark.parametrize("source", sorted(PACKAGE.glob("*.c")), ids=lambda path: path.name)
+def test_no_io_or_clock_in_the_c_extension(source: Path) -> None:
+    found = FORBIDDEN_HEADERS.findall(source.read_text())
+    assert not found, f"{source.name} includes {', '.join(found)}"
+
+
+def test_c_scanner_catches_forbidden_headers() -> None:
+    assert FORBIDDEN_HEADERS.findall("#include <Python.h>\n#include <sys/socket.h>\n# include <time.h>") == [
+        "sys/socket",
+        "time",
+    ]
 
 
 def test_scanner_catches_forbidden_imports(tmp_path: Path) -> None:

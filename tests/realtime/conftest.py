@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import pytest
 
 from wavecast.realtime import ChannelOptions, Node, NodeConfig
+from wavecast.realtime.codec import Codec, JSONCodec
 
 from .helpers import SECRET, Client, token
 
@@ -92,12 +93,12 @@ ConnectClient = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def new_client() -> AsyncIterator[Callable[[Node], Client]]:
+async def new_client() -> AsyncIterator[Callable[..., Client]]:
     """Create clients; disconnect those still open when the test ends (stopping their timers)."""
     clients: list[Client] = []
 
-    def create(node: Node) -> Client:
-        client = Client(node)
+    def create(node: Node, codec: Codec = JSONCodec) -> Client:
+        client = Client(node, codec)
         clients.append(client)
         return client
 
@@ -107,11 +108,12 @@ async def new_client() -> AsyncIterator[Callable[[Node], Client]]:
 
 
 @pytest.fixture
-def connect(new_client: Callable[[Node], Client]) -> ConnectClient:
-    """``await connect(node, "42")``: a client connected with a token for user 42."""
+def connect(new_client: Callable[..., Client]) -> ConnectClient:
+    """``await connect(node, "42")``: a client connected with a token for user 42; pass
+    ``codec=ProtobufCodec`` for a client of the protobuf form."""
 
-    async def connect(node: Node, user: str = "42", **claims: Any) -> Client:
-        client = new_client(node)
+    async def connect(node: Node, user: str = "42", *, codec: Codec = JSONCodec, **claims: Any) -> Client:
+        client = new_client(node, codec)
         await client.result("connect", {"token": token(user, **claims)})
         assert client.session.user == user
         return client

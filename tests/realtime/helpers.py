@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from wavecast.codes import Disconnect
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import Node, Session
+from wavecast.realtime.codec import Codec, JSONCodec
 
-__all__ = ["SECRET", "Client", "FakeTransport", "token"]
+__all__ = [
+    "FIXTURES",
+    "SECRET",
+    "Client",
+    "FakeTransport",
+    "WireFixture",
+    "load_fixtures",
+    "protobuf_command",
+    "protobuf_replies",
+    "token",
+]
 
 
 class FakeTransport:
@@ -50,17 +63,67 @@ class FakeTransport:
 
     @property
     def replies(self) -> list[dict[str, Any]]:
-        """Everything written, decoded; one reply or push per line."""
-        return [json.loads(line) for payload in self.payloads for line in payload.split(b"\n") if line]
+        """Everything written, decoded: JSON, one reply or push per line; or protobuf, in
+        proto3's JSON mapping, as the SDK's generated code reads it."""
+        replies: list[dict[str, Any]] = []
+        for message in self.written:
+            if message.opcode == 1:
+                replies.extend(json.loads(line) for line in message.payload.split(b"\n") if line)
+            else:
+                replies.extend(protobuf_replies(message.payload))
+        return replies
+
+
+def protobuf_command(command: dict[str, Any]) -> bytes:
+    """A length-delimited Command from proto3 JSON, serialized by the SDK's generated code."""
+    from centrifuge.protocol import client_pb2
+    from google.protobuf.json_format import ParseDict
+
+    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
+    return _varint(len(serialized)) + serialized
+
+
+def protobuf_replies(data: bytes) -> list[dict[str, Any]]:
+    """Read length-delimited replies with the SDK's generated code, into proto3 JSON."""
+    from centrifuge.protocol import client_pb2
+    from google.protobuf.json_format import MessageToDict
+
+    replies, pos = [], 0
+    while pos < len(data):
+        length = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        reply = client_pb2.Reply.FromString(data[pos : pos + length])
+        replies.append(MessageToDict(reply, preserving_proto_field_name=True))
+        pos += length
+    return replies
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 class Client:
-    """A session on a fake transport, driven with commands as a client SDK sends them."""
+    """A session on a fake transport, driven with commands as a client SDK sends them.
 
-    def __init__(self, node: Node) -> None:
+    With ``codec=ProtobufCodec``, commands are given in proto3's JSON mapping (bytes in
+    base64) and sent as the SDKs' generated code serializes them.
+    """
+
+    def __init__(self, node: Node, codec: Codec = JSONCodec) -> None:
         self.node = node
         self.transport = FakeTransport()
-        self.session = Session(node, self.transport)
+        self.session = Session(node, self.transport, codec=codec)
         self._ids = itertools.count(1)
         self._read = 0
 
@@ -68,7 +131,10 @@ class Client:
         await self.session.handle_message(data)
 
     async def send(self, command: dict[str, Any]) -> None:
-        await self.session.handle_message(json.dumps(command).encode())
+        if self.session.codec.binary:
+            await self.session.handle_message(protobuf_command(command))
+        else:
+            await self.session.handle_message(json.dumps(command))
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a command and return its reply, which must have been written by then."""
@@ -134,3 +200,35 @@ def token(user: str, **claims: Any) -> str:
     import jwt
 
     return jwt.encode({"sub": user, **claims}, SECRET, algorithm="HS256")
+
+
+#: The golden wire fixtures: ``spec/fixtures/<area>/<case>.json``.
+FIXTURES = Path(__file__).parents[2] / "spec" / "fixtures"
+
+
+@dataclasses.dataclass(frozen=True)
+class WireFixture:
+    """One WebSocket message of the protocol as it travels, and what it holds.
+
+    ``direction`` is ``client`` (commands) or ``server`` (replies and pushes); ``wire`` is
+    JSON text, or hex for protobuf; ``value`` lists the messages it holds, as JSON objects
+    (for protobuf, in proto3's JSON mapping: bytes in base64, 64-bit integers as strings).
+    """
+
+    case: str
+    name: str
+    direction: str
+    wire: str
+    value: list[dict[str, Any]]
+
+
+def load_fixtures(area: str, direction: str | None = None) -> list[WireFixture]:
+    """Return the fixtures of an area, sorted by case, of one direction or both."""
+    fixtures = []
+    for path in sorted((FIXTURES / area).glob("*.json")):
+        fixture = WireFixture(case=path.stem, **json.loads(path.read_text()))
+        assert fixture.direction in ("client", "server"), path
+        if direction is None or fixture.direction == direction:
+            fixtures.append(fixture)
+    assert fixtures, f"no {direction or ''} fixtures in {FIXTURES / area}"
+    return fixtures

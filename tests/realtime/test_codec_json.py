@@ -7,6 +7,7 @@ import pytest
 
 from wavecast.engines import ClientInfo, Publication
 from wavecast.realtime.codec import JSONCodec, client_info_msg, publication_msg
+from wavecast.realtime.codec.json import is_json
 from wavecast.realtime.codec.schema import (
     Command,
     ConnectRequest,
@@ -28,12 +29,42 @@ from wavecast.realtime.codec.schema import (
     raw,
 )
 
+from .helpers import WireFixture, load_fixtures
+
 decode = JSONCodec.decode_commands
 encode = JSONCodec.encode_reply
+
+COMMANDS = load_fixtures("json", "client")
+REPLIES = load_fixtures("json", "server")
+
+
+def _ids(fixtures: list[WireFixture]) -> list[str]:
+    return [fixture.case for fixture in fixtures]
+
+
+@pytest.mark.parametrize("fixture", COMMANDS, ids=_ids(COMMANDS))
+def test_decode_command_fixtures(fixture: WireFixture) -> None:
+    commands = decode(fixture.wire)
+    assert commands == [msgspec.json.decode(msgspec.json.encode(value), type=Command) for value in fixture.value]
+    # Data stays raw JSON, as the client wrote it.
+    assert [msgspec.json.decode(msgspec.json.encode(command)) for command in commands] == fixture.value
+
+
+@pytest.mark.parametrize("fixture", REPLIES, ids=_ids(REPLIES))
+def test_encode_reply_fixtures(fixture: WireFixture) -> None:
+    replies = [msgspec.json.decode(msgspec.json.encode(value), type=Reply) for value in fixture.value]
+    assert JSONCodec.join(encode(reply) for reply in replies).decode() == fixture.wire
 
 
 def test_codec_attributes() -> None:
     assert (JSONCodec.name, JSONCodec.binary) == ("json", False)
+
+
+def test_encode_publication_is_the_push_of_encode_reply() -> None:
+    publication = Publication(data=b'{"a":1}', offset=3, info=ClientInfo(client="c", user="u"), time=5)
+    assert JSONCodec.encode_publication("ch", publication) == encode(
+        Reply(push=Push(channel="ch", pub=publication_msg(publication)))
+    )
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -212,12 +243,11 @@ def test_encode_data() -> None:
     assert JSONCodec.encode_data("x") == b'"x"'
 
 
-def test_check_data() -> None:
-    JSONCodec.check_data(b'{"a":1}')
-    JSONCodec.check_data(b"  1 ")
-    for bad in (b"", b"{", b"not json", b"1 2"):
-        with pytest.raises(msgspec.DecodeError):
-            JSONCodec.check_data(bad)
+def test_is_json() -> None:
+    for good in (b'{"a":1}', b"  1 ", b'"x"', b"null"):
+        assert is_json(good)
+    for bad in (b"", b"{", b"not json", b"1 2", b"\x00\x01"):
+        assert not is_json(bad)
 
 
 def test_round_trip_of_a_reply() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
+from wavecast.realtime.codec import Codec, JSONCodec, ProtobufCodec
 from wavecast.realtime.config import ChannelOptions
 from wavecast.realtime.hub import Hub
 from wavecast.realtime.subscription import Subscription
@@ -14,10 +15,11 @@ from wavecast.realtime.subscription import Subscription
 class StubSession:
     client: str
     user: str
+    codec: Codec = JSONCodec
 
 
-def session(client: str, user: str) -> Any:
-    return cast(Any, StubSession(client, user))
+def session(client: str, user: str, codec: Codec = JSONCodec) -> Any:
+    return cast(Any, StubSession(client, user, codec))
 
 
 def sub(channel: str) -> Subscription:
@@ -113,3 +115,20 @@ def test_add_subscriber_again_replaces_the_subscription() -> None:
     hub.add_subscriber("ch", one, first)
     hub.add_subscriber("ch", one, second)
     assert hub.subscribers("ch") == {one: second}
+
+
+def test_binary_subscribers_are_counted_per_channel() -> None:
+    hub = Hub()
+    text, binary, other = session("c1", "1"), session("c2", "2", ProtobufCodec), session("c3", "3", ProtobufCodec)
+    hub.add_subscriber("ch", text, sub("ch"))
+    assert hub.binary_subscribers == {}
+    hub.add_subscriber("ch", binary, sub("ch"))
+    hub.add_subscriber("ch", binary, sub("ch"))  # again: still one
+    hub.add_subscriber("ch", other, sub("ch"))
+    assert hub.binary_subscribers == {"ch": 2}
+    hub.remove_subscriber("ch", binary)
+    hub.remove_subscriber("ch", binary)  # not subscribed any more: no change
+    assert hub.binary_subscribers == {"ch": 1}
+    hub.remove_subscriber("ch", other)
+    assert hub.binary_subscribers == {}
+    assert hub.subscribers("ch") == {text: hub.subscribers("ch")[text]}  # type: ignore[index]

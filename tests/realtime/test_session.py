@@ -12,6 +12,7 @@ import pytest
 from wavecast.codes import DISCONNECT_SERVER_ERROR, DISCONNECT_SLOW
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import ConnectingContext, ConnectResult, DisconnectContext, Node
+from wavecast.realtime.codec import ProtobufCodec
 
 from ..utils import MS, wait_until
 from .conftest import ConnectClient, MakeNode
@@ -41,17 +42,17 @@ async def test_commands_before_connect(node: Node, new_client: Callable[[Node], 
     assert client.transport.written == []
 
 
-@pytest.mark.parametrize("message", [b"{}", b'{"id":1}', b'{"id":1,"ping":{}}'])
+@pytest.mark.parametrize("message", ["{}", '{"id":1}', '{"id":1,"ping":{}}'])
 async def test_anything_but_connect_first_is_refused(
-    node: Node, new_client: Callable[[Node], Client], message: bytes
+    node: Node, new_client: Callable[[Node], Client], message: str
 ) -> None:
     client = new_client(node)
     await client.send_raw(message)
     assert client.closed_with == 3501
 
 
-@pytest.mark.parametrize("message", [b"", b"not json", b'{"id":"x"}', b'{"id":1,"ping":{}}\n{'])
-async def test_malformed_json(node: Node, connect: ConnectClient, message: bytes) -> None:
+@pytest.mark.parametrize("message", ["", "not json", '{"id":"x"}', '{"id":1,"ping":{}}\n{'])
+async def test_malformed_json(node: Node, connect: ConnectClient, message: str) -> None:
     client = await connect(node)
     client.new()
     await client.send_raw(message)
@@ -61,7 +62,7 @@ async def test_malformed_json(node: Node, connect: ConnectClient, message: bytes
 
 async def test_malformed_json_before_connect(node: Node, new_client: Callable[[Node], Client]) -> None:
     client = new_client(node)
-    await client.send_raw(b"{")
+    await client.send_raw("{")
     assert client.closed_with == 3501
 
 
@@ -81,7 +82,7 @@ async def test_a_command_without_method(node: Node, connect: ConnectClient) -> N
 async def test_empty_command_is_a_pong(node: Node, connect: ConnectClient) -> None:
     client = await connect(node)
     client.new()
-    await client.send_raw(b"{}")
+    await client.send_raw("{}")
     assert client.new() == []
     assert not client.session.closed
 
@@ -90,7 +91,7 @@ async def test_several_commands_in_one_message(node: Node, connect: ConnectClien
     client = await connect(node)
     client.new()
     await client.send_raw(
-        b'{"id":2,"subscribe":{"channel":"a"}}\n{"id":3,"subscribe":{"channel":"b"}}\n{"id":4,"ping":{}}'
+        '{"id":2,"subscribe":{"channel":"a"}}\n{"id":3,"subscribe":{"channel":"b"}}\n{"id":4,"ping":{}}'
     )
     assert [reply["id"] for reply in client.new()] == [2, 3, 4]
     assert set(client.session.subscriptions) == {"a", "b"}
@@ -99,7 +100,7 @@ async def test_several_commands_in_one_message(node: Node, connect: ConnectClien
 async def test_commands_after_a_disconnect_in_the_same_message_are_ignored(node: Node, connect: ConnectClient) -> None:
     client = await connect(node)
     client.new()
-    await client.send_raw(b'{"subscribe":{"channel":"a"}}\n{"id":3,"ping":{}}')
+    await client.send_raw('{"subscribe":{"channel":"a"}}\n{"id":3,"ping":{}}')
     assert client.closed_with == 3501
     assert client.new() == []
 
@@ -120,9 +121,46 @@ async def test_server_pings(make_node: MakeNode, connect: ConnectClient) -> None
     assert connect_reply["pong"] is True
     await wait_until(lambda: client.transport.payloads.count(b"{}") >= 3, what="three pings")
     for _ in range(3):
-        await client.send_raw(b"{}")
+        await client.send_raw("{}")
         await asyncio.sleep(10 * MS)
     assert not client.session.closed
+
+
+async def test_protobuf_pings_and_pongs(make_node: MakeNode, connect: ConnectClient) -> None:
+    # The server's ping is an empty Reply, a zero length; the pong, an empty Command.
+    node = await make_node(client_ping_interval=10 * MS, client_pong_timeout=300 * MS)
+    client = await connect(node, codec=ProtobufCodec)
+    assert client.new()[0]["connect"]["pong"] is True
+    for _ in range(3):
+        count = client.transport.payloads.count(b"\x00")
+        await wait_until(lambda count=count: client.transport.payloads.count(b"\x00") > count, what="a ping")  # type: ignore[misc]
+        await client.send_raw(b"\x00")
+    assert all(message.opcode == 2 for message in client.transport.written)
+    assert not client.session.closed
+
+
+@pytest.mark.parametrize("protobuf", [False, True])
+async def test_a_message_of_the_other_kind_is_refused(node: Node, connect: ConnectClient, protobuf: bool) -> None:
+    # Text for JSON, binary for protobuf: whatever a message holds, its kind must match.
+    client = await connect(node, codec=ProtobufCodec) if protobuf else await connect(node)
+    client.new()
+    await client.send_raw("{}" if protobuf else b"{}")
+    assert client.closed_with == 3501
+    assert client.new() == []
+
+
+async def test_malformed_protobuf(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node, codec=ProtobufCodec)
+    client.new()
+    await client.send_raw(b"\x10\x08\x01")  # a length past the end of the message
+    assert client.closed_with == 3501
+    assert client.new() == []
+
+
+async def test_protobuf_commands_before_connect(node: Node, new_client: Callable[..., Client]) -> None:
+    client = new_client(node, ProtobufCodec)
+    await client.send({"id": 1, "subscribe": {"channel": "news"}})
+    assert client.closed_with == 3501
 
 
 async def test_no_pong(make_node: MakeNode, connect: ConnectClient) -> None:
@@ -142,7 +180,7 @@ async def test_pongs_keep_the_connection(make_node: MakeNode, connect: ConnectCl
             count = client.transport.payloads.count(b"{}")
             if count > pings:
                 pings = count
-                await client.send_raw(b"{}")
+                await client.send_raw("{}")
             await asyncio.sleep(2 * MS)
     assert not client.session.closed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,60 @@ async def call(connection: ClientConnection, command: dict[str, Any]) -> dict[st
                 return reply
 
 
+def _delimited(**command: Any) -> bytes:
+    from centrifuge.protocol import client_pb2
+    from google.protobuf.json_format import ParseDict
+
+    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
+    return bytes((len(serialized),)) + serialized
+
+
+@pytest.mark.parametrize(
+    ("subprotocols", "path", "codec", "answered"),
+    [
+        (None, WEBSOCKET_PATH, "json", None),
+        (["centrifuge-protobuf"], WEBSOCKET_PATH, "protobuf", "centrifuge-protobuf"),
+        (["centrifuge-json"], WEBSOCKET_PATH, "json", "centrifuge-json"),
+        (None, WEBSOCKET_PATH + "?format=protobuf", "protobuf", None),
+        (None, WEBSOCKET_PATH + "?cf_protocol=protobuf", "protobuf", None),
+        # Other offers aren't refused: the connection speaks JSON without a subprotocol.
+        (["chat", "superchat"], WEBSOCKET_PATH, "json", None),
+    ],
+)
+async def test_the_handshake_chooses_the_codec(
+    served: tuple[Node, Server], subprotocols: list[str] | None, path: str, codec: str, answered: str | None
+) -> None:
+    node, server = served
+    async with connect(ws_uri(server, path), subprotocols=subprotocols) as connection:
+        assert connection.subprotocol == answered
+        if codec == "json":
+            reply = await call(connection, {"id": 1, "connect": {"token": token("42")}})
+            client = reply["connect"]["client"]
+        else:
+            await connection.send(_delimited(id=1, connect={"token": token("42")}))
+            message = await connection.recv()
+            assert isinstance(message, bytes)  # binary messages for protobuf
+            await wait_until(lambda: node.hub.num_sessions == 1, what="the session")
+            [session] = node.hub.sessions()
+            client = session.client
+        session = node.hub.session(client)
+        assert session is not None and session.codec.name == codec
+
+
+@pytest.mark.parametrize("subprotocols", [None, ["centrifuge-protobuf"]])
+async def test_a_message_of_the_wrong_kind_is_a_bad_request(
+    served: tuple[Node, Server], subprotocols: list[str] | None
+) -> None:
+    _, server = served
+    async with connect(ws_uri(server, WEBSOCKET_PATH), subprotocols=subprotocols) as connection:
+        # JSON in a binary message to a JSON session; protobuf as text would be refused alike.
+        wrong: str | bytes = b'{"id":1,"connect":{}}' if subprotocols is None else "{}"
+        await connection.send(wrong)
+        with pytest.raises(ConnectionClosed) as closed:
+            await connection.recv()
+    assert (closed.value.code, closed.value.reason) == (3501, "bad request")
+
+
 def test_server_options(make_node: MakeNode) -> None:
     node = Node()
     options = websocket_server_options(node)
@@ -51,6 +106,7 @@ def test_server_options(make_node: MakeNode) -> None:
     assert options["limits"].max_message_size == 65536
     assert options["origins"] is None
     assert callable(options["handler"])
+    assert options["select_subprotocol"](["x", "centrifuge-protobuf"]) == "centrifuge-protobuf"
     assert WEBSOCKET_PATH == "/connection/websocket"
 
 
@@ -128,3 +184,48 @@ async def test_transport_follows_the_connection(served: tuple[Node, Server], ws:
     with pytest.raises(ConnectionClosed):
         await ws.recv()
     assert ws.close_code == 3001
+
+
+async def test_fan_out_reaches_every_kind_of_subscriber_in_order(served: tuple[Node, Server]) -> None:
+    # A positioned channel, subscribers with and without compression and one that reads
+    # nothing for a while: the fast path takes some, the Python loop the others (and the
+    # Python loop all of them under WAVECAST_NO_SPEEDUPS=1); each gets every publication
+    # once, in order, and its position follows.
+    node, server = served
+    plain = await connect(ws_uri(server, WEBSOCKET_PATH), compression=None)
+    deflate = await connect(ws_uri(server, WEBSOCKET_PATH))
+    paused = await connect(ws_uri(server, WEBSOCKET_PATH), compression=None)
+    clients = (plain, deflate, paused)
+    try:
+        for index, client in enumerate(clients):
+            await call(client, {"id": 1, "connect": {"token": token(str(index))}})
+            reply = await call(client, {"id": 2, "subscribe": {"channel": "feed:prices"}})
+            assert reply["subscribe"]["positioned"] is True
+        assert deflate.protocol.extension is not None and plain.protocol.extension is None
+        # Small buffers for the one that doesn't read: its publications queue in its session.
+        paused.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        for session in node.hub.sessions():
+            if session.user == "2":
+                sock = session.transport.connection.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                queued = session
+        paused.transport.pause_reading()
+        pad = "x" * 3000
+        for n in range(1, 41):
+            await node.publish("feed:prices", {"n": n, "pad": pad})
+        assert queued.outbox.size > 0, "the slow subscriber's queue was never used"
+        paused.transport.resume_reading()
+        for client in clients:
+            received = []
+            while len(received) < 40:
+                for line in str(await client.recv()).splitlines():
+                    pub = json.loads(line)["push"]["pub"]
+                    received.append((pub["offset"], pub["data"]["n"]))
+            assert received == [(n, n) for n in range(1, 41)]
+        subscribers = node.hub.subscribers("feed:prices")
+        assert subscribers is not None
+        assert sorted(subscription.offset for subscription in subscribers.values()) == [40, 40, 40]
+        assert node.stats.deliveries == 120
+    finally:
+        for client in clients:
+            await client.close()

@@ -126,6 +126,19 @@ async def test_notify_reaches_a_subscriber(example: Uvicorn, make_client: MakeCl
     assert news.data[1:] == [{"n": n} for n in range(10)]
 
 
+async def test_protobuf_clients_through_the_mount(example: Uvicorn, make_client: MakeClient) -> None:
+    # uvicorn's WebSocket answers the centrifuge-protobuf subprotocol; data is bytes.
+    client, events = make_client(example.ws_url, token=await token(example, "alice"), use_protobuf=True)
+    await client.connect()
+    connected = await events.wait("connected")
+    session = example.node.hub.session(connected.client)
+    assert session is not None and session.codec.name == "protobuf"
+    news = await subscribe(client, "news:all")
+    await example.node.publish("news:all", b"\x00\xffbinary")
+    await news.wait("publication")
+    assert news.data == [b"\x00\xffbinary"]
+
+
 async def test_publish_from_the_client(example: Uvicorn, make_client: MakeClient) -> None:
     # news allows subscribing, not publishing: the reply is an error, and the connection stays.
     from centrifuge import ReplyError

@@ -32,6 +32,11 @@ class ClientConnection(Connection):
         response: the server's handshake response.
     """
 
+    __slots__ = (
+        "handshake",
+        "response",
+    )
+
     protocol: ClientProtocol
 
     def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:

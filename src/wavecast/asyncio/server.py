@@ -56,6 +56,16 @@ class ServerConnection(Connection):
         subprotocol: the subprotocol agreed in the handshake, if any.
     """
 
+    __slots__ = (
+        "_handler_task",
+        "_open_handle",
+        "_pipelined",
+        "_request_task",
+        "request",
+        "response",
+        "server",
+    )
+
     protocol: ServerProtocol
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
@@ -170,6 +180,8 @@ class ServerConnection(Connection):
             self._open_handle.cancel()
             self._open_handle = None
         if protocol.state is OPEN:
+            # Servers don't mask: without compression, prepared frames go out as they are.
+            self._prepared_ok = protocol.extension is None
             self._start_keepalive()
             self._handler_task = self.loop.create_task(self._run_handler())
             self.server._handlers.add(self._handler_task)

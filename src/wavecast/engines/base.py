@@ -57,11 +57,13 @@ class Publication:
     """A message published to a channel.
 
     Attributes:
-        data: the payload, opaque bytes (JSON text for JSON clients).
+        data: the payload, opaque bytes: JSON text, or anything when ``binary``.
         offset: its offset in the channel's stream; 0 when the channel keeps no history.
         info: the publisher, when a client published it.
         tags: optional string tags.
         time: publication time in Unix milliseconds, 0 when not recorded.
+        binary: the data isn't JSON: protobuf clients receive it, JSON clients can't. Set by
+            whoever makes the publication, so that fan-out never has to parse data to know.
     """
 
     data: bytes
@@ -69,6 +71,7 @@ class Publication:
     info: ClientInfo | None = None
     tags: Mapping[str, str] | None = None
     time: int = 0
+    binary: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -46,6 +46,21 @@ class ClientProtocol(Protocol):
         limits: the limits to enforce on the server.
     """
 
+    __slots__ = (
+        "_http",
+        "_request_sent",
+        "additional_headers",
+        "available_subprotocols",
+        "extension_factories",
+        "handshake_exc",
+        "key",
+        "origin",
+        "response",
+        "subprotocol",
+        "uri",
+        "user_agent",
+    )
+
     def __init__(
         self,
         uri: WebSocketURI,

@@ -36,6 +36,7 @@ from .frames import (
     OP_TEXT,
     apply_mask,
     frame_header,
+    native,
     parse_close,
     serialize_close,
 )
@@ -50,6 +51,10 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 # after it; the I/O layer writes both without joining them.
 _COPY_THRESHOLD = 4096
 
+# The C twins of the frame builder and of the parser's common case, when they're built.
+_build_frame = native.build_frame if native is not None else None
+_parse_frames = native.parse_frames if native is not None else None
+
 
 class Side(enum.Enum):
     """Which end of the connection a protocol plays."""
@@ -62,7 +67,20 @@ SERVER = Side.SERVER
 CLIENT = Side.CLIENT
 
 
-class Protocol:
+class _FanOutFields:
+    """The fields that a broadcast reads for every connection it reaches, in one cache line.
+
+    The slots of a base class come first in an instance; see wavecast.asyncio.connection.
+    """
+
+    __slots__ = ("_out", "_out_fragmented", "state")
+
+    _out: list[bytes]
+    _out_fragmented: int
+    state: State
+
+
+class Protocol(_FanOutFields):
     """The framing, control frames and closing handshake of one WebSocket connection.
 
     Args:
@@ -71,6 +89,35 @@ class Protocol:
         state: the initial state; a connection created after an external handshake starts OPEN.
         logger: where to log protocol errors; ``wavecast.protocol`` by default.
     """
+
+    __slots__ = (
+        "_discard",
+        "_events",
+        "_f_fin",
+        "_f_mask",
+        "_f_offset",
+        "_f_opcode",
+        "_f_parts",
+        "_f_remaining",
+        "_leftover",
+        "_m_compressed",
+        "_m_decoder",
+        "_m_frames",
+        "_m_opcode",
+        "_m_parts",
+        "_m_size",
+        "_mask_frames",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "eof_rcvd",
+        "eof_sent",
+        "extension",
+        "limits",
+        "logger",
+        "protocol_error",
+        "side",
+    )
 
     def __init__(
         self,
@@ -167,8 +214,15 @@ class Protocol:
     def _queue_frame(self, opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> None:
         if self._mask_frames:
             mask = os.urandom(4)
+            if _build_frame is not None:
+                # Masking copies the payload anyway: the header goes in front in the same pass.
+                self._out.append(_build_frame(opcode, payload, fin, rsv1, mask))
+                return
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask)
             payload = apply_mask(payload, mask)
+        elif len(payload) <= _COPY_THRESHOLD and _build_frame is not None:
+            self._out.append(_build_frame(opcode, payload, fin, rsv1, None))
+            return
         else:
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1)
         if len(payload) > _COPY_THRESHOLD:
@@ -324,12 +378,23 @@ class Protocol:
         n = len(data)
         i = 0
         limits = self.limits
+        parse_frames = _parse_frames
+        if parse_frames is not None:
+            expect_mask = not self._mask_frames
+            fast_max_frame = -1 if limits.max_frame_size is None else limits.max_frame_size
+            fast_max_message = -1 if limits.max_message_size is None else limits.max_message_size
         while i < n:
             if self._f_remaining:
                 i = self._continue_frame(data, i)
                 if self._discard:
                     return
                 continue
+            if parse_frames is not None and not self._m_opcode:
+                # The C parser takes the run of whole, unfragmented data frames; it stops at
+                # anything else (control frames, fragments, errors), which is parsed below.
+                i = parse_frames(data, i, expect_mask, fast_max_frame, fast_max_message, self._events)
+                if i >= n:
+                    break
 
             # The frame header: 2 bytes, then 0, 2 or 8 bytes of length, then 4 of mask.
             if n - i < 2:

@@ -7,6 +7,7 @@ import struct
 
 from ..codes import CloseCode, is_valid_close_code
 from ..exceptions import InvalidPayload, RemoteProtocolError
+from ..speedups import load
 
 __all__ = [
     "Opcode",
@@ -49,7 +50,10 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
-apply_mask = _apply_mask_python
+#: The C twins of this module's and the parser's hot paths, or ``None``.
+native = load("wavecast.protocol._speedups")
+
+apply_mask = native.apply_mask if native is not None else _apply_mask_python
 
 
 def frame_header(opcode: int, length: int, *, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:

@@ -47,6 +47,17 @@ class ServerProtocol(Protocol):
         limits: the limits to enforce on clients.
     """
 
+    __slots__ = (
+        "_http",
+        "available_subprotocols",
+        "extension_factories",
+        "handshake_exc",
+        "origins",
+        "request",
+        "select_subprotocol",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         *,

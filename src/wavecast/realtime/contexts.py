@@ -45,7 +45,8 @@ class ConnectingContext:
         transport: ``"websocket"``.
         request: the HTTP request that opened the connection (headers, cookies, query).
         token_user: the user of a valid connection token, if one was sent.
-        data: the ``data`` of the connect command, raw JSON.
+        data: the ``data`` of the connect command: raw JSON from a JSON client, any bytes from
+            a protobuf one (``session.codec`` says which; see docs/protocol.md, Binary data).
         name, version: what the client SDK says it is.
     """
 
@@ -67,7 +68,7 @@ class ConnectResult:
         info: JSON bytes attached to the connection, seen in presence and publications.
         expire_at: Unix seconds when the client must have refreshed; 0 never expires.
         channels: channels to subscribe the client to on the server side.
-        data: JSON bytes sent back in the connect reply.
+        data: bytes sent back in the connect reply: JSON, unless the client speaks protobuf.
     """
 
     user: str
@@ -79,7 +80,8 @@ class ConnectResult:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SubscribeContext:
-    """A client asks to subscribe to ``channel``; ``data`` is raw JSON from the client."""
+    """A client asks to subscribe to ``channel``; ``data`` is the client's: raw JSON, or any
+    bytes from a protobuf client."""
 
     session: Session
     channel: str
@@ -88,7 +90,8 @@ class SubscribeContext:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SubscribeResult:
-    """What ``on_subscribe`` grants: ``info`` for the subscription, ``data`` for the reply."""
+    """What ``on_subscribe`` grants: ``info`` for the subscription, ``data`` for the reply
+    (JSON, or bytes that aren't for a protobuf client only: a JSON client is disconnected with 3506)."""
 
     info: bytes | None = None
     expire_at: int = 0
@@ -97,7 +100,7 @@ class SubscribeResult:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PublishContext:
-    """A client publishes ``data`` (raw JSON) to ``channel``."""
+    """A client publishes ``data`` to ``channel``: raw JSON, or any bytes from a protobuf client."""
 
     session: Session
     channel: str
@@ -106,7 +109,10 @@ class PublishContext:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PublishResult:
-    """What ``on_publish`` decides: publish ``data`` instead, with ``tags``; or skip it."""
+    """What ``on_publish`` decides: publish ``data`` instead, with ``tags``; or skip it.
+
+    ``data`` that isn't JSON is binary: only protobuf subscribers receive it.
+    """
 
     data: bytes | None = None
     tags: Mapping[str, str] | None = None
@@ -115,7 +121,7 @@ class PublishResult:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RPCContext:
-    """A client calls ``method`` with ``data`` (raw JSON)."""
+    """A client calls ``method`` with ``data``: raw JSON, or any bytes from a protobuf client."""
 
     session: Session
     method: str
@@ -141,7 +147,8 @@ class DisconnectContext:
 OnConnecting = Callable[[ConnectingContext], Awaitable[ConnectResult | None]]
 OnSubscribe = Callable[[SubscribeContext], Awaitable[SubscribeResult | None]]
 OnPublish = Callable[[PublishContext], Awaitable[PublishResult | None]]
-#: Returns the reply's data: bytes of JSON, or any value that JSON can hold.
+#: Returns the reply's data: bytes (JSON for a JSON client; a JSON client given other bytes is
+#: disconnected with 3506), or any value that JSON can hold, sent as JSON to either form.
 RPCHandler = Callable[[RPCContext], Awaitable[Any]]
 OnMessage = Callable[[MessageContext], Awaitable[None]]
 OnDisconnect = Callable[[DisconnectContext], Awaitable[None]]

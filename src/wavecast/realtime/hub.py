@@ -16,12 +16,18 @@ class Hub:
 
     It runs on one event loop, so it needs no lock; fan-out iterates over
     ``subscribers(channel)`` directly.
+
+    Attributes:
+        binary_subscribers: how many subscribers of each channel speak a binary codec
+            (protobuf); channels whose subscribers all speak JSON aren't in it, and their
+            fan-out encodes each publication in one form only.
     """
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._users: dict[str, set[Session]] = {}
         self._channels: dict[str, dict[Session, Subscription]] = {}
+        self.binary_subscribers: dict[str, int] = {}
 
     # sessions
 
@@ -63,6 +69,8 @@ class Hub:
         first = subscribers is None
         if subscribers is None:
             subscribers = self._channels[channel] = {}
+        if session.codec.binary and session not in subscribers:
+            self.binary_subscribers[channel] = self.binary_subscribers.get(channel, 0) + 1
         subscribers[session] = subscription
         return first
 
@@ -71,7 +79,12 @@ class Hub:
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return False
-        subscribers.pop(session, None)
+        if subscribers.pop(session, None) is not None and session.codec.binary:
+            left = self.binary_subscribers[channel] - 1
+            if left:
+                self.binary_subscribers[channel] = left
+            else:
+                del self.binary_subscribers[channel]
         if subscribers:
             return False
         del self._channels[channel]

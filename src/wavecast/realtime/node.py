@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..asyncio.connection import _batcher
 from ..codes import (
     DISCONNECT_EXPIRED,
     DISCONNECT_FORCE_NO_RECONNECT,
+    DISCONNECT_INAPPROPRIATE_PROTOCOL,
     DISCONNECT_SHUTDOWN,
     UNSUBSCRIBE_INSUFFICIENT_STATE,
     UNSUBSCRIBE_SERVER,
@@ -35,9 +37,22 @@ from ..engines.base import (
 )
 from ..exceptions import ConfigError
 from ..protocol.prepared import PreparedMessage
+from ..protocol.state import OPEN
+from ..speedups import load
 from .auth import TokenVerifier
-from .codec.json import JSONCodec, client_info_msg, publication_msg
-from .codec.schema import JoinMsg, LeaveMsg, Push, Reply, SubscribeMsg, UnsubscribeMsg
+from .codec import Codec
+from .codec.json import JSONCodec, is_json
+from .codec.protobuf import ProtobufCodec
+from .codec.schema import (
+    JoinMsg,
+    LeaveMsg,
+    Push,
+    Reply,
+    SubscribeMsg,
+    UnsubscribeMsg,
+    client_info_msg,
+    publication_msg,
+)
 from .config import ChannelOptions, NodeConfig
 from .contexts import (
     DisconnectContext,
@@ -49,8 +64,12 @@ from .contexts import (
     RPCHandler,
 )
 from .hub import Hub
-from .session import Session
+from .session import CLOSED, Session
 from .subscription import SUBSCRIBED, UNSUBSCRIBED, Subscription
+from .websocket import WebSocketTransport
+
+#: The C loop of the fan-out's common case, or ``None``: see :meth:`Node.on_publication`.
+_fanout = load("wavecast.asyncio._speedups")
 
 __all__ = ["LATENCY_BUCKETS", "Node", "NodeStats"]
 
@@ -126,7 +145,6 @@ class Node:
             audience=self.config.token_audience,
             issuer=self.config.token_issuer,
         )
-        self.codec = JSONCodec
         self.stats = NodeStats()
         self.on_connecting: OnConnecting | None = None
         self.on_subscribe: OnSubscribe | None = None
@@ -225,16 +243,57 @@ class Node:
 
     # --- the broker's events: fan-out to local subscribers ------------------------------------
 
-    def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
-        subscribers = self.hub.subscribers(channel)
-        if not subscribers:
-            return
+    def on_publication(
+        self,
+        channel: str,
+        publication: Publication,
+        position: StreamPosition | None,
+        *,
+        _group: list[tuple[Session, Subscription]] | None = None,
+        _codec: Codec = JSONCodec,
+    ) -> None:
+        """Send a publication to this node's subscribers of ``channel``.
+
+        It is encoded once per form in use (JSON, protobuf), and the same frame goes to every
+        subscriber of that form. A channel whose subscribers all speak JSON takes the loop
+        below once, with no per-subscriber codec check; otherwise the subscribers are grouped
+        by codec and each group takes it (``_group``, ``_codec``). A JSON subscriber can't
+        receive binary data: it is disconnected with 3506, as Centrifugo does.
+        """
         message: PreparedMessage | None = None
         key = self.conflation_key(channel, publication)
         offset = publication.offset
         epoch = None if position is None else position.epoch
         delivered = 0
-        for session, subscription in list(subscribers.items()):
+        if _group is None:
+            subscribers = self.hub.subscribers(channel)
+            if not subscribers:
+                return
+            if publication.binary or channel in self.hub.binary_subscribers:
+                for codec, group in self._by_codec(subscribers, publication):
+                    self.on_publication(channel, publication, position, _group=group, _codec=codec)
+                return
+            if _fanout is not None:
+                # The C loop takes the subscribers that get the frame at once; the loop below
+                # takes the rest by the same rules (wavecast.asyncio._speedups.deliver).
+                push = Push(channel=channel, pub=publication_msg(publication))
+                message = PreparedMessage(JSONCodec.encode_reply(Reply(push=push)), text=True)
+                delivered, _group, flush_now = _fanout.deliver(
+                    subscribers,
+                    message.frame,
+                    SUBSCRIBED,
+                    CLOSED,
+                    offset,
+                    epoch,
+                    OPEN,
+                    _batcher(asyncio.get_running_loop()),
+                    WebSocketTransport,
+                )
+                for connection in flush_now:
+                    connection._flush()
+            else:
+                _group = list(subscribers.items())
+        for session, subscription in _group:
             if subscription.state is not SUBSCRIBED:
                 if subscription.pending is not None:
                     subscription.pending.append(publication)
@@ -251,19 +310,41 @@ class Node:
                     continue
                 subscription.offset = offset
             if message is None:
-                message = PreparedMessage(
-                    self.codec.encode_reply(Reply(push=Push(channel=channel, pub=publication_msg(publication)))),
-                    text=not self.codec.binary,
-                )
+                if _codec is JSONCodec:
+                    # JSONCodec.encode_publication, inlined: the common case pays no extra call.
+                    push = Push(channel=channel, pub=publication_msg(publication))
+                    message = PreparedMessage(JSONCodec.encode_reply(Reply(push=push)), text=True)
+                else:
+                    message = PreparedMessage(_codec.encode_publication(channel, publication), text=False)
             session.deliver(message, subscription.options.slow_consumer, key)
             delivered += 1
-        if message is not None:
+        if delivered and message is not None:
             stats = self.stats
             stats.deliveries += delivered
             stats.messages_out += delivered
             stats.bytes_out += delivered * len(message.payload)
-            if publication.time:
+            if publication.time and _codec is JSONCodec:  # once per publication: JSON's group is first
                 stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
+
+    @staticmethod
+    def _by_codec(
+        subscribers: dict[Session, Subscription], publication: Publication
+    ) -> tuple[tuple[Codec, list[tuple[Session, Subscription]]], ...]:
+        """Group a channel's subscribers by codec, for a channel with protobuf subscribers or a
+        binary publication; JSON subscribers of a binary publication are disconnected (3506)."""
+        text: list[tuple[Session, Subscription]] = []
+        binary: list[tuple[Session, Subscription]] = []
+        for item in subscribers.items():
+            (binary if item[0].codec.binary else text).append(item)
+        if not publication.binary:
+            return ((JSONCodec, text), (ProtobufCodec, binary))
+        for session, subscription in text:
+            if subscription.state is SUBSCRIBED:
+                session.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+            elif subscription.pending is not None:
+                # It goes live after its subscribe reply, and is disconnected then.
+                subscription.pending.append(publication)
+        return ((ProtobufCodec, binary),)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._push_join_leave(channel, Push(channel=channel, join=JoinMsg(info=client_info_msg(info))))
@@ -285,9 +366,15 @@ class Node:
         subscribers = self.hub.subscribers(channel)
         if not subscribers:
             return
-        message = PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=not self.codec.binary)
+        messages: dict[Codec, PreparedMessage] = {}
         for session, subscription in list(subscribers.items()):
             if subscription.state is SUBSCRIBED and subscription.join_leave:
+                codec = session.codec
+                message = messages.get(codec)
+                if message is None:
+                    message = messages[codec] = PreparedMessage(
+                        codec.encode_reply(Reply(push=push)), text=not codec.binary
+                    )
                 session.send(message)
 
     def conflation_key(self, channel: str, publication: Publication) -> object:
@@ -416,12 +503,13 @@ class Node:
 
     # --- the server-side API ------------------------------------------------------------------
 
-    def _data(self, data: Any) -> bytes:
+    @staticmethod
+    def _data(data: Any) -> tuple[bytes, bool]:
+        """Publication data and whether it is binary: bytes go as they are, values as JSON."""
         if isinstance(data, bytes | bytearray | memoryview):
             payload = bytes(data)
-            self.codec.check_data(payload)
-            return payload
-        return self.codec.encode_data(data)
+            return payload, not is_json(payload)
+        return JSONCodec.encode_data(data), False
 
     def _options(self, channel: str) -> ChannelOptions:
         options = self.config.channel_options(channel)
@@ -432,19 +520,28 @@ class Node:
     async def publish(
         self, channel: str, data: Any, *, tags: dict[str, str] | None = None, info: ClientInfo | None = None
     ) -> StreamPosition | None:
-        """Publish to a channel; ``data`` is JSON bytes or any value JSON can hold.
+        """Publish to a channel; ``data`` is bytes, or any value JSON can hold (sent as JSON).
+
+        Bytes that aren't JSON are binary data: protobuf subscribers receive them, JSON
+        subscribers are disconnected with 3506, as in Centrifugo.
 
         Returns the publication's position when the channel keeps history.
         """
-        publication = Publication(data=self._data(data), tags=tags, info=info, time=int(time.time() * 1000))
+        payload, binary = self._data(data)
+        return await self._publish(channel, payload, binary, tags, info)
+
+    async def _publish(
+        self, channel: str, data: bytes, binary: bool, tags: dict[str, str] | None, info: ClientInfo | None
+    ) -> StreamPosition | None:
+        publication = Publication(data=data, tags=tags, info=info, time=int(time.time() * 1000), binary=binary)
         return await self.publish_publication(channel, publication, self._options(channel))
 
     async def broadcast(
         self, channels: Iterable[str], data: Any, *, tags: dict[str, str] | None = None
     ) -> list[StreamPosition | None]:
         """Publish the same data to several channels."""
-        payload = self._data(data)
-        return [await self.publish(channel, payload, tags=tags) for channel in channels]
+        payload, binary = self._data(data)
+        return [await self._publish(channel, payload, binary, tags, None) for channel in channels]
 
     async def presence(self, channel: str) -> dict[str, ClientInfo]:
         if not self._options(channel).presence:

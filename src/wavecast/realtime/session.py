@@ -13,8 +13,8 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -22,6 +22,7 @@ from ..codes import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_CONNECTION_CLOSED,
     DISCONNECT_EXPIRED,
+    DISCONNECT_INAPPROPRIATE_PROTOCOL,
     DISCONNECT_NO_PONG,
     DISCONNECT_SERVER_ERROR,
     DISCONNECT_SLOW,
@@ -37,8 +38,10 @@ from ..engines.base import ClientInfo, Publication
 from ..exceptions import CommandError, DisconnectError, EngineError, LocalProtocolError
 from ..protocol.events import Request
 from ..protocol.prepared import PreparedMessage
-from .codec.json import JSONCodec
-from .codec.schema import Command, ErrorMsg, Push, Reply
+from .codec import Codec
+from .codec.json import JSONCodec, is_json
+from .codec.protobuf import ProtobufCodec
+from .codec.schema import Command, ErrorMsg, PublicationMsg, Push, Reply, publication_msg
 from .config import SlowConsumerPolicy
 from .outbox import Outbox
 from .ratelimit import TokenBucket
@@ -80,13 +83,45 @@ class Session:
         info: JSON bytes attached to the connection.
         subscriptions: the client's subscriptions by channel.
         request: the HTTP request that opened the connection.
+        codec: the form of the protocol the client speaks, :class:`JSONCodec` (text
+            messages) or :class:`ProtobufCodec` (binary messages); fixed for the connection.
     """
 
-    def __init__(self, node: Node, transport: Transport, *, request: Request | None = None) -> None:
+    __slots__ = (
+        "_after_reply",
+        "_commands",
+        "_expire_handle",
+        "_loop",
+        "_ping_handle",
+        "_pong_handle",
+        "_publications",
+        "_stale_handle",
+        "_tasks",
+        "_text",
+        "client",
+        "codec",
+        "disconnect_reason",
+        "expire_at",
+        "info",
+        "meta",
+        "node",
+        "outbox",
+        "request",
+        "rpc_in_flight",
+        "state",
+        "subscriptions",
+        "transport",
+        "user",
+    )
+
+    def __init__(
+        self, node: Node, transport: Transport, *, request: Request | None = None, codec: Codec = JSONCodec
+    ) -> None:
         self.node = node
         self.transport = transport
         self.request = request
-        self.codec = JSONCodec
+        self.codec: Codec = codec
+        self._text = not codec.binary
         self.client = str(uuid.uuid4())
         self.user = ""
         self.info: bytes | None = None
@@ -136,12 +171,20 @@ class Session:
     # --- incoming ------------------------------------------------------------------------
 
     async def handle_message(self, data: str | bytes) -> None:
-        """Handle one WebSocket message from the client: one or more commands."""
+        """Handle one WebSocket message from the client: one or more commands.
+
+        ``data`` is a text message as :class:`str`, a binary one as :class:`bytes`; a message
+        of the other kind than the session's codec speaks is a bad request (3501).
+        """
         if self.state is CLOSED:
             return
         stats = self.node.stats
         stats.messages_in += 1
         stats.bytes_in += len(data)
+        if isinstance(data, str) is not self._text:
+            logger.info("client %s sent a %s message to a %s session", self.client, _kind(data), self.codec.name)
+            self.disconnect(DISCONNECT_BAD_REQUEST)
+            return
         try:
             commands = self.codec.decode_commands(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -228,7 +271,7 @@ class Session:
     # --- outgoing ------------------------------------------------------------------------
 
     def _reply(self, reply: Reply) -> None:
-        self.send(PreparedMessage(self.codec.encode_reply(reply), text=not self.codec.binary))
+        self.send(PreparedMessage(self.codec.encode_reply(reply), text=self._text))
 
     def send(self, message: PreparedMessage) -> None:
         """Send a reply or a push that must not be dropped."""
@@ -263,19 +306,45 @@ class Session:
 
     def push(self, push: Push) -> None:
         """Send a push that is for this client only (unsubscribe, subscribe, message, ...)."""
-        self.send(PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=not self.codec.binary))
+        self.send(PreparedMessage(self.codec.encode_reply(Reply(push=push)), text=self._text))
 
     def deliver_publication(self, channel: str, subscription: Subscription, publication: Publication) -> None:
         """Send one publication that is for this client only (recovery, pending ones)."""
-        from .codec.json import publication_msg
-
-        message = PreparedMessage(
-            self.codec.encode_reply(Reply(push=Push(channel=channel, pub=publication_msg(publication)))),
-            text=not self.codec.binary,
-        )
+        if publication.binary and self._text:
+            self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+            return
+        message = PreparedMessage(self.codec.encode_publication(channel, publication), text=self._text)
         if publication.offset:
             subscription.offset = publication.offset
         self.deliver(message, subscription.options.slow_consumer, self.node.conflation_key(channel, publication))
+
+    # --- what a client of this codec can receive ------------------------------------------
+
+    def publication_msgs(self, publications: Iterable[Publication]) -> list[PublicationMsg]:
+        """Publications for a reply (history, recovery).
+
+        Raises:
+            DisconnectError: 3506, a JSON client can't receive binary data (as in Centrifugo).
+        """
+        messages = []
+        for publication in publications:
+            if publication.binary and self._text:
+                raise DisconnectError(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+            messages.append(publication_msg(publication))
+        return messages
+
+    def outgoing_data(self, value: Any) -> bytes:
+        """The data of a reply from an application value: bytes as they are, else JSON.
+
+        Raises:
+            DisconnectError: 3506, bytes that aren't JSON for a JSON client (as in Centrifugo).
+        """
+        if isinstance(value, bytes | bytearray | memoryview):
+            data = bytes(value)
+            if self._text and not is_json(data):
+                raise DisconnectError(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+            return data
+        return self.codec.encode_data(value)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -293,7 +362,7 @@ class Session:
         self._ping_handle = None
         if self.state is not CONNECTED:
             return
-        self.send(_PING)
+        self.send(_PINGS[self.codec])
         config = self.node.config
         if self._pong_handle is None:
             self._pong_handle = self._loop.call_later(config.client_pong_timeout, self.disconnect, DISCONNECT_NO_PONG)
@@ -363,7 +432,14 @@ class Session:
         return subscription is not None and subscription.state is SUBSCRIBED
 
 
-_PING = PreparedMessage(b"{}", text=True)
+#: The server's ping, an empty reply, in each form: ``{}`` and a zero length.
+_PINGS: dict[Codec, PreparedMessage] = {
+    codec: PreparedMessage(codec.encode_reply(Reply()), text=not codec.binary) for codec in (JSONCodec, ProtobufCodec)
+}
+
+
+def _kind(data: str | bytes) -> str:
+    return "text" if isinstance(data, str) else "binary"
 
 
 def _is_empty(command: Command) -> bool:

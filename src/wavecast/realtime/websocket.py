@@ -10,6 +10,7 @@ from ..codes import Disconnect
 from ..exceptions import ConnectionClosed
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import OPEN
+from .codec import negotiate_codec, select_subprotocol
 from .session import Session
 
 if TYPE_CHECKING:
@@ -46,8 +47,14 @@ class WebSocketTransport:
 
 
 async def handle_websocket(node: Node, connection: ServerConnection) -> None:
-    """Serve one client: feed its messages to a new session until the connection closes."""
-    session = Session(node, WebSocketTransport(connection), request=connection.request)
+    """Serve one client: feed its messages to a new session until the connection closes.
+
+    The session speaks the form of the protocol the handshake chose (see
+    :func:`~wavecast.realtime.codec.negotiate_codec`).
+    """
+    request = connection.request
+    codec = negotiate_codec(connection.subprotocol, request.query if request is not None else "")
+    session = Session(node, WebSocketTransport(connection), request=request, codec=codec)
     try:
         async for message in connection:
             await session.handle_message(message)
@@ -70,7 +77,8 @@ def websocket_server_options(node: Node) -> dict[str, Any]:
     """The :func:`wavecast.serve` arguments that serve ``node``'s clients.
 
     The real-time protocol has its own pings, so WebSocket keepalive is off; a message is
-    at most ``client_message_size_limit`` bytes.
+    at most ``client_message_size_limit`` bytes; the ``centrifuge-json`` and
+    ``centrifuge-protobuf`` subprotocols are answered when offered.
     """
     from ..protocol.limits import Limits
 
@@ -82,4 +90,5 @@ def websocket_server_options(node: Node) -> dict[str, Any]:
         "limits": Limits(max_message_size=node.config.client_message_size_limit),
         "ping_interval": None,
         "origins": node.config.allowed_origins,
+        "select_subprotocol": select_subprotocol,
     }

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..codes import DISCONNECT_MESSAGE_SIZE_LIMIT, DISCONNECT_SHUTDOWN, Disconnect
 from ..protocol.prepared import PreparedMessage
+from ..realtime.codec import negotiate_codec, select_subprotocol
 from ..realtime.node import Node
 from ..realtime.session import Session
 from ..realtime.websocket import WEBSOCKET_PATH
@@ -164,9 +165,11 @@ class NodeApp:
         if self._path(scope) != WEBSOCKET_PATH or not self.routes.ready:
             await send({"type": "websocket.close", "code": 1008})
             return
-        await send({"type": "websocket.accept"})
+        subprotocol = select_subprotocol(scope.get("subprotocols") or ())
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        codec = negotiate_codec(subprotocol, scope.get("query_string", b"").decode("latin-1"))
         transport = ASGITransport(send, self.write_limit)
-        session = Session(self.node, transport)
+        session = Session(self.node, transport, codec=codec)
         writer = asyncio.get_running_loop().create_task(transport.run())
         limit = self.node.config.client_message_size_limit
         try:

@@ -4,7 +4,9 @@
 //
 // OPTIONS_JSON: {"url": "ws://...", "token": "...", "tokens": ["...", ...] (handed out by
 //                getToken, in order), "mint": {"secret": "...", "sub": "...", "ttl": SECONDS}
-//                (getToken signs a fresh HS256 token each time), "name": "...", "data": {...}}
+//                (getToken signs a fresh HS256 token each time), "name": "...", "data": {...},
+//                "protobuf": true (the SDK's protobuf build; every data field, sent or received,
+//                is then a hex string standing for a Uint8Array)}
 //
 // Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
 //   connect, disconnect, subscribe {channel, token?, tokens?, mint?, joinLeave?, recoverable?,
@@ -22,9 +24,26 @@
 const crypto = require("crypto");
 const readline = require("readline");
 const WebSocket = require("ws");
-const { Centrifuge } = require("centrifuge");
-
 const options = JSON.parse(process.argv[2]);
+const { Centrifuge } = options.protobuf ? require("centrifuge/build/protobuf") : require("centrifuge");
+
+// In protobuf mode, data travels as bytes: hex strings in this script's JSON lines.
+function toData(value) {
+  if (!options.protobuf || value === undefined || value === null) return value;
+  return new Uint8Array(Buffer.from(value, "hex"));
+}
+
+// The protobuf build decodes 64-bit fields (offsets) to Long objects where the long package
+// is installed, as it is here; the tests read plain numbers.
+function num(value) {
+  return value !== null && typeof value === "object" && typeof value.toNumber === "function" ? value.toNumber() : value;
+}
+
+function fromData(value) {
+  if (!options.protobuf || value === undefined || value === null) return value;
+  if (!(value instanceof Uint8Array)) throw new Error(`expected bytes, got ${typeof value}`);
+  return Buffer.from(value).toString("hex");
+}
 
 function emit(event) {
   process.stdout.write(JSON.stringify(event) + "\n");
@@ -58,7 +77,7 @@ const centrifugeOptions = {
   // No browser here: don't watch for online/offline events.
   networkEventTarget: null,
 };
-if (options.data !== undefined) centrifugeOptions.data = options.data;
+if (options.data !== undefined) centrifugeOptions.data = toData(options.data);
 if (options.mint) {
   centrifugeOptions.getToken = async () => {
     emit({ event: "get_token" });
@@ -75,7 +94,7 @@ if (options.mint) {
 const client = new Centrifuge(options.url, centrifugeOptions);
 
 client.on("connecting", (ctx) => emit({ event: "connecting", code: ctx.code, reason: ctx.reason }));
-client.on("connected", (ctx) => emit({ event: "connected", client: ctx.client, data: ctx.data }));
+client.on("connected", (ctx) => emit({ event: "connected", client: ctx.client, data: fromData(ctx.data) }));
 client.on("disconnected", (ctx) => emit({ event: "disconnected", code: ctx.code, reason: ctx.reason }));
 client.on("error", (ctx) => emit({ event: "error", type: ctx.type, error: errorOf(ctx.error) }));
 client.on("subscribed", (ctx) =>
@@ -83,7 +102,7 @@ client.on("subscribed", (ctx) =>
 );
 client.on("unsubscribed", (ctx) => emit({ event: "server_unsubscribed", channel: ctx.channel }));
 client.on("publication", (ctx) =>
-  emit({ event: "server_publication", channel: ctx.channel, data: ctx.data, offset: ctx.offset })
+  emit({ event: "server_publication", channel: ctx.channel, data: fromData(ctx.data), offset: num(ctx.offset) })
 );
 
 function subscription(channel, command) {
@@ -117,8 +136,8 @@ function subscription(channel, command) {
       positioned: ctx.positioned,
       wasRecovering: ctx.wasRecovering,
       recovered: ctx.recovered,
-      streamPosition: ctx.streamPosition || null,
-      data: ctx.data === undefined ? null : ctx.data,
+      streamPosition: ctx.streamPosition ? { offset: num(ctx.streamPosition.offset), epoch: ctx.streamPosition.epoch } : null,
+      data: ctx.data === undefined ? null : fromData(ctx.data),
     })
   );
   sub.on("unsubscribed", (ctx) => emit({ event: "unsubscribed", channel, code: ctx.code, reason: ctx.reason }));
@@ -126,8 +145,8 @@ function subscription(channel, command) {
     emit({
       event: "publication",
       channel,
-      data: ctx.data,
-      offset: ctx.offset === undefined ? null : ctx.offset,
+      data: fromData(ctx.data),
+      offset: ctx.offset === undefined ? null : num(ctx.offset),
       user: ctx.info ? ctx.info.user : null,
       tags: ctx.tags || null,
     })
@@ -161,16 +180,16 @@ async function run(command) {
       return null;
     }
     case "publish":
-      await client.publish(command.channel, command.data);
+      await client.publish(command.channel, toData(command.data));
       return null;
     case "send":
-      await client.send(command.data);
+      await client.send(toData(command.data));
       return null;
     case "presence": {
       const result = await client.presence(command.channel);
       const clients = {};
       for (const [id, info] of Object.entries(result.clients)) {
-        clients[id] = { user: info.user, client: info.client, connInfo: info.connInfo || null };
+        clients[id] = { user: info.user, client: info.client, connInfo: fromData(info.connInfo) || null };
       }
       return { clients };
     }
@@ -184,13 +203,13 @@ async function run(command) {
       const result = await client.history(command.channel, opts);
       return {
         epoch: result.epoch,
-        offset: result.offset,
-        publications: result.publications.map((p) => ({ data: p.data, offset: p.offset })),
+        offset: num(result.offset),
+        publications: result.publications.map((p) => ({ data: fromData(p.data), offset: num(p.offset) })),
       };
     }
     case "rpc": {
-      const result = await client.rpc(command.method, command.data);
-      return { data: result.data === undefined ? null : result.data };
+      const result = await client.rpc(command.method, toData(command.data));
+      return { data: result.data === undefined || result.data === null ? null : fromData(result.data) };
     }
     case "state":
       return { client: client.state };

@@ -145,6 +145,17 @@ async def test_history_keeps_every_field(engine: Engine) -> None:
     ]
 
 
+async def test_binary_publications_keep_their_bytes_and_flag(engine: Engine) -> None:
+    channel = engine.channel()
+    await engine.broker.subscribe(channel)
+    data = bytes(range(256))
+    await engine.broker.publish(channel, Publication(data=data, binary=True), history_size=SIZE, history_ttl=TTL)
+    [event] = await engine.events.wait_for(channel, 1)
+    assert event.publication == Publication(data=data, offset=1, binary=True)
+    result = await engine.broker.history(channel)
+    assert result.publications == [Publication(data=data, offset=1, binary=True)]
+
+
 async def test_history_returns_the_current_position(engine: Engine) -> None:
     channel = engine.channel()
     position = await publish_n(engine, channel, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wavecast.realtime import Node
+from wavecast.realtime.codec import ProtobufCodec
 
 from ..conftest import ConnectClient, MakeNode
 from ..helpers import Client
@@ -97,3 +98,16 @@ async def test_history_errors(node: Node, connect: ConnectClient) -> None:
     client = await connect(node)
     assert await client.error("history", {"channel": "nope:1"}) == 102
     assert await client.error("history", {"channel": ""}) == 107
+
+
+async def test_history_with_binary_data(node: Node, connect: ConnectClient) -> None:
+    await node.publish("feed:1", b"\x00\xff")
+    binary = await connect(node, codec=ProtobufCodec)
+    result = await binary.result("history", {"channel": "feed:1", "limit": -1})
+    assert [p["data"] for p in result["publications"]] == ["AP8="]
+    # A JSON client can't receive it: 3506, as Centrifugo disconnects it.
+    text = await connect(node)
+    text.new()
+    await text.send({"id": 99, "history": {"channel": "feed:1", "limit": -1}})
+    assert text.new() == []
+    assert text.closed_with == 3506

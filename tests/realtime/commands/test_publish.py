@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from typing import Any
 
 from wavecast.codes import Disconnect, Error
+from wavecast.engines import Publication
 from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import MessageContext, Node, PublishContext, PublishResult
+from wavecast.realtime.codec import ProtobufCodec
 
 from ..conftest import ConnectClient, MakeNode
 from ..helpers import Client
@@ -26,6 +30,39 @@ async def test_publish_as_a_subscriber(node: Node, connect: ConnectClient) -> No
         assert push["pub"]["info"] == {"user": "42", "client": ann.session.client, "conn_info": {"name": "Ann"}}
         assert push["pub"]["time"] > 0
     assert node.stats.publications == 1
+
+
+async def test_publish_from_a_protobuf_client(node: Node, connect: ConnectClient) -> None:
+    publications: list[Publication] = []
+    node.broker.publish = _recording(node.broker.publish, publications)  # type: ignore[method-assign]
+    client = await connect(node, codec=ProtobufCodec)
+    await client.call("subscribe", {"channel": "news"})
+    for data in (b"\x00\xff", b'{"json":true}'):
+        reply = await client.call("publish", {"channel": "news", "data": base64.b64encode(data).decode()})
+        assert reply == {"id": reply["id"], "publish": {}}
+    # Bytes that aren't JSON are binary; JSON bytes from a protobuf client can reach JSON clients.
+    assert [(p.data, p.binary) for p in publications] == [(b"\x00\xff", True), (b'{"json":true}', False)]
+
+
+async def test_on_publish_replacing_data_decides_whether_it_is_binary(node: Node, connect: ConnectClient) -> None:
+    publications: list[Publication] = []
+    node.broker.publish = _recording(node.broker.publish, publications)  # type: ignore[method-assign]
+
+    @node.publishing
+    async def to_binary(ctx: PublishContext) -> PublishResult:
+        return PublishResult(data=b"\x01binary")
+
+    client = await connect(node)
+    await client.result("publish", {"channel": "news", "data": {"a": 1}})
+    assert [(p.data, p.binary) for p in publications] == [(b"\x01binary", True)]
+
+
+def _recording(publish: Any, into: list[Publication]) -> Any:
+    async def record(channel: str, publication: Publication, **kwargs: Any) -> Any:
+        into.append(publication)
+        return await publish(channel, publication, **kwargs)
+
+    return record
 
 
 async def test_publish_carries_the_subscription_info(node: Node, connect: ConnectClient) -> None:

@@ -42,6 +42,22 @@ async def test_rpc_results(node: Node, connect: ConnectClient, returned: Any, ex
     assert await client.result("rpc", {"method": "get"}) == expected
 
 
+async def test_rpc_result_that_isnt_json_disconnects_a_json_client(node: Node, connect: ConnectClient) -> None:
+    # Embedding it would send the client a message that isn't JSON; Centrifugo disconnects
+    # a client whose reply it can't encode with 3506.
+    @node.rpc("blob")
+    async def blob(context: RPCContext) -> Any:
+        return b"\x00\xffnot json"
+
+    client = await connect(node)
+    client.new()
+    await client.send({"id": 9, "rpc": {"method": "blob"}})
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert client.new() == []
+    assert client.closed_with == 3506
+
+
 async def test_rpc_without_data(node: Node, connect: ConnectClient) -> None:
     seen: list[bytes | None] = []
 

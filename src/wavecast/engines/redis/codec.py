@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 
 from ..base import ClientInfo, Publication
@@ -22,9 +24,7 @@ def encode_publication(publication: Publication) -> bytes:
 def decode_publication(data: bytes, offset: int = 0) -> Publication:
     publication = _decode_publication(data)
     if offset:
-        publication = Publication(
-            data=publication.data, offset=offset, info=publication.info, tags=publication.tags, time=publication.time
-        )
+        publication = dataclasses.replace(publication, offset=offset)
     return publication
 
 

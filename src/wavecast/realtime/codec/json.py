@@ -6,32 +6,24 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ...engines.base import ClientInfo, Publication
-from .schema import ClientInfoMsg, Command, PublicationMsg, Reply, raw
+from ...engines.base import Publication
+from .schema import Command, Push, Reply, publication_msg
 
-__all__ = ["JSONCodec", "client_info_msg", "publication_msg"]
+__all__ = ["JSONCodec", "is_json"]
 
 _decode_command = msgspec.json.Decoder(Command).decode
 _encode = msgspec.json.Encoder().encode
+# Decoding into Raw checks the syntax without building Python objects.
+_check = msgspec.json.Decoder(msgspec.Raw).decode
 
 
-def client_info_msg(info: ClientInfo) -> ClientInfoMsg:
-    return ClientInfoMsg(
-        user=info.user,
-        client=info.client,
-        conn_info=raw(info.conn_info),
-        chan_info=raw(info.chan_info),
-    )
-
-
-def publication_msg(publication: Publication) -> PublicationMsg:
-    return PublicationMsg(
-        data=raw(publication.data),
-        info=None if publication.info is None else client_info_msg(publication.info),
-        offset=publication.offset,
-        tags=None if not publication.tags else dict(publication.tags),
-        time=publication.time,
-    )
+def is_json(data: bytes) -> bool:
+    """Tell whether ``data`` is one JSON value, which a JSON client can receive."""
+    try:
+        _check(data)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 class JSONCodec:
@@ -59,6 +51,12 @@ class JSONCodec:
         return data
 
     @staticmethod
+    def encode_publication(channel: str, publication: Publication) -> bytes:
+        """Encode the push of a publication; its data must be JSON (not ``binary``)."""
+        data: bytes = _encode(Reply(push=Push(channel=channel, pub=publication_msg(publication))))
+        return data
+
+    @staticmethod
     def join(replies: Iterable[bytes]) -> bytes:
         """Join encoded replies into one WebSocket message."""
         return b"\n".join(replies)
@@ -68,12 +66,3 @@ class JSONCodec:
         """Encode an application value (anything JSON can hold) as publication data."""
         data: bytes = _encode(value)
         return data
-
-    @staticmethod
-    def check_data(data: bytes) -> None:
-        """Check that ``data`` is one JSON value.
-
-        Raises:
-            msgspec.DecodeError: it isn't.
-        """
-        msgspec.json.decode(data)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from ...engines.base import ClientInfo, Publication
+
 __all__ = [
     "ClientInfoMsg",
     "Command",
@@ -46,6 +48,8 @@ __all__ = [
     "UnsubscribeMsg",
     "UnsubscribeRequest",
     "UnsubscribeResult",
+    "client_info_msg",
+    "publication_msg",
     "raw",
 ]
 
@@ -319,3 +323,25 @@ class Reply(_Msg):
     rpc: RPCResult | None = None
     refresh: RefreshResult | None = None
     sub_refresh: SubRefreshResult | None = None
+
+
+# --- from the engines' types ---------------------------------------------------------------
+
+
+def client_info_msg(info: ClientInfo) -> ClientInfoMsg:
+    return ClientInfoMsg(
+        user=info.user,
+        client=info.client,
+        conn_info=raw(info.conn_info),
+        chan_info=raw(info.chan_info),
+    )
+
+
+def publication_msg(publication: Publication) -> PublicationMsg:
+    return PublicationMsg(
+        data=raw(publication.data),
+        info=None if publication.info is None else client_info_msg(publication.info),
+        offset=publication.offset,
+        tags=None if not publication.tags else dict(publication.tags),
+        time=publication.time,
+    )

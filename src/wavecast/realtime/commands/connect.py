@@ -96,7 +96,7 @@ async def connect(session: Session, command: Command) -> Reply:
             version=version,
             expires=bool(expire_at),
             ttl=token_ttl(expire_at, now) if expire_at else 0,
-            data=raw(data),
+            data=raw(None if data is None else session.outgoing_data(data)),
             subs=subs or None,
             # The protocol counts whole seconds: a sub-second interval must not read as "no pings".
             ping=max(round(config.client_ping_interval), 1) if config.client_ping_interval else 0,

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from ...codes import ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED, ERROR_UNRECOVERABLE_POSITION
 from ...engines.base import StreamPosition
 from ...exceptions import CommandError
-from ..codec.json import publication_msg
 from ..codec.schema import Command, HistoryResult, Reply
 from ..permissions import can_read, channel_options
 
@@ -43,7 +42,7 @@ async def history(session: Session, command: Command) -> Reply:
     return Reply(
         id=command.id,
         history=HistoryResult(
-            publications=[publication_msg(p) for p in result.publications] or None,
+            publications=session.publication_msgs(result.publications) or None,
             epoch=result.position.epoch,
             offset=result.position.offset,
         ),

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 from ...codes import ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED
 from ...exceptions import CommandError
-from ..codec.json import client_info_msg
-from ..codec.schema import Command, PresenceResult, PresenceStatsResult, Reply
+from ..codec.schema import Command, PresenceResult, PresenceStatsResult, Reply, client_info_msg
 from ..config import ChannelOptions
 from ..permissions import can_read, channel_options
 

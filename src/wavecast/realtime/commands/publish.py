@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ...codes import ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
 from ...engines.base import ClientInfo, Publication
 from ...exceptions import CommandError
+from ..codec.json import is_json
 from ..codec.schema import Command, PublishResult, Reply
 from ..contexts import MessageContext, PublishContext
 from ..permissions import can_publish, channel_options, check_user_limited
@@ -30,6 +31,8 @@ async def publish(session: Session, command: Command) -> Reply:
         raise CommandError(ERROR_TOO_MANY_REQUESTS)
     check_user_limited(options, channel, session.user)
     data = bytes(request.data)
+    # Data from a JSON client is JSON; a protobuf client may send anything.
+    binary = session.codec.binary and not is_json(data)
     tags = None
     subscription = session.subscriptions.get(channel)
     if node.on_publish is not None:
@@ -37,7 +40,9 @@ async def publish(session: Session, command: Command) -> Reply:
         if result is not None:
             if result.skip:
                 return Reply(id=command.id, publish=PublishResult())
-            data = result.data if result.data is not None else data
+            if result.data is not None:
+                data = result.data
+                binary = not is_json(data)
             tags = result.tags
     elif options.protected or not can_publish(options, session.user, session.is_subscribed(channel)):
         raise CommandError(ERROR_PERMISSION_DENIED)
@@ -48,7 +53,7 @@ async def publish(session: Session, command: Command) -> Reply:
         chan_info=subscription.info if subscription is not None else None,
     )
     await node.publish_publication(
-        channel, Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000)), options
+        channel, Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000), binary=binary), options
     )
     return Reply(id=command.id, publish=PublishResult())
 

@@ -31,10 +31,5 @@ async def rpc(session: Session, command: Command) -> Reply:
         )
     finally:
         session.rpc_in_flight -= 1
-    if result is None:
-        data = raw(None)
-    elif isinstance(result, bytes | bytearray | memoryview):
-        data = raw(bytes(result))
-    else:
-        data = raw(session.codec.encode_data(result))
+    data = raw(None if result is None else session.outgoing_data(result))
     return Reply(id=command.id, rpc=RPCResult(data=data))

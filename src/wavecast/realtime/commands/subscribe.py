@@ -15,8 +15,14 @@ from ...codes import (
 from ...engines.base import ClientInfo, StreamPosition
 from ...exceptions import CommandError
 from ..auth import token_ttl
-from ..codec.json import publication_msg
-from ..codec.schema import Command, Reply, SubscribeRequest, SubscribeResult, UnsubscribeResult, raw
+from ..codec.schema import (
+    Command,
+    Reply,
+    SubscribeRequest,
+    SubscribeResult,
+    UnsubscribeResult,
+    raw,
+)
 from ..config import ChannelOptions
 from ..contexts import SubscribeContext
 from ..permissions import can_subscribe, channel_options, check_user_limited
@@ -73,7 +79,7 @@ async def subscribe(session: Session, command: Command) -> Reply:
         after_reply=session.after_reply,
     )
     if data:
-        result.data = raw(data)
+        result.data = raw(session.outgoing_data(data))
     return Reply(id=command.id, subscribe=result)
 
 
@@ -187,7 +193,7 @@ async def _position(
         result.was_recovering = True
         result.recovered = recovered
         if recovered:
-            result.publications = [publication_msg(p) for p in publications]
+            result.publications = session.publication_msgs(publications)
             if publications:
                 subscription.offset = publications[-1].offset
     else:

@@ -2,14 +2,31 @@
 // an offset in the room's stream, which keeps the list in order and free of duplicates
 // across reconnects, recoveries and history loads. Offsets count within an epoch: when the
 // server comes back without the room's history, a new epoch starts again from 1.
+//
+// Room "lobby" is two channels: chat:lobby keeps the messages (history, recovery, presence),
+// typing:lobby carries "is typing" signals, which have no place in the room's history and
+// are worth nothing a few seconds later, so that namespace keeps nothing.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const wsScheme = location.protocol === "https:" ? "wss:" : "ws:";
-const seen = new Set();
-let epoch = null;
+// While someone types we say so every TYPING_EVERY ms; a typist we hear nothing from for
+// TYPING_FOR ms has stopped (their "stopped" signal may never come: a closed tab, a lost link).
+const TYPING_EVERY = 2000;
+const TYPING_FOR = 5000;
+
 let centrifuge = null;
+let myName = "";
+let myClient = null;
+let rooms = [];
+// The current room: its two subscriptions and what the page knows of its stream.
+let room = null;
 let sub = null;
+let typingSub = null;
+let seen = new Set();
+let epoch = null;
+let typists = new Map(); // client id -> {name, timer}
+let typingSentAt = 0; // when we last said we were typing; 0 once we said we stopped
 
 function setStatus(state) {
   $("status").dataset.state = state;
@@ -20,7 +37,17 @@ function showError(text) {
   $("error").textContent = text;
 }
 
-function addMessage(data, offset) {
+// A steady colour per name, so that who said what reads at a glance.
+function nameColor(name) {
+  let hash = 0;
+  for (const char of String(name)) hash = (hash * 31 + char.codePointAt(0)) % 360;
+  return `hsl(${hash}, 55%, 38%)`;
+}
+
+// A publication of the room: {data: {name, text}, offset, info}. The name shown is the one in
+// the publisher's token (info) when there is one; the backend's publications have none.
+function addMessage(pub) {
+  const { data, offset } = pub;
   if (offset && seen.has(offset)) return;
   if (offset) seen.add(offset);
   const item = document.createElement("li");
@@ -28,7 +55,8 @@ function addMessage(data, offset) {
   item.dataset.offset = offset || "";
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = data.name;
+  who.textContent = pub.info ? displayName(pub.info) : data.name;
+  who.style.color = nameColor(who.textContent);
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = data.text;
@@ -60,12 +88,16 @@ function startEpoch(newEpoch) {
   epoch = newEpoch;
 }
 
-async function refreshPresence() {
+function displayName(info) {
+  return (info.connInfo && info.connInfo.name) || info.user;
+}
+
+async function refreshPresence(current) {
   try {
-    const result = await sub.presence();
-    const names = new Set(Object.values(result.clients).map((c) => (c.connInfo && c.connInfo.name) || c.user));
-    const list = $("presence");
-    list.replaceChildren(...[...names].sort().map((name) => {
+    const result = await current.presence();
+    if (current !== sub) return;
+    const names = new Set(Object.values(result.clients).map(displayName));
+    $("presence").replaceChildren(...[...names].sort().map((name) => {
       const item = document.createElement("li");
       item.textContent = name;
       return item;
@@ -75,13 +107,118 @@ async function refreshPresence() {
   }
 }
 
-async function loadHistory() {
+async function loadHistory(current) {
   // The latest 50, newest first; addMessage puts them in offset order.
-  const history = await sub.history({ limit: 50, reverse: true });
-  for (const pub of history.publications) addMessage(pub.data, pub.offset);
+  const result = await current.history({ limit: 50, reverse: true });
+  if (current !== sub) return;
+  for (const pub of result.publications) addMessage(pub);
 }
 
-function join(name, room) {
+// --- typing --------------------------------------------------------------------------------
+
+function renderTyping() {
+  const names = [...new Set([...typists.values()].map((t) => t.name))].sort();
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = `${names.length} people are typing…`;
+  $("typing").textContent = text;
+}
+
+function forgetTypist(client) {
+  const typist = typists.get(client);
+  if (!typist) return;
+  clearTimeout(typist.timer);
+  typists.delete(client);
+  renderTyping();
+}
+
+function heardTyping(ctx) {
+  const info = ctx.info;
+  if (!info || info.client === myClient) return;
+  forgetTypist(info.client);
+  if (!ctx.data || !ctx.data.typing) return;
+  const timer = setTimeout(() => forgetTypist(info.client), TYPING_FOR);
+  typists.set(info.client, { name: displayName(info), timer });
+  renderTyping();
+}
+
+// Say whether we are typing: at most every TYPING_EVERY ms while we are, once when we stop.
+function announceTyping(active) {
+  if (!typingSub || typingSub.state !== "subscribed") return;
+  const now = Date.now();
+  if (active ? now - typingSentAt < TYPING_EVERY : typingSentAt === 0) return;
+  typingSentAt = active ? now : 0;
+  typingSub.publish({ typing: active }).catch(() => { typingSentAt = 0; });
+}
+
+// --- rooms ---------------------------------------------------------------------------------
+
+function renderRooms() {
+  $("rooms").replaceChildren(...rooms.map((name) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = `#${name}`;
+    button.dataset.room = name;
+    if (name === room) button.setAttribute("aria-current", "true");
+    button.addEventListener("click", () => enterRoom(name));
+    const item = document.createElement("li");
+    item.append(button);
+    return item;
+  }));
+}
+
+function leaveRoom() {
+  announceTyping(false);
+  for (const old of [sub, typingSub]) if (old) centrifuge.removeSubscription(old);
+  sub = typingSub = null;
+  for (const client of [...typists.keys()]) forgetTypist(client);
+}
+
+function enterRoom(name) {
+  if (name === room) return;
+  leaveRoom();
+  room = name;
+  seen = new Set();
+  epoch = null;
+  typists = new Map();
+  $("messages").replaceChildren();
+  $("presence").replaceChildren();
+  $("typing").textContent = "";
+  $("room-title").textContent = `#${room}`;
+  if (!rooms.includes(room)) rooms.push(room);
+  renderRooms();
+  history.replaceState(null, "", `#${room}`);
+
+  const current = centrifuge.newSubscription(`chat:${room}`, { joinLeave: true });
+  sub = current;
+  current.on("publication", (ctx) => {
+    addMessage(ctx);
+    if (ctx.info) forgetTypist(ctx.info.client); // they sent what they were typing
+  });
+  current.on("join", () => refreshPresence(current));
+  current.on("leave", (ctx) => {
+    forgetTypist(ctx.info.client);
+    refreshPresence(current);
+  });
+  current.on("subscribed", async (ctx) => {
+    document.body.dataset.recovered = String(ctx.recovered);
+    if (ctx.streamPosition) startEpoch(ctx.streamPosition.epoch);
+    if (!ctx.wasRecovering || !ctx.recovered) await loadHistory(current);
+    await refreshPresence(current);
+  });
+  current.on("error", (ctx) => showError(`subscription: ${ctx.error.message}`));
+  current.subscribe();
+
+  // A server without the typing namespace answers 102 "unknown channel": the chat works without it.
+  typingSub = centrifuge.newSubscription(`typing:${room}`);
+  typingSub.on("publication", heardTyping);
+  typingSub.subscribe();
+  $("text").focus();
+}
+
+function join(name, firstRoom) {
+  myName = name;
   centrifuge = new Centrifuge(`${wsScheme}//${location.host}/connection/websocket`, {
     getToken: async () => {
       const response = await fetch(`/demo/token?user=${encodeURIComponent(name)}`);
@@ -90,27 +227,21 @@ function join(name, room) {
     },
   });
   centrifuge.on("connecting", () => setStatus("connecting"));
-  centrifuge.on("connected", () => { setStatus("connected"); showError(""); });
-  centrifuge.on("disconnected", (ctx) => { setStatus("disconnected"); showError(`disconnected: ${ctx.reason}`); });
-
-  sub = centrifuge.newSubscription(`chat:${room}`, { joinLeave: true });
-  sub.on("publication", (ctx) => addMessage(ctx.data, ctx.offset));
-  sub.on("join", refreshPresence);
-  sub.on("leave", refreshPresence);
-  sub.on("subscribed", async (ctx) => {
-    document.body.dataset.recovered = String(ctx.recovered);
-    if (ctx.streamPosition) startEpoch(ctx.streamPosition.epoch);
-    if (!ctx.wasRecovering || !ctx.recovered) await loadHistory();
-    await refreshPresence();
+  centrifuge.on("connected", (ctx) => {
+    myClient = ctx.client;
+    typingSentAt = 0;
+    setStatus("connected");
+    showError("");
   });
-  sub.on("error", (ctx) => showError(`subscription: ${ctx.error.message}`));
-  sub.subscribe();
+  centrifuge.on("disconnected", (ctx) => { setStatus("disconnected"); showError(`disconnected: ${ctx.reason}`); });
+  rooms = [...new Set([firstRoom, "lobby", "random"])];
+  enterRoom(firstRoom);
   centrifuge.connect();
 
-  $("room-title").textContent = `#${room}`;
+  $("me").textContent = name;
+  $("me").hidden = false;
   $("join").hidden = true;
   $("chat").hidden = false;
-  $("text").focus();
 }
 
 $("join").addEventListener("submit", (event) => {
@@ -118,19 +249,32 @@ $("join").addEventListener("submit", (event) => {
   join($("name").value.trim(), $("room").value.trim());
 });
 
+$("switch").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("other-room").value.trim();
+  $("other-room").value = "";
+  enterRoom(name);
+});
+
+$("text").addEventListener("input", () => announceTyping($("text").value.trim() !== ""));
+
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
   const input = $("text");
   const text = input.value.trim();
   if (!text) return;
   input.value = "";
+  announceTyping(false);
   try {
-    await sub.publish({ name: $("name").value.trim(), text });
+    await sub.publish({ name: myName, text });
   } catch (err) {
     showError(`send: ${err.message || err.code}`);
     input.value = text;
   }
 });
+
+const hashRoom = decodeURIComponent(location.hash.slice(1));
+if (/^[\w-]{1,32}$/.test(hashRoom)) $("room").value = hashRoom;
 
 if (typeof Centrifuge === "undefined") {
   showError("centrifuge.js is missing: run `make run`, which installs it from npm");

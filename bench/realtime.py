@@ -1,0 +1,192 @@
+"""Channel fan-out through wavecast's real-time layer, beside raw broadcasts, in one run.
+
+    .venv/bin/python bench/realtime.py [--reps 3] [--duration 3] [--scenarios fan10k ch10k ...]
+
+This drives the shared ws-bench instrument's trial runner (``../shared/bench/run.py``: a
+fresh server pinned to CPU 0 per trial, the loadgen on CPU 1, other processes' CPU
+recorded) with its loadgen built with ``bench/loadgen/realtime.patch``, which lets the
+fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its pushes.
+
+| key | server | what a delivery is |
+|---|---|---|
+| fan1k, fan10k | websockets, wavecast (raw ``/bcast``) | a WebSocket message to a subscriber |
+| ch1k, ch10k | wavecast-channels | a publication pushed to a channel subscriber |
+| ch10k-recovery | wavecast-channels --history | the same, positioned subscribers (history, recovery) |
+
+The channel scenarios are compared with websockets' raw broadcast of the same run: the
+ratio says how many times more deliveries per second a subscriber of a channel gets,
+through connect, subscribe and the real-time protocol, than a websockets ``broadcast()``.
+Results go to ``bench/results/realtime-<stamp>.md`` and ``.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+SHARED = os.environ.get("SHARED", os.path.join(REPO, "..", "shared"))
+PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
+SERVERS = os.path.join(BENCH, "servers")
+
+CHANNEL = "bench"
+SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
+UNWRAP = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
+
+
+def load_runner() -> Any:
+    """The shared instrument's run.py, as a module."""
+    path = os.path.join(SHARED, "bench", "run.py")
+    spec = importlib.util.spec_from_file_location("ws_bench_run", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"bench/realtime.py: no ws-bench instrument at {path} (set SHARED=)")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
+    w, d, win, k = str(a.warmup), str(a.duration), str(a.window), str(a.concurrency)
+
+    def fanout(n: int) -> list[str]:
+        # A slow server drains 16 messages to 10,000 subscribers in seconds: a generous timeout.
+        return ["fanout", "-n", str(n), "-s", "32", "--text", "-W", win, "-k", k, "-w", w, "-t", d, "--timeout", "30"]
+
+    channel = ["--path", "/connection/websocket", "--pub-path", "/publish", "--sub-init", SUB_INIT, "--unwrap", UNWRAP]
+    raw, channels = ["websockets", "wavecast"], ["wavecast-channels"]
+    return [
+        dict(key="fan1k", metric="deliveries_per_s", unit="deliv/s", args=fanout(1000), peers=raw),
+        dict(key="fan10k", metric="deliveries_per_s", unit="deliv/s", args=fanout(10000), peers=raw),
+        dict(key="ch1k", metric="deliveries_per_s", unit="deliv/s", args=fanout(1000) + channel, peers=channels),
+        dict(key="ch10k", metric="deliveries_per_s", unit="deliv/s", args=fanout(10000) + channel, peers=channels),
+        dict(
+            key="ch10k-recovery",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(10000) + channel,
+            peers=["wavecast-channels-recovery"],
+        ),
+    ]
+
+
+def peers(run: Any) -> dict[str, list[str]]:
+    channels = os.path.join(SERVERS, "wavecast_channels.py")
+    return {
+        "websockets": [run.PY, "peers/websockets_server.py", "--port", "{port}"],
+        "wavecast": [PYTHON, os.path.join(SERVERS, "wavecast_server.py"), "--port", "{port}"],
+        "wavecast-channels": [PYTHON, channels, "--port", "{port}"],
+        "wavecast-channels-recovery": [PYTHON, channels, "--history", "--port", "{port}"],
+    }
+
+
+def markdown(results: list[dict[str, Any]], a: argparse.Namespace, scs: list[dict[str, Any]], elapsed: float) -> str:
+    def values(peer: str, key: str, field: str = "deliveries_per_s") -> list[float]:
+        return [r[field] for r in results if r["peer"] == peer and r["scenario"] == key and r.get("ok")]
+
+    lines = [
+        f"# Channel fan-out ({time.strftime('%Y-%m-%d %H:%M')}, {a.reps} rep(s), warmup {a.warmup}s + "
+        f"{a.duration}s per trial, window {a.window}, server on CPU 0, loadgen on CPU 1, {elapsed / 60:.1f} min)",
+        "",
+        "Median deliveries/s (spread = (max - min) / median); the ratio is against websockets' raw",
+        "broadcast to the same number of subscribers in this run.",
+        "",
+        "| scenario | server | deliveries/s | spread | x websockets raw | p50 / p99 latency ms | server CPU % | bg % |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for sc in scs:
+        n = "1k" if "1k" in sc["key"] else "10k"
+        baseline = values("websockets", f"fan{n}")
+        base = statistics.median(baseline) if baseline else None
+        for peer in sc["peers"]:
+            vals = values(peer, sc["key"])
+            if not vals:
+                lines.append(f"| {sc['key']} | {peer} | - | - | - | - | - | - |")
+                continue
+            med = statistics.median(vals)
+            spread = f"{100 * (max(vals) - min(vals)) / med:.0f}% (n={len(vals)})" if len(vals) > 1 else "-"
+            ratio = f"{med / base:.2f}x" if base else "-"
+            p50 = statistics.median(values(peer, sc["key"], "lat_p50_us")) / 1000
+            p99 = statistics.median(values(peer, sc["key"], "lat_p99_us")) / 1000
+            cpu = statistics.median(values(peer, sc["key"], "server_cpu_pct"))
+            bg = statistics.median(values(peer, sc["key"], "bg_cpu_pct"))
+            cells = [sc["key"], peer, f"{med:,.0f}", spread, ratio, f"{p50:.1f} / {p99:.1f}", f"{cpu:.0f}", f"{bg:.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    fails = [r for r in results if not r.get("ok")]
+    if fails:
+        lines += ["", "Failures:", ""]
+        lines += [f"- {r['peer']} {r['scenario']} rep {r['rep']}: {str(r.get('error'))[:300]}" for r in fails]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--scenarios", nargs="*", help="subset of: fan1k fan10k ch1k ch10k ch10k-recovery")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
+    args = parser.parse_args()
+
+    subprocess.run([os.path.join(BENCH, "loadgen", "build.sh")], check=True)
+    run = load_runner()
+    run.LOADGEN = os.path.join(run.BUILD, "loadgen-rt")
+    # The runner's own defaults for what this driver doesn't set.
+    defaults = dict(
+        server_cpu="0",
+        client_cpu="1",
+        base_port=9300,
+        out_dir=os.path.join(run.BENCH_HOME, "results"),
+        md=None,
+        start_timeout=20.0,
+        settle=0.5,
+        trial_timeout=180.0,
+        rss_settle=1.0,
+        quiet_threshold=15.0,
+        wait_quiet=args.wait_quiet,
+        hold=2.0,
+        conns=10000,
+    )
+    a = argparse.Namespace(**{**defaults, **vars(args)})
+    scs = [s for s in scenarios(a) if not args.scenarios or s["key"] in args.scenarios]
+    commands = peers(run)
+    runner = run.Runner(a)
+    results: list[dict[str, Any]] = []
+    start = time.time()
+    for rep in range(1, a.reps + 1):
+        for sc in scs:
+            order = sc["peers"][(rep - 1) % len(sc["peers"]) :] + sc["peers"][: (rep - 1) % len(sc["peers"])]
+            for peer in order:
+                result = runner.trial(peer, commands[peer], sc, rep)
+                results.append(result)
+                status = "ok" if result.get("ok") else "FAIL " + str(result.get("error", ""))[:160]
+                print(
+                    f"[{time.time() - start:5.0f}s] rep {rep} {sc['key']:14s} {peer:26s} "
+                    f"{result.get('deliveries_per_s', 0):>12,.0f} deliv/s cpu={result.get('server_cpu_pct')}% "
+                    f"bg={result.get('bg_cpu_pct')}% {status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
+    md = markdown(results, a, scs, time.time() - start)
+    md += f"\nCommand: `{' '.join(['bench/realtime.py', *sys.argv[1:]])}`\n"
+    with open(os.path.join(BENCH, "results", f"realtime-{stamp}.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(BENCH, "results", f"realtime-{stamp}.jsonl"), "w") as f:
+        for result in results:
+            f.write(json.dumps(result) + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

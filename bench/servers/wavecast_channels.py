@@ -1,0 +1,101 @@
+"""Channel fan-out through wavecast's real-time layer, for the loadgen's fan-out mode.
+
+Subscribers are real-time clients at ``/connection/websocket``: each sends the protocol's
+connect and subscribe commands (the loadgen's ``--sub-init``) and then receives every
+publication of the channel ``bench`` as a push, ``{"push":{"channel":"bench","pub":{"data":
+"<payload>"}}}``, which the loadgen unwraps (``--unwrap``). The publisher is a plain
+WebSocket connection at ``/publish``: each of its text messages is published to the channel
+with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous clients may
+connect and subscribe; no presence, no pings, no compression. With ``--history`` the channel
+keeps its last 1,000 publications for 5 minutes and every subscriber is positioned (recovery),
+so that each delivery also advances the subscriber's offset in the stream.
+
+Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--uvloop | --no-uvloop]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+
+import wavecast
+from wavecast.realtime import ChannelOptions, Node, NodeConfig
+from wavecast.realtime.websocket import WEBSOCKET_PATH, handle_websocket
+
+CHANNEL = "bench"
+
+#: What the loadgen's subscribers send once open, and the wrapper of what they receive.
+SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
+UNWRAP_PREFIX = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
+UNWRAP_SUFFIX = '"}}}'
+
+
+def make_node(history: bool) -> Node:
+    recovery = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
+    return Node(
+        NodeConfig(
+            allow_anonymous_connect_without_token=True,
+            channel=ChannelOptions(allow_subscribe_for_anonymous=True, allow_subscribe_for_client=True, **recovery),
+            client_ping_interval=0,
+            # A publisher keeps up to 16 messages in flight to 10,000 subscribers at 100 bytes a push.
+            client_queue_max_size=16 * 2**20,
+            user_connection_limit=20_000,
+        )
+    )
+
+
+#: The node this process serves; ``main`` makes it from the command line.
+node = make_node(history=False)
+
+
+async def handler(connection: wavecast.ServerConnection) -> None:
+    assert connection.request is not None
+    path = connection.request.path
+    if path == "/publish":
+        async for message in connection:
+            await node.publish(CHANNEL, message if isinstance(message, str) else message.decode())
+    elif path == WEBSOCKET_PATH:
+        await handle_websocket(node, connection)
+    else:
+        await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
+
+
+async def main(port: int, history: bool) -> None:
+    global node
+    node = make_node(history)
+    async with (
+        node,
+        wavecast.serve(
+            handler,
+            "127.0.0.1",
+            port,
+            origins=["*"],
+            ping_interval=None,
+            ping_timeout=None,
+            max_queue=64,
+            backlog=4096,
+            compression=None,
+            write_limit=2**20,
+        ) as server,
+    ):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.close)
+        print(f"wavecast channels listening on 127.0.0.1:{server.port}", flush=True)
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9002")))
+    parser.add_argument("--history", action="store_true", help="keep history; subscribers are positioned")
+    parser.add_argument(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force uvloop on or off (default: use it when installed)",
+    )
+    args = parser.parse_args()
+    wavecast.run(main(args.port, args.history), use_uvloop=args.uvloop)

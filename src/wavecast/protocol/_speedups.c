@@ -1,0 +1,330 @@
+/* Native speedups of the sans-I/O core; see wavecast/speedups.py.
+ *
+ * Each function has a pure-Python twin that the test suite also runs (with
+ * WAVECAST_NO_SPEEDUPS=1), and does nothing its twin doesn't: the C code only skips the
+ * interpreter on the common case and hands anything unusual back to Python. Like the rest
+ * of wavecast.protocol, it does no I/O.
+ *
+ * apply_mask(data, mask) -> bytes
+ *     XOR data with the 4-byte mask repeated (RFC 6455 section 5.3).
+ * build_frame(opcode, payload, fin, rsv1, mask) -> bytes
+ *     A whole frame in one allocation: header, then the (masked) payload.
+ * parse_frames(data, pos, masked, max_frame, max_message, events) -> int
+ *     Parse the complete, final, unfragmented text and binary frames at data[pos:], append
+ *     their messages (str or bytes) to events, and return the index of the first byte it
+ *     left: an incomplete frame, a control frame, a fragment, or anything invalid, which
+ *     the Python parser then handles and reports.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* --- masking ----------------------------------------------------------------------------- */
+
+static void
+mask_into(unsigned char *out, const unsigned char *in, Py_ssize_t length, const unsigned char *m)
+{
+    /* A 64-bit word holds the mask twice: XOR whole words, then the tail byte by byte. */
+    uint64_t mask64;
+    unsigned char pattern[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
+    memcpy(&mask64, pattern, 8);
+    Py_ssize_t i = 0;
+    for (; i + 32 <= length; i += 32) {
+        uint64_t w0, w1, w2, w3;
+        memcpy(&w0, in + i, 8);
+        memcpy(&w1, in + i + 8, 8);
+        memcpy(&w2, in + i + 16, 8);
+        memcpy(&w3, in + i + 24, 8);
+        w0 ^= mask64;
+        w1 ^= mask64;
+        w2 ^= mask64;
+        w3 ^= mask64;
+        memcpy(out + i, &w0, 8);
+        memcpy(out + i + 8, &w1, 8);
+        memcpy(out + i + 16, &w2, 8);
+        memcpy(out + i + 24, &w3, 8);
+    }
+    for (; i + 8 <= length; i += 8) {
+        uint64_t word;
+        memcpy(&word, in + i, 8);
+        word ^= mask64;
+        memcpy(out + i, &word, 8);
+    }
+    for (; i < length; i++) {
+        out[i] = in[i] ^ m[i & 3];
+    }
+}
+
+static PyObject *
+apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "apply_mask() takes exactly 2 arguments");
+        return NULL;
+    }
+    Py_buffer data, mask;
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, data.len);
+    if (result == NULL) {
+        goto done;
+    }
+    if (data.len > 65536) {
+        Py_BEGIN_ALLOW_THREADS
+        mask_into((unsigned char *)PyBytes_AS_STRING(result), data.buf, data.len, mask.buf);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        mask_into((unsigned char *)PyBytes_AS_STRING(result), data.buf, data.len, mask.buf);
+    }
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&mask);
+    return result;
+}
+
+/* --- frames ------------------------------------------------------------------------------ */
+
+static PyObject *
+build_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "build_frame() takes exactly 5 arguments");
+        return NULL;
+    }
+    long opcode = PyLong_AsLong(args[0]);
+    if (opcode == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int fin = PyObject_IsTrue(args[2]);
+    int rsv1 = PyObject_IsTrue(args[3]);
+    if (fin < 0 || rsv1 < 0) {
+        return NULL;
+    }
+    Py_buffer payload, mask = {0};
+    int masked = args[4] != Py_None;
+    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (masked) {
+        if (PyObject_GetBuffer(args[4], &mask, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&payload);
+            return NULL;
+        }
+        if (mask.len != 4) {
+            PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+            goto done;
+        }
+    }
+    Py_ssize_t length = payload.len;
+    unsigned char header[14];
+    Py_ssize_t header_len;
+    header[0] = (unsigned char)((opcode & 0x0F) | (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0));
+    unsigned char mask_bit = masked ? 0x80 : 0;
+    if (length < 126) {
+        header[1] = (unsigned char)(mask_bit | length);
+        header_len = 2;
+    }
+    else if (length < 65536) {
+        header[1] = mask_bit | 126;
+        header[2] = (unsigned char)(length >> 8);
+        header[3] = (unsigned char)length;
+        header_len = 4;
+    }
+    else {
+        uint64_t n = (uint64_t)length;
+        header[1] = mask_bit | 127;
+        for (int k = 0; k < 8; k++) {
+            header[2 + k] = (unsigned char)(n >> (56 - 8 * k));
+        }
+        header_len = 10;
+    }
+    if (masked) {
+        memcpy(header + header_len, mask.buf, 4);
+        header_len += 4;
+    }
+    result = PyBytes_FromStringAndSize(NULL, header_len + length);
+    if (result == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    memcpy(out, header, header_len);
+    if (masked) {
+        mask_into(out + header_len, payload.buf, length, mask.buf);
+    }
+    else if (length) {
+        memcpy(out + header_len, payload.buf, length);
+    }
+done:
+    PyBuffer_Release(&payload);
+    if (masked) {
+        PyBuffer_Release(&mask);
+    }
+    return result;
+}
+
+static PyObject *
+parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "parse_frames() takes exactly 6 arguments");
+        return NULL;
+    }
+    PyObject *events = args[5];
+    if (!PyList_Check(events)) {
+        PyErr_SetString(PyExc_TypeError, "events must be a list");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    int masked = PyObject_IsTrue(args[2]);
+    long long max_frame = PyLong_AsLongLong(args[3]);
+    long long max_message = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred() || masked < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *data = view.buf;
+    Py_ssize_t n = view.len;
+    unsigned char stack[512];
+
+    while (n - pos >= 2) {
+        unsigned char b0 = data[pos], b1 = data[pos + 1];
+        /* Only FIN, no RSV bits, text or binary: anything else is Python's to handle. */
+        if ((b0 & 0xF0) != 0x80) {
+            break;
+        }
+        unsigned opcode = b0 & 0x0F;
+        if (opcode != 1 && opcode != 2) {
+            break;
+        }
+        if (((b1 & 0x80) != 0) != (masked != 0)) {
+            break;
+        }
+        uint64_t length = b1 & 0x7F;
+        Py_ssize_t header_len = 2;
+        if (length == 126) {
+            if (n - pos < 4) {
+                break;
+            }
+            length = ((uint64_t)data[pos + 2] << 8) | data[pos + 3];
+            if (length < 126) {
+                break;
+            }
+            header_len = 4;
+        }
+        else if (length == 127) {
+            if (n - pos < 10) {
+                break;
+            }
+            length = 0;
+            for (int k = 0; k < 8; k++) {
+                length = (length << 8) | data[pos + 2 + k];
+            }
+            if ((length >> 63) || length < 65536) {
+                break;
+            }
+            header_len = 10;
+        }
+        if (masked) {
+            header_len += 4;
+        }
+        if ((max_frame >= 0 && length > (uint64_t)max_frame) || (max_message >= 0 && length > (uint64_t)max_message)) {
+            break;
+        }
+        if (n - pos < header_len || (uint64_t)(n - pos - header_len) < length) {
+            break;
+        }
+        const unsigned char *payload = data + pos + header_len;
+        Py_ssize_t size = (Py_ssize_t)length;
+        PyObject *message;
+        if (opcode == 2) {
+            message = PyBytes_FromStringAndSize(NULL, size);
+            if (message == NULL) {
+                goto error;
+            }
+            if (masked) {
+                mask_into((unsigned char *)PyBytes_AS_STRING(message), payload, size, payload - 4);
+            }
+            else {
+                memcpy(PyBytes_AS_STRING(message), payload, size);
+            }
+        }
+        else {
+            const char *text = (const char *)payload;
+            unsigned char *heap = NULL;
+            if (masked) {
+                unsigned char *buffer = stack;
+                if (size > (Py_ssize_t)sizeof(stack)) {
+                    buffer = heap = PyMem_Malloc(size);
+                    if (heap == NULL) {
+                        PyErr_NoMemory();
+                        goto error;
+                    }
+                }
+                mask_into(buffer, payload, size, payload - 4);
+                text = (const char *)buffer;
+            }
+            message = PyUnicode_DecodeUTF8(text, size, NULL);
+            PyMem_Free(heap);
+            if (message == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto error;
+                }
+                /* Invalid UTF-8: the Python parser fails the connection with 1007. */
+                PyErr_Clear();
+                break;
+            }
+        }
+        int failed = PyList_Append(events, message);
+        Py_DECREF(message);
+        if (failed) {
+            goto error;
+        }
+        pos += header_len + size;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(pos);
+error:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* --- module ------------------------------------------------------------------------------- */
+
+static PyMethodDef speedups_methods[] = {
+    {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a 4-byte WebSocket mask."},
+    {"build_frame", (PyCFunction)(void (*)(void))build_frame, METH_FASTCALL, "Serialize a whole frame."},
+    {"parse_frames", (PyCFunction)(void (*)(void))parse_frames, METH_FASTCALL,
+     "Parse complete unfragmented data frames; return where parsing stopped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "wavecast.protocol._speedups",
+    .m_doc = "Native speedups of the sans-I/O core.",
+    .m_size = -1,
+    .m_methods = speedups_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&speedups_module);
+}

@@ -1,0 +1,116 @@
+"""The C twins of the core's hot paths give what their Python twins give, byte for byte.
+
+Skipped when the extension isn't built (or WAVECAST_NO_SPEEDUPS is set): the rest of the
+suite then checks the Python twins alone. Under ``CI=true`` the first run of the suite has
+the extension, and ``tests/test_speedups.py`` fails if it's missing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, _apply_mask_python, frame_header
+from wavecast.speedups import load
+
+from .helpers import MASK, frame
+
+native = load("wavecast.protocol._speedups")
+pytestmark = pytest.mark.skipif(native is None, reason="the C extension isn't built or is turned off")
+
+NO_LIMIT = -1
+
+
+def parse(data: bytes, *, masked: bool = True, pos: int = 0, max_frame: int = NO_LIMIT, max_message: int = NO_LIMIT):
+    assert native is not None
+    events: list[str | bytes] = []
+    end = native.parse_frames(data, pos, masked, max_frame, max_message, events)
+    return events, end
+
+
+@given(data=st.binary(max_size=3000), mask=st.binary(min_size=4, max_size=4))
+def test_apply_mask_agrees_with_python(data: bytes, mask: bytes) -> None:
+    assert native is not None
+    assert native.apply_mask(data, mask) == _apply_mask_python(data, mask)
+
+
+def test_apply_mask_refuses_a_mask_of_another_length() -> None:
+    assert native is not None
+    with pytest.raises(ValueError, match="4 bytes"):
+        native.apply_mask(b"data", b"abc")
+
+
+@settings(max_examples=300)
+@given(
+    opcode=st.sampled_from([OP_TEXT, OP_BINARY, OP_CONT, OP_PING, OP_CLOSE]),
+    payload=st.binary(max_size=70000).filter(lambda p: len(p) < 300 or len(p) > 65000),
+    fin=st.booleans(),
+    rsv1=st.booleans(),
+    mask=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+)
+def test_build_frame_agrees_with_python(
+    opcode: int, payload: bytes, fin: bool, rsv1: bool, mask: bytes | None
+) -> None:
+    assert native is not None
+    header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask)
+    expected = header + (_apply_mask_python(payload, mask) if mask is not None else payload)
+    assert native.build_frame(opcode, payload, fin, rsv1, mask) == expected
+
+
+def test_parse_frames_takes_a_run_of_whole_messages() -> None:
+    data = (
+        frame(OP_TEXT, "héllo".encode(), mask=MASK)
+        + frame(OP_BINARY, b"\x00\xff", mask=MASK)
+        + frame(OP_TEXT, b"x" * 300, mask=MASK)  # a 16-bit length
+        + frame(OP_BINARY, b"y" * 70000, mask=MASK)  # a 64-bit length
+    )
+    events, end = parse(data)
+    assert events == ["héllo", b"\x00\xff", "x" * 300, b"y" * 70000]
+    assert end == len(data)
+
+
+def test_parse_frames_reads_unmasked_frames_on_the_client_side() -> None:
+    data = frame(OP_TEXT, b"from the server") + frame(OP_BINARY, b"")
+    assert parse(data, masked=False) == (["from the server", b""], len(data))
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        pytest.param(frame(OP_PING, b"ping", mask=MASK), id="control frame"),
+        pytest.param(frame(OP_TEXT, b"first", fin=False, mask=MASK), id="fragment"),
+        pytest.param(frame(OP_TEXT, b"compressed", rsv1=True, mask=MASK), id="rsv1"),
+        pytest.param(frame(OP_TEXT, b"\xff invalid", mask=MASK), id="invalid utf-8"),
+        pytest.param(frame(OP_TEXT, b"\xed\xa0\x80", mask=MASK), id="surrogate"),
+        pytest.param(frame(OP_TEXT, b"unmasked"), id="unmasked from a client"),
+        pytest.param(bytes([0x81, 0xFE, 0x00, 0x05]) + MASK + b"short", id="16-bit length not minimal"),
+        pytest.param(bytes([0x82, 0xFF]) + (5).to_bytes(8, "big") + MASK + b"short", id="64-bit length not minimal"),
+        pytest.param(bytes([0x82, 0xFF]) + (1 << 63).to_bytes(8, "big") + MASK, id="64-bit length msb"),
+        pytest.param(bytes([0x83, 0x80]) + MASK, id="reserved opcode"),
+    ],
+)
+def test_parse_frames_stops_where_python_must_take_over(stop: bytes) -> None:
+    before = frame(OP_TEXT, b"before", mask=MASK)
+    events, end = parse(before + stop + frame(OP_TEXT, b"after", mask=MASK))
+    assert events == ["before"]
+    assert end == len(before)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 8])
+def test_parse_frames_stops_at_an_incomplete_frame(cut: int) -> None:
+    before = frame(OP_TEXT, b"before", mask=MASK)
+    incomplete = frame(OP_TEXT, b"x" * 200, mask=MASK)[:cut]
+    assert parse(before + incomplete) == (["before"], len(before))
+
+
+def test_parse_frames_stops_at_frames_over_the_limits() -> None:
+    data = frame(OP_BINARY, b"12345", mask=MASK)
+    assert parse(data, max_frame=4) == ([], 0)
+    assert parse(data, max_message=4) == ([], 0)
+    assert parse(data, max_frame=5, max_message=5) == ([b"12345"], len(data))
+
+
+def test_parse_frames_starts_at_pos() -> None:
+    data = b"junk" + frame(OP_TEXT, b"ok", mask=MASK)
+    assert parse(data, pos=4) == (["ok"], len(data))
+
