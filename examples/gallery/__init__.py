@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from wavecast.server.app import HttpResponse
 
 from ..chat.app import DEMO as CHAT
+from ..collab.app import DEMO as COLLAB
 from ..game.app import DEMO as GAME
 from ..iot.app import DEMO as IOT
 from ..kit import Demo
@@ -22,6 +23,7 @@ DEMOS: list[Demo] = [
     IOT,
     TRADING,
     GAME,
+    COLLAB,
 ]
 
 
