@@ -151,9 +151,7 @@ async def test_a_reader_that_stops_gets_every_frame_sent_in_order(start_server: 
         await wait_until(lambda: len(recorder.connections) == 1, what="the connection")
         # Small kernel buffers on both ends, and a client that doesn't read for now.
         client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-        recorder.connections[0].transport.get_extra_info("socket").setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
-        )
+        recorder.connections[0].transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         client.transport.pause_reading()
         sent = 0
         payload = "x" * 4000

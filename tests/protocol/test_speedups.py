@@ -48,9 +48,7 @@ def test_apply_mask_refuses_a_mask_of_another_length() -> None:
     rsv1=st.booleans(),
     mask=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
 )
-def test_build_frame_agrees_with_python(
-    opcode: int, payload: bytes, fin: bool, rsv1: bool, mask: bytes | None
-) -> None:
+def test_build_frame_agrees_with_python(opcode: int, payload: bytes, fin: bool, rsv1: bool, mask: bytes | None) -> None:
     assert native is not None
     header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask)
     expected = header + (_apply_mask_python(payload, mask) if mask is not None else payload)
@@ -113,4 +111,3 @@ def test_parse_frames_stops_at_frames_over_the_limits() -> None:
 def test_parse_frames_starts_at_pos() -> None:
     data = b"junk" + frame(OP_TEXT, b"ok", mask=MASK)
     assert parse(data, pos=4) == (["ok"], len(data))
-
