@@ -29,7 +29,20 @@ src/wavecast/static/vendor/%.js: node_modules/.installed
 	mkdir -p $(dir $@)
 	cp node_modules/centrifuge/dist/$(notdir $@) $@
 
-node: node_modules/.installed $(VENDOR)
+# What the examples' pages load from npm, copied (or bundled) into each one's static/vendor/.
+TRADING_VENDOR := $(addprefix examples/trading/static/vendor/,uPlot.iife.min.js uPlot.min.css)
+$(TRADING_VENDOR): node_modules/.installed
+	mkdir -p $(dir $@)
+	cp node_modules/uplot/dist/$(notdir $@) $@
+
+# Yjs (with lib0) bundled by esbuild into one script that defines the global `Y`.
+COLLAB_VENDOR := examples/collab/static/vendor/yjs.js
+$(COLLAB_VENDOR): node_modules/.installed
+	mkdir -p $(dir $@)
+	node_modules/.bin/esbuild node_modules/yjs/dist/yjs.mjs --bundle --minify --format=iife --global-name=Y \
+		--log-level=warning --outfile=$@
+
+node: node_modules/.installed $(VENDOR) $(TRADING_VENDOR) $(COLLAB_VENDOR)
 
 # The dev configuration that `make run` uses: fresh secrets, the chat demo and the admin page on.
 wavecast.toml: | venv

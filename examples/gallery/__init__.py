@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from wavecast.server.app import HttpResponse
 
 from ..chat.app import DEMO as CHAT
+from ..collab.app import DEMO as COLLAB
+from ..game.app import DEMO as GAME
 from ..iot.app import DEMO as IOT
 from ..kit import Demo
 from ..notifications.app import DEMO as NOTIFICATIONS
+from ..trading.app import DEMO as TRADING
 
 __all__ = ["DEMOS", "index"]
 
@@ -18,6 +21,9 @@ DEMOS: list[Demo] = [
     CHAT,
     NOTIFICATIONS,
     IOT,
+    TRADING,
+    GAME,
+    COLLAB,
 ]
 
 
