@@ -66,8 +66,8 @@ run-echo: venv
 	$(BIN)/wavecast demo --host $(HOST) --port $(PORT)
 
 lint: venv
-	$(BIN)/ruff check src tests bench compliance fuzzing examples
-	$(BIN)/ruff format --check src tests bench compliance fuzzing examples
+	$(BIN)/ruff check src tests bench compliance fuzzing examples hatch_build.py
+	$(BIN)/ruff format --check src tests bench compliance fuzzing examples hatch_build.py
 
 format: venv
 	$(BIN)/ruff format src tests bench compliance fuzzing examples

@@ -1,11 +1,14 @@
 """Build wavecast's optional C extensions with the standard toolchain.
 
 ``wavecast.protocol._speedups`` speeds up the sans-I/O core (masking, frames) and
-``wavecast.asyncio._speedups`` the fan-out of broadcasts to sockets. The wheel gets them when a C compiler and Python's headers are there; without
-them, or with ``WAVECAST_NO_EXTENSION=1``, the build goes on and the wheel is pure Python
-(wavecast then runs its Python twins of the same code). ``WAVECAST_REQUIRE_EXTENSION=1``
+``wavecast.asyncio._speedups`` the fan-out of broadcasts to sockets. The wheel gets them
+when a C compiler and Python's headers are there; without them, or with
+``WAVECAST_NO_EXTENSION=1``, the build goes on and the wheel is pure Python (wavecast then
+runs its Python twins of the same code). ``WAVECAST_REQUIRE_EXTENSION=1``
 turns a failed build into an error instead, for packagers who want the fast path or nothing.
-An editable install (``pip install -e .``) builds the extensions next to their sources.
+An editable install (``pip install -e .``) builds the extensions next to their sources, and
+``python hatch_build.py ROOT`` does the same for a copy of the sources at ROOT (the
+benchmarks measure a commit's snapshot that way).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+try:
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+except ImportError:  # run as a script (below), where only setuptools is needed
+    BuildHookInterface = object
 
 EXTENSIONS = {
     "wavecast.protocol._speedups": "src/wavecast/protocol/_speedups.c",
@@ -80,3 +86,14 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         out_dir = getattr(self, "_out_dir", None)
         if out_dir is not None:
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parent
+    work = Path(tempfile.mkdtemp(prefix="wavecast-build-"))
+    try:
+        for relative, library in build_extensions(target, work).items():
+            shutil.copy2(library, target / "src" / relative)
+            print(f"built {target / 'src' / relative}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -12,6 +12,11 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | fan1k, fan10k | websockets, wavecast (raw ``/bcast``) | a WebSocket message to a subscriber |
 | ch1k, ch10k | wavecast-channels | a publication pushed to a channel subscriber |
 | ch10k-recovery | wavecast-channels --history | the same, positioned subscribers (history, recovery) |
+| ch10k-redis | wavecast_cluster.py --nodes 1 | the same, on the Redis engine (one node) |
+| xnode10k | wavecast_cluster.py --nodes 2 | published on node A; half the subscribers on node B, through Redis |
+
+In the Redis scenarios the nodes and redis-server share CPU 0, so their ``bg`` column counts
+node B and Redis, not noise.
 
 The channel scenarios are compared with websockets' raw broadcast of the same run: the
 ratio says how many times more deliveries per second a subscriber of a channel gets,
@@ -68,6 +73,20 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
         dict(key="ch1k", metric="deliveries_per_s", unit="deliv/s", args=fanout(1000) + channel, peers=channels),
         dict(key="ch10k", metric="deliveries_per_s", unit="deliv/s", args=fanout(10000) + channel, peers=channels),
         dict(
+            key="ch10k-redis",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(10000) + channel,
+            peers=["wavecast-redis"],
+        ),
+        dict(
+            key="xnode10k",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(10000) + channel + ["--alt-port-offset", "1"],
+            peers=["wavecast-2-nodes"],
+        ),
+        dict(
             key="ch10k-recovery",
             metric="deliveries_per_s",
             unit="deliv/s",
@@ -79,11 +98,14 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 def peers(run: Any) -> dict[str, list[str]]:
     channels = os.path.join(SERVERS, "wavecast_channels.py")
+    cluster = os.path.join(SERVERS, "wavecast_cluster.py")
     return {
         "websockets": [run.PY, "peers/websockets_server.py", "--port", "{port}"],
         "wavecast": [PYTHON, os.path.join(SERVERS, "wavecast_server.py"), "--port", "{port}"],
         "wavecast-channels": [PYTHON, channels, "--port", "{port}"],
         "wavecast-channels-recovery": [PYTHON, channels, "--history", "--port", "{port}"],
+        "wavecast-redis": [PYTHON, cluster, "--nodes", "1", "--port", "{port}"],
+        "wavecast-2-nodes": [PYTHON, cluster, "--nodes", "2", "--port", "{port}"],
     }
 
 
@@ -133,7 +155,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--scenarios", nargs="*", help="subset of: fan1k fan10k ch1k ch10k ch10k-recovery")
+    parser.add_argument(
+        "--scenarios", nargs="*", help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery"
+    )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
     args = parser.parse_args()
 

@@ -38,7 +38,9 @@ if [ -n "${WAVECAST_REF:-}" ]; then
     snapshot="$BENCH_HOME/wavecast-src/$sha"
     if [ ! -d "$snapshot/src/wavecast" ]; then
         mkdir -p "$snapshot"
-        git -C "$REPO" archive "$sha" src | tar -x -C "$snapshot"
+        git -C "$REPO" archive "$sha" src hatch_build.py | tar -x -C "$snapshot"
+        # The snapshot gets its own C extensions, as an install of that commit would.
+        if [ -f "$snapshot/hatch_build.py" ]; then "$PYTHON" "$snapshot/hatch_build.py" "$snapshot" >&2 || true; fi
     fi
     export PYTHONPATH="$snapshot/src${PYTHONPATH:+:$PYTHONPATH}"
     wavecast_version="$sha (snapshot of $WAVECAST_REF)"
@@ -51,12 +53,15 @@ fi
 "$PYTHON" -c 'import wavecast, sys; print("bench/run.sh: wavecast from", wavecast.__file__, file=sys.stderr)'
 
 # wavecast runs on uvloop when it is installed (wavecast.run's default); wavecast-asyncio forces
-# asyncio's own loop, to compare like for like with the websockets row. Without --peers, run.py
-# measures all of its peers and both of ours. With --peers it appends the --server names to the
-# list, so the asyncio variant is only passed when it is named there.
+# asyncio's own loop, to compare like for like with the websockets row; wavecast-pure runs
+# without the C extensions. Without --peers, run.py measures all of its peers and all three of
+# ours. With --peers it appends the --server names to the list, so the variants are only
+# passed when they are named there.
 wavecast=(--server "wavecast=$PYTHON $SERVER --port {port}")
 wavecast_asyncio=(--server "wavecast-asyncio=$PYTHON $SERVER --no-uvloop --port {port}")
-servers=("${wavecast[@]}" "${wavecast_asyncio[@]}")
+# The pure-Python twins of the C speedups, as an install without a compiler runs.
+wavecast_pure=(--server "wavecast-pure=env WAVECAST_NO_SPEEDUPS=1 $PYTHON $SERVER --port {port}")
+servers=("${wavecast[@]}" "${wavecast_asyncio[@]}" "${wavecast_pure[@]}")
 for arg in "$@"; do
     case "$arg" in
         --from-jsonl | --from-jsonl=*) exec bash "$INSTRUMENT/run.sh" "${servers[@]}" "$@" ;;
@@ -68,6 +73,7 @@ for arg in "$@"; do
             servers=("${wavecast[@]}")
             for name in "$@"; do
                 if [ "$name" = wavecast-asyncio ]; then servers+=("${wavecast_asyncio[@]}"); fi
+                if [ "$name" = wavecast-pure ]; then servers+=("${wavecast_pure[@]}"); fi
             done
             break
             ;;

@@ -6,7 +6,8 @@ publication of the channel ``bench`` as a push, ``{"push":{"channel":"bench","pu
 "<payload>"}}}``, which the loadgen unwraps (``--unwrap``). The publisher is a plain
 WebSocket connection at ``/publish``: each of its text messages is published to the channel
 with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous clients may
-connect and subscribe; no presence, no pings, no compression. With ``--history`` the channel
+connect and subscribe; no presence, no pings, no compression. ``--redis URL`` puts the node
+on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``). With ``--history`` the channel
 keeps its last 1,000 publications for 5 minutes and every subscriber is positioned (recovery),
 so that each delivery also advances the subscriber's offset in the stream.
 
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import os
 import signal
+from typing import Any
 
 import wavecast
 from wavecast.realtime import ChannelOptions, Node, NodeConfig
@@ -29,11 +31,16 @@ CHANNEL = "bench"
 #: What the loadgen's subscribers send once open, and the wrapper of what they receive.
 SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
 UNWRAP_PREFIX = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
-UNWRAP_SUFFIX = '"}}}'
 
 
-def make_node(history: bool) -> Node:
+def make_node(history: bool, redis_url: str | None = None) -> Node:
     recovery = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
+    engines: dict[str, Any] = {}
+    if redis_url is not None:
+        from wavecast.engines.redis import RedisEngine
+
+        engine = RedisEngine(redis_url)
+        engines = {"broker": engine.broker, "presence_manager": engine.presence_manager}
     return Node(
         NodeConfig(
             allow_anonymous_connect_without_token=True,
@@ -42,7 +49,8 @@ def make_node(history: bool) -> Node:
             # A publisher keeps up to 16 messages in flight to 10,000 subscribers at 100 bytes a push.
             client_queue_max_size=16 * 2**20,
             user_connection_limit=20_000,
-        )
+        ),
+        **engines,
     )
 
 
@@ -62,9 +70,9 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
 
 
-async def main(port: int, history: bool) -> None:
+async def main(port: int, history: bool, redis_url: str | None = None) -> None:
     global node
-    node = make_node(history)
+    node = make_node(history, redis_url)
     async with (
         node,
         wavecast.serve(
@@ -91,6 +99,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9002")))
     parser.add_argument("--history", action="store_true", help="keep history; subscribers are positioned")
+    parser.add_argument("--redis", metavar="URL", help="share channels with other nodes through this Redis")
     parser.add_argument(
         "--uvloop",
         action=argparse.BooleanOptionalAction,
@@ -98,4 +107,4 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     args = parser.parse_args()
-    wavecast.run(main(args.port, args.history), use_uvloop=args.uvloop)
+    wavecast.run(main(args.port, args.history, args.redis), use_uvloop=args.uvloop)

@@ -1,0 +1,97 @@
+"""Two wavecast nodes sharing a channel through a private redis-server, for cross-node fan-out.
+
+``python bench/servers/wavecast_cluster.py --port P`` starts redis-server (a free port, a
+temporary directory, no persistence), node B (``wavecast_channels.py --redis`` on port P+1,
+a child process) and serves node A on port P in this process. The loadgen publishes on A
+(``--pub-path /publish``) and sends every other subscriber to B (``--alt-port-offset 1``), so
+half the deliveries cross Redis: A publishes into the channel's Redis pub/sub, and B fans it
+out to its own subscribers. ``--nodes 1`` runs node A alone on the Redis engine, to tell the
+engine's cost from the second node's. On SIGTERM node A stops, then B and redis-server, by their PIDs.
+Every process inherits this one's CPU affinity: under the bench runner all three share CPU 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import wavecast
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import wavecast_channels  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"{what} isn't listening on {port}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9003")))
+    parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: node A alone, on Redis")
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        raise SystemExit("wavecast_cluster.py: redis-server isn't installed")
+    directory = tempfile.mkdtemp(prefix="wavecast-bench-redis-")
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+    )
+    children = [redis]
+
+    def cleanup() -> None:
+        for child in reversed(children):
+            stop(child)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(cleanup)
+    wait_for_port(redis_port, redis, "redis-server")
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    if args.nodes == 2:
+        node_b = subprocess.Popen(
+            [sys.executable, str(HERE / "wavecast_channels.py"), "--port", str(args.port + 1), "--redis", url]
+        )
+        children.append(node_b)
+        wait_for_port(args.port + 1, node_b, "node B")
+    wavecast.run(wavecast_channels.main(args.port, history=False, redis_url=url))
+
+
+if __name__ == "__main__":
+    main()
