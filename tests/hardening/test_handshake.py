@@ -143,6 +143,27 @@ async def test_wrong_method_or_version_is_rejected(
     assert (await server.wait_idle())["errors"] == []
 
 
+@pytest.mark.parametrize("origin", ["http://ex]ample.com", "http://[::1", "http://[zz]"])
+@pytest.mark.parametrize("origins", [None, ["https://*.example.com"]], ids=["own-origin", "allow-list"])
+async def test_malformed_origin_gets_403(spawn_server: SpawnServer, origin: str, origins: list[str] | None) -> None:
+    # urlsplit() raised ValueError on these: the server logged a fatal error and sent nothing.
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT, origins=origins)
+    async with Bystander(server) as bystander:
+        raw = await open_raw_client(server.port)
+        try:
+            await raw.send(request_head(server.port, headers=f"Origin: {origin}\r\n"))
+            async with asyncio.timeout(2000 * MS):
+                status, headers, body = await raw.read_response()
+                assert await raw.read_until_eof() == b""
+        finally:
+            raw.close()
+        assert status == 403
+        assert headers["connection"] == "close"
+        assert body == f"Failed to open a WebSocket connection: invalid Origin header: {origin!r}.\n".encode()
+        await bystander.check()
+    assert (await server.wait_idle())["errors"] == []
+
+
 async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: SpawnServer) -> None:
     server = await spawn_server(open_timeout=300 * MS, close_timeout=CLOSE_TIMEOUT)
     async with Bystander(server) as bystander:
