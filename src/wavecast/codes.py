@@ -217,8 +217,8 @@ DISCONNECT_CHANNEL_LIMIT = Disconnect(3505, "channel limit")
 DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(3506, "inappropriate protocol")
 #: The client tried to access what it isn't allowed to, where an error reply can't say so.
 DISCONNECT_PERMISSION_DENIED = Disconnect(3507, "permission denied")
-#: What the client asked for isn't available, where an error reply can't say so (Centrifugo
-#: sends it for a ``send``, which has no reply, to a node without a message handler).
+#: What the client asked for isn't available, where an error reply can't say so: a ``send``,
+#: which has no reply, to a node without an ``on_message`` hook (as Centrifuge does).
 DISCONNECT_NOT_AVAILABLE = Disconnect(3508, "not available")
 DISCONNECT_TOO_MANY_ERRORS = Disconnect(3509, "too many errors")
 

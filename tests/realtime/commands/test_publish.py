@@ -234,12 +234,13 @@ async def test_send_reaches_on_message(node: Node, connect: ConnectClient) -> No
     assert client.new() == []
 
 
-async def test_send_without_a_hook(node: Node, connect: ConnectClient) -> None:
+async def test_send_without_a_hook_disconnects_3508(node: Node, connect: ConnectClient) -> None:
+    # It was dropped in silence; Centrifuge disconnects with "not available", terminal, since
+    # a send has no reply that could tell the client nothing reads its messages.
     client = await connect(node)
     client.new()
     await client.send({"send": {"data": 1}})
-    assert client.new() == []
-    assert not client.session.closed
+    assert client.closed_with == 3508
 
 
 async def test_on_message_disconnects(node: Node, connect: ConnectClient) -> None:
