@@ -29,6 +29,13 @@ def test_empty() -> None:
     assert outbox.pop() is None
 
 
+def test_no_max_size_never_overflows() -> None:
+    outbox = Outbox(None)
+    for _ in range(1000):
+        assert outbox.push(msg("x" * 100), policy="disconnect")
+    assert (outbox.size, outbox.dropped) == (100_000, 0)
+
+
 def test_size_counts_bytes() -> None:
     outbox = Outbox(100)
     assert outbox.push(msg("abc"))

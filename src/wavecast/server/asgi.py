@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..codes import DISCONNECT_SHUTDOWN, CloseCode, Disconnect
+from ..protocol.limits import DEFAULT_LIMITS
 from ..protocol.prepared import PreparedMessage
 from ..realtime.codec import negotiate_codec, select_subprotocol
 from ..realtime.node import Node
@@ -144,11 +145,13 @@ class NodeApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
-        limit = self.node.config.client_message_size_limit * 16
+        # Plain HTTP requests (the API) may be bigger than client messages, not unbounded.
+        size = self.node.config.client_message_size_limit
+        limit = DEFAULT_LIMITS.max_body_size if size is None else size * 16
         while True:
             message = await receive()
             body += message.get("body", b"")
-            if len(body) > limit:
+            if limit is not None and len(body) > limit:
                 await _respond(send, 413, b"Payload Too Large\n", "text/plain; charset=utf-8", ())
                 return
             if not message.get("more_body", False):

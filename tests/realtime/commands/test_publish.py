@@ -281,3 +281,12 @@ async def test_too_many_sends_are_dropped(make_node: MakeNode, connect: ConnectC
     await client.send({"send": {"data": 2}})
     assert received == [b"1"]
     assert client.new() == []
+
+
+async def test_no_command_rate_no_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(command_rate=None, command_burst=1, publication_rate=None)
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    for n in range(50):
+        await client.result("publish", {"channel": "news", "data": n})
+    assert len(client.publications()) == 50
