@@ -148,7 +148,8 @@ class NodeConfig:
         presence_ttl: seconds a presence entry lives without being refreshed.
         presence_update_interval: seconds between refreshes of a client's presence.
         command_rate, command_burst: commands per second per client, and the burst
-            allowed above that rate, before error 111 "too many requests".
+            allowed above that rate, before error 111 "too many requests" (a ``send``,
+            which has no reply to carry it, disconnects with 3013 "too many requests").
         publication_rate, publication_burst: the same for publish commands (error 111).
         rpc_in_flight_limit: RPC handlers running at once per client (error 106).
         history_max_limit: publications one history or recovery call returns at most.

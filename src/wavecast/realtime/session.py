@@ -28,6 +28,7 @@ from ..codes import (
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
     DISCONNECT_SUB_EXPIRED,
+    DISCONNECT_TOO_MANY_REQUESTS,
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_FOUND,
     ERROR_TOO_MANY_REQUESTS,
@@ -182,8 +183,12 @@ class Session:
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
         if command.connect is None and not self._commands.take(time.monotonic()):
-            if command.id:  # a send has no reply to carry the error
+            if command.id:
                 self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
+            else:
+                # A send has no reply to carry error 111: disconnect with 3013, which the client
+                # reconnects after, as Centrifuge does wherever a reply can't carry the error.
+                self.disconnect(DISCONNECT_TOO_MANY_REQUESTS)
             return
         method, handler = dispatch(command)
         stats = self.node.stats
