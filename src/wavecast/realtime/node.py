@@ -360,8 +360,9 @@ class Node:
             return channel
         return (channel, publication.tags.get(options.conflation_key_tag))
 
-    def metrics_slow_consumer(self, action: str) -> None:
-        self.stats.slow_consumer_actions[action] += 1
+    def metrics_slow_consumer(self, action: str, count: int = 1) -> None:
+        """Count slow-consumer actions: a client disconnected, publications dropped or conflated."""
+        self.stats.slow_consumer_actions[action] += count
 
     # --- used by sessions and commands ------------------------------------------------------
 

@@ -32,7 +32,7 @@ class Outbox:
     latest publication of each key, in the place of the first one still queued.
     """
 
-    __slots__ = ("_entries", "_keys", "_limit", "dropped", "max_size", "size")
+    __slots__ = ("_entries", "_keys", "_limit", "dropped", "max_size", "replaced", "size")
 
     def __init__(self, max_size: int | None) -> None:
         self.max_size = max_size
@@ -40,6 +40,8 @@ class Outbox:
         self.size = 0
         #: Publications dropped or replaced so far.
         self.dropped = 0
+        #: Of those, the publications that a newer one of the same key replaced (``conflate``).
+        self.replaced = 0
         self._entries: collections.deque[_Entry] = collections.deque()
         self._keys: dict[object, _Entry] = {}
 
@@ -54,6 +56,7 @@ class Outbox:
                 self.size += len(message) - len(entry.message)
                 entry.message = message
                 self.dropped += 1
+                self.replaced += 1
                 return self.size <= self._limit or self._make_room()
             entry = _Entry(message, key, True)
             self._keys[key] = entry

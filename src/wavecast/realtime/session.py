@@ -266,11 +266,19 @@ class Session:
         if not self.outbox.size and transport.writable():
             transport.write(message)
             return
-        if not self.outbox.push(message, policy=policy, key=key):
+        outbox = self.outbox
+        dropped, replaced = outbox.dropped, outbox.replaced
+        if not outbox.push(message, policy=policy, key=key):
             self.node.metrics_slow_consumer("disconnect")
             self.disconnect(DISCONNECT_SLOW)
-        elif policy is not None and policy != "disconnect":
-            self.node.metrics_slow_consumer(policy)
+            return
+        # Count what the policy did, not every publication that waited in the queue.
+        replaced = outbox.replaced - replaced
+        dropped = outbox.dropped - dropped - replaced
+        if replaced:
+            self.node.metrics_slow_consumer("conflate", replaced)
+        if dropped:
+            self.node.metrics_slow_consumer("drop_oldest", dropped)
 
     def _drain(self) -> None:
         """Move queued messages to the transport while it accepts them."""
