@@ -69,7 +69,7 @@ async def test_wavecast_node_works() -> None:
 
 
 def test_import_wavecast_loads_no_optional_dependency() -> None:
-    # STYLE section 13: jwt, redis and prometheus_client load with what needs them, not before.
+    # Optional dependencies load with what needs them: jwt, redis and prometheus_client not before.
     script = (
         "import sys, wavecast\n"
         "heavy = ('jwt', 'redis', 'prometheus_client')\n"

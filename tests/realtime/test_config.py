@@ -113,7 +113,7 @@ POSITIVE = [
 ]
 
 
-#: The limits on clients that ``None`` turns off (STYLE section 4).
+#: The limits on clients that ``None`` turns off (docs/topics/limits.md).
 CAN_BE_OFF = [
     "client_queue_max_size",
     "client_channel_limit",

@@ -153,15 +153,16 @@ class NodeConfig:
         publication_rate, publication_burst: the same for publish commands (error 111).
         rpc_in_flight_limit: RPC handlers running at once per client (error 106).
         history_max_limit: publications one history or recovery call returns at most.
-
-    Every limit on clients has a finite default, and ``None`` turns it off (STYLE section 4):
-    the limits above from ``client_queue_max_size`` to ``history_max_limit``, except the
-    presence timings; a rate of ``None`` turns its bucket off, whatever the burst. In a TOML
-    file or a ``WAVECAST_CLIENT__*`` variable, ``false`` stands for ``None``.
         user_subscribe_to_personal: subscribe every authenticated client to its personal
             channel ``personal_channel_namespace:#user``.
         personal_channel_namespace: the namespace of personal channels.
         shutdown_timeout: seconds to wait for clients to close on shutdown.
+
+    Every limit on clients has a finite default, and ``None`` turns it off (see
+    docs/topics/limits.md): those above from ``client_queue_max_size`` to
+    ``history_max_limit``, except the presence timings; a rate of ``None`` turns its bucket
+    off, whatever the burst. In a TOML file or a ``WAVECAST_CLIENT__*`` variable, ``false``
+    stands for ``None``.
     """
 
     name: str = "wavecast"

@@ -235,8 +235,8 @@ def _off(value: Any, annotation: Any) -> bool:
     """Tell whether ``value`` is ``false`` for a field that ``None`` turns off.
 
     TOML has no null: ``false`` spells ``None``, never ``0``, which is a value (a limit of
-    0 allows nothing) and never means a default (STYLE section 12). It applies to fields
-    typed ``X | None`` where ``X`` isn't ``bool``.
+    0 allows nothing) and never means a default. It applies to fields typed ``X | None``
+    where ``X`` isn't ``bool``.
     """
     if isinstance(value, _EnvValue):
         value = value.parsed
