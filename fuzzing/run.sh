@@ -22,6 +22,12 @@ TARGETS=(
 
 stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }
 
+# What was fuzzed, and how busy the machine was: exec/s depends on it.
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain -- src fuzzing ':!fuzzing/RESULTS.md' 2>/dev/null)" ]; then commit="$commit + local changes"; fi
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+
 rows=()
 rc=0
 for entry in "${TARGETS[@]}"; do
@@ -56,9 +62,8 @@ done
   echo
   echo "The last run of \`fuzzing/run.sh $SECONDS_PER_TARGET\` (\`FUZZ_SECONDS=$SECONDS_PER_TARGET make fuzz\`), written by the script."
   echo
-  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "- machine: $(uname -sm), $(nproc) CPUs, Python $("$PY" -c 'import platform; print(platform.python_version())'), atheris $("$PY" -c 'import importlib.metadata as m; print(m.version("atheris"))')"
+  echo "- started: $started, on commit $commit"
+  echo "- machine: $(uname -sm), $(nproc) CPUs (load average $load at the start), Python $("$PY" -c 'import platform; print(platform.python_version())'), atheris $("$PY" -c 'import importlib.metadata as m; print(m.version("atheris"))')"
   echo
   echo "| target | seconds | executed units | exec/s | peak RSS (MB) | crashes | result |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
