@@ -98,7 +98,8 @@ cov: deps
 bench: venv
 	bench/run.sh
 
-# Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/.
+# Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/, and the
+# inputs run per target in fuzzing/RESULTS.md.
 fuzz: venv
 	fuzzing/run.sh $(or $(FUZZ_SECONDS),60)
 

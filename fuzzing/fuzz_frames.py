@@ -1,27 +1,24 @@
-"""Fuzz the frame parser of both sides: ``python fuzzing/fuzz_frames.py [-max_total_time=60]``."""
+"""Fuzz the frame parser of both sides: ``python fuzzing/fuzz_frames.py [-max_total_time=60]``.
+
+The first byte picks the side; the rest is cut points and wire bytes (see ``harness.py``).
+"""
 
 from __future__ import annotations
 
-import sys
+from harness import feed, fuzz, splits_and_payload
 
-import atheris
-
-with atheris.instrument_imports():
-    from harness import feed
-
-    from wavecast.protocol import OPEN, Limits, Protocol, Side
+from wavecast.protocol import OPEN, Limits, Protocol, Side
 
 LIMITS = Limits(max_message_size=65536, max_frame_size=32768, max_fragments=64)
 
 
 def test_one_input(data: bytes) -> None:
-    fdp = atheris.FuzzedDataProvider(data)
-    side = Side.SERVER if fdp.ConsumeBool() else Side.CLIENT
-    splits = [fdp.ConsumeIntInRange(0, 4096) for _ in range(fdp.ConsumeIntInRange(0, 4))]
-    payload = fdp.ConsumeBytes(fdp.remaining_bytes())
+    if not data:
+        return
+    side = Side.SERVER if data[0] & 1 else Side.CLIENT
+    splits, payload = splits_and_payload(data[1:])
     feed(Protocol(side, state=OPEN, limits=LIMITS), payload, splits)
 
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(test_one_input)

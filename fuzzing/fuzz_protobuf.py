@@ -6,15 +6,11 @@ with 3501; nothing else may escape. Decoded commands must be usable by the sessi
 
 from __future__ import annotations
 
-import sys
+import msgspec
+from harness import fuzz
 
-import atheris
-
-with atheris.instrument_imports():
-    import msgspec
-
-    from wavecast.realtime.codec.protobuf import ProtobufCodec
-    from wavecast.realtime.codec.schema import Command
+from wavecast.realtime.codec.protobuf import ProtobufCodec
+from wavecast.realtime.codec.schema import Command
 
 
 def test_one_input(data: bytes) -> None:
@@ -31,5 +27,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(test_one_input)

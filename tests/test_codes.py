@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -83,7 +86,7 @@ def test_valid_close_codes_follow_rfc_6455_section_7_4() -> None:
 
 
 def test_errors() -> None:
-    assert [error.code for error in ERRORS] == list(range(100, 113))
+    assert [error.code for error in ERRORS] == list(range(100, 114))
     assert {error.code for error in ERRORS if error.temporary} == {100, 111}
     assert str(ERROR_PERMISSION_DENIED) == "103: permission denied"
     assert Error(400, "room is full") == Error(400, "room is full", temporary=False)
@@ -105,6 +108,50 @@ def test_each_reconnect_flag_follows_the_range_rule() -> None:
         assert disconnect.reconnect is (disconnect.code < 3500), disconnect
     assert DISCONNECT_SHUTDOWN.reconnect
     assert not DISCONNECT_INVALID_TOKEN.reconnect
+
+
+def test_every_code_is_centrifugos() -> None:
+    # centrifugal/centrifuge errors.go and disconnect.go; 3507 was once "message size limit"
+    # here, which Centrifugo's SDKs would read as "permission denied".
+    assert [(e.code, e.message, e.temporary) for e in ERRORS] == [
+        (100, "internal server error", True),
+        (101, "unauthorized", False),
+        (102, "unknown channel", False),
+        (103, "permission denied", False),
+        (104, "method not found", False),
+        (105, "already subscribed", False),
+        (106, "limit exceeded", False),
+        (107, "bad request", False),
+        (108, "not available", False),
+        (109, "token expired", False),
+        (110, "expired", False),
+        (111, "too many requests", True),
+        (112, "unrecoverable position", False),
+        (113, "token revoked", False),
+    ]
+    assert sorted((d.code, d.reason, d.reconnect) for d in DISCONNECTS) == [
+        (3000, "connection closed", True),
+        (3001, "shutdown", True),
+        (3004, "internal server error", True),
+        (3005, "connection expired", True),
+        (3006, "subscription expired", True),
+        (3008, "slow", True),
+        (3009, "write error", True),
+        (3010, "insufficient state", True),
+        (3011, "force reconnect", True),
+        (3012, "no pong", True),
+        (3013, "too many requests", True),
+        (3500, "invalid token", False),
+        (3501, "bad request", False),
+        (3502, "stale", False),
+        (3503, "force disconnect", False),
+        (3504, "connection limit", False),
+        (3505, "channel limit", False),
+        (3506, "inappropriate protocol", False),
+        (3507, "permission denied", False),
+        (3508, "not available", False),
+        (3509, "too many errors", False),
+    ]
 
 
 def test_inappropriate_protocol_is_centrifugos() -> None:
@@ -151,3 +198,49 @@ def test_every_constant_is_exported() -> None:
 def test_codes_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         DISCONNECT_SLOW.code = 3000  # type: ignore[misc]
+
+
+# --- spec/codes.json and docs/protocol.md come from this module -----------------------------------
+
+ROOT = Path(__file__).parents[1]
+
+
+def load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_codes", ROOT / "scripts" / "gen_codes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_spec_codes_json_is_generated_from_this_module() -> None:
+    assert (ROOT / "spec" / "codes.json").read_text() == load_generator().render(), (
+        "spec/codes.json is out of date: run python scripts/gen_codes.py"
+    )
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """Return the cells of the first Markdown table after the line that starts with ``heading``."""
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_docs_tables_list_exactly_these_codes() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    errors = table_after(text, "Error codes (in replies)")
+    assert [(int(code), message, temporary == "yes") for code, message, temporary in errors] == [
+        (error.code, error.message, error.temporary) for error in ERRORS
+    ]
+    disconnects = table_after(text, "Disconnect codes (WebSocket close codes)")
+    assert [(int(row[0]), row[1]) for row in disconnects] == [(d.code, d.reason) for d in DISCONNECTS]
+    unsubscribes = table_after(text, "Unsubscribe codes (in `unsubscribe` pushes)")
+    # Codes below 2000 are never sent; the table lists the others.
+    assert [(int(code), reason, resubscribe == "yes") for code, reason, resubscribe in unsubscribes] == [
+        (u.code, u.reason, u.resubscribe) for u in UNSUBSCRIBES if u.code >= 2000
+    ]

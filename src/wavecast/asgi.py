@@ -2,8 +2,17 @@
 
 .. code-block:: python
 
-    node = wavecast.Node(config)
-    app.mount("/realtime", wavecast.asgi.NodeApp(node, api_key="..."))
+    import wavecast
+    from wavecast.asgi import NodeApp
+
+    config = wavecast.Config(client={"token_hmac_secret_key": "a-long-random-secret-of-32-bytes!"})
+    node = wavecast.Node(config.node_config())
+    app.mount("/realtime", NodeApp(node, api_key="an-api-key"))
+
+Start and stop the node in the application's lifespan (``await node.start()``,
+``await node.shutdown()``): a mounted app gets no lifespan events of its own. Pass
+``config=config`` instead of ``api_key`` to serve the HTTP routes that the configuration
+enables (the API with its key, metrics).
 """
 
 from __future__ import annotations

@@ -42,9 +42,13 @@ token_hmac_secret_key = "{secret}"
 allow_anonymous_connect_without_token = false
 client_ping_interval = 25.0
 client_pong_timeout = 8.0
+# Limits on each client (docs/topics/limits.md): leave one out for its default, or set it to
+# false for no limit.
 client_queue_max_size = 1048576  # bytes queued for a slow client before its channel's policy applies
 client_channel_limit = 128
 user_connection_limit = 100
+command_rate = 100.0             # commands per second, beyond bursts of command_burst: error 111
+publication_rate = 50.0          # publications per second, beyond bursts of publication_burst
 
 [http_api]
 # Requests to POST /api/<method> send it as X-API-Key or "Authorization: apikey <key>".

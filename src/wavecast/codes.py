@@ -18,13 +18,15 @@ __all__ = [
     "DISCONNECT_INAPPROPRIATE_PROTOCOL",
     "DISCONNECT_INSUFFICIENT_STATE",
     "DISCONNECT_INVALID_TOKEN",
-    "DISCONNECT_MESSAGE_SIZE_LIMIT",
+    "DISCONNECT_NOT_AVAILABLE",
     "DISCONNECT_NO_PONG",
+    "DISCONNECT_PERMISSION_DENIED",
     "DISCONNECT_SERVER_ERROR",
     "DISCONNECT_SHUTDOWN",
     "DISCONNECT_SLOW",
     "DISCONNECT_STALE",
     "DISCONNECT_SUB_EXPIRED",
+    "DISCONNECT_TOO_MANY_ERRORS",
     "DISCONNECT_TOO_MANY_REQUESTS",
     "DISCONNECT_WRITE_ERROR",
     "ERRORS",
@@ -37,6 +39,7 @@ __all__ = [
     "ERROR_NOT_AVAILABLE",
     "ERROR_PERMISSION_DENIED",
     "ERROR_TOKEN_EXPIRED",
+    "ERROR_TOKEN_REVOKED",
     "ERROR_TOO_MANY_REQUESTS",
     "ERROR_UNAUTHORIZED",
     "ERROR_UNKNOWN_CHANNEL",
@@ -189,6 +192,8 @@ ERROR_TOKEN_EXPIRED = Error(109, "token expired")
 ERROR_EXPIRED = Error(110, "expired")
 ERROR_TOO_MANY_REQUESTS = Error(111, "too many requests", temporary=True)
 ERROR_UNRECOVERABLE_POSITION = Error(112, "unrecoverable position")
+#: A connection or subscription token was revoked: the SDK asks for a new one.
+ERROR_TOKEN_REVOKED = Error(113, "token revoked")
 
 #: The client's transport closed without a disconnect from the server.
 DISCONNECT_CONNECTION_CLOSED = Disconnect(3000, "connection closed")
@@ -210,7 +215,12 @@ DISCONNECT_CONNECTION_LIMIT = Disconnect(3504, "connection limit")
 DISCONNECT_CHANNEL_LIMIT = Disconnect(3505, "channel limit")
 #: The client's protocol can't carry what it would receive: binary data for a JSON client.
 DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(3506, "inappropriate protocol")
-DISCONNECT_MESSAGE_SIZE_LIMIT = Disconnect(3507, "message size limit")
+#: The client tried to access what it isn't allowed to, where an error reply can't say so.
+DISCONNECT_PERMISSION_DENIED = Disconnect(3507, "permission denied")
+#: What the client asked for isn't available, where an error reply can't say so: a ``send``,
+#: which has no reply, to a node without an ``on_message`` hook (as Centrifuge does).
+DISCONNECT_NOT_AVAILABLE = Disconnect(3508, "not available")
+DISCONNECT_TOO_MANY_ERRORS = Disconnect(3509, "too many errors")
 
 #: Codes below 2000 are never sent: they describe unsubscriptions the client asked for.
 UNSUBSCRIBE_CLIENT = Unsubscribe(0, "client unsubscribed")

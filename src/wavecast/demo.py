@@ -27,7 +27,7 @@ async def echo(connection: ServerConnection) -> None:
 
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
     """Serve the page at ``/`` and ``/health``; let upgrades to ``/echo`` through."""
-    if request.path == "/echo" and "upgrade" in (request.headers.get("Connection") or "").lower():
+    if request.path == "/echo" and "upgrade" in ", ".join(request.headers.get_all("Connection")).lower():
         return None
     if request.method not in ("GET", "HEAD"):
         return http_response(405, "Method Not Allowed\n", headers={"Allow": "GET"})

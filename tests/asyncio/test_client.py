@@ -211,6 +211,27 @@ async def test_message_too_big_for_the_client_closes_with_1009(start_server: Sta
     assert closed[0].code == CloseCode.MESSAGE_TOO_BIG
 
 
+async def test_max_size_limits_what_the_server_sends(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send(b"x" * 1024)
+        await connection.send(b"x" * 1025)
+        await connection.wait_closed()
+
+    server = await start_server(handler, compression=None)
+    async with connect(ws_uri(server), max_size=1024, compression=None) as client:
+        assert client.protocol.limits.max_message_size == 1024
+        assert await client.recv() == b"x" * 1024
+        with pytest.raises(ConnectionClosed) as info:
+            await client.recv()
+        assert info.value.sent_code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_max_size_conflicts_with_max_message_size() -> None:
+    with pytest.raises(TypeError, match=r"connect\(\) got max_size=None and limits with max_message_size=1024"):
+        connect("ws://127.0.0.1:1/", max_size=None, limits=Limits(max_message_size=1024))
+    assert connect("ws://127.0.0.1:1/", max_size=None)._protocol_kwargs["limits"].max_message_size is None
+
+
 # --- reconnection ----------------------------------------------------------------------------
 
 

@@ -1,9 +1,11 @@
 """The chat demo in Chromium against ``wavecast serve`` in a subprocess, across a server restart.
 
 Three pages chat in one room: presence, messages both ways, history for a late joiner. Then
-the server restarts on the same port with the same configuration (its history snapshot is
-reloaded): the pages reconnect on their own, recover, and every message appears exactly
-once on every page, in order.
+one page goes offline and the server restarts on the same port with the same configuration
+(its history snapshot is reloaded); the pages still online reconnect on their own and
+recover, messages are published while the offline page is away, and when it comes back it
+recovers them: every message appears exactly once on every page, in order. A page that
+closes leaves the others' presence.
 """
 
 from __future__ import annotations
@@ -114,9 +116,22 @@ def assert_well_ordered(messages: list[tuple[int, str, str]]) -> None:
     assert len(texts) == len(set(texts)), f"a message appears twice: {texts}"
 
 
-@pytest.mark.timeout(90 * TIMEOUT_FACTOR)
+async def publish(server: ServeProcess, api_key: str, text: str) -> int:
+    """Publish to the room through the HTTP API, as an application's backend does; return the offset."""
+    answer = await http(
+        "POST",
+        server.url + "/api/publish",
+        {"channel": f"chat:{ROOM}", "data": {"name": "bot", "text": text}},
+        headers={"X-API-Key": api_key},
+    )
+    offset: int = answer.json()["result"]["offset"]
+    return offset
+
+
+@pytest.mark.timeout(120 * TIMEOUT_FACTOR)
 async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) -> None:
     config_path = genconfig(tmp_path)
+    api_key = tomllib.loads(config_path.read_text())["http_api"]["key"]
     screenshots = tmp_path / "screenshots"
     screenshots.mkdir()
     port = free_port()
@@ -162,21 +177,40 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
         for page in pages:
             await page.screenshot("1-before-restart")
 
+        # Carol's page loses the network: centrifuge-js hears the browser's "offline" event,
+        # closes its connection and waits.
+        await carol.context.set_offline(True)
+        await carol.expect_state("connecting")
+        before_offline = await carol.messages()
+
         # Restart: SIGTERM, a clean exit, and the same port and configuration again.
         assert await server.stop(signal.SIGTERM) == 0, server.log
         assert (tmp_path / ".wavecast" / "history.json").is_file()
-        for page in pages:
+        for page in (alice, bob):
             await page.expect_state("connecting")
         server = await start_server()
-        for page in pages:
+        for page in (alice, bob):
             await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
             # The room's stream came back from the snapshot: the subscription recovered.
             await expect(page.page.locator("body")).to_have_attribute("data-recovered", "true")
 
-        # Right after the restart, messages go both ways again, without reloading the pages.
+        # While carol is away: the backend publishes through the HTTP API, and alice talks.
+        offsets = [await publish(server, api_key, f"missed while offline {n}") for n in (1, 2)]
+        assert offsets[1] == offsets[0] + 1
         await alice.say("back after the restart")
-        await bob.expect_message("back after the restart")
-        await carol.expect_message("back after the restart")
+        for text in ("missed while offline 1", "missed while offline 2", "back after the restart"):
+            await bob.expect_message(text)
+        assert await carol.messages() == before_offline
+        await carol.expect_state("connecting")
+
+        # Carol's page comes back online: it reconnects and recovers what it missed.
+        await carol.context.set_offline(False)
+        await carol.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+        await expect(carol.page.locator("body")).to_have_attribute("data-recovered", "true")
+        for text in ("missed while offline 1", "missed while offline 2", "back after the restart"):
+            await carol.expect_message(text)
+
+        # Messages go both ways again, without reloading the pages.
         await bob.say("me too")
         await alice.expect_message("me too")
         await carol.expect_message("me too")
@@ -185,7 +219,16 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
             await page.screenshot("2-after-restart")
 
         # Every message exactly once on every page, in order; and the same messages everywhere.
-        texts = ["hello from alice", "hi alice", "how are you?", "hello, I'm carol", "back after the restart", "me too"]
+        texts = [
+            "hello from alice",
+            "hi alice",
+            "how are you?",
+            "hello, I'm carol",
+            "missed while offline 1",
+            "missed while offline 2",
+            "back after the restart",
+            "me too",
+        ]
         expected = None
         for page in pages:
             messages = await page.messages()
@@ -195,11 +238,17 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
                 expected = messages
             assert messages == expected, page.name
         assert expected is not None
-        assert [who for _, who, _ in expected] == ["alice", "bob", "alice", "carol", "alice", "bob"]
+        assert [who for _, who, _ in expected] == ["alice", "bob", "alice", "carol", "bot", "bot", "alice", "bob"]
         # The offsets continue across the restart: the history snapshot was reloaded.
         offsets = [offset for offset, _, _ in expected]
         assert offsets == list(range(offsets[0], offsets[0] + len(texts)))
-        for page in pages:
+
+        # Bob closes his page: he leaves the others' presence.
+        pages.remove(bob)
+        await bob.close()
+        for page in (alice, carol):
+            await page.expect_presence(["alice", "carol"])
+        for page in (*pages, bob):
             assert not [line for line in page.console if line.startswith("pageerror")], page.console
     except BaseException:
         for page in pages:
@@ -285,13 +334,7 @@ async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: 
     try:
         await server.wait_ready()
         for n in range(1, 61):
-            answer = await http(
-                "POST",
-                server.url + "/api/publish",
-                {"channel": f"chat:{ROOM}", "data": {"name": "bot", "text": f"message {n}"}},
-                headers={"X-API-Key": api_key},
-            )
-            assert answer.json()["result"]["offset"] == n
+            assert await publish(server, api_key, f"message {n}") == n
         page = await ChatPage.open(browser, server.url + "/", "dana", tmp_path)
         await page.join(ROOM)
         await page.expect_message("message 60")

@@ -172,6 +172,24 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
     await wait_until(lambda: messages == [("ann", {"hello": "server"})], what="the message")
 
 
+async def test_node_send_reaches_the_message_event(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node(config())
+    ann = await start_js(url=running.url, token=make_token("ann"))
+    bob = await start_js(url=running.url, token=make_token("bob"))
+    for js in (ann, bob):
+        _ok(await js.call("connect"))
+        await js.wait("connected")
+    assert await running.node.send("ann", {"text": "your export is ready"}) == 1
+    message = await ann.wait("message")
+    assert message["data"] == {"text": "your export is ready"}
+    # To one connection of the user, by its client id.
+    [session] = running.node.hub.user_sessions("ann")
+    assert await running.node.send("ann", [1, 2], client=session.client) == 1
+    await wait_until(lambda: len(ann.named("message")) == 2, what="the second message")
+    assert ann.named("message")[1]["data"] == [1, 2]
+    assert bob.named("message") == []
+
+
 async def test_message_over_the_size_limit(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(config(client_message_size_limit=4096))
     js = await start_js(url=running.url, token=make_token("ann"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import logging
 from typing import Any
 
 import pytest
-from centrifuge import ReplyError, StreamPosition, SubscriptionState
+from centrifuge import ClientState, ReplyError, StreamPosition, SubscriptionState
 
 from wavecast.codes import Error
 from wavecast.exceptions import CommandError
@@ -481,6 +483,39 @@ async def test_node_unsubscribe_pushes_to_the_client(start_node: StartNode, make
     # The client may subscribe again.
     await client.get_subscription("room").subscribe()  # type: ignore[union-attr]
     await wait_until(lambda: len(events.named("subscribed")) == 2, what="a second subscribe")
+
+
+@pytest.mark.parametrize("use_protobuf", [False, True], ids=["json", "protobuf"])
+async def test_node_send_reaches_the_sdk(
+    start_node: StartNode, make_client: MakeClient, caplog: pytest.LogCaptureFixture, use_protobuf: bool
+) -> None:
+    # centrifuge-python 0.7 has no handler for the message push yet (centrifuge-js emits
+    # "message"): it decodes the push, logs it and skips it, and the connection goes on.
+    caplog.set_level(logging.DEBUG, logger="centrifuge")
+    running = await start_node(config())
+    client, events = make_client(running.url, token=make_token("alice"), use_protobuf=use_protobuf)
+    await client.connect()
+    await events.wait("connected")
+    assert await running.node.send("alice", {"text": "your export is ready"}) == 1
+
+    def received() -> list[Any]:
+        # logging keeps a lone dict argument as the record's args.
+        replies = [
+            record.args
+            for record in caplog.records
+            if record.name == "centrifuge" and record.msg == "received push reply %s"
+        ]
+        return [reply["push"]["message"] for reply in replies if isinstance(reply, dict) and "message" in reply["push"]]
+
+    await wait_until(lambda: bool(received()), what="the message push")
+    [message] = received()
+    # In protobuf mode the SDK logs the push in proto3's JSON mapping: bytes in base64.
+    data = json.loads(base64.b64decode(message["data"])) if use_protobuf else message["data"]
+    assert data == {"text": "your export is ready"}
+    with pytest.raises(ReplyError) as raised:
+        await client.rpc("nope", b"{}" if use_protobuf else {})
+    assert raised.value.code == 104
+    assert client.state == ClientState.CONNECTED
 
 
 async def test_many_publications_arrive_in_order(start_node: StartNode, make_client: MakeClient) -> None:

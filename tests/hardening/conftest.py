@@ -291,6 +291,48 @@ async def pump(raw: RawSocket, chunks: Iterable[bytes], *, stall: float = 300 * 
     return result
 
 
+async def crowd(attack: Callable[[], Awaitable[object]], count: int, *, concurrency: int = 50) -> None:
+    """Run ``attack`` ``count`` times, ``concurrency`` at a time (the server's backlog is 100)."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore:
+            await attack()
+
+    async with asyncio.timeout(20000 * MS):
+        await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def measure_crowd(
+    server: ServerProcess,
+    bystander: Bystander,
+    case: str,
+    run: Callable[[], Awaitable[object]],
+    *,
+    count: int,
+    bound: int = 4 * MIB,
+    warmups: int = 1,
+) -> Memory:
+    """Measure the server while ``run`` drives ``count`` hostile connections, and bound its growth.
+
+    ``warmups`` runs warm the server up, so that what any crowd of this size allocates and frees
+    is paid before the measurement (the heap grows to a plateau, then stays); the next run is
+    measured, with a bystander checked while it lasts. With ``count`` connections, a leak of
+    ``bound / count`` bytes per connection shows.
+    """
+    for _ in range(warmups):
+        await run()
+        await server.wait_idle(keep=1)
+    async with server.memory() as memory:
+        attack = asyncio.create_task(run())
+        await bystander.check()
+        await attack
+        await server.wait_idle(keep=1)
+    record(case, memory, f"{count} connections, {memory.growth // count} B each at most")
+    assert memory.growth < bound, f"{case}: {memory}"
+    return memory
+
+
 def small_sndbuf(raw: RawSocket, size: int = 16 * KIB) -> None:
     """Shrink the kernel's send buffer, so that a stalled peer is detected after fewer bytes."""
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

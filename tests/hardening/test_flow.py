@@ -20,7 +20,18 @@ from wavecast.protocol.frames import OP_CLOSE, OP_PING
 
 from ..asyncio.peers import close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..utils import MS, wait_until
-from .conftest import KIB, MIB, Bystander, ServerProcess, SpawnServer, pump, record, small_sndbuf
+from .conftest import (
+    KIB,
+    MIB,
+    Bystander,
+    ServerProcess,
+    SpawnServer,
+    crowd,
+    measure_crowd,
+    pump,
+    record,
+    small_sndbuf,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,6 +40,11 @@ CLOSE_TIMEOUT = 500 * MS
 
 def outcomes(stats: dict[str, Any], path: str) -> list[dict[str, Any]]:
     return [outcome for outcome in stats["outcomes"] if outcome["path"] == path]
+
+
+async def crowd_ended(server: ServerProcess, count: int) -> dict[str, Any]:
+    """Wait until ``count`` handlers under ``/crowd`` have ended in all; return the stats."""
+    return await server.wait_for(lambda s: sum(s["crowd"].values()) >= count, f"{count} crowd handlers to end")
 
 
 async def spawn(spawn_server: SpawnServer, **kwargs: Any) -> ServerProcess:
@@ -107,6 +123,36 @@ async def test_half_open_connection_is_closed_by_keepalive_with_1011(spawn_serve
     assert (await server.wait_idle())["errors"] == []
 
 
+async def test_half_open_connections_leak_nothing(spawn_server: SpawnServer) -> None:
+    server = await spawn(spawn_server, ping_interval=50 * MS, ping_timeout=100 * MS, close_timeout=200 * MS)
+    count = 500
+    runs = 0
+
+    async def run() -> None:
+        nonlocal runs
+        sockets = []
+
+        async def one() -> None:
+            raw = await raw_handshake(server.port, "/crowd", rcvbuf=4 * KIB)
+            sockets.append(raw)
+            raw.sock.shutdown(socket.SHUT_RD)
+
+        runs += 1
+        try:
+            # All of them open at once, each waiting for its keepalive to time out.
+            await crowd(one, count, concurrency=100)
+            await crowd_ended(server, runs * count)
+        finally:
+            for raw in sockets:
+                raw.close()
+
+    async with Bystander(server) as bystander:
+        await measure_crowd(server, bystander, "half-open connections", run, count=count, bound=2 * MIB)
+    stats = await server.wait_idle()
+    assert stats["crowd"] == {"ConnectionClosedError 1006 sent 1011": 2 * count}
+    assert stats["errors"] == []
+
+
 async def test_peer_that_vanished_is_detected(spawn_server: SpawnServer) -> None:
     # No keepalive: the shutdown itself must be noticed.
     server = await spawn(spawn_server)
@@ -121,7 +167,19 @@ async def test_peer_that_vanished_is_detected(spawn_server: SpawnServer) -> None
     [outcome] = outcomes(stats, "/attack")
     assert (outcome["outcome"], outcome["code"]) == ("ConnectionClosedError", CloseCode.ABNORMAL_CLOSURE)
     assert outcome["sent_code"] is None
-    assert (await server.wait_idle())["errors"] == []
+
+    async def vanish() -> None:
+        raw = await raw_handshake(server.port, "/crowd")
+        raw.sock.shutdown(socket.SHUT_RDWR)
+        raw.close()
+
+    async with Bystander(server) as bystander:
+        await measure_crowd(
+            server, bystander, "vanished peers", lambda: crowd(vanish, 1000, concurrency=10), count=1000
+        )
+    stats = await server.wait_idle()
+    assert stats["crowd"] == {"ConnectionClosedError 1006 sent None": 2000}
+    assert stats["errors"] == []
 
 
 async def test_client_that_stops_answering_pings_is_closed_with_1011(spawn_server: SpawnServer) -> None:
@@ -152,6 +210,29 @@ async def test_client_that_stops_answering_pings_is_closed_with_1011(spawn_serve
     assert stats["errors"] == []
     [outcome] = outcomes(stats, "/attack")
     assert outcome["sent_code"] == CloseCode.INTERNAL_ERROR
+
+    async def silent() -> None:
+        raw = await raw_handshake(server.port, "/crowd")
+        try:
+            async with asyncio.timeout(3000 * MS):
+                while (frame := await raw.read_frame())[0] == OP_PING:
+                    pass
+            assert close_code_of(frame[1]) == CloseCode.INTERNAL_ERROR
+        finally:
+            # Gone without a close frame: the server doesn't wait for its close timeout.
+            raw.close()
+
+    async with Bystander(server) as bystander:
+        await measure_crowd(
+            server,
+            bystander,
+            "clients that stop answering pings",
+            lambda: crowd(silent, 500, concurrency=100),
+            count=500,
+            bound=MIB * 3 // 2,
+        )
+    stats = await server.wait_idle()
+    assert stats["crowd"] == {"ConnectionClosedError 1006 sent 1011": 1000}
 
 
 async def burst(server: ServerProcess, count: int, concurrency: int = 50) -> None:

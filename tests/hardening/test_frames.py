@@ -25,7 +25,18 @@ from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_P
 
 from ..asyncio.peers import RawSocket, close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..utils import MS
-from .conftest import KIB, MIB, Bystander, ServerProcess, SpawnServer, pump, record, small_sndbuf
+from .conftest import (
+    KIB,
+    MIB,
+    Bystander,
+    ServerProcess,
+    SpawnServer,
+    crowd,
+    measure_crowd,
+    pump,
+    record,
+    small_sndbuf,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -173,44 +184,72 @@ async def test_zip_bomb_from_wavecast_connect_closes_1009(spawn_server: SpawnSer
     assert stats["received"] == 0
 
 
+async def close_then_garbage(server: ServerProcess, path: str, garbage: int) -> None:
+    """Send a close frame, then a message and ``garbage`` bytes in the same segment."""
+    raw = await raw_handshake(server.port, path)
+    try:
+        await raw.send(
+            masked_frame(OP_CLOSE, serialize_close(CloseCode.NORMAL_CLOSURE, "bye"))
+            + masked_frame(OP_TEXT, b"after the close")
+            + b"\xff" * garbage
+        )
+        assert await expect_close(raw, CloseCode.NORMAL_CLOSURE) == b""
+    finally:
+        raw.close()
+
+
 async def test_data_after_a_close_frame_is_ignored(spawn_server: SpawnServer) -> None:
     server = await spawn(spawn_server)
     async with Bystander(server) as bystander:
-        raw = await raw_handshake(server.port, "/recv")
-        try:
-            # A close frame, then a message and garbage in the same segment.
-            await raw.send(
-                masked_frame(OP_CLOSE, serialize_close(CloseCode.NORMAL_CLOSURE, "bye"))
-                + masked_frame(OP_TEXT, b"after the close")
-                + b"\xff" * 100
-            )
-            assert await expect_close(raw, CloseCode.NORMAL_CLOSURE) == b""
-        finally:
-            raw.close()
+        await close_then_garbage(server, "/recv", 100)
         await bystander.check()
+        # 64 KiB after each close frame, which the server must drop rather than keep.
+        await measure_crowd(
+            server,
+            bystander,
+            "data after a close frame",
+            lambda: crowd(lambda: close_then_garbage(server, "/crowd/recv", 64 * KIB), 500, concurrency=1),
+            count=500,
+            bound=MIB * 3 // 2,
+        )
     stats = await server.wait_idle()
     assert stats["errors"] == []
     assert stats["received"] == 0
     [outcome] = outcomes(stats, "/recv")
     assert (outcome["outcome"], outcome["code"]) == ("ConnectionClosedOK", CloseCode.NORMAL_CLOSURE)
+    assert stats["crowd"] == {"ConnectionClosedOK 1000 sent 1000": 1000}
+
+
+async def reset_mid_message(server: ServerProcess, path: str) -> None:
+    raw = await raw_handshake(server.port, path)
+    try:
+        # A first fragment, then a ping whose pong proves the server has read it.
+        await raw.send(masked_frame(OP_BINARY, b"x" * 10 * KIB, fin=False) + masked_frame(OP_PING, b"read?"))
+        async with asyncio.timeout(2000 * MS):
+            assert await raw.read_frame() == (OP_PONG, b"read?")
+        # Then half of the next fragment, and a reset.
+        await raw.send(masked_frame(OP_CONT, b"y" * 64 * KIB)[: 32 * KIB])
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        raw.close()
 
 
 async def test_tcp_reset_in_the_middle_of_a_message(spawn_server: SpawnServer) -> None:
     server = await spawn(spawn_server)
     async with Bystander(server) as bystander:
-        raw = await raw_handshake(server.port, "/recv")
-        try:
-            # A first fragment, then a ping whose pong proves the server has read it.
-            await raw.send(masked_frame(OP_BINARY, b"x" * 10 * KIB, fin=False) + masked_frame(OP_PING, b"read?"))
-            async with asyncio.timeout(2000 * MS):
-                assert await raw.read_frame() == (OP_PONG, b"read?")
-            # Then half of the next fragment, and a reset.
-            await raw.send(masked_frame(OP_CONT, b"y" * 64 * KIB)[: 32 * KIB])
-            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        finally:
-            raw.close()
+        await reset_mid_message(server, "/recv")
         await bystander.check()
+        # Each one leaves 42 KiB of a message half-read when it resets.
+        await measure_crowd(
+            server,
+            bystander,
+            "TCP reset in the middle of a message",
+            lambda: crowd(lambda: reset_mid_message(server, "/crowd/recv"), 500, concurrency=1),
+            count=500,
+            bound=3 * MIB,
+        )
     stats = await server.wait_idle()
+    assert stats["crowd"] == {"ConnectionClosedError 1006 sent None": 1000}
     # The handler saw the connection end with 1006; nothing was logged as an error.
     assert stats["errors"] == []
     assert stats["received"] == 0

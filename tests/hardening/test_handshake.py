@@ -14,7 +14,7 @@ import pytest
 
 from ..asyncio.peers import RawSocket, handshake_request, open_raw_client
 from ..utils import MS
-from .conftest import KIB, MIB, Bystander, SpawnServer, pump, record, small_sndbuf
+from .conftest import KIB, MIB, Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, record, small_sndbuf
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -35,18 +35,54 @@ async def rejected(raw: RawSocket) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
+async def rejected_request(port: int, request: bytes) -> tuple[int, dict[str, str]]:
+    """Send a request on a new connection; return the rejection's status and headers."""
+    raw = await open_raw_client(port)
+    try:
+        await raw.send(request)
+        return await rejected(raw)
+    finally:
+        raw.close()
+
+
+async def measure_rejections(
+    server: ServerProcess,
+    bystander: Bystander,
+    case: str,
+    request: bytes,
+    status: int,
+    *,
+    count: int = 1000,
+    warmups: int = 1,
+) -> None:
+    """Send ``request`` on ``count`` connections, each rejected with ``status``, and bound the memory."""
+
+    async def attack() -> None:
+        assert (await rejected_request(server.port, request))[0] == status
+
+    # One at a time: the reads of overlapping connections (asyncio reads 256 KiB at once) make
+    # glibc's heap wander by megabytes, which would hide what each connection leaves behind.
+    await measure_crowd(
+        server,
+        bystander,
+        case,
+        lambda: crowd(attack, count, concurrency=1),
+        count=count,
+        bound=3 * MIB,
+        warmups=warmups,
+    )
+
+
 async def test_oversized_header_line_gets_431(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    request = request_head(server.port, headers=f"X-Big: {'a' * 9000}\r\n")
     async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
-            await raw.send(request_head(server.port, headers=f"X-Big: {'a' * 9000}\r\n"))
-            status, headers = await rejected(raw)
-        finally:
-            raw.close()
+        status, headers = await rejected_request(server.port, request)
         assert status == 431
         assert headers["connection"] == "close"
         await bystander.check()
+        # A thousand of them: each buffered 8 KiB before its 431.
+        await measure_rejections(server, bystander, "oversized header lines, 431", request, 431)
     assert (await server.wait_idle())["errors"] == []
 
 
@@ -82,30 +118,25 @@ async def test_endless_header_line_gets_431_while_it_is_still_streaming(spawn_se
 
 async def test_too_many_headers_get_431(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    headers = "".join(f"X-Header-{i}: {i}\r\n" for i in range(200))
+    request = request_head(server.port, headers=headers)
     async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
-            headers = "".join(f"X-Header-{i}: {i}\r\n" for i in range(200))
-            await raw.send(request_head(server.port, headers=headers))
-            status, _ = await rejected(raw)
-        finally:
-            raw.close()
+        status, _ = await rejected_request(server.port, request)
         assert status == 431
         await bystander.check()
+        # Each of them parsed 128 headers before its 431. The heap takes two crowds to settle.
+        await measure_rejections(server, bystander, "too many headers, 431", request, 431, warmups=2)
     assert (await server.wait_idle())["errors"] == []
 
 
 async def test_request_line_too_long_gets_414(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    request = request_head(server.port, request_line=f"GET /{'a' * 9000} HTTP/1.1")
     async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
-            await raw.send(request_head(server.port, request_line=f"GET /{'a' * 9000} HTTP/1.1"))
-            status, _ = await rejected(raw)
-        finally:
-            raw.close()
+        status, _ = await rejected_request(server.port, request)
         assert status == 414
         await bystander.check()
+        await measure_rejections(server, bystander, "request line too long, 414", request, 414)
     assert (await server.wait_idle())["errors"] == []
 
 
@@ -127,18 +158,41 @@ async def test_wrong_method_or_version_is_rejected(
     spawn_server: SpawnServer, request_line: str, headers: str, status: int, expected: dict[str, str]
 ) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
+    request = request_head(server.port, request_line=request_line, headers=headers)
+    if "Sec-WebSocket-Version: 8" in headers:
+        request = request.replace(b"Sec-WebSocket-Version: 13\r\n", b"")
+    async with Bystander(server) as bystander:
+        got, got_headers = await rejected_request(server.port, request)
+        assert got == status
+        assert expected.items() <= got_headers.items()
+        await bystander.check()
+        await measure_rejections(
+            server,
+            bystander,
+            " + ".join(filter(None, [request_line, headers.strip()])) + f", {status}",
+            request,
+            status,
+        )
+    assert (await server.wait_idle())["errors"] == []
+
+
+@pytest.mark.parametrize("origin", ["http://ex]ample.com", "http://[::1", "http://[zz]"])
+@pytest.mark.parametrize("origins", [None, ["https://*.example.com"]], ids=["own-origin", "allow-list"])
+async def test_malformed_origin_gets_403(spawn_server: SpawnServer, origin: str, origins: list[str] | None) -> None:
+    # urlsplit() raised ValueError on these: the server logged a fatal error and sent nothing.
+    server = await spawn_server(close_timeout=CLOSE_TIMEOUT, origins=origins)
     async with Bystander(server) as bystander:
         raw = await open_raw_client(server.port)
         try:
-            request = request_head(server.port, request_line=request_line, headers=headers)
-            if "Sec-WebSocket-Version: 8" in headers:
-                request = request.replace(b"Sec-WebSocket-Version: 13\r\n", b"")
-            await raw.send(request)
-            got, got_headers = await rejected(raw)
+            await raw.send(request_head(server.port, headers=f"Origin: {origin}\r\n"))
+            async with asyncio.timeout(2000 * MS):
+                status, headers, body = await raw.read_response()
+                assert await raw.read_until_eof() == b""
         finally:
             raw.close()
-        assert got == status
-        assert expected.items() <= got_headers.items()
+        assert status == 403
+        assert headers["connection"] == "close"
+        assert body == f"Failed to open a WebSocket connection: invalid Origin header: {origin!r}.\n".encode()
         await bystander.check()
     assert (await server.wait_idle())["errors"] == []
 
@@ -159,40 +213,69 @@ async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: Spa
             silent.close()
             partial.close()
         await bystander.check()
+
+        async def attack(data: bytes) -> None:
+            raw = await open_raw_client(server.port)
+            try:
+                await raw.send(data)
+                async with asyncio.timeout(3000 * MS):
+                    assert await raw.read_until_eof() == b""
+            finally:
+                raw.close()
+
+        # Up to 100 at a time (the listen backlog), each waiting for its open timeout.
+        half = request_head(server.port)[:40]
+        await measure_crowd(
+            server,
+            bystander,
+            "unfinished handshakes",
+            lambda: crowd(lambda: attack(half), 600, concurrency=100),
+            count=600,
+            bound=MIB * 3 // 2,
+        )
     assert (await server.wait_idle())["errors"] == []
 
 
+async def slowloris(server: ServerProcess, request: bytes, pace: float, bystander: Bystander | None = None) -> int:
+    """Send ``request`` a byte every ``pace`` seconds until the server drops it; return the bytes sent."""
+    raw = await open_raw_client(server.port)
+    sent = 0
+    try:
+        for i in range(len(request)):
+            try:
+                await raw.send(request[i : i + 1])
+            except (ConnectionResetError, BrokenPipeError):
+                return sent
+            sent += 1
+            try:
+                # Pace the bytes by waiting for the end of the connection.
+                async with asyncio.timeout(pace):
+                    await raw.read_until_eof()
+                return sent
+            except TimeoutError:
+                pass
+            if bystander is not None and sent % 5 == 0:
+                await bystander.check()
+    finally:
+        raw.close()
+    raise AssertionError(f"the whole request of {sent} bytes went through")
+
+
 async def test_slowloris_is_dropped_at_open_timeout(spawn_server: SpawnServer) -> None:
-    server = await spawn_server(open_timeout=500 * MS, close_timeout=CLOSE_TIMEOUT)
+    server = await spawn_server(open_timeout=300 * MS, close_timeout=CLOSE_TIMEOUT)
+    # The request would take 25 s at a byte per 50 ms, far past the open timeout.
+    request = request_head(server.port, headers=f"X-Slow: {'a' * 300}\r\n")
     async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        # The request would take 20 s at a byte per 100 ms, far past the open timeout.
-        request = request_head(server.port, headers=f"X-Slow: {'a' * 200}\r\n")
-        sent = 0
-        dropped = False
-        try:
-            for i in range(len(request)):
-                try:
-                    await raw.send(request[i : i + 1])
-                except (ConnectionResetError, BrokenPipeError):
-                    dropped = True
-                    break
-                sent += 1
-                try:
-                    # Pace the bytes by waiting for the end of the connection.
-                    async with asyncio.timeout(100 * MS):
-                        await raw.read_until_eof()
-                    dropped = True
-                    break
-                except TimeoutError:
-                    pass
-                if sent % 10 == 0:
-                    await bystander.check()
-        finally:
-            raw.close()
-        assert dropped
+        sent = await slowloris(server, request, 50 * MS, bystander)
         assert sent < len(request)
         await bystander.check()
+
+        async def attack() -> None:
+            await slowloris(server, request, 50 * MS)
+
+        await measure_crowd(
+            server, bystander, "slowloris", lambda: crowd(attack, 500, concurrency=100), count=500, bound=MIB
+        )
     assert (await server.wait_idle())["errors"] == []
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wavecast.codes import CloseCode
 from wavecast.exceptions import LocalProtocolError
-from wavecast.protocol import CLOSED, CLOSING, CONNECTING, OPEN, Close, Limits, Ping, Pong, Protocol, Side
+from wavecast.protocol import CLOSED, CLOSING, CONNECTING, OPEN, Close, Event, Limits, Ping, Pong, Protocol, Side
 
 from .helpers import (
     OP_BINARY,
@@ -26,6 +26,7 @@ from .helpers import (
     assert_nothing_sent,
     client_frame,
     close_payload,
+    decode_frames,
     feed,
     frame,
     sent,
@@ -919,12 +920,38 @@ def test_round_trip_from_client_to_server(messages: list[str | bytes], data: st.
     assert receiver.protocol_error is None
 
 
+def feed_in_pieces(receiver: Protocol, stream: bytes, cuts: list[int]) -> list[Event]:
+    """Feed ``stream`` cut at ``cuts``, taking the events after each piece."""
+    events: list[Event] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        receiver.receive_data(stream[start:end])
+        events += receiver.events_received()
+    return events
+
+
+@PROPERTY_SETTINGS
+@given(messages=messages, data=st.data())
+def test_round_trip_from_server_to_client(messages: list[str | bytes], data: st.DataObject) -> None:
+    sender = server()
+    for message in messages:
+        send_message(sender, message, data.draw(st.integers(min_value=1, max_value=4)))
+    stream = b"".join(sender.data_to_send())
+    # A server never masks (RFC 6455 section 5.1): decode_frames checks every mask bit.
+    frames = decode_frames(stream, masked=False)
+    assert len(frames) >= len(messages)
+    receiver = client(limits=NO_LIMITS)
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=20)))
+    assert feed_in_pieces(receiver, stream, cuts) == messages
+    assert receiver.protocol_error is None
+
+
 @st.composite
-def frame_streams(draw: st.DrawFn) -> bytes:
+def frame_streams(draw: st.DrawFn, *, masked: bool = True) -> bytes:
+    """Frames as a client sends them (masked) or, with ``masked=False``, as a server does."""
     frames = []
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
         kind = draw(st.sampled_from(["text", "binary", "fragmented", "ping", "pong"]))
-        mask = draw(st.binary(min_size=4, max_size=4))
+        mask = draw(st.binary(min_size=4, max_size=4)) if masked else None
         if kind in ("ping", "pong"):
             payload = draw(st.binary(max_size=125))
             frames.append(frame(OP_PING if kind == "ping" else OP_PONG, payload, mask=mask))
@@ -938,7 +965,8 @@ def frame_streams(draw: st.DrawFn) -> bytes:
             payload = draw(st.text(max_size=400)).encode() if kind == "text" else draw(st.binary(max_size=400))
             frames.append(frame(OP_TEXT if kind == "text" else OP_BINARY, payload, mask=mask))
     if draw(st.booleans()):
-        frames.append(client_frame(OP_CLOSE, close_payload(1000, "end")))
+        closing = client_frame if masked else server_frame
+        frames.append(closing(OP_CLOSE, close_payload(1000, "end")))
     return b"".join(frames)
 
 
@@ -958,6 +986,24 @@ def test_any_split_gives_the_same_events(stream: bytes, data: st.DataObject) -> 
     assert b"".join(split.data_to_send()) == expected_output
     assert split.state is whole.state
     assert whole.protocol_error is None
+
+
+@PROPERTY_SETTINGS
+@given(stream=frame_streams(masked=False), data=st.data())
+def test_any_split_gives_the_same_events_on_the_client(stream: bytes, data: st.DataObject) -> None:
+    whole = client()
+    expected_events = feed(whole, stream)
+    expected_output = b"".join(whole.data_to_send())
+    assert whole.protocol_error is None
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=20)))
+    split = client()
+    assert feed_in_pieces(split, stream, cuts) == expected_events
+    # What the client answers (pongs, the closing frame) is the same, and masked.
+    output = b"".join(split.data_to_send())
+    assert [f.opcode for f in decode_frames(output, masked=True)] == [
+        f.opcode for f in decode_frames(expected_output, masked=True)
+    ]
+    assert split.state is whole.state
 
 
 @PROPERTY_SETTINGS

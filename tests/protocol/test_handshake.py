@@ -157,3 +157,52 @@ def test_build_extensions() -> None:
 )
 def test_origin_allowed(origin: str | None, host: str | None, origins: list[str] | None, allowed: bool) -> None:
     assert origin_allowed(origin, host, origins) is allowed
+
+
+#: Origins that aren't ``null`` or ``scheme://host[:port]``; urlsplit() raises on the first ones.
+MALFORMED_ORIGINS = [
+    "http://ex]ample.com",
+    "http://[::1",
+    "http://[zz]",
+    "http://[::1]]",
+    "http://example.com:99999",
+    "http://example.com:port",
+    "http://user@example.com",
+    "http://example.com/path",
+    "http://exa mple.com",
+    "http://ex\xe9.com",
+    "example.com",
+    "://example.com",
+    "",
+]
+
+
+@pytest.mark.parametrize("origin", MALFORMED_ORIGINS)
+@pytest.mark.parametrize(
+    "origins", [None, ["https://app.example.com"], ["http://*.example.com"]], ids=["own", "list", "wildcard"]
+)
+def test_malformed_origin_is_refused(origin: str, origins: list[str] | None) -> None:
+    assert origin_allowed(origin, "example.com", origins) is False
+
+
+@pytest.mark.parametrize("origin", MALFORMED_ORIGINS)
+def test_any_origin_skips_parsing(origin: str) -> None:
+    assert origin_allowed(origin, "example.com", ["*"]) is True
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://[::1]", "[::1]"),
+        ("http://[::1]:8000", "[::1]:8000"),
+        ("https://127.0.0.1", "127.0.0.1:443"),
+        ("chrome-extension://abcdef", "abcdef"),
+    ],
+)
+def test_ip_literal_and_other_schemes_are_origins(origin: str, host: str) -> None:
+    assert origin_allowed(origin, host, None) is True
+
+
+def test_null_origin_allowed_only_when_listed() -> None:
+    assert origin_allowed("null", "example.com", ["null"]) is True
+    assert origin_allowed("null", "example.com", ["https://example.com"]) is False

@@ -244,6 +244,22 @@ def test_origin_policy(host: str, origin: str | None, origins: Sequence[str] | N
         assert str(server.handshake_exc) == f"invalid Origin header: {origin!r}"
 
 
+@pytest.mark.parametrize(
+    "origin", ["http://ex]ample.com", "http://[::1", "http://[zz]", "http://server.example.com:99999", "x"]
+)
+@pytest.mark.parametrize("origins", [None, ["https://app.example.com"], ["https://*.example.com"]])
+def test_malformed_origin_gets_403(origin: str, origins: Sequence[str] | None) -> None:
+    add = [("Host", "server.example.com"), ("Origin", origin)]
+    server, response = handshake(request_bytes(drop=["Host"], add=add), origins=origins)
+    assert response.status_code == 403
+    assert isinstance(server.handshake_exc, InvalidOrigin)
+    assert response.body == f"Failed to open a WebSocket connection: invalid Origin header: {origin!r}.\n".encode()
+    server.send_response(response)
+    data, eof = response_sent(server)
+    assert data.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert eof
+
+
 # --- subprotocols ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -112,11 +113,51 @@ POSITIVE = [
 ]
 
 
+#: The limits on clients that ``None`` turns off (docs/topics/limits.md).
+CAN_BE_OFF = [
+    "client_queue_max_size",
+    "client_channel_limit",
+    "user_connection_limit",
+    "channel_max_length",
+    "client_message_size_limit",
+    "command_rate",
+    "publication_rate",
+    "rpc_in_flight_limit",
+    "history_max_limit",
+]
+
+
 @pytest.mark.parametrize("name", POSITIVE)
 @pytest.mark.parametrize("value", [0, -1])
 def test_limits_must_be_positive(name: str, value: int) -> None:
-    with pytest.raises(ConfigError, match=f"^{name} must be positive, got {value}$"):
+    off = re.escape(" or None (off)") if name in CAN_BE_OFF else ""
+    with pytest.raises(ConfigError, match=f"^{name} must be positive{off}, got {value}$"):
         NodeConfig(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+def test_none_turns_off_the_limits_on_clients_only(name: str) -> None:
+    if name in CAN_BE_OFF:
+        assert getattr(NodeConfig(**{name: None}), name) is None  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ConfigError, match=f"^{name} must be positive, got None$"):
+            NodeConfig(**{name: None})  # type: ignore[arg-type]
+
+
+def test_channel_name_allowed() -> None:
+    config = NodeConfig(channel_max_length=5)
+    assert config.channel_name_allowed("abcde")
+    assert not config.channel_name_allowed("abcdef")
+    assert not config.channel_name_allowed("")
+    assert NodeConfig(channel_max_length=None).channel_name_allowed("x" * 10000)
+
+
+@pytest.mark.parametrize(
+    ("max_limit", "requested", "limit"),
+    [(100, 10, 10), (100, 500, 100), (100, -1, 100), (100, 0, 0), (None, 500, 500), (None, -1, None), (None, 0, 0)],
+)
+def test_history_limit(max_limit: int | None, requested: int, limit: int | None) -> None:
+    assert NodeConfig(history_max_limit=max_limit).history_limit(requested) == limit
 
 
 @pytest.mark.parametrize("name", POSITIVE)

@@ -29,6 +29,13 @@ def test_empty() -> None:
     assert outbox.pop() is None
 
 
+def test_no_max_size_never_overflows() -> None:
+    outbox = Outbox(None)
+    for _ in range(1000):
+        assert outbox.push(msg("x" * 100), policy="disconnect")
+    assert (outbox.size, outbox.dropped) == (100_000, 0)
+
+
 def test_size_counts_bytes() -> None:
     outbox = Outbox(100)
     assert outbox.push(msg("abc"))
@@ -110,7 +117,7 @@ def test_drop_oldest_drops_the_oldest_publications() -> None:
     assert outbox.push(msg("ddd"), policy="drop_oldest")
     assert outbox.dropped == 1
     assert outbox.push(msg("eeeeee"), policy="drop_oldest")
-    assert outbox.dropped == 3
+    assert (outbox.dropped, outbox.replaced) == (3, 0)
     assert outbox.size <= outbox.max_size
     assert contents(outbox) == ["ddd", "eeeeee"]
 
@@ -132,7 +139,7 @@ def test_conflate_keeps_the_latest_of_a_key_in_place_of_the_first() -> None:
     assert outbox.push(msg("k2-a"), policy="conflate", key="k2")
     assert outbox.push(msg("k1-bb"), policy="conflate", key="k1")
     assert outbox.push(msg("k1-c"), policy="conflate", key="k1")
-    assert outbox.dropped == 2
+    assert (outbox.dropped, outbox.replaced) == (2, 2)
     assert outbox.size == len("k1-c") + len("k2-a")
     assert len(outbox) == 2
     assert contents(outbox) == ["k1-c", "k2-a"]

@@ -10,6 +10,11 @@ def test_starts_full_and_allows_a_burst() -> None:
     assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
 
 
+def test_no_rate_no_limit() -> None:
+    bucket = TokenBucket(rate=None, burst=1, now=0.0)
+    assert all(bucket.take(0.0) for _ in range(1000))
+
+
 def test_refills_at_rate() -> None:
     bucket = TokenBucket(rate=2.0, burst=1, now=0.0)
     assert bucket.take(0.0)

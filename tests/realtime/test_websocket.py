@@ -12,7 +12,7 @@ import pytest
 from wavecast.asyncio import ClientConnection, Server, connect
 from wavecast.codes import Disconnect
 from wavecast.exceptions import ConnectionClosed
-from wavecast.realtime import WEBSOCKET_PATH, Node, Session, websocket_server_options
+from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, Session, websocket_server_options
 
 from ..conftest import StartServer, ws_uri
 from ..utils import wait_until
@@ -108,6 +108,11 @@ def test_server_options(make_node: MakeNode) -> None:
     assert callable(options["handler"])
     assert options["select_subprotocol"](["x", "centrifuge-protobuf"]) == "centrifuge-protobuf"
     assert WEBSOCKET_PATH == "/connection/websocket"
+
+
+def test_server_options_without_a_message_size_limit() -> None:
+    limits = websocket_server_options(Node(NodeConfig(client_message_size_limit=None)))["limits"]
+    assert limits.max_message_size is limits.max_frame_size is None
 
 
 async def test_connect_subscribe_and_receive(served: tuple[Node, Server], ws: ClientConnection) -> None:

@@ -14,6 +14,7 @@ from wavecast.asyncio import connect
 from wavecast.exceptions import ConfigError, InvalidStatus
 from wavecast.server.serve import build_node, shutdown, start_server
 
+from ..asyncio.peers import handshake_request, open_raw_client
 from ..conftest import Certificates
 from ..utils import MS
 from .conftest import SECRET, StartWavecast, http, make_config, make_token
@@ -103,6 +104,34 @@ async def test_demo_pages(start_wavecast: StartWavecast) -> None:
     assert css.headers["Content-Type"] == "text/css; charset=utf-8"
     for path in ("/static/", "/static/chat", "/static/chat/nope.js", "/static/../cli.py", "/static/chat/../../cli.py"):
         assert (await running.get(path)).status == 404, path
+
+
+async def test_demo_static_name_too_long_is_404(
+    start_wavecast: StartWavecast, caplog: pytest.LogCaptureFixture
+) -> None:
+    # open() raised OSError (ENAMETOOLONG) for a name over 255 bytes: a logged traceback and a 500.
+    running = await start_wavecast(demo={"enabled": True})
+    for path in (f"/static/{'a' * 300}", f"/static/chat/{'b' * 300}.js"):
+        assert (await running.get(path)).status == 404, path
+    assert [record for record in caplog.records if record.levelname == "ERROR"] == []
+
+
+async def test_connection_header_sent_twice(start_wavecast: StartWavecast, caplog: pytest.LogCaptureFixture) -> None:
+    # Headers.get() raised ValueError on a repeated Connection header: a traceback and a 500.
+    running = await start_wavecast()
+    raw = await open_raw_client(running.port)
+    try:
+        request = handshake_request(running.port, "/connection/websocket")
+        await raw.send(
+            request.replace(b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\nConnection: Upgrade\r\n")
+        )
+        async with asyncio.timeout(2000 * MS):
+            assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
+    finally:
+        raw.close()
+    answer = await running.get("/health", headers={"Connection": "keep-alive"})
+    assert answer.status == 200
+    assert [record for record in caplog.records if record.levelname == "ERROR"] == []
 
 
 async def test_demo_token(start_wavecast: StartWavecast) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
+import json
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -13,11 +14,11 @@ from typing import Any
 
 import pytest
 import uvicorn
-from centrifuge import ClientState
+from centrifuge import ClientDisconnectedError, ClientState
 
 from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SHUTDOWN
-from wavecast.exceptions import InvalidStatus
+from wavecast.exceptions import ConnectionClosedError, InvalidStatus
 from wavecast.realtime import Node
 from wavecast.server.asgi import NodeApp
 
@@ -172,6 +173,35 @@ async def test_recovery_through_the_mount(example: Uvicorn, make_client: MakeCli
     await wait_until(lambda: len(news.data) == 2, what="the missed publication")
     assert news.data == [{"n": 1}, {"n": 2}]
     assert len(events.named("connected")) == 2
+
+
+async def test_oversized_message_closes_1009_as_the_native_server_does(
+    example: Uvicorn, make_client: MakeClient
+) -> None:
+    # It closed with 3507, which Centrifugo's SDKs read as "permission denied".
+    ws = await connect(example.ws_url, open_timeout=5000 * MS, compression=None)
+    try:
+        await ws.send(json.dumps({"id": 1, "connect": {"token": await token(example, "alice")}}))
+        assert "connect" in json.loads(await ws.recv())
+        # Text counts in UTF-8: 20000 "é" are 40000 bytes, under the 64 KiB limit.
+        await ws.send(json.dumps({"id": 2, "rpc": {"method": "echo", "data": "é" * 20000}}, ensure_ascii=False))
+        assert json.loads(await ws.recv())["error"]["code"] == 104
+        await ws.send(json.dumps({"id": 3, "rpc": {"method": "echo", "data": "é" * 40000}}, ensure_ascii=False))
+        with pytest.raises(ConnectionClosedError):
+            await ws.recv()
+        assert (ws.close_code, ws.close_reason) == (1009, "message too big")
+    finally:
+        await ws.close()
+    await wait_until(lambda: example.node.hub.num_sessions == 0, what="the session to end")
+
+    # centrifuge-python reports 1009 as its "message size limit" (code 3).
+    client, events = make_client(example.ws_url, token=await token(example, "alice"))
+    await client.connect()
+    await events.wait("connected")
+    with pytest.raises(ClientDisconnectedError):
+        await client.rpc("echo", "x" * 70000)
+    connecting = await events.wait("connecting", lambda ctx: ctx.code != 0)
+    assert (connecting.code, connecting.reason) == (3, "message size limit")
 
 
 async def test_invalid_token_is_refused(example: Uvicorn, make_client: MakeClient) -> None:

@@ -90,7 +90,10 @@ def test_unknown_section(section: str, message: str) -> None:
         # TOML's booleans aren't integers, though Python's are.
         ({"server": {"port": True}}, "server.port: expected an integer, got True"),
         ({"server": {"port": "9000"}}, "server.port: expected an integer, got '9000'"),
-        ({"client": {"user_connection_limit": 1.5}}, "client.user_connection_limit: expected an integer, got 1.5"),
+        (
+            {"client": {"user_connection_limit": 1.5}},
+            "client.user_connection_limit: expected an integer or false (off), got 1.5",
+        ),
         ({"server": {"shutdown_timeout": False}}, "server.shutdown_timeout: expected a number, got False"),
         ({"http_api": {"key": 123}}, "http_api.key: expected a string, got 123"),
         (
@@ -208,6 +211,31 @@ def test_load_invalid_toml(tmp_path: Path) -> None:
     path = write(tmp_path, "[server]\nport = \n")
     with pytest.raises(ConfigError, match=r"wavecast\.toml: invalid TOML: .*line 2"):
         load_config(path, environ={})
+
+
+def test_false_turns_a_limit_off(tmp_path: Path) -> None:
+    # TOML has no null: false stands for None, which turns a limit off; 0 is refused.
+    path = write(
+        tmp_path,
+        '[http_api]\nkey = "k"\n[client]\ncommand_rate = false\nclient_channel_limit = false\n'
+        "user_connection_limit = 10\n",
+    )
+    node = load_config(path, environ={"WAVECAST_CLIENT__PUBLICATION_RATE": "false"}).node_config()
+    assert (node.command_rate, node.client_channel_limit, node.publication_rate) == (None, None, None)
+    assert node.user_connection_limit == 10
+    assert node.history_max_limit == 1000  # left out: the finite default
+    with pytest.raises(ConfigError, match=r"client: command_rate must be positive or None \(off\), got 0"):
+        load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_CLIENT__COMMAND_RATE": "0"})
+    with pytest.raises(ConfigError, match=r"client.command_rate: expected a number or false \(off\), got True"):
+        load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_CLIENT__COMMAND_RATE": "true"})
+    # Where None isn't a value, false is a wrong type as before.
+    with pytest.raises(ConfigError, match=r"client.presence_ttl: expected a number, got False"):
+        parse_config({"http_api": {"key": "k"}, "client": {"presence_ttl": False}})
+    # A boolean option keeps its false.
+    assert (
+        parse_config({"http_api": {"key": "k"}, "namespaces": {"c": {"presence": False}}}).namespaces["c"].presence
+        is False
+    )
 
 
 def test_env_overrides_the_file(tmp_path: Path) -> None:

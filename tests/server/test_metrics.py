@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from cent import AsyncClient, DisconnectRequest, PublishRequest
@@ -13,8 +16,9 @@ from centrifuge import ReplyError
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from wavecast.asyncio import connect
+from wavecast.asyncio import ClientConnection, connect
 from wavecast.codes import DISCONNECT_SLOW
+from wavecast.realtime import Session
 
 from ..utils import MS, wait_until
 from .conftest import API_KEY, MakeClient, Running, StartWavecast, make_token, subscribe
@@ -133,14 +137,9 @@ async def test_values_follow_clients(start_wavecast: StartWavecast, make_client:
     assert metrics.value("wavecast_subscriptions") == 2
 
 
-async def test_slow_consumer_counter(start_wavecast: StartWavecast) -> None:
-    queue = 64 * 1024
-    running = await start_wavecast(
-        client={"client_queue_max_size": queue},
-        websocket={"write_limit": 4096, "compression": False},
-        namespaces={"live": {"allow_subscribe_for_client": True, "slow_consumer": "disconnect"}},
-    )
-    # A raw client with a tiny receive buffer that stops reading after subscribing.
+@contextlib.asynccontextmanager
+async def slow_subscriber(running: Running, channel: str) -> AsyncIterator[tuple[ClientConnection, Session]]:
+    """A raw client with tiny buffers that subscribes to ``channel``, then reads only when told."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -151,11 +150,37 @@ async def test_slow_consumer_counter(start_wavecast: StartWavecast) -> None:
         reply = json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
         session = running.node.hub.session(reply["connect"]["client"])
         assert session is not None
-        await connection.send(json.dumps({"id": 2, "subscribe": {"channel": "live:feed"}}))
+        await connection.send(json.dumps({"id": 2, "subscribe": {"channel": channel}}))
         assert "subscribe" in json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
         (server_side,) = running.server.connections
         server_side.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        yield connection, session
+    finally:
+        connection.transport.abort()
+        await connection.wait_closed()
 
+
+async def read_until_end(connection: ClientConnection) -> list[dict[str, Any]]:
+    """Read the publications' data until the one with ``"end"``, which every policy keeps."""
+    received: list[dict[str, Any]] = []
+    while not received or "end" not in received[-1]:
+        message = await asyncio.wait_for(connection.recv(), 5000 * MS)
+        assert isinstance(message, str)
+        received.extend(json.loads(line)["push"]["pub"]["data"] for line in message.splitlines())
+    return received
+
+
+def slow_config(policy: str, **options: Any) -> dict[str, Any]:
+    return {
+        "client": {"client_queue_max_size": 64 * 1024},
+        "websocket": {"write_limit": 4096, "compression": False},
+        "namespaces": {"live": {"allow_subscribe_for_client": True, "slow_consumer": policy, **options}},
+    }
+
+
+async def test_slow_consumer_counter(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(**slow_config("disconnect"))
+    async with slow_subscriber(running, "live:feed") as (_, session):
         payload = "x" * 16000
         for n in range(1000):
             if session.closed:
@@ -164,13 +189,52 @@ async def test_slow_consumer_counter(start_wavecast: StartWavecast) -> None:
             await asyncio.sleep(0)
         assert session.closed
         assert session.disconnect_reason == DISCONNECT_SLOW
-    finally:
-        connection.transport.abort()
-        await connection.wait_closed()
 
     metrics = await scrape(running)
     assert metrics.value("wavecast_slow_consumer_actions_total", action="disconnect") == 1
     assert metrics.value("wavecast_disconnects_total", code=str(DISCONNECT_SLOW.code)) == 1
+
+
+async def test_slow_consumer_drop_oldest_counts_each_dropped_publication(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(**slow_config("drop_oldest"))
+    async with slow_subscriber(running, "live:feed") as (connection, session):
+        payload = "x" * 16000
+        published = 300
+        for n in range(published):
+            await running.node.publish("live:feed", {"n": n, "payload": payload})
+            await asyncio.sleep(0)
+        await running.node.publish("live:feed", {"end": True})
+        received = await read_until_end(connection)
+        assert not session.closed
+    # Every publication past the first few waited in the queue; only the dropped ones count.
+    dropped = published + 1 - len(received)
+    assert 0 < dropped < published
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="drop_oldest") == dropped
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="disconnect") == 0
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="conflate") == 0
+
+
+async def test_slow_consumer_conflate_counts_each_replaced_publication(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(**slow_config("conflate", conflation_key_tag="key"))
+    async with slow_subscriber(running, "live:feed") as (connection, session):
+        # Five keys of 8 KB each fit the 64 KiB queue: conflation alone keeps it bounded.
+        payload = "x" * 8000
+        published = 300
+        for n in range(published):
+            await running.node.publish("live:feed", {"n": n, "payload": payload}, tags={"key": str(n % 5)})
+            await asyncio.sleep(0)
+        await running.node.publish("live:feed", {"end": True}, tags={"key": "end"})
+        received = await read_until_end(connection)
+        assert not session.closed
+    replaced = published + 1 - len(received)
+    assert 0 < replaced < published
+    # The latest of each key arrived last.
+    assert sorted(data["n"] % 5 for data in received[-6:-1]) == [0, 1, 2, 3, 4]
+    metrics = await scrape(running)
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="conflate") == replaced
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="drop_oldest") == 0
+    assert metrics.value("wavecast_slow_consumer_actions_total", action="disconnect") == 0
 
 
 async def test_metrics_disabled(start_wavecast: StartWavecast) -> None:

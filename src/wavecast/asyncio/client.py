@@ -18,6 +18,7 @@ from ..protocol.extensions import ClientExtensionFactory
 from ..protocol.headers import HeadersLike
 from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.uri import parse_uri
+from ._options import UNSET, MaxSize, apply_max_size
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect"]
@@ -104,6 +105,9 @@ class connect:
         extensions: extension factories; a permessage-deflate factory here replaces the
             default settings of ``compression``.
         limits: limits on what the server may send.
+        max_size: the largest message the server may send, in bytes (1 MiB by default);
+            ``None`` for no limit. A shortcut for ``limits.max_message_size`` that also lets a
+            message of that size come in one frame; passing both raises :exc:`TypeError`.
         open_timeout: seconds for the TCP connection, TLS and the handshake together.
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
         close_timeout: seconds to wait for the closing handshake.
@@ -127,6 +131,7 @@ class connect:
         compression: str | None = "deflate",
         extensions: Sequence[ClientExtensionFactory] = (),
         limits: Limits = DEFAULT_LIMITS,
+        max_size: MaxSize = UNSET,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
@@ -139,6 +144,7 @@ class connect:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
+        limits = apply_max_size(limits, max_size, "connect")
         if compression == "deflate":
             if not any(factory.name == ClientPerMessageDeflateFactory.name for factory in extensions):
                 extensions = [*extensions, ClientPerMessageDeflateFactory()]

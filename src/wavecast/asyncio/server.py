@@ -21,6 +21,7 @@ from ..protocol.headers import Headers
 from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.server import ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
+from ._options import UNSET, MaxSize, apply_max_size
 from .connection import Connection
 
 __all__ = ["Server", "ServerConnection", "http_response", "serve"]
@@ -380,6 +381,9 @@ class serve:
         extensions: extension factories; a permessage-deflate factory here replaces the
             default settings of ``compression``.
         limits: limits on what clients may send.
+        max_size: the largest message a client may send, in bytes (1 MiB by default);
+            ``None`` for no limit. A shortcut for ``limits.max_message_size`` that also lets a
+            message of that size come in one frame; passing both raises :exc:`TypeError`.
         open_timeout: seconds a client has to complete the handshake.
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
         close_timeout: seconds to wait for the closing handshake.
@@ -402,6 +406,7 @@ class serve:
         compression: str | None = "deflate",
         extensions: Sequence[ServerExtensionFactory] = (),
         limits: Limits = DEFAULT_LIMITS,
+        max_size: MaxSize = UNSET,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
@@ -411,6 +416,7 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
+        limits = apply_max_size(limits, max_size, "serve")
         if compression == "deflate":
             if not any(factory.name == ServerPerMessageDeflateFactory.name for factory in extensions):
                 extensions = [*extensions, ServerPerMessageDeflateFactory()]

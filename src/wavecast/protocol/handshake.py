@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from ..exceptions import InvalidHeader
 from .extensions import ExtensionParameter
@@ -138,19 +138,29 @@ def origin_allowed(origin: str | None, host: str | None, origins: Sequence[str] 
             ``"https://*.example.com"`` allows every subdomain and ``"*"`` any origin.
             ``None`` allows only the server's own origin: the Origin's host and port must
             match the Host header, which defeats cross-site WebSocket hijacking.
+
+    An Origin that isn't ``null`` or ``scheme://host[:port]`` (RFC 6454 section 6.1) is
+    refused by every policy but ``"*"``, which doesn't look at the value.
     """
     if origin is None:
         return True
+    if origins is not None and "*" in origins:
+        return True
     origin = _normalize_origin(origin)
+    if origin == "null":
+        # An opaque origin (a sandboxed frame, a file): only a listed "null" lets it in.
+        return origins is not None and "null" in (_normalize_origin(allowed) for allowed in origins)
+    netloc = _origin_netloc(origin)
+    if netloc is None:
+        return False
     if origins is None:
-        if not host or origin == "null":
+        if not host:
             return False
-        netloc = urlsplit(origin).netloc
         host = host.lower()
         return netloc == host or _without_default_port(netloc, origin) == _without_default_port(host, origin)
     for allowed in origins:
         allowed = _normalize_origin(allowed)
-        if allowed == "*" or allowed == origin:
+        if allowed == origin:
             return True
         if "://*." in allowed:
             scheme, _, domain = allowed.partition("://*")
@@ -160,6 +170,28 @@ def origin_allowed(origin: str | None, host: str | None, origins: Sequence[str] 
                 if label and "/" not in label and "@" not in label:
                     return True
     return False
+
+
+# RFC 6454 section 6.1: scheme "://" host [ ":" port ], the host a reg-name or an IP literal.
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?P<netloc>(?P<host>\[[0-9a-f:.]+\]|[a-z0-9._~!$&'()*+,;=%-]+)(?::(?P<port>[0-9]{1,5}))?)"
+)
+
+
+def _origin_netloc(origin: str) -> str | None:
+    """Return the ``host[:port]`` of a lowercased serialized origin; ``None`` when it is malformed."""
+    match = _ORIGIN.fullmatch(origin)
+    if match is None:
+        return None
+    host, port = match["host"], match["port"]
+    if port is not None and int(port) > 65535:
+        return None
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+    return match["netloc"]
 
 
 def _normalize_origin(origin: str) -> str:

@@ -153,6 +153,9 @@ class ServerProtocol(Protocol):
         if len(origins) > 1:
             raise InvalidHeader("Origin", ", ".join(origins))
         origin = origins[0] if origins else None
+        # A malformed Origin gets the same 403 as one that isn't allowed, not a 400: no
+        # browser sends one, it names no origin that could be allowed, and a prober learns
+        # nothing about the policy from telling the two apart.
         if not origin_allowed(origin, host, self.origins):
             raise InvalidOrigin(origin)
 

@@ -106,6 +106,22 @@ class ChannelOptions:
         return self.history_size > 0 and self.history_ttl > 0
 
 
+#: The limits of :class:`NodeConfig` that ``None`` turns off.
+_CAN_BE_OFF = frozenset(
+    {
+        "client_queue_max_size",
+        "client_channel_limit",
+        "user_connection_limit",
+        "channel_max_length",
+        "client_message_size_limit",
+        "command_rate",
+        "publication_rate",
+        "rpc_in_flight_limit",
+        "history_max_limit",
+    }
+)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     """Everything a :class:`~wavecast.realtime.node.Node` needs, with finite defaults.
@@ -132,14 +148,21 @@ class NodeConfig:
         presence_ttl: seconds a presence entry lives without being refreshed.
         presence_update_interval: seconds between refreshes of a client's presence.
         command_rate, command_burst: commands per second per client, and the burst
-            allowed above that rate, before error 111 "too many requests".
-        publication_rate, publication_burst: the same for publish commands.
-        rpc_in_flight_limit: RPC handlers running at once per client.
+            allowed above that rate, before error 111 "too many requests" (a ``send``,
+            which has no reply to carry it, disconnects with 3013 "too many requests").
+        publication_rate, publication_burst: the same for publish commands (error 111).
+        rpc_in_flight_limit: RPC handlers running at once per client (error 106).
         history_max_limit: publications one history or recovery call returns at most.
         user_subscribe_to_personal: subscribe every authenticated client to its personal
             channel ``personal_channel_namespace:#user``.
         personal_channel_namespace: the namespace of personal channels.
         shutdown_timeout: seconds to wait for clients to close on shutdown.
+
+    Every limit on clients has a finite default, and ``None`` turns it off (see
+    docs/topics/limits.md): those above from ``client_queue_max_size`` to
+    ``history_max_limit``, except the presence timings; a rate of ``None`` turns its bucket
+    off, whatever the burst. In a TOML file or a ``WAVECAST_CLIENT__*`` variable, ``false``
+    stands for ``None``.
     """
 
     name: str = "wavecast"
@@ -155,19 +178,19 @@ class NodeConfig:
     client_pong_timeout: float = 8.0
     client_stale_close_delay: float = 10.0
     client_expired_close_delay: float = 25.0
-    client_queue_max_size: int = 2**20
-    client_channel_limit: int = 128
-    user_connection_limit: int = 100
-    channel_max_length: int = 255
-    client_message_size_limit: int = 65536
+    client_queue_max_size: int | None = 2**20
+    client_channel_limit: int | None = 128
+    user_connection_limit: int | None = 100
+    channel_max_length: int | None = 255
+    client_message_size_limit: int | None = 65536
     presence_ttl: float = 60.0
     presence_update_interval: float = 27.0
-    command_rate: float = 100.0
+    command_rate: float | None = 100.0
     command_burst: int = 200
-    publication_rate: float = 50.0
+    publication_rate: float | None = 50.0
     publication_burst: int = 100
-    rpc_in_flight_limit: int = 16
-    history_max_limit: int = 1000
+    rpc_in_flight_limit: int | None = 16
+    history_max_limit: int | None = 1000
     user_subscribe_to_personal: bool = False
     personal_channel_namespace: str = "personal"
     shutdown_timeout: float = 10.0
@@ -194,8 +217,12 @@ class NodeConfig:
             "shutdown_timeout",
         )
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if value is None and name in _CAN_BE_OFF:
+                continue
+            if value is None or value <= 0:
+                off = " or None (off)" if name in _CAN_BE_OFF else ""
+                raise ConfigError(f"{name} must be positive{off}, got {value!r}")
         if self.client_ping_interval < 0:
             raise ConfigError("client_ping_interval must be 0 (off) or positive")
         if self.presence_update_interval >= self.presence_ttl:
@@ -207,6 +234,19 @@ class NodeConfig:
             raise ConfigError(
                 f"user_subscribe_to_personal needs the namespace {self.personal_channel_namespace!r} in namespaces"
             )
+
+    def channel_name_allowed(self, channel: str) -> bool:
+        """Tell whether a client may name ``channel``: not empty, and within ``channel_max_length``."""
+        return bool(channel) and (self.channel_max_length is None or len(channel) <= self.channel_max_length)
+
+    def history_limit(self, requested: int) -> int | None:
+        """How many publications a history call that asks for ``requested`` returns at most.
+
+        A negative request asks for as many as allowed; ``None`` means all of them.
+        """
+        if requested < 0:
+            return self.history_max_limit
+        return requested if self.history_max_limit is None else min(requested, self.history_max_limit)
 
     def channel_options(self, channel: str) -> ChannelOptions | None:
         """Return the options of ``channel``'s namespace, or ``None`` if the namespace doesn't exist."""

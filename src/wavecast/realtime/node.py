@@ -35,7 +35,7 @@ from ..engines.base import (
     Publication,
     StreamPosition,
 )
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, DisconnectError
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import OPEN
 from ..speedups import load
@@ -46,12 +46,14 @@ from .codec.protobuf import ProtobufCodec
 from .codec.schema import (
     JoinMsg,
     LeaveMsg,
+    MessageMsg,
     Push,
     Reply,
     SubscribeMsg,
     UnsubscribeMsg,
     client_info_msg,
     publication_msg,
+    raw,
 )
 from .config import ChannelOptions, NodeConfig
 from .contexts import (
@@ -384,8 +386,9 @@ class Node:
             return channel
         return (channel, publication.tags.get(options.conflation_key_tag))
 
-    def metrics_slow_consumer(self, action: str) -> None:
-        self.stats.slow_consumer_actions[action] += 1
+    def metrics_slow_consumer(self, action: str, count: int = 1) -> None:
+        """Count slow-consumer actions: a client disconnected, publications dropped or conflated."""
+        self.stats.slow_consumer_actions[action] += count
 
     # --- used by sessions and commands ------------------------------------------------------
 
@@ -583,6 +586,28 @@ class Node:
         for session in sessions:
             session.disconnect(disconnect)
         return len(sessions)
+
+    async def send(self, user: str, data: Any, *, client: str | None = None) -> int:
+        """Send an asynchronous message to a user's connections on this node (or one of them).
+
+        Each receives a ``message`` push, as centrifuge's ``Client.Send`` sends it: centrifuge-js
+        emits ``message`` on the client. ``data`` is bytes, or any value JSON can hold (sent as
+        JSON); bytes that aren't JSON disconnect a JSON client with 3506, as publications do.
+
+        Returns how many connections the message was sent to.
+        """
+        count = 0
+        for session in self._sessions(user, client):
+            if session.connecting or session.closed:
+                continue
+            try:
+                payload = session.outgoing_data(data)
+            except DisconnectError as exc:
+                session.disconnect(exc.disconnect)
+                continue
+            session.push(Push(message=MessageMsg(data=raw(payload))))
+            count += 1
+        return count
 
     async def unsubscribe(self, user: str, channel: str, *, client: str | None = None) -> int:
         """Unsubscribe a user's connections from a channel; they receive an unsubscribe push."""

@@ -24,7 +24,7 @@ class _Entry:
 
 
 class Outbox:
-    """Messages waiting for a slow client, at most ``max_size`` bytes.
+    """Messages waiting for a slow client, at most ``max_size`` bytes (``None``: no limit).
 
     Replies are never dropped. Publications follow their channel's policy when the outbox
     is full: ``disconnect`` reports the overflow (the caller disconnects the client with
@@ -32,13 +32,16 @@ class Outbox:
     latest publication of each key, in the place of the first one still queued.
     """
 
-    __slots__ = ("_entries", "_keys", "dropped", "max_size", "size")
+    __slots__ = ("_entries", "_keys", "_limit", "dropped", "max_size", "replaced", "size")
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int | None) -> None:
         self.max_size = max_size
+        self._limit: float = float("inf") if max_size is None else max_size
         self.size = 0
         #: Publications dropped or replaced so far.
         self.dropped = 0
+        #: Of those, the publications that a newer one of the same key replaced (``conflate``).
+        self.replaced = 0
         self._entries: collections.deque[_Entry] = collections.deque()
         self._keys: dict[object, _Entry] = {}
 
@@ -53,14 +56,15 @@ class Outbox:
                 self.size += len(message) - len(entry.message)
                 entry.message = message
                 self.dropped += 1
-                return self.size <= self.max_size or self._make_room()
+                self.replaced += 1
+                return self.size <= self._limit or self._make_room()
             entry = _Entry(message, key, True)
             self._keys[key] = entry
         else:
             entry = _Entry(message, _NO_KEY, policy is not None)
         self._entries.append(entry)
         self.size += len(message)
-        if self.size <= self.max_size:
+        if self.size <= self._limit:
             return True
         if policy == "disconnect":
             return False
@@ -70,7 +74,7 @@ class Outbox:
         """Drop the oldest publications until the outbox fits; ``False`` if replies alone overflow it."""
         kept: collections.deque[_Entry] = collections.deque()
         entries = self._entries
-        while entries and self.size > self.max_size:
+        while entries and self.size > self._limit:
             entry = entries.popleft()
             if entry.droppable:
                 self.size -= len(entry.message)
@@ -81,7 +85,7 @@ class Outbox:
                 kept.append(entry)
         kept.extend(entries)
         self._entries = kept
-        return self.size <= self.max_size
+        return self.size <= self._limit
 
     def pop(self) -> PreparedMessage | None:
         """Take the oldest message, or ``None`` when empty."""

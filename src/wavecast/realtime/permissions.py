@@ -16,7 +16,7 @@ def channel_options(config: NodeConfig, channel: str) -> ChannelOptions:
     Raises:
         CommandError: 107 for an empty or too long name, 102 for an unknown namespace.
     """
-    if not channel or len(channel) > config.channel_max_length:
+    if not config.channel_name_allowed(channel):
         raise CommandError(ERROR_BAD_REQUEST)
     options = config.channel_options(channel)
     if options is None:

@@ -9,14 +9,14 @@ class TokenBucket:
     """Allows ``rate`` actions per second on average and ``burst`` at once.
 
     Args:
-        rate: tokens added per second.
+        rate: tokens added per second; ``None`` for no limit.
         burst: the bucket's size, and its content at the start.
         now: the current time, in seconds.
     """
 
     __slots__ = ("_stamp", "_tokens", "burst", "rate")
 
-    def __init__(self, rate: float, burst: int, now: float) -> None:
+    def __init__(self, rate: float | None, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
@@ -24,6 +24,8 @@ class TokenBucket:
 
     def take(self, now: float, tokens: float = 1.0) -> bool:
         """Take ``tokens`` if the bucket holds them; return whether it did."""
+        if self.rate is None:
+            return True
         elapsed = now - self._stamp
         if elapsed > 0:
             self._tokens = min(self.burst, self._tokens + elapsed * self.rate)

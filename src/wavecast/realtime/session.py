@@ -28,6 +28,7 @@ from ..codes import (
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
     DISCONNECT_SUB_EXPIRED,
+    DISCONNECT_TOO_MANY_REQUESTS,
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_FOUND,
     ERROR_TOO_MANY_REQUESTS,
@@ -209,8 +210,12 @@ class Session:
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
         if command.connect is None and not self._commands.take(time.monotonic()):
-            if command.id:  # a send has no reply to carry the error
+            if command.id:
                 self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
+            else:
+                # A send has no reply to carry error 111: disconnect with 3013, which the client
+                # reconnects after, as Centrifuge does wherever a reply can't carry the error.
+                self.disconnect(DISCONNECT_TOO_MANY_REQUESTS)
             return
         method, handler = dispatch(command)
         stats = self.node.stats
@@ -288,11 +293,19 @@ class Session:
         if not self.outbox.size and transport.writable():
             transport.write(message)
             return
-        if not self.outbox.push(message, policy=policy, key=key):
+        outbox = self.outbox
+        dropped, replaced = outbox.dropped, outbox.replaced
+        if not outbox.push(message, policy=policy, key=key):
             self.node.metrics_slow_consumer("disconnect")
             self.disconnect(DISCONNECT_SLOW)
-        elif policy is not None and policy != "disconnect":
-            self.node.metrics_slow_consumer(policy)
+            return
+        # Count what the policy did, not every publication that waited in the queue.
+        replaced = outbox.replaced - replaced
+        dropped = outbox.dropped - dropped - replaced
+        if replaced:
+            self.node.metrics_slow_consumer("conflate", replaced)
+        if dropped:
+            self.node.metrics_slow_consumer("drop_oldest", dropped)
 
     def _drain(self) -> None:
         """Move queued messages to the transport while it accepts them."""

@@ -85,9 +85,12 @@ def websocket_server_options(node: Node) -> dict[str, Any]:
     async def handler(connection: ServerConnection) -> None:
         await handle_websocket(node, connection)
 
+    size = node.config.client_message_size_limit
+    # Off means off: a message of any size, in one frame too.
+    limits = Limits(max_message_size=size) if size is not None else Limits(max_message_size=None, max_frame_size=None)
     return {
         "handler": handler,
-        "limits": Limits(max_message_size=node.config.client_message_size_limit),
+        "limits": limits,
         "ping_interval": None,
         "origins": node.config.allowed_origins,
         "select_subprotocol": select_subprotocol,

@@ -201,7 +201,9 @@ def _static(name: str) -> HttpResponse:
     resource = importlib.resources.files("wavecast").joinpath("static", *parts)
     try:
         data = resource.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except OSError:
+        # Not there, a directory, or a name the filesystem refuses (too long): the client
+        # chose the name, so none of these is the server's error.
         return _NOT_FOUND
     content_type = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
     if content_type.startswith("text/") or content_type in ("application/javascript", "text/javascript"):

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..codes import DISCONNECT_MESSAGE_SIZE_LIMIT, DISCONNECT_SHUTDOWN, Disconnect
+from ..codes import DISCONNECT_SHUTDOWN, CloseCode, Disconnect
+from ..protocol.limits import DEFAULT_LIMITS
 from ..protocol.prepared import PreparedMessage
 from ..realtime.codec import negotiate_codec, select_subprotocol
 from ..realtime.node import Node
@@ -144,11 +145,13 @@ class NodeApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
-        limit = self.node.config.client_message_size_limit * 16
+        # Plain HTTP requests (the API) may be bigger than client messages, not unbounded.
+        size = self.node.config.client_message_size_limit
+        limit = DEFAULT_LIMITS.max_body_size if size is None else size * 16
         while True:
             message = await receive()
             body += message.get("body", b"")
-            if len(body) > limit:
+            if limit is not None and len(body) > limit:
                 await _respond(send, 413, b"Payload Too Large\n", "text/plain; charset=utf-8", ())
                 return
             if not message.get("more_body", False):
@@ -180,8 +183,10 @@ class NodeApp:
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
-                if len(data) > limit:
-                    session.disconnect(DISCONNECT_MESSAGE_SIZE_LIMIT)
+                if _too_big(data, limit):
+                    # As wavecast's own WebSocket core closes: 1009, which the SDKs report as
+                    # their "message size limit" and don't reconnect after.
+                    transport.close(_MESSAGE_TOO_BIG)
                     break
                 await session.handle_message(data)
         except Exception as exc:
@@ -193,6 +198,19 @@ class NodeApp:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer, timeout=self.node.config.shutdown_timeout)
             writer.cancel()
+
+
+_MESSAGE_TOO_BIG = Disconnect(CloseCode.MESSAGE_TOO_BIG, "message too big")
+
+
+def _too_big(data: str | bytes, limit: int | None) -> bool:
+    """Tell whether a message exceeds ``limit`` bytes; text counts in UTF-8, as on the wire."""
+    if limit is None:
+        return False
+    if isinstance(data, str):
+        # A character is at most 4 bytes: short text needs no encoding to be measured.
+        return len(data) * 4 > limit and len(data.encode()) > limit
+    return len(data) > limit
 
 
 async def _respond(

@@ -202,7 +202,7 @@ def _type_name(annotation: Any) -> str:
         names = {list: "a list", tuple: "a list", Sequence: "a list", dict: "a table", Mapping: "a table"}
         return names.get(origin, "a list or table")
     if annotation is type(None):
-        return "nothing"
+        return "false (off)"
     if dataclasses.is_dataclass(annotation):
         return "a table"
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(annotation, str(annotation))
@@ -231,8 +231,25 @@ def _takes_text(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType) and str in typing.get_args(annotation)
 
 
+def _off(value: Any, annotation: Any) -> bool:
+    """Tell whether ``value`` is ``false`` for a field that ``None`` turns off.
+
+    TOML has no null: ``false`` spells ``None``, never ``0``, which is a value (a limit of
+    0 allows nothing) and never means a default. It applies to fields typed ``X | None``
+    where ``X`` isn't ``bool``.
+    """
+    if isinstance(value, _EnvValue):
+        value = value.parsed
+    if value is not False or typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    args = typing.get_args(annotation)
+    return type(None) in args and bool not in args
+
+
 def _convert(value: Any, annotation: Any, path: str, errors: _Errors) -> Any:
     """Check ``value`` against a type annotation; return the converted value or a sentinel."""
+    if _off(value, annotation):
+        return None
     if isinstance(value, _EnvValue):
         # A secret or a name made of digits, or "true", is still text; a quoted one is unquoted.
         text = _takes_text(annotation) and not isinstance(value.parsed, str)

@@ -156,7 +156,7 @@ def _position(position: StreamPosition | None) -> dict[str, Any]:
 
 
 def _check_channel(node: Node, channel: str) -> None:
-    if not channel or len(channel) > node.config.channel_max_length:
+    if not node.config.channel_name_allowed(channel):
         raise CommandError(ERROR_BAD_REQUEST)
     if node.config.channel_options(channel) is None:
         raise CommandError(ERROR_UNKNOWN_CHANNEL)
@@ -271,8 +271,7 @@ async def _history(node: Node, body: bytes) -> dict[str, Any]:
     _check_channel(node, request.channel)
     if not node._options(request.channel).history:
         raise CommandError(ERROR_NOT_AVAILABLE)
-    max_limit = node.config.history_max_limit
-    limit = max_limit if request.limit < 0 else min(request.limit, max_limit)
+    limit = node.config.history_limit(request.limit)
     since = None if request.since is None else StreamPosition(request.since.offset, request.since.epoch)
     result = await node.history(request.channel, limit=limit, since=since, reverse=request.reverse)
     return {

@@ -46,7 +46,7 @@ def build_node(config: Config) -> Node:
 
 def _process_request(app: App) -> Any:
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        if request.path == WEBSOCKET_PATH and "upgrade" in (request.headers.get("Connection") or "").lower():
+        if request.path == WEBSOCKET_PATH and "upgrade" in ", ".join(request.headers.get_all("Connection")).lower():
             if not app.ready:
                 return http_response(503, "Service Unavailable: the server is stopping\n")
             return None

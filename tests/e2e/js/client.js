@@ -16,7 +16,8 @@
 // Each command answers with {"event": "result", "id": N, "ok": true, "value": ...} or
 // {"event": "result", "id": N, "ok": false, "error": {"code": ..., "message": ...}}.
 //
-// Events are printed as JSON lines too: connecting, connected, disconnected, error, and per
+// Events are printed as JSON lines too: connecting, connected, disconnected, error, message
+// (an asynchronous message from the server), and per
 // subscription subscribing, subscribed, unsubscribed, publication, join, leave, sub_error;
 // and server-side subscription events prefixed with "server_". EOF on stdin disconnects and exits.
 "use strict";
@@ -97,6 +98,7 @@ client.on("connecting", (ctx) => emit({ event: "connecting", code: ctx.code, rea
 client.on("connected", (ctx) => emit({ event: "connected", client: ctx.client, data: fromData(ctx.data) }));
 client.on("disconnected", (ctx) => emit({ event: "disconnected", code: ctx.code, reason: ctx.reason }));
 client.on("error", (ctx) => emit({ event: "error", type: ctx.type, error: errorOf(ctx.error) }));
+client.on("message", (ctx) => emit({ event: "message", data: fromData(ctx.data) }));
 client.on("subscribed", (ctx) =>
   emit({ event: "server_subscribed", channel: ctx.channel, recovered: ctx.recovered, wasRecovering: ctx.wasRecovering })
 );

@@ -106,6 +106,13 @@ async def test_connection_limit(make_node: MakeNode, connect: ConnectClient, new
     assert len(node.hub.user_sessions("42")) == 2
 
 
+async def test_no_connection_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(user_connection_limit=None)
+    for _ in range(150):  # past the default of 100
+        await connect(node, "42")
+    assert len(node.hub.user_sessions("42")) == 150
+
+
 async def test_on_connecting_grants_a_user_and_channels(node: Node, new_client: NewClient) -> None:
     contexts: list[ConnectingContext] = []
 

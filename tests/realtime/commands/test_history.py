@@ -59,6 +59,14 @@ async def test_history_limit_is_capped(make_node: MakeNode, connect: ConnectClie
     assert ns(await client.result("history", {"channel": "feed:1", "limit": -1})) == [1, 2]
 
 
+async def test_no_history_max_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(history_max_limit=None)
+    await published(node, 5)
+    client = await connect(node)
+    assert ns(await client.result("history", {"channel": "feed:1", "limit": -1})) == [1, 2, 3, 4, 5]
+    assert ns(await client.result("history", {"channel": "feed:1", "limit": 3})) == [1, 2, 3]
+
+
 async def test_history_since_and_reverse(node: Node, connect: ConnectClient) -> None:
     epoch = await published(node, 5)
     client = await connect(node)

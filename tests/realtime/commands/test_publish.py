@@ -234,12 +234,13 @@ async def test_send_reaches_on_message(node: Node, connect: ConnectClient) -> No
     assert client.new() == []
 
 
-async def test_send_without_a_hook(node: Node, connect: ConnectClient) -> None:
+async def test_send_without_a_hook_disconnects_3508(node: Node, connect: ConnectClient) -> None:
+    # It was dropped in silence; Centrifuge disconnects with "not available", terminal, since
+    # a send has no reply that could tell the client nothing reads its messages.
     client = await connect(node)
     client.new()
     await client.send({"send": {"data": 1}})
-    assert client.new() == []
-    assert not client.session.closed
+    assert client.closed_with == 3508
 
 
 async def test_on_message_disconnects(node: Node, connect: ConnectClient) -> None:
@@ -266,7 +267,7 @@ async def test_on_message_error_has_no_reply_to_go_in(node: Node, connect: Conne
     assert node.stats.errors[400] == 1
 
 
-async def test_too_many_sends_are_dropped(make_node: MakeNode, connect: ConnectClient) -> None:
+async def test_too_many_sends_disconnect_3013(make_node: MakeNode, connect: ConnectClient) -> None:
     received: list[bytes | None] = []
     node = await make_node(command_rate=0.001, command_burst=1)
 
@@ -277,6 +278,18 @@ async def test_too_many_sends_are_dropped(make_node: MakeNode, connect: ConnectC
     client = await connect(node)
     client.new()
     await client.send({"send": {"data": 1}})
+    # Past the rate, a send had no reply to carry error 111 and was dropped in silence; as
+    # Centrifuge does where no reply can carry the error, the client is told with 3013, and
+    # reconnects.
     await client.send({"send": {"data": 2}})
     assert received == [b"1"]
-    assert client.new() == []
+    assert client.closed_with == 3013
+
+
+async def test_no_command_rate_no_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(command_rate=None, command_burst=1, publication_rate=None)
+    client = await connect(node)
+    await client.result("subscribe", {"channel": "news"})
+    for n in range(50):
+        await client.result("publish", {"channel": "news", "data": n})
+    assert len(client.publications()) == 50

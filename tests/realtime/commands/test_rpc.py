@@ -133,3 +133,25 @@ async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) 
         await asyncio.sleep(0)
     assert [r for r in client.transport.replies if r.get("id") == 100] == [{"id": 100, "rpc": {"data": 1}}]
     assert client.session.rpc_in_flight == 0
+
+
+async def test_no_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(rpc_in_flight_limit=None)
+    release = asyncio.Event()
+
+    @node.rpc("slow")
+    async def slow(context: RPCContext) -> Any:
+        await release.wait()
+        return 1
+
+    client = await connect(node)
+    for n in range(1, 41):  # past the default of 16
+        await client.send({"id": n, "rpc": {"method": "slow"}})
+    await asyncio.sleep(0)
+    assert client.session.rpc_in_flight == 40
+    release.set()
+    for _ in range(100):
+        if client.session.rpc_in_flight == 0:
+            break
+        await asyncio.sleep(0)
+    assert len([r for r in client.transport.replies if r.get("rpc") == {"data": 1}]) == 40

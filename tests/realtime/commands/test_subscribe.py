@@ -112,6 +112,14 @@ async def test_channel_limit(make_node: MakeNode, connect: ConnectClient) -> Non
     await client.result("subscribe", {"channel": "c"})
 
 
+async def test_no_channel_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_channel_limit=None)
+    client = await connect(node)
+    for n in range(200):  # past the default of 128
+        await client.result("subscribe", {"channel": f"c{n}"})
+    assert len(client.session.subscriptions) == 200
+
+
 async def test_the_broker_subscribes_once_per_channel(node: Node, connect: ConnectClient) -> None:
     calls: list[tuple[str, str]] = []
     subscribe, unsubscribe = node.broker.subscribe, node.broker.unsubscribe

@@ -66,7 +66,8 @@ async def connect(session: Session, command: Command) -> Reply:
         if not config.allow_anonymous_connect_without_token:
             raise CommandError(ERROR_UNAUTHORIZED)
         user = ""
-    if user and len(node.hub.user_sessions(user)) >= config.user_connection_limit:
+    connection_limit = config.user_connection_limit
+    if user and connection_limit is not None and len(node.hub.user_sessions(user)) >= connection_limit:
         raise DisconnectError(DISCONNECT_CONNECTION_LIMIT)
     if not session.connecting:
         # The client went away while the hook ran.

@@ -33,8 +33,7 @@ async def history(session: Session, command: Command) -> Reply:
         session.is_subscribed(request.channel),
     ):
         raise CommandError(ERROR_PERMISSION_DENIED)
-    max_limit = node.config.history_max_limit
-    limit = max_limit if request.limit < 0 else min(request.limit, max_limit)
+    limit = node.config.history_limit(request.limit)
     since = None if request.since is None else StreamPosition(request.since.offset, request.since.epoch)
     result = await node.broker.history(request.channel, since=since, limit=limit, reverse=request.reverse)
     if since is not None and since.epoch != result.position.epoch:

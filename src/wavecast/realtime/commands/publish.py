@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ...codes import ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
+from ...codes import DISCONNECT_NOT_AVAILABLE, ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
 from ...engines.base import ClientInfo, Publication
-from ...exceptions import CommandError
+from ...exceptions import CommandError, DisconnectError
 from ..codec.json import is_json
 from ..codec.schema import Command, PublishResult, Reply
 from ..contexts import MessageContext, PublishContext
@@ -61,7 +61,8 @@ async def publish(session: Session, command: Command) -> Reply:
 async def send(session: Session, command: Command) -> None:
     request = command.send
     assert request is not None
-    if session.node.on_message is not None:
-        await session.node.on_message(
-            MessageContext(session=session, data=bytes(request.data) if request.data else None)
-        )
+    if session.node.on_message is None:
+        # A send has no reply to carry an error: without this, the client would never learn
+        # that nothing reads its messages (centrifuge's handleSend does the same).
+        raise DisconnectError(DISCONNECT_NOT_AVAILABLE)
+    await session.node.on_message(MessageContext(session=session, data=bytes(request.data) if request.data else None))

@@ -22,7 +22,8 @@ async def rpc(session: Session, command: Command) -> Reply:
     handler = node.rpc_handlers.get(request.method) or node.on_rpc
     if handler is None:
         raise CommandError(ERROR_METHOD_NOT_FOUND)
-    if session.rpc_in_flight >= node.config.rpc_in_flight_limit:
+    in_flight_limit = node.config.rpc_in_flight_limit
+    if in_flight_limit is not None and session.rpc_in_flight >= in_flight_limit:
         raise CommandError(ERROR_LIMIT_EXCEEDED)
     session.rpc_in_flight += 1
     try:

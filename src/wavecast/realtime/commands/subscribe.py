@@ -46,7 +46,8 @@ async def subscribe(session: Session, command: Command) -> Reply:
     options = channel_options(node.config, channel)
     if channel in session.subscriptions:
         raise CommandError(ERROR_ALREADY_SUBSCRIBED)
-    if len(session.subscriptions) >= node.config.client_channel_limit:
+    channel_limit = node.config.client_channel_limit
+    if channel_limit is not None and len(session.subscriptions) >= channel_limit:
         raise CommandError(ERROR_LIMIT_EXCEEDED)
 
     info = None
@@ -184,9 +185,10 @@ async def _position(
     if request.recover and subscription.recoverable:
         since = StreamPosition(request.offset, request.epoch)
         limit = node.config.history_max_limit
-        history = await node.broker.history(channel, since=since, limit=limit + 1)
+        # One more than allowed tells whether the client missed more than it may recover.
+        history = await node.broker.history(channel, since=since, limit=None if limit is None else limit + 1)
         publications, recovered = recover(since, history.position, history.publications[:limit])
-        if len(history.publications) > limit:
+        if limit is not None and len(history.publications) > limit:
             recovered = False
         if not recovered and request.flag & _FLAG_REJECT_UNRECOVERED:
             raise CommandError(ERROR_UNRECOVERABLE_POSITION)
