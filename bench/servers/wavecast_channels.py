@@ -62,15 +62,25 @@ async def handler(connection: wavecast.ServerConnection) -> None:
     assert connection.request is not None
     path = connection.request.path
     if path == "/publish":
+        # A feed that doesn't wait for each publication before the next: they are published
+        # in order, and the Redis engine sends those made meanwhile in one round trip.
+        pending: set[asyncio.Future[Any]] = set()
         async for message in connection:
-            await node.publish(CHANNEL, message if isinstance(message, str) else message.decode())
+            text = message if isinstance(message, str) else message.decode()
+            future = asyncio.ensure_future(node.publish(CHANNEL, text))
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+            if len(pending) >= 256:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            await asyncio.wait(pending)
     elif path == WEBSOCKET_PATH:
         await handle_websocket(node, connection)
     else:
         await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
 
 
-async def main(port: int, history: bool, redis_url: str | None = None) -> None:
+async def main(port: int, history: bool, redis_url: str | None = None, write_delay: float | None = None) -> None:
     global node
     node = make_node(history, redis_url)
     async with (
@@ -86,6 +96,7 @@ async def main(port: int, history: bool, redis_url: str | None = None) -> None:
             backlog=4096,
             compression=None,
             write_limit=2**20,
+            write_delay=write_delay,
         ) as server,
     ):
         loop = asyncio.get_running_loop()
@@ -100,6 +111,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9002")))
     parser.add_argument("--history", action="store_true", help="keep history; subscribers are positioned")
     parser.add_argument("--redis", metavar="URL", help="share channels with other nodes through this Redis")
+    parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="gather writes for S seconds")
     parser.add_argument(
         "--uvloop",
         action=argparse.BooleanOptionalAction,
@@ -107,4 +119,4 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     args = parser.parse_args()
-    wavecast.run(main(args.port, args.history, args.redis), use_uvloop=args.uvloop)
+    wavecast.run(main(args.port, args.history, args.redis, args.write_delay), use_uvloop=args.uvloop)

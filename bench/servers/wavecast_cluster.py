@@ -64,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9003")))
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: node A alone, on Redis")
+    parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="the nodes' write delay")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("wavecast_cluster.py: redis-server isn't installed")
@@ -87,10 +88,11 @@ def main() -> None:
     if args.nodes == 2:
         node_b = subprocess.Popen(
             [sys.executable, str(HERE / "wavecast_channels.py"), "--port", str(args.port + 1), "--redis", url]
+            + (["--write-delay", str(args.write_delay)] if args.write_delay else [])
         )
         children.append(node_b)
         wait_for_port(args.port + 1, node_b, "node B")
-    wavecast.run(wavecast_channels.main(args.port, history=False, redis_url=url))
+    wavecast.run(wavecast_channels.main(args.port, history=False, redis_url=url, write_delay=args.write_delay))
 
 
 if __name__ == "__main__":

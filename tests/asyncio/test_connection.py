@@ -662,3 +662,23 @@ async def test_broadcast_skips_a_connection_in_the_middle_of_a_fragmented_messag
         assert results == [BroadcastResult(sent=1, skipped=1)]
         assert await sender.recv() == "fragmented"
         assert await other.recv() == "news"
+
+
+async def test_write_delay_gathers_messages_of_several_turns_in_one_write(start_server: StartServer) -> None:
+    corked: list[int] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        for n in range(3):
+            await connection.send(f"message {n}")
+            await asyncio.sleep(0)  # another turn of the loop
+        # All three still wait, to leave together in one write.
+        corked.append(len(connection.protocol._out))
+        await connection.wait_closed()
+
+    server = await start_server(handler, write_delay=0.2, compression=None)
+    async with connect(ws_uri(server), compression=None) as client:
+        assert [await client.recv() for _ in range(3)] == ["message 0", "message 1", "message 2"]
+        assert corked == [3]
+        # Control frames don't wait: a ping is answered at once.
+        pong = await client.ping()
+        assert await asyncio.wait_for(pong, 100 * MS) >= 0

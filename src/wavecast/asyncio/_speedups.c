@@ -28,7 +28,7 @@
 
 /* Interned attribute and method names, set up once at import. */
 static PyObject *s_protocol, *s_state, *s_writing_paused, *s_out_fragmented, *s_prepared_ok, *s_out, *s_dirty,
-    *s_unflushed, *s_write_limit, *s_pending, *s_add, *s_flush, *s_fd, *s_transport, *s_is_closing,
+    *s_unflushed, *s_write_limit, *s_pending, *s_batcher, *s_add, *s_flush, *s_fd, *s_transport, *s_is_closing,
     *s_get_write_buffer_size, *s_write;
 static PyObject *zero;
 
@@ -138,17 +138,36 @@ typedef struct {
     Py_ssize_t frame_len;
 } Cork;
 
-/* Register conn with the batcher for this turn's flush. */
+/* Register conn with its batcher (the loop's, or one that holds frames a little longer). */
 static int
 register_dirty(Cork *cork, PyObject *conn)
 {
-    if (PyList_GET_SIZE(cork->pending) == 0) {
-        /* The first connection of this turn: the batcher schedules its flush. */
-        PyObject *result = PyObject_CallMethodOneArg(cork->batcher, s_add, conn);
-        Py_XDECREF(result);
-        return result == NULL ? -1 : 0;
+    PyObject *batcher = PyObject_GetAttr(conn, s_batcher);
+    if (batcher == NULL) {
+        return -1;
     }
-    return PyList_Append(cork->pending, conn);
+    PyObject *pending = batcher == cork->batcher ? Py_NewRef(cork->pending) : PyObject_GetAttr(batcher, s_pending);
+    int result = -1;
+    if (pending == NULL) {
+        goto done;
+    }
+    if (!PyList_CheckExact(pending)) {
+        PyErr_SetString(PyExc_TypeError, "a batcher's _pending must be a list");
+        goto done;
+    }
+    if (PyList_GET_SIZE(pending) == 0) {
+        /* The first connection of this turn: the batcher schedules its flush. */
+        PyObject *added = PyObject_CallMethodOneArg(batcher, s_add, conn);
+        Py_XDECREF(added);
+        result = added == NULL ? -1 : 0;
+    }
+    else {
+        result = PyList_Append(pending, conn);
+    }
+done:
+    Py_XDECREF(pending);
+    Py_DECREF(batcher);
+    return result;
 }
 
 /* The checks and effects of the Python twin, through getattr: for any type. */
@@ -915,6 +934,7 @@ PyInit__speedups(void)
     INTERN(s_unflushed, "_unflushed");
     INTERN(s_write_limit, "write_limit");
     INTERN(s_pending, "_pending");
+    INTERN(s_batcher, "_batcher");
     INTERN(s_add, "add");
     INTERN(s_flush, "_flush");
     INTERN(s_fd, "_fd");

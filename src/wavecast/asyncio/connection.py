@@ -49,17 +49,26 @@ class ConcurrencyError(LocalProtocolError, RuntimeError):
 
 
 class _WriteBatcher:
-    """Flushes every connection that queued frames during this turn of the loop, once."""
+    """Flushes every connection that queued frames during this turn of the loop, once.
 
-    __slots__ = ("_loop", "_pending")
+    With a ``delay``, it flushes that many seconds after the first frame instead, so that
+    frames from several turns leave together: one write for all the publications a busy
+    channel got meanwhile (Centrifugo's write delay).
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("_delay", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float | None = None) -> None:
         self._loop = loop
+        self._delay = delay
         self._pending: list[Connection] = []
 
     def add(self, connection: Connection) -> None:
         if not self._pending:
-            self._loop.call_soon(self._run)
+            if self._delay:
+                self._loop.call_later(self._delay, self._run)
+            else:
+                self._loop.call_soon(self._run)
         self._pending.append(connection)
 
     def _run(self) -> None:
@@ -71,13 +80,19 @@ class _WriteBatcher:
             connection._flush()
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteBatcher] = weakref.WeakKeyDictionary()
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float | None, _WriteBatcher]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _batcher(loop: asyncio.AbstractEventLoop) -> _WriteBatcher:
-    batcher = _batchers.get(loop)
+def _batcher(loop: asyncio.AbstractEventLoop, delay: float | None = None) -> _WriteBatcher:
+    """The loop's batcher for connections that write with ``delay``."""
+    batchers = _batchers.get(loop)
+    if batchers is None:
+        batchers = _batchers[loop] = {}
+    batcher = batchers.get(delay or None)
     if batcher is None:
-        batcher = _batchers[loop] = _WriteBatcher(loop)
+        batcher = batchers[delay or None] = _WriteBatcher(loop, delay or None)
     return batcher
 
 
@@ -109,6 +124,9 @@ class Connection(_FanOutFields):
         max_queue: received messages to buffer before pausing reads; ``None`` is unbounded.
         write_limit: bytes buffered for writing above which ``send()`` waits, broadcasts
             skip the connection, and reading pauses until the peer reads.
+        write_delay: seconds that messages wait before they're written, so that those sent
+            meanwhile leave in the same write; ``None`` writes at the end of each turn of
+            the event loop. Control frames and the closing handshake don't wait.
     """
 
     __slots__ = (
@@ -146,6 +164,7 @@ class Connection(_FanOutFields):
         close_timeout: float | None = 10,
         max_queue: int | None = 16,
         write_limit: int = 32768,
+        write_delay: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.protocol = protocol
@@ -160,7 +179,7 @@ class Connection(_FanOutFields):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         #: Round-trip time of the last keepalive ping, in seconds.
         self.latency = 0.0
-        self._batcher = _batcher(self.loop)
+        self._batcher = _batcher(self.loop, write_delay)
         self._dirty = False
         self._unflushed = 0
         # Whether this side sends prepared frames as they are: a server without compression.
@@ -664,7 +683,7 @@ def _broadcast(
         # Frames already corked mean the connection is registered for this turn.
         if len(out) == 1 and not connection._dirty:
             connection._dirty = True
-            batcher.add(connection)
+            connection._batcher.add(connection)
         # Bounded without counting bytes per delivery: the frames a broadcast corks, at this
         # frame's size, plus what send() counts in _unflushed, each under the write limit.
         if len(out) * size > connection.write_limit:

@@ -246,6 +246,7 @@ class Server:
         close_timeout: float | None = 10,
         max_queue: int | None = 16,
         write_limit: int = 32768,
+        write_delay: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.handler = handler
@@ -263,6 +264,7 @@ class Server:
             close_timeout=close_timeout,
             max_queue=max_queue,
             write_limit=write_limit,
+            write_delay=write_delay,
             logger=self.logger,
         )
         self._connections: set[ServerConnection] = set()
@@ -389,6 +391,9 @@ class serve:
         close_timeout: seconds to wait for the closing handshake.
         max_queue: received messages buffered per connection before reading pauses.
         write_limit: bytes buffered per connection before ``send()`` waits and reading pauses.
+        write_delay: seconds that messages wait before they are written, so that those sent
+            meanwhile (publications of a busy channel) leave in one write; ``None`` writes
+            at the end of each turn of the event loop, which is the lowest latency.
         **kwargs: passed to :meth:`asyncio.loop.create_server` (``sock``, ``reuse_port``, ...).
     """
 
@@ -413,6 +418,7 @@ class serve:
         close_timeout: float | None = 10,
         max_queue: int | None = 16,
         write_limit: int = 32768,
+        write_delay: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -436,6 +442,7 @@ class serve:
             close_timeout=close_timeout,
             max_queue=max_queue,
             write_limit=write_limit,
+            write_delay=write_delay,
             logger=logger,
         )
         self._host = host

@@ -77,11 +77,16 @@ class WebSocketSection:
         compression: negotiate permessage-deflate with browsers that offer it.
         write_limit: bytes buffered per connection before its slow-consumer queue takes over.
         open_timeout: seconds a client has to complete the WebSocket handshake.
+        write_delay: seconds a client's messages wait before they are written, so that the
+            publications that arrive meanwhile leave in one write; 0 writes each turn of the
+            event loop. A few milliseconds multiply fan-out throughput when publications
+            arrive one at a time, as they do from Redis.
     """
 
     compression: bool = True
     write_limit: int = 65536
     open_timeout: float = 10.0
+    write_delay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -368,6 +373,8 @@ def _check(config: Config, errors: _Errors) -> None:
             "several workers need a shared engine: with engine.type = 'memory' each process would have its "
             "own channels, history and presence; set engine.type = 'redis'",
         )
+    if not 0 <= config.websocket.write_delay <= 1:
+        errors.add("websocket.write_delay", f"expected 0 to 1 second, got {config.websocket.write_delay}")
     if config.http_api.enabled and not config.http_api.key and not config.http_api.insecure:
         errors.add("http_api", "the API needs a key: set http_api.key, or http_api.insecure = true")
     if config.admin.enabled and not config.admin.password:

@@ -104,6 +104,7 @@ async def start_server(
             process_request=_process_request(app),
             compression="deflate" if config.websocket.compression else None,
             write_limit=config.websocket.write_limit,
+            write_delay=config.websocket.write_delay or None,
             open_timeout=config.websocket.open_timeout,
             **options,
             **kwargs,

@@ -66,6 +66,53 @@ async def test_engines_with_other_prefixes_dont_meet(own_redis: RedisServer, sta
     assert (await one.broker.history("ch")).position.offset == 1
 
 
+# --- pipelined publications ----------------------------------------------------------------
+
+
+async def test_concurrent_publications_reach_other_nodes_in_the_order_they_were_made(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    publisher, _ = await start_engine(own_redis)
+    subscriber, events = await start_engine(own_redis)
+    await subscriber.broker.subscribe("ch")
+    commands = 0
+    execute = type(publisher.broker.redis.pipeline()).execute
+
+    async def counting(pipe: object, *args: object, **kwargs: object) -> object:
+        nonlocal commands
+        commands += 1
+        return await execute(pipe, *args, **kwargs)  # type: ignore[arg-type]
+
+    pipeline_type = type(publisher.broker.redis.pipeline())
+    pipeline_type.execute = counting  # type: ignore[method-assign]
+    try:
+        # 300 publishers at once, joins among them: one round trip carries many.
+        calls = [publisher.broker.publish("ch", pub(n)) for n in range(300)]
+        calls.insert(150, publisher.broker.publish_join("ch", INFO))
+        assert await asyncio.gather(*calls) == [None] * 301
+    finally:
+        pipeline_type.execute = execute  # type: ignore[method-assign]
+    received = await events.wait_for("ch", 301)
+    assert [event.kind for event in received].index("join") == 150
+    assert [p.data for p in events.publications("ch")] == [str(n).encode() for n in range(300)]
+    assert 1 <= commands < 300
+
+
+async def test_a_publication_whose_caller_gave_up_doesnt_stop_the_others(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    publisher, _ = await start_engine(own_redis)
+    subscriber, events = await start_engine(own_redis)
+    await subscriber.broker.subscribe("ch")
+    first = asyncio.ensure_future(publisher.broker.publish("ch", pub(1)))
+    second = asyncio.ensure_future(publisher.broker.publish("ch", pub(2)))
+    await asyncio.sleep(0)
+    first.cancel()
+    await second
+    await events.wait_for("ch", 1)
+    assert pub(2).data in [p.data for p in events.publications("ch")]
+
+
 # --- redis-server unreachable --------------------------------------------------------------
 
 

@@ -49,6 +49,11 @@ class RedisBroker:
     meanwhile are lost for live delivery, so once Redis confirms a channel's subscription
     again the broker tells the node, which makes positioned subscribers recover from history.
 
+    Publications without history, joins and leaves are pipelined: the PUBLISH commands made
+    while the previous batch is on its way to Redis go together in the next one, on one
+    connection, so that they reach every node in the order they were made and many
+    concurrent publishers cost one round trip, not one each.
+
     Args:
         client: a ``redis.asyncio.Redis`` client (its connection pool is shared with the
             presence manager).
@@ -87,6 +92,9 @@ class RedisBroker:
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         # Resubscribed channels whose continuity is reported once Redis confirms them.
         self._lost: set[str] = set()
+        # PUBLISH commands waiting for the batch in flight, and the task that sends them.
+        self._batch: list[tuple[str, bytes, asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._closing = False
 
     # keys
@@ -109,6 +117,15 @@ class RedisBroker:
 
     async def close(self) -> None:
         self._closing = True
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+            self._sender = None
+        for _, _, future in self._batch:
+            if not future.done():
+                future.set_exception(EngineError("the broker closed before publishing"))
+        self._batch.clear()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,7 +167,7 @@ class RedisBroker:
                     ],
                 )
                 return StreamPosition(int(offset), _text(epoch))
-            await self.redis.publish(self._pubsub_channel(channel), b"p0::" + payload)
+            await self._pipelined_publish(self._pubsub_channel(channel), b"p0::" + payload)
             return None
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
@@ -163,9 +180,38 @@ class RedisBroker:
 
     async def _publish_control(self, channel: str, message: bytes) -> None:
         try:
-            await self.redis.publish(self._pubsub_channel(channel), message)
+            await self._pipelined_publish(self._pubsub_channel(channel), message)
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
+
+    async def _pipelined_publish(self, name: str, message: bytes) -> None:
+        """PUBLISH in the next batch, in the order of the calls; raise what Redis answered."""
+        if self._closing:
+            raise EngineError("the broker is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((name, message, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_batches(), name="wavecast-redis-publish")
+        await future
+
+    async def _send_batches(self) -> None:
+        # One batch in flight at a time: that is what keeps the publications in order.
+        while self._batch:
+            batch, self._batch = self._batch, []
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for name, message, _ in batch:
+                        pipe.publish(name, message)
+                    results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                results = [exc] * len(batch)
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if future.done():  # its caller was cancelled
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     # subscriptions
 
