@@ -95,8 +95,12 @@ cov: deps
 	$(PY) -m coverage report --include='src/wavecast/protocol/*,src/wavecast/codes.py' --fail-under=100
 	$(PY) -m coverage report --fail-under=90
 
-bench: venv
-	bench/run.sh
+# Every peer and scenario of the shared instrument, channel fan-out, and memory per connection,
+# 3 repetitions each; the tables land in bench/results/.
+bench: venv system-deps
+	bench/run.sh --reps 3 --wait-quiet 10
+	$(PY) bench/realtime.py --reps 3 --wait-quiet 10
+	$(PY) bench/memory.py -n 2000
 
 # Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/, and the
 # inputs run per target in fuzzing/RESULTS.md.

@@ -1,13 +1,15 @@
 """Profile the wavecast bench server while the ws-bench loadgen drives one scenario.
 
-    .venv/bin/python bench/profile.py echo32 fan10k [--seconds 4] [--no-uvloop] [--ref HEAD]
+    .venv/bin/python bench/profile.py echo32 fan10k ch10k [--seconds 4] [--no-uvloop] [--ref HEAD]
 
-For each scenario, two passes run against a fresh server pinned to CPU 0 (loadgen on CPU 1):
+For each scenario, three passes run against a fresh server pinned to CPU 0 (loadgen on CPU 1):
 
 1. py-spy (when installed), a sampler with little overhead, attached for ``--seconds`` once the
    load is steady: the share of samples per function (self and inclusive) and per line, turned
    into microseconds per message with the loadgen's throughput.
-2. cProfile, switched on and off by signals around the same steady window, so the handshakes
+2. perf (when installed), which sees what py-spy can't: the C extensions, the interpreter and
+   the kernel, by binary and by symbol.
+3. cProfile, switched on and off by signals around the same steady window, so the handshakes
    and the teardown stay out: call counts per message, and the tottime and cumulative tables.
 
 Everything lands in ``bench/profiles/<scenario>.txt``, plus the raw py-spy stacks in
@@ -36,16 +38,54 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-SERVER = os.path.join(BENCH, "servers", "wavecast_server.py")
 PROFILES = os.path.join(BENCH, "profiles")
 BENCH_HOME = os.environ.get("BENCH_HOME", os.path.expanduser("~/.cache/ws-bench"))
-LOADGEN = os.path.join(BENCH_HOME, "build", "loadgen")
+# The instrument's loadgen with bench/loadgen/realtime.patch: the same for the raw scenarios.
+LOADGEN = os.path.join(BENCH_HOME, "build", "loadgen-rt")
 
+_CHANNEL = [
+    "--path",
+    "/connection/websocket",
+    "--pub-path",
+    "/publish",
+    "--sub-init",
+    '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"bench"}}',
+    "--unwrap",
+    '{"push":{"channel":"bench","pub":{"data":"',
+]
+
+#: scenario -> (loadgen arguments, metric, unit, server script under servers/)
 SCENARIOS = {
-    "echo32": (["echo", "-c", "100", "-d", "16", "-s", "32", "--text"], "msgs_per_s", "message echoed"),
-    "echo1m": (["echo", "-c", "1", "-d", "1", "-s", "1048576", "--binary"], "msgs_per_s", "message echoed"),
-    "fan1k": (["fanout", "-n", "1000", "-s", "32", "--text", "-W", "16"], "deliveries_per_s", "delivery"),
-    "fan10k": (["fanout", "-n", "10000", "-s", "32", "--text", "-W", "16"], "deliveries_per_s", "delivery"),
+    "echo32": (
+        ["echo", "-c", "100", "-d", "16", "-s", "32", "--text"],
+        "msgs_per_s",
+        "message echoed",
+        "wavecast_server.py",
+    ),
+    "echo1m": (
+        ["echo", "-c", "1", "-d", "1", "-s", "1048576", "--binary"],
+        "msgs_per_s",
+        "message echoed",
+        "wavecast_server.py",
+    ),
+    "fan1k": (
+        ["fanout", "-n", "1000", "-s", "32", "--text", "-W", "16"],
+        "deliveries_per_s",
+        "delivery",
+        "wavecast_server.py",
+    ),
+    "fan10k": (
+        ["fanout", "-n", "10000", "-s", "32", "--text", "-W", "16"],
+        "deliveries_per_s",
+        "delivery",
+        "wavecast_server.py",
+    ),
+    "ch10k": (
+        ["fanout", "-n", "10000", "-s", "32", "--text", "-W", "16", *_CHANNEL],
+        "deliveries_per_s",
+        "delivery",
+        "wavecast_channels.py",
+    ),
 }
 
 # Run the bench server with a cProfile that SIGUSR1 starts and SIGUSR2 stops and dumps.
@@ -87,7 +127,7 @@ class Trial:
             if self.server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start on port {self.port}")
             time.sleep(0.05)
-        args, self.metric, self.unit = SCENARIOS[scenario]
+        args, self.metric, self.unit, _ = SCENARIOS[scenario]
         self.command = [LOADGEN, *args, "-w", "1", "-t", str(duration), "--port", str(self.port)]
         self.loadgen = subprocess.Popen(
             ["taskset", "-c", "1", *self.command, "--server-pid", str(self.server.pid)],
@@ -214,8 +254,12 @@ def use_snapshot(ref: str) -> str:
     snapshot = os.path.join(BENCH_HOME, "wavecast-src", sha)
     if not os.path.isdir(os.path.join(snapshot, "src", "wavecast")):
         os.makedirs(snapshot, exist_ok=True)
-        archive = subprocess.run(["git", "-C", REPO, "archive", sha, "src"], capture_output=True, check=True)
+        archive = subprocess.run(
+            ["git", "-C", REPO, "archive", sha, "src", "hatch_build.py"], capture_output=True, check=True
+        )
         subprocess.run(["tar", "-x", "-C", snapshot], input=archive.stdout, check=True)
+        # The snapshot's own C extensions, as an install of that commit would have.
+        subprocess.run([sys.executable, os.path.join(snapshot, "hatch_build.py"), snapshot], check=False)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.path.join(snapshot, "src") + (os.pathsep + path if path else "")
     return f"{sha} (snapshot of {ref})"
@@ -223,7 +267,7 @@ def use_snapshot(ref: str) -> str:
 
 def profile(scenario: str, version: str, a: argparse.Namespace) -> None:
     loop_flag = "--no-uvloop" if a.no_uvloop else "--uvloop"
-    server = [sys.executable, SERVER, "--port", "{port}", loop_flag]
+    server = [sys.executable, os.path.join(BENCH, "servers", SCENARIOS[scenario][3]), "--port", "{port}", loop_flag]
     base = os.path.join(PROFILES, scenario)
     flags = f" --seconds {a.seconds:g}" + (" --no-uvloop" if a.no_uvloop else "") + (f" --ref {a.ref}" if a.ref else "")
     out = [
@@ -249,6 +293,31 @@ def profile(scenario: str, version: str, a: argparse.Namespace) -> None:
     else:
         out += ["(py-spy not installed: `.venv/bin/pip install py-spy` for the sampling pass)", ""]
 
+    # The C extensions and the kernel are invisible to py-spy: perf sees every frame.
+    perf = shutil.which("perf")
+    if perf:
+        trial = Trial(server, scenario, duration)
+        trial.wait_steady()
+        data = base + ".perf.data"
+        record = [perf, "record", "-F", "999", "-g", "-p", str(trial.server.pid), "-o", data, "--", "sleep"]
+        subprocess.run([*record, str(a.seconds)], check=False, capture_output=True)
+        result = trial.finish()
+        report = subprocess.run(
+            [perf, "report", "-i", data, "--no-children", "--percent-limit", "1", "--stdio", "-g", "none"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        by_dso = subprocess.run(
+            [perf, "report", "-i", data, "--no-children", "--sort", "dso", "--stdio"], capture_output=True, text=True
+        ).stdout
+        os.remove(data)
+        out += ["## perf (native code and kernel included)", "", f"loadgen (perf pass): {summary(result)}", ""]
+        out += ["share by binary", ""]
+        out += [line for line in by_dso.splitlines() if line.strip() and not line.startswith("#")][:12]
+        out += ["", "self time by symbol (at least 1%)", ""]
+        out += [line for line in report.splitlines() if line.strip() and not line.startswith("#")][:40]
+        out.append("")
+
     prof = base + ".prof"
     trial = Trial([sys.executable, "-c", PROFILED, prof, *server[1:]], scenario, duration)
     trial.wait_steady()
@@ -273,8 +342,7 @@ def main() -> None:
     parser.add_argument("--no-uvloop", action="store_true", help="profile on asyncio's loop instead of uvloop")
     parser.add_argument("--ref", help="profile this commit's src/ instead of the working tree")
     a = parser.parse_args()
-    if not os.path.exists(LOADGEN):
-        sys.exit(f"{LOADGEN} not built: run bench/run.sh (or ../shared/bench/setup.sh) first")
+    subprocess.run([os.path.join(BENCH, "loadgen", "build.sh")], check=True)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.makedirs(PROFILES, exist_ok=True)

@@ -34,6 +34,7 @@ port = 8000
 log_level = "info"               # debug, info, warning, error
 log_format = "text"              # text, or json for log collectors
 shutdown_timeout = 10.0          # seconds clients get to close on SIGTERM
+shutdown_delay = 0.0             # seconds unready (503 on /ready) before the drain starts
 # allowed_origins = ["https://app.example.com"]   # pages on other origins that may connect
 
 [client]
@@ -190,7 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .server.workers import supervise
 
             worker_args = [arg for arg in (argv if argv is not None else sys.argv[1:])[1:] if arg != "--worker"]
-            return supervise(worker_args, config.server.workers, shutdown_timeout=config.server.shutdown_timeout)
+            server = config.server
+            grace = server.shutdown_delay + server.shutdown_timeout
+            return supervise(worker_args, server.workers, shutdown_timeout=grace)
         from .asyncio.runner import run
         from .exceptions import ConfigError
         from .server.serve import run_server

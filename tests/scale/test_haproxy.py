@@ -60,7 +60,9 @@ class KeptAlive:
 
     async def get(self, path: str) -> int:
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        status = int((await self.reader.readline()).split()[1])
+        line = await self.reader.readline()
+        assert line, f"the server closed the connection instead of answering GET {path}"
+        status = int(line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
@@ -131,7 +133,8 @@ async def test_draining_a_node_moves_its_clients_to_the_other(
     chaos_report: Callable[[str], ChaosReport],
 ) -> None:
     report = chaos_report("drain")
-    draining, staying = await start_nodes(cluster_config(redis), 2)
+    # Unready for 300 ms before the drain, as behind a load balancer that polls /ready.
+    draining, staying = await start_nodes(cluster_config(redis, server={"shutdown_delay": 0.3}), 2)
     proxy = await start_haproxy([draining, staying])
     clients = await clients_through(proxy.ws_url, make_client, 6, "rec:feed")
     assert await num_clients(draining) == 3
@@ -154,12 +157,16 @@ async def test_draining_a_node_moves_its_clients_to_the_other(
     publisher = asyncio.create_task(publish())
     await asyncio.sleep(200 * MS)
     draining.send_signal(signal.SIGTERM)
-    # From the signal on, the node is unready: a check on a kept-alive connection sees 503.
-    async with asyncio.timeout(2000 * MS):
-        while (status := await check.get("/ready")) == 200:
-            await asyncio.sleep(5 * MS)
+    # From the signal on, the node is unready: a check on a kept-alive connection sees 503,
+    # while the node still has its clients.
+    try:
+        async with asyncio.timeout(2000 * MS):
+            while (status := await check.get("/ready")) == 200:
+                await asyncio.sleep(5 * MS)
+    finally:
+        check.close()
     assert status == 503
-    check.close()
+    assert await num_clients(draining) == 3
     assert await draining.wait_exit() == 0
 
     # Its clients were told to reconnect (3001), and did, through haproxy, to the other node.

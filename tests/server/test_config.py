@@ -156,6 +156,7 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"server": {"tls_key": "key.pem"}}, "server: tls_cert and tls_key go together"),
         ({"websocket": {"write_delay": -0.5}}, "websocket.write_delay: expected 0 to 1 second, got -0.5"),
         ({"websocket": {"write_delay": 5}}, "websocket.write_delay: expected 0 to 1 second, got 5.0"),
+        ({"server": {"shutdown_delay": -1}}, "server.shutdown_delay: expected 0 to 600 seconds, got -1.0"),
         ({"server": {"port": 0}}, "server.port: expected 1-65535, got 0"),
         ({"server": {"port": 65536}}, "server.port: expected 1-65535, got 65536"),
         ({"admin": {"enabled": True}}, "admin: the admin page needs a password: set admin.password"),

@@ -54,6 +54,9 @@ class ServerSection:
         log_format: ``text`` for people, ``json`` for log collectors.
         workers: processes sharing the port (SO_REUSEPORT); more than 1 needs a shared engine.
         shutdown_timeout: seconds to let clients close on SIGTERM before exiting.
+        shutdown_delay: seconds between SIGTERM and the start of the drain, during which the
+            server answers ``/ready`` with 503 and refuses new clients but keeps its clients,
+            so that a load balancer polling ``/ready`` stops sending it new ones first.
         allowed_origins: origins of pages allowed to connect; empty allows the server's own
             origin and non-browser clients; ``["*"]`` allows any.
     """
@@ -66,6 +69,7 @@ class ServerSection:
     log_format: Literal["text", "json"] = "text"
     workers: int = 1
     shutdown_timeout: float = 10.0
+    shutdown_delay: float = 0.0
     allowed_origins: Sequence[str] = ()
 
 
@@ -373,6 +377,8 @@ def _check(config: Config, errors: _Errors) -> None:
             "several workers need a shared engine: with engine.type = 'memory' each process would have its "
             "own channels, history and presence; set engine.type = 'redis'",
         )
+    if not 0 <= server.shutdown_delay <= 600:
+        errors.add("server.shutdown_delay", f"expected 0 to 600 seconds, got {server.shutdown_delay}")
     if not 0 <= config.websocket.write_delay <= 1:
         errors.add("websocket.write_delay", f"expected 0 to 1 second, got {config.websocket.write_delay}")
     if config.http_api.enabled and not config.http_api.key and not config.http_api.insecure:

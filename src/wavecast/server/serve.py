@@ -115,9 +115,12 @@ async def start_server(
     return server, app
 
 
-async def shutdown(server: Server, app: App, timeout: float) -> None:
-    """Stop accepting, tell clients to reconnect elsewhere (3001), drain, and stop the engines."""
+async def shutdown(server: Server, app: App, timeout: float, delay: float = 0.0) -> None:
+    """Turn unready, wait ``delay``, stop accepting, tell clients to reconnect elsewhere (3001),
+    drain, and stop the engines."""
     app.stopping = True
+    if delay:
+        await asyncio.sleep(delay)
     server.stop_accepting()
     await app.node.shutdown(DISCONNECT_SHUTDOWN)
     server.close()
@@ -166,7 +169,7 @@ async def run_server(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     logger.info("shutting down: %d clients", app.node.hub.num_sessions)
-    await shutdown(server, app, config.server.shutdown_timeout)
+    await shutdown(server, app, config.server.shutdown_timeout, config.server.shutdown_delay)
     logger.info("stopped")
 
 
