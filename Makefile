@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= ../shared
 
-.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types cov bench compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types cov bench profile compliance fuzz deps venv node system-deps clean
 
 # pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
 $(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c)
@@ -101,6 +101,11 @@ bench: venv system-deps
 	bench/run.sh --reps 3 --wait-quiet 10
 	$(PY) bench/realtime.py --reps 3 --wait-quiet 10
 	$(PY) bench/memory.py -n 2000
+
+# Where the server's time goes under each scenario: py-spy, perf and cProfile tables in bench/profiles/.
+profile: venv system-deps
+	$(BIN)/pip install -q py-spy
+	$(PY) bench/profile.py echo32 echo1m fan10k ch10k
 
 # Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/, and the
 # inputs run per target in fuzzing/RESULTS.md.
