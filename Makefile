@@ -100,7 +100,7 @@ cov: deps
 bench: venv system-deps
 	bench/run.sh --reps 3 --wait-quiet 10
 	$(PY) bench/realtime.py --reps 3 --wait-quiet 10
-	$(PY) bench/memory.py -n 2000
+	$(PY) bench/memory.py -n 2000 | tee bench/results/memory-$$(date +%Y%m%d-%H%M%S).md
 
 # Where the server's time goes under each scenario: py-spy, perf and cProfile tables in bench/profiles/.
 profile: venv system-deps

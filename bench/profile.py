@@ -28,6 +28,7 @@ import platform
 import pstats
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -281,7 +282,7 @@ def profile(scenario: str, version: str, a: argparse.Namespace) -> None:
     spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
     if spy:
         trial = Trial(server, scenario, duration)
-        out.append("$ " + " ".join(trial.command))
+        out.append("$ " + shlex.join(trial.command))
         trial.wait_steady()
         cmd = [spy, "record", "--pid", str(trial.server.pid), "--duration", str(int(a.seconds))]
         cmd += ["--rate", "200", "--format", "raw", "--nonblocking", "--output", base + ".folded"]

@@ -6,12 +6,15 @@ no keepalive pings, any origin.
 
 Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
 may also come from ``$PORT``. By default :func:`wavecast.run` uses uvloop when it's installed.
+``--gc-threshold N`` sets the cyclic collector's first threshold (Python's default is 700; 0
+turns it off), to measure what the collector costs a scenario: not part of the contract.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 
@@ -70,5 +73,8 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate (not the contract)")
+    parser.add_argument("--gc-threshold", type=int, help="the cyclic GC's gen0 threshold (0: off)")
     args = parser.parse_args()
+    if args.gc_threshold is not None:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     wavecast.run(main(args.port, args.compression), use_uvloop=args.uvloop)

@@ -176,6 +176,10 @@ class RequestParser(_HeadParser):
             body=b"".join(self._body),
             keep_alive=self._keep_alive and not self._pipelined,
         )
+        # httptools holds this parser's callbacks, bound to it: a reference cycle on every
+        # connection, which only the cyclic GC would free. Done, it lets go of httptools, and
+        # both go with their last reference.
+        del self._parser
         return request, data[consumed:]
 
 
@@ -227,4 +231,5 @@ class ResponseParser(_HeadParser):
             headers=self._headers,
             body=self._body,
         )
+        del self._parser  # as RequestParser does: no cycle left for the GC
         return response, tail
