@@ -309,7 +309,9 @@ def profile(scenario: str, version: str, a: argparse.Namespace) -> None:
             text=True,
         ).stdout
         by_dso = subprocess.run(
-            [perf, "report", "-i", data, "--no-children", "--sort", "dso", "--stdio"], capture_output=True, text=True
+            [perf, "report", "-i", data, "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+            capture_output=True,
+            text=True,
         ).stdout
         os.remove(data)
         out += ["## perf (native code and kernel included)", "", f"loadgen (perf pass): {summary(result)}", ""]
