@@ -133,8 +133,9 @@ async def test_draining_a_node_moves_its_clients_to_the_other(
     chaos_report: Callable[[str], ChaosReport],
 ) -> None:
     report = chaos_report("drain")
-    # Unready for 300 ms before the drain, as behind a load balancer that polls /ready.
-    draining, staying = await start_nodes(cluster_config(redis, server={"shutdown_delay": 0.3}), 2)
+    # Unready for a second before the drain, as behind a load balancer that polls /ready.
+    config = cluster_config(redis, server={"shutdown_delay": 1000 * MS})
+    draining, staying = await start_nodes(config, 2)
     proxy = await start_haproxy([draining, staying])
     clients = await clients_through(proxy.ws_url, make_client, 6, "rec:feed")
     assert await num_clients(draining) == 3
