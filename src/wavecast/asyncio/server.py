@@ -186,7 +186,6 @@ class ServerConnection(Connection):
             self._start_keepalive()
             self._handler_task = self.loop.create_task(self._run_handler())
             self.server._handlers.add(self._handler_task)
-            self._handler_task.add_done_callback(self.server._handlers.discard)
         elif protocol.state is CONNECTING and self.server.open_timeout is not None:
             # A kept-alive HTTP connection gets the same time for its next request.
             self._open_handle = self.loop.call_later(self.server.open_timeout, self._open_timed_out)
@@ -212,16 +211,19 @@ class ServerConnection(Connection):
             # The peer went away or broke the protocol: not a bug in the handler.
             if self.debug:
                 self.logger.debug("handler ended: %s", exc)
-            return
         except Exception:
             self.logger.exception("connection handler failed")
             if self.protocol.state is OPEN:
                 self.protocol.fail(CloseCode.INTERNAL_ERROR)
                 self._flush()
                 self._check_close_expected()
-            return
-        if self.protocol.state is OPEN:
-            await self.close()
+        else:
+            if self.protocol.state is OPEN:
+                await self.close()
+        finally:
+            # Instead of a done callback, which would hold a copy of the context per connection.
+            # Only Server.wait_closed() cancels handlers, and it waits for them itself.
+            self.server._handlers.discard(cast("asyncio.Task[None]", self._handler_task))
 
 
 class Server:
@@ -252,9 +254,10 @@ class Server:
         self.handler = handler
         self.process_request = process_request
         self.origins = origins
-        self.subprotocols = subprotocols
+        # Tuples, which every connection's protocol shares instead of copying.
+        self.subprotocols = tuple(subprotocols) if subprotocols else None
         self.select_subprotocol = select_subprotocol
-        self.extensions = extensions
+        self.extensions = tuple(extensions)
         self.limits = limits
         self.open_timeout = open_timeout
         self.logger = logger if logger is not None else globals()["logger"]

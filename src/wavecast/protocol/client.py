@@ -76,8 +76,9 @@ class ClientProtocol(Protocol):
         super().__init__(CLIENT, limits=limits, state=CONNECTING, logger=logger)
         self.uri = uri
         self.origin = origin
-        self.available_subprotocols = list(subprotocols) if subprotocols else []
-        self.extension_factories = list(extensions)
+        # tuple() of a tuple is the tuple itself: a server's connections share these.
+        self.available_subprotocols = tuple(subprotocols) if subprotocols else ()
+        self.extension_factories = tuple(extensions)
         self.additional_headers = additional_headers
         self.user_agent = user_agent
         self.key = generate_key()

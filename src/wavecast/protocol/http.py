@@ -167,12 +167,13 @@ class RequestParser(_HeadParser):
         if not self._done:
             return None
         path, _, query = self._url.decode("latin-1").partition("?")
+        # Interned as header names are: every connection has the same few.
         request = Request(
-            method=self._parser.get_method().decode("latin-1"),
-            path=path,
+            method=sys.intern(self._parser.get_method().decode("latin-1")),
+            path=sys.intern(path) if len(path) <= 256 else path,
             query=query,
             headers=self._headers,
-            http_version=self._parser.get_http_version(),
+            http_version=sys.intern(self._parser.get_http_version()),
             body=b"".join(self._body),
             keep_alive=self._keep_alive and not self._pipelined,
         )

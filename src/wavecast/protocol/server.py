@@ -70,9 +70,10 @@ class ServerProtocol(Protocol):
     ) -> None:
         super().__init__(SERVER, limits=limits, state=CONNECTING, logger=logger)
         self.origins = origins
-        self.available_subprotocols = list(subprotocols) if subprotocols else []
+        # tuple() of a tuple is the tuple itself: a server's connections share these.
+        self.available_subprotocols = tuple(subprotocols) if subprotocols else ()
         self.select_subprotocol = select_subprotocol
-        self.extension_factories = list(extensions)
+        self.extension_factories = tuple(extensions)
         #: The last request received.
         self.request: Request | None = None
         #: The subprotocol agreed in the handshake, if any.
