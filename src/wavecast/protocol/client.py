@@ -76,7 +76,7 @@ class ClientProtocol(Protocol):
         super().__init__(CLIENT, limits=limits, state=CONNECTING, logger=logger)
         self.uri = uri
         self.origin = origin
-        # tuple() of a tuple is the tuple itself: a server's connections share these.
+        # tuple() of a tuple is the tuple itself: no copy per connection.
         self.available_subprotocols = tuple(subprotocols) if subprotocols else ()
         self.extension_factories = tuple(extensions)
         self.additional_headers = additional_headers
