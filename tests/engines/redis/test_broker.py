@@ -76,14 +76,14 @@ async def test_concurrent_publications_reach_other_nodes_in_the_order_they_were_
     subscriber, events = await start_engine(own_redis)
     await subscriber.broker.subscribe("ch")
     commands = 0
-    execute = type(publisher.broker.redis.pipeline()).execute
+    pipeline_type = type(publisher.broker.redis.pipeline())
+    execute = pipeline_type.execute
 
     async def counting(pipe: object, *args: object, **kwargs: object) -> object:
         nonlocal commands
         commands += 1
         return await execute(pipe, *args, **kwargs)  # type: ignore[arg-type]
 
-    pipeline_type = type(publisher.broker.redis.pipeline())
     pipeline_type.execute = counting  # type: ignore[method-assign]
     try:
         # 300 publishers at once, joins among them: one round trip carries many.

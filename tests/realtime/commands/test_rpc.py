@@ -12,6 +12,7 @@ from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import Node, RPCContext
 
 from ..conftest import ConnectClient, MakeNode
+from ..helpers import Client
 
 
 async def test_rpc_handler(node: Node, connect: ConnectClient) -> None:
@@ -110,8 +111,8 @@ async def test_rpc_errors(node: Node, connect: ConnectClient) -> None:
     assert client.closed_with == 4501
 
 
-async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) -> None:
-    node = await make_node(rpc_in_flight_limit=1)
+def slow_rpc(node: Node) -> asyncio.Event:
+    """Register the RPC method ``slow``, which answers 1 once the returned event is set."""
     release = asyncio.Event()
 
     @node.rpc("slow")
@@ -119,6 +120,20 @@ async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) 
         await release.wait()
         return 1
 
+    return release
+
+
+async def calls_ended(client: Client) -> None:
+    """Let the client's RPC calls finish, for at most 100 turns of the loop."""
+    for _ in range(100):
+        if client.session.rpc_in_flight == 0:
+            break
+        await asyncio.sleep(0)
+
+
+async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(rpc_in_flight_limit=1)
+    release = slow_rpc(node)
     client = await connect(node)
     await client.send({"id": 100, "rpc": {"method": "slow"}})
     await asyncio.sleep(0)
@@ -127,31 +142,19 @@ async def test_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) 
     assert await client.result("ping") == {}
     assert await client.error("rpc", {"method": "slow"}) == 106
     release.set()
-    for _ in range(100):
-        if client.session.rpc_in_flight == 0:
-            break
-        await asyncio.sleep(0)
+    await calls_ended(client)
     assert [r for r in client.transport.replies if r.get("id") == 100] == [{"id": 100, "rpc": {"data": 1}}]
     assert client.session.rpc_in_flight == 0
 
 
 async def test_no_rpc_in_flight_limit(make_node: MakeNode, connect: ConnectClient) -> None:
     node = await make_node(rpc_in_flight_limit=None)
-    release = asyncio.Event()
-
-    @node.rpc("slow")
-    async def slow(context: RPCContext) -> Any:
-        await release.wait()
-        return 1
-
+    release = slow_rpc(node)
     client = await connect(node)
     for n in range(1, 41):  # past the default of 16
         await client.send({"id": n, "rpc": {"method": "slow"}})
     await asyncio.sleep(0)
     assert client.session.rpc_in_flight == 40
     release.set()
-    for _ in range(100):
-        if client.session.rpc_in_flight == 0:
-            break
-        await asyncio.sleep(0)
+    await calls_ended(client)
     assert len([r for r in client.transport.replies if r.get("rpc") == {"data": 1}]) == 40
