@@ -125,6 +125,36 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
     assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
 
 
+async def test_subscription_token_as_connection_token(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node()
+    js = await start_js(url=running.url, token=make_token("ann", channel="secret:plans"))
+    await js.call("connect")
+    disconnected = await js.wait("disconnected")
+    assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
+    # 3500 is terminal: the SDK stops instead of connecting again.
+    await asyncio.sleep(500 * MS)
+    assert len(js.named("connecting")) == 1
+    assert not js.named("connected")
+    assert running.node.stats.commands["connect"] == 1
+
+
+async def test_refresh_with_a_subscription_token(start_node: StartNode, start_js: StartJS) -> None:
+    running = await start_node()
+    js = await start_js(
+        url=running.url, token=make_token("ann", ttl=2), tokens=[make_token("ann", channel="secret:plans")]
+    )
+    _ok(await js.call("connect"))
+    await js.wait("connected")
+    await js.wait("get_token", timeout=4000 * MS)
+    disconnected = await js.wait("disconnected")
+    assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
+    await asyncio.sleep(500 * MS)
+    assert len(js.named("get_token")) == 1
+    assert len(js.named("connected")) == 1
+    assert running.node.stats.commands["connect"] == 1
+    assert running.node.stats.disconnects[3500] == 1
+
+
 async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(
         config(

@@ -72,6 +72,21 @@ async def test_connect_refused_for_garbage_token(start_node: StartNode, make_cli
     assert client.state == ClientState.DISCONNECTED
 
 
+async def test_connect_refused_for_a_subscription_token(start_node: StartNode, make_client: MakeClient) -> None:
+    running = await start_node()
+    client, events = make_client(running.url, token=make_token("42", channel="secret:1"))
+    await client.connect()
+    disconnected = await events.wait("disconnected")
+    assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
+    # 3500 is terminal: the SDK stops instead of connecting again.
+    await asyncio.sleep(500 * MS)
+    assert client.state == ClientState.DISCONNECTED
+    assert running.node.stats.commands["connect"] == 1
+    assert len(events.named("connecting")) == 1
+    assert not events.named("connected")
+    assert running.node.hub.num_sessions == 0
+
+
 async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: MakeClient) -> None:
     running = await start_node()
     calls = 0
@@ -149,6 +164,27 @@ async def test_connection_token_refresh_keeps_the_client_connected(
     assert client.state == ClientState.CONNECTED
     assert not session.closed
     assert [name for name, _ in events.events] == ["connecting", "connected"]
+
+
+async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNode, make_client: MakeClient) -> None:
+    running = await start_node()
+    calls = 0
+
+    async def get_token() -> str:
+        nonlocal calls
+        calls += 1
+        return make_token("42", channel="secret:1")
+
+    client, events = make_client(running.url, token=make_token("42", ttl=2), get_token=get_token)
+    await client.connect()
+    await events.wait("connected")
+    disconnected = await events.wait("disconnected", timeout=5000 * MS)
+    assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
+    await asyncio.sleep(500 * MS)
+    assert calls == 1
+    assert client.state == ClientState.DISCONNECTED
+    assert running.node.stats.commands["connect"] == 1
+    assert running.node.stats.disconnects[3500] == 1
 
 
 async def test_client_that_cannot_refresh_is_disconnected_3005(start_node: StartNode, make_client: MakeClient) -> None:

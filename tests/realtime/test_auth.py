@@ -189,6 +189,19 @@ def test_claims_of_the_wrong_type(claims: dict[str, Any]) -> None:
     connect_error(hs256(claims))
 
 
+def test_connect_token_with_a_channel_claim() -> None:
+    # A subscription token is no connection token, as Centrifugo has it: 3500, even when expired.
+    connect_error(hs256({"sub": "42", "channel": "chat:1"}))
+    connect_error(hs256({"sub": "42", "channel": "chat:1", "exp": int(NOW) - 1}))
+    connect_error(hs256({"sub": "42", "channel": ["chat:1"]}))
+
+
+def test_connect_token_with_an_empty_channel_claim() -> None:
+    # Centrifugo refuses a non-empty channel only: an empty one names no channel.
+    assert verifier().connect_token(hs256({"sub": "42", "channel": ""}), NOW).user == "42"
+    assert verifier().connect_token(hs256({"sub": "42", "channel": None}), NOW).user == "42"
+
+
 def test_audience() -> None:
     tokens = verifier(audience="wavecast")
     assert tokens.connect_token(hs256({"sub": "42", "aud": "wavecast"}), NOW).user == "42"
@@ -242,9 +255,17 @@ def test_subscribe_token_for_another_user_or_channel(user: str, channel: str) ->
     assert exc_info.value.error.code == 103
 
 
-def test_subscribe_token_without_a_channel() -> None:
+@pytest.mark.parametrize("channel", ["chat:1", ""])
+def test_connection_token_as_a_subscribe_token(channel: str) -> None:
     with pytest.raises(CommandError) as exc_info:
-        verifier().subscribe_token(hs256({"sub": "42"}), NOW, user="42", channel="chat:1")
+        verifier().subscribe_token(hs256({"sub": "42"}), NOW, user="42", channel=channel)
+    assert exc_info.value.error.code == 103
+
+
+@pytest.mark.parametrize("claim", ["", None])
+def test_subscribe_token_with_an_empty_channel(claim: str | None) -> None:
+    with pytest.raises(CommandError) as exc_info:
+        verifier().subscribe_token(hs256({"sub": "42", "channel": claim}), NOW, user="42", channel="")
     assert exc_info.value.error.code == 103
 
 

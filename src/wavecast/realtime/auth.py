@@ -120,13 +120,19 @@ class TokenVerifier:
     def connect_token(self, token: str, now: float) -> ConnectToken:
         """Verify a connection token.
 
+        A token with a ``channel`` claim is a subscription token and is refused here, as in
+        Centrifugo, before its expiry is looked at; ``refresh`` verifies with this method too.
+
         Raises:
-            DisconnectError: 3500 "invalid token" for a bad signature or malformed claims.
+            DisconnectError: 3500 "invalid token" for a bad signature, malformed claims or a
+                ``channel`` claim.
             CommandError: 109 "token expired" when ``exp`` has passed; the client refreshes
                 its token and connects again.
         """
         try:
             claims = self._decode(token, now)
+            if claims.get("channel") not in (None, ""):
+                raise ValueError("a connection token can't have a channel claim")
             user = claims.get("sub", "")
             if not isinstance(user, str):
                 raise ValueError("sub claim must be a string")
@@ -154,14 +160,16 @@ class TokenVerifier:
         """Verify a subscription token for ``user`` and ``channel``.
 
         Raises:
-            CommandError: 103 "permission denied" for a bad token or another user or
-                channel; 109 "token expired" when ``exp`` has passed.
+            CommandError: 103 "permission denied" for a bad token, one without a ``channel``
+                claim (a connection token) or for another user or channel; 109 "token
+                expired" when ``exp`` has passed.
         """
         try:
             claims = self._decode(token, now)
         except ValueError as exc:
             raise CommandError(ERROR_PERMISSION_DENIED) from exc
-        if claims.get("sub", "") != user or claims.get("channel") != channel:
+        claimed = claims.get("channel")
+        if not claimed or claimed != channel or claims.get("sub", "") != user:
             raise CommandError(ERROR_PERMISSION_DENIED)
         expire_at = int(claims.get("exp", 0))
         if expire_at and expire_at <= now:

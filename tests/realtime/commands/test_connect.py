@@ -58,6 +58,13 @@ async def test_invalid_token(node: Node, new_client: NewClient) -> None:
     assert client.closed_with == 3500
 
 
+async def test_subscription_token(node: Node, new_client: NewClient) -> None:
+    client = new_client(node)
+    await client.send({"id": 1, "connect": {"token": token("42", channel="secret:1")}})
+    assert client.closed_with == 3500
+    assert node.hub.num_sessions == 0
+
+
 async def test_token_without_keys(make_node: MakeNode, new_client: NewClient) -> None:
     node = await make_node(token_hmac_secret_key="")
     client = new_client(node)

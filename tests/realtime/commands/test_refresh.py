@@ -65,6 +65,13 @@ async def test_refresh_with_an_expired_or_invalid_token(node: Node, connect: Con
     assert client.closed_with == 3500
 
 
+async def test_refresh_with_a_subscription_token(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node, "42", exp=int(time.time()) + 60)
+    await client.send({"id": 5, "refresh": {"token": token("42", channel="secret:1", exp=int(time.time()) + 600)}})
+    assert client.closed_with == 3500
+    assert client.session.expire_at < time.time() + 60
+
+
 async def test_sub_refresh(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
     await client.result("subscribe", {"channel": "secret:1", "token": token("42", channel="secret:1")})
