@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-SHARED ?= ../shared
 
 .PHONY: run run-serve screenshots run-echo test test-all chaos lint format types cov bench profile compliance fuzz deps venv node system-deps clean
 
@@ -95,8 +94,9 @@ cov: deps
 	$(PY) -m coverage report --include='src/wavecast/protocol/*,src/wavecast/codes.py' --fail-under=100
 	$(PY) -m coverage report --fail-under=90
 
-# Every peer and scenario of the shared instrument, channel fan-out, and memory per connection,
-# 3 repetitions each; the tables land in bench/results/.
+# Every peer and scenario of the ws-bench instrument (bench/loadgen/: built here, its peers installed
+# under ~/.cache/ws-bench), channel fan-out, and memory per connection, 3 repetitions each; the
+# tables land in bench/results/.
 bench: venv system-deps
 	bench/run.sh --reps 3 --wait-quiet 10
 	$(PY) bench/realtime.py --reps 3 --wait-quiet 10

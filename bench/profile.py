@@ -41,8 +41,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 PROFILES = os.path.join(BENCH, "profiles")
 BENCH_HOME = os.environ.get("BENCH_HOME", os.path.expanduser("~/.cache/ws-bench"))
-# The instrument's loadgen with bench/loadgen/realtime.patch: the same for the raw scenarios.
-LOADGEN = os.path.join(BENCH_HOME, "build", "loadgen-rt")
+# The instrument's loadgen, built by its Makefile (BUILD= moves it, as for bench/loadgen/run.py).
+LOADGEN = os.path.join(os.environ.get("BUILD", os.path.join(BENCH, "loadgen", "build")), "loadgen")
 
 _CHANNEL = [
     "--path",
@@ -345,7 +345,7 @@ def main() -> None:
     parser.add_argument("--no-uvloop", action="store_true", help="profile on asyncio's loop instead of uvloop")
     parser.add_argument("--ref", help="profile this commit's src/ instead of the working tree")
     a = parser.parse_args()
-    subprocess.run([os.path.join(BENCH, "loadgen", "build.sh")], check=True)
+    subprocess.run(["make", "-s", "-C", os.path.join(BENCH, "loadgen")], check=True)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.makedirs(PROFILES, exist_ok=True)

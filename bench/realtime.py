@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/realtime.py [--reps 3] [--duration 3] [--scenarios fan10k ch10k ...]
 
-This drives the shared ws-bench instrument's trial runner (``../shared/bench/run.py``: a
-fresh server pinned to CPU 0 per trial, the loadgen on CPU 1, other processes' CPU
-recorded) with its loadgen built with ``bench/loadgen/realtime.patch``, which lets the
+This drives the ws-bench instrument's trial runner (``bench/loadgen/run.py``: a fresh
+server pinned to CPU 0 per trial, the loadgen on CPU 1, other processes' CPU recorded),
+whose loadgen's real-time options (``--sub-init``, ``--pub-path``, ``--unwrap``) let the
 fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its pushes.
 
 | key | server | what a delivery is |
@@ -38,7 +38,8 @@ from typing import Any
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-SHARED = os.environ.get("SHARED", os.path.join(REPO, "..", "shared"))
+# BENCH_INSTRUMENT=DIR runs another copy of the instrument, as with bench/run.sh.
+INSTRUMENT = os.environ.get("BENCH_INSTRUMENT", os.path.join(BENCH, "loadgen"))
 PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
 SERVERS = os.path.join(BENCH, "servers")
 
@@ -48,11 +49,11 @@ UNWRAP = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
 
 
 def load_runner() -> Any:
-    """The shared instrument's run.py, as a module."""
-    path = os.path.join(SHARED, "bench", "run.py")
+    """The instrument's run.py, as a module."""
+    path = os.path.join(INSTRUMENT, "run.py")
     spec = importlib.util.spec_from_file_location("ws_bench_run", path)
     if spec is None or spec.loader is None:
-        raise SystemExit(f"bench/realtime.py: no ws-bench instrument at {path} (set SHARED=)")
+        raise SystemExit(f"bench/realtime.py: no ws-bench instrument at {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -161,9 +162,8 @@ def main() -> None:
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
     args = parser.parse_args()
 
-    subprocess.run([os.path.join(BENCH, "loadgen", "build.sh")], check=True)
+    subprocess.run(["make", "-s", "-C", INSTRUMENT], check=True)
     run = load_runner()
-    run.LOADGEN = os.path.join(run.BUILD, "loadgen-rt")
     # The runner's own defaults for what this driver doesn't set.
     defaults = dict(
         server_cpu="0",

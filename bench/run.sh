@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# Measure wavecast side by side with the peers of the shared ws-bench instrument.
+# Measure wavecast side by side with the peers of the ws-bench instrument in bench/loadgen/.
 #
 #   bench/run.sh                                   # every peer, every scenario, 1 rep
 #   bench/run.sh --reps 3 --wait-quiet 60          # extra arguments go to run.py (see run.py --help)
 #   bench/run.sh --peers websockets picows wavecast --scenarios echo32 fan10k
 #   WAVECAST_REF=HEAD bench/run.sh ...            # measure a commit, not the working tree
 #
-# The instrument lives in ../shared/bench beside the repository (override with SHARED=...) and
-# is never written to: its build and raw results stay under $BENCH_HOME (~/.cache/ws-bench).
-# The markdown table and the raw jsonl are copied into bench/results/.
+# The instrument is bench/loadgen/ (BENCH_INSTRUMENT=DIR runs another copy of it). Its first
+# run installs the peers under $BENCH_HOME (~/.cache/ws-bench) with its setup.sh; the loadgen
+# is built into bench/loadgen/build/ (gitignored), and raw results and server logs stay under
+# $BENCH_HOME/results/. The markdown table and the raw jsonl are copied into bench/results/.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
-SHARED="${SHARED:-$REPO/../shared}"
-INSTRUMENT="$(cd "$SHARED/bench" 2>/dev/null && pwd)" || {
-    echo "bench/run.sh: no ws-bench instrument at $SHARED/bench (set SHARED=/path/to/shared)" >&2
-    exit 1
-}
+INSTRUMENT="${BENCH_INSTRUMENT:-$BENCH_DIR/loadgen}"
+[ -f "$INSTRUMENT/run.py" ] || { echo "bench/run.sh: no ws-bench instrument at $INSTRUMENT" >&2; exit 1; }
 BENCH_HOME="${BENCH_HOME:-$HOME/.cache/ws-bench}"
 export BENCH_HOME
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
@@ -26,8 +24,8 @@ RESULTS="$BENCH_DIR/results"
 
 [ -x "$PYTHON" ] || { echo "bench/run.sh: $PYTHON not found; run 'make venv' first" >&2; exit 1; }
 
-if [ ! -x "$BENCH_HOME/build/loadgen" ] || [ ! -x "$BENCH_HOME/venv/bin/python" ]; then
-    echo "bench/run.sh: $BENCH_HOME is not built yet, running setup.sh" >&2
+if [ ! -x "$BENCH_HOME/venv/bin/python" ]; then
+    echo "bench/run.sh: the peers are not installed in $BENCH_HOME yet, running setup.sh" >&2
     bash "$INSTRUMENT/setup.sh"
 fi
 

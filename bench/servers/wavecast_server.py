@@ -1,4 +1,4 @@
-"""wavecast under the shared ws-bench wire contract (see ../shared/bench/README.md).
+"""wavecast under the ws-bench wire contract (see bench/loadgen/README.md).
 
 ``/echo`` sends every message back; ``/bcast`` forwards every message to every *other* open
 ``/bcast`` connection with :func:`wavecast.broadcast`. Messages up to 16 MiB, no compression,
