@@ -58,6 +58,8 @@ key = "{api_key}"
 [admin]
 enabled = {admin_enabled}
 password = "{admin_password}"    # user "admin" at /admin
+login_failure_rate = 0.2         # wrong passwords per second and address, beyond bursts of
+login_failure_burst = 10         # login_failure_burst; past it, 429 and Retry-After
 
 [metrics]
 enabled = true                   # Prometheus at /metrics

@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,27 @@ def _request(
     except urllib.error.HTTPError as error:
         with error:
             return HttpAnswer(error.code, dict(error.headers.items()), error.read())
+
+
+def _request_from(source: str, method: str, url: str, headers: Mapping[str, str], timeout: float) -> HttpAnswer:
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
+    try:
+        connection.request(method, path, headers=dict(headers))
+        response = connection.getresponse()
+        return HttpAnswer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
+
+
+async def http_from(
+    source: str, method: str, url: str, headers: Mapping[str, str] | None = None, *, timeout: float = 5000 * MS
+) -> HttpAnswer:
+    """Make one HTTP request without a body from the local address ``source``, such as
+    127.0.0.2: another client, as the server sees it."""
+    return await asyncio.to_thread(_request_from, source, method, url, dict(headers or {}), timeout)
 
 
 async def http(

@@ -12,6 +12,7 @@ import pytest
 
 from wavecast.asyncio import connect
 from wavecast.exceptions import ConfigError, InvalidStatus
+from wavecast.server.app import _LoginThrottle
 from wavecast.server.serve import build_node, shutdown, start_server
 
 from ..asyncio.peers import handshake_request, open_raw_client
@@ -195,3 +196,16 @@ async def test_start_fails_on_a_bad_certificate(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^server\.tls_cert, server\.tls_key: can't load '.*cert\.pem'"):
         await start_server(config, node)
     assert not node.started
+
+
+def test_login_throttle_tracks_a_bounded_number_of_addresses() -> None:
+    throttle = _LoginThrottle(rate=1.0, burst=1, max_addresses=3)
+    assert throttle.failed("a", now=0.0) == 0.0
+    assert throttle.failed("a", now=0.0) == 1.0
+    assert (throttle.wait("a", now=0.5), throttle.wait("a", now=1.0), throttle.wait("b", now=0.5)) == (0.5, 0.0, 0.0)
+    # A spray of addresses: the table keeps the 3 that failed last.
+    for n in range(100):
+        throttle.failed(f"sprayed-{n}", now=2.0)
+    assert len(throttle) == 3
+    assert throttle.wait("a", now=0.5) == 0.0
+    assert _LoginThrottle(rate=None, burst=1, max_addresses=3).failed("a", now=0.0) == 0.0

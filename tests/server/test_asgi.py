@@ -21,9 +21,19 @@ from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SHUTDOWN
 from wavecast.exceptions import ConnectionClosedError, InvalidStatus
 from wavecast.realtime import Node
 from wavecast.server.asgi import NodeApp
+from wavecast.server.config import Config, parse_config
 
 from ..utils import MS, wait_until
-from .conftest import ROOT, MakeClient, http, subscribe
+from .conftest import (
+    ADMIN_PASSWORD,
+    ROOT,
+    SECRET,
+    MakeClient,
+    basic_auth,
+    http,
+    http_from,
+    subscribe,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -278,3 +288,38 @@ async def test_shutdown_moves_clients_to_reconnect(example: Uvicorn, make_client
     assert not events.named("disconnected")
     assert example.node.hub.num_sessions == 0
     assert not example.node.started
+
+
+async def start_bare(node: Node, config: Config | None = None) -> Uvicorn:
+    """Serve ``NodeApp(node, config=config)`` at the root of a uvicorn server."""
+    module = ModuleType("bare")
+    module.node = node  # type: ignore[attr-defined]
+    return await start_uvicorn(NodeApp(node, config=config), module)
+
+
+def mounted_config(**sections: Any) -> Config:
+    return parse_config(
+        {
+            "client": {"token_hmac_secret_key": SECRET},
+            "http_api": {"enabled": False},
+            "metrics": {"enabled": False},
+            **sections,
+        }
+    )
+
+
+async def test_admin_logins_are_throttled_per_client_address() -> None:
+    # The address comes from the ASGI scope's "client".
+    config = mounted_config(admin={"enabled": True, "password": ADMIN_PASSWORD, "login_failure_burst": 2})
+    running = await start_bare(Node(config.node_config()), config)
+    try:
+        url = running.url + "/admin/api/info"
+        statuses = [(await http("GET", url, headers=basic_auth("wrong"))).status for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        throttled = await http("GET", url, headers=basic_auth(ADMIN_PASSWORD))
+        assert throttled.status == 429
+        assert 1 <= int(throttled.headers["retry-after"]) <= 5
+        assert throttled.headers["x-frame-options"] == "DENY"
+        assert (await http_from("127.0.0.2", "GET", url, basic_auth(ADMIN_PASSWORD))).status == 200
+    finally:
+        await running.stop()

@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert config.server.port == 8000
     assert config.server.allowed_origins == ()
     assert config.admin.enabled is False
+    assert (config.admin.login_failure_rate, config.admin.login_failure_burst) == (0.2, 10)
     assert config.demo.enabled is False
     assert config.metrics.enabled is True
     assert config.engine.type == "memory"
@@ -160,6 +161,11 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"server": {"port": 0}}, "server.port: expected 1-65535, got 0"),
         ({"server": {"port": 65536}}, "server.port: expected 1-65535, got 65536"),
         ({"admin": {"enabled": True}}, "admin: the admin page needs a password: set admin.password"),
+        (
+            {"admin": {"login_failure_rate": 0}},
+            "admin.login_failure_rate: expected more than 0, or false for no limit, got 0.0",
+        ),
+        ({"admin": {"login_failure_burst": 0}}, "admin.login_failure_burst: expected 1 or more, got 0"),
         ({"client": {"client_ping_interval": -1.0}}, "client: client_ping_interval must be 0 (off) or positive"),
         ({"namespaces": {"a:b": {}}}, "client: invalid namespace name: 'a:b'"),
     ],
@@ -231,6 +237,8 @@ def test_false_turns_a_limit_off(tmp_path: Path) -> None:
         load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_CLIENT__COMMAND_RATE": "0"})
     with pytest.raises(ConfigError, match=r"client.command_rate: expected a number or false \(off\), got True"):
         load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_CLIENT__COMMAND_RATE": "true"})
+    admin = load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_ADMIN__LOGIN_FAILURE_RATE": "false"})
+    assert admin.admin.login_failure_rate is None
     # Where None isn't a value, false is a wrong type as before.
     with pytest.raises(ConfigError, match=r"client.presence_ttl: expected a number, got False"):
         parse_config({"http_api": {"key": "k"}, "client": {"presence_ttl": False}})

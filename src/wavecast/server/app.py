@@ -11,28 +11,40 @@ from an ASGI server (:mod:`wavecast.server.asgi`):
 | ``/metrics`` | Prometheus metrics (``[metrics]``) |
 | ``/admin`` | the admin page, HTTP basic auth (``[admin]``) |
 | ``/``, ``/static/...``, ``/demo/token`` | the chat demo (``[demo]``) |
+
+The admin page answers with headers that keep it out of frames, and refuses a request that
+changes something (any method but GET and HEAD) unless it is JSON from its own origin, so
+that a page elsewhere can't use the browser's cached login (CSRF). Wrong passwords are
+logged and throttled per client address.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import hmac
 import importlib.resources
 import json
+import logging
+import math
 import mimetypes
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..protocol.handshake import origin_allowed
 from ..realtime.node import Node
+from ..realtime.ratelimit import TokenBucket
 from ..realtime.websocket import WEBSOCKET_PATH
 from ..version import version
 from .config import Config
 from .http_api import handle_api
 
 __all__ = ["App", "HttpHandler", "HttpResponse"]
+
+logger = logging.getLogger("wavecast.server")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,6 +72,23 @@ HttpHandler = Callable[[str, str, str, Mapping[str, str], bytes], Awaitable["Htt
 _NOT_FOUND = _text(404, "Not Found\n")
 _USER_NAME = re.compile(r"^[\w .-]{1,32}$")
 
+#: On every admin response: no framing (clickjacking), no sniffing, and only the page's own
+#: files, so that injected markup could neither run a script nor send data elsewhere.
+_ADMIN_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+)
+_ADMIN_FILES = {"/admin/admin.js": "admin/admin.js", "/admin/admin.css": "admin/admin.css"}
+
+#: Client addresses tracked for failed admin logins; past it the one that failed least
+#: recently is forgotten, so that a spray of addresses can't grow the table without bound.
+_MAX_LOGIN_ADDRESSES = 10_000
+
 
 class App:
     """The HTTP side of a node served by ``wavecast serve`` or mounted in an ASGI app.
@@ -77,6 +106,12 @@ class App:
         self.routes = routes
         #: Set during graceful shutdown: /ready answers 503 so load balancers stop routing here.
         self.stopping = False
+        self._logins = _LoginThrottle(
+            config.admin.login_failure_rate, config.admin.login_failure_burst, _MAX_LOGIN_ADDRESSES
+        )
+        # "*" and "null" let WebSocket clients in from anywhere; a page that may act as the
+        # admin is one listed by name.
+        self._admin_origins = tuple(o for o in config.server.allowed_origins if o not in ("*", "null"))
         self._registry: Any = None
         if config.metrics.enabled:
             from .metrics import metrics_registry
@@ -87,8 +122,21 @@ class App:
     def ready(self) -> bool:
         return self.node.started and not self.stopping
 
-    async def http(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
-        """Answer one plain HTTP request; ``headers`` have lowercase names."""
+    async def http(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        client: str | None = None,
+    ) -> HttpResponse:
+        """Answer one plain HTTP request; ``headers`` have lowercase names.
+
+        ``client`` is the peer's address, which failed admin logins are counted by; requests
+        whose address isn't known share one count.
+        """
         if self.routes is not None:
             answer = await self.routes(method, path, query, headers, body)
             if answer is not None:
@@ -112,7 +160,8 @@ class App:
 
             return HttpResponse(200, render_metrics(self._registry), CONTENT_TYPE)
         if (path == "/admin" or path.startswith("/admin/")) and self.config.admin.enabled:
-            return await self._admin(method, path, headers, body)
+            answer = await self._admin(method, path, headers, body, client or "")
+            return dataclasses.replace(answer, headers=answer.headers + _ADMIN_HEADERS)
         if self.config.demo.enabled:
             if path == "/" and method in ("GET", "HEAD"):
                 return _static("chat/index.html")
@@ -135,13 +184,51 @@ class App:
         expected = self.config.admin.password.encode()
         return user == "admin" and hmac.compare_digest(password.encode(), expected)
 
-    async def _admin(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
-        if not self._authorized(headers):
-            return HttpResponse(
-                401, b"Unauthorized\n", headers=(("WWW-Authenticate", 'Basic realm="wavecast admin", charset="UTF-8"'),)
-            )
+    def _cross_site(self, headers: Mapping[str, str]) -> HttpResponse | None:
+        """Refuse a request that changes state unless it is JSON from the admin page's origin."""
+        origin = headers.get("origin")
+        if origin is None:
+            # Browsers send Origin with every POST; without it the request comes from curl or
+            # a script, unless the browser's Sec-Fetch-Site says otherwise.
+            if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+                return _json(403, {"error": "cross-site request refused"})
+        elif not (
+            origin_allowed(origin, headers.get("host"), None)
+            or origin_allowed(origin, headers.get("host"), self._admin_origins)
+        ):
+            return _json(403, {"error": f"cross-origin request refused: origin {origin!r} isn't allowed"})
+        content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type != "application/json":
+            # A form can send text/plain cross-site without asking; JSON needs a preflight.
+            return _json(415, {"error": f"expected Content-Type application/json, got {content_type!r}"})
+        return None
+
+    async def _admin(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, client: str
+    ) -> HttpResponse:
+        now = time.monotonic()
+        wait = self._logins.wait(client, now)
+        if not wait and not self._authorized(headers):
+            # A browser asks without credentials first, to be challenged: that's no failure.
+            if "authorization" not in headers:
+                return _UNAUTHORIZED
+            logger.warning("admin login failed from %s", client or "an unknown address")
+            wait = self._logins.failed(client, now)
+            if not wait:
+                return _UNAUTHORIZED
+            logger.warning("admin logins from %s throttled for %.0f s", client or "an unknown address", wait)
+        if wait:
+            # Even for the right password: a guess made meanwhile must tell nothing.
+            retry = str(math.ceil(wait))
+            return HttpResponse(429, b"Too Many Requests: wrong passwords\n", headers=(("Retry-After", retry),))
+        if method not in ("GET", "HEAD"):
+            refused = self._cross_site(headers)
+            if refused is not None:
+                return refused
         if path in ("/admin", "/admin/"):
             return _static("admin/index.html")
+        if path in _ADMIN_FILES and method in ("GET", "HEAD"):
+            return _static(_ADMIN_FILES[path])
         if path == "/admin/api/info":
             info = self.node.info()
             stats = self.node.stats
@@ -191,6 +278,53 @@ class App:
             return _json(400, {"error": "a name is 1-32 letters, digits, spaces, dots or dashes"})
         claims = {"sub": user, "info": {"name": user}, "exp": int(time.time()) + 3600}
         return _json(200, {"token": jwt.encode(claims, secret, algorithm="HS256")})
+
+
+_UNAUTHORIZED = HttpResponse(
+    401, b"Unauthorized\n", headers=(("WWW-Authenticate", 'Basic realm="wavecast admin", charset="UTF-8"'),)
+)
+
+
+class _LoginThrottle:
+    """Wrong admin passwords per client address: a token bucket each; pure, given ``now``.
+
+    A wrong password takes a token. The one that finds none left blocks its address for the
+    time a token takes to come back, during which every login from it is refused, right or
+    wrong. At most ``max_addresses`` are tracked, the least recently failing forgotten first.
+
+    Args:
+        rate: wrong passwords per second an address regains; ``None`` for no limit.
+        burst: wrong passwords an address may try at once.
+        max_addresses: addresses tracked at most.
+    """
+
+    def __init__(self, rate: float | None, burst: int, max_addresses: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_addresses = max_addresses
+        # Address to its bucket and the time until which it is blocked.
+        self._addresses: collections.OrderedDict[str, tuple[TokenBucket, float]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._addresses)
+
+    def wait(self, address: str, now: float) -> float:
+        """Return the seconds ``address`` must wait before it may log in again; 0 if none."""
+        entry = self._addresses.get(address)
+        return 0.0 if entry is None else max(entry[1] - now, 0.0)
+
+    def failed(self, address: str, now: float) -> float:
+        """Count a wrong password from ``address``; return the seconds it must now wait, 0 if none."""
+        if self.rate is None:
+            return 0.0
+        entry = self._addresses.get(address)
+        bucket = TokenBucket(self.rate, self.burst, now) if entry is None else entry[0]
+        wait = 0.0 if bucket.take(now) else 1 / self.rate
+        self._addresses[address] = (bucket, now + wait)
+        self._addresses.move_to_end(address)
+        if len(self._addresses) > self.max_addresses:
+            self._addresses.popitem(last=False)
+        return wait
 
 
 def _static(name: str) -> HttpResponse:

@@ -158,7 +158,10 @@ class NodeApp:
                 break
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
-        answer = await self.routes.http(scope["method"], self._path(scope), query, headers, body)
+        client = scope.get("client")
+        answer = await self.routes.http(
+            scope["method"], self._path(scope), query, headers, body, client=str(client[0]) if client else None
+        )
         await _respond(send, answer.status, answer.body, answer.content_type, answer.headers)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -110,10 +110,21 @@ class HttpApiSection:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AdminSection:
-    """The admin page at ``/admin``, protected by HTTP basic auth with user ``admin``."""
+    """The admin page at ``/admin``, protected by HTTP basic auth with user ``admin``.
+
+    Attributes:
+        enabled: serve the page.
+        password: the password of user ``admin``.
+        login_failure_rate: wrong passwords per second that a client address may try once
+            it has spent its burst; past it, the address gets 429 for every admin request,
+            right password included, until it may try again. ``None`` for no limit.
+        login_failure_burst: wrong passwords an address may try at once.
+    """
 
     enabled: bool = False
     password: str = ""
+    login_failure_rate: float | None = 0.2
+    login_failure_burst: int = 10
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -385,6 +396,11 @@ def _check(config: Config, errors: _Errors) -> None:
         errors.add("http_api", "the API needs a key: set http_api.key, or http_api.insecure = true")
     if config.admin.enabled and not config.admin.password:
         errors.add("admin", "the admin page needs a password: set admin.password")
+    rate = config.admin.login_failure_rate
+    if rate is not None and not rate > 0:
+        errors.add("admin.login_failure_rate", f"expected more than 0, or false for no limit, got {rate}")
+    if config.admin.login_failure_burst < 1:
+        errors.add("admin.login_failure_burst", f"expected 1 or more, got {config.admin.login_failure_burst}")
     try:
         config.node_config()
     except (ConfigError, ValueError, TypeError) as exc:

@@ -51,7 +51,9 @@ def _process_request(app: App) -> Any:
                 return http_response(503, "Service Unavailable: the server is stopping\n")
             return None
         headers = {name.lower(): value for name, value in request.headers.items()}
-        answer = await app.http(request.method, request.path, request.query, headers, request.body)
+        remote = connection.remote_address
+        client = str(remote[0]) if isinstance(remote, tuple) and remote else None
+        answer = await app.http(request.method, request.path, request.query, headers, request.body, client=client)
         response = http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
         if request.method == "HEAD":
             # The head of a GET, without its content (RFC 9110, section 9.3.2): a body here would
