@@ -19,7 +19,7 @@ from centrifuge import ClientDisconnectedError, ClientState
 from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SHUTDOWN
 from wavecast.exceptions import ConnectionClosedError, InvalidStatus
-from wavecast.realtime import Node
+from wavecast.realtime import Node, NodeConfig
 from wavecast.server.asgi import NodeApp
 from wavecast.server.config import Config, parse_config
 
@@ -29,6 +29,7 @@ from .conftest import (
     ROOT,
     SECRET,
     MakeClient,
+    StartWavecast,
     basic_auth,
     http,
     http_from,
@@ -295,6 +296,47 @@ async def start_bare(node: Node, config: Config | None = None) -> Uvicorn:
     module = ModuleType("bare")
     module.node = node  # type: ignore[attr-defined]
     return await start_uvicorn(NodeApp(node, config=config), module)
+
+
+async def handshake_status(url: str, origin: str | None) -> int:
+    """Open a WebSocket with this Origin (none if ``None``); return 101, or the refusal's status."""
+    try:
+        ws = await connect(url, origin=origin, open_timeout=5000 * MS, compression=None)
+    except InvalidStatus as exc:
+        return exc.status_code
+    await ws.close()
+    return 101
+
+
+async def test_allowed_origins_as_the_native_server(start_wavecast: StartWavecast) -> None:
+    # Under uvicorn every origin connected, though wavecast's own server refused them.
+    allowed = ["https://app.example.com"]
+    node = Node(NodeConfig(token_hmac_secret_key=SECRET, allowed_origins=allowed))
+    mounted = await start_bare(node)
+    native = await start_wavecast(server={"allowed_origins": allowed})
+    try:
+        cases = {"https://app.example.com": 101, "HTTPS://APP.example.com": 101, None: 101}
+        cases |= {"https://evil.example": 403, "null": 403, "http://127.0.0.1": 403, "not an origin": 403}
+        for origin, status in cases.items():
+            assert await handshake_status(f"ws://127.0.0.1:{mounted.port}/connection/websocket", origin) == status
+            assert await handshake_status(native.ws_url, origin) == status, origin
+    finally:
+        await mounted.stop()
+    assert node.hub.num_sessions == 0
+
+
+async def test_default_origin_policy_under_uvicorn() -> None:
+    # Without allowed_origins: the server's own origin, and clients that send none.
+    node = Node(NodeConfig(token_hmac_secret_key=SECRET))
+    running = await start_bare(node)
+    try:
+        url = f"ws://127.0.0.1:{running.port}/connection/websocket"
+        assert await handshake_status(url, running.url) == 101
+        assert await handshake_status(url, None) == 101
+        assert await handshake_status(url, "https://evil.example") == 403
+        assert await handshake_status(url, "null") == 403
+    finally:
+        await running.stop()
 
 
 def mounted_config(**sections: Any) -> Config:

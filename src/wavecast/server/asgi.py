@@ -2,7 +2,8 @@
 
 ``NodeApp(node)`` serves the real-time protocol at ``<mount>/connection/websocket`` and the
 server's HTTP routes (API, health, metrics) beside it; its lifespan starts and stops the
-node. Under an ASGI server, wavecast's own WebSocket core isn't used: the server's is.
+node. Under an ASGI server, wavecast's own WebSocket core isn't used: the server's is, and
+the node's ``allowed_origins`` are checked here as wavecast's own server checks them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..codes import DISCONNECT_SHUTDOWN, CloseCode, Disconnect
+from ..protocol.handshake import origin_allowed
 from ..protocol.limits import DEFAULT_LIMITS
 from ..protocol.prepared import PreparedMessage
 from ..realtime.codec import negotiate_codec, select_subprotocol
@@ -127,6 +129,22 @@ class NodeApp:
             path = path[len(root) :]
         return path or "/"
 
+    def _origin_allowed(self, scope: Scope) -> bool:
+        """Apply the node's origin policy, as :class:`~wavecast.protocol.server.ServerProtocol` does."""
+        origins: list[str] = []
+        hosts: list[str] = []
+        for name, value in scope["headers"]:
+            if name.lower() == b"origin":
+                origins.append(value.decode("latin-1"))
+            elif name.lower() == b"host":
+                hosts.append(value.decode("latin-1"))
+        if len(origins) > 1:
+            # Which one would the browser have meant? Refused natively too (400 there).
+            return False
+        return origin_allowed(
+            origins[0] if origins else None, hosts[0] if hosts else None, self.node.config.allowed_origins
+        )
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -168,7 +186,8 @@ class NodeApp:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        if self._path(scope) != WEBSOCKET_PATH or not self.routes.ready:
+        if self._path(scope) != WEBSOCKET_PATH or not self.routes.ready or not self._origin_allowed(scope):
+            # Before the accept: the ASGI server answers the handshake with HTTP 403.
             await send({"type": "websocket.close", "code": 1008})
             return
         subprotocol = select_subprotocol(scope.get("subprotocols") or ())
