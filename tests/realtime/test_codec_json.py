@@ -7,7 +7,7 @@ import pytest
 
 from wavecast.engines import ClientInfo, Publication
 from wavecast.realtime.codec import JSONCodec, client_info_msg, publication_msg
-from wavecast.realtime.codec.json import is_json
+from wavecast.realtime.codec.json import binary_or_json, json_data
 from wavecast.realtime.codec.schema import (
     Command,
     ConnectRequest,
@@ -243,11 +243,22 @@ def test_encode_data() -> None:
     assert JSONCodec.encode_data("x") == b'"x"'
 
 
-def test_is_json() -> None:
-    for good in (b'{"a":1}', b"  1 ", b'"x"', b"null"):
-        assert is_json(good)
-    for bad in (b"", b"{", b"not json", b"1 2", b"\x00\x01"):
-        assert not is_json(bad)
+def test_json_data() -> None:
+    for good in (b'{"a":1}', b"  1 ", b'"x"', b"null", '"é"'.encode()):
+        assert json_data(good) == good
+    for bad in (b"", b"{", b"not json", b"1 2", b"\x00\x01", b'"\xff"', b'{"a":"\xed\xa0\x80"}'):
+        assert json_data(bad) is None
+
+
+def test_json_data_with_a_raw_newline_is_compacted_onto_one_line() -> None:
+    # A newline would split the newline-delimited frame that carries the data.
+    assert json_data(b'{"a":\n 1,\r\n "b": [1, 2]}\n') == b'{"a":1,"b":[1,2]}'
+    assert json_data(b'"a\\nb"') == b'"a\\nb"'  # an escaped newline is part of the string
+
+
+def test_binary_or_json() -> None:
+    assert binary_or_json(b'{"a":\n1}') == (b'{"a":1}', False)
+    assert binary_or_json(b'"\xff"') == (b'"\xff"', True)
 
 
 def test_round_trip_of_a_reply() -> None:

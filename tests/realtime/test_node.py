@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SHUTDOWN, DISCONNECT_SLOW
+from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SERVER_ERROR, DISCONNECT_SHUTDOWN, DISCONNECT_SLOW
 from wavecast.engines import ClientInfo, PresenceStats, Publication, StreamPosition
 from wavecast.exceptions import ConfigError
 from wavecast.realtime import DisconnectContext, Node, NodeConfig
@@ -54,6 +54,31 @@ async def test_fan_out_frames_once_per_codec(node: Node, connect: ConnectClient)
     assert all(client.publications() == [base64.b64encode(b'{"n":1}').decode()] for client in binaries)
     assert node.stats.deliveries == 5
     assert node.stats.bytes_out == 2 * len(text_messages[0]) + 3 * len(binary_messages[0])
+
+
+async def test_a_subscriber_that_fails_harms_no_other(
+    node: Node, connect: ConnectClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    clients = [await connect(node, str(user)) for user in range(3)]
+    for client in clients:
+        await client.result("subscribe", {"channel": "feed:1"})
+    broken = clients[1]
+
+    def fail(message: object) -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a write that fails")
+
+    broken.transport.write = fail  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="wavecast.realtime"):
+        position = await node.publish("feed:1", {"n": 1})
+    assert position is not None and position.offset == 1
+    for client in (clients[0], clients[2]):
+        assert client.publications() == [{"n": 1}]
+        assert client.session.subscriptions["feed:1"].offset == 1
+    # The failing one is disconnected, to reconnect and recover what it didn't get.
+    assert broken.transport.closes == [DISCONNECT_SERVER_ERROR]
+    assert broken.session.closed
+    assert "a write that fails" in caplog.text
+    assert node.stats.deliveries == 2
 
 
 async def test_binary_data_reaches_protobuf_clients_only(node: Node, connect: ConnectClient) -> None:

@@ -119,6 +119,47 @@ async def test_binary_data_in_b64data(running: Running, api: AsyncClient, make_c
     assert [(p.get("b64data"), p.get("data")) for p in publications] == [(encoded, None), (None, [2]), (None, {"n": 3})]
 
 
+async def test_data_that_would_break_json_clients(running: Running, make_client: MakeClient) -> None:
+    # JSON clients receive newline-delimited frames: JSON with a raw newline inside reaches them
+    # compacted onto one line; bytes that aren't strictly UTF-8 JSON are binary, which a JSON
+    # client can't take (3506, once), while the others of the channel go on.
+    text, text_events = await connect(make_client, running, "alice")
+    watcher, watcher_events = await connect(make_client, running, "carol")
+    binary, _ = make_client(running.ws_url, token=make_token("bob"), use_protobuf=True)
+    await binary.connect()
+    text_messages = await subscribe(text, "chat:room")
+    watcher_messages = await subscribe(watcher, "chat:room")
+    binary_messages = await subscribe(binary, "chat:room")
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+    raw = b'{"channel": "chat:room", "data": {"a":\n 1,\r\n "b": [1,\n2]}}'
+    assert "error" not in (await running.post("/api/publish", raw, headers=headers)).json()
+    encoded = base64.b64encode(b'{"c":\n3}').decode()
+    assert (
+        "error"
+        not in (await running.post("/api/publish", {"channel": "chat:room", "b64data": encoded}, headers)).json()
+    )
+    await wait_until(lambda: len(text_messages.data) == 2 and len(binary_messages.data) == 2, what="two publications")
+    assert text_messages.data == watcher_messages.data == [{"a": 1, "b": [1, 2]}, {"c": 3}]
+    assert binary_messages.data == [b'{"a":1,"b":[1,2]}', b'{"c":3}']
+    history = await text.history("chat:room", limit=10)
+    assert [p.data for p in history.publications] == text_messages.data
+
+    # Invalid UTF-8 in a JSON string: binary data.
+    invalid = base64.b64encode(b'"\xff"').decode()
+    answer = await running.post("/api/publish", {"channel": "chat:room", "b64data": invalid}, headers)
+    assert answer.json()["result"]["offset"] == 3
+    await wait_until(lambda: len(binary_messages.data) == 3, what="the binary publication")
+    assert binary_messages.data[-1] == b'"\xff"'
+    for events in (text_events, watcher_events):
+        assert (await events.wait("disconnected")).code == 3506
+    # The node serves everyone else as before; history gives the item back as b64data.
+    await running.post("/api/publish", {"channel": "chat:room", "data": {"after": True}}, headers)
+    await wait_until(lambda: len(binary_messages.data) == 4, what="a later publication")
+    answer = await running.post("/api/history", {"channel": "chat:room", "limit": 10}, headers=headers)
+    publications = answer.json()["result"]["publications"]
+    assert [p.get("b64data") for p in publications] == [None, None, invalid, None]
+
+
 async def test_b64data_that_isnt_base64(running: Running) -> None:
     for body in ({"channel": "chat:x", "b64data": "not base64!"}, {"channels": ["chat:x"], "b64data": "@@"}):
         method = "publish" if "channel" in body else "broadcast"

@@ -684,6 +684,12 @@ deliver(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         head = (head + 1) % RING;
         count--;
         int result = deliver_one(&d, session, subscription);
+        if (result == DELIVER_FAILED) {
+            /* One subscriber's failure is its own: the Python loop takes it over, and what
+               fails there again ends that session only, not the fan-out to the others. */
+            PyErr_Clear();
+            result = TO_SLOW;
+        }
         if (result == TO_SLOW) {
             PyObject *pair = PyTuple_Pack(2, session, subscription);
             if (pair == NULL || PyList_Append(slow, pair) < 0) {

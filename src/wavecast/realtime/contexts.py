@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..codes import Disconnect
 from ..protocol.events import Request
+from .codec.json import json_data
 
 if TYPE_CHECKING:
     from .session import Session
@@ -77,6 +78,9 @@ class ConnectResult:
     channels: Sequence[str] = ()
     data: bytes | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "info", _json_info(self.info))
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SubscribeContext:
@@ -96,6 +100,23 @@ class SubscribeResult:
     info: bytes | None = None
     expire_at: int = 0
     data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "info", _json_info(self.info))
+
+
+def _json_info(info: bytes | None) -> bytes | None:
+    """Check that ``info`` is JSON, which every client receives in presence and publications.
+
+    Raises:
+        ValueError: ``info`` isn't JSON in UTF-8.
+    """
+    if info is None:
+        return None
+    compact = json_data(info)
+    if compact is None:
+        raise ValueError(f"info must be JSON, got {info[:40]!r}")
+    return compact
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

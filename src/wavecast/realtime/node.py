@@ -41,7 +41,7 @@ from ..protocol.state import OPEN
 from ..speedups import load
 from .auth import TokenVerifier
 from .codec import Codec
-from .codec.json import JSONCodec, is_json
+from .codec.json import JSONCodec, binary_or_json
 from .codec.protobuf import ProtobufCodec
 from .codec.schema import (
     JoinMsg,
@@ -310,7 +310,6 @@ class Node:
                     continue
                 if offset <= subscription.offset:
                     continue
-                subscription.offset = offset
             if message is None:
                 if _codec is JSONCodec:
                     # JSONCodec.encode_publication, inlined: the common case pays no extra call.
@@ -318,7 +317,16 @@ class Node:
                     message = PreparedMessage(JSONCodec.encode_reply(Reply(push=push)), text=True)
                 else:
                     message = PreparedMessage(_codec.encode_publication(channel, publication), text=False)
-            session.deliver(message, subscription.options.slow_consumer, key)
+            try:
+                session.deliver(message, subscription.options.slow_consumer, key)
+            except Exception as exc:
+                # One subscriber's failure is its own: the others still get the publication,
+                # and this one reconnects and recovers what it didn't get.
+                session.fail(exc)
+                continue
+            # Only what was sent moves the position: a gap check on the next one relies on it.
+            if subscription.positioned and offset:
+                subscription.offset = offset
             delivered += 1
         if delivered and message is not None:
             stats = self.stats
@@ -516,8 +524,7 @@ class Node:
     def _data(data: Any) -> tuple[bytes, bool]:
         """Publication data and whether it is binary: bytes go as they are, values as JSON."""
         if isinstance(data, bytes | bytearray | memoryview):
-            payload = bytes(data)
-            return payload, not is_json(payload)
+            return binary_or_json(bytes(data))
         return JSONCodec.encode_data(data), False
 
     def _options(self, channel: str) -> ChannelOptions:

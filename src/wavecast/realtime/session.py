@@ -40,7 +40,7 @@ from ..exceptions import CommandError, DisconnectError, EngineError, LocalProtoc
 from ..protocol.events import Request
 from ..protocol.prepared import PreparedMessage
 from .codec import Codec
-from .codec.json import JSONCodec, is_json
+from .codec.json import JSONCodec, json_data
 from .codec.protobuf import ProtobufCodec
 from .codec.schema import Command, ErrorMsg, PublicationMsg, Push, Reply, publication_msg
 from .config import SlowConsumerPolicy
@@ -327,9 +327,9 @@ class Session:
             self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
             return
         message = PreparedMessage(self.codec.encode_publication(channel, publication), text=self._text)
+        self.deliver(message, subscription.options.slow_consumer, self.node.conflation_key(channel, publication))
         if publication.offset:
             subscription.offset = publication.offset
-        self.deliver(message, subscription.options.slow_consumer, self.node.conflation_key(channel, publication))
 
     # --- what a client of this codec can receive ------------------------------------------
 
@@ -354,8 +354,11 @@ class Session:
         """
         if isinstance(value, bytes | bytearray | memoryview):
             data = bytes(value)
-            if self._text and not is_json(data):
-                raise DisconnectError(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+            if self._text:
+                compact = json_data(data)
+                if compact is None:
+                    raise DisconnectError(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+                return compact
             return data
         return self.codec.encode_data(value)
 

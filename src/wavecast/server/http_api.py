@@ -31,7 +31,7 @@ from ..codes import (
 )
 from ..engines.base import ClientInfo, Publication, StreamPosition
 from ..exceptions import CommandError, EngineError
-from ..realtime.codec.json import is_json
+from ..realtime.codec.json import binary_or_json
 from ..realtime.config import ChannelOptions
 from ..realtime.node import Node
 from ..version import version
@@ -172,7 +172,8 @@ async def _publish_data(
     if not skip_history:
         return await node.publish(channel, data, tags=tags)
     # Centrifugo's skip_history: deliver to subscribers, keep nothing, leave the stream's position.
-    publication = Publication(data=data, tags=tags, time=int(time.time() * 1000), binary=not is_json(data))
+    data, binary = binary_or_json(data)
+    publication = Publication(data=data, tags=tags, time=int(time.time() * 1000), binary=binary)
     return await node.publish_publication(channel, publication, _NO_HISTORY)
 
 

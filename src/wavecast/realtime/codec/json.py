@@ -9,7 +9,7 @@ import msgspec
 from ...engines.base import Publication
 from .schema import Command, Push, Reply, publication_msg
 
-__all__ = ["JSONCodec", "is_json"]
+__all__ = ["JSONCodec", "binary_or_json", "json_data"]
 
 _decode_command = msgspec.json.Decoder(Command).decode
 _encode = msgspec.json.Encoder().encode
@@ -17,13 +17,35 @@ _encode = msgspec.json.Encoder().encode
 _check = msgspec.json.Decoder(msgspec.Raw).decode
 
 
-def is_json(data: bytes) -> bool:
-    """Tell whether ``data`` is one JSON value, which a JSON client can receive."""
+def json_data(data: bytes) -> bytes | None:
+    """Return ``data`` as a JSON client can receive it, or ``None`` when it isn't JSON.
+
+    A JSON client receives one JSON value in strict UTF-8, on one line: the protocol's
+    frames are newline-delimited (the SDKs split them on ``\n``), and a raw newline is legal
+    JSON whitespace. Data with one is compacted here, once, where it enters the server, so
+    that every later encoding can copy it as it is. Data that isn't JSON is binary: only
+    protobuf clients can receive it.
+    """
+    # msgspec takes invalid UTF-8 inside strings; a browser's WebSocket would close on it.
+    if not data.isascii():
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            return None
     try:
         _check(data)
     except msgspec.DecodeError:
-        return False
-    return True
+        return None
+    if b"\n" in data:
+        compact: bytes = msgspec.json.format(data, indent=-1)
+        return compact
+    return data
+
+
+def binary_or_json(data: bytes) -> tuple[bytes, bool]:
+    """Return publication data as :func:`json_data` leaves it, and whether it is binary."""
+    compact = json_data(data)
+    return (data, True) if compact is None else (compact, False)
 
 
 class JSONCodec:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ...codes import DISCONNECT_NOT_AVAILABLE, ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
 from ...engines.base import ClientInfo, Publication
 from ...exceptions import CommandError, DisconnectError
-from ..codec.json import is_json
+from ..codec.json import binary_or_json
 from ..codec.schema import Command, PublishResult, Reply
 from ..contexts import MessageContext, PublishContext
 from ..permissions import can_publish, channel_options, check_user_limited
@@ -31,8 +31,11 @@ async def publish(session: Session, command: Command) -> Reply:
         raise CommandError(ERROR_TOO_MANY_REQUESTS)
     check_user_limited(options, channel, session.user)
     data = bytes(request.data)
-    # Data from a JSON client is JSON; a protobuf client may send anything.
-    binary = session.codec.binary and not is_json(data)
+    binary = False
+    if session.codec.binary:
+        # A JSON client's data is one line of checked JSON already; a protobuf client's is
+        # anything, and only what is strictly JSON may reach JSON subscribers.
+        data, binary = binary_or_json(data)
     tags = None
     subscription = session.subscriptions.get(channel)
     if node.on_publish is not None:
@@ -41,8 +44,7 @@ async def publish(session: Session, command: Command) -> Reply:
             if result.skip:
                 return Reply(id=command.id, publish=PublishResult())
             if result.data is not None:
-                data = result.data
-                binary = not is_json(data)
+                data, binary = binary_or_json(result.data)
             tags = result.tags
     elif options.protected or not can_publish(options, session.user, session.is_subscribed(channel)):
         raise CommandError(ERROR_PERMISSION_DENIED)
