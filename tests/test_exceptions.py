@@ -12,6 +12,7 @@ from wavecast.exceptions import (
     ConnectionClosedOK,
     DisconnectError,
     EngineError,
+    EngineLimitError,
     InvalidHandshake,
     InvalidHeader,
     InvalidOrigin,
@@ -45,6 +46,7 @@ TREE = {
     CommandError: WavecastError,
     DisconnectError: WavecastError,
     EngineError: WavecastError,
+    EngineLimitError: EngineError,
     ConfigError: WavecastError,
 }
 

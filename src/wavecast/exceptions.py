@@ -20,6 +20,7 @@ Every exception that wavecast raises on purpose derives from :class:`WavecastErr
     ├── CommandError                 a real-time command fails; ``error`` is the reply's code and message
     ├── DisconnectError              a real-time client must be disconnected; ``disconnect`` says how
     ├── EngineError                  a broker or presence engine failed; nothing was delivered
+    │   └── EngineLimitError         it refused work over one of its limits (history bytes of a user)
     └── ConfigError                  a configuration value is invalid; the message names the field
 
 Messages are lowercase and give the action, the state, or the limit against the value seen.
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionClosedOK",
     "DisconnectError",
     "EngineError",
+    "EngineLimitError",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidOrigin",
@@ -219,6 +221,13 @@ class DisconnectError(WavecastError):
 
 class EngineError(WavecastError):
     """A broker or presence engine failed, for example because Redis is unreachable."""
+
+
+class EngineLimitError(EngineError):
+    """An engine refused work over one of its limits; nothing was stored or delivered.
+
+    A client whose publication is refused gets error 106 "limit exceeded".
+    """
 
 
 class ConfigError(WavecastError, ValueError):

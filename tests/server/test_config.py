@@ -166,6 +166,10 @@ def test_every_problem_is_reported_at_once() -> None:
             "admin.login_failure_rate: expected more than 0, or false for no limit, got 0.0",
         ),
         ({"admin": {"login_failure_burst": 0}}, "admin.login_failure_burst: expected 1 or more, got 0"),
+        (
+            {"engine": {"memory_max_user_bytes": 0}},
+            "engine.memory_max_user_bytes: expected 1 or more, or false for no limit, got 0",
+        ),
         ({"client": {"client_ping_interval": -1.0}}, "client: client_ping_interval must be 0 (off) or positive"),
         ({"namespaces": {"a:b": {}}}, "client: invalid namespace name: 'a:b'"),
     ],
@@ -239,6 +243,8 @@ def test_false_turns_a_limit_off(tmp_path: Path) -> None:
         load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_CLIENT__COMMAND_RATE": "true"})
     admin = load_config(None, environ={"WAVECAST_HTTP_API__KEY": "k", "WAVECAST_ADMIN__LOGIN_FAILURE_RATE": "false"})
     assert admin.admin.login_failure_rate is None
+    engine = parse_config({**VALID, "engine": {"memory_max_streams": False, "memory_max_bytes": 2**20}}).engine
+    assert (engine.memory_max_streams, engine.memory_max_bytes, engine.memory_max_user_bytes) == (None, 2**20, 2**24)
     # Where None isn't a value, false is a wrong type as before.
     with pytest.raises(ConfigError, match=r"client.presence_ttl: expected a number, got False"):
         parse_config({"http_api": {"key": "k"}, "client": {"presence_ttl": False}})

@@ -143,12 +143,21 @@ class EngineSection:
         memory_snapshot: a file where the memory engine saves channel history on shutdown
             and reloads it on start, so that clients recover across a restart; empty keeps
             history in memory only.
+        memory_max_streams: channel streams (history) the memory engine keeps at most; the
+            least recently published is evicted beyond. ``false``: no limit.
+        memory_max_bytes: bytes the memory engine's history may take in all; the least
+            recently published streams are evicted beyond. ``false``: no limit.
+        memory_max_user_bytes: bytes of history one user's publications may take in the
+            memory engine; a publication beyond is refused with error 106. ``false``: no limit.
         redis_url: the Redis server of the ``redis`` engine.
         redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis.
     """
 
     type: Literal["memory", "redis"] = "memory"
     memory_snapshot: str = ""
+    memory_max_streams: int | None = 100_000
+    memory_max_bytes: int | None = 256 * 2**20
+    memory_max_user_bytes: int | None = 16 * 2**20
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wavecast"
 
@@ -399,6 +408,10 @@ def _check(config: Config, errors: _Errors) -> None:
     rate = config.admin.login_failure_rate
     if rate is not None and not rate > 0:
         errors.add("admin.login_failure_rate", f"expected more than 0, or false for no limit, got {rate}")
+    for name in ("memory_max_streams", "memory_max_bytes", "memory_max_user_bytes"):
+        limit = getattr(config.engine, name)
+        if limit is not None and limit < 1:
+            errors.add(f"engine.{name}", f"expected 1 or more, or false for no limit, got {limit}")
     if config.admin.login_failure_burst < 1:
         errors.add("admin.login_failure_burst", f"expected 1 or more, got {config.admin.login_failure_burst}")
     try:

@@ -35,8 +35,14 @@ def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
         return engine.broker, engine.presence_manager
     from ..engines.memory import MemoryBroker, MemoryPresenceManager
 
-    snapshot = config.engine.memory_snapshot or None
-    return MemoryBroker(snapshot_path=snapshot), MemoryPresenceManager()
+    section = config.engine
+    broker = MemoryBroker(
+        snapshot_path=section.memory_snapshot or None,
+        max_streams=section.memory_max_streams,
+        max_bytes=section.memory_max_bytes,
+        max_user_bytes=section.memory_max_user_bytes,
+    )
+    return broker, MemoryPresenceManager()
 
 
 def build_node(config: Config) -> Node:

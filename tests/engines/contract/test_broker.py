@@ -235,6 +235,28 @@ async def test_a_new_epoch_after_the_stream_meta_expires(engine: Engine) -> None
     assert new == StreamPosition(1, result.position.epoch)
 
 
+async def test_a_channel_never_published_to_has_a_stable_position_that_its_first_publication_continues(
+    engine: Engine,
+) -> None:
+    channel = engine.channel()
+    # Long enough that the period of the epochs can't turn between the calls.
+    engine.broker.meta_ttl = 3600  # type: ignore[attr-defined]
+    first = await engine.broker.history(channel, limit=0)
+    again = await engine.broker.history(channel)
+    assert first == again == HistoryResult([], StreamPosition(0, first.position.epoch))
+    assert first.position.epoch
+    position = await publish_n(engine, channel, 2)
+    assert position == StreamPosition(2, first.position.epoch)
+    # A subscriber that came before the first publication recovers from there.
+    assert offsets(await engine.broker.history(channel, since=first.position)) == [1, 2]
+
+
+async def test_channels_never_published_to_have_epochs_of_their_own(engine: Engine) -> None:
+    engine.broker.meta_ttl = 3600  # type: ignore[attr-defined]
+    epochs = {(await engine.broker.history(engine.channel(), limit=0)).position.epoch for _ in range(20)}
+    assert len(epochs) == 20
+
+
 async def test_history_since_returns_newer_publications(engine: Engine) -> None:
     channel = engine.channel()
     position = await publish_n(engine, channel, 5)

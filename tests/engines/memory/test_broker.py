@@ -15,6 +15,7 @@ import pytest
 
 from wavecast.engines import ClientInfo, Publication, StreamPosition
 from wavecast.engines.memory import MemoryBroker
+from wavecast.exceptions import EngineLimitError
 
 from ...utils import MS, wait_until
 from ..helpers import FakeClock, RecordingHandler
@@ -193,3 +194,133 @@ async def test_no_snapshot_yet(tmp_path: Path) -> None:
     await broker.start(RecordingHandler())
     assert broker._streams == {}
     await broker.close()
+
+
+async def test_a_snapshot_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    path.write_text("{}")
+    path.chmod(0o644)  # as an earlier version left it
+    broker = MemoryBroker(snapshot_path=path)
+    await broker.publish("ch", DATA, history_size=10, history_ttl=600)
+    await broker.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_snapshot_keeps_the_epochs_of_channels_never_published_to(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    first = MemoryBroker(snapshot_path=path)
+    quiet = (await first.history("quiet", limit=0)).position
+    await first.close()
+    second = MemoryBroker(snapshot_path=path)
+    await second.start(RecordingHandler())
+    try:
+        assert (await second.history("quiet", limit=0)).position == quiet
+        assert await second.publish("quiet", DATA, history_size=10, history_ttl=60) == StreamPosition(1, quiet.epoch)
+    finally:
+        await second.close()
+    # Without the snapshot, a broker can't know what the channel had: another epoch.
+    assert (await MemoryBroker().history("quiet", limit=0)).position.epoch != quiet.epoch
+
+
+async def test_a_snapshot_drops_positions_that_were_never_published_to(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    first = MemoryBroker(snapshot_path=path)
+    await first.publish("ch", DATA, history_size=10, history_ttl=600)
+    await first.close()
+    snapshot = json.loads(path.read_text())
+    # What reads created before they stopped creating anything.
+    snapshot["streams"]["read-only"] = {**snapshot["streams"]["ch"], "offset": 0, "items": []}
+    path.write_text(json.dumps(snapshot))
+    second = MemoryBroker(snapshot_path=path)
+    await second.start(RecordingHandler())
+    try:
+        assert set(second._streams) == {"ch"}
+    finally:
+        await second.close()
+
+
+# --- what reading costs, and the limits -----------------------------------------------------------
+
+
+async def test_reading_creates_nothing() -> None:
+    broker = MemoryBroker()
+    for n in range(1000):
+        await broker.history(f"chat:{n}", limit=0)
+        await broker.history(f"chat:{n}", since=StreamPosition(3, "e"))
+    assert broker._streams == {}
+    assert broker.bytes == 0
+
+
+async def test_an_expired_stream_is_forgotten_when_read() -> None:
+    clock = FakeClock()
+    broker = MemoryBroker(meta_ttl=10, clock=clock)
+    await broker.publish("ch", DATA, history_size=10, history_ttl=1)
+    clock.now += 11
+    await broker.history("ch")
+    assert broker._streams == {}
+    assert broker.bytes == 0
+
+
+def _from(user: str) -> Publication:
+    return Publication(data=b"x" * 800, info=ClientInfo(client=f"client-of-{user}", user=user))
+
+
+async def test_max_streams_evicts_the_least_recently_published() -> None:
+    broker = MemoryBroker(max_streams=3)
+    positions = {}
+    for channel in ("a", "b", "c"):
+        positions[channel] = await broker.publish(channel, DATA, history_size=10, history_ttl=60)
+    await broker.publish("a", DATA, history_size=10, history_ttl=60)  # "b" is now the oldest
+    await broker.publish("d", DATA, history_size=10, history_ttl=60)
+    assert list(broker._streams) == ["c", "a", "d"]
+    assert broker.evicted == 1
+    # What "b" had is gone: its subscribers learn it from a new epoch.
+    after = (await broker.history("b", limit=0)).position
+    assert after.offset == 0 and after.epoch != positions["b"].epoch  # type: ignore[union-attr]
+    assert await broker.publish("b", DATA, history_size=10, history_ttl=60) == StreamPosition(1, after.epoch)
+
+
+async def test_max_bytes_evicts_streams_until_the_rest_fits(caplog: pytest.LogCaptureFixture) -> None:
+    broker = MemoryBroker(max_bytes=10_000)
+    with caplog.at_level(logging.WARNING, logger="wavecast.engines.memory"):
+        for n in range(20):
+            await broker.publish(f"ch{n}", _from("server-side"), history_size=10, history_ttl=60)
+    assert broker.bytes <= 10_000
+    assert broker.evicted > 0
+    assert "ch19" in broker._streams and "ch0" not in broker._streams
+    assert "history limits reached" in caplog.text
+    # One stream alone over the limit keeps its newest publication.
+    big = MemoryBroker(max_bytes=3000)
+    for _ in range(5):
+        position = await big.publish("ch", _from("u"), history_size=10, history_ttl=60)
+    assert [p.offset for p in (await big.history("ch")).publications] == [5]
+    assert position == StreamPosition(5, (await big.history("ch")).position.epoch)
+
+
+async def test_max_user_bytes_refuses_what_one_user_would_hold_beyond() -> None:
+    clock = FakeClock()
+    broker = MemoryBroker(max_user_bytes=10_000, clock=clock)
+    accepted = 0
+    with pytest.raises(EngineLimitError, match="more than 10000"):
+        for n in range(100):
+            await broker.publish(f"ch{n % 3}", _from("greedy"), history_size=100, history_ttl=5)
+            accepted += 1
+    assert 0 < accepted < 10
+    assert broker.user_bytes["greedy"] <= 10_000
+    # Others, and the server's own publications, aren't held back by one user.
+    await broker.publish("ch0", _from("other"), history_size=100, history_ttl=5)
+    await broker.publish("ch0", DATA, history_size=100, history_ttl=5)
+    # Once the user's publications expire, the user may publish again.
+    clock.now += 6
+    broker.sweep()
+    assert broker.user_bytes.get("greedy", 0) == 3 * 600  # the streams the user started
+    await broker.publish("ch1", _from("greedy"), history_size=100, history_ttl=5)
+
+
+async def test_trimmed_publications_are_uncharged() -> None:
+    broker = MemoryBroker(max_user_bytes=10_000)
+    for _ in range(100):
+        await broker.publish("ch", _from("chatty"), history_size=2, history_ttl=60)
+    assert broker.user_bytes["chatty"] == 600 + 2 * (800 + 200)
+    await broker.remove_history("ch")
+    assert broker.user_bytes["chatty"] == 600

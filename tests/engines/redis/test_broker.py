@@ -40,11 +40,12 @@ async def test_keys_and_pubsub_channels_are_under_the_prefix(own_redis: RedisSer
     client = aioredis.Redis.from_url(own_redis.url)
     try:
         # One hash tag per channel: a channel's keys stay in one Redis Cluster slot, which
-        # its Lua scripts need.
+        # its Lua scripts need. The seed of the epochs is one for the whole Redis.
         assert sorted(await client.keys("*")) == [
             b"app.meta.{chat:1}",
             b"app.presence.data.{chat:1}",
             b"app.presence.expire.{chat:1}",
+            b"app.seed",
             b"app.stream.{chat:1}",
         ]
         assert await client.pubsub_channels() == [b"app.client.chat:1"]

@@ -21,10 +21,18 @@ async def client(redis_server: Any) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def keys() -> tuple[str, str]:
-    """A stream key and its meta key, in one hash slot as the broker names them."""
+def keys() -> tuple[str, str, str]:
+    """A stream key and its meta key, in one hash slot as the broker names them, and a seed key."""
     channel = uuid.uuid4().hex
-    return f"t.stream.{{{channel}}}", f"t.meta.{{{channel}}}"
+    return f"t.stream.{{{channel}}}", f"t.meta.{{{channel}}}", f"t.{channel}.seed"
+
+
+def _publish_args(data: Any, size: int = 10, ttl: int = 60, meta_ttl: int = 600) -> list[Any]:
+    return ["t.client.ch", data, size, ttl, meta_ttl, "seed", 7, "ch"]
+
+
+def _history_args(read: str, start: str, reverse: str, count: int, *, seed: str = "seed", period: int = 7) -> list[Any]:
+    return [seed, period, read, start, reverse, count, "ch"]
 
 
 def test_every_script_has_a_documented_header() -> None:
@@ -35,20 +43,21 @@ def test_every_script_has_a_documented_header() -> None:
         assert "Returns" in source, name
 
 
-async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys: tuple[str, str]) -> None:
-    stream, meta = keys
+async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys: tuple[str, str, str]) -> None:
+    stream, meta, _ = keys
     scripts = Scripts(client)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe("t.client.ch")
     try:
-        first = await scripts.publish(keys=[stream, meta], args=["t.client.ch", b"one", 10, 60, 600, "e1"])
-        second = await scripts.publish(keys=[stream, meta], args=["t.client.ch", b"two", 10, 60, 600, "e2"])
-        assert first == [1, b"e1"]
-        # The stream has an epoch now: the one offered later is ignored.
-        assert second == [2, b"e1"]
+        first = await scripts.publish(keys=list(keys), args=_publish_args(b"one"))
+        # A new seed and period later: the stream keeps the epoch it started with.
+        second = await scripts.publish(keys=list(keys), args=[*_publish_args(b"two")[:5], "other", 8, "ch"])
+        epoch = first[1]
+        assert first == [1, epoch] and len(epoch) == 8
+        assert second == [2, epoch]
         entries = await client.xrange(stream)
         assert entries == [(b"1-0", {b"d": b"one"}), (b"2-0", {b"d": b"two"})]
-        assert await client.hgetall(meta) == {b"e": b"e1", b"s": b"2"}
+        assert await client.hgetall(meta) == {b"e": epoch, b"s": b"2"}
         received: list[bytes] = []
         for _ in range(10):  # the subscription's confirmation reads as None
             message = await pubsub.get_message(timeout=1.0)
@@ -56,49 +65,81 @@ async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys:
                 received.append(message["data"])
             if len(received) == 2:
                 break
-        assert received == [b"p1:e1:one", b"p2:e1:two"]
+        assert received == [b"p1:" + epoch + b":one", b"p2:" + epoch + b":two"]
     finally:
         await pubsub.aclose()
 
 
-async def test_publish_trims_to_the_history_size(client: aioredis.Redis, keys: tuple[str, str]) -> None:
-    stream, meta = keys
+async def test_publish_trims_to_the_history_size(client: aioredis.Redis, keys: tuple[str, str, str]) -> None:
+    stream, meta, _ = keys
     scripts = Scripts(client)
     for n in range(5):
-        await scripts.publish(keys=[stream, meta], args=["t.client.ch", str(n), 2, 60, 600, "e"])
+        await scripts.publish(keys=list(keys), args=_publish_args(str(n), size=2))
     assert [entry_id for entry_id, _ in await client.xrange(stream)] == [b"4-0", b"5-0"]
     # Trimming forgets publications, never the position.
     assert await client.hget(meta, "s") == b"5"
 
 
-async def test_publish_sets_the_history_and_meta_ttls(client: aioredis.Redis, keys: tuple[str, str]) -> None:
-    stream, meta = keys
+async def test_publish_sets_the_history_and_meta_ttls(client: aioredis.Redis, keys: tuple[str, str, str]) -> None:
+    stream, meta, _ = keys
     scripts = Scripts(client)
-    await scripts.publish(keys=[stream, meta], args=["t.client.ch", b"x", 10, 60, 600, "e"])
+    await scripts.publish(keys=list(keys), args=_publish_args(b"x"))
     assert 55 <= await client.ttl(stream) <= 60
     assert 595 <= await client.ttl(meta) <= 600
 
 
-async def test_history_of_a_new_stream_creates_its_epoch(client: aioredis.Redis, keys: tuple[str, str]) -> None:
-    stream, meta = keys
+async def test_history_of_a_channel_without_a_stream_creates_nothing(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
+    stream, meta, seed = keys
     scripts = Scripts(client)
-    assert await scripts.history(keys=[stream, meta], args=["e1", 600, "1", "-", "0", 0]) == [0, b"e1", []]
-    # The position of a stream nobody published to yet is stable: the epoch stays.
-    assert await scripts.history(keys=[stream, meta], args=["e2", 600, "0", "-", "0", 0]) == [0, b"e1", []]
-    assert 595 <= await client.ttl(meta) <= 600
-    assert not await client.exists(stream)
+    first = await scripts.history(keys=list(keys), args=_history_args("1", "-", "0", 0))
+    epoch = first[1]
+    assert first == [0, epoch, []] and len(epoch) == 8
+    # Stable: the seed offered later is ignored, since Redis has one now.
+    assert await scripts.history(keys=list(keys), args=_history_args("0", "-", "0", 0, seed="x")) == [0, epoch, []]
+    assert not await client.exists(stream, meta)
+    assert await client.get(seed) == b"seed"
+    # The first publication starts the stream in that epoch.
+    assert await scripts.publish(keys=list(keys), args=_publish_args(b"one")) == [1, epoch]
 
 
-async def test_history_reads_forward_reverse_and_with_a_count(client: aioredis.Redis, keys: tuple[str, str]) -> None:
-    stream, meta = keys
+async def test_the_epoch_of_a_channel_without_a_stream_changes_with_seed_and_period(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
+    _, _, seed = keys
+    scripts = Scripts(client)
+    epoch = (await scripts.history(keys=list(keys), args=_history_args("0", "-", "0", 0)))[1]
+    later = (await scripts.history(keys=list(keys), args=_history_args("0", "-", "0", 0, period=8)))[1]
+    await client.delete(seed)  # as an emptied Redis has none
+    reseeded = (await scripts.history(keys=list(keys), args=_history_args("0", "-", "0", 0, seed="new")))[1]
+    assert len({epoch, later, reseeded}) == 3
+
+
+async def test_history_forgets_a_position_that_was_never_published_to(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
+    _, meta, _ = keys
+    scripts = Scripts(client)
+    # What reads used to create, for 30 days.
+    await client.hset(meta, "e", "old")
+    await client.expire(meta, 30 * 86400)
+    offset, epoch, _ = await scripts.history(keys=list(keys), args=_history_args("0", "-", "0", 0))
+    assert offset == 0 and epoch != b"old"
+    assert not await client.exists(meta)
+
+
+async def test_history_reads_forward_reverse_and_with_a_count(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
     scripts = Scripts(client)
     for n in range(1, 5):
-        await scripts.publish(keys=[stream, meta], args=["t.client.ch", str(n), 10, 60, 600, "e"])
+        _, first_epoch = await scripts.publish(keys=list(keys), args=_publish_args(str(n)))
 
     async def ids(*args: Any) -> list[bytes]:
-        offset, epoch, entries = await scripts.history(keys=[stream, meta], args=["x", 600, "1", *args])
+        offset, epoch, entries = await scripts.history(keys=list(keys), args=_history_args("1", *args))
         # HGET gives the offset as text.
-        assert (int(offset), epoch) == (4, b"e")
+        assert int(offset) == 4 and epoch == first_epoch
         return [entry_id for entry_id, _ in entries]
 
     assert await ids("-", "0", 0) == [b"1-0", b"2-0", b"3-0", b"4-0"]

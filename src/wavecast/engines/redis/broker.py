@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,7 +45,10 @@ class RedisBroker:
 
     A publication to a channel with history is appended to the channel's Redis stream, gets
     the next offset and is published to the nodes in one Lua script, so no node sees an
-    offset that history doesn't hold. When the pub/sub connection drops, the broker
+    offset that history doesn't hold. Reading a channel that was never published to creates
+    nothing: its epoch derives from a seed kept in Redis (see ``lua/publish.lua``). Redis
+    should run with ``maxmemory-policy noeviction``: a stream whose keys Redis evicted would
+    start again in the epoch it had. When the pub/sub connection drops, the broker
     reconnects with backoff (:func:`reconnect_delay`) and resubscribes; publications sent
     meanwhile are lost for live delivery, so once Redis confirms a channel's subscription
     again the broker tells the node, which makes positioned subscribers recover from history.
@@ -78,6 +82,7 @@ class RedisBroker:
         self.meta_ttl = meta_ttl
         self.subscribe_timeout = subscribe_timeout
         self.scripts = Scripts(client)
+        self._seed_key = f"{prefix}.seed"
         self._handler: BrokerEventHandler | None = None
         #: Channels this node wants, subscribed in Redis or to be subscribed on reconnection.
         self._channels: set[str] = set()
@@ -107,6 +112,14 @@ class RedisBroker:
 
     def _pubsub_channel(self, channel: str) -> str:
         return f"{self.prefix}.client.{channel}"
+
+    def _stream_keys(self, channel: str) -> list[str]:
+        """The keys of a channel's stream for the scripts: stream, meta, and the epochs' seed."""
+        return [self._stream_key(channel), self._meta_key(channel), self._seed_key]
+
+    def _epoch_period(self) -> int:
+        """The period that the epoch of a new stream depends on (see lua/publish.lua)."""
+        return int(time.time() // self.meta_ttl)
 
     # lifecycle
 
@@ -156,14 +169,17 @@ class RedisBroker:
         try:
             if history_size > 0 and history_ttl > 0:
                 offset, epoch = await self.scripts.publish(
-                    keys=[self._stream_key(channel), self._meta_key(channel)],
+                    keys=self._stream_keys(channel),
                     args=[
                         self._pubsub_channel(channel),
                         payload,
                         history_size,
                         max(int(history_ttl), 1),
                         max(self.meta_ttl, int(history_ttl)),
-                        secrets.token_hex(4),
+                        # A fresh offer each time: a Redis that lost its seed must not get the old one.
+                        secrets.token_hex(8),
+                        self._epoch_period(),
+                        channel,
                     ],
                 )
                 return StreamPosition(int(offset), _text(epoch))
@@ -347,14 +363,15 @@ class RedisBroker:
         start = f"({since.offset}-0" if since is not None else "+" if reverse else "-"
         try:
             offset, epoch, entries = await self.scripts.history(
-                keys=[self._stream_key(channel), self._meta_key(channel)],
+                keys=self._stream_keys(channel),
                 args=[
-                    secrets.token_hex(4),
-                    self.meta_ttl,
+                    secrets.token_hex(8),
+                    self._epoch_period(),
                     "1" if read else "0",
                     start,
                     "1" if reverse else "0",
                     limit or 0,
+                    channel,
                 ],
             )
         except (RedisError, OSError) as exc:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ...codes import DISCONNECT_NOT_AVAILABLE, ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_TOO_MANY_REQUESTS
+from ...codes import (
+    DISCONNECT_NOT_AVAILABLE,
+    ERROR_BAD_REQUEST,
+    ERROR_LIMIT_EXCEEDED,
+    ERROR_PERMISSION_DENIED,
+    ERROR_TOO_MANY_REQUESTS,
+)
 from ...engines.base import ClientInfo, Publication
-from ...exceptions import CommandError, DisconnectError
+from ...exceptions import CommandError, DisconnectError, EngineLimitError
 from ..codec.json import binary_or_json
 from ..codec.schema import Command, PublishResult, Reply
 from ..contexts import MessageContext, PublishContext
@@ -54,9 +60,11 @@ async def publish(session: Session, command: Command) -> Reply:
         conn_info=session.info,
         chan_info=subscription.info if subscription is not None else None,
     )
-    await node.publish_publication(
-        channel, Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000), binary=binary), options
-    )
+    publication = Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000), binary=binary)
+    try:
+        await node.publish_publication(channel, publication, options)
+    except EngineLimitError as exc:
+        raise CommandError(ERROR_LIMIT_EXCEEDED) from exc
     return Reply(id=command.id, publish=PublishResult())
 
 

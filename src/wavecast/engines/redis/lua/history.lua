@@ -2,21 +2,32 @@
 --
 -- KEYS[1]  the stream
 -- KEYS[2]  the stream's meta hash: "s" the last offset, "e" the epoch
--- ARGV[1]  an epoch to use if the stream has none (a new stream)
--- ARGV[2]  meta TTL in seconds, applied when the stream is created
+-- KEYS[3]  the seed of the epochs of channels without a stream (one per Redis)
+-- ARGV[1]  a seed to store if Redis has none (a new or emptied Redis)
+-- ARGV[2]  the epoch period: the current time divided by the meta TTL, rounded down
 -- ARGV[3]  "1" to read entries, "0" for the position only
 -- ARGV[4]  the first entry id to read (forward) or the last (reverse), e.g. "5-0" or "-"/"+"
 -- ARGV[5]  "1" to read newest first
 -- ARGV[6]  the most entries to read; "0" for all
+-- ARGV[7]  the channel
 --
--- Returns {offset, epoch, entries}; entries as XRANGE gives them.
-local epoch = redis.call("hget", KEYS[2], "e")
-if not epoch then
-  epoch = ARGV[1]
-  redis.call("hset", KEYS[2], "e", epoch)
-  redis.call("expire", KEYS[2], ARGV[2])
+-- Returns {offset, epoch, entries}; entries as XRANGE gives them. A channel that was never
+-- published to has no stream, and reading it creates none: its position is offset 0 in the
+-- epoch that its first publication will take (see publish.lua), the same on every read.
+local meta = redis.call("hmget", KEYS[2], "e", "s")
+local epoch, offset = meta[1], meta[2]
+if not offset then
+  if epoch then
+    -- A position without publications, as reads used to leave: forget it now.
+    redis.call("del", KEYS[2])
+  end
+  local seed = redis.call("get", KEYS[3])
+  if not seed then
+    seed = ARGV[1]
+    redis.call("set", KEYS[3], seed)
+  end
+  return {0, string.sub(redis.sha1hex(seed .. ":" .. ARGV[2] .. ":" .. ARGV[7]), 1, 8), {}}
 end
-local offset = redis.call("hget", KEYS[2], "s") or 0
 local entries = {}
 if ARGV[3] == "1" then
   local count = tonumber(ARGV[6])

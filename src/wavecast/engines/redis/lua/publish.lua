@@ -2,17 +2,32 @@
 --
 -- KEYS[1]  the stream (a Redis stream whose entry ids are offsets)
 -- KEYS[2]  the stream's meta hash: "s" the last offset, "e" the epoch
+-- KEYS[3]  the seed of the epochs of channels without a stream (one per Redis)
 -- ARGV[1]  the pub/sub channel of the channel
 -- ARGV[2]  the encoded publication
 -- ARGV[3]  history size: entries kept
 -- ARGV[4]  history TTL in seconds, after the last publication
 -- ARGV[5]  meta TTL in seconds: how long offset and epoch outlive the last publication
--- ARGV[6]  an epoch to use if the stream has none (a new stream)
+-- ARGV[6]  a seed to store if Redis has none (a new or emptied Redis)
+-- ARGV[7]  the epoch period: the current time divided by the meta TTL, rounded down
+-- ARGV[8]  the channel
 --
 -- Returns {offset, epoch}. The pub/sub message is "p<offset>:<epoch>:<publication>".
-local epoch = redis.call("hget", KEYS[2], "e")
-if not epoch then
-  epoch = ARGV[6]
+--
+-- A new stream takes the epoch that history.lua reported while the channel had none, so a
+-- subscriber that came before the first publication recovers it. That epoch changes with
+-- the seed, which an emptied Redis loses, and every meta TTL, which is less than the time
+-- between the starts of two streams of one channel: a stream that starts again never has
+-- the epoch of the one before, and a client can't mistake one for the other.
+local meta = redis.call("hmget", KEYS[2], "e", "s")
+local epoch = meta[1]
+if not meta[2] then
+  local seed = redis.call("get", KEYS[3])
+  if not seed then
+    seed = ARGV[6]
+    redis.call("set", KEYS[3], seed)
+  end
+  epoch = string.sub(redis.sha1hex(seed .. ":" .. ARGV[7] .. ":" .. ARGV[8]), 1, 8)
   redis.call("hset", KEYS[2], "e", epoch)
 end
 local offset = redis.call("hincrby", KEYS[2], "s", 1)
