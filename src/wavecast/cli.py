@@ -69,7 +69,10 @@ type = "memory"
 {snapshot_line}
 
 [demo]
-enabled = {demo_enabled}         # the chat demo at /
+# The chat demo at /. Its /demo/token signs a token for any user name with the secret above,
+# so it answers only while server.host is a loopback address (127.0.0.1, ::1, localhost): on
+# any other, whoever reaches the server could sign in as anyone, and it answers 403.
+enabled = {demo_enabled}
 
 # Options of channels without a namespace.
 [channel]

@@ -12,7 +12,7 @@ import pytest
 
 from wavecast.asyncio import connect
 from wavecast.exceptions import ConfigError, InvalidStatus
-from wavecast.server.app import _LoginThrottle
+from wavecast.server.app import App, _LoginThrottle
 from wavecast.server.serve import build_node, shutdown, start_server
 
 from ..asyncio.peers import handshake_request, open_raw_client
@@ -147,6 +147,44 @@ async def test_demo_token(start_wavecast: StartWavecast) -> None:
         answer = await running.get("/demo/token" + query)
         assert answer.status == 400, query
         assert "a name is 1-32" in answer.json()["error"]
+
+
+async def test_demo_token_only_on_a_loopback_server(start_wavecast: StartWavecast) -> None:
+    # It signed a token for any user with the real secret, for whoever could reach the server.
+    running = await start_wavecast(server={"host": "0.0.0.0"}, demo={"enabled": True})
+    answer = await running.get("/demo/token?user=admin")
+    assert answer.status == 403
+    error = answer.json()["error"]
+    assert error.startswith("the demo signs a token for any user name, so it does only on a server bound to a ")
+    assert "server.host is '0.0.0.0'" in error
+    assert "token" not in answer.json()
+    # The rest of the demo is served, and says why sign-in fails.
+    assert (await running.get("/")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "signs"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
+)
+async def test_demo_token_decides_by_the_configured_host(host: str, signs: bool) -> None:
+    # Under an ASGI server too, where the configuration's host is all the app knows.
+    config = make_config(server={"host": host}, demo={"enabled": True})
+    app = App(config, build_node(config))
+    answer = await app.http("GET", "/demo/token", "user=bob", {}, b"")
+    assert answer.status == (200 if signs else 403)
 
 
 async def test_demo_token_needs_a_secret(start_wavecast: StartWavecast) -> None:

@@ -365,3 +365,14 @@ async def test_admin_logins_are_throttled_per_client_address() -> None:
         assert (await http_from("127.0.0.2", "GET", url, basic_auth(ADMIN_PASSWORD))).status == 200
     finally:
         await running.stop()
+
+
+async def test_demo_token_decides_by_the_configured_host() -> None:
+    for host, status in (("0.0.0.0", 403), ("127.0.0.1", 200)):
+        config = mounted_config(server={"host": host}, demo={"enabled": True})
+        running = await start_bare(Node(config.node_config()), config)
+        try:
+            answer = await http("GET", running.url + "/demo/token?user=bob")
+            assert answer.status == status, host
+        finally:
+            await running.stop()

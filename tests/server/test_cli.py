@@ -89,6 +89,13 @@ def test_genconfig_refuses_to_overwrite(tmp_path: Path) -> None:
     assert tomllib.loads(after)["http_api"]["key"] != tomllib.loads(before)["http_api"]["key"]
 
 
+def test_genconfig_explains_the_demo_tokens(tmp_path: Path) -> None:
+    text = genconfig(tmp_path, "--dev").read_text()
+    demo = text[text.index("[demo]") :]
+    assert "/demo/token signs a token for any user name" in demo
+    assert "loopback address" in demo
+
+
 # --- checkconfig ------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ from an ASGI server (:mod:`wavecast.server.asgi`):
 The admin page answers with headers that keep it out of frames, and refuses a request that
 changes something (any method but GET and HEAD) unless it is JSON from its own origin, so
 that a page elsewhere can't use the browser's cached login (CSRF). Wrong passwords are
-logged and throttled per client address.
+logged and throttled per client address. ``/demo/token`` signs a token for any name, so it
+answers only on a server bound to a loopback address.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import collections
 import dataclasses
 import hmac
 import importlib.resources
+import ipaddress
 import json
 import logging
 import math
@@ -270,6 +272,16 @@ class App:
 
         import jwt
 
+        host = self.config.server.host
+        if not _loopback(host):
+            return _json(
+                403,
+                {
+                    "error": f"the demo signs a token for any user name, so it does only on a server bound to a "
+                    f"loopback address, where nobody else can ask; server.host is {host!r}: set it to "
+                    f"127.0.0.1, or have your application's backend sign tokens after login"
+                },
+            )
         secret = self.node.config.token_hmac_secret_key
         user = parse_qs(query).get("user", [""])[0].strip()
         if not secret:
@@ -325,6 +337,16 @@ class _LoginThrottle:
         if len(self._addresses) > self.max_addresses:
             self._addresses.popitem(last=False)
         return wait
+
+
+def _loopback(host: str) -> bool:
+    """Tell whether the server listens on a loopback address only: 127.0.0.0/8, ::1, localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _static(name: str) -> HttpResponse:
