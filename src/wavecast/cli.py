@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import secrets
 import sys
 import time
@@ -115,6 +116,21 @@ def starter_config(path: str, *, dev: bool) -> str:
     )
 
 
+def _write_secret(path: Path, text: str, *, overwrite: bool) -> None:
+    """Write a file that holds secrets, readable by its owner only (mode 0600).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    # O_EXCL makes "doesn't exist yet" and "create it" one step. A file being overwritten
+    # keeps its mode through O_TRUNC, however loose, hence the fchmod before any secret lands.
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)
+        file.write(text)
+
+
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     """Derive ``--host``, ``--port``, ... from the fields of the [server] section."""
     from .server.config import ServerSection
@@ -215,10 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "genconfig":
         path = Path(args.config)
-        if path.exists() and not args.force:
+        try:
+            _write_secret(path, starter_config(str(path), dev=args.dev), overwrite=args.force)
+        except FileExistsError:
             print(f"wavecast: {path} exists; pass --force to overwrite it", file=sys.stderr)
             return 1
-        path.write_text(starter_config(str(path), dev=args.dev))
         print(f"wrote {path}")
         return 0
     if args.command == "checkconfig":

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import time
 import tomllib
@@ -87,6 +88,19 @@ def test_genconfig_refuses_to_overwrite(tmp_path: Path) -> None:
     after = path.read_text()
     assert after != before  # fresh secrets
     assert tomllib.loads(after)["http_api"]["key"] != tomllib.loads(before)["http_api"]["key"]
+
+
+def test_genconfig_file_is_private(tmp_path: Path) -> None:
+    # It holds the HMAC secret, the API key and the admin password: it was written 0644.
+    path = genconfig(tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Overwriting a file that was readable by anyone makes it private too, before any secret lands.
+    path.write_text("# someone else's\n")
+    path.chmod(0o644)
+    result = wavecast("genconfig", "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "token_hmac_secret_key" in path.read_text()
 
 
 def test_genconfig_explains_the_demo_tokens(tmp_path: Path) -> None:
