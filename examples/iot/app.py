@@ -42,7 +42,7 @@ from wavecast.server.app import HttpResponse
 
 from ..kit import EXAMPLES, Demo, DemoContext, json_response
 
-__all__ = ["BAND", "DEMO", "DEVICES", "DeviceSpec", "Rule", "thermostat"]
+__all__ = ["BAND", "DEMO", "DEVICES", "DeviceSpec", "Rule", "comparison", "thermostat"]
 
 logger = logging.getLogger("wavecast.examples.iot")
 
@@ -87,6 +87,20 @@ def thermostat(temperature: float, target: float, heater: bool) -> bool | None:
     if temperature > target + BAND and heater:
         return False
     return None
+
+
+def comparison(value: float, sign: str, bound: float) -> str:
+    """Write ``value sign bound`` in °C with as many decimals as it takes to read true, one at least.
+
+    To one decimal the rule's 16.46 < 16.5 would read "16.5 °C < 16.5 °C". Rounding never
+    reverses an order, so the first precision at which the two differ shows the right one.
+    """
+    for digits in range(1, 7):
+        shown = f"{value:.{digits}f}", f"{bound:.{digits}f}"
+        if float(shown[0]) != float(shown[1]):
+            return f"{shown[0]} °C {sign} {shown[1]} °C"
+    # Closer than a millionth: the shortest forms that tell the two floats apart.
+    return f"{value!r} °C {sign} {bound!r} °C"
 
 
 def _now() -> int:
@@ -143,7 +157,7 @@ class Rule:
         self.pending[device] = wanted
         sign = "<" if wanted else ">"
         edge = reading["target"] - BAND if wanted else reading["target"] + BAND
-        reason = f"{reading['temperature']:.1f} °C {sign} {edge:.1f} °C"
+        reason = comparison(reading["temperature"], sign, edge)
         command = {"heater": wanted, "by": "rule", "reason": reason, "time": _now()}
         await self.node.publish(f"iot:{device}.commands", command)
 

@@ -15,12 +15,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 from tests.server.conftest import API_KEY, ServeProcess, http
 from tests.utils import MS, wait_until
 
 from ..conftest import Screenshot, StartDemo
-from .app import BAND, Rule, thermostat
+from .app import BAND, Rule, comparison, thermostat
 
 DEGREES = re.compile(r"^\d+\.\d °C$")
 
@@ -61,6 +62,29 @@ async def test_the_rule_commands_once_per_crossing() -> None:
     rule.forget("device-1")
     await rule.on_reading("device-1", {"temperature": 20.7, "target": 20.0, "heater": True})
     assert [data["heater"] for _, data in node.published] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("value", "sign", "bound", "text"),
+    [
+        (15.0, "<", 19.5, "15.0 °C < 19.5 °C"),
+        # To one decimal these read "16.5 °C < 16.5 °C" and "17.5 °C > 17.5 °C".
+        (16.46, "<", 16.5, "16.46 °C < 16.50 °C"),
+        (17.54, ">", 17.5, "17.54 °C > 17.50 °C"),
+        (16.4999, "<", 16.5, "16.4999 °C < 16.5000 °C"),
+        (16.5 - 1e-9, "<", 16.5, f"{16.5 - 1e-9!r} °C < 16.5 °C"),
+    ],
+)
+def test_the_rule_says_what_it_compared_so_that_it_reads_true(value: float, sign: str, bound: float, text: str) -> None:
+    assert comparison(value, sign, bound) == text
+
+
+async def test_the_rule_gives_its_reason_to_the_precision_that_tells() -> None:
+    node = FakeNode()
+    fake: Any = node
+    await Rule(fake).on_reading("device-2", {"temperature": 16.46, "target": 17.0, "heater": False})
+    [(_, command)] = node.published
+    assert command["reason"] == "16.46 °C < 16.50 °C"
 
 
 def alive(pid: int) -> bool:
