@@ -43,6 +43,7 @@ PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>wavecast examples</title>
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <style>
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1d2433; }
 h1 { margin-bottom: 0; }

@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
+from ..page_checks import PageProblems, assert_icon_served
 from ..server.conftest import ServeProcess, free_port, http, wavecast_command
 from ..utils import MS, TIMEOUT_FACTOR
 
@@ -345,4 +346,20 @@ async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: 
     finally:
         if page is not None:
             await page.close()
+        server.kill()
+
+
+async def test_chat_page_loads_cleanly(browser: Browser, tmp_path: Path) -> None:
+    """No console error, and an icon: /favicon.ico was a 404."""
+    server = ServeProcess(genconfig(tmp_path), free_port(), cwd=tmp_path)
+    try:
+        await server.wait_ready()
+        page = await browser.new_page()
+        page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
+        watch = PageProblems(page)
+        await page.goto(server.url + "/")
+        await assert_icon_served(page)
+        await page.close()
+        assert watch.problems == []
+    finally:
         server.kill()

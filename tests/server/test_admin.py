@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, expect
 
 from ..browser import PLAYWRIGHT_TIMEOUT
+from ..page_checks import PageProblems, assert_icon_served
 from ..utils import MS, wait_until
 from .conftest import (
     ADMIN_PASSWORD,
@@ -356,5 +357,23 @@ async def test_admin_page_in_chromium(
             assert violations == []
         finally:
             await page.screenshot(path=str(tmp_path / "admin.png"))
+    finally:
+        await context.close()
+
+
+@pytest.mark.interop
+async def test_admin_page_loads_cleanly_in_chromium(start_wavecast: StartWavecast, browser: Browser) -> None:
+    # /favicon.ico was a 404 on the admin page, logged on every load.
+    running = await start_wavecast(demo={"enabled": False})
+    context = await browser.new_context(http_credentials={"username": "admin", "password": ADMIN_PASSWORD})
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
+        watch = PageProblems(page)
+        await page.goto(running.url + "/admin")
+        await expect(page.locator("#num-clients")).to_have_text("0")
+        await assert_icon_served(page)
+        await page.close()
+        assert watch.problems == []
     finally:
         await context.close()

@@ -107,6 +107,22 @@ async def test_demo_pages(start_wavecast: StartWavecast) -> None:
         assert (await running.get(path)).status == 404, path
 
 
+@pytest.mark.parametrize(
+    ("demo", "admin", "status"),
+    [(True, False, 200), (False, True, 200), (True, True, 200), (False, False, 404)],
+)
+async def test_favicon(start_wavecast: StartWavecast, demo: bool, admin: bool, status: int) -> None:
+    # Browsers ask every page's origin for it: it was a 404 on the demo and the admin page.
+    running = await start_wavecast(demo={"enabled": demo}, admin={"enabled": admin})
+    icon = await running.get("/favicon.ico")
+    assert icon.status == status
+    if status == 200:
+        assert icon.headers["Content-Type"] == "image/svg+xml"
+        assert icon.body.startswith(b"<svg ")
+        # No password: the browser doesn't send the admin page's login with it.
+        assert "WWW-Authenticate" not in icon.headers
+
+
 async def test_demo_static_name_too_long_is_404(
     start_wavecast: StartWavecast, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ from an ASGI server (:mod:`wavecast.server.asgi`):
 | ``/metrics`` | Prometheus metrics (``[metrics]``) |
 | ``/admin`` | the admin page, HTTP basic auth (``[admin]``) |
 | ``/``, ``/static/...``, ``/demo/token`` | the chat demo (``[demo]``) |
+| ``/favicon.ico`` | the pages' icon, with the demo or the admin page on |
 
 The admin page answers with headers that keep it out of frames, and refuses a request that
 changes something (any method but GET and HEAD) unless it is JSON from its own origin, so
@@ -161,6 +162,13 @@ class App:
             from .metrics import CONTENT_TYPE, render_metrics
 
             return HttpResponse(200, render_metrics(self._registry), CONTENT_TYPE)
+        if (
+            path == "/favicon.ico"
+            and method in ("GET", "HEAD")
+            and (self.config.demo.enabled or self.config.admin.enabled)
+        ):
+            # The shipped pages link it here, the name browsers ask for on a page that links none.
+            return _static("favicon.svg")
         if (path == "/admin" or path.startswith("/admin/")) and self.config.admin.enabled:
             answer = await self._admin(method, path, headers, body, client or "")
             return dataclasses.replace(answer, headers=answer.headers + _ADMIN_HEADERS)

@@ -1,0 +1,23 @@
+"""Every page of the gallery loads in Chromium without an error, with its icon."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser
+from tests.page_checks import PageProblems, assert_icon_served
+from tests.utils import TIMEOUT_FACTOR
+
+from .conftest import StartDemo
+from .gallery import DEMOS
+
+
+@pytest.mark.timeout(120 * TIMEOUT_FACTOR)
+async def test_pages_load_cleanly(start_demo: StartDemo, browser: Browser) -> None:
+    server = await start_demo("gallery")
+    for path in ["/", *(f"/{demo.name}/" for demo in DEMOS)]:
+        page = await browser.new_page()
+        watch = PageProblems(page)
+        await page.goto(server.url + path, wait_until="load")
+        await assert_icon_served(page)
+        await page.close()
+        assert watch.problems == [], path
