@@ -74,7 +74,7 @@ def test_describe(code: int, explanation: str) -> None:
 
 
 def test_ok_close_codes() -> None:
-    assert frozenset({1000, 1001}) == OK_CLOSE_CODES
+    assert frozenset({1000, 1001, 1005}) == OK_CLOSE_CODES
 
 
 def test_valid_close_codes_follow_rfc_6455_section_7_4() -> None:

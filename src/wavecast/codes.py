@@ -111,8 +111,10 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.TLS_HANDSHAKE: "TLS handshake failure [internal]",
 }
 
-#: Codes that end a connection without an error.
-OK_CLOSE_CODES: frozenset[int] = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
+#: Codes that end a connection without an error: a normal closure, a peer going away, and a
+#: close frame without a status (1005), which a browser's ``close()`` sends; as websockets'
+#: ``ConnectionClosedOK``. Iterating over a connection stops quietly on these.
+OK_CLOSE_CODES: frozenset[int] = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
 
 # Codes that an endpoint may put in a close frame: 1005, 1006 and 1015 only ever appear in
 # APIs, 1004 is reserved, and 1016-2999 are unassigned (RFC 6455 section 7.4.2).

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from wavecast import (
+    OK_CLOSE_CODES,
     CloseCode,
     ConnectionClosed,
     ConnectionClosedError,
@@ -185,7 +186,7 @@ async def test_server_closes_with_code_and_reason(start_server: StartServer) -> 
         assert (client.close_code, client.close_reason) == (4001, "server says bye")
 
 
-@pytest.mark.parametrize("code", [CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY])
+@pytest.mark.parametrize("code", sorted(OK_CLOSE_CODES))
 async def test_ok_codes_raise_connection_closed_ok(start_server: StartServer, code: int) -> None:
     recorder = Recorder()
     server = await start_server(recorder)

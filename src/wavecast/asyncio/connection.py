@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, NamedTuple, cast
 
-from ..codes import CloseCode
+from ..codes import OK_CLOSE_CODES, CloseCode
 from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -39,9 +39,6 @@ _native = load("wavecast.asyncio._speedups")
 __all__ = ["BroadcastResult", "ConcurrencyError", "Connection", "broadcast"]
 
 Data = str | bytes | bytearray | memoryview
-
-# Codes that end iteration quietly instead of raising.
-_OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
 
 
 class ConcurrencyError(LocalProtocolError, RuntimeError):
@@ -575,7 +572,7 @@ class Connection(_FanOutFields):
         code = protocol.close_code if protocol.state is CLOSED or rcvd else CloseCode.ABNORMAL_CLOSURE
         reason = rcvd.reason if rcvd is not None else ""
         assert code is not None
-        exc_type = ConnectionClosedOK if rcvd is not None and rcvd.code in _OK_CODES else ConnectionClosedError
+        exc_type = ConnectionClosedOK if rcvd is not None and rcvd.code in OK_CLOSE_CODES else ConnectionClosedError
         sent = protocol.close_sent
         return exc_type(
             code,
