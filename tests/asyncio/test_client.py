@@ -229,7 +229,7 @@ async def test_max_size_limits_what_the_server_sends(start_server: StartServer) 
 def test_max_size_conflicts_with_max_message_size() -> None:
     with pytest.raises(TypeError, match=r"connect\(\) got max_size=None and limits with max_message_size=1024"):
         connect("ws://127.0.0.1:1/", max_size=None, limits=Limits(max_message_size=1024))
-    assert connect("ws://127.0.0.1:1/", max_size=None)._protocol_kwargs["limits"].max_message_size is None
+    assert connect("ws://127.0.0.1:1/", max_size=None).options.limits.max_message_size is None
 
 
 # --- reconnection ----------------------------------------------------------------------------

@@ -447,7 +447,7 @@ async def test_message_too_big_closes_with_1009_and_others_keep_working(start_se
 async def test_max_size_limits_messages(start_server: StartServer) -> None:
     # The shortcut the issue promised; it used to fall into **kwargs and fail in create_server.
     server = await start_server(max_size=4096, compression=None)
-    assert server.limits.max_message_size == server.limits.max_frame_size == 4096
+    assert server.options.limits.max_message_size == server.options.limits.max_frame_size == 4096
     async with connect(ws_uri(server), compression=None) as good, connect(ws_uri(server), compression=None) as bad:
         await good.send(b"x" * 4096)  # at the limit, in one frame
         assert await good.recv() == b"x" * 4096
@@ -459,14 +459,14 @@ async def test_max_size_limits_messages(start_server: StartServer) -> None:
 
 async def test_max_size_none_turns_the_limit_off(start_server: StartServer) -> None:
     server = await start_server(max_size=None, compression=None)
-    assert server.limits.max_message_size is server.limits.max_frame_size is None
+    assert server.options.limits.max_message_size is server.options.limits.max_frame_size is None
     async with connect(ws_uri(server), max_size=None, compression=None) as client:
         await client.send(b"x" * (2 * 2**20))  # twice the default limit
         assert len(await client.recv()) == 2 * 2**20
 
 
 def test_max_size_combines_with_other_limits_but_not_with_max_message_size() -> None:
-    limits = serve(echo, max_size=8192, limits=Limits(max_header_count=32, max_frame_size=1024)).server.limits
+    limits = serve(echo, max_size=8192, limits=Limits(max_header_count=32, max_frame_size=1024)).server.options.limits
     assert (limits.max_message_size, limits.max_frame_size, limits.max_header_count) == (8192, 1024, 32)
     with pytest.raises(TypeError, match=r"serve\(\) got max_size=8192 and limits with max_message_size=4096"):
         serve(echo, max_size=8192, limits=Limits(max_message_size=4096))

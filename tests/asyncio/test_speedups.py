@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from wavecast.asyncio import ServerConnection, broadcast, connect
+from wavecast.asyncio._options import ConnectionOptions
 from wavecast.asyncio.connection import _batcher, _broadcast
 from wavecast.protocol import CLOSING, OPEN
 from wavecast.protocol.server import ServerProtocol
@@ -65,7 +66,7 @@ class OddConnection(ServerConnection):
 
 
 class FakeServer:
-    open_timeout = None
+    options = ConnectionOptions(open_timeout=None, ping_interval=None, write_limit=100)
 
     def __init__(self) -> None:
         self._connections: set[ServerConnection] = set()
@@ -77,7 +78,7 @@ def connections() -> list[ServerConnection]:
     made = []
     for cls in (ServerConnection, OddConnection):
         for situation in ("open", "paused", "closing", "fragmented", "compressed", "corked", "small limit"):
-            connection = cls(ServerProtocol(), server, ping_interval=None, write_limit=100)
+            connection = cls(ServerProtocol(), server)
             connection.connection_made(CountingTransport())
             connection.protocol.state = OPEN
             connection._prepared_ok = situation != "compressed"

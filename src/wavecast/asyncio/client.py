@@ -18,7 +18,7 @@ from ..protocol.extensions import ClientExtensionFactory
 from ..protocol.headers import HeadersLike
 from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.uri import parse_uri
-from ._options import UNSET, MaxSize, apply_max_size
+from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect"]
@@ -40,8 +40,8 @@ class ClientConnection(Connection):
 
     protocol: ClientProtocol
 
-    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
-        super().__init__(protocol, **kwargs)
+    def __init__(self, protocol: ClientProtocol, options: ConnectionOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(protocol, options)
         self.response: Response | None = None
         self.handshake: asyncio.Future[None] = self.loop.create_future()
 
@@ -117,6 +117,13 @@ class connect:
             when iterating: the n-th delay is uniform in ``[0, min(max, min * factor**n)]``.
         **kwargs: passed to :meth:`asyncio.loop.create_connection` (``host``, ``port``,
             ``sock``, ``server_hostname``, ``local_addr``, ...).
+
+    Attributes:
+        options: the settings of every connection, the arguments of the same names.
+
+    Raises:
+        ValueError: an option has a value of the wrong type or range.
+        TypeError: both ``max_size`` and ``limits.max_message_size`` are given.
     """
 
     def __init__(
@@ -144,12 +151,8 @@ class connect:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
-        limits = apply_max_size(limits, max_size, "connect")
-        if compression == "deflate":
-            if not any(factory.name == ClientPerMessageDeflateFactory.name for factory in extensions):
-                extensions = [*extensions, ClientPerMessageDeflateFactory()]
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression}")
+        # The arguments named as its fields, before anything else is assigned here.
+        self.options = options = connection_options("connect", locals())
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if self.wsuri.secure and ssl is None:
@@ -157,7 +160,6 @@ class connect:
         elif not self.wsuri.secure and ssl is not None:
             raise ValueError("connect() got an ssl context for a ws:// URI; use wss://")
         self.ssl = ssl
-        self.open_timeout = open_timeout
         self.backoff = (backoff_min, backoff_max, backoff_factor)
         self.logger = logger if logger is not None else globals()["logger"]
         self._protocol_kwargs: dict[str, Any] = dict(
@@ -165,16 +167,8 @@ class connect:
             subprotocols=subprotocols,
             additional_headers=additional_headers,
             user_agent=user_agent,
-            extensions=extensions,
-            limits=limits,
-            logger=self.logger,
-        )
-        self._connection_kwargs: dict[str, Any] = dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
+            extensions=options.with_compression(extensions, ClientPerMessageDeflateFactory),
+            limits=options.limits,
             logger=self.logger,
         )
         self._kwargs = kwargs
@@ -193,9 +187,9 @@ class connect:
                 kwargs.setdefault("server_hostname", self.wsuri.host)
 
         def factory() -> ClientConnection:
-            return ClientConnection(protocol, **self._connection_kwargs)
+            return ClientConnection(protocol, self.options)
 
-        async with asyncio.timeout(self.open_timeout):
+        async with asyncio.timeout(self.options.open_timeout):
             _, connection = await loop.create_connection(factory, **kwargs)
             try:
                 await connection.handshake

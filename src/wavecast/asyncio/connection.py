@@ -32,6 +32,7 @@ from ..protocol.frames import OP_TEXT
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import CLOSED, CONNECTING, OPEN
 from ..speedups import load
+from ._options import DEFAULT_OPTIONS, ConnectionOptions
 
 #: The C twins of :func:`broadcast` and of the batcher's flush, or ``None``.
 _native = load("wavecast.asyncio._speedups")
@@ -113,17 +114,10 @@ class Connection(_FanOutFields):
     """One WebSocket connection over an asyncio transport.
 
     Args:
-        protocol: the sans-I/O protocol of this side.
-        ping_interval: seconds between keepalive pings; ``None`` sends none.
-        ping_timeout: seconds to wait for the pong before failing with 1011; ``None`` waits forever.
-        close_timeout: seconds to wait for the closing handshake and the end of TCP before
-            aborting the connection.
-        max_queue: received messages to buffer before pausing reads; ``None`` is unbounded.
-        write_limit: bytes buffered for writing above which ``send()`` waits, broadcasts
-            skip the connection, and reading pauses until the peer reads.
-        write_delay: seconds that messages wait before they're written, so that those sent
-            meanwhile leave in the same write; ``None`` writes at the end of each turn of
-            the event loop. Control frames and the closing handshake don't wait.
+        protocol: the sans-I/O protocol of this side; the connection logs to its logger.
+        options: the connection's settings; ``ping_interval``, ``ping_timeout``,
+            ``close_timeout``, ``max_queue`` and ``write_limit`` are copied to the attributes
+            of the same names, which the hot paths read.
     """
 
     __slots__ = (
@@ -152,31 +146,20 @@ class Connection(_FanOutFields):
         "transport",
     )
 
-    def __init__(
-        self,
-        protocol: Protocol,
-        *,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        max_queue: int | None = 16,
-        write_limit: int = 32768,
-        write_delay: float | None = None,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
-    ) -> None:
+    def __init__(self, protocol: Protocol, options: ConnectionOptions = DEFAULT_OPTIONS) -> None:
         self.protocol = protocol
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.max_queue = max_queue
-        self.write_limit = write_limit
-        self.logger = logger if logger is not None else protocol.logger
+        self.ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.close_timeout = options.close_timeout
+        self.max_queue = options.max_queue
+        self.write_limit = options.write_limit
+        self.logger = protocol.logger
         self.debug = self.logger.isEnabledFor(logging.DEBUG)
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         #: Round-trip time of the last keepalive ping, in seconds.
         self.latency = 0.0
-        self._batcher = _batcher(self.loop, write_delay)
+        self._batcher = _batcher(self.loop, options.write_delay)
         self._dirty = False
         self._unflushed = 0
         # Whether this side sends prepared frames as they are: a server without compression.

@@ -21,7 +21,7 @@ from ..protocol.headers import Headers
 from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.server import ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
-from ._options import UNSET, MaxSize, apply_max_size
+from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
 from .connection import Connection
 
 __all__ = ["Server", "ServerConnection", "http_response", "serve"]
@@ -69,8 +69,8 @@ class ServerConnection(Connection):
 
     protocol: ServerProtocol
 
-    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
-        super().__init__(protocol, **kwargs)
+    def __init__(self, protocol: ServerProtocol, server: Server) -> None:
+        super().__init__(protocol, server.options)
         self.server = server
         self.request: Request | None = None
         self.response: Response | None = None
@@ -89,8 +89,9 @@ class ServerConnection(Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._connections.add(self)
-        if self.server.open_timeout is not None:
-            self._open_handle = self.loop.call_later(self.server.open_timeout, self._open_timed_out)
+        options = self.server.options
+        if options.open_timeout is not None:
+            self._open_handle = self.loop.call_later(options.open_timeout, self._open_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -186,9 +187,9 @@ class ServerConnection(Connection):
             self._start_keepalive()
             self._handler_task = self.loop.create_task(self._run_handler())
             self.server._handlers.add(self._handler_task)
-        elif protocol.state is CONNECTING and self.server.open_timeout is not None:
+        elif protocol.state is CONNECTING and self.server.options.open_timeout is not None:
             # A kept-alive HTTP connection gets the same time for its next request.
-            self._open_handle = self.loop.call_later(self.server.open_timeout, self._open_timed_out)
+            self._open_handle = self.loop.call_later(self.server.options.open_timeout, self._open_timed_out)
         self._flush()
         self._check_close_expected()
         # Whatever followed the request (frames, or a pipelined request) was parsed by
@@ -230,46 +231,34 @@ class Server:
     """A WebSocket server; :func:`serve` creates and starts it.
 
     Use it as an async context manager, or ``await serve(...)`` and call :meth:`close`.
+
+    Attributes:
+        options: the settings of every connection, :func:`serve`'s arguments of the same names.
+        extensions: the extension factories, permessage-deflate's included when
+            ``options.compression`` asks for it.
     """
 
     def __init__(
         self,
         handler: Handler,
         *,
+        options: ConnectionOptions = DEFAULT_OPTIONS,
         process_request: ProcessRequest | None = None,
         origins: Sequence[str] | None = None,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SubprotocolSelector | None = None,
         extensions: Sequence[ServerExtensionFactory] = (),
-        limits: Limits = DEFAULT_LIMITS,
-        open_timeout: float | None = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        max_queue: int | None = 16,
-        write_limit: int = 32768,
-        write_delay: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.handler = handler
+        self.options = options
         self.process_request = process_request
         self.origins = origins
         # Tuples, which every connection's protocol shares instead of copying.
         self.subprotocols = tuple(subprotocols) if subprotocols else None
         self.select_subprotocol = select_subprotocol
-        self.extensions = tuple(extensions)
-        self.limits = limits
-        self.open_timeout = open_timeout
+        self.extensions = options.with_compression(extensions, ServerPerMessageDeflateFactory)
         self.logger = logger if logger is not None else globals()["logger"]
-        self._connection_kwargs: dict[str, Any] = dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-            write_delay=write_delay,
-            logger=self.logger,
-        )
         self._connections: set[ServerConnection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -296,10 +285,10 @@ class Server:
             subprotocols=self.subprotocols,
             select_subprotocol=self.select_subprotocol,
             extensions=self.extensions,
-            limits=self.limits,
+            limits=self.options.limits,
             logger=self.logger,
         )
-        return ServerConnection(protocol, self, **self._connection_kwargs)
+        return ServerConnection(protocol, self)
 
     async def start(self, host: str | Sequence[str] | None, port: int | None, **kwargs: Any) -> None:
         """Listen; ``kwargs`` go to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ...)."""
@@ -339,7 +328,7 @@ class Server:
         are cancelled.
         """
         if timeout is None:
-            timeout = self._connection_kwargs["close_timeout"]
+            timeout = self.options.close_timeout
         connections = [connection.wait_closed() for connection in list(self._connections)]
         if connections:
             await asyncio.wait([asyncio.ensure_future(c) for c in connections], timeout=timeout)
@@ -398,6 +387,10 @@ class serve:
             meanwhile (publications of a busy channel) leave in one write; ``None`` writes
             at the end of each turn of the event loop, which is the lowest latency.
         **kwargs: passed to :meth:`asyncio.loop.create_server` (``sock``, ``reuse_port``, ...).
+
+    Raises:
+        ValueError: an option has a value of the wrong type or range.
+        TypeError: both ``max_size`` and ``limits.max_message_size`` are given.
     """
 
     def __init__(
@@ -425,27 +418,15 @@ class serve:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
-        limits = apply_max_size(limits, max_size, "serve")
-        if compression == "deflate":
-            if not any(factory.name == ServerPerMessageDeflateFactory.name for factory in extensions):
-                extensions = [*extensions, ServerPerMessageDeflateFactory()]
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression}")
         self.server = Server(
             handler,
+            # The arguments named as its fields, before anything else is assigned here.
+            options=connection_options("serve", locals()),
             process_request=process_request,
             origins=origins,
             subprotocols=subprotocols,
             select_subprotocol=select_subprotocol,
             extensions=extensions,
-            limits=limits,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-            write_delay=write_delay,
             logger=logger,
         )
         self._host = host
