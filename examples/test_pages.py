@@ -1,14 +1,18 @@
-"""Every page of the gallery loads in Chromium without an error, with its icon."""
+"""Every page of the gallery loads in Chromium without an error, with its icon, and the
+inputs that take a pattern refuse what it excludes."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.async_api import Browser
-from tests.page_checks import PageProblems, assert_icon_served
+from tests.page_checks import PageProblems, assert_icon_served, assert_patterns_enforced
 from tests.utils import TIMEOUT_FACTOR
 
 from .conftest import StartDemo
 from .gallery import DEMOS
+
+#: The inputs with a ``pattern`` on each page: names and rooms.
+PATTERNS = {"chat": 3, "game": 1, "notifications": 2}
 
 
 @pytest.mark.timeout(120 * TIMEOUT_FACTOR)
@@ -19,5 +23,6 @@ async def test_pages_load_cleanly(start_demo: StartDemo, browser: Browser) -> No
         watch = PageProblems(page)
         await page.goto(server.url + path, wait_until="load")
         await assert_icon_served(page)
+        await assert_patterns_enforced(page, PATTERNS.get(path.strip("/"), 0))
         await page.close()
         assert watch.problems == [], path

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
-from ..page_checks import PageProblems, assert_icon_served
+from ..page_checks import PageProblems, assert_icon_served, assert_patterns_enforced
 from ..server.conftest import ServeProcess, free_port, http, wavecast_command
 from ..utils import MS, TIMEOUT_FACTOR
 
@@ -349,8 +349,10 @@ async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: 
         server.kill()
 
 
-async def test_chat_page_loads_cleanly(browser: Browser, tmp_path: Path) -> None:
-    """No console error, and an icon: /favicon.ico was a 404."""
+async def test_chat_page_loads_cleanly_and_checks_names(browser: Browser, tmp_path: Path) -> None:
+    """No console error, an icon, and a name or room the pattern excludes stops the form."""
+    # Chromium compiled the patterns with the v flag, where "[\w-]" is invalid: it logged an
+    # error, skipped the check, and sent "no/slash!" to /demo/token, which refused it.
     server = ServeProcess(genconfig(tmp_path), free_port(), cwd=tmp_path)
     try:
         await server.wait_ready()
@@ -359,6 +361,15 @@ async def test_chat_page_loads_cleanly(browser: Browser, tmp_path: Path) -> None
         watch = PageProblems(page)
         await page.goto(server.url + "/")
         await assert_icon_served(page)
+        await assert_patterns_enforced(page, 3)
+        for field, value in (("#name", "no/slash!"), ("#room", "two words")):
+            await page.fill("#name", "alice")
+            await page.fill("#room", ROOM)
+            await page.fill(field, value)
+            await page.click("#join button")
+            await expect(page.locator(f"{field}:invalid")).to_have_count(1)
+            await expect(page.locator("#join")).to_be_visible()
+            await expect(page.locator("#chat")).to_be_hidden()
         await page.close()
         assert watch.problems == []
     finally:
