@@ -156,7 +156,23 @@ def _check_window_bits(name: str, value: int | None) -> None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ServerPerMessageDeflateFactory:
+class _Compressor:
+    """What both sides' factories set for the compressor of this side, checked alike."""
+
+    window_bits: int = 12
+    mem_level: int = 5
+    min_size: int = 128
+    name: str = dataclasses.field(default=NAME, init=False)
+
+    def __post_init__(self) -> None:
+        if not 9 <= self.window_bits <= 15:
+            raise ValueError(f"window_bits must be between 9 and 15, got {self.window_bits}")
+        if not 1 <= self.mem_level <= 9:
+            raise ValueError(f"mem_level must be between 1 and 9, got {self.mem_level}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerPerMessageDeflateFactory(_Compressor):
     """Accept a client's permessage-deflate offer.
 
     Args:
@@ -175,17 +191,10 @@ class ServerPerMessageDeflateFactory:
     client_no_context_takeover: bool = False
     client_max_window_bits: int | None = 12
     require_client_max_window_bits: bool = False
-    window_bits: int = 12
-    mem_level: int = 5
-    min_size: int = 128
-    name: str = dataclasses.field(default=NAME, init=False)
 
     def __post_init__(self) -> None:
         _check_window_bits("client_max_window_bits", self.client_max_window_bits)
-        if not 9 <= self.window_bits <= 15:
-            raise ValueError(f"window_bits must be between 9 and 15, got {self.window_bits}")
-        if not 1 <= self.mem_level <= 9:
-            raise ValueError(f"mem_level must be between 1 and 9, got {self.mem_level}")
+        super().__post_init__()
 
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted: Sequence[Extension]
@@ -240,7 +249,7 @@ class ServerPerMessageDeflateFactory:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ClientPerMessageDeflateFactory:
+class ClientPerMessageDeflateFactory(_Compressor):
     """Offer permessage-deflate to a server and apply its answer.
 
     Args:
@@ -259,19 +268,12 @@ class ClientPerMessageDeflateFactory:
     client_no_context_takeover: bool = False
     server_max_window_bits: int | None = None
     client_max_window_bits: int | bool | None = True
-    window_bits: int = 12
-    mem_level: int = 5
-    min_size: int = 128
-    name: str = dataclasses.field(default=NAME, init=False)
 
     def __post_init__(self) -> None:
         _check_window_bits("server_max_window_bits", self.server_max_window_bits)
         if self.client_max_window_bits is not True and self.client_max_window_bits is not False:
             _check_window_bits("client_max_window_bits", self.client_max_window_bits)
-        if not 9 <= self.window_bits <= 15:
-            raise ValueError(f"window_bits must be between 9 and 15, got {self.window_bits}")
-        if not 1 <= self.mem_level <= 9:
-            raise ValueError(f"mem_level must be between 1 and 9, got {self.mem_level}")
+        super().__post_init__()
 
     def get_request_params(self) -> list[ExtensionParameter]:
         params: list[ExtensionParameter] = []
