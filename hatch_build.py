@@ -1,7 +1,8 @@
 """Build wavecast's optional C extensions with the standard toolchain.
 
-``wavecast.protocol._speedups`` speeds up the sans-I/O core (masking, frames) and
-``wavecast.asyncio._speedups`` the fan-out of broadcasts to sockets. The wheel gets them
+``wavecast.protocol._speedups`` speeds up the sans-I/O core (masking, frames),
+``wavecast.asyncio._speedups`` broadcasts to sockets, and ``wavecast.realtime._speedups`` the
+fan-out of a channel's publications (through the asyncio one's corking API, src/wavecast/_native.h). The wheel gets them
 when a C compiler and Python's headers are there; without them, or with
 ``WAVECAST_NO_EXTENSION=1``, the build goes on and the wheel is pure Python (wavecast then
 runs its Python twins of the same code). ``WAVECAST_REQUIRE_EXTENSION=1``
@@ -29,6 +30,7 @@ except ImportError:  # run as a script (below), where only setuptools is needed
 EXTENSIONS = {
     "wavecast.protocol._speedups": "src/wavecast/protocol/_speedups.c",
     "wavecast.asyncio._speedups": "src/wavecast/asyncio/_speedups.c",
+    "wavecast.realtime._speedups": "src/wavecast/realtime/_speedups.c",
 }
 # -O3 lets the compiler vectorize the masking loop; the rest is what setuptools passes anyway.
 EXTRA_COMPILE_ARGS = ["-O3", "-std=c99", "-Wall", "-Wno-unused-parameter"]

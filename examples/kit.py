@@ -41,7 +41,6 @@ from wavecast.realtime.contexts import (
     SubscribeContext,
     SubscribeResult,
 )
-from wavecast.realtime.permissions import can_publish, can_subscribe
 from wavecast.server.app import HttpHandler, HttpResponse
 from wavecast.server.config import Config, load_config
 from wavecast.server.logs import configure_logging
@@ -100,13 +99,7 @@ class Hooks:
             hook = self.publish.get(_namespace(ctx.channel))
             if hook is not None:
                 return await hook(ctx)
-            options = node.config.channel_options(ctx.channel)
-            session = ctx.session
-            if (
-                options is None
-                or options.protected
-                or not can_publish(options, session.user, session.is_subscribed(ctx.channel))
-            ):
+            if not ctx.allowed_by_options():
                 raise CommandError(ERROR_PERMISSION_DENIED)
             return None
 
@@ -114,8 +107,7 @@ class Hooks:
             hook = self.subscribe.get(_namespace(ctx.channel))
             if hook is not None:
                 return await hook(ctx)
-            options = node.config.channel_options(ctx.channel)
-            if options is None or not can_subscribe(options, ctx.session.user):
+            if not ctx.allowed_by_options():
                 raise CommandError(ERROR_PERMISSION_DENIED)
             return None
 
@@ -200,6 +192,8 @@ class Demo:
         namespaces: the channel namespaces it needs, with their options.
         setup: installs hooks, RPCs, routes and background tasks.
         static: the directory of its page; ``examples/<name>/static`` by default.
+        serve_options: arguments of :func:`wavecast.serve` it needs, such as
+            ``socket_send_buffer``; they apply to every connection of the server it runs on.
     """
 
     name: str
@@ -208,6 +202,7 @@ class Demo:
     namespaces: Mapping[str, ChannelOptions] = dataclasses.field(default_factory=dict)
     setup: Callable[[DemoContext], None] | None = None
     static: Path | None = None
+    serve_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def static_dir(self) -> Path:
@@ -284,7 +279,8 @@ async def serve(config: Config, demos: Sequence[Demo], *, index: HttpHandler | N
     """Serve ``demos`` until SIGINT or SIGTERM, then shut down gracefully."""
     config = configure(config, demos)
     node, routes, tasks = build(config, demos, index=index)
-    await run_server(config, node, routes=routes, tasks=tasks)
+    options = {name: value for demo in demos for name, value in demo.serve_options.items()}
+    await run_server(config, node, routes=routes, tasks=tasks, **options)
 
 
 def main(demos: Sequence[Demo], *, index: HttpHandler | None = None, argv: Sequence[str] | None = None) -> None:

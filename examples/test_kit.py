@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,8 +17,13 @@ from .kit import Hooks
 OPEN = ChannelOptions(allow_subscribe_for_client=True, allow_publish_for_subscriber=True)
 
 
+CONFIG = NodeConfig(namespaces={"open": OPEN, "closed": ChannelOptions(), "hooked": ChannelOptions()})
+
+
 class FakeSession:
-    """What the permission checks read of a session: its user and its subscriptions."""
+    """What the permission checks read of a session: its node's options, its user and its subscriptions."""
+
+    node = types.SimpleNamespace(config=CONFIG)
 
     def __init__(self, user: str, subscribed: tuple[str, ...] = ()) -> None:
         self.user = user
@@ -39,7 +45,7 @@ def subscribing(channel: str, session: FakeSession) -> SubscribeContext:
 
 @pytest.fixture
 def node() -> Node:
-    node = Node(NodeConfig(namespaces={"open": OPEN, "closed": ChannelOptions(), "hooked": ChannelOptions()}))
+    node = Node(CONFIG)
     hooks = Hooks()
 
     @hooks.publishing("hooked")

@@ -24,6 +24,7 @@ from wavecast.exceptions import (
     NegotiationError,
     PayloadTooBig,
     RemoteProtocolError,
+    StateError,
     WavecastError,
 )
 
@@ -43,6 +44,7 @@ TREE = {
     ConnectionClosed: WavecastError,
     ConnectionClosedOK: ConnectionClosed,
     ConnectionClosedError: ConnectionClosed,
+    StateError: WavecastError,
     CommandError: WavecastError,
     DisconnectError: WavecastError,
     EngineError: WavecastError,

@@ -8,7 +8,7 @@ import pytest
 
 from wavecast.speedups import load
 
-EXTENSIONS = ("wavecast.protocol._speedups", "wavecast.asyncio._speedups")
+EXTENSIONS = ("wavecast.protocol._speedups", "wavecast.asyncio._speedups", "wavecast.realtime._speedups")
 
 
 def test_the_switch_turns_the_extensions_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ Every exception that wavecast raises on purpose derives from :class:`WavecastErr
     ├── ConnectionClosed             the connection is closed; ``code`` and ``reason`` say how
     │   ├── ConnectionClosedOK       closed with 1000 or 1001
     │   └── ConnectionClosedError    closed with any other code, or without a close frame
+    ├── StateError                   a real-time session or subscription was asked for a change its state forbids
     ├── CommandError                 a real-time command fails; ``error`` is the reply's code and message
     ├── DisconnectError              a real-time client must be disconnected; ``disconnect`` says how
     ├── EngineError                  a broker or presence engine failed; nothing was delivered
@@ -50,6 +51,7 @@ __all__ = [
     "NegotiationError",
     "PayloadTooBig",
     "RemoteProtocolError",
+    "StateError",
     "WavecastError",
 ]
 
@@ -193,6 +195,11 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code, or without a closing handshake."""
+
+
+class StateError(WavecastError):
+    """A real-time session or subscription was asked for a change that its state table
+    doesn't allow: a bug in the caller, as :exc:`LocalProtocolError` is for a connection."""
 
 
 class CommandError(WavecastError):

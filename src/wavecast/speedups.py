@@ -1,9 +1,10 @@
 """Load the native speedups of a package, when they are built.
 
-Two optional C extensions mirror hot paths written in Python: ``wavecast.protocol._speedups``
-(masking, frame parsing and building, without I/O like the rest of the core) and
+Three optional C extensions mirror hot paths written in Python: ``wavecast.protocol._speedups``
+(masking, frame parsing and building, without I/O like the rest of the core),
 ``wavecast.asyncio._speedups`` (corking a broadcast frame on many connections and writing
-it to their sockets). They are built at install time when a compiler is there. wavecast
+it to their sockets) and ``wavecast.realtime._speedups`` (a channel's fan-out, which corks
+through the asyncio one). They are built at install time when a compiler is there. wavecast
 behaves the same without them, only slower; ``WAVECAST_NO_SPEEDUPS=1`` in the environment
 turns them off, which is how the test suite also checks the pure-Python path.
 """

@@ -522,11 +522,11 @@ async def test_shutdown_disconnects_everyone(node: Node, connect: ConnectClient)
 async def test_start_twice_and_context_manager() -> None:
     async with Node(NodeConfig()) as node:
         assert node.started
-        task = node._presence_task
+        task = node.presence_tracker._refresher.task
         await node.start()
-        assert node._presence_task is task
+        assert node.presence_tracker._refresher.task is task
     assert not node.started
-    assert node._presence_task is None
+    assert node.presence_tracker._refresher.task is None
 
 
 async def test_decorators_set_the_hooks() -> None:
@@ -602,7 +602,7 @@ async def test_concurrent_first_subscribers_subscribe_the_broker_once(node: Node
     assert calls == ["news"]
     await node.publish("news", 1)
     assert ann.publications() == bob.publications() == [1]
-    assert node._channel_locks == {}
+    assert node.subscribers._locks == {}
 
 
 async def test_a_subscribe_and_an_unsubscribe_racing(node: Node, connect: ConnectClient) -> None:
@@ -623,10 +623,10 @@ async def test_a_subscribe_and_an_unsubscribe_racing(node: Node, connect: Connec
     await subscribing
     await wait_until(lambda: not node._tasks, what="the cleanup")
     assert node.channels() == {}
-    assert node._broker_channels == set()
+    assert node.subscribers.channels == set()
     # Nothing to do for a channel nobody wants and the broker doesn't have.
-    await node._sync_broker_subscription("other")
-    assert node._broker_channels == set()
+    await node.subscribers._sync("other")
+    assert node.subscribers.channels == set()
 
 
 async def test_a_subscriber_arriving_while_the_broker_unsubscribes_gets_it_subscribed_again(
@@ -652,8 +652,8 @@ async def test_a_subscriber_arriving_while_the_broker_unsubscribes_gets_it_subsc
     release.set()
     await leaving
     assert await joining == {}
-    await wait_until(lambda: not node._channel_locks, what="the broker subscription to settle")
-    assert node._broker_channels == {"news"}
+    await wait_until(lambda: not node.subscribers._locks, what="the broker subscription to settle")
+    assert node.subscribers.channels == {"news"}
     await node.publish("news", 1)
     assert bob.publications() == [1]
 
@@ -669,9 +669,9 @@ async def test_a_failed_broker_change_leaves_no_change_in_flight(node: Node, con
     node.broker.unsubscribe = broken_unsubscribe  # type: ignore[method-assign]
     node.hub.remove_subscriber("news", client.session)
     with pytest.raises(EngineError):
-        await node._sync_broker_subscription("news")
+        await node.subscribers._sync("news")
     # Else every later subscriber would wait for a change that no longer happens.
-    assert node._channel_locks == {}
+    assert node.subscribers._locks == {}
 
 
 async def test_expired_subscriptions_end_with_the_presence_update(make_node: MakeNode, connect: ConnectClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from wavecast.exceptions import CommandError
 from wavecast.realtime.config import ChannelOptions, NodeConfig
 from wavecast.realtime.permissions import (
+    _READERS,
     can_publish,
     can_read,
     can_subscribe,
@@ -139,3 +141,8 @@ def test_can_read(for_subscriber: bool, for_client: bool, for_anonymous: bool, u
     # Each option admits its own kind of client, whatever the others say.
     expected = (for_subscriber and subscribed) or (for_client and user != "") or (for_anonymous and user == "")
     assert can_read(for_subscriber, for_client, for_anonymous, user, subscribed) is expected
+
+
+def test_the_readers_options_exist() -> None:
+    fields = {field.name for field in dataclasses.fields(ChannelOptions)}
+    assert {name for names in _READERS.values() for name in names} <= fields

@@ -353,7 +353,7 @@ async def test_subscription_expiry(node: Node, connect: ConnectClient) -> None:
 
 async def test_client_info(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42", info={"a": 1})
-    info = client.session.client_info
+    info = client.session.client_info()
     assert (info.client, info.user, info.conn_info, info.chan_info) == (client.session.client, "42", b'{"a":1}', None)
 
 

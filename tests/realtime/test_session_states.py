@@ -7,19 +7,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from wavecast.exceptions import LocalProtocolError
+from wavecast.exceptions import StateError
 from wavecast.realtime import Node, Session
-from wavecast.realtime.session import SESSION_TRANSITIONS, SessionState
+from wavecast.realtime.session import SESSION_TRANSITIONS, SessionAction, SessionState
 
 from .helpers import FakeTransport
 
 CONNECTING, CONNECTED, CLOSED = SessionState.CONNECTING, SessionState.CONNECTED, SessionState.CLOSED
 
+CONNECT, CLOSE = SessionAction.CONNECT, SessionAction.CLOSE
+
 # The table, written out again: a change to it must be deliberate.
 ALLOWED = {
-    (CONNECTING, CONNECTED),
-    (CONNECTING, CLOSED),
-    (CONNECTED, CLOSED),
+    (CONNECTING, CONNECT): CONNECTED,
+    (CONNECTING, CLOSE): CLOSED,
+    (CONNECTED, CLOSE): CLOSED,
 }
 
 
@@ -42,19 +44,20 @@ def test_states() -> None:
 
 def test_table() -> None:
     assert set(SESSION_TRANSITIONS) == set(SessionState)
-    assert {(state, new) for state, row in SESSION_TRANSITIONS.items() for new in row} == ALLOWED
+    table = {(state, action): new for state, row in SESSION_TRANSITIONS.items() for action, new in row.items()}
+    assert table == ALLOWED
 
 
-@pytest.mark.parametrize(("state", "new"), list(itertools.product(SessionState, SessionState)))
-async def test_every_pair(session: Session, state: SessionState, new: SessionState) -> None:
+@pytest.mark.parametrize(("state", "action"), list(itertools.product(SessionState, SessionAction)))
+async def test_every_pair(session: Session, state: SessionState, action: SessionAction) -> None:
     session.state = state
-    if (state, new) in ALLOWED:
-        session._move(new)
-        assert session.state is new
+    if (state, action) in ALLOWED:
+        session._apply(action)
+        assert session.state is ALLOWED[state, action]
     else:
-        with pytest.raises(LocalProtocolError) as exc_info:
-            session._move(new)
-        assert str(exc_info.value) == f"can't move a session to {new.value} when it is {state.value}"
+        with pytest.raises(StateError) as exc_info:
+            session._apply(action)
+        assert str(exc_info.value) == f"can't {action.value} when state is {state.name}"
         assert session.state is state
 
 
@@ -68,7 +71,7 @@ async def test_a_new_session_is_connecting(session: Session) -> None:
 async def test_connected_twice_is_refused(session: Session) -> None:
     session.connected()
     assert session._stale_handle is None
-    with pytest.raises(LocalProtocolError, match=r"^can't move a session to connected when it is connected$"):
+    with pytest.raises(StateError, match=r"^can't complete the connect command when state is CONNECTED$"):
         session.connected()
     session.disconnect()
     assert session.closed

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from wavecast.exceptions import LocalProtocolError
+from wavecast.exceptions import StateError
 from wavecast.realtime.config import ChannelOptions
 from wavecast.realtime.subscription import (
     SUBSCRIBED,
@@ -14,15 +14,19 @@ from wavecast.realtime.subscription import (
     SUBSCRIPTION_TRANSITIONS,
     UNSUBSCRIBED,
     Subscription,
+    SubscriptionAction,
     SubscriptionState,
 )
 
+COMPLETE, UNSUBSCRIBE = SubscriptionAction.COMPLETE, SubscriptionAction.UNSUBSCRIBE
+
 # The table, written out again: a change to it must be deliberate.
 ALLOWED = {
-    (SUBSCRIBING, SUBSCRIBED),
-    (SUBSCRIBING, UNSUBSCRIBED),
-    (SUBSCRIBED, UNSUBSCRIBED),
+    (SUBSCRIBING, COMPLETE): SUBSCRIBED,
+    (SUBSCRIBING, UNSUBSCRIBE): UNSUBSCRIBED,
+    (SUBSCRIBED, UNSUBSCRIBE): UNSUBSCRIBED,
 }
+METHODS = {COMPLETE: Subscription.complete, UNSUBSCRIBE: Subscription.end}
 
 
 def test_states() -> None:
@@ -35,20 +39,21 @@ def test_states() -> None:
 
 def test_table() -> None:
     assert set(SUBSCRIPTION_TRANSITIONS) == set(SubscriptionState)
-    assert {(state, new) for state, row in SUBSCRIPTION_TRANSITIONS.items() for new in row} == ALLOWED
+    table = {(state, action): new for state, row in SUBSCRIPTION_TRANSITIONS.items() for action, new in row.items()}
+    assert table == ALLOWED
 
 
-@pytest.mark.parametrize(("state", "new"), list(itertools.product(SubscriptionState, SubscriptionState)))
-def test_every_pair(state: SubscriptionState, new: SubscriptionState) -> None:
+@pytest.mark.parametrize(("state", "action"), list(itertools.product(SubscriptionState, SubscriptionAction)))
+def test_every_pair(state: SubscriptionState, action: SubscriptionAction) -> None:
     subscription = Subscription("ch", ChannelOptions())
     subscription.state = state
-    if (state, new) in ALLOWED:
-        subscription.move(new)
-        assert subscription.state is new
+    if (state, action) in ALLOWED:
+        METHODS[action](subscription)
+        assert subscription.state is ALLOWED[state, action]
     else:
-        with pytest.raises(LocalProtocolError) as exc_info:
-            subscription.move(new)
-        assert str(exc_info.value) == f"can't move a subscription to {new.value} when it is {state.value}"
+        with pytest.raises(StateError) as exc_info:
+            METHODS[action](subscription)
+        assert str(exc_info.value) == f"can't {action.value} when state is {state.name}"
         assert subscription.state is state
 
 
@@ -68,7 +73,7 @@ def test_a_new_subscription() -> None:
 
 def test_the_whole_life() -> None:
     subscription = Subscription("ch", ChannelOptions())
-    subscription.move(SUBSCRIBED)
-    subscription.move(UNSUBSCRIBED)
-    with pytest.raises(LocalProtocolError, match=r"^can't move a subscription to subscribed when it is unsubscribed$"):
-        subscription.move(SUBSCRIBED)
+    subscription.complete()
+    subscription.end()
+    with pytest.raises(StateError, match=r"^can't complete the subscription when state is UNSUBSCRIBED$"):
+        subscription.complete()

@@ -8,28 +8,27 @@
  *     Cork a prepared frame on every open server connection that takes prepared frames;
  *     slow lists the connections that frame it themselves (clients, compression), flush
  *     those whose corked frames, counted at this frame's size, passed their write limit.
- * deliver(subscribers, frame, ...) -> (delivered, slow, flush)
- *     The common case of a real-time channel's fan-out; see below.
  * flush(connections) -> None
  *     Write what each connection corked this turn of the loop straight to its socket, with
  *     one sendmsg (scatter/gather) for all its frames, when nothing waits in its transport's
  *     buffer; the transport buffers whatever the socket doesn't take.
+ *
+ * The corking of one connection is also offered to other extensions, as the capsule
+ * _cork_api (see wavecast/_native.h): the real-time layer's channel fan-out uses it.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
+#include "../_native.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 /* Interned attribute and method names, set up once at import. */
 static PyObject *s_protocol, *s_state, *s_writing_paused, *s_out_fragmented, *s_prepared_ok, *s_out, *s_dirty,
     *s_unflushed, *s_write_limit, *s_pending, *s_batcher, *s_add, *s_flush, *s_fd, *s_transport, *s_is_closing,
-    *s_get_write_buffer_size, *s_write;
+    *s_get_write_buffer_size, *s_write, *s_write_prepared;
 static PyObject *zero;
 
 /* --- fan-out ------------------------------------------------------------------------------ */
@@ -39,69 +38,12 @@ static int
 attr_true(PyObject *obj, PyObject *name)
 {
     PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) {
-        return -1;
-    }
-    int result = value == Py_True ? 1 : value == Py_False || value == Py_None ? 0 : PyObject_IsTrue(value);
-    Py_DECREF(value);
+    int result = value == NULL     ? -1
+                 : value == Py_True ? 1
+                 : value == Py_False || value == Py_None ? 0
+                                                         : PyObject_IsTrue(value);
+    Py_XDECREF(value);
     return result;
-}
-
-/* Where a type keeps the fields that fan-out reads, when they are plain __slots__.
- *
- * A broadcast to ten thousand connections is bound by fetching each one's fields from
- * memory. Reading the slots at their offsets, instead of through getattr, lets the loops
- * prefetch the next connections while they handle this one. A layout is trusted only for
- * the exact type and type version it was computed for, and only when every field is a
- * writable object slot under the generic getattr; anything else takes the getattr path.
- */
-#define MAX_FIELDS 5
-
-typedef struct {
-    PyTypeObject *type;
-    unsigned int version;
-    PyObject **names[MAX_FIELDS]; /* the interned names, set once at import */
-    Py_ssize_t offsets[MAX_FIELDS];
-} Layout;
-
-static Py_ssize_t
-slot_offset(PyTypeObject *type, PyObject *name)
-{
-    PyObject *descr = _PyType_Lookup(type, name); /* borrowed */
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        return -1;
-    }
-    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-    if (member->type != T_OBJECT_EX || (member->flags & READONLY)) {
-        return -1;
-    }
-    return member->offset;
-}
-
-/* Return 1 when layout describes type (computing it if needed), 0 when type has no usable layout. */
-static int
-layout_for(Layout *layout, PyTypeObject *type)
-{
-    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
-        return 0;
-    }
-    if (layout->type == type && layout->version == type->tp_version_tag) {
-        return 1;
-    }
-    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_setattro != PyObject_GenericSetAttr) {
-        return 0;
-    }
-    Py_ssize_t offsets[MAX_FIELDS];
-    for (int k = 0; k < MAX_FIELDS && layout->names[k] != NULL; k++) {
-        offsets[k] = slot_offset(type, *layout->names[k]);
-        if (offsets[k] < 0) {
-            return 0;
-        }
-    }
-    memcpy(layout->offsets, offsets, sizeof offsets);
-    layout->type = type;
-    layout->version = type->tp_version_tag;
-    return 1;
 }
 
 /* The fields of each kind of object, in the order of their *_ indexes below. */
@@ -110,33 +52,32 @@ enum { C_PROTOCOL, C_WRITING_PAUSED, C_PREPARED_OK, C_DIRTY, C_WRITE_LIMIT };
 static Layout proto_layout = {.names = {&s_state, &s_out_fragmented, &s_out}};
 enum { P_STATE, P_OUT_FRAGMENTED, P_OUT };
 
-#define SLOT(obj, layout, field) (*(PyObject **)((char *)(obj) + (layout).offsets[field]))
-
-/* The object in obj's field, or NULL when obj isn't of the layout's type (or it's unset). */
-static inline PyObject *
-slot_or_null(PyObject *obj, Layout *layout, int field)
-{
-    if (obj == NULL || Py_TYPE(obj) != layout->type) {
-        return NULL;
-    }
-    return SLOT(obj, *layout, field);
-}
-
-static inline void
-prefetch(PyObject *obj)
-{
-    if (obj != NULL) {
-        __builtin_prefetch((char *)obj + sizeof(PyObject));
-    }
-}
+typedef WavecastCork Cork;
 
 /* What cork_one did with a connection. */
-enum { CORKED, SKIPPED, SLOW, FAILED };
+enum {
+    CORKED = WAVECAST_CORKED,
+    SKIPPED = WAVECAST_SKIPPED,
+    DROPPED = WAVECAST_DROPPED,
+    SLOW = WAVECAST_SLOW,
+    FAILED = WAVECAST_FAILED
+};
 
-typedef struct {
-    PyObject *frame, *open_state, *batcher, *pending, *flush_now;
-    Py_ssize_t frame_len;
-} Cork;
+/* conn frames the message itself (a client, compression): with the message at hand, it is
+   written as write_prepared writes it; without, the caller does that. */
+static int
+slow_one(Cork *cork, PyObject *conn)
+{
+    if (cork->message == NULL) {
+        return SLOW;
+    }
+    PyObject *done = PyObject_CallMethodOneArg(conn, s_write_prepared, cork->message);
+    Py_XDECREF(done);
+    return done == NULL ? FAILED : CORKED;
+}
+
+/* OPEN, the state of a connection that frames may be corked on; set at import. */
+static PyObject *open_state;
 
 /* Register conn with its batcher (the loop's, or one that holds frames a little longer). */
 static int
@@ -154,6 +95,11 @@ register_dirty(Cork *cork, PyObject *conn)
     if (!PyList_CheckExact(pending)) {
         PyErr_SetString(PyExc_TypeError, "a batcher's _pending must be a list");
         goto done;
+    }
+    if (cork->batcher == NULL) {
+        /* The first batcher met keeps its list at hand for the connections after this one. */
+        cork->batcher = Py_NewRef(batcher);
+        cork->pending = Py_NewRef(pending);
     }
     if (PyList_GET_SIZE(pending) == 0) {
         /* The first connection of this turn: the batcher schedules its flush. */
@@ -184,18 +130,20 @@ cork_generic(Cork *cork, PyObject *conn)
     if (value == NULL) {
         goto done;
     }
-    int open = value == cork->open_state;
+    int open = value == open_state;
     Py_CLEAR(value);
-    if (open) {
-        int paused = attr_true(conn, s_writing_paused);
-        int fragmented = paused ? 0 : attr_true(protocol, s_out_fragmented);
-        if (paused < 0 || fragmented < 0) {
-            goto done;
-        }
-        open = !paused && !fragmented;
+    /* Paused first, as the real-time layer's Transport.writable() answers before write(). */
+    int paused = attr_true(conn, s_writing_paused);
+    int fragmented = open && paused == 0 ? attr_true(protocol, s_out_fragmented) : 0;
+    if (fragmented < 0 || paused < 0) {
+        goto done;
     }
-    if (!open) {
+    if (paused) {
         result = SKIPPED;
+        goto done;
+    }
+    if (!open || fragmented) {
+        result = DROPPED;
         goto done;
     }
     int prepared = attr_true(conn, s_prepared_ok);
@@ -203,7 +151,7 @@ cork_generic(Cork *cork, PyObject *conn)
         goto done;
     }
     if (!prepared) {
-        result = SLOW;
+        result = slow_one(cork, conn);
         goto done;
     }
     value = PyObject_GetAttr(protocol, s_out);
@@ -269,11 +217,15 @@ cork_one(Cork *cork, PyObject *conn)
         !PyLong_CheckExact(limit_obj)) {
         return cork_generic(cork, conn);
     }
-    if (state != cork->open_state || paused == Py_True || fragmented != zero) {
+    /* Paused first, as the real-time layer's Transport.writable() answers before write(). */
+    if (paused == Py_True) {
         return SKIPPED;
     }
+    if (state != open_state || fragmented != zero) {
+        return DROPPED;
+    }
     if (prepared == Py_False) {
-        return SLOW;
+        return slow_one(cork, conn);
     }
     Py_ssize_t limit = PyLong_AsSsize_t(limit_obj);
     if (limit == -1 && PyErr_Occurred()) {
@@ -315,12 +267,15 @@ prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
 static PyObject *
 broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "broadcast() takes exactly 4 arguments");
+    WAVECAST_EXPECT_ARGS("broadcast", 4);
+    Cork cork = {.frame = args[1], .batcher = Py_NewRef(args[3])};
+    if (args[2] != open_state) {
+        Py_DECREF(cork.batcher);
+        PyErr_SetString(PyExc_ValueError, "open_state must be wavecast.protocol.state.OPEN");
         return NULL;
     }
-    Cork cork = {.frame = args[1], .open_state = args[2], .batcher = args[3]};
     if (!PyBytes_Check(cork.frame)) {
+        Py_DECREF(cork.batcher);
         PyErr_SetString(PyExc_TypeError, "frame must be bytes");
         return NULL;
     }
@@ -328,6 +283,7 @@ broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* A list or tuple is used in place; any other iterable is copied into a list once. */
     PyObject *sequence = PySequence_Fast(args[0], "connections must be iterable");
     if (sequence == NULL) {
+        Py_DECREF(cork.batcher);
         return NULL;
     }
     PyObject *slow = PyList_New(0);
@@ -351,6 +307,7 @@ broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             sent++;
             break;
         case SKIPPED:
+        case DROPPED:
             skipped++;
             break;
         case SLOW:
@@ -366,361 +323,62 @@ broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(sequence);
     Py_DECREF(cork.pending);
+    Py_DECREF(cork.batcher);
     return Py_BuildValue("nnNN", sent, skipped, slow, cork.flush_now);
 error:
     Py_DECREF(sequence);
     Py_XDECREF(cork.pending);
+    Py_XDECREF(cork.batcher);
     Py_XDECREF(slow);
     Py_XDECREF(cork.flush_now);
     return NULL;
 }
 
-/* --- channel fan-out of the real-time layer ------------------------------------------------ */
-
-/* deliver(subscribers, frame, subscribed, closed, offset, epoch, open_state, batcher, transport_type)
- *     -> (delivered, slow, flush)
- *
- * The common case of wavecast.realtime.node.Node.on_publication for a channel's
- * {session: subscription} dict: a subscribed client whose outgoing queue is empty, on a
- * WebSocket transport that takes the prepared frame now. Such subscribers get the frame
- * corked (and, when positioned, their offset advanced); closed sessions are counted and
- * skipped as the Python loop does. Every other subscriber is returned in slow as a
- * (session, subscription) pair, untouched, for the Python loop to handle: subscriptions
- * still being set up, gaps in a positioned stream, full queues, compression, other
- * transports. The dict is only read, and nothing here calls back into the real-time layer.
- */
-static PyObject *s_positioned, *s_offset, *s_epoch, *s_outbox, *s_size, *s_connection;
-
-static Layout sub_layout = {.names = {&s_state, &s_positioned, &s_epoch, &s_offset}};
-enum { S_STATE, S_POSITIONED, S_EPOCH, S_OFFSET };
-static Layout session_layout = {.names = {&s_state, &s_outbox, &s_transport}};
-enum { SE_STATE, SE_OUTBOX, SE_TRANSPORT };
-static Layout outbox_layout = {.names = {&s_size}};
-static Layout transport_layout = {.names = {&s_connection}};
-
-typedef struct {
-    Cork cork;
-    PyObject *subscribed, *closed, *offset_obj, *epoch, *transport_type;
-    long long offset;
-} Deliver;
-
-/* What deliver_one did with a subscriber. */
-enum { DELIVERED, PASSED, TO_SLOW, DELIVER_FAILED };
+/* --- the corking API, for other extensions -------------------------------------------------- */
 
 static int
-set_offset(PyObject *subscription, Deliver *d)
+api_begin(Cork *cork, PyObject *message, PyObject *frame)
 {
-    return PyObject_SetAttr(subscription, s_offset, d->offset_obj);
+    if (!PyBytes_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "frame must be bytes");
+        return -1;
+    }
+    *cork = (Cork){
+        .message = message, .frame = frame, .frame_len = PyBytes_GET_SIZE(frame), .flush_now = PyList_New(0)};
+    return cork->flush_now == NULL ? -1 : 0;
 }
 
-/* The checks of Node.on_publication and Session.deliver for one subscriber, through getattr. */
-static int
-deliver_generic(Deliver *d, PyObject *session, PyObject *subscription)
+static void
+api_release(Cork *cork)
 {
-    int result = DELIVER_FAILED, advance = 0;
-    PyObject *value = NULL, *transport = NULL, *conn = NULL;
-    value = PyObject_GetAttr(subscription, s_state);
-    if (value == NULL) {
-        goto done;
-    }
-    if (value != d->subscribed) {
-        result = TO_SLOW;
-        goto done;
-    }
-    Py_CLEAR(value);
-    if (d->offset) {
-        int positioned = attr_true(subscription, s_positioned);
-        if (positioned < 0) {
-            goto done;
+    Py_CLEAR(cork->batcher);
+    Py_CLEAR(cork->pending);
+    Py_CLEAR(cork->flush_now);
+}
+
+static int
+api_finish(Cork *cork)
+{
+    int result = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(cork->flush_now); k++) {
+        /* As write_prepared does: the transport sees the data, and pauses if the peer is slow. */
+        PyObject *done = PyObject_CallMethodNoArgs(PyList_GET_ITEM(cork->flush_now, k), s_flush);
+        if (done == NULL) {
+            result = -1;
+            break;
         }
-        if (positioned) {
-            /* In order, in the same stream: anything else (a gap, a new epoch, a
-               publication it already has) is the Python loop's to decide. */
-            if (d->epoch != Py_None) {
-                value = PyObject_GetAttr(subscription, s_epoch);
-                if (value == NULL) {
-                    goto done;
-                }
-                int same = PyObject_RichCompareBool(value, d->epoch, Py_EQ);
-                if (same <= 0) {
-                    result = same < 0 ? DELIVER_FAILED : TO_SLOW;
-                    goto done;
-                }
-                Py_CLEAR(value);
-            }
-            value = PyObject_GetAttr(subscription, s_offset);
-            if (value == NULL) {
-                goto done;
-            }
-            long long current = PyLong_AsLongLong(value);
-            if (current == -1 && PyErr_Occurred()) {
-                goto done;
-            }
-            Py_CLEAR(value);
-            if (d->offset != current + 1) {
-                result = TO_SLOW;
-                goto done;
-            }
-            advance = 1;
-        }
+        Py_DECREF(done);
     }
-    value = PyObject_GetAttr(session, s_state);
-    if (value == NULL) {
-        goto done;
-    }
-    if (value == d->closed) {
-        /* Counted and dropped, as Session.deliver drops it. */
-        result = advance && set_offset(subscription, d) < 0 ? DELIVER_FAILED : DELIVERED;
-        goto done;
-    }
-    Py_CLEAR(value);
-    value = PyObject_GetAttr(session, s_outbox);
-    PyObject *size = value == NULL ? NULL : PyObject_GetAttr(value, s_size);
-    if (size == NULL) {
-        goto done;
-    }
-    int queued = PyObject_IsTrue(size);
-    Py_DECREF(size);
-    if (queued != 0) {
-        result = queued < 0 ? DELIVER_FAILED : TO_SLOW;
-        goto done;
-    }
-    transport = PyObject_GetAttr(session, s_transport);
-    if (transport == NULL) {
-        goto done;
-    }
-    if ((PyObject *)Py_TYPE(transport) != d->transport_type) {
-        result = TO_SLOW;
-        goto done;
-    }
-    conn = PyObject_GetAttr(transport, s_connection);
-    if (conn == NULL) {
-        goto done;
-    }
-    switch (cork_one(&d->cork, conn)) {
-    case CORKED:
-        result = advance && set_offset(subscription, d) < 0 ? DELIVER_FAILED : DELIVERED;
-        break;
-    case SKIPPED: /* paused or closing: the queue and its policy decide */
-    case SLOW:    /* compression: the connection frames the message itself */
-        result = TO_SLOW;
-        break;
-    default:
-        break;
-    }
-done:
-    Py_XDECREF(value);
-    Py_XDECREF(transport);
-    Py_XDECREF(conn);
+    api_release(cork);
     return result;
 }
 
-/* The same through the slots, when every object on the way has a known layout. */
-static int
-deliver_one(Deliver *d, PyObject *session, PyObject *subscription)
-{
-    if (!layout_for(&sub_layout, Py_TYPE(subscription)) || !layout_for(&session_layout, Py_TYPE(session))) {
-        return deliver_generic(d, session, subscription);
-    }
-    PyObject *state = SLOT(subscription, sub_layout, S_STATE);
-    PyObject *session_state = SLOT(session, session_layout, SE_STATE);
-    PyObject *outbox = SLOT(session, session_layout, SE_OUTBOX);
-    PyObject *transport = SLOT(session, session_layout, SE_TRANSPORT);
-    if (state == NULL || session_state == NULL || outbox == NULL || transport == NULL ||
-        !layout_for(&outbox_layout, Py_TYPE(outbox))) {
-        return deliver_generic(d, session, subscription);
-    }
-    if (state != d->subscribed) {
-        return TO_SLOW;
-    }
-    int advance = 0;
-    if (d->offset) {
-        PyObject *positioned = SLOT(subscription, sub_layout, S_POSITIONED);
-        if (positioned != Py_True && positioned != Py_False) {
-            return deliver_generic(d, session, subscription);
-        }
-        if (positioned == Py_True) {
-            PyObject *epoch = SLOT(subscription, sub_layout, S_EPOCH);
-            PyObject *current = SLOT(subscription, sub_layout, S_OFFSET);
-            if (epoch == NULL || current == NULL || !PyLong_CheckExact(current)) {
-                return deliver_generic(d, session, subscription);
-            }
-            if (d->epoch != Py_None && epoch != d->epoch) {
-                int same = PyObject_RichCompareBool(epoch, d->epoch, Py_EQ);
-                if (same <= 0) {
-                    return same < 0 ? DELIVER_FAILED : TO_SLOW;
-                }
-            }
-            long long value = PyLong_AsLongLong(current);
-            if (value == -1 && PyErr_Occurred()) {
-                return DELIVER_FAILED;
-            }
-            if (d->offset != value + 1) {
-                return TO_SLOW;
-            }
-            advance = 1;
-        }
-    }
-    if (session_state != d->closed) {
-        PyObject *size = SLOT(outbox, outbox_layout, 0);
-        if (size == NULL) {
-            return deliver_generic(d, session, subscription);
-        }
-        int queued = size == zero ? 0 : PyObject_IsTrue(size);
-        if (queued != 0) {
-            return queued < 0 ? DELIVER_FAILED : TO_SLOW;
-        }
-        if ((PyObject *)Py_TYPE(transport) != d->transport_type) {
-            return TO_SLOW;
-        }
-        if (!layout_for(&transport_layout, Py_TYPE(transport))) {
-            return deliver_generic(d, session, subscription);
-        }
-        PyObject *conn = SLOT(transport, transport_layout, 0);
-        if (conn == NULL) {
-            return deliver_generic(d, session, subscription);
-        }
-        switch (cork_one(&d->cork, conn)) {
-        case CORKED:
-            break;
-        case SKIPPED: /* paused or closing: the queue and its policy decide */
-        case SLOW:    /* compression: the connection frames the message itself */
-            return TO_SLOW;
-        default:
-            return DELIVER_FAILED;
-        }
-    }
-    /* Delivered, or dropped for a closed session and counted, as Session.deliver does. */
-    if (advance) {
-        PyObject *old = SLOT(subscription, sub_layout, S_OFFSET);
-        Py_INCREF(d->offset_obj);
-        SLOT(subscription, sub_layout, S_OFFSET) = d->offset_obj;
-        Py_XDECREF(old);
-    }
-    return DELIVERED;
-}
-
-/* Subscribers are taken from the dict RING ahead of the one handled, so that each level of
-   the chain session -> transport -> connection -> protocol is fetched before it's read. */
-#define RING 16
-
-static void
-prefetch_subscriber(PyObject **sessions, PyObject **subscriptions, int head, int count)
-{
-    if (count > 10) { /* the session's transport and queue, 10 ahead */
-        PyObject *session = sessions[(head + 10) % RING];
-        prefetch(slot_or_null(session, &session_layout, SE_TRANSPORT));
-        prefetch(slot_or_null(session, &session_layout, SE_OUTBOX));
-    }
-    if (count > 6) { /* the transport's connection, 6 ahead */
-        PyObject *transport = slot_or_null(sessions[(head + 6) % RING], &session_layout, SE_TRANSPORT);
-        prefetch(slot_or_null(transport, &transport_layout, 0));
-    }
-    if (count > 3) { /* the connection's protocol, 3 ahead */
-        PyObject *transport = slot_or_null(sessions[(head + 3) % RING], &session_layout, SE_TRANSPORT);
-        PyObject *conn = slot_or_null(transport, &transport_layout, 0);
-        prefetch(slot_or_null(conn, &conn_layout, C_PROTOCOL));
-    }
-    (void)subscriptions;
-}
-
-static PyObject *
-deliver(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "deliver() takes exactly 9 arguments");
-        return NULL;
-    }
-    PyObject *subscribers = args[0];
-    Deliver d = {
-        .cork = {.frame = args[1], .open_state = args[6], .batcher = args[7]},
-        .subscribed = args[2],
-        .closed = args[3],
-        .offset_obj = args[4],
-        .epoch = args[5],
-        .transport_type = args[8],
-    };
-    if (!PyDict_Check(subscribers) || !PyBytes_Check(d.cork.frame) || !PyLong_CheckExact(d.offset_obj)) {
-        PyErr_SetString(PyExc_TypeError, "deliver() takes a dict, bytes and an int offset");
-        return NULL;
-    }
-    d.cork.frame_len = PyBytes_GET_SIZE(d.cork.frame);
-    d.offset = PyLong_AsLongLong(d.offset_obj);
-    if (d.offset == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *slow = PyList_New(0);
-    d.cork.flush_now = PyList_New(0);
-    d.cork.pending = PyObject_GetAttr(d.cork.batcher, s_pending);
-    PyObject *sessions[RING], *subscriptions[RING];
-    int head = 0, count = 0;
-    Py_ssize_t delivered = 0, pos = 0;
-    if (slow == NULL || d.cork.flush_now == NULL || d.cork.pending == NULL) {
-        goto error;
-    }
-    if (!PyList_CheckExact(d.cork.pending)) {
-        PyErr_SetString(PyExc_TypeError, "the batcher's _pending must be a list");
-        goto error;
-    }
-    for (;;) {
-        PyObject *session, *subscription;
-        /* Keep the ring full: new entries get their objects fetched at once. */
-        while (count < RING && PyDict_Next(subscribers, &pos, &session, &subscription)) {
-            int tail = (head + count) % RING;
-            Py_INCREF(session);
-            Py_INCREF(subscription);
-            sessions[tail] = session;
-            subscriptions[tail] = subscription;
-            prefetch(session);
-            prefetch(subscription);
-            count++;
-        }
-        if (count == 0) {
-            break;
-        }
-        prefetch_subscriber(sessions, subscriptions, head, count);
-        session = sessions[head];
-        subscription = subscriptions[head];
-        head = (head + 1) % RING;
-        count--;
-        int result = deliver_one(&d, session, subscription);
-        if (result == DELIVER_FAILED) {
-            /* One subscriber's failure is its own: the Python loop takes it over, and what
-               fails there again ends that session only, not the fan-out to the others. */
-            PyErr_Clear();
-            result = TO_SLOW;
-        }
-        if (result == TO_SLOW) {
-            PyObject *pair = PyTuple_Pack(2, session, subscription);
-            if (pair == NULL || PyList_Append(slow, pair) < 0) {
-                Py_XDECREF(pair);
-                result = DELIVER_FAILED;
-            }
-            else {
-                Py_DECREF(pair);
-            }
-        }
-        else if (result == DELIVERED) {
-            delivered++;
-        }
-        Py_DECREF(session);
-        Py_DECREF(subscription);
-        if (result == DELIVER_FAILED) {
-            goto error;
-        }
-    }
-    Py_DECREF(d.cork.pending);
-    return Py_BuildValue("nNN", delivered, slow, d.cork.flush_now);
-error:
-    for (; count > 0; count--, head = (head + 1) % RING) {
-        Py_DECREF(sessions[head]);
-        Py_DECREF(subscriptions[head]);
-    }
-    Py_XDECREF(d.cork.pending);
-    Py_XDECREF(slow);
-    Py_XDECREF(d.cork.flush_now);
-    return NULL;
-}
+static WavecastCorkAPI cork_api = {
+    .begin = api_begin,
+    .cork = cork_one,
+    .finish = api_finish,
+    .release = api_release,
+};
 
 /* Hand data[index:] (from offset bytes into data[index]) to transport.write(). */
 static int
@@ -907,17 +565,10 @@ flush(PyObject *self, PyObject *connections)
 static PyMethodDef speedups_methods[] = {
     {"broadcast", (PyCFunction)(void (*)(void))broadcast, METH_FASTCALL, "Cork a prepared frame on many connections."},
     {"flush", flush, METH_O, "Write what connections corked, with one sendmsg each."},
-    {"deliver", (PyCFunction)(void (*)(void))deliver, METH_FASTCALL, "Fan a publication out to a channel."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "wavecast.asyncio._speedups",
-    .m_doc = "Native fan-out of the asyncio layer.",
-    .m_size = -1,
-    .m_methods = speedups_methods,
-};
+WAVECAST_MODULE("wavecast.asyncio._speedups", "Native fan-out of the asyncio layer.", speedups_methods);
 
 #define INTERN(var, text)                                                                                      \
     do {                                                                                                       \
@@ -948,15 +599,29 @@ PyInit__speedups(void)
     INTERN(s_is_closing, "is_closing");
     INTERN(s_get_write_buffer_size, "get_write_buffer_size");
     INTERN(s_write, "write");
-    INTERN(s_positioned, "positioned");
-    INTERN(s_offset, "offset");
-    INTERN(s_epoch, "epoch");
-    INTERN(s_outbox, "outbox");
-    INTERN(s_size, "size");
-    INTERN(s_connection, "connection");
+    INTERN(s_write_prepared, "write_prepared");
     zero = PyLong_FromLong(0);
     if (zero == NULL) {
         return NULL;
     }
-    return PyModule_Create(&speedups_module);
+    PyObject *state = PyImport_ImportModule("wavecast.protocol.state");
+    if (state == NULL) {
+        return NULL;
+    }
+    open_state = PyObject_GetAttrString(state, "OPEN");
+    Py_DECREF(state);
+    if (open_state == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(&cork_api, WAVECAST_CORK_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(module, "_cork_api", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

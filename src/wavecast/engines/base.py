@@ -119,12 +119,7 @@ class Broker(Protocol):
         """Start delivering events to ``handler``; called once before anything else."""
 
     async def publish(
-        self,
-        channel: str,
-        publication: Publication,
-        *,
-        history_size: int = 0,
-        history_ttl: float = 0,
+        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
     ) -> StreamPosition | None:
         """Publish to every subscribed node, in one step with appending to history.
 
@@ -158,12 +153,7 @@ class Broker(Protocol):
         """Stop receiving the channel's events on this node."""
 
     async def history(
-        self,
-        channel: str,
-        *,
-        since: StreamPosition | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
+        self, channel: str, *, since: StreamPosition | None = None, limit: int | None = None, reverse: bool = False
     ) -> HistoryResult:
         """Return publications of the channel's stream and its current position.
 

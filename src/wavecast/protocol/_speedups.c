@@ -17,6 +17,7 @@
  */
 
 #define PY_SSIZE_T_CLEAN
+#include "../_module.h"
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -60,10 +61,7 @@ mask_into(unsigned char *out, const unsigned char *in, Py_ssize_t length, const 
 static PyObject *
 apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "apply_mask() takes exactly 2 arguments");
-        return NULL;
-    }
+    WAVECAST_EXPECT_ARGS("apply_mask", 2);
     Py_buffer data, mask;
     if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -100,10 +98,7 @@ done:
 static PyObject *
 build_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "build_frame() takes exactly 5 arguments");
-        return NULL;
-    }
+    WAVECAST_EXPECT_ARGS("build_frame", 5);
     long opcode = PyLong_AsLong(args[0]);
     if (opcode == -1 && PyErr_Occurred()) {
         return NULL;
@@ -179,10 +174,7 @@ done:
 static PyObject *
 parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "parse_frames() takes exactly 6 arguments");
-        return NULL;
-    }
+    WAVECAST_EXPECT_ARGS("parse_frames", 6);
     PyObject *events = args[5];
     if (!PyList_Check(events)) {
         PyErr_SetString(PyExc_TypeError, "events must be a list");
@@ -315,13 +307,7 @@ static PyMethodDef speedups_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "wavecast.protocol._speedups",
-    .m_doc = "Native speedups of the sans-I/O core.",
-    .m_size = -1,
-    .m_methods = speedups_methods,
-};
+WAVECAST_MODULE("wavecast.protocol._speedups", "Native speedups of the sans-I/O core.", speedups_methods);
 
 PyMODINIT_FUNC
 PyInit__speedups(void)

@@ -1,14 +1,15 @@
-"""The connection state machine, as a table.
+"""The connection state machine, as a table (the shape of :mod:`wavecast.transitions`).
 
-Only :meth:`StateMachine.apply` assigns a state; a transition that is not in
-:data:`TRANSITIONS` raises :exc:`~wavecast.exceptions.LocalProtocolError` saying
-"can't X when state is Y".
+Only :class:`~wavecast.protocol.connection.Protocol` assigns a state, through
+:func:`next_state`; a transition that is not in :data:`TRANSITIONS` raises
+:exc:`~wavecast.exceptions.LocalProtocolError` saying "can't X when state is Y".
 """
 
 from __future__ import annotations
 
 import enum
 
+from .. import transitions
 from ..exceptions import LocalProtocolError
 
 __all__ = [
@@ -32,10 +33,7 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
-CONNECTING = State.CONNECTING
-OPEN = State.OPEN
-CLOSING = State.CLOSING
-CLOSED = State.CLOSED
+CONNECTING, OPEN, CLOSING, CLOSED = State
 
 
 class Action(enum.Enum):
@@ -91,8 +89,5 @@ TRANSITIONS: dict[State, dict[Action, State]] = {
 
 
 def next_state(state: State, action: Action) -> State:
-    """Return the state after ``action``, or raise if ``action`` is not allowed."""
-    try:
-        return TRANSITIONS[state][action]
-    except KeyError:
-        raise LocalProtocolError(f"can't {action.value} when state is {state.name}") from None
+    """Return the state after ``action``, or raise :exc:`LocalProtocolError` if it is not allowed."""
+    return transitions.next_state(TRANSITIONS, state, action, LocalProtocolError)

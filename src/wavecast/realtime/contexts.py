@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..codes import Disconnect
 from ..protocol.events import Request
 from .codec.json import json_data
+from .permissions import can_publish, can_subscribe
 
 if TYPE_CHECKING:
     from .session import Session
@@ -91,6 +92,12 @@ class SubscribeContext:
     channel: str
     data: bytes | None
 
+    def allowed_by_options(self) -> bool:
+        """Whether the channel's options alone let this client subscribe, as the node decides
+        when no ``on_subscribe`` hook is set; a hook may defer to it."""
+        options = self.session.node.config.channel_options(self.channel)
+        return options is not None and can_subscribe(options, self.session.user)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SubscribeResult:
@@ -126,6 +133,13 @@ class PublishContext:
     session: Session
     channel: str
     data: bytes
+
+    def allowed_by_options(self) -> bool:
+        """Whether the channel's options alone let this client publish, as the node decides
+        when no ``on_publish`` hook is set; a hook may defer to it."""
+        options = self.session.node.config.channel_options(self.channel)
+        session = self.session
+        return options is not None and can_publish(options, session.user, session.is_subscribed(self.channel))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

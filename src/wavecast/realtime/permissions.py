@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ..codes import ERROR_BAD_REQUEST, ERROR_PERMISSION_DENIED, ERROR_UNKNOWN_CHANNEL
+from typing import Literal
+
+from ..codes import ERROR_BAD_REQUEST, ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED, ERROR_UNKNOWN_CHANNEL
 from ..exceptions import CommandError
 from .channels import allowed_users
 from .config import ChannelOptions, NodeConfig
 
-__all__ = ["can_publish", "can_read", "can_subscribe", "channel_options"]
+__all__ = ["can_publish", "can_read", "can_subscribe", "channel_options", "check_read", "check_user_limited"]
 
 
 def channel_options(config: NodeConfig, channel: str) -> ChannelOptions:
@@ -48,7 +50,9 @@ def can_subscribe(options: ChannelOptions, user: str) -> bool:
 
 
 def can_publish(options: ChannelOptions, user: str, subscribed: bool) -> bool:
-    """Whether the options let this client publish."""
+    """Whether the options alone let this client publish (no hook)."""
+    if options.protected:
+        return False
     if not user and not options.allow_publish_for_anonymous:
         return options.allow_publish_for_subscriber and subscribed and options.allow_subscribe_for_anonymous
     return options.allow_publish_for_client or (options.allow_publish_for_subscriber and subscribed)
@@ -61,3 +65,25 @@ def can_read(for_subscriber: bool, for_client: bool, for_anonymous: bool, user: 
     if not user:
         return for_anonymous
     return for_client
+
+
+#: The options that let a client read presence or history: as a subscriber, as any client,
+#: and anonymously.
+_READERS = {
+    "presence": ("allow_presence_for_subscriber", "allow_presence_for_client", "allow_presence_for_anonymous"),
+    "history": ("allow_history_for_subscriber", "allow_history_for_client", "allow_history_for_anonymous"),
+}
+
+
+def check_read(options: ChannelOptions, what: Literal["presence", "history"], user: str, subscribed: bool) -> None:
+    """Refuse a client the presence or history of a channel, unless the options allow it.
+
+    Raises:
+        CommandError: 108 when the channel keeps no presence or history, 103 when the client
+            may not read it.
+    """
+    if not (options.presence if what == "presence" else options.history):
+        raise CommandError(ERROR_NOT_AVAILABLE)
+    for_subscriber, for_client, for_anonymous = (getattr(options, name) for name in _READERS[what])
+    if not can_read(for_subscriber, for_client, for_anonymous, user, subscribed):
+        raise CommandError(ERROR_PERMISSION_DENIED)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .. import transitions
 from ..codes import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_CONNECTION_CLOSED,
@@ -36,13 +37,14 @@ from ..codes import (
     Error,
 )
 from ..engines.base import ClientInfo, Publication
-from ..exceptions import CommandError, DisconnectError, EngineError, LocalProtocolError
+from ..exceptions import CommandError, DisconnectError, EngineError, StateError
 from ..protocol.events import Request
 from ..protocol.prepared import PreparedMessage
 from .codec import Codec
 from .codec.json import JSONCodec, json_data
 from .codec.protobuf import ProtobufCodec
 from .codec.schema import Command, ErrorMsg, PublicationMsg, Push, Reply, publication_msg
+from .commands import Handler, dispatch
 from .config import SlowConsumerPolicy
 from .outbox import Outbox
 from .ratelimit import TokenBucket
@@ -50,10 +52,9 @@ from .subscription import SUBSCRIBED, Subscription
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .commands import Handler
     from .node import Node
 
-__all__ = ["SESSION_TRANSITIONS", "Session", "SessionState"]
+__all__ = ["SESSION_TRANSITIONS", "Session", "SessionAction", "SessionState"]
 
 logger = logging.getLogger("wavecast.realtime")
 
@@ -64,14 +65,20 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-CONNECTING = SessionState.CONNECTING
-CONNECTED = SessionState.CONNECTED
-CLOSED = SessionState.CLOSED
+CONNECTING, CONNECTED, CLOSED = SessionState
 
-SESSION_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    CONNECTING: frozenset({CONNECTED, CLOSED}),
-    CONNECTED: frozenset({CLOSED}),
-    CLOSED: frozenset(),
+
+class SessionAction(enum.Enum):
+    """What can happen to a session; the value completes "can't ... when state is X"."""
+
+    CONNECT = "complete the connect command"
+    CLOSE = "close"
+
+
+SESSION_TRANSITIONS: dict[SessionState, dict[SessionAction, SessionState]] = {
+    CONNECTING: {SessionAction.CONNECT: CONNECTED, SessionAction.CLOSE: CLOSED},
+    CONNECTED: {SessionAction.CLOSE: CLOSED},
+    CLOSED: {},
 }
 
 
@@ -160,14 +167,17 @@ class Session:
     def closed(self) -> bool:
         return self.state is CLOSED
 
-    @property
-    def client_info(self) -> ClientInfo:
-        return ClientInfo(client=self.client, user=self.user, conn_info=self.info)
+    def client_info(self, subscription: Subscription | None = None) -> ClientInfo:
+        """Who this client is, as presence, joins, leaves and its publications show it."""
+        return ClientInfo(
+            client=self.client,
+            user=self.user,
+            conn_info=self.info,
+            chan_info=None if subscription is None else subscription.info,
+        )
 
-    def _move(self, state: SessionState) -> None:
-        if state not in SESSION_TRANSITIONS[self.state]:
-            raise LocalProtocolError(f"can't move a session to {state.value} when it is {self.state.value}")
-        self.state = state
+    def _apply(self, action: SessionAction) -> None:
+        self.state = transitions.next_state(SESSION_TRANSITIONS, self.state, action, StateError)
 
     # --- incoming ------------------------------------------------------------------------
 
@@ -198,8 +208,6 @@ class Session:
                 return
 
     async def _handle_command(self, command: Command) -> None:
-        from .commands import dispatch
-
         if self.state is CONNECTING and command.connect is None:
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
@@ -217,7 +225,7 @@ class Session:
                 # reconnects after, as Centrifuge does wherever a reply can't carry the error.
                 self.disconnect(DISCONNECT_TOO_MANY_REQUESTS)
             return
-        method, handler = dispatch(command)
+        method, handler, request = dispatch(command)
         stats = self.node.stats
         stats.commands[method] += 1
         if handler is None:
@@ -227,28 +235,28 @@ class Session:
         if method == "rpc":
             # RPCs run beside later commands, so that a slow handler doesn't hold up the
             # client's pongs; rpc_in_flight_limit bounds how many run at once.
-            task = self._loop.create_task(self._run(handler, command, concurrent=True))
+            task = self._loop.create_task(self._run(handler, command.id, request, concurrent=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        await self._run(handler, command, concurrent=False)
+        await self._run(handler, command.id, request, concurrent=False)
 
-    async def _run(self, handler: Handler, command: Command, *, concurrent: bool) -> None:
+    async def _run(self, handler: Handler, command_id: int, request: Any, *, concurrent: bool) -> None:
         """Run one command and write its reply, then what the command queued to follow it."""
         stats = self.node.stats
         try:
-            reply = await handler(self, command)
+            reply = await handler(self, command_id, request)
         except CommandError as exc:
-            reply = Reply(id=command.id, error=_error_msg(exc.error))
+            reply = Reply(id=command_id, error=_error_msg(exc.error))
         except DisconnectError as exc:
             self.disconnect(exc.disconnect)
             return
         except EngineError as exc:
             logger.warning("engine error for client %s: %s", self.client, exc)
-            reply = Reply(id=command.id, error=_error_msg(ERROR_INTERNAL))
+            reply = Reply(id=command_id, error=_error_msg(ERROR_INTERNAL))
         except Exception:
             logger.exception("command of client %s failed", self.client)
-            reply = Reply(id=command.id, error=_error_msg(ERROR_INTERNAL))
+            reply = Reply(id=command_id, error=_error_msg(ERROR_INTERNAL))
         finally:
             # A concurrent command never queues follow-ups; the sequential one may be
             # awaiting with its own queued, which aren't a concurrent command's to run.
@@ -261,7 +269,7 @@ class Session:
             if reply.error is not None:
                 stats.errors[reply.error.code] += 1
             # A send (id 0) has no reply: an error without an id would read as a server ping.
-            if command.id:
+            if command_id:
                 self._reply(reply)
         for callback in after:
             callback()
@@ -296,16 +304,16 @@ class Session:
         outbox = self.outbox
         dropped, replaced = outbox.dropped, outbox.replaced
         if not outbox.push(message, policy=policy, key=key):
-            self.node.metrics_slow_consumer("disconnect")
+            self.node.stats.slow_consumer("disconnect")
             self.disconnect(DISCONNECT_SLOW)
             return
         # Count what the policy did, not every publication that waited in the queue.
         replaced = outbox.replaced - replaced
         dropped = outbox.dropped - dropped - replaced
         if replaced:
-            self.node.metrics_slow_consumer("conflate", replaced)
+            self.node.stats.slow_consumer("conflate", replaced)
         if dropped:
-            self.node.metrics_slow_consumer("drop_oldest", dropped)
+            self.node.stats.slow_consumer("drop_oldest", dropped)
 
     def _drain(self) -> None:
         """Move queued messages to the transport while it accepts them."""
@@ -327,7 +335,7 @@ class Session:
             self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
             return
         message = PreparedMessage(self.codec.encode_publication(channel, publication), text=self._text)
-        self.deliver(message, subscription.options.slow_consumer, self.node.conflation_key(channel, publication))
+        self.deliver(message, subscription.options.slow_consumer, self.node.fanout.conflation_key(channel, publication))
         if publication.offset:
             subscription.offset = publication.offset
 
@@ -366,7 +374,7 @@ class Session:
 
     def connected(self) -> None:
         """The connect command succeeded: start pinging, stop the stale timer."""
-        self._move(CONNECTED)
+        self._apply(SessionAction.CONNECT)
         if self._stale_handle is not None:
             self._stale_handle.cancel()
             self._stale_handle = None
@@ -420,7 +428,7 @@ class Session:
         if self.state is CLOSED:
             return
         was_connected = self.state is CONNECTED
-        self._move(CLOSED)
+        self._apply(SessionAction.CLOSE)
         self.disconnect_reason = disconnect
         for handle in (self._stale_handle, self._ping_handle, self._pong_handle, self._expire_handle):
             if handle is not None:
@@ -432,7 +440,7 @@ class Session:
             task.cancel()
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:
             self.transport.close(disconnect)
-        self.node._session_closed(self, disconnect, was_connected)
+        self.node.forget_session(self, disconnect, was_connected)
 
     def closed_by_transport(self) -> None:
         """The connection closed without a disconnect from the server."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 
+from .. import transitions
 from ..engines.base import Publication
-from ..exceptions import LocalProtocolError
+from ..exceptions import StateError
 from .config import ChannelOptions
 
-__all__ = ["SUBSCRIPTION_TRANSITIONS", "Subscription", "SubscriptionState"]
+__all__ = ["SUBSCRIPTION_TRANSITIONS", "Subscription", "SubscriptionAction", "SubscriptionState"]
 
 
 class SubscriptionState(enum.Enum):
@@ -19,13 +20,19 @@ class SubscriptionState(enum.Enum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-SUBSCRIBING = SubscriptionState.SUBSCRIBING
-SUBSCRIBED = SubscriptionState.SUBSCRIBED
-UNSUBSCRIBED = SubscriptionState.UNSUBSCRIBED
+SUBSCRIBING, SUBSCRIBED, UNSUBSCRIBED = SubscriptionState
 
-SUBSCRIPTION_TRANSITIONS: dict[SubscriptionState, dict[SubscriptionState, str]] = {
-    SUBSCRIBING: {SUBSCRIBED: "complete the subscription", UNSUBSCRIBED: "unsubscribe"},
-    SUBSCRIBED: {UNSUBSCRIBED: "unsubscribe"},
+
+class SubscriptionAction(enum.Enum):
+    """What can happen to a subscription; the value completes "can't ... when state is X"."""
+
+    COMPLETE = "complete the subscription"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+SUBSCRIPTION_TRANSITIONS: dict[SubscriptionState, dict[SubscriptionAction, SubscriptionState]] = {
+    SUBSCRIBING: {SubscriptionAction.COMPLETE: SUBSCRIBED, SubscriptionAction.UNSUBSCRIBE: UNSUBSCRIBED},
+    SUBSCRIBED: {SubscriptionAction.UNSUBSCRIBE: UNSUBSCRIBED},
     UNSUBSCRIBED: {},
 }
 
@@ -69,8 +76,13 @@ class Subscription:
         #: The epoch of the stream that ``offset`` belongs to, for positioned subscriptions.
         self.epoch = ""
 
-    def move(self, state: SubscriptionState) -> None:
-        """Change state, or raise if the table doesn't allow it."""
-        if state not in SUBSCRIPTION_TRANSITIONS[self.state]:
-            raise LocalProtocolError(f"can't move a subscription to {state.value} when it is {self.state.value}")
-        self.state = state
+    def _apply(self, action: SubscriptionAction) -> None:
+        self.state = transitions.next_state(SUBSCRIPTION_TRANSITIONS, self.state, action, StateError)
+
+    def complete(self) -> None:
+        """Go live: the subscribe reply (or push) was written."""
+        self._apply(SubscriptionAction.COMPLETE)
+
+    def end(self) -> None:
+        """Unsubscribe."""
+        self._apply(SubscriptionAction.UNSUBSCRIBE)

@@ -249,28 +249,29 @@ async def _refresh(node: Node, body: bytes) -> dict[str, Any]:
     return {}
 
 
-async def _presence(node: Node, body: bytes) -> dict[str, Any]:
+def _presence_channel(node: Node, body: bytes) -> str:
+    """The channel of a presence or presence_stats request; 108 when it keeps no presence."""
     request = msgspec.json.decode(body, type=ChannelRequest)
     _check_channel(node, request.channel)
-    if not node._options(request.channel).presence:
+    if not node.channel_options(request.channel).presence:
         raise CommandError(ERROR_NOT_AVAILABLE)
-    clients = await node.presence(request.channel)
+    return request.channel
+
+
+async def _presence(node: Node, body: bytes) -> dict[str, Any]:
+    clients = await node.presence(_presence_channel(node, body))
     return {"presence": {client: _info(info) for client, info in clients.items()}}
 
 
 async def _presence_stats(node: Node, body: bytes) -> dict[str, Any]:
-    request = msgspec.json.decode(body, type=ChannelRequest)
-    _check_channel(node, request.channel)
-    if not node._options(request.channel).presence:
-        raise CommandError(ERROR_NOT_AVAILABLE)
-    stats = await node.presence_stats(request.channel)
+    stats = await node.presence_stats(_presence_channel(node, body))
     return {"num_clients": stats.num_clients, "num_users": stats.num_users}
 
 
 async def _history(node: Node, body: bytes) -> dict[str, Any]:
     request = msgspec.json.decode(body, type=HistoryRequest)
     _check_channel(node, request.channel)
-    if not node._options(request.channel).history:
+    if not node.channel_options(request.channel).history:
         raise CommandError(ERROR_NOT_AVAILABLE)
     limit = node.config.history_limit(request.limit)
     since = None if request.since is None else StreamPosition(request.since.offset, request.since.epoch)

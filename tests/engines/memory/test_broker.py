@@ -82,7 +82,7 @@ async def test_the_sweeper_runs_every_sweep_interval() -> None:
         await wait_until(lambda: "ch" not in broker._streams, what="the sweep")
     finally:
         await broker.close()
-    assert broker._sweeper is None
+    assert broker._sweeper.task is None
 
 
 async def test_close_before_start() -> None:
@@ -92,7 +92,7 @@ async def test_close_before_start() -> None:
 async def test_close_cancels_the_sweeper() -> None:
     broker = MemoryBroker()
     await broker.start(RecordingHandler())
-    sweeper = broker._sweeper
+    sweeper = broker._sweeper.task
     assert sweeper is not None and not sweeper.done()
     await broker.close()
     assert sweeper.cancelled()

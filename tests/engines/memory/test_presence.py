@@ -45,7 +45,7 @@ async def test_the_sweeper_runs_every_sweep_interval() -> None:
         await wait_until(lambda: not presence._channels, what="the sweep")
     finally:
         await presence.close()
-    assert presence._sweeper is None
+    assert presence._sweeper.task is None
 
 
 async def test_close_before_start() -> None:

@@ -174,7 +174,7 @@ async def test_a_subscription_the_broker_refuses_is_rolled_back_and_may_be_retri
     assert reply["error"] == {"code": 100, "message": "internal server error", "temporary": True}
     assert client.session.subscriptions == {}
     assert node.channels() == {}
-    assert node._channel_locks == {}
+    assert node.subscribers._locks == {}
     assert await client.result("subscribe", {"channel": "news"}) == {}
     assert node.channels() == {"news": 1}
 

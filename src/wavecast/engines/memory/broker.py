@@ -8,7 +8,6 @@ publisher (``max_user_bytes``: a user's publication that would hold more is refu
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -23,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from ...exceptions import EngineLimitError
+from ...periodic import Periodic
 from ..base import BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
 
 __all__ = ["ITEM_OVERHEAD", "STREAM_OVERHEAD", "MemoryBroker"]
@@ -132,20 +132,16 @@ class MemoryBroker:
         # See _epoch: a new seed is a new set of epochs, as a restart without a snapshot needs.
         self._seed = secrets.token_bytes(16)
         self._generation = 0
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("wavecast-memory-sweep", sweep_interval, self.sweep)
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
         if self.snapshot_path is not None and self.snapshot_path.exists():
             self._load(self.snapshot_path)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="wavecast-memory-sweep")
+        self._sweeper.start()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
         if self.snapshot_path is not None:
             self._save(self.snapshot_path)
 
@@ -287,12 +283,7 @@ class MemoryBroker:
     # --- the Broker protocol -----------------------------------------------------------------
 
     async def publish(
-        self,
-        channel: str,
-        publication: Publication,
-        *,
-        history_size: int = 0,
-        history_ttl: float = 0,
+        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
     ) -> StreamPosition | None:
         position = None
         if history_size > 0 and history_ttl > 0:
@@ -340,12 +331,7 @@ class MemoryBroker:
         self._subscribed.discard(channel)
 
     async def history(
-        self,
-        channel: str,
-        *,
-        since: StreamPosition | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
+        self, channel: str, *, since: StreamPosition | None = None, limit: int | None = None, reverse: bool = False
     ) -> HistoryResult:
         now = self.clock()
         stream = self._live(channel, now)
@@ -376,8 +362,3 @@ class MemoryBroker:
         now = self.clock()
         for channel in list(self._streams):
             self._live(channel, now)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            self.sweep()

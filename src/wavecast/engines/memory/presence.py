@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
+from ...periodic import Periodic
 from ..base import ClientInfo, PresenceStats
 
 __all__ = ["MemoryPresenceManager"]
@@ -24,17 +23,13 @@ class MemoryPresenceManager:
         self.sweep_interval = sweep_interval
         self.clock = clock
         self._channels: dict[str, dict[str, tuple[ClientInfo, float]]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("wavecast-presence-sweep", sweep_interval, self.sweep)
 
     async def start(self) -> None:
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="wavecast-presence-sweep")
+        self._sweeper.start()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
 
     async def add_presence(self, channel: str, client: str, info: ClientInfo, *, ttl: float) -> None:
         self._channels.setdefault(channel, {})[client] = (info, self.clock() + ttl)
@@ -67,8 +62,3 @@ class MemoryPresenceManager:
                     del clients[client]
             if not clients:
                 del self._channels[channel]
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            self.sweep()

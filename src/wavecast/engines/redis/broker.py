@@ -77,12 +77,12 @@ class RedisBroker:
         release: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = client
-        self._release = release
+        self.scripts = Scripts(client)
         self.prefix = prefix
+        self._seed_key = f"{prefix}.seed"
         self.meta_ttl = meta_ttl
         self.subscribe_timeout = subscribe_timeout
-        self.scripts = Scripts(client)
-        self._seed_key = f"{prefix}.seed"
+        self._release = release
         self._handler: BrokerEventHandler | None = None
         #: Channels this node wants, subscribed in Redis or to be subscribed on reconnection.
         self._channels: set[str] = set()
@@ -158,12 +158,7 @@ class RedisBroker:
     # publishing
 
     async def publish(
-        self,
-        channel: str,
-        publication: Publication,
-        *,
-        history_size: int = 0,
-        history_ttl: float = 0,
+        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
     ) -> StreamPosition | None:
         payload = encode_publication(publication)
         try:
@@ -350,12 +345,7 @@ class RedisBroker:
     # history
 
     async def history(
-        self,
-        channel: str,
-        *,
-        since: StreamPosition | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
+        self, channel: str, *, since: StreamPosition | None = None, limit: int | None = None, reverse: bool = False
     ) -> HistoryResult:
         # Nothing comes before offset 0, and XREVRANGE refuses "(0-0" as its end.
         read = limit != 0 and not (reverse and since is not None and since.offset <= 0)

@@ -1,11 +1,15 @@
-"""Command handlers, one module per family; :func:`dispatch` picks the handler of a command."""
+"""Command handlers, one module per family; :func:`dispatch` picks the handler of a command.
+
+A handler takes the session, the command's id and its request (the one field of the command
+that is set), and returns the reply, or ``None`` for a command that has none (``send``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..codec.schema import Command, PingResult, Reply
+from ..codec.schema import Command, PingRequest, PingResult, Reply
 from .connect import connect
 from .history import history
 from .presence import presence, presence_stats
@@ -19,11 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Handler", "dispatch"]
 
-Handler = Callable[["Session", Command], Awaitable[Reply | None]]
+Handler = Callable[["Session", int, Any], Awaitable[Reply | None]]
 
 
-async def _ping(session: Session, command: Command) -> Reply:
-    return Reply(id=command.id, ping=PingResult())
+async def _ping(session: Session, command_id: int, request: PingRequest) -> Reply:
+    return Reply(id=command_id, ping=PingResult())
 
 
 _HANDLERS: tuple[tuple[str, Handler], ...] = (
@@ -42,9 +46,10 @@ _HANDLERS: tuple[tuple[str, Handler], ...] = (
 )
 
 
-def dispatch(command: Command) -> tuple[str, Handler | None]:
-    """Return the method and handler of the command's request field; ``("unknown", None)`` if it has none."""
+def dispatch(command: Command) -> tuple[str, Handler | None, Any]:
+    """Return the method, handler and request of a command; ``("unknown", None, None)`` if it has none."""
     for field, handler in _HANDLERS:
-        if getattr(command, field) is not None:
-            return field, handler
-    return "unknown", None
+        request = getattr(command, field)
+        if request is not None:
+            return field, handler, request
+    return "unknown", None, None

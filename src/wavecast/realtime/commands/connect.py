@@ -10,10 +10,11 @@ import msgspec
 from ...codes import DISCONNECT_BAD_REQUEST, DISCONNECT_CONNECTION_LIMIT, DISCONNECT_INVALID_TOKEN, ERROR_UNAUTHORIZED
 from ...exceptions import CommandError, DisconnectError
 from ...version import version
+from .. import subscribing
 from ..auth import token_ttl
-from ..codec.schema import Command, ConnectResult, Reply, SubscribeResult, raw
+from ..channels import personal_channel
+from ..codec.schema import ConnectRequest, ConnectResult, Reply, SubscribeResult, raw
 from ..contexts import ConnectingContext
-from .subscribe import subscribe_server_side
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -25,9 +26,7 @@ def _raw(raw: msgspec.Raw) -> bytes | None:
     return bytes(raw) if raw else None
 
 
-async def connect(session: Session, command: Command) -> Reply:
-    request = command.connect
-    assert request is not None
+async def connect(session: Session, command_id: int, request: ConnectRequest) -> Reply:
     if not session.connecting:
         raise DisconnectError(DISCONNECT_BAD_REQUEST)
     node = session.node
@@ -80,18 +79,16 @@ async def connect(session: Session, command: Command) -> Reply:
     session.set_expiry(expire_at)
 
     if config.user_subscribe_to_personal and user:
-        from ..channels import personal_channel
-
         channels.append(personal_channel(config.personal_channel_namespace, user))
     subs: dict[str, SubscribeResult] = {}
     recover = request.subs or {}
     for channel in dict.fromkeys(channels):
-        subs[channel] = await subscribe_server_side(session, channel, recover.get(channel))
+        subs[channel] = await subscribing.subscribe_server_side(session, channel, recover.get(channel))
         if session.closed:
             break
 
     return Reply(
-        id=command.id,
+        id=command_id,
         connect=ConnectResult(
             client=session.client,
             version=version,

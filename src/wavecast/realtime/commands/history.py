@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...codes import ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED, ERROR_UNRECOVERABLE_POSITION
+from ...codes import ERROR_UNRECOVERABLE_POSITION
 from ...engines.base import StreamPosition
 from ...exceptions import CommandError
-from ..codec.schema import Command, HistoryResult, Reply
-from ..permissions import can_read, channel_options
+from ..codec.schema import HistoryRequest, HistoryResult, Reply
+from ..permissions import channel_options, check_read
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -16,30 +16,19 @@ if TYPE_CHECKING:
 __all__ = ["history"]
 
 
-async def history(session: Session, command: Command) -> Reply:
+async def history(session: Session, command_id: int, request: HistoryRequest) -> Reply:
     """Return publications of a channel: ``limit`` 0 gives only the position, a negative
     ``limit`` as many as allowed; ``since`` continues from a position of the same epoch."""
-    request = command.history
-    assert request is not None
     node = session.node
     options = channel_options(node.config, request.channel)
-    if not options.history:
-        raise CommandError(ERROR_NOT_AVAILABLE)
-    if not can_read(
-        options.allow_history_for_subscriber,
-        options.allow_history_for_client,
-        options.allow_history_for_anonymous,
-        session.user,
-        session.is_subscribed(request.channel),
-    ):
-        raise CommandError(ERROR_PERMISSION_DENIED)
+    check_read(options, "history", session.user, session.is_subscribed(request.channel))
     limit = node.config.history_limit(request.limit)
     since = None if request.since is None else StreamPosition(request.since.offset, request.since.epoch)
     result = await node.broker.history(request.channel, since=since, limit=limit, reverse=request.reverse)
     if since is not None and since.epoch != result.position.epoch:
         raise CommandError(ERROR_UNRECOVERABLE_POSITION)
     return Reply(
-        id=command.id,
+        id=command_id,
         history=HistoryResult(
             publications=session.publication_msgs(result.publications) or None,
             epoch=result.position.epoch,

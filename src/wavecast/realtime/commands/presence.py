@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...codes import ERROR_NOT_AVAILABLE, ERROR_PERMISSION_DENIED
-from ...exceptions import CommandError
-from ..codec.schema import Command, PresenceResult, PresenceStatsResult, Reply, client_info_msg
-from ..config import ChannelOptions
-from ..permissions import can_read, channel_options
+from ..codec.schema import (
+    PresenceRequest,
+    PresenceResult,
+    PresenceStatsRequest,
+    PresenceStatsResult,
+    Reply,
+    client_info_msg,
+)
+from ..permissions import channel_options, check_read
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -16,37 +20,23 @@ if TYPE_CHECKING:
 __all__ = ["presence", "presence_stats"]
 
 
-def _check(session: Session, channel: str) -> ChannelOptions:
+def _check(session: Session, channel: str) -> None:
     options = channel_options(session.node.config, channel)
-    if not options.presence:
-        raise CommandError(ERROR_NOT_AVAILABLE)
-    if not can_read(
-        options.allow_presence_for_subscriber,
-        options.allow_presence_for_client,
-        options.allow_presence_for_anonymous,
-        session.user,
-        session.is_subscribed(channel),
-    ):
-        raise CommandError(ERROR_PERMISSION_DENIED)
-    return options
+    check_read(options, "presence", session.user, session.is_subscribed(channel))
 
 
-async def presence(session: Session, command: Command) -> Reply:
-    request = command.presence
-    assert request is not None
+async def presence(session: Session, command_id: int, request: PresenceRequest) -> Reply:
     _check(session, request.channel)
     clients = await session.node.presence_manager.presence(request.channel)
     return Reply(
-        id=command.id,
+        id=command_id,
         presence=PresenceResult(presence={client: client_info_msg(info) for client, info in clients.items()}),
     )
 
 
-async def presence_stats(session: Session, command: Command) -> Reply:
-    request = command.presence_stats
-    assert request is not None
+async def presence_stats(session: Session, command_id: int, request: PresenceStatsRequest) -> Reply:
     _check(session, request.channel)
     stats = await session.node.presence_manager.presence_stats(request.channel)
     return Reply(
-        id=command.id, presence_stats=PresenceStatsResult(num_clients=stats.num_clients, num_users=stats.num_users)
+        id=command_id, presence_stats=PresenceStatsResult(num_clients=stats.num_clients, num_users=stats.num_users)
     )

@@ -12,10 +12,10 @@ from ...codes import (
     ERROR_PERMISSION_DENIED,
     ERROR_TOO_MANY_REQUESTS,
 )
-from ...engines.base import ClientInfo, Publication
+from ...engines.base import Publication
 from ...exceptions import CommandError, DisconnectError, EngineLimitError
 from ..codec.json import binary_or_json
-from ..codec.schema import Command, PublishResult, Reply
+from ..codec.schema import PublishRequest, PublishResult, Reply, SendRequest
 from ..contexts import MessageContext, PublishContext
 from ..permissions import can_publish, channel_options, check_user_limited
 
@@ -25,12 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["publish", "send"]
 
 
-async def publish(session: Session, command: Command) -> Reply:
-    request = command.publish
-    assert request is not None
-    node = session.node
+async def publish(session: Session, command_id: int, request: PublishRequest) -> Reply:
     channel = request.channel
-    options = channel_options(node.config, channel)
+    node, options = session.node, channel_options(session.node.config, channel)
     if not request.data:
         raise CommandError(ERROR_BAD_REQUEST)
     if not session.take_publication_token():
@@ -48,29 +45,22 @@ async def publish(session: Session, command: Command) -> Reply:
         result = await node.on_publish(PublishContext(session=session, channel=channel, data=data))
         if result is not None:
             if result.skip:
-                return Reply(id=command.id, publish=PublishResult())
+                return Reply(id=command_id, publish=PublishResult())
             if result.data is not None:
                 data, binary = binary_or_json(result.data)
             tags = result.tags
-    elif options.protected or not can_publish(options, session.user, session.is_subscribed(channel)):
+    elif not can_publish(options, session.user, session.is_subscribed(channel)):
         raise CommandError(ERROR_PERMISSION_DENIED)
-    info = ClientInfo(
-        client=session.client,
-        user=session.user,
-        conn_info=session.info,
-        chan_info=subscription.info if subscription is not None else None,
-    )
+    info = session.client_info(subscription)
     publication = Publication(data=data, info=info, tags=tags, time=int(time.time() * 1000), binary=binary)
     try:
         await node.publish_publication(channel, publication, options)
     except EngineLimitError as exc:
         raise CommandError(ERROR_LIMIT_EXCEEDED) from exc
-    return Reply(id=command.id, publish=PublishResult())
+    return Reply(id=command_id, publish=PublishResult())
 
 
-async def send(session: Session, command: Command) -> None:
-    request = command.send
-    assert request is not None
+async def send(session: Session, command_id: int, request: SendRequest) -> None:
     if session.node.on_message is None:
         # A send has no reply to carry an error: without this, the client would never learn
         # that nothing reads its messages (centrifuge's handleSend does the same).

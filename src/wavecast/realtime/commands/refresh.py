@@ -9,7 +9,7 @@ from ...codes import DISCONNECT_INVALID_TOKEN, ERROR_NOT_AVAILABLE, ERROR_PERMIS
 from ...exceptions import CommandError, DisconnectError
 from ...version import version
 from ..auth import token_ttl
-from ..codec.schema import Command, RefreshResult, Reply, SubRefreshResult
+from ..codec.schema import RefreshRequest, RefreshResult, Reply, SubRefreshRequest, SubRefreshResult
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["refresh", "sub_refresh"]
 
 
-async def refresh(session: Session, command: Command) -> Reply:
-    request = command.refresh
-    assert request is not None
+async def refresh(session: Session, command_id: int, request: RefreshRequest) -> Reply:
     node = session.node
     if not request.token or not node.tokens.enabled:
         raise CommandError(ERROR_NOT_AVAILABLE)
@@ -31,7 +29,7 @@ async def refresh(session: Session, command: Command) -> Reply:
         session.info = token.info
     session.set_expiry(token.expire_at)
     return Reply(
-        id=command.id,
+        id=command_id,
         refresh=RefreshResult(
             client=session.client,
             version=version,
@@ -41,9 +39,7 @@ async def refresh(session: Session, command: Command) -> Reply:
     )
 
 
-async def sub_refresh(session: Session, command: Command) -> Reply:
-    request = command.sub_refresh
-    assert request is not None
+async def sub_refresh(session: Session, command_id: int, request: SubRefreshRequest) -> Reply:
     subscription = session.subscriptions.get(request.channel)
     if subscription is None:
         raise CommandError(ERROR_PERMISSION_DENIED)
@@ -53,7 +49,7 @@ async def sub_refresh(session: Session, command: Command) -> Reply:
     if token.info is not None:
         subscription.info = token.info
     return Reply(
-        id=command.id,
+        id=command_id,
         sub_refresh=SubRefreshResult(
             expires=bool(token.expire_at), ttl=token_ttl(token.expire_at, now) if token.expire_at else 0
         ),

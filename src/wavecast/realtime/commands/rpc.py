@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ...codes import ERROR_LIMIT_EXCEEDED, ERROR_METHOD_NOT_FOUND
 from ...exceptions import CommandError
-from ..codec.schema import Command, Reply, RPCResult, raw
+from ..codec.schema import Reply, RPCRequest, RPCResult, raw
 from ..contexts import RPCContext
 
 if TYPE_CHECKING:
@@ -15,9 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["rpc"]
 
 
-async def rpc(session: Session, command: Command) -> Reply:
-    request = command.rpc
-    assert request is not None
+async def rpc(session: Session, command_id: int, request: RPCRequest) -> Reply:
     node = session.node
     handler = node.rpc_handlers.get(request.method) or node.on_rpc
     if handler is None:
@@ -33,4 +31,4 @@ async def rpc(session: Session, command: Command) -> Reply:
     finally:
         session.rpc_in_flight -= 1
     data = raw(None if result is None else session.outgoing_data(result))
-    return Reply(id=command.id, rpc=RPCResult(data=data))
+    return Reply(id=command_id, rpc=RPCResult(data=data))

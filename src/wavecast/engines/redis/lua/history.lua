@@ -30,19 +30,15 @@ if not offset then
 end
 local entries = {}
 if ARGV[3] == "1" then
-  local count = tonumber(ARGV[6])
+  -- Forward from ARGV[4] to the end, or backward from it to the start.
+  local command, last = "xrange", "+"
   if ARGV[5] == "1" then
-    if count > 0 then
-      entries = redis.call("xrevrange", KEYS[1], ARGV[4], "-", "COUNT", count)
-    else
-      entries = redis.call("xrevrange", KEYS[1], ARGV[4], "-")
-    end
+    command, last = "xrevrange", "-"
+  end
+  if tonumber(ARGV[6]) > 0 then
+    entries = redis.call(command, KEYS[1], ARGV[4], last, "COUNT", ARGV[6])
   else
-    if count > 0 then
-      entries = redis.call("xrange", KEYS[1], ARGV[4], "+", "COUNT", count)
-    else
-      entries = redis.call("xrange", KEYS[1], ARGV[4], "+")
-    end
+    entries = redis.call(command, KEYS[1], ARGV[4], last)
   end
 end
 return {offset, epoch, entries}

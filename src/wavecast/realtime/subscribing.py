@@ -1,0 +1,188 @@
+"""Setting a subscription up and tearing it down: one way for the subscribe command, the
+channels granted at connect time, and the server-side API.
+
+A subscription joins the hub before history is read, so publications that arrive meanwhile
+wait in ``pending`` and none falls between history and live delivery; it goes live (and
+``pending`` is sent) right after the reply or push that announces it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..codes import ERROR_UNRECOVERABLE_POSITION, UNSUBSCRIBE_SERVER, Unsubscribe
+from ..engines.base import StreamPosition
+from ..exceptions import CommandError
+from .auth import token_ttl
+from .codec.schema import Push, SubscribeMsg, SubscribeRequest, SubscribeResult, UnsubscribeMsg
+from .config import ChannelOptions
+from .recovery import recover
+from .subscription import SUBSCRIBING, UNSUBSCRIBED, Subscription
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["cleanup", "subscribe", "subscribe_from_server", "subscribe_server_side", "unsubscribe"]
+
+# Centrifuge's SubscribeRequest.flag bit that asks for an error instead of recovered: false.
+_FLAG_REJECT_UNRECOVERED = 2
+
+AfterReply = Callable[[Callable[[], None]], None]
+
+
+async def subscribe(
+    session: Session,
+    channel: str,
+    options: ChannelOptions,
+    request: SubscribeRequest,
+    *,
+    info: bytes | None = None,
+    expire_at: int = 0,
+    server_side: bool = False,
+    after_reply: AfterReply | None = None,
+) -> SubscribeResult:
+    """Register the subscription, read the stream position or recover, and publish the join.
+
+    The subscription goes live when the callback given to ``after_reply`` runs (by default,
+    right after the current command's reply).
+    """
+    node = session.node
+    subscription = Subscription(channel, options, server_side=server_side)
+    subscription.info = info
+    subscription.expire_at = expire_at
+    subscription.recoverable = options.force_recovery or (options.allow_recovery and request.recoverable)
+    subscription.positioned = (
+        subscription.recoverable or options.force_positioning or (options.history and request.positioned)
+    )
+    subscription.join_leave = options.force_push_join_leave or (options.join_leave and request.join_leave)
+    session.subscriptions[channel] = subscription
+    try:
+        await node.subscribers.add(channel, session, subscription)
+        result = SubscribeResult(
+            expires=bool(expire_at),
+            ttl=token_ttl(expire_at, time.time()) if expire_at else 0,
+            recoverable=subscription.recoverable,
+            positioned=subscription.positioned,
+        )
+        if subscription.positioned:
+            await _position(session, subscription, request, result)
+        if options.presence:
+            await node.presence_tracker.add(session, subscription)
+    except BaseException:
+        session.subscriptions.pop(channel, None)
+        await node.subscribers.remove(channel, session)
+        raise
+    if subscription.state is UNSUBSCRIBED:
+        # Ended while it was set up (a server unsubscribe, a disconnect), and cleaned up as it
+        # was then: take back the presence added since, and announce no join.
+        if options.presence:
+            await node.presence_tracker.remove(session, channel)
+        return result
+    if options.presence and (options.join_leave or options.force_push_join_leave):
+        await node.broker.publish_join(channel, session.client_info(subscription))
+
+    def go_live() -> None:
+        if subscription.state is not SUBSCRIBING:
+            return
+        subscription.complete()
+        pending, subscription.pending = subscription.pending or [], None
+        for publication in pending:
+            if subscription.positioned and publication.offset and publication.offset <= subscription.offset:
+                continue  # already sent in the reply
+            session.deliver_publication(channel, subscription, publication)
+
+    (after_reply or session.after_reply)(go_live)
+    return result
+
+
+async def _position(
+    session: Session, subscription: Subscription, request: SubscribeRequest, result: SubscribeResult
+) -> None:
+    """Fill the reply with the stream position, and recover when the client asks."""
+    node = session.node
+    channel = subscription.channel
+    if request.recover and subscription.recoverable:
+        since = StreamPosition(request.offset, request.epoch)
+        limit = node.config.history_max_limit
+        # One more than allowed tells whether the client missed more than it may recover.
+        history = await node.broker.history(channel, since=since, limit=None if limit is None else limit + 1)
+        publications, recovered = recover(since, history.position, history.publications[:limit])
+        if limit is not None and len(history.publications) > limit:
+            recovered = False
+        if not recovered and request.flag & _FLAG_REJECT_UNRECOVERED:
+            raise CommandError(ERROR_UNRECOVERABLE_POSITION)
+        result.was_recovering = True
+        result.recovered = recovered
+        if recovered:
+            result.publications = session.publication_msgs(publications)
+            if publications:
+                subscription.offset = publications[-1].offset
+    else:
+        history = await node.broker.history(channel, limit=0)
+    position = history.position
+    result.epoch = position.epoch
+    result.offset = position.offset
+    subscription.offset = max(subscription.offset, position.offset)
+    subscription.epoch = position.epoch
+
+
+async def subscribe_server_side(
+    session: Session, channel: str, request: SubscribeRequest | None, *, after_reply: AfterReply | None = None
+) -> SubscribeResult:
+    """Subscribe a client to a channel it was granted at connect time (or by the server API).
+
+    A channel of an unknown namespace, or one it already has, gives an empty result.
+    """
+    options = session.node.config.channel_options(channel)
+    if options is None or channel in session.subscriptions:
+        return SubscribeResult()
+    request = request or SubscribeRequest(channel=channel)
+    return await subscribe(session, channel, options, request, server_side=True, after_reply=after_reply)
+
+
+async def subscribe_from_server(session: Session, channel: str) -> None:
+    """Subscribe a connected client from the server side; it learns it from a subscribe push."""
+    # Its own callback only: the session may be in the middle of a command (a connect with
+    # server-side channels) whose subscriptions go live after that reply.
+    go_live: list[Callable[[], None]] = []
+    result = await subscribe_server_side(session, channel, None, after_reply=go_live.append)
+    session.push(
+        Push(
+            channel=channel,
+            subscribe=SubscribeMsg(
+                recoverable=result.recoverable, epoch=result.epoch, offset=result.offset, positioned=result.positioned
+            ),
+        )
+    )
+    for callback in go_live:
+        callback()
+
+
+async def unsubscribe(
+    session: Session, channel: str, *, notify: bool = True, unsubscribe: Unsubscribe = UNSUBSCRIBE_SERVER
+) -> bool:
+    """End one subscription of a session; with ``notify``, tell the client with a push."""
+    subscription = session.subscriptions.pop(channel, None)
+    if subscription is None:
+        return False
+    subscription.end()
+    if notify:
+        session.push(
+            Push(channel=channel, unsubscribe=UnsubscribeMsg(code=unsubscribe.code, reason=unsubscribe.reason))
+        )
+    await cleanup(session, subscription)
+    return True
+
+
+async def cleanup(session: Session, subscription: Subscription) -> None:
+    """Undo what a subscription set up: its place in the hub, its presence, and announce its leave."""
+    node = session.node
+    channel = subscription.channel
+    await node.subscribers.remove(channel, session)
+    options = subscription.options
+    if options.presence:
+        await node.presence_tracker.remove(session, channel)
+        if options.join_leave or options.force_push_join_leave:
+            await node.broker.publish_leave(channel, session.client_info(subscription))
