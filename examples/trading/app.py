@@ -21,15 +21,13 @@ import dataclasses
 import json
 import math
 import random
-import socket
 import string
 import time
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from wavecast.realtime import ChannelOptions, Node, Session
+from wavecast.realtime import ChannelOptions, Node
 from wavecast.realtime.contexts import RPCContext, SubscribeContext, SubscribeResult
-from wavecast.realtime.websocket import WebSocketTransport
 from wavecast.server.app import HttpResponse
 
 from ..kit import Demo, DemoContext, json_response
@@ -59,9 +57,9 @@ BATCH_RATE = 20
 CPU_BUDGET = 0.2
 #: Ticks kept per symbol for the chart of a page that selects it.
 HISTORY = 240
-#: The kernel's send buffer for a page's connection, in bytes. Conflation works on what
-#: waits in the server's queue; Linux grows a socket's send buffer to megabytes, where
-#: ticks of a slow page would wait unconflated for many seconds.
+#: The kernel's send buffer of each connection, in bytes (serve()'s ``socket_send_buffer``).
+#: Conflation works on what waits in the server's queue; Linux grows a socket's send buffer
+#: to megabytes, where ticks of a slow page would wait unconflated for many seconds.
 SEND_BUFFER = 32 * 1024
 
 TRADING = ChannelOptions(
@@ -174,23 +172,13 @@ async def feed(node: Node, market: Market, stats: FeedStats) -> None:
         await asyncio.sleep(delay)
 
 
-def bound_send_buffer(session: Session, size: int) -> None:
-    """Cap the kernel's send buffer of the session's connection at ``size`` bytes."""
-    transport = session.transport
-    if isinstance(transport, WebSocketTransport):
-        sock = transport.connection.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-
-
 def setup(ctx: DemoContext) -> None:
     market = Market()
     stats = FeedStats()
 
     @ctx.hooks.subscribing("trading")
     async def subscribing(sub: SubscribeContext) -> SubscribeResult | None:
-        # Any connected page may watch; a slow one should be seen as slow by the server early.
-        bound_send_buffer(sub.session, SEND_BUFFER)
+        # Any connected page may watch, signed in or not.
         return None
 
     async def run_feed(node: Node) -> None:
@@ -238,4 +226,6 @@ DEMO = Demo(
     ),
     namespaces={"trading": TRADING},
     setup=setup,
+    # A slow page should be seen as slow by the server early: its ticks wait where they're conflated.
+    serve_options={"socket_send_buffer": SEND_BUFFER},
 )

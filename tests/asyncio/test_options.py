@@ -25,8 +25,8 @@ def test_defaults_are_those_of_serve_and_connect(function: Any) -> None:
     assert {name: parameters[name].default for name in shared} == {
         name: getattr(DEFAULT_OPTIONS, name) for name in shared
     }
-    # connect() has no write_delay: a client sends little.
-    assert set(FIELDS) - set(shared) == ({"write_delay"} if function is connect else set())
+    # connect() has no write_delay (a client sends little), and no socket_send_buffer.
+    assert set(FIELDS) - set(shared) == ({"write_delay", "socket_send_buffer"} if function is connect else set())
 
 
 def test_serve_builds_the_options_once_and_shares_them_with_its_connections() -> None:
@@ -39,6 +39,7 @@ def test_serve_builds_the_options_once_and_shares_them_with_its_connections() ->
         max_queue=None,
         write_limit=1000,
         write_delay=0.01,
+        socket_send_buffer=65536,
     )
     server = serve(echo, limits=Limits(max_header_count=32), **values).server
     assert server.options == ConnectionOptions(limits=Limits(max_header_count=32), **values)
@@ -70,6 +71,8 @@ def test_options_are_frozen() -> None:
         ("max_queue", 1.5, "max_queue must be a non-negative integer or None, got 1.5"),
         ("write_limit", None, "write_limit must be a non-negative integer, got None"),
         ("write_limit", -1, "write_limit must be a non-negative integer, got -1"),
+        ("socket_send_buffer", 0, "socket_send_buffer must be a positive integer or None, got 0"),
+        ("socket_send_buffer", False, "socket_send_buffer must be a positive integer or None, got False"),
     ],
 )
 def test_a_bad_value_is_refused_by_name(name: str, value: Any, message: str) -> None:
@@ -89,6 +92,7 @@ def test_a_bad_value_is_refused_by_name(name: str, value: Any, message: str) -> 
         ("max_queue", 0),
         ("max_queue", None),
         ("write_limit", 0),
+        ("socket_send_buffer", 1),
     ],
 )
 def test_values_at_the_edge_are_taken(name: str, value: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
@@ -213,6 +214,27 @@ async def test_serve_as_context_manager_and_serve_forever() -> None:
         server.close()
         async with asyncio.timeout(1000 * MS):
             await forever
+
+
+# --- socket options ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [20480, 49152])
+async def test_socket_send_buffer_sets_so_sndbuf_of_accepted_sockets(start_server: StartServer, size: int) -> None:
+    server = await start_server(socket_send_buffer=size)
+    async with connect(ws_uri(server)) as client:
+        await wait_until(lambda: len(server.connections) == 1, what="the connection")
+        sock = next(iter(server.connections)).transport.get_extra_info("socket")
+        # Linux doubles the value for its bookkeeping (socket(7)); other kernels keep it.
+        assert size <= sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * size
+        await client.send("still served")
+        assert await client.recv() == "still served"
+
+
+def test_socket_send_buffer_is_the_kernels_by_default() -> None:
+    assert serve(echo).server.options.socket_send_buffer is None
+    with pytest.raises(ValueError, match="socket_send_buffer must be a positive integer or None, got 0"):
+        serve(echo, socket_send_buffer=0)
 
 
 # --- opening handshake -------------------------------------------------------------------

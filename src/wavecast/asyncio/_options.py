@@ -47,6 +47,8 @@ class ConnectionOptions:
         write_delay: seconds that messages wait before they're written, so that those sent
             meanwhile leave in the same write; ``None`` writes at the end of each turn of the
             event loop. Control frames and the closing handshake don't wait.
+        socket_send_buffer: the kernel's send buffer of each socket (``SO_SNDBUF``), in bytes;
+            ``None`` leaves the kernel's own, which Linux grows to megabytes for a fast link.
 
     Raises:
         ValueError: a field has a value of the wrong type or range; the message names it.
@@ -61,6 +63,7 @@ class ConnectionOptions:
     max_queue: int | None = 16
     write_limit: int = 32768
     write_delay: float | None = None
+    socket_send_buffer: int | None = None
 
     def __post_init__(self) -> None:
         if self.compression is not None and self.compression not in COMPRESSIONS:
@@ -71,6 +74,7 @@ class ConnectionOptions:
                 raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
         _check_int("max_queue", self.max_queue, minimum=0, optional=True)
         _check_int("write_limit", self.write_limit, minimum=0, optional=False)
+        _check_int("socket_send_buffer", self.socket_send_buffer, minimum=1, optional=True)
 
     def with_compression(self, extensions: Sequence[Factory], deflate: Callable[[], Factory]) -> tuple[Factory, ...]:
         """Return ``extensions`` and, when compression is on, a ``deflate()`` factory after them.

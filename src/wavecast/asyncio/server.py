@@ -90,6 +90,10 @@ class ServerConnection(Connection):
         super().connection_made(transport)
         self.server._connections.add(self)
         options = self.server.options
+        if options.socket_send_buffer is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, options.socket_send_buffer)
         if options.open_timeout is not None:
             self._open_handle = self.loop.call_later(options.open_timeout, self._open_timed_out)
 
@@ -386,6 +390,10 @@ class serve:
         write_delay: seconds that messages wait before they are written, so that those sent
             meanwhile (publications of a busy channel) leave in one write; ``None`` writes
             at the end of each turn of the event loop, which is the lowest latency.
+        socket_send_buffer: the kernel's send buffer of each accepted socket (``SO_SNDBUF``),
+            in bytes; ``None`` keeps the kernel's, which Linux grows to megabytes on a fast
+            link. A small one lets a slow client be seen as slow sooner (``write_limit``,
+            slow-consumer policies) instead of its messages waiting in the kernel.
         **kwargs: passed to :meth:`asyncio.loop.create_server` (``sock``, ``reuse_port``, ...).
 
     Raises:
@@ -415,6 +423,7 @@ class serve:
         max_queue: int | None = 16,
         write_limit: int = 32768,
         write_delay: float | None = None,
+        socket_send_buffer: int | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         **kwargs: Any,
     ) -> None:
