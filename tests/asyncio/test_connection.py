@@ -15,6 +15,7 @@ from wavecast import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    InvalidHandshake,
     LocalProtocolError,
 )
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, ServerConnection, broadcast, connect
@@ -253,6 +254,33 @@ async def test_close_twice_is_harmless(start_server: StartServer) -> None:
     await asyncio.gather(client.close(), client.close())
     await client.close()
     assert client.state is CLOSED
+
+
+async def test_close_nowait_starts_the_closing_handshake(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        connection.close_nowait(4003, "not waiting")
+        assert connection.state is CLOSING
+        await connection.wait_closed()
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert (info.value.code, info.value.reason) == (4003, "not waiting")
+
+
+@pytest.mark.parametrize("wait", [False, True])
+async def test_closing_during_the_opening_handshake_drops_the_connection(start_server: StartServer, wait: bool) -> None:
+    async def process_request(connection: ServerConnection, request: Any) -> None:
+        if wait:
+            await connection.close()
+        else:
+            connection.close_nowait()
+
+    server = await start_server(process_request=process_request)
+    with pytest.raises(InvalidHandshake, match="during the opening handshake"):
+        await connect(ws_uri(server))
+    await wait_until(lambda: not server.connections, what="the connection to end")
 
 
 async def test_close_timeout_aborts_a_peer_that_never_answers_the_close(start_server: StartServer) -> None:

@@ -19,7 +19,7 @@ from wavecast import (
     Response,
 )
 from wavecast.asyncio import Server, ServerConnection, connect, http_response, serve
-from wavecast.protocol import CLOSED, OPEN
+from wavecast.protocol import CLOSED, CONNECTING, OPEN
 
 from ..conftest import StartServer, echo, ws_uri
 from ..utils import MS, wait_until
@@ -173,6 +173,32 @@ async def test_server_close_with_code_and_reason(start_server: StartServer) -> N
             await client.recv()
         assert (info.value.code, info.value.reason) == (CloseCode.SERVICE_RESTART, "restarting")
         await server.wait_closed()
+
+
+async def test_server_close_lets_an_http_answer_leave_before_closing(start_server: StartServer) -> None:
+    page = b"x" * 2**20
+
+    def big_page(connection: ServerConnection, request: Request) -> Response:
+        return http_response(200, page)
+
+    # Small buffers at both ends keep most of the page in the server's transport.
+    server = await start_server(process_request=big_page, socket_send_buffer=4096)
+    raw = await open_raw_client(server.port, rcvbuf=4096)
+    try:
+        await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await wait_until(lambda: len(server.connections) == 1, what="the connection")
+        connection = next(iter(server.connections))
+        await wait_until(lambda: connection.transport.get_write_buffer_size() > 0, what="the page to be buffered")
+        assert connection.state is CONNECTING  # a kept-alive HTTP connection
+        server.close()
+        # The whole page, then the end of TCP: what was answered isn't dropped.
+        async with asyncio.timeout(5000 * MS):
+            status, _, body = await raw.read_response()
+            assert (status, len(body)) == (200, len(page))
+            assert await raw.read_until_eof() == b""
+        await server.wait_closed()
+    finally:
+        raw.close()
 
 
 async def test_server_wait_closed_cancels_a_handler_that_outlives_it(start_server: StartServer) -> None:

@@ -323,13 +323,7 @@ class Connection(_FanOutFields):
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Perform the closing handshake and wait until TCP is closed, at most ``close_timeout``."""
-        protocol = self.protocol
-        if protocol.state is OPEN:
-            protocol.send_close(code, reason)
-            self._flush()
-            self._check_close_expected()
-        elif protocol.state is CONNECTING:
-            self.transport.abort()
+        self._start_closing(code, reason)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -597,13 +591,26 @@ class Connection(_FanOutFields):
 
     def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake without waiting for it to complete."""
+        self._start_closing(code, reason)
+
+    def _start_closing(self, code: int, reason: str, *, flush_handshake: bool = False) -> None:
+        """Send a close frame and start the close deadline; end a connection still opening.
+
+        Args:
+            flush_handshake: on a connection still in its opening handshake, let what was
+                written (the answer to a kept-alive HTTP request) leave before TCP closes,
+                instead of dropping it: a server that shuts down answers what it answered.
+        """
         protocol = self.protocol
         if protocol.state is OPEN:
             protocol.send_close(code, reason)
             self._flush()
             self._check_close_expected()
         elif protocol.state is CONNECTING:
-            self.transport.abort()
+            if flush_handshake:
+                self.transport.close()
+            else:
+                self.transport.abort()
 
 
 class BroadcastResult(NamedTuple):

@@ -315,13 +315,7 @@ class Server:
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
-            protocol = connection.protocol
-            if protocol.state is OPEN:
-                protocol.send_close(code, reason)
-                connection._flush()
-                connection._check_close_expected()
-            elif protocol.state is CONNECTING:
-                connection.transport.close()
+            connection._start_closing(code, reason, flush_handshake=True)
         if self._closed is not None:
             self._closed.set()
 
