@@ -15,7 +15,7 @@ Every exception that wavecast raises on purpose derives from :class:`WavecastErr
     │   └── InvalidPayload           a text message or close reason is not valid UTF-8 (close code 1007)
     ├── InvalidURI                   the URI given to ``connect()`` is not a ws:// or wss:// URI
     ├── ConnectionClosed             the connection is closed; ``code`` and ``reason`` say how
-    │   ├── ConnectionClosedOK       closed with 1000 or 1001
+    │   ├── ConnectionClosedOK       closed with 1000 or 1001, or without a status (1005)
     │   └── ConnectionClosedError    closed with any other code, or without a close frame
     ├── StateError                   a real-time session or subscription was asked for a change its state forbids
     ├── CommandError                 a real-time command fails; ``error`` is the reply's code and message
