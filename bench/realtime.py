@@ -22,6 +22,11 @@ The channel scenarios are compared with websockets' raw broadcast of the same ru
 ratio says how many times more deliveries per second a subscriber of a channel gets,
 through connect, subscribe and the real-time protocol, than a websockets ``broadcast()``.
 Results go to ``bench/results/realtime-<stamp>.md`` and ``.jsonl``.
+
+``--ref REF`` measures a commit beside the working tree in the same run: the channel scenarios
+also get the peers ``wavecast-channels@REF`` (and ``-recovery@REF``), which run the same server
+script on a snapshot of that commit's src/, with its own C extensions, as ``bench/run.sh``'s
+``WAVECAST_REF`` builds it. A change to the fan-out is compared that way, before and after.
 """
 
 from __future__ import annotations
@@ -97,10 +102,34 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
     ]
 
 
-def peers(run: Any) -> dict[str, list[str]]:
+def snapshot(run: Any, ref: str) -> tuple[str, str]:
+    """The short hash of ``ref`` and the src/ of a snapshot of it, built once under BENCH_HOME."""
+    sha = subprocess.run(
+        ["git", "-C", REPO, "rev-parse", "--short=12", f"{ref}^{{commit}}"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    root = os.path.join(run.BENCH_HOME, "wavecast-src", sha)
+    if not os.path.isdir(os.path.join(root, "src", "wavecast")):
+        os.makedirs(root, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", REPO, "archive", sha, "src", "hatch_build.py"], check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", root], input=archive.stdout, check=True)
+        subprocess.run([PYTHON, os.path.join(root, "hatch_build.py"), root], check=True, stdout=subprocess.DEVNULL)
+    return sha, os.path.join(root, "src")
+
+
+def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
     channels = os.path.join(SERVERS, "wavecast_channels.py")
     cluster = os.path.join(SERVERS, "wavecast_cluster.py")
-    return {
+    snapshot_peers: dict[str, list[str]] = {}
+    if ref is not None:
+        sha, src = ref
+        at = ["env", f"PYTHONPATH={src}", PYTHON, channels]
+        snapshot_peers = {
+            f"wavecast-channels@{sha}": [*at, "--port", "{port}"],
+            f"wavecast-channels-recovery@{sha}": [*at, "--history", "--port", "{port}"],
+        }
+    return snapshot_peers | {
         "websockets": [run.PY, "peers/websockets_server.py", "--port", "{port}"],
         "wavecast": [PYTHON, os.path.join(SERVERS, "wavecast_server.py"), "--port", "{port}"],
         "wavecast-channels": [PYTHON, channels, "--port", "{port}"],
@@ -160,6 +189,7 @@ def main() -> None:
         "--scenarios", nargs="*", help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery"
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
+    parser.add_argument("--ref", help="also measure this commit's channel fan-out, in the same run")
     args = parser.parse_args()
 
     subprocess.run(["make", "-s", "-C", INSTRUMENT], check=True)
@@ -182,7 +212,11 @@ def main() -> None:
     )
     a = argparse.Namespace(**{**defaults, **vars(args)})
     scs = [s for s in scenarios(a) if not args.scenarios or s["key"] in args.scenarios]
-    commands = peers(run)
+    ref = snapshot(run, args.ref) if args.ref else None
+    commands = peers(run, ref)
+    if ref is not None:
+        for sc in scs:
+            sc["peers"] += [f"{peer}@{ref[0]}" for peer in sc["peers"] if f"{peer}@{ref[0]}" in commands]
     runner = run.Runner(a)
     results: list[dict[str, Any]] = []
     start = time.time()
