@@ -190,7 +190,7 @@ def _describe(code: int, reason: str) -> str:
 
 
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection closed normally (1000) or because an endpoint went away (1001)."""
+    """The connection closed normally (1000), because an endpoint went away (1001), or without a status (1005)."""
 
 
 class ConnectionClosedError(ConnectionClosed):
