@@ -79,40 +79,44 @@ slow_one(Cork *cork, PyObject *conn)
 /* OPEN, the state of a connection that frames may be corked on; set at import. */
 static PyObject *open_state;
 
+/* The pending list of batcher, a new reference or NULL with an exception; the first batcher
+   met keeps its list at hand for the connections after this one. */
+static PyObject *
+pending_of(Cork *cork, PyObject *batcher)
+{
+    if (batcher == cork->batcher) {
+        return Py_NewRef(cork->pending);
+    }
+    PyObject *pending = PyObject_GetAttr(batcher, s_pending);
+    if (pending != NULL && !PyList_CheckExact(pending)) {
+        PyErr_SetString(PyExc_TypeError, "a batcher's _pending must be a list");
+        Py_CLEAR(pending);
+    }
+    if (pending != NULL && cork->batcher == NULL) {
+        cork->batcher = Py_NewRef(batcher);
+        cork->pending = Py_NewRef(pending);
+    }
+    return pending;
+}
+
 /* Register conn with its batcher (the loop's, or one that holds frames a little longer). */
 static int
 register_dirty(Cork *cork, PyObject *conn)
 {
     PyObject *batcher = PyObject_GetAttr(conn, s_batcher);
-    if (batcher == NULL) {
-        return -1;
-    }
-    PyObject *pending = batcher == cork->batcher ? Py_NewRef(cork->pending) : PyObject_GetAttr(batcher, s_pending);
+    PyObject *pending = batcher == NULL ? NULL : pending_of(cork, batcher);
     int result = -1;
-    if (pending == NULL) {
-        goto done;
-    }
-    if (!PyList_CheckExact(pending)) {
-        PyErr_SetString(PyExc_TypeError, "a batcher's _pending must be a list");
-        goto done;
-    }
-    if (cork->batcher == NULL) {
-        /* The first batcher met keeps its list at hand for the connections after this one. */
-        cork->batcher = Py_NewRef(batcher);
-        cork->pending = Py_NewRef(pending);
-    }
-    if (PyList_GET_SIZE(pending) == 0) {
-        /* The first connection of this turn: the batcher schedules its flush. */
-        PyObject *added = PyObject_CallMethodOneArg(batcher, s_add, conn);
-        Py_XDECREF(added);
-        result = added == NULL ? -1 : 0;
-    }
-    else {
+    if (pending != NULL && PyList_GET_SIZE(pending) > 0) {
         result = PyList_Append(pending, conn);
     }
-done:
+    else if (pending != NULL) {
+        /* The first connection of this turn: the batcher schedules its flush. */
+        PyObject *added = PyObject_CallMethodOneArg(batcher, s_add, conn);
+        result = added == NULL ? -1 : 0;
+        Py_XDECREF(added);
+    }
     Py_XDECREF(pending);
-    Py_DECREF(batcher);
+    Py_XDECREF(batcher);
     return result;
 }
 

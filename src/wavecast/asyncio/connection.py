@@ -519,10 +519,14 @@ class Connection(_FanOutFields):
 
     def _ping_timed_out(self) -> None:
         self._ping_timeout_handle = None
+        if self.debug and self.protocol.state is OPEN:
+            self.logger.debug("! keepalive ping timed out")
+        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    def _fail(self, code: int, reason: str = "") -> None:
+        """Fail an open connection (RFC 6455 section 7.1.7): its close frame leaves now, then TCP ends."""
         if self.protocol.state is OPEN:
-            if self.debug:
-                self.logger.debug("! keepalive ping timed out")
-            self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self.protocol.fail(code, reason)
             self._flush()
             self._check_close_expected()
 

@@ -218,10 +218,7 @@ class ServerConnection(Connection):
                 self.logger.debug("handler ended: %s", exc)
         except Exception:
             self.logger.exception("connection handler failed")
-            if self.protocol.state is OPEN:
-                self.protocol.fail(CloseCode.INTERNAL_ERROR)
-                self._flush()
-                self._check_close_expected()
+            self._fail(CloseCode.INTERNAL_ERROR)
         else:
             if self.protocol.state is OPEN:
                 await self.close()
