@@ -8,15 +8,14 @@ HTTP route, ``POST /notify``, publishes to everyone in ``news:all``.
 from __future__ import annotations
 
 import os
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-import jwt
 from fastapi import FastAPI
 
 from wavecast.asgi import NodeApp
 from wavecast.realtime import ChannelOptions, Node, NodeConfig
+from wavecast.realtime.auth import sign_token
 
 SECRET = os.environ.get("WAVECAST_EXAMPLE_SECRET", "change-me-to-a-long-random-secret-of-32-bytes")
 
@@ -48,7 +47,7 @@ app.mount("/realtime", realtime)
 @app.get("/token")
 async def token(user: str) -> dict[str, str]:
     """What a real application does after its own login: sign a connection token."""
-    return {"token": jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256")}
+    return {"token": sign_token(SECRET, user)}
 
 
 @app.post("/notify")

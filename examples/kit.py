@@ -20,17 +20,15 @@ import dataclasses
 import json
 import logging
 import mimetypes
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import jwt
 
 from wavecast.asyncio.runner import run
 from wavecast.codes import ERROR_PERMISSION_DENIED
 from wavecast.exceptions import CommandError
 from wavecast.realtime import ChannelOptions, Node
+from wavecast.realtime.auth import sign_token
 from wavecast.realtime.contexts import (
     DisconnectContext,
     OnDisconnect,
@@ -160,11 +158,8 @@ class DemoContext:
 
     def token(self, user: str, *, ttl: int = 3600, info: Mapping[str, Any] | None = None) -> str:
         """Sign a connection token for ``user``, as an application's backend does after login."""
-        secret = self.node.config.token_hmac_secret_key
-        claims: dict[str, Any] = {"sub": user, "exp": int(time.time()) + ttl}
-        if info is not None:
-            claims["info"] = dict(info)
-        return jwt.encode(claims, secret, algorithm="HS256")
+        claims = {} if info is None else {"info": dict(info)}
+        return sign_token(self.node.config.token_hmac_secret_key, user, ttl=ttl, **claims)
 
     def task(self, task: BackgroundTask) -> BackgroundTask:
         """Run ``task(node)`` beside the server (a feed, a game loop), cancelled on shutdown."""

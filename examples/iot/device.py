@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import jwt
 from centrifuge import (
     Client,
     ClientEventHandler,
@@ -148,11 +147,11 @@ async def run_device(
 
 
 def _token(device: str, config_path: str) -> str:
+    from wavecast.realtime.auth import sign_token
     from wavecast.server.config import load_config
 
     secret = load_config(config_path).node_config().token_hmac_secret_key
-    claims = {"sub": device, "info": {"role": "device"}, "exp": int(time.time()) + 30 * 24 * 3600}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return sign_token(secret, device, ttl=30 * 24 * 3600, info={"role": "device"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,7 +12,6 @@ import dataclasses
 import os
 import secrets
 import sys
-import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -243,17 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: OK")
         return 0
     if args.command == "gentoken":
-        import jwt
+        from .realtime.auth import sign_token
 
         config = _load(args.config)
         secret = config.node_config().token_hmac_secret_key
         if not secret:
             print("wavecast: set client.token_hmac_secret_key to sign tokens", file=sys.stderr)
             return 1
-        claims: dict[str, Any] = {"sub": args.user}
-        if args.ttl:
-            claims["exp"] = int(time.time()) + args.ttl
-        print(jwt.encode(claims, secret, algorithm="HS256"))
+        print(sign_token(secret, args.user, ttl=args.ttl or None))
         return 0
     if args.command == "demo":
         import logging

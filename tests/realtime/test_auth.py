@@ -313,3 +313,14 @@ def test_encode_json_claim() -> None:
     assert encode_json_claim({"a": [1, "b"]}) == b'{"a":[1,"b"]}'
     assert encode_json_claim("text") == b'"text"'
     assert encode_json_claim(0) == b"0"
+
+
+def test_sign_token_makes_what_the_verifier_takes() -> None:
+    from wavecast.realtime.auth import sign_token
+
+    verifier = TokenVerifier(hmac_secret=SECRET)
+    token = verifier.connect_token(sign_token(SECRET, "42", now=NOW, info={"name": "Ann"}), NOW)
+    assert (token.user, token.expire_at, token.info) == ("42", int(NOW) + 3600, b'{"name":"Ann"}')
+    assert verifier.connect_token(sign_token(SECRET, "42", ttl=None), NOW).expire_at == 0
+    channel = sign_token(SECRET, "42", ttl=60, now=NOW, channel="chat:1")
+    assert verifier.subscribe_token(channel, NOW, user="42", channel="chat:1").expire_at == int(NOW) + 60
