@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types cov bench profile compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types docs cov bench profile compliance fuzz deps venv node system-deps clean
 
 # pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
 $(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c src/wavecast/*.h)
@@ -75,9 +75,14 @@ format: venv
 types: venv
 	$(BIN)/mypy
 
+# The user reference (README, docs/*.md, the API from the docstrings; docs/README.md) in
+# docs/_build/html. Any warning fails it; -E rereads every page, so that each warning is seen again.
+docs: venv
+	$(BIN)/sphinx-build -E -q -W --keep-going -b html docs docs/_build/html
+
 # The representative suite: everything but tests marked slow or chaos, once with the C
-# extensions and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1).
-test: deps lint types
+# extensions and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1); and the docs build.
+test: deps lint types docs
 	$(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
 	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
 
