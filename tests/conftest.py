@@ -1,37 +1,39 @@
-"""Fixtures shared by the test suites: servers on free ports, TLS certificates, time bounds."""
+"""Fixtures shared by the test suites, as thin wrappers over :mod:`tests.support`: servers on
+free ports, TLS certificates, private redis-servers, SDK clients, Chromium, time bounds."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
+from playwright.async_api import Browser
 
 from wavecast.asyncio import Server, ServerConnection, serve
+from wavecast.server.config import Config
 
-from .utils import MS, TIMEOUT_FACTOR
+from .support.browser import launch_chromium
+from .support.config import make_config
+from .support.redis import RedisServer, private_redis
+from .support.sdk import Clients
+from .support.servers import AppServer, StartServer, StartWavecast, echo, ws_uri
+from .support.timing import MS, bound_in_time
+from .support.tls import Certificates
 
-StartServer = Callable[..., Awaitable[Server]]
+# moved to tests.support.servers and tests.support.tls; re-export kept for tests/asyncio,
+# tests/realtime/test_websocket.py (StartServer, echo, ws_uri) and tests/server/test_app.py (Certificates)
+__all__ = ["Certificates", "StartServer", "echo", "ws_uri"]
 
 _TESTS = Path(__file__).parent
+
+#: How long a test of each suite may take before it fails (scaled), unless it says otherwise.
+TIME_BOUNDS = {_TESTS / suite: 30 for suite in ("asyncio", "interop", "e2e", "server")} | {_TESTS / "scale": 60}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Bound every test that uses sockets, so a hang fails one test instead of the run."""
-    for item in items:
-        uses_sockets = any(_TESTS / suite in item.path.parents for suite in ("asyncio", "interop"))
-        if uses_sockets and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(30 * TIMEOUT_FACTOR))
-
-
-async def echo(connection: ServerConnection) -> None:
-    """Send every message back."""
-    async for message in connection:
-        await connection.send(message)
+    bound_in_time(items, TIME_BOUNDS)
 
 
 @pytest.fixture
@@ -56,51 +58,63 @@ async def start_server() -> AsyncIterator[StartServer]:
         await server.wait_closed(timeout=1000 * MS)
 
 
-def ws_uri(server: Server, path: str = "/", *, scheme: str = "ws", host: str = "127.0.0.1") -> str:
-    """Return the URI of ``server``."""
-    return f"{scheme}://{host}:{server.port}{path}"
-
-
-@dataclass
-class Certificates:
-    """A private CA and a server certificate for 127.0.0.1 and localhost."""
-
-    ca: trustme.CA
-    server_cert: trustme.LeafCert
-    ca_path: Path
-    cert_path: Path
-    key_path: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.server_cert.configure_cert(context)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self.ca.configure_trust(context)
-        return context
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Certificates from a throwaway CA."""
+    return Certificates.issue(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    """Issue certificates from a throwaway CA with ``trustme``."""
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("127.0.0.1", "localhost")
-    directory = tmp_path_factory.mktemp("certs")
-    ca_path = directory / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    cert_path = directory / "cert.pem"
-    server_cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    key_path = directory / "key.pem"
-    server_cert.private_key_pem.write_to_path(str(key_path))
-    yield Certificates(ca, server_cert, ca_path, cert_path, key_path)
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[Any]:
+def redis_server() -> Iterator[RedisServer]:
     """One private redis-server for the session; tests keep apart with their own key prefix."""
-    from .redis_server import redis_server_or_skip
-
-    with redis_server_or_skip() as server:
+    with private_redis() as server:
         yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test alone, without persistence: a restart loses everything."""
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test alone with appendfsync always: what it acknowledged survives a restart."""
+    with private_redis(persistent=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def start_wavecast() -> AsyncIterator[StartWavecast]:
+    """Start the standalone server in this process on a free port; stop it when the test ends.
+
+    ``await start_wavecast(config=None, **sections)``: ``sections`` are merged into
+    :data:`~tests.support.config.BASE_CONFIG`.
+    """
+    started: list[AppServer] = []
+
+    async def start(config: Config | None = None, **sections: Any) -> AppServer:
+        server = await AppServer.start(config if config is not None else make_config(**sections))
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.stop()
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Clients]:
+    """Create centrifuge-python clients (see :class:`~tests.support.sdk.Clients`); disconnect
+    them when the test ends."""
+    clients = Clients()
+    yield clients
+    await clients.aclose()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, driven by Playwright; skipped if missing, except under ``CI=true``."""
+    async with launch_chromium() as browser:
+        yield browser

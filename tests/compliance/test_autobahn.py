@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..utils import TIMEOUT_FACTOR
+from ..support.timing import TIMEOUT_FACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTOBAHN_HOME = Path(os.environ.get("AUTOBAHN_HOME", ROOT / "compliance" / "autobahn"))

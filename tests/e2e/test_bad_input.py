@@ -19,19 +19,12 @@ from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions
 
 from ..realtime.helpers import protobuf_command, protobuf_replies
-from ..utils import MS, wait_until
-from .conftest import (
-    ClientEvents,
-    MakeClient,
-    OpenRaw,
-    RawClient,
-    Running,
-    StartNode,
-    SubEvents,
-    config,
-    make_token,
-    subscribe,
-)
+from ..support.config import node_config
+from ..support.raw import OpenRaw, RawClient
+from ..support.sdk import ClientEvents, Clients, SubEvents, subscribe
+from ..support.servers import NodeServer, StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -40,7 +33,7 @@ LIMIT = 8192
 
 @dataclass
 class Bystander:
-    running: Running
+    running: NodeServer
     events: SubEvents
     client_events: ClientEvents
     published: list[int]
@@ -48,19 +41,19 @@ class Bystander:
 
 @pytest.fixture
 async def bystander(
-    request: pytest.FixtureRequest, start_node: StartNode, make_client: MakeClient
+    request: pytest.FixtureRequest, start_node: StartNode, make_client: Clients
 ) -> AsyncIterator[Bystander]:
     """A node, and an SDK client receiving publications while the test misbehaves; in
     protobuf mode when the test's parameter says ``"protobuf"``."""
     protobuf = getattr(request, "param", "json") == "protobuf"
     running = await start_node(
-        config(
+        node_config(
             client_message_size_limit=LIMIT,
             channel=ChannelOptions(allow_subscribe_for_client=True),
             namespaces={"closed": ChannelOptions()},
         )
     )
-    client, client_events = make_client(running.url, token=make_token("bystander"), use_protobuf=protobuf)
+    client, client_events = make_client(running.ws_url, token=make_token("bystander"), use_protobuf=protobuf)
     await client.connect()
     events = await subscribe(client, "feed")
     published: list[int] = []
@@ -91,7 +84,7 @@ async def bystander(
     assert not events.named("error")
 
 
-async def connected_raw(running: Running, open_raw: OpenRaw) -> RawClient:
+async def connected_raw(running: NodeServer, open_raw: OpenRaw) -> RawClient:
     raw = await open_raw(running, rcvbuf=None)
     reply = await raw.command(connect={"token": make_token("mallory")})
     assert "connect" in reply, reply
@@ -241,7 +234,7 @@ async def test_many_clients_misbehaving_at_once(bystander: Bystander, open_raw: 
 BYSTANDERS = pytest.mark.parametrize("bystander", ["json", "protobuf"], indirect=True)
 
 
-async def protobuf_raw(running: Running, open_raw: OpenRaw, *, connect: bool = True) -> RawClient:
+async def protobuf_raw(running: NodeServer, open_raw: OpenRaw, *, connect: bool = True) -> RawClient:
     raw = await open_raw(running, rcvbuf=None, subprotocols=["centrifuge-protobuf"])
     assert raw.connection.subprotocol == "centrifuge-protobuf"
     if connect:

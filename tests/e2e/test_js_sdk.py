@@ -15,8 +15,11 @@ from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECON
 from wavecast.exceptions import CommandError
 from wavecast.realtime import ChannelOptions, MessageContext, Node, RPCContext
 
-from ..utils import MS, wait_until
-from .conftest import SECRET, StartJS, StartNode, config, make_token
+from ..support.config import node_config
+from ..support.js import StartJS
+from ..support.servers import StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import SECRET, make_token
 
 pytestmark = pytest.mark.interop
 
@@ -51,8 +54,8 @@ def _ok(result: dict[str, Any]) -> Any:
 
 
 async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=_setup)
-    js = await start_js(url=running.url, token=make_token("ann", info={"name": "Ann"}))
+    running = await start_node(node_config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=_setup)
+    js = await start_js(url=running.ws_url, token=make_token("ann", info={"name": "Ann"}))
     _ok(await js.call("connect"))
     connected = await js.wait("connected")
     session = running.node.hub.session(connected["client"])
@@ -71,7 +74,7 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
     assert (second["data"], second["offset"], second["tags"]) == ({"text": "from the server"}, 2, {"kind": "server"})
 
     # Another JS client joins: presence, stats and a join event.
-    other = await start_js(url=running.url, token=make_token("bob"))
+    other = await start_js(url=running.ws_url, token=make_token("bob"))
     _ok(await other.call("connect"))
     _ok(await other.call("subscribe", channel="chat"))
     join = await js.wait("join", lambda event: event["user"] == "bob")
@@ -109,8 +112,8 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
 
 
 async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(namespaces={"secret": ChannelOptions(protected=True)}))
-    js = await start_js(url=running.url, token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
+    running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True)}))
+    js = await start_js(url=running.ws_url, token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
     _ok(await js.call("connect"))
     await js.wait("get_token")
     error = await js.wait("error")
@@ -119,7 +122,7 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
     await js.wait("get_sub_token")
     await js.wait("subscribed", lambda event: event["channel"] == "secret:plans")
 
-    bad = await start_js(url=running.url, token=make_token("ann", secret="y" * 40))
+    bad = await start_js(url=running.ws_url, token=make_token("ann", secret="y" * 40))
     await bad.call("connect")
     disconnected = await bad.wait("disconnected")
     assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
@@ -127,7 +130,7 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
 
 async def test_subscription_token_as_connection_token(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node()
-    js = await start_js(url=running.url, token=make_token("ann", channel="secret:plans"))
+    js = await start_js(url=running.ws_url, token=make_token("ann", channel="secret:plans"))
     await js.call("connect")
     disconnected = await js.wait("disconnected")
     assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
@@ -141,7 +144,7 @@ async def test_subscription_token_as_connection_token(start_node: StartNode, sta
 async def test_refresh_with_a_subscription_token(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node()
     js = await start_js(
-        url=running.url, token=make_token("ann", ttl=2), tokens=[make_token("ann", channel="secret:plans")]
+        url=running.ws_url, token=make_token("ann", ttl=2), tokens=[make_token("ann", channel="secret:plans")]
     )
     _ok(await js.call("connect"))
     await js.wait("connected")
@@ -157,7 +160,7 @@ async def test_refresh_with_a_subscription_token(start_node: StartNode, start_js
 
 async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(
-        config(
+        node_config(
             client_expired_close_delay=1.0,
             client_ping_interval=1,
             client_pong_timeout=0.5,
@@ -165,7 +168,7 @@ async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS)
         )
     )
     mint = {"secret": SECRET, "sub": "ann", "ttl": 2}
-    js = await start_js(url=running.url, mint=mint)
+    js = await start_js(url=running.ws_url, mint=mint)
     _ok(await js.call("connect"))
     _ok(await js.call("subscribe", channel="secret:a", mint=mint))
     await wait_until(lambda: len(js.named("get_token")) >= 3, timeout=4000 * MS, what="two refreshes")
@@ -187,8 +190,8 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
             assert ctx.data is not None
             messages.append((ctx.session.user, json.loads(ctx.data)))
 
-    running = await start_node(config(channel=CHANNELS), setup=setup)
-    js = await start_js(url=running.url, token=make_token("ann"))
+    running = await start_node(node_config(channel=CHANNELS), setup=setup)
+    js = await start_js(url=running.ws_url, token=make_token("ann"))
     # Subscriptions made before connecting are sent together once connected.
     for channel in ("a", "b", "c"):
         _ok(await js.call("subscribe", channel=channel, wait=False))
@@ -203,9 +206,9 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
 
 
 async def test_node_send_reaches_the_message_event(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config())
-    ann = await start_js(url=running.url, token=make_token("ann"))
-    bob = await start_js(url=running.url, token=make_token("bob"))
+    running = await start_node(node_config())
+    ann = await start_js(url=running.ws_url, token=make_token("ann"))
+    bob = await start_js(url=running.ws_url, token=make_token("bob"))
     for js in (ann, bob):
         _ok(await js.call("connect"))
         await js.wait("connected")
@@ -221,8 +224,8 @@ async def test_node_send_reaches_the_message_event(start_node: StartNode, start_
 
 
 async def test_message_over_the_size_limit(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(client_message_size_limit=4096))
-    js = await start_js(url=running.url, token=make_token("ann"))
+    running = await start_node(node_config(client_message_size_limit=4096))
+    js = await start_js(url=running.ws_url, token=make_token("ann"))
     _ok(await js.call("connect"))
     result = await js.call("rpc", method="echo", data="x" * 5000)
     assert not result["ok"]
@@ -232,8 +235,8 @@ async def test_message_over_the_size_limit(start_node: StartNode, start_js: Star
 
 
 async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    js = await start_js(url=running.url, token=make_token("ann", channels=["news"]))
+    running = await start_node(node_config(channel=CHANNELS))
+    js = await start_js(url=running.ws_url, token=make_token("ann", channels=["news"]))
     _ok(await js.call("connect"))
     await js.wait("server_subscribed", lambda event: event["channel"] == "news")
     await running.node.publish("news", "headline")
@@ -253,8 +256,8 @@ async def test_server_side_subscription_and_disconnects(start_node: StartNode, s
 
 
 async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    js = await start_js(url=running.url, token=make_token("ann"))
+    running = await start_node(node_config(channel=CHANNELS))
+    js = await start_js(url=running.ws_url, token=make_token("ann"))
     _ok(await js.call("connect"))
     _ok(await js.call("subscribe", channel="room"))
     await running.node.unsubscribe("ann", "room")
@@ -264,8 +267,8 @@ async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> Non
 
 @pytest.mark.parametrize("drop", ["disconnect", "abort"])
 async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, start_js: StartJS, drop: str) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    js = await start_js(url=running.url, token=make_token("ann"))
+    running = await start_node(node_config(channel=CHANNELS))
+    js = await start_js(url=running.ws_url, token=make_token("ann"))
     _ok(await js.call("connect"))
     _ok(await js.call("subscribe", channel="stream"))
 
@@ -302,7 +305,7 @@ async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, st
     # A restart: the stream's epoch changes, and recovery is impossible.
     port = running.port
     await running.stop()
-    restarted = await start_node(config(channel=CHANNELS), port=port)
+    restarted = await start_node(node_config(channel=CHANNELS), port=port)
     third = await js.wait("subscribed", lambda event: js.named("subscribed").index(event) == 2, timeout=5000 * MS)
     assert third["wasRecovering"] and not third["recovered"]
     assert third["streamPosition"]["epoch"] != second["streamPosition"]["epoch"]

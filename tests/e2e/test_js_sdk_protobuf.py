@@ -13,8 +13,11 @@ import pytest
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
 from wavecast.realtime import ChannelOptions, Node, RPCContext
 
-from ..utils import wait_until
-from .conftest import StartJS, StartNode, config, make_token
+from ..support.config import node_config
+from ..support.js import StartJS
+from ..support.servers import StartNode
+from ..support.timing import wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -46,9 +49,9 @@ def _setup(node: Node) -> None:
 
 
 async def test_connect_subscribe_publish_uint8array_and_rpc(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(config(channel=CHANNELS), setup=_setup)
-    js = await start_js(url=running.url, token=make_token("ann", info={"name": "Ann"}), protobuf=True)
-    other = await start_js(url=running.url, token=make_token("bob"), protobuf=True)
+    running = await start_node(node_config(channel=CHANNELS), setup=_setup)
+    js = await start_js(url=running.ws_url, token=make_token("ann", info={"name": "Ann"}), protobuf=True)
+    other = await start_js(url=running.ws_url, token=make_token("bob"), protobuf=True)
     for client in (js, other):
         _ok(await client.call("connect"))
     connected = await js.wait("connected")

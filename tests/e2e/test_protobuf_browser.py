@@ -8,18 +8,16 @@ come from the same origin, since Chromium refuses ws:// to 127.0.0.1 from about:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
 
-from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
-from ..interop.conftest import require
-from ..server.conftest import Running, StartWavecast, make_token, start_wavecast
-from ..utils import TIMEOUT_FACTOR
-
-__all__ = ["start_wavecast"]  # the fixture, for this module
+from ..support.browser import PLAYWRIGHT_TIMEOUT
+from ..support.servers import AppServer, StartWavecast
+from ..support.timing import TIMEOUT_FACTOR
+from ..support.tokens import make_token
+from ..support.tools import require
 
 pytestmark = pytest.mark.interop
 
@@ -49,13 +47,7 @@ async (bytes) => {
 """
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
-
-
-async def open_page(browser: Browser, running: Running, user: str) -> Page:
+async def open_page(browser: Browser, running: AppServer, user: str) -> Page:
     page = await (await browser.new_context()).new_page()
     page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
     errors: list[str] = []

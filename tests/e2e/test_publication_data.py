@@ -18,8 +18,12 @@ from centrifuge import ClientState
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
 from wavecast.realtime import ChannelOptions, Node, PublishContext, PublishResult
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, StartJS, StartNode, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.js import StartJS
+from ..support.sdk import Clients, subscribe
+from ..support.servers import StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -48,12 +52,12 @@ def _hook(node: Node) -> None:
 
 
 async def test_json_with_raw_newlines_reaches_json_clients_on_one_line(
-    start_node: StartNode, make_client: MakeClient, start_js: StartJS
+    start_node: StartNode, make_client: Clients, start_js: StartJS
 ) -> None:
-    running = await start_node(config(channel=CHANNELS), setup=_hook)
-    publisher, _ = make_client(running.url, token=make_token("pub"), use_protobuf=True)
-    reader, reader_events = make_client(running.url, token=make_token("py"))
-    js = await start_js(url=running.url, token=make_token("js"))
+    running = await start_node(node_config(channel=CHANNELS), setup=_hook)
+    publisher, _ = make_client(running.ws_url, token=make_token("pub"), use_protobuf=True)
+    reader, reader_events = make_client(running.ws_url, token=make_token("py"))
+    js = await start_js(url=running.ws_url, token=make_token("js"))
     await publisher.connect()
     await reader.connect()
     assert (await js.call("connect"))["ok"]
@@ -90,14 +94,14 @@ async def test_json_with_raw_newlines_reaches_json_clients_on_one_line(
 
 
 async def test_invalid_utf8_is_binary_data_and_harms_no_one_else(
-    start_node: StartNode, make_client: MakeClient, start_js: StartJS
+    start_node: StartNode, make_client: Clients, start_js: StartJS
 ) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    publisher, _ = make_client(running.url, token=make_token("pub"), use_protobuf=True)
-    other, _ = make_client(running.url, token=make_token("other"), use_protobuf=True)
-    reader, reader_events = make_client(running.url, token=make_token("py"))
-    bystander, bystander_events = make_client(running.url, token=make_token("bystander"))
-    js = await start_js(url=running.url, token=make_token("js"))
+    running = await start_node(node_config(channel=CHANNELS))
+    publisher, _ = make_client(running.ws_url, token=make_token("pub"), use_protobuf=True)
+    other, _ = make_client(running.ws_url, token=make_token("other"), use_protobuf=True)
+    reader, reader_events = make_client(running.ws_url, token=make_token("py"))
+    bystander, bystander_events = make_client(running.ws_url, token=make_token("bystander"))
+    js = await start_js(url=running.ws_url, token=make_token("js"))
     for client in (publisher, other, reader, bystander):
         await client.connect()
     assert (await js.call("connect"))["ok"]

@@ -15,8 +15,11 @@ from wavecast.codes import Error
 from wavecast.exceptions import CommandError
 from wavecast.realtime import ChannelOptions, Node, RPCContext, SubscribeContext, SubscribeResult
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, StartNode, SubEvents, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.sdk import Clients, SubEvents, subscribe
+from ..support.servers import StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -33,10 +36,10 @@ OPEN = ChannelOptions(
 )
 
 
-async def test_subscribe_and_publish(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    alice, _ = make_client(running.url, token=make_token("alice"))
-    bob, _ = make_client(running.url, token=make_token("bob"))
+async def test_subscribe_and_publish(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    alice, _ = make_client(running.ws_url, token=make_token("alice"))
+    bob, _ = make_client(running.ws_url, token=make_token("bob"))
     await alice.connect()
     await bob.connect()
     alice_events = await subscribe(alice, "chat")
@@ -58,9 +61,9 @@ async def test_subscribe_and_publish(start_node: StartNode, make_client: MakeCli
     assert subscribed.channel == "chat"
 
 
-async def test_publication_tags_and_info_reach_the_sdk(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    client, _ = make_client(running.url, token=make_token("42", info={"name": "Ann"}))
+async def test_publication_tags_and_info_reach_the_sdk(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    client, _ = make_client(running.ws_url, token=make_token("42", info={"name": "Ann"}))
     await client.connect()
     events = await subscribe(client, "news")
     await running.node.publish("news", b'{"raw":true}', tags={"kind": "raw"})
@@ -72,11 +75,11 @@ async def test_publication_tags_and_info_reach_the_sdk(start_node: StartNode, ma
     assert second.info is not None and second.info.conn_info == {"name": "Ann"}
 
 
-async def test_presence_and_presence_stats(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
+async def test_presence_and_presence_stats(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
     clients = []
     for user in ("u1", "u2", "u2"):
-        client, _ = make_client(running.url, token=make_token(user, info={"user": user}))
+        client, _ = make_client(running.ws_url, token=make_token(user, info={"user": user}))
         await client.connect()
         await subscribe(client, "room")
         clients.append(client)
@@ -97,9 +100,9 @@ async def test_presence_and_presence_stats(start_node: StartNode, make_client: M
     assert (stats.num_clients, stats.num_users) == (2, 2)
 
 
-async def test_presence_refused_when_not_subscribed(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    client, _ = make_client(running.url, token=make_token("42"))
+async def test_presence_refused_when_not_subscribed(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     with pytest.raises(ReplyError) as raised:
         await client.presence("room")
@@ -109,9 +112,9 @@ async def test_presence_refused_when_not_subscribed(start_node: StartNode, make_
     assert raised.value.code == 103
 
 
-async def test_presence_not_available(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=ChannelOptions(allow_subscribe_for_client=True)))
-    client, _ = make_client(running.url, token=make_token("42"))
+async def test_presence_not_available(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=ChannelOptions(allow_subscribe_for_client=True)))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await subscribe(client, "room")
     with pytest.raises(ReplyError) as raised:
@@ -119,17 +122,17 @@ async def test_presence_not_available(start_node: StartNode, make_client: MakeCl
     assert raised.value.code == 108
 
 
-async def test_join_and_leave_seen_by_another_client(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    watcher, _ = make_client(running.url, token=make_token("watcher"))
+async def test_join_and_leave_seen_by_another_client(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    watcher, _ = make_client(running.ws_url, token=make_token("watcher"))
     await watcher.connect()
     watched = await subscribe(watcher, "lobby", join_leave=True)
     # Without join_leave, a subscriber doesn't get the pushes.
-    quiet, _ = make_client(running.url, token=make_token("quiet"))
+    quiet, _ = make_client(running.ws_url, token=make_token("quiet"))
     await quiet.connect()
     quiet_events = await subscribe(quiet, "lobby")
 
-    visitor, _ = make_client(running.url, token=make_token("visitor", info={"v": 1}))
+    visitor, _ = make_client(running.ws_url, token=make_token("visitor", info={"v": 1}))
     await visitor.connect()
     await subscribe(visitor, "lobby")
     join = await watched.wait("join", lambda ctx: ctx.info.user == "visitor")
@@ -156,23 +159,23 @@ async def test_join_and_leave_seen_by_another_client(start_node: StartNode, make
     assert users == {"quiet", "visitor"}
 
 
-async def test_force_push_join_leave(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_force_push_join_leave(start_node: StartNode, make_client: Clients) -> None:
     options = ChannelOptions(allow_subscribe_for_client=True, presence=True, force_push_join_leave=True)
-    running = await start_node(config(channel=options))
-    watcher, _ = make_client(running.url, token=make_token("watcher"))
+    running = await start_node(node_config(channel=options))
+    watcher, _ = make_client(running.ws_url, token=make_token("watcher"))
     await watcher.connect()
     watched = await subscribe(watcher, "lobby")
-    visitor, _ = make_client(running.url, token=make_token("visitor"))
+    visitor, _ = make_client(running.ws_url, token=make_token("visitor"))
     await visitor.connect()
     await subscribe(visitor, "lobby")
     await watched.wait("join", lambda ctx: ctx.info.user == "visitor")
 
 
-async def test_history(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
+async def test_history(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
     for n in range(1, 11):
         await running.node.publish("feed", {"n": n})
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await subscribe(client, "feed")
     sub = client.get_subscription("feed")
@@ -206,14 +209,14 @@ async def test_history(start_node: StartNode, make_client: MakeClient) -> None:
     assert raised.value.code == 112
 
 
-async def test_history_is_trimmed_to_its_size(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_history_is_trimmed_to_its_size(start_node: StartNode, make_client: Clients) -> None:
     options = ChannelOptions(
         allow_subscribe_for_client=True, history_size=3, history_ttl=60, allow_history_for_client=True
     )
-    running = await start_node(config(channel=options))
+    running = await start_node(node_config(channel=options))
     for n in range(1, 6):
         await running.node.publish("feed", n)
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     result = await client.history("feed", limit=-1)
     assert [p.data for p in result.publications] == [3, 4, 5]
@@ -247,9 +250,9 @@ def _rpc_setup(node: Node) -> None:
         raise CommandError(Error(1503, "try later", temporary=True))
 
 
-async def test_rpc(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_rpc(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(setup=_rpc_setup)
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     assert (await client.rpc("sum", {"a": 1, "b": 2})).data == {"sum": 3, "user": "42"}
     assert (await client.rpc("raw", None)).data == ["already", "json"]
@@ -265,10 +268,10 @@ async def test_rpc(start_node: StartNode, make_client: MakeClient) -> None:
     ],
 )
 async def test_refused_rpc(
-    start_node: StartNode, make_client: MakeClient, method: str, code: int, message: str, temporary: bool
+    start_node: StartNode, make_client: Clients, method: str, code: int, message: str, temporary: bool
 ) -> None:
     running = await start_node(setup=_rpc_setup)
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     with pytest.raises(ReplyError) as raised:
         await client.rpc(method, {"a": 1})
@@ -290,9 +293,9 @@ async def _refused(client: Any, channel: str, **kwargs: Any) -> Any:
     return unsubscribed
 
 
-async def test_refused_subscription(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(namespaces={"private": ChannelOptions()}))
-    client, events = make_client(running.url, token=make_token("42"))
+async def test_refused_subscription(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(namespaces={"private": ChannelOptions()}))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     unsubscribed = await _refused(client, "private:room")
     assert (unsubscribed.code, unsubscribed.reason) == (103, "permission denied")
@@ -304,15 +307,15 @@ async def test_refused_subscription(start_node: StartNode, make_client: MakeClie
     assert running.node.hub.num_subscriptions == 0
 
 
-async def test_subscription_token(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(namespaces={"secret": ChannelOptions(protected=True, presence=True)}))
+async def test_subscription_token(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True, presence=True)}))
     requested: list[str] = []
 
     async def get_sub_token(channel: str) -> str:
         requested.append(channel)
         return make_token("42", channel=channel, info={"seat": 7})
 
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await subscribe(client, "secret:plans", get_token=get_sub_token)
     assert requested == ["secret:plans"]
@@ -330,8 +333,8 @@ async def test_subscription_token(start_node: StartNode, make_client: MakeClient
     assert unsubscribed.code == 103
 
 
-async def test_expired_subscription_token_is_replaced(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(namespaces={"secret": ChannelOptions(protected=True)}))
+async def test_expired_subscription_token_is_replaced(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True)}))
     calls = 0
 
     async def get_sub_token(channel: str) -> str:
@@ -339,7 +342,7 @@ async def test_expired_subscription_token_is_replaced(start_node: StartNode, mak
         calls += 1
         return make_token("42", channel=channel)
 
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(
         client, "secret:a", token=make_token("42", channel="secret:a", ttl=-5), get_token=get_sub_token
@@ -349,15 +352,15 @@ async def test_expired_subscription_token_is_replaced(start_node: StartNode, mak
     assert calls == 1
 
 
-async def test_subscription_token_refresh(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(namespaces={"secret": ChannelOptions(protected=True)}))
+async def test_subscription_token_refresh(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True)}))
     tokens: list[str] = []
 
     async def get_sub_token(channel: str) -> str:
         tokens.append(make_token("42", channel=channel, ttl=1.5))
         return tokens[-1]
 
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(client, "secret:a", get_token=get_sub_token)
     session = running.node.hub.session(client.client_id)
@@ -370,16 +373,16 @@ async def test_subscription_token_refresh(start_node: StartNode, make_client: Ma
     assert not events.named("error")
 
 
-async def test_subscription_that_is_not_refreshed_expires(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_subscription_that_is_not_refreshed_expires(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(
-        config(
+        node_config(
             namespaces={"secret": ChannelOptions(protected=True)},
             presence_ttl=1.0,
             presence_update_interval=0.1,
             client_expired_close_delay=0.1,
         )
     )
-    client, client_events = make_client(running.url, token=make_token("42"))
+    client, client_events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     # A subscription token, and no get_token to refresh it with.
     events = await subscribe(client, "secret:a", token=make_token("42", channel="secret:a", ttl=1.5))
@@ -391,7 +394,7 @@ async def test_subscription_that_is_not_refreshed_expires(start_node: StartNode,
     await wait_until(lambda: running.node.hub.num_subscriptions == 0, what="no subscription left")
 
 
-async def test_on_subscribe_hook(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_on_subscribe_hook(start_node: StartNode, make_client: Clients) -> None:
     def setup(node: Node) -> None:
         @node.subscribing
         async def subscribing(ctx: SubscribeContext) -> SubscribeResult:
@@ -399,12 +402,12 @@ async def test_on_subscribe_hook(start_node: StartNode, make_client: MakeClient)
                 raise CommandError(Error(1403, "members only"))
             return SubscribeResult(data=b'{"welcome":"' + ctx.channel.encode() + b'"}')
 
-    running = await start_node(config(namespaces={"vip": ChannelOptions()}), setup=setup)
-    client, _ = make_client(running.url, token=make_token("42"))
+    running = await start_node(node_config(namespaces={"vip": ChannelOptions()}), setup=setup)
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     unsubscribed = await _refused(client, "vip:lounge")
     assert (unsubscribed.code, unsubscribed.reason) == (1403, "members only")
-    boss, _ = make_client(running.url, token=make_token("boss"))
+    boss, _ = make_client(running.ws_url, token=make_token("boss"))
     await boss.connect()
     events = await subscribe(boss, "vip:lounge")
     assert events.named("subscribed")[0].data == {"welcome": "vip:lounge"}
@@ -413,9 +416,9 @@ async def test_on_subscribe_hook(start_node: StartNode, make_client: MakeClient)
 # --- server-side subscriptions -------------------------------------------------------------------
 
 
-async def test_server_side_subscriptions_from_the_token(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(namespaces={"alerts": ChannelOptions(history_size=10, history_ttl=60)}))
-    client, events = make_client(running.url, token=make_token("42", channels=["alerts:all", "news"]))
+async def test_server_side_subscriptions_from_the_token(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(namespaces={"alerts": ChannelOptions(history_size=10, history_ttl=60)}))
+    client, events = make_client(running.ws_url, token=make_token("42", channels=["alerts:all", "news"]))
     await client.connect()
     await events.wait("connected")
     await wait_until(lambda: len(events.named("subscribed")) == 2, what="two server-side subscriptions")
@@ -429,11 +432,11 @@ async def test_server_side_subscriptions_from_the_token(start_node: StartNode, m
     ]
 
 
-async def test_personal_channel(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_personal_channel(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(
-        config(user_subscribe_to_personal=True, namespaces={"personal": ChannelOptions(presence=True)})
+        node_config(user_subscribe_to_personal=True, namespaces={"personal": ChannelOptions(presence=True)})
     )
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     subscribed = await events.wait("subscribed")
     assert subscribed.channel == "personal:#42"
@@ -446,9 +449,9 @@ async def test_personal_channel(start_node: StartNode, make_client: MakeClient) 
     assert list(await running.node.presence("personal:#42")) == [client.client_id]
 
 
-async def test_server_api_subscribe_and_unsubscribe(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    client, events = make_client(running.url, token=make_token("42"))
+async def test_server_api_subscribe_and_unsubscribe(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     assert await running.node.subscribe("42", "updates") == 1
@@ -461,10 +464,10 @@ async def test_server_api_subscribe_and_unsubscribe(start_node: StartNode, make_
     assert unsubscribed.channel == "updates"
 
 
-async def test_node_unsubscribe_pushes_to_the_client(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    client, client_events = make_client(running.url, token=make_token("42"))
-    other, _ = make_client(running.url, token=make_token("43"))
+async def test_node_unsubscribe_pushes_to_the_client(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    client, client_events = make_client(running.ws_url, token=make_token("42"))
+    other, _ = make_client(running.ws_url, token=make_token("43"))
     await client.connect()
     await other.connect()
     events = await subscribe(client, "room")
@@ -487,13 +490,13 @@ async def test_node_unsubscribe_pushes_to_the_client(start_node: StartNode, make
 
 @pytest.mark.parametrize("use_protobuf", [False, True], ids=["json", "protobuf"])
 async def test_node_send_reaches_the_sdk(
-    start_node: StartNode, make_client: MakeClient, caplog: pytest.LogCaptureFixture, use_protobuf: bool
+    start_node: StartNode, make_client: Clients, caplog: pytest.LogCaptureFixture, use_protobuf: bool
 ) -> None:
     # centrifuge-python 0.7 has no handler for the message push yet (centrifuge-js emits
     # "message"): it decodes the push, logs it and skips it, and the connection goes on.
     caplog.set_level(logging.DEBUG, logger="centrifuge")
-    running = await start_node(config())
-    client, events = make_client(running.url, token=make_token("alice"), use_protobuf=use_protobuf)
+    running = await start_node(node_config())
+    client, events = make_client(running.ws_url, token=make_token("alice"), use_protobuf=use_protobuf)
     await client.connect()
     await events.wait("connected")
     assert await running.node.send("alice", {"text": "your export is ready"}) == 1
@@ -518,9 +521,9 @@ async def test_node_send_reaches_the_sdk(
     assert client.state == ClientState.CONNECTED
 
 
-async def test_many_publications_arrive_in_order(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=OPEN))
-    client, _ = make_client(running.url, token=make_token("42"))
+async def test_many_publications_arrive_in_order(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=OPEN))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(client, "burst")
     for n in range(300):

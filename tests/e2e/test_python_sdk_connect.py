@@ -14,15 +14,19 @@ from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECON
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions, ConnectingContext, ConnectResult
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, OpenRaw, StartNode, config, make_token
+from ..support.config import node_config
+from ..support.raw import OpenRaw
+from ..support.sdk import Clients
+from ..support.servers import StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
 
-async def test_connect_with_token(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_connect_with_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     connected = await events.wait("connected")
     assert client.state == ClientState.CONNECTED
@@ -33,7 +37,7 @@ async def test_connect_with_token(start_node: StartNode, make_client: MakeClient
     assert not events.named("error")
 
 
-async def test_connect_with_token_info_and_connect_data(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_connect_with_token_info_and_connect_data(start_node: StartNode, make_client: Clients) -> None:
     seen: list[ConnectingContext] = []
 
     def setup(node):  # type: ignore[no-untyped-def]
@@ -44,7 +48,7 @@ async def test_connect_with_token_info_and_connect_data(start_node: StartNode, m
             return ConnectResult(user=ctx.token_user, info=b'{"role":"admin"}', data=b'{"welcome":true}')
 
     running = await start_node(setup=setup)
-    client, events = make_client(running.url, token=make_token("7"), data={"hello": "server"}, name="e2e")
+    client, events = make_client(running.ws_url, token=make_token("7"), data={"hello": "server"}, name="e2e")
     await client.connect()
     connected = await events.wait("connected")
     assert connected.data == {"welcome": True}
@@ -52,9 +56,9 @@ async def test_connect_with_token_info_and_connect_data(start_node: StartNode, m
     assert seen[0].name == "e2e"
 
 
-async def test_connect_refused_for_bad_token(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_connect_refused_for_bad_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42", secret="another-secret-of-at-least-32-bytes!"))
+    client, events = make_client(running.ws_url, token=make_token("42", secret="another-secret-of-at-least-32-bytes!"))
     await client.connect()
     disconnected = await events.wait("disconnected")
     assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
@@ -63,18 +67,18 @@ async def test_connect_refused_for_bad_token(start_node: StartNode, make_client:
     assert running.node.hub.num_sessions == 0
 
 
-async def test_connect_refused_for_garbage_token(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_connect_refused_for_garbage_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token="not.a.jwt")
+    client, events = make_client(running.ws_url, token="not.a.jwt")
     await client.connect()
     disconnected = await events.wait("disconnected")
     assert disconnected.code == 3500
     assert client.state == ClientState.DISCONNECTED
 
 
-async def test_connect_refused_for_a_subscription_token(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_connect_refused_for_a_subscription_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42", channel="secret:1"))
+    client, events = make_client(running.ws_url, token=make_token("42", channel="secret:1"))
     await client.connect()
     disconnected = await events.wait("disconnected")
     assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
@@ -87,7 +91,7 @@ async def test_connect_refused_for_a_subscription_token(start_node: StartNode, m
     assert running.node.hub.num_sessions == 0
 
 
-async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
     calls = 0
 
@@ -96,7 +100,7 @@ async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: 
         calls += 1
         return make_token("42")
 
-    client, events = make_client(running.url, token=make_token("42", ttl=-10), get_token=get_token)
+    client, events = make_client(running.ws_url, token=make_token("42", ttl=-10), get_token=get_token)
     await client.connect()
     await events.wait("connected")
     error = events.named("error")[0].error
@@ -106,32 +110,32 @@ async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: 
     assert client.state == ClientState.CONNECTED
 
 
-async def test_expired_token_without_get_token(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_expired_token_without_get_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42", ttl=-10))
+    client, events = make_client(running.ws_url, token=make_token("42", ttl=-10))
     await client.connect()
     await events.wait("disconnected")
     assert client.state == ClientState.DISCONNECTED
     assert any(isinstance(ctx.error, ReplyError) and ctx.error.code == 109 for ctx in events.named("error"))
 
 
-async def test_anonymous_connect_when_allowed(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_anonymous_connect_when_allowed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(
-        config(
+        node_config(
             allow_anonymous_connect_without_token=True,
             channel=ChannelOptions(allow_subscribe_for_anonymous=True),
         )
     )
-    client, events = make_client(running.url)
+    client, events = make_client(running.ws_url)
     await client.connect()
     await events.wait("connected")
     session = running.node.hub.session(client.client_id)
     assert session is not None and session.user == ""
 
 
-async def test_anonymous_connect_refused_by_default(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_anonymous_connect_refused_by_default(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url)
+    client, events = make_client(running.ws_url)
     await client.connect()
     disconnected = await events.wait("disconnected")
     # 101 "unauthorized" is not temporary: the SDK stops.
@@ -142,17 +146,15 @@ async def test_anonymous_connect_refused_by_default(start_node: StartNode, make_
 # --- token expiry and refresh ------------------------------------------------------------------
 
 
-async def test_connection_token_refresh_keeps_the_client_connected(
-    start_node: StartNode, make_client: MakeClient
-) -> None:
-    running = await start_node(config(client_expired_close_delay=1.0))
+async def test_connection_token_refresh_keeps_the_client_connected(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(client_expired_close_delay=1.0))
     tokens: list[str] = []
 
     async def get_token() -> str:
         tokens.append(make_token("42", ttl=2))
         return tokens[-1]
 
-    client, events = make_client(running.url, get_token=get_token)
+    client, events = make_client(running.ws_url, get_token=get_token)
     await client.connect()
     await events.wait("connected")
     session = running.node.hub.session(client.client_id)
@@ -166,7 +168,7 @@ async def test_connection_token_refresh_keeps_the_client_connected(
     assert [name for name, _ in events.events] == ["connecting", "connected"]
 
 
-async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
     calls = 0
 
@@ -175,7 +177,7 @@ async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNo
         calls += 1
         return make_token("42", channel="secret:1")
 
-    client, events = make_client(running.url, token=make_token("42", ttl=2), get_token=get_token)
+    client, events = make_client(running.ws_url, token=make_token("42", ttl=2), get_token=get_token)
     await client.connect()
     await events.wait("connected")
     disconnected = await events.wait("disconnected", timeout=5000 * MS)
@@ -187,11 +189,11 @@ async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNo
     assert running.node.stats.disconnects[3500] == 1
 
 
-async def test_client_that_cannot_refresh_is_disconnected_3005(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(client_expired_close_delay=0.1))
+async def test_client_that_cannot_refresh_is_disconnected_3005(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(client_expired_close_delay=0.1))
     # No get_token: the SDK can't refresh, the server expires the connection, and the SDK
     # reconnects with the expired token, gets 109 and stops.
-    client, events = make_client(running.url, token=make_token("42", ttl=1.5))
+    client, events = make_client(running.ws_url, token=make_token("42", ttl=1.5))
     await client.connect()
     await events.wait("connected")
     connecting = await events.wait("connecting", lambda ctx: ctx.code != 0, timeout=4000 * MS)
@@ -207,7 +209,7 @@ async def test_connect_reply_ttl_is_never_zero_for_an_expiring_token(start_node:
     # Less than a second before the token expires.
     await wait_until(lambda: time.time() % 1 < 0.5, what="the first half of a second")
     token = make_token("42", ttl=1)
-    async with connect(running.url, compression=None) as ws:
+    async with connect(running.ws_url, compression=None) as ws:
         await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
         reply = json.loads(await ws.recv())
     if "error" in reply:  # a very slow machine: the token expired on the way
@@ -217,9 +219,9 @@ async def test_connect_reply_ttl_is_never_zero_for_an_expiring_token(start_node:
         assert reply["connect"]["ttl"] >= 1
 
 
-async def test_pings_and_pongs(start_node: StartNode, make_client: MakeClient, open_raw: OpenRaw) -> None:
-    running = await start_node(config(client_ping_interval=1, client_pong_timeout=0.5))
-    client, events = make_client(running.url, token=make_token("42"))
+async def test_pings_and_pongs(start_node: StartNode, make_client: Clients, open_raw: OpenRaw) -> None:
+    running = await start_node(node_config(client_ping_interval=1, client_pong_timeout=0.5))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     session = running.node.hub.session(client.client_id)
@@ -238,9 +240,9 @@ async def test_pings_and_pongs(start_node: StartNode, make_client: MakeClient, o
     assert [name for name, _ in events.events] == ["connecting", "connected"]
 
 
-async def test_user_connection_limit(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(user_connection_limit=2))
-    clients = [make_client(running.url, token=make_token("42")) for _ in range(3)]
+async def test_user_connection_limit(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(user_connection_limit=2))
+    clients = [make_client(running.ws_url, token=make_token("42")) for _ in range(3)]
     for client, events in clients[:2]:
         await client.connect()
         await events.wait("connected")
@@ -248,14 +250,14 @@ async def test_user_connection_limit(start_node: StartNode, make_client: MakeCli
     await client.connect()
     disconnected = await events.wait("disconnected")
     assert (disconnected.code, disconnected.reason) == (3504, "connection limit")
-    other, other_events = make_client(running.url, token=make_token("43"))
+    other, other_events = make_client(running.ws_url, token=make_token("43"))
     await other.connect()
     await other_events.wait("connected")
 
 
-async def test_message_over_the_size_limit(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(client_message_size_limit=4096))
-    client, events = make_client(running.url, token=make_token("42"))
+async def test_message_over_the_size_limit(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(client_message_size_limit=4096))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     with pytest.raises(ClientDisconnectedError):
@@ -270,11 +272,11 @@ async def test_message_over_the_size_limit(start_node: StartNode, make_client: M
 
 
 async def test_node_disconnect_with_a_terminal_code_stops_the_client(
-    start_node: StartNode, make_client: MakeClient
+    start_node: StartNode, make_client: Clients
 ) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42"))
-    other, other_events = make_client(running.url, token=make_token("43"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
+    other, other_events = make_client(running.ws_url, token=make_token("43"))
     await client.connect()
     await other.connect()
     await events.wait("connected")
@@ -299,10 +301,10 @@ async def test_node_disconnect_with_a_terminal_code_stops_the_client(
     ids=["3011", "4001"],
 )
 async def test_node_disconnect_with_a_reconnect_code(
-    start_node: StartNode, make_client: MakeClient, disconnect: Disconnect
+    start_node: StartNode, make_client: Clients, disconnect: Disconnect
 ) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     first = client.client_id
@@ -316,9 +318,9 @@ async def test_node_disconnect_with_a_reconnect_code(
 
 
 @pytest.mark.parametrize("code", [3503, 3599, 4500, 4999])
-async def test_terminal_ranges(start_node: StartNode, make_client: MakeClient, code: int) -> None:
+async def test_terminal_ranges(start_node: StartNode, make_client: Clients, code: int) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     await running.node.disconnect("42", Disconnect(code, "stop"))
@@ -327,11 +329,9 @@ async def test_terminal_ranges(start_node: StartNode, make_client: MakeClient, c
     assert client.state == ClientState.DISCONNECTED
 
 
-async def test_server_shutdown_makes_clients_reconnect_elsewhere(
-    start_node: StartNode, make_client: MakeClient
-) -> None:
+async def test_server_shutdown_makes_clients_reconnect_elsewhere(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.url, token=make_token("42"))
+    client, events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     await events.wait("connected")
     port = running.port

@@ -15,8 +15,11 @@ from centrifuge import ClientState, ReplyError
 
 from wavecast.realtime import ChannelOptions, Node, RPCContext
 
-from ..utils import wait_until
-from .conftest import MakeClient, StartNode, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.sdk import Clients, subscribe
+from ..support.servers import StartNode
+from ..support.timing import wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -37,11 +40,11 @@ def _outcomes(results: list[Any]) -> tuple[int, list[ReplyError]]:
 
 
 async def test_commands_too_fast_get_111_and_another_client_is_unaffected(
-    start_node: StartNode, make_client: MakeClient
+    start_node: StartNode, make_client: Clients
 ) -> None:
-    running = await start_node(config(command_rate=5, command_burst=10), setup=_echo)
-    flooder, _ = make_client(running.url, token=make_token("flooder"))
-    other, _ = make_client(running.url, token=make_token("other"))
+    running = await start_node(node_config(command_rate=5, command_burst=10), setup=_echo)
+    flooder, _ = make_client(running.ws_url, token=make_token("flooder"))
+    other, _ = make_client(running.ws_url, token=make_token("other"))
     await flooder.connect()
     await other.connect()
 
@@ -58,11 +61,11 @@ async def test_commands_too_fast_get_111_and_another_client_is_unaffected(
 
 
 async def test_a_publication_flood_is_limited_and_another_client_is_unaffected(
-    start_node: StartNode, make_client: MakeClient
+    start_node: StartNode, make_client: Clients
 ) -> None:
-    running = await start_node(config(channel=CHAT, publication_rate=2, publication_burst=5))
-    flooder, _ = make_client(running.url, token=make_token("flooder"))
-    other, _ = make_client(running.url, token=make_token("other"))
+    running = await start_node(node_config(channel=CHAT, publication_rate=2, publication_burst=5))
+    flooder, _ = make_client(running.ws_url, token=make_token("flooder"))
+    other, _ = make_client(running.ws_url, token=make_token("other"))
     await flooder.connect()
     await other.connect()
     flooder_sub = await subscribe(flooder, "room")

@@ -17,8 +17,11 @@ from centrifuge import ClientState
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
 from wavecast.realtime import ChannelOptions, Node, RPCContext
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, StartNode, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.sdk import Clients, subscribe
+from ..support.servers import StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -44,9 +47,11 @@ def _setup(node: Node) -> None:
         return ctx.data[::-1]
 
 
-async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=CHANNELS), setup=_setup)
-    client, client_events = make_client(running.url, token=make_token("ann", info={"name": "Ann"}), use_protobuf=True)
+async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=CHANNELS), setup=_setup)
+    client, client_events = make_client(
+        running.ws_url, token=make_token("ann", info={"name": "Ann"}), use_protobuf=True
+    )
     await client.connect()
     connected = await client_events.wait("connected")
     session = running.node.hub.session(connected.client)
@@ -84,9 +89,9 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
     assert len(client_events.named("connected")) == 1
 
 
-async def test_recovery_after_a_dropped_connection(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    client, client_events = make_client(running.url, token=make_token("42"), use_protobuf=True)
+async def test_recovery_after_a_dropped_connection(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=CHANNELS))
+    client, client_events = make_client(running.ws_url, token=make_token("42"), use_protobuf=True)
     await client.connect()
     events = await subscribe(client, "doc")
     total = 60
@@ -117,10 +122,10 @@ async def test_recovery_after_a_dropped_connection(start_node: StartNode, make_c
     assert len(client_events.named("connected")) == 2
 
 
-async def test_json_and_protobuf_subscribers_of_one_channel(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    text, text_events = make_client(running.url, token=make_token("json"))
-    binary, _ = make_client(running.url, token=make_token("protobuf"), use_protobuf=True)
+async def test_json_and_protobuf_subscribers_of_one_channel(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=CHANNELS))
+    text, text_events = make_client(running.ws_url, token=make_token("json"))
+    binary, _ = make_client(running.ws_url, token=make_token("protobuf"), use_protobuf=True)
     await text.connect()
     await binary.connect()
     text_sub = await subscribe(text, "room")
@@ -152,9 +157,9 @@ async def test_json_and_protobuf_subscribers_of_one_channel(start_node: StartNod
     assert [p.data for p in history.publications] == binary_sub.data
 
 
-async def test_a_json_client_recovering_binary_data_is_told_so(start_node: StartNode, make_client: MakeClient) -> None:
-    running = await start_node(config(channel=CHANNELS))
-    text, text_events = make_client(running.url, token=make_token("json"))
+async def test_a_json_client_recovering_binary_data_is_told_so(start_node: StartNode, make_client: Clients) -> None:
+    running = await start_node(node_config(channel=CHANNELS))
+    text, text_events = make_client(running.ws_url, token=make_token("json"))
     await text.connect()
     events = await subscribe(text, "room")
     await running.node.disconnect("json", DISCONNECT_FORCE_RECONNECT)

@@ -10,8 +10,11 @@ import pytest
 
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT, DISCONNECT_SLOW
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, Running, StartNode, SubEvents, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.sdk import Clients, SubEvents, subscribe
+from ..support.servers import NodeServer, StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 from .test_python_sdk_channels import OPEN
 
 pytestmark = pytest.mark.interop
@@ -22,7 +25,7 @@ STREAM = "rec:stream"
 def recovery_config(history_size: int = 1000) -> object:
     from wavecast.realtime import ChannelOptions
 
-    return config(
+    return node_config(
         namespaces={
             "rec": ChannelOptions(
                 allow_subscribe_for_client=True,
@@ -35,21 +38,21 @@ def recovery_config(history_size: int = 1000) -> object:
     )
 
 
-async def _disconnect_3011(running: Running) -> None:
+async def _disconnect_3011(running: NodeServer) -> None:
     await running.node.disconnect("42", DISCONNECT_FORCE_RECONNECT)
 
 
-async def _disconnect_3008(running: Running) -> None:
+async def _disconnect_3008(running: NodeServer) -> None:
     await running.node.disconnect("42", DISCONNECT_SLOW)
 
 
-async def _abort_transport(running: Running) -> None:
+async def _abort_transport(running: NodeServer) -> None:
     # The TCP connection dies without a close frame, as when a network path breaks.
     for connection in list(running.server.connections):
         connection.transport.abort()
 
 
-DROPS: dict[str, Callable[[Running], Awaitable[None]]] = {
+DROPS: dict[str, Callable[[NodeServer], Awaitable[None]]] = {
     "disconnect-3011": _disconnect_3011,
     "disconnect-3008": _disconnect_3008,
     "abort": _abort_transport,
@@ -58,10 +61,10 @@ DROPS: dict[str, Callable[[Running], Awaitable[None]]] = {
 
 @pytest.mark.parametrize("drop", list(DROPS))
 async def test_recovery_after_the_server_drops_the_connection(
-    start_node: StartNode, make_client: MakeClient, drop: str
+    start_node: StartNode, make_client: Clients, drop: str
 ) -> None:
     running = await start_node(recovery_config())
-    client, client_events = make_client(running.url, token=make_token("42"))
+    client, client_events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(client, STREAM)
     first = events.named("subscribed")[0]
@@ -102,9 +105,9 @@ async def test_recovery_after_the_server_drops_the_connection(
     assert second.stream_position.offset > received_before
 
 
-async def test_recovery_of_a_server_side_subscription(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_recovery_of_a_server_side_subscription(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config())
-    client, events = make_client(running.url, token=make_token("42", channels=[STREAM]))
+    client, events = make_client(running.ws_url, token=make_token("42", channels=[STREAM]))
     await client.connect()
     await events.wait("subscribed")
     for n in range(1, 6):
@@ -121,9 +124,9 @@ async def test_recovery_of_a_server_side_subscription(start_node: StartNode, mak
     assert resubscribed.was_recovering and resubscribed.recovered
 
 
-async def test_no_recovery_when_the_epoch_changed(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_no_recovery_when_the_epoch_changed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config())
-    client, client_events = make_client(running.url, token=make_token("42"))
+    client, client_events = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(client, STREAM)
     for n in range(1, 6):
@@ -147,9 +150,9 @@ async def test_no_recovery_when_the_epoch_changed(start_node: StartNode, make_cl
     assert len(client_events.named("connected")) == 2
 
 
-async def test_no_recovery_when_history_was_trimmed(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_no_recovery_when_history_was_trimmed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config(history_size=5))
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events = await subscribe(client, STREAM)
     await running.node.publish(STREAM, 1)
@@ -168,9 +171,9 @@ async def test_no_recovery_when_history_was_trimmed(start_node: StartNode, make_
     assert events.data == [1, 12]
 
 
-async def test_a_channel_without_recovery_just_resubscribes(start_node: StartNode, make_client: MakeClient) -> None:
+async def test_a_channel_without_recovery_just_resubscribes(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config())
-    client, _ = make_client(running.url, token=make_token("42"))
+    client, _ = make_client(running.ws_url, token=make_token("42"))
     await client.connect()
     events: SubEvents = await subscribe(client, "plain:room")
     await running.node.disconnect("42", DISCONNECT_FORCE_RECONNECT)

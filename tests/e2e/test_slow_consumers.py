@@ -13,8 +13,12 @@ from wavecast.codes import DISCONNECT_SLOW
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions, Session, SlowConsumerPolicy
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, OpenRaw, RawClient, Running, StartNode, config, make_token, subscribe
+from ..support.config import node_config
+from ..support.raw import OpenRaw, RawClient
+from ..support.sdk import Clients, subscribe
+from ..support.servers import NodeServer, StartNode
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -27,10 +31,10 @@ def slow_config(policy: SlowConsumerPolicy) -> Any:
         slow_consumer=policy,
         conflation_key_tag="key" if policy == "conflate" else None,
     )
-    return config(client_queue_max_size=QUEUE, namespaces={"live": options})
+    return node_config(client_queue_max_size=QUEUE, namespaces={"live": options})
 
 
-async def stalled_subscriber(running: Running, open_raw: OpenRaw, channel: str) -> tuple[RawClient, Session]:
+async def stalled_subscriber(running: NodeServer, open_raw: OpenRaw, channel: str) -> tuple[RawClient, Session]:
     """Connect and subscribe a raw client, then leave it unread, with small socket buffers."""
     # A queue of one message: the client stops reading from its socket right away.
     raw = await open_raw(running, max_queue=1)
@@ -47,10 +51,10 @@ async def stalled_subscriber(running: Running, open_raw: OpenRaw, channel: str) 
 
 
 async def test_disconnect_policy_closes_a_stalled_reader_with_3008(
-    start_node: StartNode, make_client: MakeClient, open_raw: OpenRaw
+    start_node: StartNode, make_client: Clients, open_raw: OpenRaw
 ) -> None:
     running = await start_node(slow_config("disconnect"))
-    reader, _ = make_client(running.url, token=make_token("reader"))
+    reader, _ = make_client(running.ws_url, token=make_token("reader"))
     await reader.connect()
     reader_events = await subscribe(reader, "live:feed")
     raw, session = await stalled_subscriber(running, open_raw, "live:feed")
@@ -85,10 +89,10 @@ async def test_disconnect_policy_closes_a_stalled_reader_with_3008(
 
 @pytest.mark.parametrize("policy", ["conflate", "drop_oldest"])
 async def test_lossy_policies_keep_the_latest_values(
-    start_node: StartNode, make_client: MakeClient, open_raw: OpenRaw, policy: SlowConsumerPolicy
+    start_node: StartNode, make_client: Clients, open_raw: OpenRaw, policy: SlowConsumerPolicy
 ) -> None:
     running = await start_node(slow_config(policy))
-    reader, _ = make_client(running.url, token=make_token("reader"))
+    reader, _ = make_client(running.ws_url, token=make_token("reader"))
     await reader.connect()
     reader_events = await subscribe(reader, "live:prices")
     raw, session = await stalled_subscriber(running, open_raw, "live:prices")

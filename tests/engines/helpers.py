@@ -1,16 +1,22 @@
-"""Doubles shared by the engine tests: a recording event handler and a fake clock."""
+"""Doubles of the engine tests: a recording event handler, and what drives a started engine."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from wavecast.engines import Broker, ClientInfo, PresenceManager, Publication, StreamPosition
 
-from ..utils import wait_until
+# moved to tests.support.clock; re-export kept for tests/engines/memory, tests/realtime/commands/test_subscribe.py
+from ..support.clock import FakeClock
+from ..support.timing import wait_until
 
-__all__ = ["Engine", "Event", "FakeClock", "RecordingHandler"]
+if TYPE_CHECKING:
+    from wavecast.engines.redis import RedisEngine
+
+__all__ = ["Engine", "Event", "FakeClock", "RecordingHandler", "StartEngine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,16 +62,6 @@ class RecordingHandler:
         return self.of(channel, kind)
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclasses.dataclass
 class Engine:
     """A started broker and presence manager, and what the contract tests need to drive them.
@@ -90,3 +86,7 @@ class Engine:
     def channel(prefix: str = "ch") -> str:
         """Return a channel name that no other test uses, for engines that share a server."""
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+#: ``await start_engine(server, **kwargs)``, the fixture of ``tests/engines/redis/conftest.py``.
+StartEngine = Callable[..., Awaitable[tuple["RedisEngine", RecordingHandler]]]

@@ -17,9 +17,10 @@ from wavecast.protocol import Request, Response
 from wavecast.protocol.frames import OP_BINARY, OP_PONG
 
 from ..asyncio.peers import open_raw_client, raw_handshake
-from ..conftest import StartServer
-from ..utils import MS, wait_until
-from .conftest import KIB, MIB, pump, small_sndbuf
+from ..support.attack import pump, small_sndbuf
+from ..support.memory import KIB, MIB
+from ..support.servers import StartServer
+from ..support.timing import MS, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

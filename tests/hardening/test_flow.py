@@ -19,19 +19,9 @@ from wavecast.asyncio import connect
 from wavecast.protocol.frames import OP_CLOSE, OP_PING
 
 from ..asyncio.peers import close_code_of, handshake_request, open_raw_client, raw_handshake
-from ..utils import MS, wait_until
-from .conftest import (
-    KIB,
-    MIB,
-    Bystander,
-    ServerProcess,
-    SpawnServer,
-    crowd,
-    measure_crowd,
-    pump,
-    record,
-    small_sndbuf,
-)
+from ..support.attack import Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, small_sndbuf
+from ..support.memory import KIB, MIB, record
+from ..support.timing import MS, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -24,19 +24,9 @@ from wavecast.protocol import apply_mask, frame_header, serialize_close
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
 
 from ..asyncio.peers import RawSocket, close_code_of, handshake_request, open_raw_client, raw_handshake
-from ..utils import MS
-from .conftest import (
-    KIB,
-    MIB,
-    Bystander,
-    ServerProcess,
-    SpawnServer,
-    crowd,
-    measure_crowd,
-    pump,
-    record,
-    small_sndbuf,
-)
+from ..support.attack import Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, small_sndbuf
+from ..support.memory import KIB, MIB, record
+from ..support.timing import MS
 
 pytestmark = pytest.mark.timeout(30)
 

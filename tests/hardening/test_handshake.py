@@ -13,8 +13,9 @@ import itertools
 import pytest
 
 from ..asyncio.peers import RawSocket, handshake_request, open_raw_client
-from ..utils import MS
-from .conftest import KIB, MIB, Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, record, small_sndbuf
+from ..support.attack import Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, small_sndbuf
+from ..support.memory import KIB, MIB, record
+from ..support.timing import MS
 
 pytestmark = pytest.mark.timeout(30)
 

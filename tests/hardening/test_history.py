@@ -1,7 +1,7 @@
 """History under hostile clients: what reading costs, and the bounds on what publishing keeps.
 
 ``wavecast serve`` on the memory engine runs in its own process, so that its resident memory
-is measured alone (see :class:`~tests.hardening.conftest.Memory`). Clients speak the JSON
+is measured alone (see :class:`~tests.support.memory.Memory`). Clients speak the JSON
 protocol over :func:`wavecast.connect`, with no SDK in between.
 """
 
@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 
 from wavecast.asyncio import ClientConnection, connect
 
-from ..server.conftest import ServeProcess, free_port
-from ..utils import MS
-from .conftest import MIB, Memory, record
+from ..support.config import write_config
+from ..support.memory import MIB, Memory, record
+from ..support.processes import free_port
+from ..support.serve import ServeProcess
+from ..support.timing import MS
 
 CHAT = {
     "history_size": 1000,
@@ -77,8 +78,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tuple[S
             "engine": {"type": "memory", **engine},
             "namespaces": {"chat": CHAT},
         }
-        path = tmp_path / f"wavecast-{len(processes)}.toml"
-        path.write_text(tomli_w.dumps(config))
+        path = write_config(tmp_path, config, f"wavecast-{len(processes)}.toml")
         process = ServeProcess(path, free_port(), cwd=tmp_path)
         processes.append(process)
         await process.wait_ready()

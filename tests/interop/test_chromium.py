@@ -19,8 +19,8 @@ from playwright.async_api import Browser, Page, expect
 from wavecast import CloseCode, ConnectionClosed, Request, Response, demo
 from wavecast.asyncio import Server, ServerConnection, http_response, serve
 
-from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
-from ..utils import MS, wait_until
+from ..support.browser import PLAYWRIGHT_TIMEOUT, launch_chromium
+from ..support.timing import MS, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio(loop_scope="module")]
 

@@ -12,9 +12,9 @@ import pytest
 from wavecast import CloseCode, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from wavecast.asyncio import ServerConnection, connect
 
-from ..conftest import StartServer, ws_uri
-from ..utils import MS, wait_until
-from .conftest import NodeProcess, RunNode
+from ..support.js import NodeScript, RunNode
+from ..support.servers import StartServer, ws_uri
+from ..support.timing import MS, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -145,7 +145,7 @@ async def test_ws_client_subprotocol(start_server: StartServer, run_node: RunNod
 # --- wavecast client -> ws server -----------------------------------------------------------
 
 
-async def _start_ws_server(run_node: RunNode) -> tuple[NodeProcess, str]:
+async def _start_ws_server(run_node: RunNode) -> tuple[NodeScript, str]:
     server = await run_node("ws_echo_server.js")
     listening = await server.wait_for("listening")
     return server, f"ws://127.0.0.1:{listening['port']}"

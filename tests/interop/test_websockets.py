@@ -21,9 +21,9 @@ from websockets.version import version as websockets_version
 from wavecast import CloseCode, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from wavecast.asyncio import ServerConnection, connect
 
-from ..conftest import StartServer, ws_uri
-from ..utils import MS, wait_until
-from .conftest import require
+from ..support.servers import StartServer, ws_uri
+from ..support.timing import MS, wait_until
+from ..support.tools import require
 
 pytestmark = pytest.mark.interop
 

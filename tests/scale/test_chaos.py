@@ -18,20 +18,14 @@ from typing import Any
 import pytest
 from centrifuge import Client, ClientState
 
-from ..redis_server import RedisServer
-from ..server.conftest import ClientEvents, make_token
-from ..utils import MS, TIMEOUT_FACTOR, wait_until
-from .conftest import (
-    ChaosReport,
-    NodeProcess,
-    StartHaproxy,
-    StartNodes,
-    SubEvents,
-    api,
-    cluster_config,
-    restart,
-    subscribe,
-)
+from ..support.cluster import ChaosReport, StartNodes, cluster_config
+from ..support.haproxy import StartHaproxy
+from ..support.http import api
+from ..support.redis import RedisServer, restart
+from ..support.sdk import ClientEvents, SubEvents, subscribe
+from ..support.serve import ServeProcess
+from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
+from ..support.tokens import make_token
 from .lean import LeanClient
 
 CHANNEL = "rec:chaos"
@@ -160,7 +154,7 @@ def sdk_data(client: SDKClient) -> Callable[[], list[int]]:
     return lambda: [data["n"] for data in client.sub.data]
 
 
-async def num_clients(node: NodeProcess) -> int:
+async def num_clients(node: ServeProcess) -> int:
     return int((await api(node.url, "info"))["result"]["nodes"][0]["num_clients"])
 
 
@@ -220,7 +214,7 @@ async def test_redis_restarts_while_clients_receive(
     ],
 )
 async def test_a_node_killed_behind_haproxy(
-    redis: RedisServer,
+    own_redis: RedisServer,
     start_nodes: StartNodes,
     start_haproxy: StartHaproxy,
     sdk_clients: Callable[..., Any],
@@ -230,7 +224,7 @@ async def test_a_node_killed_behind_haproxy(
     interval: float,
 ) -> None:
     report = chaos_report("node killed")
-    config = cluster_config(redis)
+    config = cluster_config(own_redis)
     nodes = await start_nodes(config, 2)
     proxy = await start_haproxy(nodes)
     connected: list[SDKClient] = await sdk_clients(proxy.ws_url, clients)
@@ -283,7 +277,7 @@ def moved_since(clients: list[SDKClient], since: float) -> list[SDKClient]:
     return [c for c in clients if c.events.first_after("connecting", since) is not None]
 
 
-async def wait_until_routed(proxy_url: str, node: NodeProcess) -> None:
+async def wait_until_routed(proxy_url: str, node: ServeProcess) -> None:
     """Wait until haproxy's health checks bring ``node`` back (it answers some requests)."""
     names: set[str] = set()
     async with asyncio.timeout(15_000 * MS):
@@ -304,7 +298,7 @@ async def wait_until_routed(proxy_url: str, node: NodeProcess) -> None:
     ],
 )
 async def test_a_reconnect_storm_is_served(
-    redis: RedisServer,
+    own_redis: RedisServer,
     start_nodes: StartNodes,
     chaos_report: Callable[[str], ChaosReport],
     raise_nofile: int,
@@ -313,7 +307,7 @@ async def test_a_reconnect_storm_is_served(
 ) -> None:
     assert raise_nofile >= 2 * clients + 100, f"RLIMIT_NOFILE {raise_nofile} is too low for {clients} clients"
     report = chaos_report("reconnect storm")
-    config = cluster_config(redis)
+    config = cluster_config(own_redis)
     nodes = await start_nodes(config, 2)
     # Each client knows both nodes and goes to the other when its connection ends.
     lean = [

@@ -15,36 +15,29 @@ from centrifuge import Client
 from wavecast.codes import DISCONNECT_SHUTDOWN
 from wavecast.realtime.contexts import ConnectingContext
 
-from ..redis_server import RedisServer
-from ..server.conftest import ClientEvents, MakeClient, StartWavecast, make_token
-from ..utils import MS, wait_until
-from .conftest import (
-    HAPROXY,
-    HAPROXY_EXAMPLE,
-    ChaosReport,
-    NodeProcess,
-    StartHaproxy,
-    StartNodes,
-    SubEvents,
-    api,
-    cluster_config,
-    haproxy_config,
-    node_config,
-    subscribe,
-)
+from ..support.cluster import ChaosReport, StartNodes, cluster, cluster_config
+from ..support.haproxy import HAPROXY_EXAMPLE, StartHaproxy, haproxy_config
+from ..support.http import api
+from ..support.redis import RedisServer
+from ..support.sdk import ClientEvents, Clients, SubEvents, subscribe
+from ..support.serve import ServeProcess
+from ..support.servers import StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
+from ..support.tools import haproxy
 
 
-async def num_clients(node: NodeProcess) -> int:
+async def num_clients(node: ServeProcess) -> int:
     info = await api(node.url, "info")
     return int(info["result"]["nodes"][0]["num_clients"])
 
 
-def test_the_example_configuration_is_valid(tmp_path: Path, start_haproxy: StartHaproxy) -> None:
-    assert HAPROXY is not None
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    program = haproxy()
     for path in (HAPROXY_EXAMPLE, tmp_path / "rendered.cfg"):
         if path != HAPROXY_EXAMPLE:
             path.write_text(haproxy_config(18000, [18001, 18002]))
-        result = subprocess.run([HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([program, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,7 +69,7 @@ class KeptAlive:
 
 
 async def clients_through(
-    proxy_url: str, make_client: MakeClient, count: int, channel: str
+    proxy_url: str, make_client: Clients, count: int, channel: str
 ) -> list[tuple[Client, ClientEvents, SubEvents]]:
     clients = []
     for i in range(count):
@@ -88,9 +81,9 @@ async def clients_through(
 
 
 async def test_clients_through_haproxy_reach_both_nodes(
-    redis: RedisServer, start_nodes: StartNodes, start_haproxy: StartHaproxy, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, start_haproxy: StartHaproxy, make_client: Clients
 ) -> None:
-    nodes = await start_nodes(cluster_config(redis), 2)
+    nodes = await start_nodes(cluster_config(own_redis), 2)
     proxy = await start_haproxy(nodes)
     clients = await clients_through(proxy.ws_url, make_client, 6, "rec:feed")
     # leastconn spreads long-lived connections over the nodes.
@@ -107,9 +100,9 @@ async def test_clients_through_haproxy_reach_both_nodes(
 
 
 async def test_haproxy_tells_nodes_the_client_address(
-    redis: RedisServer, start_wavecast: StartWavecast, start_haproxy: StartHaproxy, make_client: MakeClient
+    own_redis: RedisServer, start_wavecast: StartWavecast, start_haproxy: StartHaproxy, make_client: Clients
 ) -> None:
-    running = await start_wavecast(node_config(redis))
+    running = await start_wavecast(**cluster(own_redis))
     seen: list[str | None] = []
 
     async def on_connecting(ctx: ConnectingContext) -> None:
@@ -126,15 +119,15 @@ async def test_haproxy_tells_nodes_the_client_address(
 
 
 async def test_draining_a_node_moves_its_clients_to_the_other(
-    redis: RedisServer,
+    own_redis: RedisServer,
     start_nodes: StartNodes,
     start_haproxy: StartHaproxy,
-    make_client: MakeClient,
+    make_client: Clients,
     chaos_report: Callable[[str], ChaosReport],
 ) -> None:
     report = chaos_report("drain")
     # Unready for a second before the drain, as behind a load balancer that polls /ready.
-    config = cluster_config(redis, server={"shutdown_delay": 1000 * MS})
+    config = cluster_config(own_redis, server={"shutdown_delay": 1000 * MS})
     draining, staying = await start_nodes(config, 2)
     proxy = await start_haproxy([draining, staying])
     clients = await clients_through(proxy.ws_url, make_client, 6, "rec:feed")

@@ -10,28 +10,31 @@ from collections.abc import Awaitable, Callable
 
 from centrifuge import Client
 
-from ..redis_server import RedisServer
-from ..server.conftest import ClientEvents, MakeClient, make_token
-from ..utils import MS, TIMEOUT_FACTOR, wait_until
-from .conftest import NodeProcess, Relay, StartNodes, api, cluster_config, subscribe
+from ..support.cluster import Relay, StartNodes, cluster_config
+from ..support.http import api
+from ..support.redis import RedisServer
+from ..support.sdk import ClientEvents, Clients, subscribe
+from ..support.serve import ServeProcess
+from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
+from ..support.tokens import make_token
 
 
-async def connected(make_client: MakeClient, url: str, user: str) -> tuple[Client, ClientEvents]:
+async def connected(make_client: Clients, url: str, user: str) -> tuple[Client, ClientEvents]:
     client, events = make_client(url, token=make_token(user))
     await client.connect()
     await events.wait("connected")
     return client, events
 
 
-async def num_clients(node: NodeProcess) -> int:
+async def num_clients(node: ServeProcess) -> int:
     info = await api(node.url, "info")
     return int(info["result"]["nodes"][0]["num_clients"])
 
 
 async def test_publications_reach_subscribers_on_every_node(
-    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    one, two = await start_nodes(cluster_config(redis), 2)
+    one, two = await start_nodes(cluster_config(own_redis), 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     bob, _ = await connected(make_client, two.ws_url, "bob")
     ann_events = await subscribe(ann, "chat:room")
@@ -53,9 +56,9 @@ async def test_publications_reach_subscribers_on_every_node(
 
 
 async def test_presence_join_and_leave_across_nodes(
-    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    one, two = await start_nodes(cluster_config(redis), 2)
+    one, two = await start_nodes(cluster_config(own_redis), 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     ann_events = await subscribe(ann, "chat:room", join_leave=True)
     bob, _ = await connected(make_client, two.ws_url, "bob")
@@ -78,10 +81,10 @@ async def test_presence_join_and_leave_across_nodes(
 
 
 async def test_the_presence_of_a_dead_node_expires_while_the_others_refresh_theirs(
-    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
 ) -> None:
     ttl = 2.0
-    config = cluster_config(redis, client={"presence_ttl": ttl, "presence_update_interval": 0.4})
+    config = cluster_config(own_redis, client={"presence_ttl": ttl, "presence_update_interval": 0.4})
     one, two = await start_nodes(config, 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     await subscribe(ann, "chat:room")
@@ -103,8 +106,8 @@ async def test_the_presence_of_a_dead_node_expires_while_the_others_refresh_thei
     assert await users() == ["ann"]
 
 
-async def test_history_and_its_removal_across_nodes(redis: RedisServer, start_nodes: StartNodes) -> None:
-    one, two = await start_nodes(cluster_config(redis), 2)
+async def test_history_and_its_removal_across_nodes(own_redis: RedisServer, start_nodes: StartNodes) -> None:
+    one, two = await start_nodes(cluster_config(own_redis), 2)
     for n in range(1, 4):
         await api(one.url if n % 2 else two.url, "publish", {"channel": "chat:room", "data": {"n": n}})
     history = (await api(two.url, "history", {"channel": "chat:room", "limit": -1}))["result"]
@@ -117,12 +120,12 @@ async def test_history_and_its_removal_across_nodes(redis: RedisServer, start_no
 
 
 async def test_a_client_reconnects_to_another_node_and_recovers(
-    redis: RedisServer,
+    own_redis: RedisServer,
     start_nodes: StartNodes,
-    make_client: MakeClient,
+    make_client: Clients,
     relay: Callable[[int], Awaitable[Relay]],
 ) -> None:
-    one, two = await start_nodes(cluster_config(redis), 2)
+    one, two = await start_nodes(cluster_config(own_redis), 2)
     switch = await relay(one.port)
     client, events = await connected(make_client, switch.ws_url, "ann")
     received = await subscribe(client, "rec:feed")

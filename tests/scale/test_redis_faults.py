@@ -11,20 +11,24 @@ from cent import Client as CentClient, PublishRequest
 from cent.exceptions import CentApiResponseError
 from centrifuge import ClientState, ReplyError
 
-from ..redis_server import RedisServer
-from ..server.conftest import API_KEY, MakeClient, Running, StartWavecast, make_token
-from ..utils import MS, wait_until
-from .conftest import api, node_config, restart, start_subscription, subscribe
+from ..support.cluster import cluster
+from ..support.config import API_KEY
+from ..support.http import api
+from ..support.redis import RedisServer, restart
+from ..support.sdk import Clients, start_subscription, subscribe
+from ..support.servers import AppServer, StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 INTERNAL_ERROR = {"error": {"code": 100, "message": "internal server error"}}
 
 
 async def test_the_api_answers_internal_error_while_redis_is_down(
-    redis: RedisServer, start_wavecast: StartWavecast
+    own_redis: RedisServer, start_wavecast: StartWavecast
 ) -> None:
-    node = await start_wavecast(node_config(redis))
+    node = await start_wavecast(**cluster(own_redis))
     assert "result" in await api(node.url, "publish", {"channel": "rec:a", "data": {"n": 1}})
-    await asyncio.to_thread(redis.stop)
+    await asyncio.to_thread(own_redis.stop)
     # Centrifugo's shape: code 100, its message, and nothing of the engine's insides.
     for method, body in [
         ("publish", {"channel": "rec:a", "data": {"n": 2}}),
@@ -46,15 +50,15 @@ async def test_the_api_answers_internal_error_while_redis_is_down(
         await asyncio.to_thread(cent.publish, PublishRequest(channel="rec:a", data={"n": 5}))
     assert raised.value.code == 100
 
-    await asyncio.to_thread(redis.start)
+    await asyncio.to_thread(own_redis.start)
     answer = await api(node.url, "publish", {"channel": "rec:a", "data": {"n": 6}})
     assert answer["result"]["offset"] == 1  # without persistence the stream started again
 
 
 async def test_a_client_publish_gets_an_error_reply_while_redis_is_down(
-    redis: RedisServer, start_wavecast: StartWavecast, make_client: MakeClient
+    own_redis: RedisServer, start_wavecast: StartWavecast, make_client: Clients
 ) -> None:
-    node = await start_wavecast(node_config(redis))
+    node = await start_wavecast(**cluster(own_redis))
     client, events = make_client(node.ws_url, token=make_token("ann"))
     await client.connect()
     await events.wait("connected")
@@ -64,7 +68,7 @@ async def test_a_client_publish_gets_an_error_reply_while_redis_is_down(
     await sub.publish({"n": 1})
     await wait_until(lambda: received.data == [{"n": 1}], what="the first publication")
 
-    await asyncio.to_thread(redis.stop)
+    await asyncio.to_thread(own_redis.stop)
     with pytest.raises(ReplyError) as raised:
         await sub.publish({"n": 2})
     assert (raised.value.code, raised.value.message, raised.value.temporary) == (100, "internal server error", True)
@@ -75,32 +79,32 @@ async def test_a_client_publish_gets_an_error_reply_while_redis_is_down(
 
 
 async def test_a_new_subscription_fails_while_redis_is_down_and_succeeds_after(
-    redis: RedisServer, start_wavecast: StartWavecast, make_client: MakeClient
+    own_redis: RedisServer, start_wavecast: StartWavecast, make_client: Clients
 ) -> None:
-    node = await start_wavecast(node_config(redis))
+    node = await start_wavecast(**cluster(own_redis))
     client, events = make_client(node.ws_url, token=make_token("ann"))
     await client.connect()
     await events.wait("connected")
-    await asyncio.to_thread(redis.stop)
+    await asyncio.to_thread(own_redis.stop)
     # The subscribe gets error 100 (temporary): the SDK keeps trying, with backoff.
     received = await start_subscription(client, "news:a")
     await received.wait("error", lambda ctx: isinstance(ctx.error, ReplyError) and ctx.error.code == 100)
-    await asyncio.to_thread(redis.start)
+    await asyncio.to_thread(own_redis.start)
     await received.wait("subscribed", timeout=10_000 * MS)
     await api(node.url, "publish", {"channel": "news:a", "data": {"n": 1}})
     await wait_until(lambda: received.data == [{"n": 1}], what="a publication after the subscription")
 
 
-async def _two_nodes(redis: RedisServer, start_wavecast: StartWavecast) -> tuple[Running, Running]:
-    config = node_config(redis)
-    return await start_wavecast(config), await start_wavecast(config)
+async def _two_nodes(own_redis: RedisServer, start_wavecast: StartWavecast) -> tuple[AppServer, AppServer]:
+    sections = cluster(own_redis)
+    return await start_wavecast(**sections), await start_wavecast(**sections)
 
 
 @pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "lost"])
 async def test_clients_recover_after_a_redis_restart_or_learn_the_stream_is_lost(
-    request: pytest.FixtureRequest, start_wavecast: StartWavecast, make_client: MakeClient, persistent: bool
+    request: pytest.FixtureRequest, start_wavecast: StartWavecast, make_client: Clients, persistent: bool
 ) -> None:
-    server: RedisServer = request.getfixturevalue("persistent_redis" if persistent else "redis")
+    server: RedisServer = request.getfixturevalue("persistent_redis" if persistent else "own_redis")
     listener, publisher = await _two_nodes(server, start_wavecast)
     client, events = make_client(listener.ws_url, token=make_token("ann"))
     await client.connect()

@@ -12,10 +12,15 @@ from typing import Any
 
 from centrifuge import Client
 
-from ..redis_server import RedisServer
-from ..server.conftest import BASE_CONFIG, MakeClient, free_port, make_token, wavecast_command
-from ..utils import MS, wait_until
-from .conftest import StartNodes, SubEvents, api, cluster_config, subscribe, write_config
+from ..support.cluster import StartNodes, cluster_config
+from ..support.config import BASE_CONFIG, write_config
+from ..support.http import api
+from ..support.processes import free_port
+from ..support.redis import RedisServer
+from ..support.sdk import Clients, SubEvents, subscribe
+from ..support.serve import wavecast_command
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 WORKERS = 2
 
@@ -43,9 +48,9 @@ async def wait_for_workers(url: str, count: int) -> set[str]:
 
 
 async def test_workers_share_one_port_and_deliver_across_each_other(
-    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    (supervisor,) = await start_nodes(cluster_config(redis, server={"workers": WORKERS}))
+    (supervisor,) = await start_nodes(cluster_config(own_redis, server={"workers": WORKERS}))
     assert len(worker_pids(supervisor.pid)) == WORKERS
     uids = await wait_for_workers(supervisor.url, WORKERS)
 
@@ -86,9 +91,9 @@ async def test_workers_share_one_port_and_deliver_across_each_other(
 
 
 async def test_a_worker_that_dies_is_replaced(
-    redis: RedisServer, start_nodes: StartNodes, make_client: MakeClient
+    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    (supervisor,) = await start_nodes(cluster_config(redis, server={"workers": WORKERS}))
+    (supervisor,) = await start_nodes(cluster_config(own_redis, server={"workers": WORKERS}))
     before = worker_pids(supervisor.pid)
     os.kill(before[0], signal.SIGKILL)
     await wait_until(

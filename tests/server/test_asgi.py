@@ -23,18 +23,13 @@ from wavecast.realtime import Node, NodeConfig
 from wavecast.server.asgi import NodeApp
 from wavecast.server.config import Config, parse_config
 
-from ..utils import MS, wait_until
-from .conftest import (
-    ADMIN_PASSWORD,
-    ROOT,
-    SECRET,
-    MakeClient,
-    StartWavecast,
-    basic_auth,
-    http,
-    http_from,
-    subscribe,
-)
+from ..support.config import ADMIN_PASSWORD
+from ..support.http import basic_auth, http, http_from
+from ..support.sdk import Clients, subscribe
+from ..support.servers import StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import SECRET
+from ..support.tools import ROOT
 
 pytestmark = pytest.mark.interop
 
@@ -118,7 +113,7 @@ async def token(example: Uvicorn, user: str) -> str:
     return value
 
 
-async def test_notify_reaches_a_subscriber(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_notify_reaches_a_subscriber(example: Uvicorn, make_client: Clients) -> None:
     client, events = make_client(example.ws_url, token=await token(example, "alice"))
     await client.connect()
     connected = await events.wait("connected")
@@ -138,7 +133,7 @@ async def test_notify_reaches_a_subscriber(example: Uvicorn, make_client: MakeCl
     assert news.data[1:] == [{"n": n} for n in range(10)]
 
 
-async def test_protobuf_clients_through_the_mount(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_protobuf_clients_through_the_mount(example: Uvicorn, make_client: Clients) -> None:
     # uvicorn's WebSocket answers the centrifuge-protobuf subprotocol; data is bytes.
     client, events = make_client(example.ws_url, token=await token(example, "alice"), use_protobuf=True)
     await client.connect()
@@ -151,7 +146,7 @@ async def test_protobuf_clients_through_the_mount(example: Uvicorn, make_client:
     assert news.data == [b"\x00\xffbinary"]
 
 
-async def test_publish_from_the_client(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_publish_from_the_client(example: Uvicorn, make_client: Clients) -> None:
     # news allows subscribing, not publishing: the reply is an error, and the connection stays.
     from centrifuge import ReplyError
 
@@ -166,7 +161,7 @@ async def test_publish_from_the_client(example: Uvicorn, make_client: MakeClient
     assert client.state == ClientState.CONNECTED
 
 
-async def test_recovery_through_the_mount(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_recovery_through_the_mount(example: Uvicorn, make_client: Clients) -> None:
     # A reconnect delay long enough for the publication below to happen while disconnected.
     client, events = make_client(
         example.ws_url, token=await token(example, "alice"), min_reconnect_delay=0.5, max_reconnect_delay=0.5
@@ -186,9 +181,7 @@ async def test_recovery_through_the_mount(example: Uvicorn, make_client: MakeCli
     assert len(events.named("connected")) == 2
 
 
-async def test_oversized_message_closes_1009_as_the_native_server_does(
-    example: Uvicorn, make_client: MakeClient
-) -> None:
+async def test_oversized_message_closes_1009_as_the_native_server_does(example: Uvicorn, make_client: Clients) -> None:
     # It closed with 3507, which Centrifugo's SDKs read as "permission denied".
     ws = await connect(example.ws_url, open_timeout=5000 * MS, compression=None)
     try:
@@ -215,7 +208,7 @@ async def test_oversized_message_closes_1009_as_the_native_server_does(
     assert (connecting.code, connecting.reason) == (3, "message size limit")
 
 
-async def test_invalid_token_is_refused(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_invalid_token_is_refused(example: Uvicorn, make_client: Clients) -> None:
     import jwt
 
     bad = jwt.encode({"sub": "mallory"}, "another-secret-of-at-least-32-bytes!", algorithm="HS256")
@@ -275,7 +268,7 @@ async def test_api_when_mounted_with_a_key() -> None:
     assert not node.started
 
 
-async def test_shutdown_moves_clients_to_reconnect(example: Uvicorn, make_client: MakeClient) -> None:
+async def test_shutdown_moves_clients_to_reconnect(example: Uvicorn, make_client: Clients) -> None:
     client, events = make_client(example.ws_url, token=await token(example, "alice"))
     await client.connect()
     await events.wait("connected")

@@ -21,8 +21,11 @@ from wavecast.asyncio import connect
 from wavecast.codes import DISCONNECT_SHUTDOWN
 from wavecast.server.config import load_config
 
-from ..utils import MS, wait_until
-from .conftest import MakeClient, StartServe, http, make_token, subscribe, wavecast_command
+from ..support.http import http
+from ..support.sdk import Clients, subscribe
+from ..support.serve import StartServe, wavecast_command
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 # Subprocesses don't inherit overrides meant for this process.
 CLEAN_ENV = {name: value for name, value in os.environ.items() if not name.startswith("WAVECAST_")}
@@ -291,7 +294,7 @@ async def test_serve_logs_json(tmp_path: Path, start_serve: StartServe) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_serve_shuts_down_gracefully(
-    tmp_path: Path, start_serve: StartServe, make_client: MakeClient, sig: signal.Signals
+    tmp_path: Path, start_serve: StartServe, make_client: Clients, sig: signal.Signals
 ) -> None:
     path, secret = serve_config(tmp_path, shutdown_timeout=3.0)
     process = await start_serve(path)
@@ -330,7 +333,7 @@ async def test_serve_exits_despite_a_client_that_doesnt_close(tmp_path: Path, st
 
 
 async def test_serve_client_reconnects_after_restart(
-    tmp_path: Path, start_serve: StartServe, make_client: MakeClient
+    tmp_path: Path, start_serve: StartServe, make_client: Clients
 ) -> None:
     path, secret = serve_config(tmp_path)
     process = await start_serve(path)

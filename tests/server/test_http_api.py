@@ -32,24 +32,27 @@ from centrifuge import Client, ClientState
 
 from wavecast.codes import DISCONNECT_EXPIRED
 
-from ..utils import MS, wait_until
-from .conftest import API_KEY, ClientEvents, MakeClient, Running, StartWavecast, make_token, subscribe
+from ..support.config import API_KEY
+from ..support.sdk import ClientEvents, Clients, subscribe
+from ..support.servers import AppServer, StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture
-async def running(start_wavecast: StartWavecast) -> Running:
+async def running(start_wavecast: StartWavecast) -> AppServer:
     return await start_wavecast()
 
 
 @pytest.fixture
-async def api(running: Running) -> AsyncIterator[AsyncClient]:
+async def api(running: AppServer) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(running.url + "/api", API_KEY, timeout=5.0) as client:
         yield client
 
 
-async def connect(make_client: MakeClient, running: Running, user: str) -> tuple[Client, ClientEvents]:
+async def connect(make_client: Clients, running: AppServer, user: str) -> tuple[Client, ClientEvents]:
     client, events = make_client(running.ws_url, token=make_token(user))
     await client.connect()
     await events.wait("connected")
@@ -59,7 +62,7 @@ async def connect(make_client: MakeClient, running: Running, user: str) -> tuple
 # --- every method --------------------------------------------------------------------------------
 
 
-async def test_publish_reaches_a_subscriber(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_publish_reaches_a_subscriber(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, _ = await connect(make_client, running, "alice")
     messages = await subscribe(client, "chat:lobby")
 
@@ -80,7 +83,7 @@ async def test_publish_reaches_a_subscriber(running: Running, api: AsyncClient, 
     assert news.data == ["plain text"]
 
 
-async def test_publish_skip_history(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_publish_skip_history(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, _ = await connect(make_client, running, "alice")
     messages = await subscribe(client, "chat:lobby")
     await api.publish(PublishRequest(channel="chat:lobby", data={"n": 1}))
@@ -98,7 +101,7 @@ async def test_publish_skip_history(running: Running, api: AsyncClient, make_cli
     ]
 
 
-async def test_binary_data_in_b64data(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_binary_data_in_b64data(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     # Centrifugo's b64data carries bytes JSON can't hold; protobuf clients receive them as they are.
     binary, _ = make_client(running.ws_url, token=make_token("bob"), use_protobuf=True)
     await binary.connect()
@@ -119,7 +122,7 @@ async def test_binary_data_in_b64data(running: Running, api: AsyncClient, make_c
     assert [(p.get("b64data"), p.get("data")) for p in publications] == [(encoded, None), (None, [2]), (None, {"n": 3})]
 
 
-async def test_data_that_would_break_json_clients(running: Running, make_client: MakeClient) -> None:
+async def test_data_that_would_break_json_clients(running: AppServer, make_client: Clients) -> None:
     # JSON clients receive newline-delimited frames: JSON with a raw newline inside reaches them
     # compacted onto one line; bytes that aren't strictly UTF-8 JSON are binary, which a JSON
     # client can't take (3506, once), while the others of the channel go on.
@@ -160,14 +163,14 @@ async def test_data_that_would_break_json_clients(running: Running, make_client:
     assert [p.get("b64data") for p in publications] == [None, None, invalid, None]
 
 
-async def test_b64data_that_isnt_base64(running: Running) -> None:
+async def test_b64data_that_isnt_base64(running: AppServer) -> None:
     for body in ({"channel": "chat:x", "b64data": "not base64!"}, {"channels": ["chat:x"], "b64data": "@@"}):
         method = "publish" if "channel" in body else "broadcast"
         answer = await running.post(f"/api/{method}", body, headers={"X-API-Key": API_KEY})
         assert answer.json() == {"error": {"code": 107, "message": "bad request"}}
 
 
-async def test_broadcast(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_broadcast(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, _ = await connect(make_client, running, "alice")
     lobby = await subscribe(client, "chat:lobby")
     news = await subscribe(client, "news:today")
@@ -180,14 +183,14 @@ async def test_broadcast(running: Running, api: AsyncClient, make_client: MakeCl
     assert lobby.data == news.data == [{"n": 1}]
 
 
-async def test_broadcast_reports_each_channel(running: Running, api: AsyncClient) -> None:
+async def test_broadcast_reports_each_channel(running: AppServer, api: AsyncClient) -> None:
     result = await api.broadcast(BroadcastRequest(channels=["chat:a", "nope:b", "chat:c"], data={"n": 1}))
     errors = [response.error for response in result.responses]
     assert errors[0] is None and errors[2] is None
     assert errors[1] is not None and (errors[1].code, errors[1].message) == (102, "unknown channel")
 
 
-async def test_subscribe_and_unsubscribe(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_subscribe_and_unsubscribe(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     _, events = await connect(make_client, running, "alice")
 
     await api.subscribe(SubscribeRequest(user="alice", channel="news:alerts"))
@@ -205,7 +208,7 @@ async def test_subscribe_and_unsubscribe(running: Running, api: AsyncClient, mak
 
 
 async def test_unsubscribe_a_client_side_subscription(
-    running: Running, api: AsyncClient, make_client: MakeClient
+    running: AppServer, api: AsyncClient, make_client: Clients
 ) -> None:
     client, _ = await connect(make_client, running, "alice")
     messages = await subscribe(client, "chat:lobby")
@@ -214,7 +217,7 @@ async def test_unsubscribe_a_client_side_subscription(
     await wait_until(lambda: running.node.channels() == {}, what="no subscribers")
 
 
-async def test_disconnect(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_disconnect(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, events = await connect(make_client, running, "alice")
     await api.disconnect(DisconnectRequest(user="alice", disconnect=Disconnect(code=4501, reason="banned")))
     disconnected = await events.wait("disconnected")
@@ -222,7 +225,7 @@ async def test_disconnect(running: Running, api: AsyncClient, make_client: MakeC
     assert client.state == ClientState.DISCONNECTED
 
 
-async def test_disconnect_one_client(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_disconnect_one_client(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     first, first_events = await connect(make_client, running, "alice")
     second, second_events = await connect(make_client, running, "alice")
     await api.disconnect(DisconnectRequest(user="alice", client=first.client_id))
@@ -233,7 +236,7 @@ async def test_disconnect_one_client(running: Running, api: AsyncClient, make_cl
     assert not second_events.named("disconnected")
 
 
-async def test_refresh_expired(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_refresh_expired(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     _, events = await connect(make_client, running, "alice")
     await api.refresh(RefreshRequest(user="alice", expired=True))
     # 3005 tells the client to reconnect, with a fresh token.
@@ -242,7 +245,7 @@ async def test_refresh_expired(running: Running, api: AsyncClient, make_client: 
     await wait_until(lambda: len(events.named("connected")) == 2, what="a reconnection")
 
 
-async def test_presence_and_stats(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_presence_and_stats(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     alice, _ = await connect(make_client, running, "alice")
     bob, _ = await connect(make_client, running, "bob")
     another_bob, _ = await connect(make_client, running, "bob")
@@ -263,7 +266,7 @@ async def test_presence_and_stats(running: Running, api: AsyncClient, make_clien
     assert (empty.num_clients, empty.num_users) == (0, 0)
 
 
-async def test_history_and_history_remove(running: Running, api: AsyncClient) -> None:
+async def test_history_and_history_remove(running: AppServer, api: AsyncClient) -> None:
     for n in range(5):
         await api.publish(PublishRequest(channel="chat:log", data={"n": n}))
 
@@ -287,7 +290,7 @@ async def test_history_and_history_remove(running: Running, api: AsyncClient) ->
     assert (removed.offset, removed.epoch) == (5, epoch)
 
 
-async def test_channels(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_channels(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     alice, _ = await connect(make_client, running, "alice")
     bob, _ = await connect(make_client, running, "bob")
     await subscribe(alice, "chat:lobby")
@@ -300,7 +303,7 @@ async def test_channels(running: Running, api: AsyncClient, make_client: MakeCli
     assert list(chat.channels) == ["chat:lobby"]
 
 
-async def test_info(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_info(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     alice, _ = await connect(make_client, running, "alice")
     await subscribe(alice, "chat:lobby")
     await connect(make_client, running, "bob")
@@ -312,7 +315,7 @@ async def test_info(running: Running, api: AsyncClient, make_client: MakeClient)
     assert (node.num_clients, node.num_users, node.num_channels, node.num_subs) == (2, 2, 1, 1)
 
 
-async def test_batch(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_batch(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, _ = await connect(make_client, running, "alice")
     messages = await subscribe(client, "chat:lobby")
 
@@ -335,7 +338,7 @@ async def test_batch(running: Running, api: AsyncClient, make_client: MakeClient
 # --- errors -------------------------------------------------------------------------------------------
 
 
-async def test_wrong_key(running: Running) -> None:
+async def test_wrong_key(running: AppServer) -> None:
     async with AsyncClient(running.url + "/api", "not-the-key") as api:
         with pytest.raises(CentUnauthorizedError):
             await api.info(InfoRequest())
@@ -346,7 +349,7 @@ async def test_wrong_key(running: Running) -> None:
     assert (answer.status, answer.json()) == (401, {"error": {"code": 401, "message": "unauthorized"}})
 
 
-async def test_authorization_apikey_header(running: Running) -> None:
+async def test_authorization_apikey_header(running: AppServer) -> None:
     answer = await running.post("/api/info", {}, headers={"Authorization": f"apikey {API_KEY}"})
     assert answer.status == 200
     assert answer.headers["Content-Type"] == "application/json"
@@ -357,12 +360,12 @@ async def test_authorization_apikey_header(running: Running) -> None:
     assert answer.status == 401
 
 
-async def test_unknown_method(running: Running) -> None:
+async def test_unknown_method(running: AppServer) -> None:
     answer = await running.post("/api/nope", {}, headers={"X-API-Key": API_KEY})
     assert (answer.status, answer.json()) == (404, {"error": {"code": 104, "message": "method not found"}})
 
 
-async def test_unknown_method_through_cent(running: Running, api: AsyncClient) -> None:
+async def test_unknown_method_through_cent(running: AppServer, api: AsyncClient) -> None:
     # A Centrifugo PRO method that wavecast doesn't have.
     from cent import ConnectionsRequest
 
@@ -371,14 +374,14 @@ async def test_unknown_method_through_cent(running: Running, api: AsyncClient) -
     assert raised.value.status_code == 404
 
 
-async def test_get_isnt_allowed(running: Running) -> None:
+async def test_get_isnt_allowed(running: AppServer) -> None:
     answer = await running.get("/api/info", headers={"X-API-Key": API_KEY})
     assert answer.status == 405
     assert answer.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize("body", [b"{", b"[1, 2]", b'{"channel": 1, "data": {}}', b'{"data": {}}', b"\xff"])
-async def test_malformed_request(running: Running, body: bytes) -> None:
+async def test_malformed_request(running: AppServer, body: bytes) -> None:
     answer = await running.post("/api/publish", body, headers={"X-API-Key": API_KEY})
     assert answer.status == 200
     error = answer.json()["error"]
@@ -386,12 +389,12 @@ async def test_malformed_request(running: Running, body: bytes) -> None:
     assert error["message"].startswith("bad request")
 
 
-async def test_publish_without_data(running: Running) -> None:
+async def test_publish_without_data(running: AppServer) -> None:
     answer = await running.post("/api/publish", {"channel": "chat:x"}, headers={"X-API-Key": API_KEY})
     assert answer.json() == {"error": {"code": 107, "message": "bad request"}}
 
 
-async def test_unknown_namespace(running: Running, api: AsyncClient) -> None:
+async def test_unknown_namespace(running: AppServer, api: AsyncClient) -> None:
     with pytest.raises(CentApiResponseError) as raised:
         await api.publish(PublishRequest(channel="nope:x", data={}))
     assert (raised.value.code, raised.value.message) == (102, "unknown channel")
@@ -400,7 +403,7 @@ async def test_unknown_namespace(running: Running, api: AsyncClient) -> None:
     assert raised.value.code == 102
 
 
-async def test_not_available(running: Running, api: AsyncClient) -> None:
+async def test_not_available(running: AppServer, api: AsyncClient) -> None:
     with pytest.raises(CentApiResponseError) as raised:
         await api.presence(PresenceRequest(channel="news:x"))
     assert (raised.value.code, raised.value.message) == (108, "not available")
@@ -412,7 +415,7 @@ async def test_not_available(running: Running, api: AsyncClient) -> None:
     assert raised.value.code == 108
 
 
-async def test_batch_with_mixed_results(running: Running) -> None:
+async def test_batch_with_mixed_results(running: AppServer) -> None:
     # cent can't parse a batch with errors in it; Centrifugo's format is checked directly.
     commands = [
         {"publish": {"channel": "chat:lobby", "data": {"n": 1}}},
@@ -437,7 +440,7 @@ async def test_batch_with_mixed_results(running: Running) -> None:
 
 
 @pytest.mark.parametrize("body", [b"{", b"{}", b'{"commands": 1}', b'{"commands": [1]}'])
-async def test_malformed_batch(running: Running, body: bytes) -> None:
+async def test_malformed_batch(running: AppServer, body: bytes) -> None:
     answer = await running.post("/api/batch", body, headers={"X-API-Key": API_KEY})
     assert answer.status == 200
     assert answer.json()["error"]["code"] == 107
@@ -456,7 +459,7 @@ async def test_disabled_api(start_wavecast: StartWavecast) -> None:
     assert answer.status == 404
 
 
-async def test_publish_from_api_in_order(running: Running, api: AsyncClient, make_client: MakeClient) -> None:
+async def test_publish_from_api_in_order(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     client, _ = await connect(make_client, running, "alice")
     messages = await subscribe(client, "chat:lobby")
     for n in range(20):

@@ -20,8 +20,11 @@ from wavecast.asyncio import ClientConnection, connect
 from wavecast.codes import DISCONNECT_SLOW
 from wavecast.realtime import Session
 
-from ..utils import MS, wait_until
-from .conftest import API_KEY, MakeClient, Running, StartWavecast, make_token, subscribe
+from ..support.config import API_KEY
+from ..support.sdk import Clients, subscribe
+from ..support.servers import AppServer, StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -49,7 +52,7 @@ class Scrape:
         raise AssertionError(f"no sample {sample_name} in {list(self.families)}")
 
 
-async def scrape(running: Running) -> Scrape:
+async def scrape(running: AppServer) -> Scrape:
     answer = await running.get("/metrics")
     assert answer.status == 200
     assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -83,7 +86,7 @@ async def test_metric_families(start_wavecast: StartWavecast) -> None:
     assert "process_resident_memory_bytes" in metrics.families
 
 
-async def test_values_follow_clients(start_wavecast: StartWavecast, make_client: MakeClient) -> None:
+async def test_values_follow_clients(start_wavecast: StartWavecast, make_client: Clients) -> None:
     running = await start_wavecast()
     alice, alice_events = make_client(running.ws_url, token=make_token("alice"))
     bob, _ = make_client(running.ws_url, token=make_token("bob"))
@@ -138,7 +141,7 @@ async def test_values_follow_clients(start_wavecast: StartWavecast, make_client:
 
 
 @contextlib.asynccontextmanager
-async def slow_subscriber(running: Running, channel: str) -> AsyncIterator[tuple[ClientConnection, Session]]:
+async def slow_subscriber(running: AppServer, channel: str) -> AsyncIterator[tuple[ClientConnection, Session]]:
     """A raw client with tiny buffers that subscribes to ``channel``, then reads only when told."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -11,7 +11,8 @@ import pytest
 
 from wavecast.engines.memory import MemoryBroker, MemoryPresenceManager
 
-from ..helpers import Engine, FakeClock, RecordingHandler
+from ...support.clock import FakeClock
+from ..helpers import Engine, RecordingHandler
 
 EngineFactory = Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Engine]]
 

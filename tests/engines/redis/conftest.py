@@ -1,34 +1,19 @@
-"""Fixtures of the Redis engine's own tests: a redis-server that a test may stop and restart,
-and engines on it that share a key prefix, as the nodes of one deployment do."""
+"""Fixtures of the Redis engine's own tests: engines that share a key prefix, as the nodes of
+one deployment do. The redis-servers a test may stop and restart (``own_redis``,
+``persistent_redis``) come from ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from wavecast.engines.redis import RedisEngine
 
-from ...redis_server import RedisServer, redis_server_or_skip
-from ..helpers import RecordingHandler
-
-StartEngine = Callable[..., Awaitable[tuple[RedisEngine, RecordingHandler]]]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone, without persistence: a restart loses everything."""
-    with redis_server_or_skip() as server:
-        yield server
-
-
-@pytest.fixture
-def persistent_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone whose append-only file is fsynced on every write."""
-    with redis_server_or_skip(persistent=True) as server:
-        yield server
+from ...support.redis import RedisServer
+from ..helpers import RecordingHandler, StartEngine
 
 
 @pytest.fixture

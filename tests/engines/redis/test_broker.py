@@ -18,9 +18,9 @@ from wavecast.engines import Broker, ClientInfo, Publication, StreamPosition
 from wavecast.engines.redis.broker import reconnect_delay
 from wavecast.exceptions import EngineError
 
-from ...redis_server import RedisServer
-from ...utils import MS, wait_until
-from .conftest import StartEngine
+from ...support.redis import RedisServer
+from ...support.timing import MS, wait_until
+from ..helpers import StartEngine
 
 SIZE = 100
 TTL = 300.0

@@ -9,8 +9,8 @@ import pytest
 from wavecast.engines.redis import RedisEngine
 from wavecast.exceptions import ConfigError, EngineError
 
-from ...redis_server import RedisServer
-from .conftest import StartEngine
+from ...support.redis import RedisServer
+from ..helpers import StartEngine
 
 
 async def test_a_burst_beyond_the_pool_size_waits_instead_of_failing(

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 
 from wavecast.engines import ClientInfo, PresenceStats
 
-from ...redis_server import RedisServer
-from .conftest import StartEngine
+from ...support.redis import RedisServer
+from ..helpers import StartEngine
 
 ANN = ClientInfo(client="c1", user="ann")
 BOB = ClientInfo(client="c2", user="bob")

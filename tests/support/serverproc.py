@@ -1,6 +1,6 @@
 """A wavecast server in its own process, so that tests can measure its memory alone.
 
-Run as ``python -m tests.hardening.serverproc CONFIG`` from the repository root, where
+Run as ``python -m tests.support.serverproc CONFIG`` from the repository root, where
 ``CONFIG`` is a JSON object of :func:`wavecast.serve` arguments (``limits`` as a dict). It
 prints ``{"port": N}`` on one line once it listens, and serves until it's terminated.
 
@@ -38,7 +38,7 @@ CHUNK = os.urandom(65536)
 PAGE = b"page" * 4096
 
 
-class Recorder(logging.Handler):
+class WarningLog(logging.Handler):
     """Keep every record at WARNING or above, with its traceback."""
 
     def __init__(self) -> None:
@@ -64,7 +64,7 @@ class App:
         self.flood_sent = 0
         self.received = 0
         self.release = asyncio.Event()
-        self.log = Recorder()
+        self.log = WarningLog()
         logging.getLogger().addHandler(self.log)
 
     def stats(self, connection: ServerConnection) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import asyncio
 import socket
 import subprocess
 import tempfile
@@ -12,15 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from .processes import free_port, terminate
+from .tools import redis_server
 
-__all__ = ["RedisServer", "redis_server_or_skip"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["RedisServer", "private_redis", "restart"]
 
 
 class RedisServer:
@@ -31,10 +25,11 @@ class RedisServer:
             so that what Redis acknowledged survives a restart.
     """
 
-    def __init__(self, directory: Path, *, persistent: bool = False, port: int | None = None) -> None:
+    def __init__(self, program: str, directory: Path, *, persistent: bool = False) -> None:
+        self.program = program
         self.directory = directory
         self.persistent = persistent
-        self.port = port if port is not None else _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,7 +40,7 @@ class RedisServer:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.process = subprocess.Popen(
             [
-                "redis-server",
+                self.program,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -76,27 +71,26 @@ class RedisServer:
         raise RuntimeError("redis-server didn't start")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout=10)
         self.process = None
 
 
 @contextmanager
-def redis_server_or_skip(*, persistent: bool = False) -> Iterator[RedisServer]:
+def private_redis(*, persistent: bool = False) -> Iterator[RedisServer]:
     """Run a private redis-server; skip when it isn't installed, except under ``CI=true``."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing: `make test` installs it")
-        pytest.skip("redis-server is not installed")
+    program = redis_server()
     with tempfile.TemporaryDirectory(prefix="wavecast-redis-") as directory:
-        server = RedisServer(Path(directory), persistent=persistent)
+        server = RedisServer(program, Path(directory), persistent=persistent)
         server.start()
         try:
             yield server
         finally:
             server.stop()
+
+
+async def restart(server: RedisServer, down: float = 0.0) -> None:
+    """Stop redis-server, leave it down ``down`` seconds, start it again on the same port."""
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(down)
+    await asyncio.to_thread(server.start)

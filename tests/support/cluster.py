@@ -1,0 +1,144 @@
+"""Several nodes on one Redis, as a deployment runs them: their configuration, a TCP relay
+that can be pointed at another node, and what chaos tests count."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import BASE_CONFIG, merge
+from .redis import RedisServer
+from .serve import ServeProcess
+from .servers import Listening
+
+__all__ = ["SCALE_NAMESPACES", "ChaosReport", "Relay", "StartNodes", "cluster", "cluster_config"]
+
+#: ``await start_nodes(config, count=1, ...)``, the fixture of ``tests/scale/conftest.py``.
+StartNodes = Callable[..., Awaitable[list[ServeProcess]]]
+
+#: Namespaces of the scale tests on top of :data:`BASE_CONFIG`'s ``chat`` and ``news``:
+#: ``rec`` keeps history and recovers every subscriber.
+SCALE_NAMESPACES: dict[str, Any] = {
+    "rec": {
+        "history_size": 10_000,
+        "history_ttl": 600.0,
+        "force_recovery": True,
+        "presence": True,
+        "allow_subscribe_for_client": True,
+        "allow_publish_for_subscriber": True,
+    },
+}
+
+
+def cluster(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
+    """The sections every node of a deployment adds to :data:`BASE_CONFIG`: the Redis engine on
+    ``redis`` and the ``rec`` namespace, with ``sections`` merged in."""
+    engine = {"type": "redis", "redis_url": redis.url, "redis_prefix": prefix}
+    return merge({"namespaces": SCALE_NAMESPACES, "engine": engine}, sections)
+
+
+def cluster_config(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
+    """The whole configuration of every node of a deployment (see :func:`cluster`)."""
+    return merge(BASE_CONFIG, cluster(redis, prefix, **sections))
+
+
+class Relay(Listening):
+    """Forwards TCP connections to a node; :meth:`switch` points it at another one and cuts the
+    connections it carries, as a DNS change or a failover would."""
+
+    def __init__(self, target: int | None) -> None:
+        #: The port connections go to; ``None`` closes them as they arrive.
+        self.target = target
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.target is None:
+            writer.transport.abort()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, upstream_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        tasks = [asyncio.create_task(pipe(reader, upstream_writer)), asyncio.create_task(pipe(upstream_reader, writer))]
+        self._tasks.update(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.difference_update(tasks)
+        self._writers.difference_update((writer, upstream_writer))
+
+    def switch(self, target: int | None) -> None:
+        """Send new connections to ``target`` (``None``: refuse them); abort the current ones."""
+        self.target = target
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.switch(self.target)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclasses.dataclass
+class ChaosReport:
+    """What one test published, what the server acknowledged, and what each client received.
+
+    :meth:`check` asserts that no acknowledged publication was lost and none was received
+    twice; the counts are printed (``-s``/``-rA``) and gathered at the end of the run.
+    """
+
+    name: str
+    published: int = 0
+    acknowledged: set[int] = dataclasses.field(default_factory=set)
+    failed: int = 0
+    #: Per client: the sequence numbers received, in order, duplicates included.
+    received: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def lost(self, client: str) -> set[int]:
+        return self.acknowledged - set(self.received.get(client, []))
+
+    def duplicates(self, client: str) -> int:
+        seen = self.received.get(client, [])
+        return len(seen) - len(set(seen))
+
+    def summary(self) -> str:
+        counts = [len(set(seen)) for seen in self.received.values()] or [0]
+        lost = sum(len(self.lost(client)) for client in self.received)
+        duplicated = sum(self.duplicates(client) for client in self.received)
+        # Publications whose call failed (a reply lost as Redis went away) but that were stored
+        # and delivered all the same: allowed, they just weren't acknowledged.
+        unacknowledged = set().union(*map(set, self.received.values())) - self.acknowledged if self.received else set()
+        extra = "".join(f" {key}={value}" for key, value in self.extra.items())
+        return (
+            f"{self.name}: published={self.published} acknowledged={len(self.acknowledged)} failed={self.failed}"
+            f" clients={len(self.received)} received/client min={min(counts)} max={max(counts)}"
+            f" lost={lost} duplicated={duplicated} received_unacknowledged={len(unacknowledged)}{extra}"
+        )
+
+    def check(self) -> None:
+        lost = {client: sorted(self.lost(client))[:10] for client in self.received if self.lost(client)}
+        duplicated = {client: self.duplicates(client) for client in self.received if self.duplicates(client)}
+        assert not lost, f"acknowledged publications lost (first few per client): {lost}"
+        assert not duplicated, f"publications received twice: {duplicated}"

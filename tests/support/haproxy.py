@@ -1,0 +1,46 @@
+"""haproxy in front of nodes, from ``examples/deploy/haproxy.cfg``: the deployment users run."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from .processes import LoggedServer
+from .servers import Listening
+from .tools import ROOT
+
+__all__ = ["HAPROXY_EXAMPLE", "Haproxy", "StartHaproxy", "haproxy_config"]
+
+HAPROXY_EXAMPLE = ROOT / "examples" / "deploy" / "haproxy.cfg"
+
+
+def haproxy_config(frontend_port: int, backend_ports: list[int], example: Path = HAPROXY_EXAMPLE) -> str:
+    """``examples/deploy/haproxy.cfg`` with its addresses replaced: the deployment users run,
+    on this test's ports. Fails if the example no longer has the lines this relies on."""
+    text = example.read_text()
+    bind = "bind 127.0.0.1:8000"
+    assert bind in text, f"{example}: expected {bind!r}"
+    text = text.replace(bind, f"bind 127.0.0.1:{frontend_port}")
+    servers = [line for line in text.splitlines() if line.strip().startswith("server node")]
+    assert 0 < len(backend_ports) <= len(servers), f"{example}: expected {len(backend_ports)} server lines or more"
+    for index, line in enumerate(servers):
+        if index < len(backend_ports):
+            address = line.split()[2]
+            text = text.replace(line, line.replace(address, f"127.0.0.1:{backend_ports[index]}"))
+        else:
+            text = text.replace(line + "\n", "")
+    return text
+
+
+class Haproxy(LoggedServer):
+    """haproxy in the foreground (``-db``) in front of nodes on ``backend_ports``; ready once it
+    routes ``/ready`` to a node that answers 200."""
+
+    def __init__(self, program: str, port: int, backend_ports: list[int], *, cwd: Path) -> None:
+        config_path = cwd / f"haproxy-{port}.cfg"
+        config_path.write_text(haproxy_config(port, backend_ports))
+        super().__init__([program, "-db", "-f", str(config_path)], port, name="haproxy", cwd=cwd)
+
+
+#: ``await start_haproxy(nodes)``, the fixture of ``tests/scale/conftest.py``.
+StartHaproxy = Callable[[Sequence[Listening]], Awaitable[Haproxy]]

@@ -1,0 +1,104 @@
+"""Plain HTTP for tests: one request in a thread, from any local address; the server API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from http.client import HTTPConnection
+from typing import Any
+
+from .config import API_KEY
+from .timing import MS
+
+__all__ = ["HttpAnswer", "api", "basic_auth", "http", "http_from"]
+
+
+@dataclasses.dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def basic_auth(password: str, user: str = "admin") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+    context: ssl.SSLContext | None,
+) -> HttpAnswer:
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return HttpAnswer(response.status, dict(response.headers.items()), response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return HttpAnswer(error.code, dict(error.headers.items()), error.read())
+
+
+def _request_from(source: str, method: str, url: str, headers: Mapping[str, str], timeout: float) -> HttpAnswer:
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
+    try:
+        connection.request(method, path, headers=dict(headers))
+        response = connection.getresponse()
+        return HttpAnswer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
+
+
+async def http_from(
+    source: str, method: str, url: str, headers: Mapping[str, str] | None = None, *, timeout: float = 5000 * MS
+) -> HttpAnswer:
+    """Make one HTTP request without a body from the local address ``source``, such as
+    127.0.0.2: another client, as the server sees it."""
+    return await asyncio.to_thread(_request_from, source, method, url, dict(headers or {}), timeout)
+
+
+async def http(
+    method: str,
+    url: str,
+    body: bytes | str | Any = None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 5000 * MS,
+    context: ssl.SSLContext | None = None,
+) -> HttpAnswer:
+    """Make one HTTP request in a thread; ``body`` is bytes, text, or a value sent as JSON."""
+    headers = dict(headers or {})
+    if body is not None and not isinstance(body, bytes | str):
+        body = json.dumps(body)
+        headers.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    return await asyncio.to_thread(_request, method, url, body, headers, timeout, context)
+
+
+async def api(base_url: str, method: str, body: Any = None, *, timeout: float = 5000 * MS) -> Any:
+    """Call ``POST /api/<method>`` of a server (or of haproxy); return the decoded JSON answer."""
+    answer = await http(
+        "POST", f"{base_url}/api/{method}", body if body is not None else {}, {"X-API-Key": API_KEY}, timeout=timeout
+    )
+    assert answer.status == 200, (answer.status, answer.text)
+    return answer.json()

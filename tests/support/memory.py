@@ -1,0 +1,85 @@
+"""The resident memory of a server process, over a stretch of a test: a measurement, never a timing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .timing import MS
+
+__all__ = ["KIB", "MEASUREMENTS", "MIB", "Memory", "record"]
+
+MIB = 2**20
+KIB = 2**10
+
+
+def _status(pid: int, field: str) -> int:
+    """Return a ``kB`` field of ``/proc/<pid>/status``, in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * KIB
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+class Memory:
+    """The peak resident memory of a process over a stretch of a test.
+
+    The kernel's high-water mark (VmHWM) is reset at the start, through ``clear_refs``, so
+    that the peak covers only the attack; where that isn't allowed, VmRSS is sampled instead.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = 0
+        self._hwm_reset = False
+        self._sampled = 0
+        self._sampler: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Memory:
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")  # reset the peak RSS to the current RSS
+            self._hwm_reset = True
+        except OSError:
+            self._hwm_reset = False
+        self.start = _status(self.pid, "VmRSS")
+        self._sampled = self.start
+        self._sampler = asyncio.create_task(self._sample())
+        return self
+
+    async def _sample(self) -> None:
+        while True:
+            self._sampled = max(self._sampled, _status(self.pid, "VmRSS"))
+            await asyncio.sleep(5 * MS)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._sampler is not None
+        self._sampler.cancel()
+        try:
+            await self._sampler
+        except asyncio.CancelledError:
+            pass
+        self._sampled = max(self._sampled, _status(self.pid, "VmRSS"))
+
+    @property
+    def peak(self) -> int:
+        if self._hwm_reset:
+            return max(self._sampled, _status(self.pid, "VmHWM"))
+        return self._sampled
+
+    @property
+    def growth(self) -> int:
+        """How far the resident memory rose above where it started, in bytes, at its peak."""
+        return self.peak - self.start
+
+    def __str__(self) -> str:
+        return f"{self.growth / MIB:.1f} MiB growth (from {self.start / MIB:.1f} MiB)"
+
+
+#: Measured growth per test, printed at the end of the session (``-rA`` or ``-s`` shows it).
+MEASUREMENTS: dict[str, str] = {}
+
+
+def record(case: str, memory: Memory, detail: str = "") -> None:
+    """Keep a measurement for the summary at the end of the session."""
+    MEASUREMENTS[case] = f"{memory}; {detail}" if detail else str(memory)

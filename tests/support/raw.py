@@ -1,0 +1,77 @@
+"""A client of the JSON protocol over :func:`wavecast.asyncio.connect`, with no SDK in between."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wavecast.asyncio import ClientConnection, connect
+
+from .timing import MS
+
+__all__ = ["OpenRaw", "RawClient"]
+
+
+class RawClient:
+    """Speaks the JSON protocol over :func:`wavecast.asyncio.connect`, with no SDK in between.
+
+    It reads only when told to, so a test can stall it; its socket's receive buffer is small,
+    so that a stalled reader fills the server's buffers quickly.
+    """
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self._ids = 0
+        #: Pushes and replies read while waiting for another reply.
+        self.received: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, *, rcvbuf: int | None = 4096, **kwargs: Any) -> RawClient:
+        """Connect to the WebSocket ``url`` with ``kwargs`` for :func:`~wavecast.asyncio.connect`,
+        compression and keepalive off unless they say otherwise."""
+        port = urllib.parse.urlsplit(url).port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            kwargs.setdefault("compression", None)
+            kwargs.setdefault("ping_interval", None)
+            connection = await connect(url, sock=sock, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(connection)
+
+    async def send(self, message: str | bytes) -> None:
+        await self.connection.send(message)
+
+    async def recv(self, timeout: float = 5000 * MS) -> list[dict[str, Any]]:
+        """Read one WebSocket message: one or more replies, one per line."""
+        async with asyncio.timeout(timeout):
+            message = await self.connection.recv()
+        return [json.loads(line) for line in message.splitlines() if line.strip()]
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command and return its reply; pushes read meanwhile go to :attr:`received`."""
+        self._ids += 1
+        command_id = self._ids
+        await self.send(json.dumps({"id": command_id, **command}))
+        while True:
+            for reply in await self.recv():
+                if reply.get("id") == command_id:
+                    return reply
+                self.received.append(reply)
+
+    async def close(self) -> None:
+        self.connection.transport.abort()
+        await self.connection.wait_closed()
+
+
+#: ``await open_raw(server, **kwargs)``, the fixture of ``tests/e2e/conftest.py``.
+OpenRaw = Callable[..., Awaitable[RawClient]]

@@ -1,0 +1,168 @@
+"""Servers in the test's own process, on 127.0.0.1 with a free port: a WebSocket server with
+a handler, a :class:`~wavecast.realtime.Node` served over WebSocket, and the standalone server."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import wavecast
+from wavecast import ConnectionClosed
+from wavecast.asyncio import Server, ServerConnection
+from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, websocket_server_options
+from wavecast.server.app import App
+from wavecast.server.config import Config
+from wavecast.server.serve import shutdown, start_server
+
+from .config import node_config
+from .http import HttpAnswer, http
+from .timing import MS
+
+__all__ = [
+    "AppServer",
+    "Closes",
+    "Listening",
+    "NodeServer",
+    "StartNode",
+    "StartServer",
+    "StartWavecast",
+    "echo",
+    "ws_uri",
+]
+
+StartServer = Callable[..., Awaitable[Server]]
+
+
+async def echo(connection: ServerConnection) -> None:
+    """Send every message back."""
+    async for message in connection:
+        await connection.send(message)
+
+
+def ws_uri(server: Server, path: str = "/", *, scheme: str = "ws", host: str = "127.0.0.1") -> str:
+    """Return the URI of ``server``."""
+    return f"{scheme}://{host}:{server.port}{path}"
+
+
+class Closes:
+    """A handler that echoes and records how each connection ended.
+
+    A few messages ask for something else: ``close me`` closes with 4001, ``ping me`` pings
+    and answers ``pinged``, ``fragments`` answers in three fragments, ``fail`` raises.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ConnectionClosed] = []
+        self.connections: list[ServerConnection] = []
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        self.connections.append(connection)
+        try:
+            async for message in connection:
+                if message == "close me":
+                    await connection.close(4001, "as you wish")
+                elif message == "ping me":
+                    await (await connection.ping(b"from wavecast"))
+                    await connection.send("pinged")
+                elif message == "fragments":
+                    await connection.send_fragments(["frag", "ments", "!"])
+                elif message == "fail":
+                    raise RuntimeError("the handler failed")
+                else:
+                    await connection.send(message)
+        except ConnectionClosed as exc:
+            self.errors.append(exc)
+
+
+class Listening:
+    """The addresses of a server listening on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{WEBSOCKET_PATH}"
+
+
+@dataclasses.dataclass
+class NodeServer(Listening):
+    """A Node and the WebSocket server that serves its clients."""
+
+    node: Node
+    server: Server
+    stopped: bool = False
+
+    @property  # type: ignore[override]
+    def port(self) -> int:
+        return self.server.port
+
+    @classmethod
+    async def start(
+        cls, config: NodeConfig | None = None, *, port: int = 0, setup: Callable[[Node], None] | None = None
+    ) -> NodeServer:
+        """Start a Node with ``config`` (:func:`~.config.node_config` by default) and serve it.
+
+        ``setup(node)`` runs before the server starts, to register hooks and RPC handlers;
+        ``port`` reuses a port, to restart a server.
+        """
+        node = Node(config if config is not None else node_config())
+        if setup is not None:
+            setup(node)
+        await node.start()
+        server = await wavecast.serve(host="127.0.0.1", port=port, **websocket_server_options(node))
+        return cls(node, server)
+
+    async def stop(self) -> None:
+        """Stop like a server that goes away: clients get 3001 "shutdown", then the socket closes."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.node.shutdown()
+        self.server.close()
+        await self.server.wait_closed(timeout=1000 * MS)
+
+
+@dataclasses.dataclass
+class AppServer(Listening):
+    """The standalone server, started with :func:`wavecast.server.serve.start_server`."""
+
+    config: Config
+    server: Server
+    app: App
+    stopped: bool = False
+
+    @property
+    def node(self) -> Node:
+        return self.app.node
+
+    @property  # type: ignore[override]
+    def port(self) -> int:
+        return self.server.port
+
+    @classmethod
+    async def start(cls, config: Config) -> AppServer:
+        server, app = await start_server(config)
+        return cls(config, server, app)
+
+    async def get(self, path: str, headers: Mapping[str, str] | None = None) -> HttpAnswer:
+        return await http("GET", self.url + path, headers=headers)
+
+    async def post(self, path: str, body: Any = None, headers: Mapping[str, str] | None = None) -> HttpAnswer:
+        return await http("POST", self.url + path, body if body is not None else b"", headers=headers)
+
+    async def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            await shutdown(self.server, self.app, 1000 * MS)
+
+
+#: ``await start_wavecast(config=None, **sections)``, the fixture of ``tests/conftest.py``.
+StartWavecast = Callable[..., Awaitable[AppServer]]
+
+#: ``await start_node(config, port=0, setup=None)``, the fixture of ``tests/e2e/conftest.py``.
+StartNode = Callable[..., Awaitable[NodeServer]]
