@@ -99,11 +99,21 @@ class ServerAPI:
     # --- presence and history ----------------------------------------------------------------
 
     async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        """The clients present in a channel, by client id, on every node.
+
+        Raises:
+            ConfigError: the channel's namespace is unknown or keeps no presence.
+        """
         if not self.channel_options(channel).presence:
             raise ConfigError(f"presence is off for {channel!r}")
         return await self.presence_manager.presence(channel)
 
     async def presence_stats(self, channel: str) -> PresenceStats:
+        """How many clients and distinct users are present in a channel, on every node.
+
+        Raises:
+            ConfigError: the channel's namespace is unknown or keeps no presence.
+        """
         if not self.channel_options(channel).presence:
             raise ConfigError(f"presence is off for {channel!r}")
         return await self.presence_manager.presence_stats(channel)
@@ -111,11 +121,20 @@ class ServerAPI:
     async def history(
         self, channel: str, *, limit: int | None = None, since: StreamPosition | None = None, reverse: bool = False
     ) -> HistoryResult:
+        """Publications of a channel's stream and its position, as the history command answers.
+
+        ``limit`` 0 gives the position only, ``None`` every publication kept; ``since``
+        continues after a position of the same epoch; ``reverse`` gives the newest first.
+
+        Raises:
+            ConfigError: the channel's namespace is unknown or keeps no history.
+        """
         if not self.channel_options(channel).history:
             raise ConfigError(f"history is off for {channel!r}")
         return await self.broker.history(channel, limit=limit, since=since, reverse=reverse)
 
     async def history_remove(self, channel: str) -> None:
+        """Forget a channel's publications; its offset and epoch stay."""
         await self.broker.remove_history(channel)
 
     # --- connections -------------------------------------------------------------------------

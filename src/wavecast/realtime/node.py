@@ -134,7 +134,7 @@ class Node(Hooks, ServerAPI):
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
 
-    # --- the broker's events (BrokerEventHandler) ----------------------------------------------
+    # --- the broker's events (BrokerEventHandler): see engines.base ----------------------------
 
     def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
         self.fanout.publication(channel, publication, position)

@@ -14,7 +14,21 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 @dataclasses.dataclass
 class NodeStats:
-    """Counters of a node; plain integers, so that counting costs nothing on the hot paths."""
+    """Counters of a node; plain integers, so that counting costs nothing on the hot paths.
+
+    Attributes:
+        publications: publications this node published (client commands and the server API).
+        deliveries: publications written or queued to a subscriber of this node.
+        messages_in, bytes_in: WebSocket messages from clients, and their bytes.
+        messages_out, bytes_out: publications sent to clients, and their bytes.
+        commands: commands received, by method.
+        errors: error replies, by code.
+        slow_consumer_actions: what slow-consumer policies did: ``disconnect``,
+            ``drop_oldest``, ``conflate``.
+        disconnects: sessions ended, by disconnect code.
+        latency_counts, latency_sum: the publish-to-write latency histogram (see
+            :data:`LATENCY_BUCKETS`).
+    """
 
     publications: int = 0
     deliveries: int = 0
