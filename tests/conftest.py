@@ -3,22 +3,18 @@ free ports, TLS certificates, private redis-servers, SDK clients, Chromium, time
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser
 
-from wavecast.asyncio import Server, ServerConnection, serve
-from wavecast.server.config import Config
-
 from .support.browser import launch_chromium
-from .support.config import make_config
+from .support.cleanup import stopping
 from .support.redis import RedisServer, private_redis
 from .support.sdk import Clients
-from .support.servers import AppServer, StartServer, StartWavecast, echo, ws_uri
-from .support.timing import MS, bound_in_time
+from .support.servers import AppServer, StartServer, StartWavecast, close_server, echo, serve_locally, ws_uri
+from .support.timing import bound_in_time
 from .support.tls import Certificates
 
 # moved to tests.support.servers and tests.support.tls; re-export kept for tests/asyncio,
@@ -38,24 +34,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
-    """Start servers on 127.0.0.1 with a free port; close them when the test ends.
-
-    ``await start_server(handler, **kwargs)`` takes the arguments of ``serve()``; the
-    handler defaults to an echo, and ``port`` to a free one.
-    """
-    servers: list[Server] = []
-
-    async def start(
-        handler: Callable[[ServerConnection], Awaitable[None]] = echo, *, port: int = 0, **kwargs: Any
-    ) -> Server:
-        server = await serve(handler, "127.0.0.1", port, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-        await server.wait_closed(timeout=1000 * MS)
+    """``await start_server(handler=echo, port=0, **serve_kwargs)``: serve on 127.0.0.1; close
+    the servers when the test ends."""
+    async with stopping(serve_locally, close_server) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")
@@ -87,21 +69,10 @@ def persistent_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def start_wavecast() -> AsyncIterator[StartWavecast]:
-    """Start the standalone server in this process on a free port; stop it when the test ends.
-
-    ``await start_wavecast(config=None, **sections)``: ``sections`` are merged into
-    :data:`~tests.support.config.BASE_CONFIG`.
-    """
-    started: list[AppServer] = []
-
-    async def start(config: Config | None = None, **sections: Any) -> AppServer:
-        server = await AppServer.start(config if config is not None else make_config(**sections))
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        await server.stop()
+    """``await start_wavecast(config=None, **sections)``: the standalone server in this process
+    (:meth:`AppServer.start`), on a free port; stopped when the test ends."""
+    async with stopping(AppServer.start, AppServer.stop) as start:
+        yield start
 
 
 @pytest.fixture

@@ -8,58 +8,37 @@ centrifuge-js through ``js/client.js``; or the raw protocol.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
+from ..support.cleanup import stopping
 from ..support.js import JSClient, StartJS
 from ..support.raw import OpenRaw, RawClient
-from ..support.servers import Listening, NodeServer, StartNode
+from ..support.servers import NodeServer, StartNode
 from ..support.tools import node
 
 
 @pytest.fixture
 async def start_node() -> AsyncIterator[StartNode]:
-    """Start Nodes with :meth:`NodeServer.start`'s arguments; stop them when the test ends."""
-    started: list[NodeServer] = []
-
-    async def start(*args: Any, **kwargs: Any) -> NodeServer:
-        server = await NodeServer.start(*args, **kwargs)
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        await server.stop()
+    """``await start_node(config=None, port=0, setup=None)``: a Node served on 127.0.0.1 (see
+    :meth:`NodeServer.start`); stopped when the test ends."""
+    async with stopping(NodeServer.start, NodeServer.stop) as start:
+        yield start
 
 
 @pytest.fixture
 async def start_js() -> AsyncIterator[StartJS]:
-    """Start ``js/client.js`` with its options (``url``, ``token``...); stop it when the test ends."""
-    path = node("centrifuge", "ws")
-    clients: list[JSClient] = []
-
-    async def start(**options: Any) -> JSClient:
-        client = await JSClient.start(path, **options)
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
+    """``await start_js(**options)``: ``js/client.js`` with its options (``url``, ``token``...);
+    stopped when the test ends."""
+    async with stopping(functools.partial(JSClient.start, node("centrifuge", "ws")), JSClient.close) as start:
+        yield start
 
 
 @pytest.fixture
 async def open_raw() -> AsyncIterator[OpenRaw]:
-    """Open :class:`RawClient` connections to a server; close them when the test ends."""
-    clients: list[RawClient] = []
-
-    async def open_raw(server: Listening, **kwargs: Any) -> RawClient:
-        client = await RawClient.open(server.ws_url, **kwargs)
-        clients.append(client)
-        return client
-
-    yield open_raw
-    for client in clients:
-        await client.close()
+    """``await open_raw(server, **kwargs)``: a :class:`RawClient` of ``server.ws_url``; closed
+    when the test ends."""
+    async with stopping(RawClient.open_to, RawClient.close) as open_raw:
+        yield open_raw

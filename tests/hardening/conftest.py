@@ -7,34 +7,34 @@ allocates to attack it. Memory is a measurement, never a timing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..support.attack import ServerProcess, SpawnServer
+from ..support.cleanup import stopping
 from ..support.memory import MEASUREMENTS
 
 
 @pytest.fixture
 async def spawn_server(tmp_path: Path) -> AsyncIterator[SpawnServer]:
-    """Start servers in subprocesses: ``await spawn_server(**serve_kwargs)``.
+    """``await spawn_server(**serve_kwargs)``: a server in a subprocess (``limits`` is a dict of
+    :class:`~wavecast.Limits` fields). When the test ends, each server is terminated, and its
+    stderr must hold no traceback."""
+    stderrs = (tmp_path / f"server{i}.stderr" for i in itertools.count())
 
-    ``limits`` is a dict of :class:`~wavecast.Limits` fields. When the test ends, each server
-    is terminated, and its stderr must hold no traceback.
-    """
-    servers: list[ServerProcess] = []
+    def spawn(**config: Any) -> Awaitable[ServerProcess]:
+        return ServerProcess.spawn(config, next(stderrs))
 
-    async def spawn(**config: Any) -> ServerProcess:
-        server = await ServerProcess.spawn(config, tmp_path / f"server{len(servers)}.stderr")
-        servers.append(server)
-        return server
-
-    yield spawn
-    for server in servers:
+    def stop(server: ServerProcess) -> None:
         stderr = server.stop()
         assert "Traceback" not in stderr, stderr
+
+    async with stopping(spawn, stop) as start:
+        yield start
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -6,12 +6,13 @@ developer's machine, and fails them when ``CI=true``, so CI can't pass by skippi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
 
-from ..support.js import NodeScript, RunNode, spawn
+from ..support.cleanup import stopping
+from ..support.js import NodeScript, RunNode
 from ..support.tools import node as node_path
 
 JS = Path(__file__).parent / "js"
@@ -25,22 +26,12 @@ def node() -> str:
 
 @pytest.fixture
 async def run_node(node: str) -> AsyncIterator[RunNode]:
-    """Start ``tests/interop/js/<script>`` with arguments and what to write to its stdin.
+    """``await run_node(script, *args, stdin=None)``: ``tests/interop/js/<script>`` with
+    arguments and what to write to its stdin. A script still running when the test ends gets
+    EOF on stdin, then is killed."""
 
-    A script still running when the test ends gets EOF on stdin, then is killed.
-    """
-    scripts: list[NodeScript] = []
+    def run(script: str, *args: str, stdin: bytes | None = None) -> Awaitable[NodeScript]:
+        return NodeScript.start(node, JS / script, *args, stdin=stdin)
 
-    async def run(script: str, *args: str, stdin: bytes | None = None) -> NodeScript:
-        started = NodeScript(await spawn(node, JS / script, *args))
-        scripts.append(started)
-        if stdin is not None:
-            assert started.process.stdin is not None
-            started.process.stdin.write(stdin)
-            await started.process.stdin.drain()
-            started.process.stdin.close()
-        return started
-
-    yield run
-    for started in scripts:
-        await started.close()
+    async with stopping(run, NodeScript.close) as start:
+        yield start

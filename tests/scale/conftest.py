@@ -9,6 +9,7 @@ redis-servers (``own_redis``, ``persistent_redis``) come from ``tests/conftest.p
 from __future__ import annotations
 
 import asyncio
+import itertools
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ..support.cleanup import stopping
 from ..support.cluster import ChaosReport, Relay, StartNodes
 from ..support.config import write_config
 from ..support.haproxy import Haproxy, StartHaproxy
@@ -29,70 +31,56 @@ from ..support.tools import haproxy
 async def start_nodes(tmp_path: Path) -> AsyncIterator[StartNodes]:
     """Start ``wavecast serve`` nodes from one configuration and wait until each is ready.
 
-    ``await start_nodes(config, count=2, ports=None, env=None, wait=True)``: ``config`` is a
+    ``await start_nodes(config, count=1, ports=None, env=None, wait=True)``: ``config`` is a
     table (see :func:`~tests.support.cluster.cluster_config`) or a path; node ``i`` is named
     ``node<i>`` (its connect replies say so) and leads a process group of its own. Processes
     still running when the test ends are killed, with their workers.
     """
-    processes: list[ServeProcess] = []
+    names = (f"node{i}" for i in itertools.count(1))
 
-    async def start(
-        config: Mapping[str, Any] | Path,
-        count: int = 1,
-        *,
-        ports: list[int] | None = None,
-        env: Mapping[str, str] | None = None,
-        wait: bool = True,
-    ) -> list[ServeProcess]:
-        path = config if isinstance(config, Path) else write_config(tmp_path, config)
-        started = []
-        for port in ports or [free_port() for _ in range(count)]:
-            name = f"node{len(processes) + 1}"
-            node_env = {"WAVECAST_CLIENT__NAME": name, **(env or {})}
-            processes.append(ServeProcess(path, port, cwd=tmp_path, name=name, env=node_env, new_session=True))
-            started.append(processes[-1])
-        if wait:
-            await asyncio.gather(*(node.wait_ready() for node in started))
-        return started
+    def serve(path: Path, port: int, env: Mapping[str, str]) -> ServeProcess:
+        name = next(names)
+        env = {"WAVECAST_CLIENT__NAME": name, **env}
+        return ServeProcess(path, port, cwd=tmp_path, name=name, env=env, new_session=True)
 
-    yield start
-    for process in processes:
-        process.kill()
+    async with stopping(serve, ServeProcess.kill) as start_one:
+
+        async def start(
+            config: Mapping[str, Any] | Path,
+            count: int = 1,
+            *,
+            ports: list[int] | None = None,
+            env: Mapping[str, str] | None = None,
+            wait: bool = True,
+        ) -> list[ServeProcess]:
+            path = config if isinstance(config, Path) else write_config(tmp_path, config)
+            started = [await start_one(path, port, env or {}) for port in ports or [free_port() for _ in range(count)]]
+            if wait:
+                await asyncio.gather(*(node.wait_ready() for node in started))
+            return started
+
+        yield start
 
 
 @pytest.fixture
 async def start_haproxy(tmp_path: Path) -> AsyncIterator[StartHaproxy]:
-    """Start haproxy from ``examples/deploy/haproxy.cfg`` in front of nodes; stop it at the end.
-
-    Skips when haproxy isn't installed, except under ``CI=true`` where it fails.
-    """
+    """``await start_haproxy(nodes)``: haproxy from ``examples/deploy/haproxy.cfg`` in front of
+    ``nodes``, ready; killed when the test ends. Skips when haproxy isn't installed, except
+    under ``CI=true`` where it fails."""
     program = haproxy()
-    started: list[Haproxy] = []
 
-    async def start(nodes: Sequence[Listening]) -> Haproxy:
-        proxy = Haproxy(program, free_port(), [node.port for node in nodes], cwd=tmp_path)
-        started.append(proxy)
-        await proxy.wait_ready()
-        return proxy
+    def proxy(nodes: Sequence[Listening]) -> Haproxy:
+        return Haproxy(program, free_port(), [node.port for node in nodes], cwd=tmp_path)
 
-    yield start
-    for proxy in started:
-        proxy.kill()
+    async with stopping(proxy, Haproxy.kill, ready=Haproxy.wait_ready) as start:
+        yield start
 
 
 @pytest.fixture
 async def relay() -> AsyncIterator[Callable[[int], Awaitable[Relay]]]:
-    relays: list[Relay] = []
-
-    async def start(target: int) -> Relay:
-        started = Relay(target)
-        await started.start()
-        relays.append(started)
-        return started
-
-    yield start
-    for started in relays:
-        await started.close()
+    """``await relay(port)``: a :class:`Relay` to ``port``; closed when the test ends."""
+    async with stopping(Relay.open, Relay.close) as start:
+        yield start
 
 
 @pytest.fixture

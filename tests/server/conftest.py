@@ -15,6 +15,7 @@ import pytest
 # (ADMIN_PASSWORD, MakeClient, SECRET, StartWavecast, basic_auth, http, http_from, make_config, make_token,
 # subscribe), tests/e2e/test_chat_browser.py (ServeProcess, free_port, http, wavecast_command) and examples/
 # (API_KEY, SECRET, ServeProcess, free_port, http, merge).
+from ..support.cleanup import stopping
 from ..support.config import ADMIN_PASSWORD, API_KEY, make_config, merge
 from ..support.http import basic_auth, http, http_from
 from ..support.processes import free_port
@@ -45,21 +46,11 @@ __all__ = [
 
 @pytest.fixture
 async def start_serve(tmp_path: Path) -> AsyncIterator[StartServe]:
-    """Run ``wavecast serve --config <path> --port <port>`` and wait until it's ready.
+    """``await start_serve(config_path, port=None, env=None)``: ``wavecast serve``, ready; killed
+    when the test ends."""
 
-    ``await start_serve(config_path, port=None, env=None)``; a process still running when the
-    test ends is killed.
-    """
-    processes: list[ServeProcess] = []
+    def serve(config_path: Path, *, port: int | None = None, env: Mapping[str, str] | None = None) -> ServeProcess:
+        return ServeProcess(config_path, port or free_port(), cwd=tmp_path, env=env)
 
-    async def start(
-        config_path: Path, *, port: int | None = None, env: Mapping[str, str] | None = None
-    ) -> ServeProcess:
-        process = ServeProcess(config_path, port or free_port(), cwd=tmp_path, env=env)
-        processes.append(process)
-        await process.wait_ready()
-        return process
-
-    yield start
-    for process in processes:
-        process.kill()
+    async with stopping(serve, ServeProcess.kill, ready=ServeProcess.wait_ready) as start:
+        yield start

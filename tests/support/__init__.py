@@ -4,6 +4,7 @@ Fixtures stay in the ``conftest.py`` files, as thin wrappers over these modules;
 import from here, never from a ``conftest.py``.
 
 - :mod:`.timing`: the one scaled unit of time (``MS``), bounded waits, per-suite time bounds.
+- :mod:`.cleanup`: what a fixture starts, stopped when the test ends.
 - :mod:`.tools`: third-party programs (node, Chromium, redis-server, haproxy), present or explained.
 - :mod:`.processes`: free ports, and subprocesses that log to a file and are stopped by their PID.
 - :mod:`.config`: the standalone server's test configuration, merged and written as TOML.
@@ -14,6 +15,7 @@ import from here, never from a ``conftest.py``.
 - :mod:`.sdk`: centrifuge-python clients and the events they record.
 - :mod:`.js`: Node scripts, the centrifuge-js driver among them.
 - :mod:`.raw`: a client of the JSON protocol with no SDK in between.
+- :mod:`.rpc`: RPC handlers that tests register on their nodes.
 - :mod:`.browser`: Chromium through Playwright.
 - :mod:`.tls`: a throwaway CA and certificates.
 - :mod:`.redis`: a private redis-server.

@@ -4,24 +4,36 @@ memory is measured alone, and a bystander that must keep being served meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wavecast.asyncio import ClientConnection, connect
 
-from ..asyncio.peers import RawSocket, open_raw_client
-from .memory import KIB, MIB, Memory, record
+from ..asyncio.peers import RawSocket, open_raw_client, raw_handshake
+from .memory import KIB, MIB, Memory, bounded
 from .processes import terminate
 from .timing import MS
 from .tools import ROOT
 
-__all__ = ["Bystander", "Pumped", "ServerProcess", "SpawnServer", "crowd", "measure_crowd", "pump", "small_sndbuf"]
+__all__ = [
+    "Bystander",
+    "Pumped",
+    "ServerProcess",
+    "SpawnServer",
+    "attacked",
+    "crowd",
+    "measure_crowd",
+    "outcomes",
+    "pump",
+    "small_sndbuf",
+]
 
 
 @dataclass
@@ -100,6 +112,13 @@ class ServerProcess:
             lambda s: s["connections"] == keep and s["handlers"] == keep, f"{keep} connections to remain"
         )
 
+    async def settled(self) -> dict[str, Any]:
+        """Wait until no connection is left, check that nothing was logged as a warning or an
+        error meanwhile, and return the stats."""
+        stats = await self.wait_idle()
+        assert stats["errors"] == []
+        return stats
+
     def stop(self) -> str:
         """Terminate the server; return what it wrote to stderr."""
         terminate(self.process)
@@ -110,6 +129,11 @@ class ServerProcess:
 
 #: ``await spawn_server(**serve_kwargs)``, the fixture of ``tests/hardening/conftest.py``.
 SpawnServer = Callable[..., Awaitable[ServerProcess]]
+
+
+def outcomes(stats: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """How the handlers of the connections to ``path`` ended, in the stats of a server."""
+    return [outcome for outcome in stats["outcomes"] if outcome["path"] == path]
 
 
 class Bystander:
@@ -144,6 +168,20 @@ class Bystander:
             async with connect(self.server.uri("/"), open_timeout=2000 * MS) as fresh:
                 await fresh.send(message)
                 assert await fresh.recv() == message
+
+
+@contextlib.asynccontextmanager
+async def attacked(server: ServerProcess, path: str | None = None) -> AsyncIterator[tuple[Bystander, RawSocket]]:
+    """Yield a :class:`Bystander` of ``server`` and a raw connection to attack it with: a plain
+    TCP connection, or a WebSocket one to ``path``. Then close the connection, and check that
+    the bystander is still served."""
+    async with Bystander(server) as bystander:
+        raw = await (open_raw_client(server.port) if path is None else raw_handshake(server.port, path))
+        try:
+            yield bystander, raw
+        finally:
+            raw.close()
+        await bystander.check()
 
 
 @dataclass
@@ -231,8 +269,7 @@ async def measure_crowd(
         await bystander.check()
         await attack
         await server.wait_idle(keep=1)
-    record(case, memory, f"{count} connections, {memory.growth // count} B each at most")
-    assert memory.growth < bound, f"{case}: {memory}"
+    bounded(case, memory, bound, f"{count} connections, {memory.growth // count} B each at most")
     return memory
 
 

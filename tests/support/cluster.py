@@ -57,9 +57,13 @@ class Relay(Listening):
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+    @classmethod
+    async def open(cls, target: int | None) -> Relay:
+        """Start relaying to ``target`` from a free port."""
+        relay = cls(target)
+        relay._server = await asyncio.start_server(relay._relay, "127.0.0.1", 0)
+        relay.port = relay._server.sockets[0].getsockname()[1]
+        return relay
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.target is None:

@@ -50,6 +50,17 @@ class NodeScript:
         self.process = process
         self.events: list[dict[str, Any]] = []
 
+    @classmethod
+    async def start(cls, node: str, script: Path, *args: str, stdin: bytes | None = None) -> NodeScript:
+        """Start ``script`` with ``args``; write ``stdin`` to it and close it, if given."""
+        started = cls(await spawn(node, script, *args))
+        if stdin is not None:
+            assert started.process.stdin is not None
+            started.process.stdin.write(stdin)
+            await started.process.stdin.drain()
+            started.process.stdin.close()
+        return started
+
     async def next_event(self, timeout: float = 5000 * MS) -> dict[str, Any]:
         """Return the next JSON line; fail if the script exits or says nothing in time."""
         assert self.process.stdout is not None
@@ -143,6 +154,12 @@ class JSClient:
         self.process.stdin.write(json.dumps({"id": call_id, "op": op, **args}).encode() + b"\n")
         await self.process.stdin.drain()
         return await self.wait("result", lambda event: event["id"] == call_id)
+
+    async def ok(self, op: str, **args: Any) -> Any:
+        """Run one operation of the SDK, which must succeed; return its ``value``."""
+        result = await self.call(op, **args)
+        assert result["ok"], result
+        return result["value"]
 
     async def close(self) -> None:
         """End the script (it disconnects and exits), then read what is left of its output."""

@@ -6,7 +6,7 @@ import asyncio
 
 from .timing import MS
 
-__all__ = ["KIB", "MEASUREMENTS", "MIB", "Memory", "record"]
+__all__ = ["KIB", "MEASUREMENTS", "MIB", "Memory", "bounded", "record"]
 
 MIB = 2**20
 KIB = 2**10
@@ -83,3 +83,10 @@ MEASUREMENTS: dict[str, str] = {}
 def record(case: str, memory: Memory, detail: str = "") -> None:
     """Keep a measurement for the summary at the end of the session."""
     MEASUREMENTS[case] = f"{memory}; {detail}" if detail else str(memory)
+
+
+def bounded(case: str, memory: Memory, bound: int, detail: str = "") -> None:
+    """Keep the measurement of ``case`` for the summary, and check that the memory grew by less
+    than ``bound`` bytes."""
+    record(case, memory, detail)
+    assert memory.growth < bound, f"{case}: {memory}"

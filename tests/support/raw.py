@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wavecast.asyncio import ClientConnection, connect
 
+from ..asyncio.peers import open_raw_client
+from .servers import Listening
 from .timing import MS
 
 __all__ = ["OpenRaw", "RawClient"]
@@ -34,19 +35,21 @@ class RawClient:
         """Connect to the WebSocket ``url`` with ``kwargs`` for :func:`~wavecast.asyncio.connect`,
         compression and keepalive off unless they say otherwise."""
         port = urllib.parse.urlsplit(url).port
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
+        assert port is not None
+        raw = await open_raw_client(port, rcvbuf=rcvbuf)
+        kwargs.setdefault("compression", None)
+        kwargs.setdefault("ping_interval", None)
         try:
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-            kwargs.setdefault("compression", None)
-            kwargs.setdefault("ping_interval", None)
-            connection = await connect(url, sock=sock, **kwargs)
+            connection = await connect(url, sock=raw.sock, **kwargs)
         except BaseException:
-            sock.close()
+            raw.close()
             raise
         return cls(connection)
+
+    @classmethod
+    async def open_to(cls, server: Listening, **kwargs: Any) -> RawClient:
+        """Connect to ``server.ws_url`` (see :meth:`open`)."""
+        return await cls.open(server.ws_url, **kwargs)
 
     async def send(self, message: str | bytes) -> None:
         await self.connection.send(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import wavecast
 from wavecast import ConnectionClosed
@@ -15,7 +15,7 @@ from wavecast.server.app import App
 from wavecast.server.config import Config
 from wavecast.server.serve import shutdown, start_server
 
-from .config import node_config
+from .config import make_config, node_config
 from .http import HttpAnswer, http
 from .timing import MS
 
@@ -27,7 +27,9 @@ __all__ = [
     "StartNode",
     "StartServer",
     "StartWavecast",
+    "close_server",
     "echo",
+    "serve_locally",
     "ws_uri",
 ]
 
@@ -38,6 +40,19 @@ async def echo(connection: ServerConnection) -> None:
     """Send every message back."""
     async for message in connection:
         await connection.send(message)
+
+
+async def serve_locally(
+    handler: Callable[[ServerConnection], Awaitable[None]] = echo, *, port: int = 0, **kwargs: Any
+) -> Server:
+    """Serve ``handler`` (an echo by default) on 127.0.0.1 and ``port`` (a free one by default),
+    with the other arguments of :func:`~wavecast.asyncio.serve`."""
+    return await wavecast.serve(handler, "127.0.0.1", port, **kwargs)
+
+
+async def close_server(server: Server) -> None:
+    server.close()
+    await server.wait_closed(timeout=1000 * MS)
 
 
 def ws_uri(server: Server, path: str = "/", *, scheme: str = "ws", host: str = "127.0.0.1") -> str:
@@ -76,9 +91,11 @@ class Closes:
 
 
 class Listening:
-    """The addresses of a server listening on 127.0.0.1:``port``."""
+    """The addresses of a server listening on 127.0.0.1:``port``, with its real-time endpoint
+    under ``mount`` (where an ASGI application mounts it)."""
 
     port: int
+    mount: ClassVar[str] = ""
 
     @property
     def url(self) -> str:
@@ -86,7 +103,7 @@ class Listening:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{WEBSOCKET_PATH}"
+        return f"ws://127.0.0.1:{self.port}{self.mount}{WEBSOCKET_PATH}"
 
 
 @dataclasses.dataclass
@@ -123,8 +140,7 @@ class NodeServer(Listening):
             return
         self.stopped = True
         await self.node.shutdown()
-        self.server.close()
-        await self.server.wait_closed(timeout=1000 * MS)
+        await close_server(self.server)
 
 
 @dataclasses.dataclass
@@ -145,7 +161,9 @@ class AppServer(Listening):
         return self.server.port
 
     @classmethod
-    async def start(cls, config: Config) -> AppServer:
+    async def start(cls, config: Config | None = None, **sections: Any) -> AppServer:
+        """Start with ``config``, or :func:`~.config.make_config` of ``sections``."""
+        config = config if config is not None else make_config(**sections)
         server, app = await start_server(config)
         return cls(config, server, app)
 

@@ -12,19 +12,17 @@ import pytest
 
 from wavecast.engines.redis import RedisEngine
 
+from ...support.cleanup import stopping
 from ...support.redis import RedisServer
 from ..helpers import RecordingHandler, StartEngine
 
 
 @pytest.fixture
 async def start_engine() -> AsyncIterator[StartEngine]:
-    """Start Redis engines, one per simulated node, under one key prefix; close them at the end.
-
-    ``await start_engine(server, **kwargs)`` returns the engine and the handler its broker
-    reports to; ``kwargs`` go to :class:`RedisEngine`.
-    """
+    """``await start_engine(server, **kwargs)``: a Redis engine, one per simulated node, all
+    under one key prefix, and the handler its broker reports to; ``kwargs`` go to
+    :class:`RedisEngine`. The engines are closed when the test ends."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    engines: list[RedisEngine] = []
 
     async def start(server: RedisServer, **kwargs: object) -> tuple[RedisEngine, RecordingHandler]:
         kwargs.setdefault("prefix", prefix)
@@ -32,10 +30,11 @@ async def start_engine() -> AsyncIterator[StartEngine]:
         handler = RecordingHandler()
         await engine.broker.start(handler)
         await engine.presence_manager.start()
-        engines.append(engine)
         return engine, handler
 
-    yield start
-    for engine in engines:
+    async def close(started: tuple[RedisEngine, RecordingHandler]) -> None:
         with contextlib.suppress(Exception):
-            await engine.close()
+            await started[0].close()
+
+    async with stopping(start, close) as start_and_close:
+        yield start_and_close
