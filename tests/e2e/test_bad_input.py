@@ -53,8 +53,7 @@ async def bystander(
             namespaces={"closed": ChannelOptions()},
         )
     )
-    client, client_events = make_client(running.ws_url, token=make_token("bystander"), use_protobuf=protobuf)
-    await client.connect()
+    client, client_events = await make_client.connected(running.ws_url, "bystander", use_protobuf=protobuf)
     events = await subscribe(client, "feed")
     published: list[int] = []
 
@@ -91,6 +90,12 @@ async def connected_raw(running: NodeServer, open_raw: OpenRaw) -> RawClient:
     return raw
 
 
+@pytest.fixture
+async def raw(bystander: Bystander, open_raw: OpenRaw) -> RawClient:
+    """A raw client connected beside the bystander: the one that misbehaves."""
+    return await connected_raw(bystander.running, open_raw)
+
+
 async def closed_with(raw: RawClient) -> ConnectionClosed:
     """Read until the server closes the connection; return how it closed."""
     with pytest.raises(ConnectionClosed) as raised:
@@ -99,8 +104,7 @@ async def closed_with(raw: RawClient) -> ConnectionClosed:
     return raised.value
 
 
-async def test_unknown_method(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_unknown_method(bystander: Bystander, raw: RawClient) -> None:
     reply = await raw.command(frobnicate={"channel": "feed"})
     assert reply["error"] == {"code": 104, "message": "method not found"}
     # The connection still works.
@@ -114,8 +118,7 @@ async def test_command_before_connect(bystander: Bystander, open_raw: OpenRaw) -
     assert (closed.code, closed.reason) == (3501, "bad request")
 
 
-async def test_second_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_second_connect(bystander: Bystander, raw: RawClient) -> None:
     await raw.send(json.dumps({"id": 9, "connect": {"token": make_token("mallory")}}))
     closed = await closed_with(raw)
     assert closed.code == 3501
@@ -126,8 +129,7 @@ async def test_second_connect(bystander: Bystander, open_raw: OpenRaw) -> None:
     ['{"id": 1, "connect":', "not json at all", '{"id": "one", "ping": {}}', "[1, 2, 3]", '{"id": 2, "ping": 5}'],
     ids=["truncated", "text", "bad-id", "array", "bad-request-type"],
 )
-async def test_malformed_json(bystander: Bystander, open_raw: OpenRaw, message: str) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_malformed_json(bystander: Bystander, raw: RawClient, message: str) -> None:
     await raw.send(message)
     closed = await closed_with(raw)
     assert (closed.code, closed.reason) == (3501, "bad request")
@@ -141,16 +143,14 @@ async def test_malformed_json_before_connect(bystander: Bystander, open_raw: Ope
     assert closed.code == 3501
 
 
-async def test_oversized_message(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_oversized_message(bystander: Bystander, raw: RawClient) -> None:
     await raw.send(json.dumps({"id": 2, "publish": {"channel": "feed", "data": "x" * LIMIT}}))
     closed = await closed_with(raw)
     assert closed.code == 1009
     await wait_until(lambda: bystander.running.node.hub.num_sessions == 1, what="the bad session to go")
 
 
-async def test_message_at_the_size_limit_is_accepted(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_message_at_the_size_limit_is_accepted(bystander: Bystander, raw: RawClient) -> None:
     command = {"id": 2, "rpc": {"method": "nothing", "data": ""}}
     padding = LIMIT - len(json.dumps(command))
     command["rpc"]["data"] = "x" * padding  # type: ignore[index]
@@ -161,8 +161,7 @@ async def test_message_at_the_size_limit_is_accepted(bystander: Bystander, open_
     assert reply["error"]["code"] == 104  # no such RPC method, but the message went through
 
 
-async def test_invalid_utf8(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_invalid_utf8(bystander: Bystander, raw: RawClient) -> None:
     # A text frame that isn't UTF-8, written below the client's checks.
     protocol = raw.connection.protocol
     protocol.send_binary(b"\xff\xfe")  # the opcode is patched to text below
@@ -174,8 +173,7 @@ async def test_invalid_utf8(bystander: Bystander, open_raw: OpenRaw) -> None:
     assert closed.code == 1007
 
 
-async def test_forbidden_channels(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_forbidden_channels(bystander: Bystander, raw: RawClient) -> None:
     reply = await raw.command(subscribe={"channel": "closed:room"})
     assert reply["error"]["code"] == 103
     reply = await raw.command(subscribe={"channel": "nowhere:room"})
@@ -210,8 +208,7 @@ async def test_expired_and_forged_tokens(bystander: Bystander, open_raw: OpenRaw
     assert closed.code == 3500
 
 
-async def test_publications_with_bad_data(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_publications_with_bad_data(bystander: Bystander, raw: RawClient) -> None:
     reply = await raw.command(publish={"channel": "feed"})
     assert reply["error"]["code"] == 107
 
@@ -267,8 +264,7 @@ async def test_malformed_protobuf(bystander: Bystander, open_raw: OpenRaw, messa
 
 
 @BYSTANDERS
-async def test_binary_message_on_a_json_connection(bystander: Bystander, open_raw: OpenRaw) -> None:
-    raw = await connected_raw(bystander.running, open_raw)
+async def test_binary_message_on_a_json_connection(bystander: Bystander, raw: RawClient) -> None:
     await raw.send(b'{"id":2,"ping":{}}')
     closed = await closed_with(raw)
     assert (closed.code, closed.reason) == (3501, "bad request")

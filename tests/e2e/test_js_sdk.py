@@ -11,62 +11,36 @@ from typing import Any
 
 import pytest
 
-from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT, Error
-from wavecast.exceptions import CommandError
-from wavecast.realtime import ChannelOptions, MessageContext, Node, RPCContext
+from wavecast.codes import DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_FORCE_RECONNECT
+from wavecast.realtime import ChannelOptions, MessageContext, Node
 
-from ..support.config import node_config
+from ..support.config import node_config, open_channel
 from ..support.js import StartJS
+from ..support.rpc import with_rpc
 from ..support.servers import StartNode
 from ..support.timing import MS, wait_until
 from ..support.tokens import SECRET, make_token
 
 pytestmark = pytest.mark.interop
 
-CHANNELS = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_publish_for_subscriber=True,
-    presence=True,
-    join_leave=True,
-    allow_presence_for_subscriber=True,
-    history_size=100,
-    history_ttl=60,
-    allow_history_for_subscriber=True,
-    force_recovery=True,
-)
-
-
-def _setup(node: Node) -> None:
-    @node.rpc("sum")
-    async def sum_(ctx: RPCContext) -> Any:
-        assert ctx.data is not None
-        data = json.loads(ctx.data)
-        return {"sum": data["a"] + data["b"], "user": ctx.session.user}
-
-    @node.rpc("forbidden")
-    async def forbidden(ctx: RPCContext) -> Any:
-        raise CommandError(Error(1403, "not for you"))
-
-
-def _ok(result: dict[str, Any]) -> Any:
-    assert result["ok"], result
-    return result["value"]
+CHANNELS = open_channel(presence=True, join_leave=True, force_recovery=True)
+RPC = with_rpc("sum", "forbidden")
 
 
 async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(node_config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=_setup)
+    running = await start_node(node_config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=RPC)
     js = await start_js(url=running.ws_url, token=make_token("ann", info={"name": "Ann"}))
-    _ok(await js.call("connect"))
+    await js.ok("connect")
     connected = await js.wait("connected")
     session = running.node.hub.session(connected["client"])
     assert session is not None and session.user == "ann"
 
-    _ok(await js.call("subscribe", channel="chat", joinLeave=True))
+    await js.ok("subscribe", channel="chat", joinLeave=True)
     subscribed = await js.wait("subscribed")
     assert subscribed["recoverable"] and subscribed["positioned"]
     assert not subscribed["wasRecovering"]
 
-    _ok(await js.call("publish", channel="chat", data={"text": "from js"}))
+    await js.ok("publish", channel="chat", data={"text": "from js"})
     await running.node.publish("chat", {"text": "from the server"}, tags={"kind": "server"})
     await wait_until(lambda: len(js.named("publication")) == 2, what="two publications")
     first, second = js.named("publication")
@@ -75,37 +49,37 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
 
     # Another JS client joins: presence, stats and a join event.
     other = await start_js(url=running.ws_url, token=make_token("bob"))
-    _ok(await other.call("connect"))
-    _ok(await other.call("subscribe", channel="chat"))
+    await other.ok("connect")
+    await other.ok("subscribe", channel="chat")
     join = await js.wait("join", lambda event: event["user"] == "bob")
-    presence = _ok(await js.call("presence", channel="chat"))
+    presence = await js.ok("presence", channel="chat")
     assert {info["user"] for info in presence["clients"].values()} == {"ann", "bob"}
     assert join["client"] in presence["clients"]
     assert presence["clients"][connected["client"]]["connInfo"] == {"name": "Ann"}
-    stats = _ok(await js.call("presenceStats", channel="chat"))
+    stats = await js.ok("presenceStats", channel="chat")
     assert (stats["numClients"], stats["numUsers"]) == (2, 2)
     await other.close()
     await js.wait("leave", lambda event: event["user"] == "bob")
 
-    history = _ok(await js.call("history", channel="chat", limit=10))
+    history = await js.ok("history", channel="chat", limit=10)
     assert [p["data"] for p in history["publications"]] == [{"text": "from js"}, {"text": "from the server"}]
     assert history["offset"] == 2
-    latest = _ok(await js.call("history", channel="chat", limit=1, reverse=True))
+    latest = await js.ok("history", channel="chat", limit=1, reverse=True)
     assert [p["offset"] for p in latest["publications"]] == [2]
-    since = _ok(await js.call("history", channel="chat", limit=10, since={"offset": 1, "epoch": history["epoch"]}))
+    since = await js.ok("history", channel="chat", limit=10, since={"offset": 1, "epoch": history["epoch"]})
     assert [p["offset"] for p in since["publications"]] == [2]
 
-    assert _ok(await js.call("rpc", method="sum", data={"a": 20, "b": 22})) == {"data": {"sum": 42, "user": "ann"}}
+    assert await js.ok("rpc", method="sum", data={"a": 20, "b": 22}) == {"data": {"sum": 42, "user": "ann"}}
     refused = await js.call("rpc", method="forbidden", data={})
     assert not refused["ok"]
     assert refused["error"]["code"] == 1403 and refused["error"]["message"] == "not for you"
     missing = await js.call("rpc", method="missing", data={})
     assert missing["error"]["code"] == 104
 
-    _ok(await js.call("subscribe", channel="private:x", wait=False))
+    await js.ok("subscribe", channel="private:x", wait=False)
     unsubscribed = await js.wait("unsubscribed", lambda event: event["channel"] == "private:x")
     assert unsubscribed["code"] == 103
-    _ok(await js.call("subscribe", channel="nowhere:x", wait=False))
+    await js.ok("subscribe", channel="nowhere:x", wait=False)
     unsubscribed = await js.wait("unsubscribed", lambda event: event["channel"] == "nowhere:x")
     assert unsubscribed["code"] == 102
     assert len(js.named("connected")) == 1
@@ -114,11 +88,11 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
 async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True)}))
     js = await start_js(url=running.ws_url, token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
-    _ok(await js.call("connect"))
+    await js.ok("connect")
     await js.wait("get_token")
     error = await js.wait("error")
     assert error["error"]["code"] == 109
-    _ok(await js.call("subscribe", channel="secret:plans", tokens=[make_token("ann", channel="secret:plans")]))
+    await js.ok("subscribe", channel="secret:plans", tokens=[make_token("ann", channel="secret:plans")])
     await js.wait("get_sub_token")
     await js.wait("subscribed", lambda event: event["channel"] == "secret:plans")
 
@@ -146,7 +120,7 @@ async def test_refresh_with_a_subscription_token(start_node: StartNode, start_js
     js = await start_js(
         url=running.ws_url, token=make_token("ann", ttl=2), tokens=[make_token("ann", channel="secret:plans")]
     )
-    _ok(await js.call("connect"))
+    await js.ok("connect")
     await js.wait("connected")
     await js.wait("get_token", timeout=4000 * MS)
     disconnected = await js.wait("disconnected")
@@ -169,8 +143,8 @@ async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS)
     )
     mint = {"secret": SECRET, "sub": "ann", "ttl": 2}
     js = await start_js(url=running.ws_url, mint=mint)
-    _ok(await js.call("connect"))
-    _ok(await js.call("subscribe", channel="secret:a", mint=mint))
+    await js.ok("connect")
+    await js.ok("subscribe", channel="secret:a", mint=mint)
     await wait_until(lambda: len(js.named("get_token")) >= 3, timeout=4000 * MS, what="two refreshes")
     await wait_until(lambda: len(js.named("get_sub_token")) >= 3, timeout=4000 * MS, what="two sub refreshes")
     assert len(js.named("subscribed")) == 1
@@ -194,14 +168,14 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
     js = await start_js(url=running.ws_url, token=make_token("ann"))
     # Subscriptions made before connecting are sent together once connected.
     for channel in ("a", "b", "c"):
-        _ok(await js.call("subscribe", channel=channel, wait=False))
-    _ok(await js.call("connect"))
+        await js.ok("subscribe", channel=channel, wait=False)
+    await js.ok("connect")
     await wait_until(lambda: len(js.named("subscribed")) == 3, what="three subscriptions")
     await running.node.broadcast(["a", "b", "c"], "to all")
     await wait_until(lambda: len(js.named("publication")) == 3, what="three publications")
     assert sorted(event["channel"] for event in js.named("publication")) == ["a", "b", "c"]
 
-    _ok(await js.call("send", data={"hello": "server"}))
+    await js.ok("send", data={"hello": "server"})
     await wait_until(lambda: messages == [("ann", {"hello": "server"})], what="the message")
 
 
@@ -210,7 +184,7 @@ async def test_node_send_reaches_the_message_event(start_node: StartNode, start_
     ann = await start_js(url=running.ws_url, token=make_token("ann"))
     bob = await start_js(url=running.ws_url, token=make_token("bob"))
     for js in (ann, bob):
-        _ok(await js.call("connect"))
+        await js.ok("connect")
         await js.wait("connected")
     assert await running.node.send("ann", {"text": "your export is ready"}) == 1
     message = await ann.wait("message")
@@ -226,7 +200,7 @@ async def test_node_send_reaches_the_message_event(start_node: StartNode, start_
 async def test_message_over_the_size_limit(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(node_config(client_message_size_limit=4096))
     js = await start_js(url=running.ws_url, token=make_token("ann"))
-    _ok(await js.call("connect"))
+    await js.ok("connect")
     result = await js.call("rpc", method="echo", data="x" * 5000)
     assert not result["ok"]
     disconnected = await js.wait("disconnected")
@@ -237,7 +211,7 @@ async def test_message_over_the_size_limit(start_node: StartNode, start_js: Star
 async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(node_config(channel=CHANNELS))
     js = await start_js(url=running.ws_url, token=make_token("ann", channels=["news"]))
-    _ok(await js.call("connect"))
+    await js.ok("connect")
     await js.wait("server_subscribed", lambda event: event["channel"] == "news")
     await running.node.publish("news", "headline")
     publication = await js.wait("server_publication")
@@ -258,8 +232,8 @@ async def test_server_side_subscription_and_disconnects(start_node: StartNode, s
 async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> None:
     running = await start_node(node_config(channel=CHANNELS))
     js = await start_js(url=running.ws_url, token=make_token("ann"))
-    _ok(await js.call("connect"))
-    _ok(await js.call("subscribe", channel="room"))
+    await js.ok("connect")
+    await js.ok("subscribe", channel="room")
     await running.node.unsubscribe("ann", "room")
     unsubscribed = await js.wait("unsubscribed")
     assert (unsubscribed["code"], unsubscribed["reason"]) == (2000, "server unsubscribe")
@@ -269,8 +243,8 @@ async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> Non
 async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, start_js: StartJS, drop: str) -> None:
     running = await start_node(node_config(channel=CHANNELS))
     js = await start_js(url=running.ws_url, token=make_token("ann"))
-    _ok(await js.call("connect"))
-    _ok(await js.call("subscribe", channel="stream"))
+    await js.ok("connect")
+    await js.ok("subscribe", channel="stream")
 
     total = 150
 

@@ -6,64 +6,41 @@ package, against a Node over real sockets: Uint8Array data both ways.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
-from wavecast.realtime import ChannelOptions, Node, RPCContext
 
-from ..support.config import node_config
+from ..support.config import node_config, open_channel
 from ..support.js import StartJS
+from ..support.rpc import with_rpc
 from ..support.servers import StartNode
 from ..support.timing import wait_until
 from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
-CHANNELS = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_publish_for_subscriber=True,
-    presence=True,
-    allow_presence_for_subscriber=True,
-    history_size=100,
-    history_ttl=60,
-    allow_history_for_subscriber=True,
-    force_recovery=True,
-)
+CHANNELS = open_channel(presence=True, force_recovery=True)
 
 #: A Yjs-like update: bytes that aren't JSON.
 UPDATE = bytes([0, 1, 0x9F, 0xC3, 0, 0xFF]) + bytes(range(200))
 
 
-def _ok(result: dict[str, Any]) -> Any:
-    assert result["ok"], result
-    return result["value"]
-
-
-def _setup(node: Node) -> None:
-    @node.rpc("reverse")
-    async def reverse(ctx: RPCContext) -> Any:
-        assert ctx.data is not None
-        return ctx.data[::-1]
-
-
 async def test_connect_subscribe_publish_uint8array_and_rpc(start_node: StartNode, start_js: StartJS) -> None:
-    running = await start_node(node_config(channel=CHANNELS), setup=_setup)
+    running = await start_node(node_config(channel=CHANNELS), setup=with_rpc("reverse"))
     js = await start_js(url=running.ws_url, token=make_token("ann", info={"name": "Ann"}), protobuf=True)
     other = await start_js(url=running.ws_url, token=make_token("bob"), protobuf=True)
     for client in (js, other):
-        _ok(await client.call("connect"))
+        await client.ok("connect")
     connected = await js.wait("connected")
     session = running.node.hub.session(connected["client"])
     assert session is not None and session.codec.name == "protobuf" and session.user == "ann"
 
     for client in (js, other):
-        _ok(await client.call("subscribe", channel="doc"))
+        await client.ok("subscribe", channel="doc")
     subscribed = await js.wait("subscribed")
     assert subscribed["recoverable"] and subscribed["positioned"]
 
-    _ok(await js.call("publish", channel="doc", data=UPDATE.hex()))
+    await js.ok("publish", channel="doc", data=UPDATE.hex())
     await running.node.publish("doc", b"\x02from the server")
     for client in (js, other):
         await wait_until(lambda client=client: len(client.named("publication")) == 2, what="two publications")  # type: ignore[misc]
@@ -71,13 +48,13 @@ async def test_connect_subscribe_publish_uint8array_and_rpc(start_node: StartNod
         assert (bytes.fromhex(first["data"]), first["offset"], first["user"]) == (UPDATE, 1, "ann")
         assert (bytes.fromhex(second["data"]), second["offset"]) == (b"\x02from the server", 2)
 
-    presence = _ok(await js.call("presence", channel="doc"))
+    presence = await js.ok("presence", channel="doc")
     assert {info["user"] for info in presence["clients"].values()} == {"ann", "bob"}
     assert bytes.fromhex(presence["clients"][connected["client"]]["connInfo"]) == b'{"name":"Ann"}'
-    history = _ok(await other.call("history", channel="doc", limit=10))
+    history = await other.ok("history", channel="doc", limit=10)
     assert [bytes.fromhex(p["data"]) for p in history["publications"]] == [UPDATE, b"\x02from the server"]
 
-    assert _ok(await js.call("rpc", method="reverse", data=UPDATE.hex())) == {"data": UPDATE[::-1].hex()}
+    assert await js.ok("rpc", method="reverse", data=UPDATE.hex()) == {"data": UPDATE[::-1].hex()}
     missing = await js.call("rpc", method="missing", data="00")
     assert missing["error"]["code"] == 104
     assert len(js.named("connected")) == 1

@@ -16,9 +16,9 @@ import pytest
 from centrifuge import ClientState
 
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
-from wavecast.realtime import ChannelOptions, Node, PublishContext, PublishResult
+from wavecast.realtime import Node, PublishContext, PublishResult
 
-from ..support.config import node_config
+from ..support.config import node_config, open_channel
 from ..support.js import StartJS
 from ..support.sdk import Clients, subscribe
 from ..support.servers import StartNode
@@ -27,14 +27,7 @@ from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
-CHANNELS = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_publish_for_subscriber=True,
-    history_size=100,
-    history_ttl=60,
-    allow_history_for_subscriber=True,
-    force_recovery=True,
-)
+CHANNELS = open_channel(force_recovery=True)
 
 #: JSON that a strict reader takes, with raw newlines where JSON allows whitespace.
 SPREAD = [b'{"a":\n 1}', b"[1,\r\n2]\n", b'"line\\nbreak"']

@@ -13,9 +13,10 @@ from centrifuge import ClientState, ReplyError, StreamPosition, SubscriptionStat
 
 from wavecast.codes import Error
 from wavecast.exceptions import CommandError
-from wavecast.realtime import ChannelOptions, Node, RPCContext, SubscribeContext, SubscribeResult
+from wavecast.realtime import ChannelOptions, Node, SubscribeContext, SubscribeResult
 
-from ..support.config import node_config
+from ..support.config import node_config, open_channel
+from ..support.rpc import with_rpc
 from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import StartNode
 from ..support.timing import MS, wait_until
@@ -24,24 +25,13 @@ from ..support.tokens import make_token
 pytestmark = pytest.mark.interop
 
 #: A namespace where everything is allowed to subscribers, with history and join/leave.
-OPEN = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_publish_for_subscriber=True,
-    presence=True,
-    join_leave=True,
-    allow_presence_for_subscriber=True,
-    history_size=50,
-    history_ttl=60,
-    allow_history_for_subscriber=True,
-)
+OPEN = open_channel(presence=True, join_leave=True, history_size=50)
 
 
 async def test_subscribe_and_publish(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    alice, _ = make_client(running.ws_url, token=make_token("alice"))
-    bob, _ = make_client(running.ws_url, token=make_token("bob"))
-    await alice.connect()
-    await bob.connect()
+    alice, _ = await make_client.connected(running.ws_url, "alice")
+    bob, _ = await make_client.connected(running.ws_url, "bob")
     alice_events = await subscribe(alice, "chat")
     bob_events = await subscribe(bob, "chat")
 
@@ -102,8 +92,7 @@ async def test_presence_and_presence_stats(start_node: StartNode, make_client: C
 
 async def test_presence_refused_when_not_subscribed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     with pytest.raises(ReplyError) as raised:
         await client.presence("room")
     assert raised.value.code == 103
@@ -114,8 +103,7 @@ async def test_presence_refused_when_not_subscribed(start_node: StartNode, make_
 
 async def test_presence_not_available(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=ChannelOptions(allow_subscribe_for_client=True)))
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     await subscribe(client, "room")
     with pytest.raises(ReplyError) as raised:
         await client.presence_stats("room")
@@ -124,12 +112,10 @@ async def test_presence_not_available(start_node: StartNode, make_client: Client
 
 async def test_join_and_leave_seen_by_another_client(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    watcher, _ = make_client(running.ws_url, token=make_token("watcher"))
-    await watcher.connect()
+    watcher, _ = await make_client.connected(running.ws_url, "watcher")
     watched = await subscribe(watcher, "lobby", join_leave=True)
     # Without join_leave, a subscriber doesn't get the pushes.
-    quiet, _ = make_client(running.ws_url, token=make_token("quiet"))
-    await quiet.connect()
+    quiet, _ = await make_client.connected(running.ws_url, "quiet")
     quiet_events = await subscribe(quiet, "lobby")
 
     visitor, _ = make_client(running.ws_url, token=make_token("visitor", info={"v": 1}))
@@ -162,11 +148,9 @@ async def test_join_and_leave_seen_by_another_client(start_node: StartNode, make
 async def test_force_push_join_leave(start_node: StartNode, make_client: Clients) -> None:
     options = ChannelOptions(allow_subscribe_for_client=True, presence=True, force_push_join_leave=True)
     running = await start_node(node_config(channel=options))
-    watcher, _ = make_client(running.ws_url, token=make_token("watcher"))
-    await watcher.connect()
+    watcher, _ = await make_client.connected(running.ws_url, "watcher")
     watched = await subscribe(watcher, "lobby")
-    visitor, _ = make_client(running.ws_url, token=make_token("visitor"))
-    await visitor.connect()
+    visitor, _ = await make_client.connected(running.ws_url, "visitor")
     await subscribe(visitor, "lobby")
     await watched.wait("join", lambda ctx: ctx.info.user == "visitor")
 
@@ -175,8 +159,7 @@ async def test_history(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
     for n in range(1, 11):
         await running.node.publish("feed", {"n": n})
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     await subscribe(client, "feed")
     sub = client.get_subscription("feed")
     assert sub is not None
@@ -216,8 +199,7 @@ async def test_history_is_trimmed_to_its_size(start_node: StartNode, make_client
     running = await start_node(node_config(channel=options))
     for n in range(1, 6):
         await running.node.publish("feed", n)
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     result = await client.history("feed", limit=-1)
     assert [p.data for p in result.publications] == [3, 4, 5]
     assert result.offset == 5
@@ -225,35 +207,12 @@ async def test_history_is_trimmed_to_its_size(start_node: StartNode, make_client
 
 # --- RPC -------------------------------------------------------------------------------------
 
-
-def _rpc_setup(node: Node) -> None:
-    @node.rpc("sum")
-    async def sum_(ctx: RPCContext) -> Any:
-        assert ctx.data is not None
-        data = json.loads(ctx.data)
-        return {"sum": data["a"] + data["b"], "user": ctx.session.user}
-
-    @node.rpc("raw")
-    async def raw(ctx: RPCContext) -> Any:
-        return b'["already", "json"]'
-
-    @node.rpc("nothing")
-    async def nothing(ctx: RPCContext) -> Any:
-        return None
-
-    @node.rpc("forbidden")
-    async def forbidden(ctx: RPCContext) -> Any:
-        raise CommandError(Error(1403, "not for you"))
-
-    @node.rpc("busy")
-    async def busy(ctx: RPCContext) -> Any:
-        raise CommandError(Error(1503, "try later", temporary=True))
+RPC = with_rpc("sum", "raw", "nothing", "forbidden", "busy")
 
 
 async def test_rpc(start_node: StartNode, make_client: Clients) -> None:
-    running = await start_node(setup=_rpc_setup)
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    running = await start_node(setup=RPC)
+    client, _ = await make_client.connected(running.ws_url, "42")
     assert (await client.rpc("sum", {"a": 1, "b": 2})).data == {"sum": 3, "user": "42"}
     assert (await client.rpc("raw", None)).data == ["already", "json"]
     assert (await client.rpc("nothing", {})).data is None
@@ -270,9 +229,8 @@ async def test_rpc(start_node: StartNode, make_client: Clients) -> None:
 async def test_refused_rpc(
     start_node: StartNode, make_client: Clients, method: str, code: int, message: str, temporary: bool
 ) -> None:
-    running = await start_node(setup=_rpc_setup)
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    running = await start_node(setup=RPC)
+    client, events = await make_client.connected(running.ws_url, "42")
     with pytest.raises(ReplyError) as raised:
         await client.rpc(method, {"a": 1})
     assert (raised.value.code, raised.value.message, raised.value.temporary) == (code, message, temporary)
@@ -295,8 +253,7 @@ async def _refused(client: Any, channel: str, **kwargs: Any) -> Any:
 
 async def test_refused_subscription(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(namespaces={"private": ChannelOptions()}))
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     unsubscribed = await _refused(client, "private:room")
     assert (unsubscribed.code, unsubscribed.reason) == (103, "permission denied")
     unsubscribed = await _refused(client, "nowhere:room")
@@ -315,8 +272,7 @@ async def test_subscription_token(start_node: StartNode, make_client: Clients) -
         requested.append(channel)
         return make_token("42", channel=channel, info={"seat": 7})
 
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     await subscribe(client, "secret:plans", get_token=get_sub_token)
     assert requested == ["secret:plans"]
     presence = await running.node.presence("secret:plans")
@@ -342,8 +298,7 @@ async def test_expired_subscription_token_is_replaced(start_node: StartNode, mak
         calls += 1
         return make_token("42", channel=channel)
 
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     events = await subscribe(
         client, "secret:a", token=make_token("42", channel="secret:a", ttl=-5), get_token=get_sub_token
     )
@@ -360,8 +315,7 @@ async def test_subscription_token_refresh(start_node: StartNode, make_client: Cl
         tokens.append(make_token("42", channel=channel, ttl=1.5))
         return tokens[-1]
 
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     events = await subscribe(client, "secret:a", get_token=get_sub_token)
     session = running.node.hub.session(client.client_id)
     assert session is not None
@@ -382,8 +336,7 @@ async def test_subscription_that_is_not_refreshed_expires(start_node: StartNode,
             client_expired_close_delay=0.1,
         )
     )
-    client, client_events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, client_events = await make_client.connected(running.ws_url, "42")
     # A subscription token, and no get_token to refresh it with.
     events = await subscribe(client, "secret:a", token=make_token("42", channel="secret:a", ttl=1.5))
     connecting = await client_events.wait("connecting", lambda ctx: ctx.code != 0, timeout=4000 * MS)
@@ -403,12 +356,10 @@ async def test_on_subscribe_hook(start_node: StartNode, make_client: Clients) ->
             return SubscribeResult(data=b'{"welcome":"' + ctx.channel.encode() + b'"}')
 
     running = await start_node(node_config(namespaces={"vip": ChannelOptions()}), setup=setup)
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     unsubscribed = await _refused(client, "vip:lounge")
     assert (unsubscribed.code, unsubscribed.reason) == (1403, "members only")
-    boss, _ = make_client(running.ws_url, token=make_token("boss"))
-    await boss.connect()
+    boss, _ = await make_client.connected(running.ws_url, "boss")
     events = await subscribe(boss, "vip:lounge")
     assert events.named("subscribed")[0].data == {"welcome": "vip:lounge"}
 
@@ -436,8 +387,7 @@ async def test_personal_channel(start_node: StartNode, make_client: Clients) -> 
     running = await start_node(
         node_config(user_subscribe_to_personal=True, namespaces={"personal": ChannelOptions(presence=True)})
     )
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     subscribed = await events.wait("subscribed")
     assert subscribed.channel == "personal:#42"
     await running.node.publish("personal:#42", {"for": "42"})
@@ -451,8 +401,7 @@ async def test_personal_channel(start_node: StartNode, make_client: Clients) -> 
 
 async def test_server_api_subscribe_and_unsubscribe(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    _, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     assert await running.node.subscribe("42", "updates") == 1
     subscribed = await events.wait("subscribed")
@@ -466,10 +415,8 @@ async def test_server_api_subscribe_and_unsubscribe(start_node: StartNode, make_
 
 async def test_node_unsubscribe_pushes_to_the_client(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    client, client_events = make_client(running.ws_url, token=make_token("42"))
-    other, _ = make_client(running.ws_url, token=make_token("43"))
-    await client.connect()
-    await other.connect()
+    client, client_events = await make_client.connected(running.ws_url, "42")
+    other, _ = await make_client.connected(running.ws_url, "43")
     events = await subscribe(client, "room")
     other_events = await subscribe(other, "room")
 
@@ -496,8 +443,7 @@ async def test_node_send_reaches_the_sdk(
     # "message"): it decodes the push, logs it and skips it, and the connection goes on.
     caplog.set_level(logging.DEBUG, logger="centrifuge")
     running = await start_node(node_config())
-    client, events = make_client(running.ws_url, token=make_token("alice"), use_protobuf=use_protobuf)
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "alice", use_protobuf=use_protobuf)
     await events.wait("connected")
     assert await running.node.send("alice", {"text": "your export is ready"}) == 1
 
@@ -523,8 +469,7 @@ async def test_node_send_reaches_the_sdk(
 
 async def test_many_publications_arrive_in_order(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=OPEN))
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     events = await subscribe(client, "burst")
     for n in range(300):
         await running.node.publish("burst", n)

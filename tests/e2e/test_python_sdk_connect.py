@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 from centrifuge import ClientDisconnectedError, ClientState, ReplyError
@@ -24,10 +25,22 @@ from ..support.tokens import make_token
 pytestmark = pytest.mark.interop
 
 
+class TokenSource:
+    """A ``get_token`` callback of the SDK: each call signs a new token for user 42 with
+    ``claims``, and keeps it in :attr:`tokens`."""
+
+    def __init__(self, **claims: Any) -> None:
+        self.claims = claims
+        self.tokens: list[str] = []
+
+    async def __call__(self) -> str:
+        self.tokens.append(make_token("42", **self.claims))
+        return self.tokens[-1]
+
+
 async def test_connect_with_token(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     connected = await events.wait("connected")
     assert client.state == ClientState.CONNECTED
     assert connected.client == client.client_id
@@ -48,8 +61,7 @@ async def test_connect_with_token_info_and_connect_data(start_node: StartNode, m
             return ConnectResult(user=ctx.token_user, info=b'{"role":"admin"}', data=b'{"welcome":true}')
 
     running = await start_node(setup=setup)
-    client, events = make_client(running.ws_url, token=make_token("7"), data={"hello": "server"}, name="e2e")
-    await client.connect()
+    _, events = await make_client.connected(running.ws_url, "7", data={"hello": "server"}, name="e2e")
     connected = await events.wait("connected")
     assert connected.data == {"welcome": True}
     assert seen[0].data is not None and json.loads(seen[0].data) == {"hello": "server"}
@@ -93,20 +105,14 @@ async def test_connect_refused_for_a_subscription_token(start_node: StartNode, m
 
 async def test_expired_token_gets_a_new_one(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    calls = 0
-
-    async def get_token() -> str:
-        nonlocal calls
-        calls += 1
-        return make_token("42")
-
+    get_token = TokenSource()
     client, events = make_client(running.ws_url, token=make_token("42", ttl=-10), get_token=get_token)
     await client.connect()
     await events.wait("connected")
     error = events.named("error")[0].error
     assert isinstance(error, ReplyError)
     assert error.code == 109
-    assert calls == 1
+    assert len(get_token.tokens) == 1
     assert client.state == ClientState.CONNECTED
 
 
@@ -148,12 +154,7 @@ async def test_anonymous_connect_refused_by_default(start_node: StartNode, make_
 
 async def test_connection_token_refresh_keeps_the_client_connected(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(client_expired_close_delay=1.0))
-    tokens: list[str] = []
-
-    async def get_token() -> str:
-        tokens.append(make_token("42", ttl=2))
-        return tokens[-1]
-
+    get_token = TokenSource(ttl=2)
     client, events = make_client(running.ws_url, get_token=get_token)
     await client.connect()
     await events.wait("connected")
@@ -161,7 +162,7 @@ async def test_connection_token_refresh_keeps_the_client_connected(start_node: S
     assert session is not None
     first_expiry = session.expire_at
     # Two refreshes: each one pushed the expiry forward, past the first token's.
-    await wait_until(lambda: len(tokens) >= 3, timeout=6000 * MS, what="two refreshes")
+    await wait_until(lambda: len(get_token.tokens) >= 3, timeout=6000 * MS, what="two refreshes")
     await wait_until(lambda: session.expire_at > first_expiry, what="a later expiry")
     assert client.state == ClientState.CONNECTED
     assert not session.closed
@@ -170,20 +171,14 @@ async def test_connection_token_refresh_keeps_the_client_connected(start_node: S
 
 async def test_refresh_with_a_subscription_token_disconnects(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    calls = 0
-
-    async def get_token() -> str:
-        nonlocal calls
-        calls += 1
-        return make_token("42", channel="secret:1")
-
+    get_token = TokenSource(channel="secret:1")
     client, events = make_client(running.ws_url, token=make_token("42", ttl=2), get_token=get_token)
     await client.connect()
     await events.wait("connected")
     disconnected = await events.wait("disconnected", timeout=5000 * MS)
     assert (disconnected.code, disconnected.reason) == (3500, "invalid token")
     await asyncio.sleep(500 * MS)
-    assert calls == 1
+    assert len(get_token.tokens) == 1
     assert client.state == ClientState.DISCONNECTED
     assert running.node.stats.commands["connect"] == 1
     assert running.node.stats.disconnects[3500] == 1
@@ -221,8 +216,7 @@ async def test_connect_reply_ttl_is_never_zero_for_an_expiring_token(start_node:
 
 async def test_pings_and_pongs(start_node: StartNode, make_client: Clients, open_raw: OpenRaw) -> None:
     running = await start_node(node_config(client_ping_interval=1, client_pong_timeout=0.5))
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     session = running.node.hub.session(client.client_id)
     assert session is not None
@@ -250,15 +244,13 @@ async def test_user_connection_limit(start_node: StartNode, make_client: Clients
     await client.connect()
     disconnected = await events.wait("disconnected")
     assert (disconnected.code, disconnected.reason) == (3504, "connection limit")
-    other, other_events = make_client(running.ws_url, token=make_token("43"))
-    await other.connect()
+    _, other_events = await make_client.connected(running.ws_url, "43")
     await other_events.wait("connected")
 
 
 async def test_message_over_the_size_limit(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(client_message_size_limit=4096))
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     with pytest.raises(ClientDisconnectedError):
         await client.rpc("echo", "x" * 5000)
@@ -275,10 +267,8 @@ async def test_node_disconnect_with_a_terminal_code_stops_the_client(
     start_node: StartNode, make_client: Clients
 ) -> None:
     running = await start_node()
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    other, other_events = make_client(running.ws_url, token=make_token("43"))
-    await client.connect()
-    await other.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
+    other, other_events = await make_client.connected(running.ws_url, "43")
     await events.wait("connected")
     await other_events.wait("connected")
 
@@ -304,8 +294,7 @@ async def test_node_disconnect_with_a_reconnect_code(
     start_node: StartNode, make_client: Clients, disconnect: Disconnect
 ) -> None:
     running = await start_node()
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     first = client.client_id
 
@@ -320,8 +309,7 @@ async def test_node_disconnect_with_a_reconnect_code(
 @pytest.mark.parametrize("code", [3503, 3599, 4500, 4999])
 async def test_terminal_ranges(start_node: StartNode, make_client: Clients, code: int) -> None:
     running = await start_node()
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     await running.node.disconnect("42", Disconnect(code, "stop"))
     disconnected = await events.wait("disconnected")
@@ -331,8 +319,7 @@ async def test_terminal_ranges(start_node: StartNode, make_client: Clients, code
 
 async def test_server_shutdown_makes_clients_reconnect_elsewhere(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node()
-    client, events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    _, events = await make_client.connected(running.ws_url, "42")
     await events.wait("connected")
     port = running.port
     await running.stop()

@@ -19,7 +19,6 @@ from ..support.config import node_config
 from ..support.sdk import Clients, subscribe
 from ..support.servers import StartNode
 from ..support.timing import wait_until
-from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -43,10 +42,8 @@ async def test_commands_too_fast_get_111_and_another_client_is_unaffected(
     start_node: StartNode, make_client: Clients
 ) -> None:
     running = await start_node(node_config(command_rate=5, command_burst=10), setup=_echo)
-    flooder, _ = make_client(running.ws_url, token=make_token("flooder"))
-    other, _ = make_client(running.ws_url, token=make_token("other"))
-    await flooder.connect()
-    await other.connect()
+    flooder, _ = await make_client.connected(running.ws_url, "flooder")
+    other, _ = await make_client.connected(running.ws_url, "other")
 
     # 60 RPCs at once: the burst passes, a few more as the bucket refills, the rest get 111.
     results = await asyncio.gather(*(flooder.rpc("echo", n) for n in range(60)), return_exceptions=True)
@@ -64,10 +61,8 @@ async def test_a_publication_flood_is_limited_and_another_client_is_unaffected(
     start_node: StartNode, make_client: Clients
 ) -> None:
     running = await start_node(node_config(channel=CHAT, publication_rate=2, publication_burst=5))
-    flooder, _ = make_client(running.ws_url, token=make_token("flooder"))
-    other, _ = make_client(running.ws_url, token=make_token("other"))
-    await flooder.connect()
-    await other.connect()
+    flooder, _ = await make_client.connected(running.ws_url, "flooder")
+    other, _ = await make_client.connected(running.ws_url, "other")
     flooder_sub = await subscribe(flooder, "room")
     other_sub = await subscribe(other, "room")
     room = flooder.get_subscription("room")

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 from centrifuge import ClientState
 
 from wavecast.codes import DISCONNECT_FORCE_RECONNECT
-from wavecast.realtime import ChannelOptions, Node, RPCContext
 
-from ..support.config import node_config
+from ..support.config import node_config, open_channel
+from ..support.rpc import with_rpc
 from ..support.sdk import Clients, subscribe
 from ..support.servers import StartNode
 from ..support.timing import MS, wait_until
@@ -25,30 +24,14 @@ from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
-CHANNELS = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_publish_for_subscriber=True,
-    presence=True,
-    allow_presence_for_subscriber=True,
-    history_size=100,
-    history_ttl=60,
-    allow_history_for_subscriber=True,
-    force_recovery=True,
-)
+CHANNELS = open_channel(presence=True, force_recovery=True)
 
 #: Bytes that no JSON parser takes: a NUL, invalid UTF-8, every byte value.
 BINARY = b"\x00\xff\xfe" + bytes(range(256))
 
 
-def _setup(node: Node) -> None:
-    @node.rpc("reverse")
-    async def reverse(ctx: RPCContext) -> Any:
-        assert ctx.data is not None
-        return ctx.data[::-1]
-
-
 async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, make_client: Clients) -> None:
-    running = await start_node(node_config(channel=CHANNELS), setup=_setup)
+    running = await start_node(node_config(channel=CHANNELS), setup=with_rpc("reverse"))
     client, client_events = make_client(
         running.ws_url, token=make_token("ann", info={"name": "Ann"}), use_protobuf=True
     )
@@ -91,8 +74,7 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
 
 async def test_recovery_after_a_dropped_connection(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=CHANNELS))
-    client, client_events = make_client(running.ws_url, token=make_token("42"), use_protobuf=True)
-    await client.connect()
+    client, client_events = await make_client.connected(running.ws_url, "42", use_protobuf=True)
     events = await subscribe(client, "doc")
     total = 60
     published = [bytes([0, n, 255]) for n in range(1, total + 1)]
@@ -124,10 +106,8 @@ async def test_recovery_after_a_dropped_connection(start_node: StartNode, make_c
 
 async def test_json_and_protobuf_subscribers_of_one_channel(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=CHANNELS))
-    text, text_events = make_client(running.ws_url, token=make_token("json"))
-    binary, _ = make_client(running.ws_url, token=make_token("protobuf"), use_protobuf=True)
-    await text.connect()
-    await binary.connect()
+    text, text_events = await make_client.connected(running.ws_url, "json")
+    binary, _ = await make_client.connected(running.ws_url, "protobuf", use_protobuf=True)
     text_sub = await subscribe(text, "room")
     binary_sub = await subscribe(binary, "room")
 
@@ -159,8 +139,7 @@ async def test_json_and_protobuf_subscribers_of_one_channel(start_node: StartNod
 
 async def test_a_json_client_recovering_binary_data_is_told_so(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(channel=CHANNELS))
-    text, text_events = make_client(running.ws_url, token=make_token("json"))
-    await text.connect()
+    text, text_events = await make_client.connected(running.ws_url, "json")
     events = await subscribe(text, "room")
     await running.node.disconnect("json", DISCONNECT_FORCE_RECONNECT)
     await running.node.publish("room", BINARY)

@@ -64,8 +64,7 @@ async def test_recovery_after_the_server_drops_the_connection(
     start_node: StartNode, make_client: Clients, drop: str
 ) -> None:
     running = await start_node(recovery_config())
-    client, client_events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, client_events = await make_client.connected(running.ws_url, "42")
     events = await subscribe(client, STREAM)
     first = events.named("subscribed")[0]
     assert first.recoverable and first.positioned
@@ -126,8 +125,7 @@ async def test_recovery_of_a_server_side_subscription(start_node: StartNode, mak
 
 async def test_no_recovery_when_the_epoch_changed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config())
-    client, client_events = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, client_events = await make_client.connected(running.ws_url, "42")
     events = await subscribe(client, STREAM)
     for n in range(1, 6):
         await running.node.publish(STREAM, n)
@@ -152,8 +150,7 @@ async def test_no_recovery_when_the_epoch_changed(start_node: StartNode, make_cl
 
 async def test_no_recovery_when_history_was_trimmed(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config(history_size=5))
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     events = await subscribe(client, STREAM)
     await running.node.publish(STREAM, 1)
     await events.wait("publication")
@@ -173,8 +170,7 @@ async def test_no_recovery_when_history_was_trimmed(start_node: StartNode, make_
 
 async def test_a_channel_without_recovery_just_resubscribes(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(recovery_config())
-    client, _ = make_client(running.ws_url, token=make_token("42"))
-    await client.connect()
+    client, _ = await make_client.connected(running.ws_url, "42")
     events: SubEvents = await subscribe(client, "plain:room")
     await running.node.disconnect("42", DISCONNECT_FORCE_RECONNECT)
     await running.node.publish("plain:room", "missed")

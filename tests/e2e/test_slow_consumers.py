@@ -54,8 +54,7 @@ async def test_disconnect_policy_closes_a_stalled_reader_with_3008(
     start_node: StartNode, make_client: Clients, open_raw: OpenRaw
 ) -> None:
     running = await start_node(slow_config("disconnect"))
-    reader, _ = make_client(running.ws_url, token=make_token("reader"))
-    await reader.connect()
+    reader, _ = await make_client.connected(running.ws_url, "reader")
     reader_events = await subscribe(reader, "live:feed")
     raw, session = await stalled_subscriber(running, open_raw, "live:feed")
 
@@ -92,8 +91,7 @@ async def test_lossy_policies_keep_the_latest_values(
     start_node: StartNode, make_client: Clients, open_raw: OpenRaw, policy: SlowConsumerPolicy
 ) -> None:
     running = await start_node(slow_config(policy))
-    reader, _ = make_client(running.ws_url, token=make_token("reader"))
-    await reader.connect()
+    reader, _ = await make_client.connected(running.ws_url, "reader")
     reader_events = await subscribe(reader, "live:prices")
     raw, session = await stalled_subscriber(running, open_raw, "live:prices")
 
