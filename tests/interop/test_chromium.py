@@ -16,10 +16,11 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from wavecast import CloseCode, ConnectionClosed, Request, Response, demo
-from wavecast.asyncio import Server, ServerConnection, http_response, serve
+from wavecast import CloseCode, Request, Response, demo
+from wavecast.asyncio import Server, ServerConnection, http_response
 
 from ..support.browser import PLAYWRIGHT_TIMEOUT, launch_chromium
+from ..support.servers import Closes, close_server, serve_locally
 from ..support.timing import MS, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio(loop_scope="module")]
@@ -56,28 +57,11 @@ def _serve_test_page(connection: ServerConnection, request: Request) -> Response
 async def page_server(handler: Callable[[ServerConnection], Awaitable[None]], **kwargs: Any) -> AsyncIterator[Server]:
     """Serve the test page and WebSocket connections on 127.0.0.1."""
     kwargs.setdefault("process_request", _serve_test_page)
-    server = await serve(handler, "127.0.0.1", 0, **kwargs)
+    server = await serve_locally(handler, **kwargs)
     try:
         yield server
     finally:
-        server.close()
-        await server.wait_closed(timeout=1000 * MS)
-
-
-class Closes:
-    """A handler that echoes and records how each connection ended."""
-
-    def __init__(self) -> None:
-        self.connections: list[ServerConnection] = []
-        self.errors: list[ConnectionClosed] = []
-
-    async def __call__(self, connection: ServerConnection) -> None:
-        self.connections.append(connection)
-        try:
-            async for message in connection:
-                await connection.send(message)
-        except ConnectionClosed as exc:
-            self.errors.append(exc)
+        await close_server(server)
 
 
 # JavaScript run in the page: open a WebSocket and wait for the outcome.

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from wavecast import CloseCode, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from wavecast.asyncio import ServerConnection, connect
+from wavecast import CloseCode, ConnectionClosedError, ConnectionClosedOK
+from wavecast.asyncio import connect
 
 from ..support.js import NodeScript, RunNode
-from ..support.servers import StartServer, ws_uri
+from ..support.servers import Closes, StartServer, ws_uri
 from ..support.timing import MS, wait_until
 
 pytestmark = pytest.mark.interop
@@ -29,28 +29,6 @@ def _messages(events: list[dict[str, Any]]) -> list[str | bytes]:
         for event in events
         if event["event"] == "message"
     ]
-
-
-class Closes:
-    """A handler that echoes and records how each connection ended."""
-
-    def __init__(self) -> None:
-        self.errors: list[ConnectionClosed] = []
-        self.connections: list[ServerConnection] = []
-
-    async def __call__(self, connection: ServerConnection) -> None:
-        self.connections.append(connection)
-        try:
-            async for message in connection:
-                if message == "close me":
-                    await connection.close(4001, "as you wish")
-                elif message == "ping me":
-                    await (await connection.ping(b"from wavecast"))
-                    await connection.send("pinged")
-                else:
-                    await connection.send(message)
-        except ConnectionClosed as exc:
-            self.errors.append(exc)
 
 
 # --- ws client -> wavecast server -----------------------------------------------------------

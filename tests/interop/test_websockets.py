@@ -14,14 +14,15 @@ from websockets.exceptions import (
     ConnectionClosedError as WsConnectionClosedError,
     ConnectionClosedOK as WsConnectionClosedOK,
 )
+from websockets.frames import Close as WsClose
 from websockets.http11 import Request as WsRequest, Response as WsResponse
 from websockets.typing import Origin, Subprotocol
 from websockets.version import version as websockets_version
 
-from wavecast import CloseCode, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
-from wavecast.asyncio import ServerConnection, connect
+from wavecast import CloseCode, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
+from wavecast.asyncio import connect
 
-from ..support.servers import StartServer, ws_uri
+from ..support.servers import Closes, StartServer, ws_uri
 from ..support.timing import MS, wait_until
 from ..support.tools import require
 
@@ -33,27 +34,15 @@ def _new_websockets() -> None:
     require(int(websockets_version.split(".")[0]) >= 14, "websockets >= 14 is required for its new asyncio API")
 
 
-class Closes:
-    """A handler that echoes and records how each connection ended."""
-
-    def __init__(self) -> None:
-        self.errors: list[ConnectionClosed] = []
-        self.connections: list[ServerConnection] = []
-
-    async def __call__(self, connection: ServerConnection) -> None:
-        self.connections.append(connection)
-        try:
-            async for message in connection:
-                if message == "close me":
-                    await connection.close(4001, "as you wish")
-                elif message == "fail":
-                    raise RuntimeError("the handler failed")
-                elif message == "fragments":
-                    await connection.send_fragments(["frag", "ments", "!"])
-                else:
-                    await connection.send(message)
-        except ConnectionClosed as exc:
-            self.errors.append(exc)
+async def _check_echo(ws: Any, compression: str | None, messages: list[str | bytes]) -> None:
+    """Check what a client (of websockets or wavecast) and an echo server negotiated, and that
+    ``messages``, a large binary one and a compressible text come back as they went."""
+    assert ws.response is not None
+    extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+    assert ("permessage-deflate" in (extensions or "")) if compression else extensions is None
+    for message in [*messages, os.urandom(512 * 1024), "compressible text " * 5000]:
+        await ws.send(message)
+        assert await ws.recv() == message
 
 
 # --- websockets client -> wavecast server --------------------------------------------------
@@ -62,20 +51,8 @@ class Closes:
 @pytest.mark.parametrize("compression", ["deflate", None])
 async def test_websockets_client_echo(start_server: StartServer, compression: str | None) -> None:
     server = await start_server(Closes())
-    big = os.urandom(512 * 1024)
     async with ws_connect(ws_uri(server), compression=compression) as ws:
-        assert ws.response is not None
-        extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
-        assert ("permessage-deflate" in (extensions or "")) if compression else extensions is None
-        await ws.send("hello ✓")
-        assert await ws.recv() == "hello ✓"
-        await ws.send(b"\x00\x01\xfe\xff")
-        assert await ws.recv() == b"\x00\x01\xfe\xff"
-        await ws.send(big)
-        assert await ws.recv() == big
-        text = "compressible text " * 5000
-        await ws.send(text)
-        assert await ws.recv() == text
+        await _check_echo(ws, compression, ["hello ✓", b"\x00\x01\xfe\xff"])
         # websockets sends an iterable as a fragmented message.
         await ws.send(["frag", "mented"])
         assert await ws.recv() == "fragmented"
@@ -107,23 +84,26 @@ async def test_websockets_client_normal_close_ends_iteration(start_server: Start
     assert closes.connections[0].close_code == CloseCode.NORMAL_CLOSURE
 
 
-async def test_wavecast_server_closes_websockets_client(start_server: StartServer) -> None:
+async def _closed_after(start_server: StartServer, message: str) -> WsClose:
+    """Send ``message`` to a :class:`Closes` server from a websockets client, which the server
+    then closes; return the close frame it sent."""
     server = await start_server(Closes())
     async with ws_connect(ws_uri(server)) as ws:
-        await ws.send("close me")
+        await ws.send(message)
         with pytest.raises(WsConnectionClosedError) as info:
             await ws.recv()
     assert info.value.rcvd is not None
-    assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "as you wish")
+    return info.value.rcvd
+
+
+async def test_wavecast_server_closes_websockets_client(start_server: StartServer) -> None:
+    close = await _closed_after(start_server, "close me")
+    assert (close.code, close.reason) == (4001, "as you wish")
 
 
 async def test_handler_failure_gives_websockets_client_1011(start_server: StartServer) -> None:
-    server = await start_server(Closes())
-    async with ws_connect(ws_uri(server)) as ws:
-        await ws.send("fail")
-        with pytest.raises(WsConnectionClosedError) as info:
-            await ws.recv()
-    assert info.value.rcvd is not None and info.value.rcvd.code == CloseCode.INTERNAL_ERROR
+    close = await _closed_after(start_server, "fail")
+    assert close.code == CloseCode.INTERNAL_ERROR
 
 
 async def test_server_close_gives_websockets_client_1001(start_server: StartServer) -> None:
@@ -196,20 +176,8 @@ def _ws_uri(server: Any) -> str:
 
 @pytest.mark.parametrize("compression", ["deflate", None])
 async def test_wavecast_client_echo_with_websockets_server(compression: str | None) -> None:
-    big = os.urandom(512 * 1024)
     async with await _ws_server() as server, connect(_ws_uri(server), compression=compression) as client:
-        assert client.response is not None
-        extensions = client.response.headers.get("Sec-WebSocket-Extensions")
-        assert ("permessage-deflate" in (extensions or "")) if compression else extensions is None
-        await client.send("hello ✓")
-        assert await client.recv() == "hello ✓"
-        await client.send(b"\x00\xff")
-        assert await client.recv() == b"\x00\xff"
-        await client.send(big)
-        assert await client.recv() == big
-        text = "compressible text " * 5000
-        await client.send(text)
-        assert await client.recv() == text
+        await _check_echo(client, compression, ["hello ✓", b"\x00\xff"])
         await client.send_fragments([b"frag", b"mented"])
         assert await client.recv() == b"fragmented"
     assert client.close_code == CloseCode.NORMAL_CLOSURE
