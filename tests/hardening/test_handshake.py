@@ -13,8 +13,8 @@ import itertools
 import pytest
 
 from ..asyncio.peers import RawSocket, handshake_request, open_raw_client
-from ..support.attack import Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, pump, small_sndbuf
-from ..support.memory import KIB, MIB, record
+from ..support.attack import Bystander, ServerProcess, SpawnServer, attacked, crowd, measure_crowd, pump, small_sndbuf
+from ..support.memory import KIB, MIB, bounded, record
 from ..support.timing import MS
 
 pytestmark = pytest.mark.timeout(30)
@@ -48,43 +48,44 @@ async def rejected_request(port: int, request: bytes) -> tuple[int, dict[str, st
 
 async def measure_rejections(
     server: ServerProcess,
-    bystander: Bystander,
     case: str,
     request: bytes,
     status: int,
     *,
     count: int = 1000,
     warmups: int = 1,
-) -> None:
-    """Send ``request`` on ``count`` connections, each rejected with ``status``, and bound the memory."""
+) -> dict[str, str]:
+    """Check that ``request`` is rejected with ``status``, then send it on ``count`` connections
+    and bound the memory, a bystander served throughout; return the first rejection's headers."""
+    async with Bystander(server) as bystander:
+        got, headers = await rejected_request(server.port, request)
+        assert got == status
+        await bystander.check()
 
-    async def attack() -> None:
-        assert (await rejected_request(server.port, request))[0] == status
+        async def attack() -> None:
+            assert (await rejected_request(server.port, request))[0] == status
 
-    # One at a time: the reads of overlapping connections (asyncio reads 256 KiB at once) make
-    # glibc's heap wander by megabytes, which would hide what each connection leaves behind.
-    await measure_crowd(
-        server,
-        bystander,
-        case,
-        lambda: crowd(attack, count, concurrency=1),
-        count=count,
-        bound=3 * MIB,
-        warmups=warmups,
-    )
+        # One at a time: the reads of overlapping connections (asyncio reads 256 KiB at once) make
+        # glibc's heap wander by megabytes, which would hide what each connection leaves behind.
+        await measure_crowd(
+            server,
+            bystander,
+            case,
+            lambda: crowd(attack, count, concurrency=1),
+            count=count,
+            bound=3 * MIB,
+            warmups=warmups,
+        )
+    await server.settled()
+    return headers
 
 
 async def test_oversized_header_line_gets_431(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
     request = request_head(server.port, headers=f"X-Big: {'a' * 9000}\r\n")
-    async with Bystander(server) as bystander:
-        status, headers = await rejected_request(server.port, request)
-        assert status == 431
-        assert headers["connection"] == "close"
-        await bystander.check()
-        # A thousand of them: each buffered 8 KiB before its 431.
-        await measure_rejections(server, bystander, "oversized header lines, 431", request, 431)
-    assert (await server.wait_idle())["errors"] == []
+    # A thousand of them: each buffered 8 KiB before its 431.
+    headers = await measure_rejections(server, "oversized header lines, 431", request, 431)
+    assert headers["connection"] == "close"
 
 
 async def test_endless_header_line_gets_431_while_it_is_still_streaming(spawn_server: SpawnServer) -> None:
@@ -111,34 +112,23 @@ async def test_endless_header_line_gets_431_while_it_is_still_streaming(spawn_se
                 pumped = await attack
         finally:
             raw.close()
-        record("endless header line", memory, f"{pumped.sent / MIB:.0f} MiB streamed after the 431")
-        assert memory.growth < 8 * MIB
+        bounded("endless header line", memory, 8 * MIB, f"{pumped.sent / MIB:.0f} MiB streamed after the 431")
         await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+    await server.settled()
 
 
 async def test_too_many_headers_get_431(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
     headers = "".join(f"X-Header-{i}: {i}\r\n" for i in range(200))
     request = request_head(server.port, headers=headers)
-    async with Bystander(server) as bystander:
-        status, _ = await rejected_request(server.port, request)
-        assert status == 431
-        await bystander.check()
-        # Each of them parsed 128 headers before its 431. The heap takes two crowds to settle.
-        await measure_rejections(server, bystander, "too many headers, 431", request, 431, warmups=2)
-    assert (await server.wait_idle())["errors"] == []
+    # Each of them parsed 128 headers before its 431. The heap takes two crowds to settle.
+    await measure_rejections(server, "too many headers, 431", request, 431, warmups=2)
 
 
 async def test_request_line_too_long_gets_414(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
     request = request_head(server.port, request_line=f"GET /{'a' * 9000} HTTP/1.1")
-    async with Bystander(server) as bystander:
-        status, _ = await rejected_request(server.port, request)
-        assert status == 414
-        await bystander.check()
-        await measure_rejections(server, bystander, "request line too long, 414", request, 414)
-    assert (await server.wait_idle())["errors"] == []
+    await measure_rejections(server, "request line too long, 414", request, 414)
 
 
 @pytest.mark.parametrize(
@@ -162,19 +152,9 @@ async def test_wrong_method_or_version_is_rejected(
     request = request_head(server.port, request_line=request_line, headers=headers)
     if "Sec-WebSocket-Version: 8" in headers:
         request = request.replace(b"Sec-WebSocket-Version: 13\r\n", b"")
-    async with Bystander(server) as bystander:
-        got, got_headers = await rejected_request(server.port, request)
-        assert got == status
-        assert expected.items() <= got_headers.items()
-        await bystander.check()
-        await measure_rejections(
-            server,
-            bystander,
-            " + ".join(filter(None, [request_line, headers.strip()])) + f", {status}",
-            request,
-            status,
-        )
-    assert (await server.wait_idle())["errors"] == []
+    case = " + ".join(filter(None, [request_line, headers.strip()])) + f", {status}"
+    got_headers = await measure_rejections(server, case, request, status)
+    assert expected.items() <= got_headers.items()
 
 
 @pytest.mark.parametrize("origin", ["http://ex]ample.com", "http://[::1", "http://[zz]"])
@@ -195,7 +175,7 @@ async def test_malformed_origin_gets_403(spawn_server: SpawnServer, origin: str,
         assert headers["connection"] == "close"
         assert body == f"Failed to open a WebSocket connection: invalid Origin header: {origin!r}.\n".encode()
         await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+    await server.settled()
 
 
 async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: SpawnServer) -> None:
@@ -234,7 +214,7 @@ async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: Spa
             count=600,
             bound=MIB * 3 // 2,
         )
-    assert (await server.wait_idle())["errors"] == []
+    await server.settled()
 
 
 async def slowloris(server: ServerProcess, request: bytes, pace: float, bystander: Bystander | None = None) -> int:
@@ -277,74 +257,58 @@ async def test_slowloris_is_dropped_at_open_timeout(spawn_server: SpawnServer) -
         await measure_crowd(
             server, bystander, "slowloris", lambda: crowd(attack, 500, concurrency=100), count=500, bound=MIB
         )
-    assert (await server.wait_idle())["errors"] == []
+    await server.settled()
 
 
 async def test_frames_sent_with_the_request_are_answered_after_the_101(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
-    async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
-            # The request and a frame in one segment, before the server could answer.
-            frame = bytes([0x81, 0x80 | 5]) + b"\x00\x00\x00\x00" + b"early"
-            await raw.send(handshake_request(server.port) + frame)
-            async with asyncio.timeout(2000 * MS):
-                head = await raw.read_head()
-                assert head.startswith(b"HTTP/1.1 101 ")
-                assert await raw.read_frame() == (0x1, b"early")
-        finally:
-            raw.close()
-        await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+    async with attacked(server) as (_, raw):
+        # The request and a frame in one segment, before the server could answer.
+        frame = bytes([0x81, 0x80 | 5]) + b"\x00\x00\x00\x00" + b"early"
+        await raw.send(handshake_request(server.port) + frame)
+        async with asyncio.timeout(2000 * MS):
+            head = await raw.read_head()
+            assert head.startswith(b"HTTP/1.1 101 ")
+            assert await raw.read_frame() == (0x1, b"early")
+    await server.settled()
 
 
 async def test_frames_streamed_before_a_pending_101_are_bounded(spawn_server: SpawnServer) -> None:
     # /hold keeps the request waiting in process_request until /release is requested.
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
-    async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
+    async with attacked(server) as (bystander, raw):
         small_sndbuf(raw)
         payload = b"x" * 60 * KIB
         frame = bytes([0x82, 0x80 | 126]) + len(payload).to_bytes(2, "big") + b"\x00\x00\x00\x00" + payload
-        try:
-            await raw.send(request_head(server.port, request_line="GET /hold HTTP/1.1"))
-            async with server.memory() as memory:
-                # 200 MiB of frames while the server hasn't answered: it must stop reading.
-                attack = asyncio.create_task(pump(raw, itertools.repeat(frame, 200 * MIB // len(frame))))
-                await bystander.check()
-                pumped = await attack
-            record("frames before a pending 101", memory, f"{pumped.sent / MIB:.1f} MiB accepted of 200 MiB")
-            assert pumped.stalled
-            assert memory.growth < 8 * MIB
+        await raw.send(request_head(server.port, request_line="GET /hold HTTP/1.1"))
+        async with server.memory() as memory:
+            # 200 MiB of frames while the server hasn't answered: it must stop reading.
+            attack = asyncio.create_task(pump(raw, itertools.repeat(frame, 200 * MIB // len(frame))))
             await bystander.check()
-            status, _ = await server.http("/release")
-            assert status == 200
-            async with asyncio.timeout(2000 * MS):
-                head = await raw.read_head()
-                assert head.startswith(b"HTTP/1.1 101 ")
-                # The frames that waited are parsed after the 101: the first one comes back.
-                assert await raw.read_frame() == (0x2, payload)
-        finally:
-            raw.close()
+            pumped = await attack
+        assert pumped.stalled
+        bounded("frames before a pending 101", memory, 8 * MIB, f"{pumped.sent / MIB:.1f} MiB accepted of 200 MiB")
         await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+        status, _ = await server.http("/release")
+        assert status == 200
+        async with asyncio.timeout(2000 * MS):
+            head = await raw.read_head()
+            assert head.startswith(b"HTTP/1.1 101 ")
+            # The frames that waited are parsed after the 101: the first one comes back.
+            assert await raw.read_frame() == (0x2, payload)
+    await server.settled()
 
 
 async def test_pipelined_requests_in_one_segment_are_all_answered(spawn_server: SpawnServer) -> None:
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT)
-    async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
-            # Far more requests than Python's recursion limit, in one segment.
-            await raw.send(b"GET /release HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3000)
-            async with asyncio.timeout(5000 * MS):
-                for _ in range(3000):
-                    status, _, body = await raw.read_response()
-                    assert (status, body) == (200, b"released\n")
-        finally:
-            raw.close()
-        await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+    async with attacked(server) as (_, raw):
+        # Far more requests than Python's recursion limit, in one segment.
+        await raw.send(b"GET /release HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3000)
+        async with asyncio.timeout(5000 * MS):
+            for _ in range(3000):
+                status, _, body = await raw.read_response()
+                assert (status, body) == (200, b"released\n")
+    await server.settled()
 
 
 async def test_pipelined_requests_from_a_peer_that_never_reads(spawn_server: SpawnServer) -> None:
@@ -369,4 +333,4 @@ async def test_pipelined_requests_from_a_peer_that_never_reads(spawn_server: Spa
         assert pumped.stalled
         assert memory.growth < 8 * MIB
         await bystander.check()
-    assert (await server.wait_idle())["errors"] == []
+    await server.settled()
