@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from typing import Any
 
 import pytest
 
@@ -14,13 +15,19 @@ LIMITS = Limits(max_header_count=10, max_header_line=100, max_body_size=50)
 NO_LIMITS = Limits(max_header_count=None, max_header_line=None, max_body_size=None)
 
 
-def parse_request(data: bytes, limits: Limits = LIMITS, *, chunk: int | None = None) -> tuple[Request, bytes]:
-    parser = RequestParser(limits)
+def feed(parser: Any, data: bytes, chunk: int | None) -> Any:
+    """Feed ``data`` to ``parser`` whole, or ``chunk`` bytes at a time; only the last piece may
+    complete it, and must."""
     pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
     for piece in pieces[:-1]:
         assert parser.feed(piece) is None
     result = parser.feed(pieces[-1])
     assert result is not None
+    return result
+
+
+def parse_request(data: bytes, limits: Limits = LIMITS, *, chunk: int | None = None) -> tuple[Request, bytes]:
+    result: tuple[Request, bytes] = feed(RequestParser(limits), data, chunk)
     return result
 
 
@@ -247,12 +254,7 @@ def test_frames_after_the_head_are_not_a_header_line() -> None:
 
 
 def parse_response(data: bytes, limits: Limits = LIMITS, *, chunk: int | None = None) -> tuple[Response, bytes]:
-    parser = ResponseParser(limits)
-    pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    for piece in pieces[:-1]:
-        assert parser.feed(piece) is None
-    result = parser.feed(pieces[-1])
-    assert result is not None
+    result: tuple[Response, bytes] = feed(ResponseParser(limits), data, chunk)
     return result
 
 

@@ -111,8 +111,7 @@ async def test_haproxy_tells_nodes_the_client_address(
 
     running.node.on_connecting = on_connecting
     proxy = await start_haproxy([running])
-    client, events = make_client(proxy.ws_url, token=make_token("ann"))
-    await client.connect()
+    _, events = await make_client.connected(proxy.ws_url, "ann")
     await events.wait("connected")
     # option forwardfor: the address haproxy saw, for hooks that rate-limit or log by client.
     assert seen == ["127.0.0.1"]

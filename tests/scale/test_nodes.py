@@ -16,12 +16,10 @@ from ..support.redis import RedisServer
 from ..support.sdk import ClientEvents, Clients, subscribe
 from ..support.serve import ServeProcess
 from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
-from ..support.tokens import make_token
 
 
 async def connected(make_client: Clients, url: str, user: str) -> tuple[Client, ClientEvents]:
-    client, events = make_client(url, token=make_token(user))
-    await client.connect()
+    client, events = await make_client.connected(url, user)
     await events.wait("connected")
     return client, events
 

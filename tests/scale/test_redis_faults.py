@@ -18,15 +18,17 @@ from ..support.redis import RedisServer, restart
 from ..support.sdk import Clients, start_subscription, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.timing import MS, wait_until
-from ..support.tokens import make_token
 
 INTERNAL_ERROR = {"error": {"code": 100, "message": "internal server error"}}
 
 
-async def test_the_api_answers_internal_error_while_redis_is_down(
-    own_redis: RedisServer, start_wavecast: StartWavecast
-) -> None:
-    node = await start_wavecast(**cluster(own_redis))
+@pytest.fixture
+async def node(own_redis: RedisServer, start_wavecast: StartWavecast) -> AppServer:
+    """A node in this process on ``own_redis``, which the test stops and starts."""
+    return await start_wavecast(**cluster(own_redis))
+
+
+async def test_the_api_answers_internal_error_while_redis_is_down(own_redis: RedisServer, node: AppServer) -> None:
     assert "result" in await api(node.url, "publish", {"channel": "rec:a", "data": {"n": 1}})
     await asyncio.to_thread(own_redis.stop)
     # Centrifugo's shape: code 100, its message, and nothing of the engine's insides.
@@ -56,11 +58,9 @@ async def test_the_api_answers_internal_error_while_redis_is_down(
 
 
 async def test_a_client_publish_gets_an_error_reply_while_redis_is_down(
-    own_redis: RedisServer, start_wavecast: StartWavecast, make_client: Clients
+    own_redis: RedisServer, node: AppServer, make_client: Clients
 ) -> None:
-    node = await start_wavecast(**cluster(own_redis))
-    client, events = make_client(node.ws_url, token=make_token("ann"))
-    await client.connect()
+    client, events = await make_client.connected(node.ws_url, "ann")
     await events.wait("connected")
     received = await subscribe(client, "rec:a")
     sub = client.get_subscription("rec:a")
@@ -79,11 +79,9 @@ async def test_a_client_publish_gets_an_error_reply_while_redis_is_down(
 
 
 async def test_a_new_subscription_fails_while_redis_is_down_and_succeeds_after(
-    own_redis: RedisServer, start_wavecast: StartWavecast, make_client: Clients
+    own_redis: RedisServer, node: AppServer, make_client: Clients
 ) -> None:
-    node = await start_wavecast(**cluster(own_redis))
-    client, events = make_client(node.ws_url, token=make_token("ann"))
-    await client.connect()
+    client, events = await make_client.connected(node.ws_url, "ann")
     await events.wait("connected")
     await asyncio.to_thread(own_redis.stop)
     # The subscribe gets error 100 (temporary): the SDK keeps trying, with backoff.
@@ -106,8 +104,7 @@ async def test_clients_recover_after_a_redis_restart_or_learn_the_stream_is_lost
 ) -> None:
     server: RedisServer = request.getfixturevalue("persistent_redis" if persistent else "own_redis")
     listener, publisher = await _two_nodes(server, start_wavecast)
-    client, events = make_client(listener.ws_url, token=make_token("ann"))
-    await client.connect()
+    client, events = await make_client.connected(listener.ws_url, "ann")
     await events.wait("connected")
     received = await subscribe(client, "rec:a")
     first = received.named("subscribed")[0]

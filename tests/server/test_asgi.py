@@ -10,7 +10,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import uvicorn
@@ -26,7 +26,7 @@ from wavecast.server.config import Config, parse_config
 from ..support.config import ADMIN_PASSWORD
 from ..support.http import basic_auth, http, http_from
 from ..support.sdk import Clients, subscribe
-from ..support.servers import StartWavecast
+from ..support.servers import Listening, StartWavecast
 from ..support.timing import MS, wait_until
 from ..support.tokens import SECRET
 from ..support.tools import ROOT
@@ -46,19 +46,14 @@ def load_example() -> ModuleType:
 
 
 @dataclasses.dataclass
-class Uvicorn:
+class Uvicorn(Listening):
+    """The example under uvicorn; it mounts the node's application at ``/realtime``."""
+
     server: uvicorn.Server
     task: asyncio.Task[None]
     port: int
     module: ModuleType
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/realtime/connection/websocket"
+    mount: ClassVar[str] = "/realtime"
 
     @property
     def node(self) -> Node:

@@ -36,7 +36,6 @@ from ..support.config import API_KEY
 from ..support.sdk import ClientEvents, Clients, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.timing import MS, wait_until
-from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -53,8 +52,7 @@ async def api(running: AppServer) -> AsyncIterator[AsyncClient]:
 
 
 async def connect(make_client: Clients, running: AppServer, user: str) -> tuple[Client, ClientEvents]:
-    client, events = make_client(running.ws_url, token=make_token(user))
-    await client.connect()
+    client, events = await make_client.connected(running.ws_url, user)
     await events.wait("connected")
     return client, events
 
@@ -103,8 +101,7 @@ async def test_publish_skip_history(running: AppServer, api: AsyncClient, make_c
 
 async def test_binary_data_in_b64data(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     # Centrifugo's b64data carries bytes JSON can't hold; protobuf clients receive them as they are.
-    binary, _ = make_client(running.ws_url, token=make_token("bob"), use_protobuf=True)
-    await binary.connect()
+    binary, _ = await make_client.connected(running.ws_url, "bob", use_protobuf=True)
     messages = await subscribe(binary, "chat:bin")
     data = b"\x00\x01\xfe\xff"
     encoded = base64.b64encode(data).decode()
@@ -128,8 +125,7 @@ async def test_data_that_would_break_json_clients(running: AppServer, make_clien
     # client can't take (3506, once), while the others of the channel go on.
     text, text_events = await connect(make_client, running, "alice")
     watcher, watcher_events = await connect(make_client, running, "carol")
-    binary, _ = make_client(running.ws_url, token=make_token("bob"), use_protobuf=True)
-    await binary.connect()
+    binary, _ = await make_client.connected(running.ws_url, "bob", use_protobuf=True)
     text_messages = await subscribe(text, "chat:room")
     watcher_messages = await subscribe(watcher, "chat:room")
     binary_messages = await subscribe(binary, "chat:room")

@@ -88,10 +88,8 @@ async def test_metric_families(start_wavecast: StartWavecast) -> None:
 
 async def test_values_follow_clients(start_wavecast: StartWavecast, make_client: Clients) -> None:
     running = await start_wavecast()
-    alice, alice_events = make_client(running.ws_url, token=make_token("alice"))
-    bob, _ = make_client(running.ws_url, token=make_token("bob"))
-    await alice.connect()
-    await bob.connect()
+    alice, alice_events = await make_client.connected(running.ws_url, "alice")
+    bob, _ = await make_client.connected(running.ws_url, "bob")
     alice_lobby = await subscribe(alice, "chat:lobby")
     bob_lobby = await subscribe(bob, "chat:lobby")
     await subscribe(bob, "news:today")

@@ -200,17 +200,22 @@ async def test_epoch_is_stable_across_calls(engine: Engine) -> None:
     assert first.epoch == second.epoch == result.position.epoch
 
 
+async def assert_emptied(engine: Engine, channel: str, position: StreamPosition, *, ttl: float) -> None:
+    """Check that ``channel``'s history is empty but its stream kept ``position`` (three
+    publications), and goes on where it was: the next publication is the fourth, same epoch."""
+    result = await engine.broker.history(channel)
+    assert result.publications == []
+    assert result.position == position
+    after = await engine.broker.publish(channel, pub(4), history_size=SIZE, history_ttl=ttl)
+    assert after == StreamPosition(4, position.epoch)
+    assert offsets(await engine.broker.history(channel)) == [4]
+
+
 async def test_history_ttl_expiry_keeps_offset_and_epoch(engine: Engine) -> None:
     channel = engine.channel()
     position = await publish_n(engine, channel, 3, ttl=SHORT_TTL)
     await engine.advance(SHORT_TTL * 1.5)
-    result = await engine.broker.history(channel)
-    assert result.publications == []
-    assert result.position == position
-    # The stream goes on where it was.
-    after = await engine.broker.publish(channel, pub(4), history_size=SIZE, history_ttl=SHORT_TTL)
-    assert after == StreamPosition(4, position.epoch)
-    assert offsets(await engine.broker.history(channel)) == [4]
+    await assert_emptied(engine, channel, position, ttl=SHORT_TTL)
 
 
 async def test_each_publication_extends_the_history_ttl(engine: Engine) -> None:
@@ -352,12 +357,7 @@ async def test_remove_history_keeps_offset_and_epoch(engine: Engine) -> None:
     channel = engine.channel()
     position = await publish_n(engine, channel, 3)
     await engine.broker.remove_history(channel)
-    result = await engine.broker.history(channel)
-    assert result.publications == []
-    assert result.position == position
-    after = await engine.broker.publish(channel, pub(4), history_size=SIZE, history_ttl=TTL)
-    assert after == StreamPosition(4, position.epoch)
-    assert offsets(await engine.broker.history(channel)) == [4]
+    await assert_emptied(engine, channel, position, ttl=TTL)
 
 
 async def test_remove_history_of_an_unknown_channel(engine: Engine) -> None:

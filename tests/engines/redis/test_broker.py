@@ -15,12 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from wavecast.engines import Broker, ClientInfo, Publication, StreamPosition
+from wavecast.engines.redis import RedisEngine
 from wavecast.engines.redis.broker import reconnect_delay
 from wavecast.exceptions import EngineError
 
 from ...support.redis import RedisServer
 from ...support.timing import MS, wait_until
-from ..helpers import StartEngine
+from ..helpers import RecordingHandler, StartEngine
 
 SIZE = 100
 TTL = 300.0
@@ -29,6 +30,17 @@ INFO = ClientInfo(client="c1", user="u1")
 
 def pub(n: int) -> Publication:
     return Publication(data=str(n).encode())
+
+
+async def publisher_and_subscriber(
+    server: RedisServer, start_engine: StartEngine
+) -> tuple[RedisEngine, RecordingHandler]:
+    """Start two nodes: one to publish, the other subscribed to ``ch``. Return the publisher,
+    and what the subscriber's broker reports."""
+    publisher, _ = await start_engine(server)
+    subscriber, events = await start_engine(server)
+    await subscriber.broker.subscribe("ch")
+    return publisher, events
 
 
 async def test_keys_and_pubsub_channels_are_under_the_prefix(own_redis: RedisServer, start_engine: StartEngine) -> None:
@@ -73,9 +85,7 @@ async def test_engines_with_other_prefixes_dont_meet(own_redis: RedisServer, sta
 async def test_concurrent_publications_reach_other_nodes_in_the_order_they_were_made(
     own_redis: RedisServer, start_engine: StartEngine
 ) -> None:
-    publisher, _ = await start_engine(own_redis)
-    subscriber, events = await start_engine(own_redis)
-    await subscriber.broker.subscribe("ch")
+    publisher, events = await publisher_and_subscriber(own_redis, start_engine)
     commands = 0
     pipeline_type = type(publisher.broker.redis.pipeline())
     execute = pipeline_type.execute
@@ -102,9 +112,7 @@ async def test_concurrent_publications_reach_other_nodes_in_the_order_they_were_
 async def test_a_publication_whose_caller_gave_up_doesnt_stop_the_others(
     own_redis: RedisServer, start_engine: StartEngine
 ) -> None:
-    publisher, _ = await start_engine(own_redis)
-    subscriber, events = await start_engine(own_redis)
-    await subscriber.broker.subscribe("ch")
+    publisher, events = await publisher_and_subscriber(own_redis, start_engine)
     first = asyncio.ensure_future(publisher.broker.publish("ch", pub(1)))
     second = asyncio.ensure_future(publisher.broker.publish("ch", pub(2)))
     await asyncio.sleep(0)
