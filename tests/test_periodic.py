@@ -6,7 +6,7 @@ import asyncio
 
 from wavecast.periodic import Periodic
 
-from .utils import MS, wait_until
+from .support.timing import MS, wait_until
 
 
 async def test_calls_plain_and_coroutine_functions_until_stopped() -> None:

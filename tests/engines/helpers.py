@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from wavecast.engines import Broker, ClientInfo, PresenceManager, Publication, StreamPosition
 
-# moved to tests.support.clock; re-export kept for tests/engines/memory, tests/realtime/commands/test_subscribe.py
+# moved to tests.support.clock; re-export kept for tests/realtime/commands/test_subscribe.py
 from ..support.clock import FakeClock
 from ..support.timing import wait_until
 

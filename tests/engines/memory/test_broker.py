@@ -17,8 +17,9 @@ from wavecast.engines import ClientInfo, Publication, StreamPosition
 from wavecast.engines.memory import MemoryBroker
 from wavecast.exceptions import EngineLimitError
 
-from ...utils import MS, wait_until
-from ..helpers import FakeClock, RecordingHandler
+from ...support.clock import FakeClock
+from ...support.timing import MS, wait_until
+from ..helpers import RecordingHandler
 
 DATA = Publication(data=b"{}")
 INFO = ClientInfo(client="c", user="u")

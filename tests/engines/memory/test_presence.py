@@ -10,8 +10,8 @@ import time
 from wavecast.engines import ClientInfo
 from wavecast.engines.memory import MemoryPresenceManager
 
-from ...utils import MS, wait_until
-from ..helpers import FakeClock
+from ...support.clock import FakeClock
+from ...support.timing import MS, wait_until
 
 ANN = ClientInfo(client="c1", user="ann")
 BOB = ClientInfo(client="c2", user="bob")
