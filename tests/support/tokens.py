@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import jwt
+from wavecast.realtime.auth import sign_token
 
 __all__ = ["SECRET", "make_token"]
 
@@ -16,9 +15,7 @@ SECRET = "wavecast-tests-hmac-secret-of-more-than-32-bytes"
 def make_token(user: str = "42", *, ttl: float | None = 3600, secret: str = SECRET, **claims: Any) -> str:
     """Return an HS256 connection token for ``user`` expiring ``ttl`` seconds from now (never if ``None``).
 
-    Extra claims (``channels``, ``info``, ``channel`` for a subscription token...) go as they are.
+    Extra claims (``channels``, ``info``, ``channel`` for a subscription token...) go as they are;
+    :func:`wavecast.realtime.auth.sign_token` signs it, as the applications' backends do.
     """
-    payload: dict[str, Any] = {"sub": user, **claims}
-    if ttl is not None:
-        payload["exp"] = int(time.time() + ttl)
-    return jwt.encode(payload, secret, algorithm="HS256")
+    return sign_token(secret, user, ttl=ttl, **claims)
