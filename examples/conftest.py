@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 from playwright.async_api import Browser, Page
-from tests.browser import launch_chromium
-from tests.server.conftest import API_KEY, SECRET, ServeProcess, free_port, merge
-from tests.utils import TIMEOUT_FACTOR
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.browser import Screenshot, launch_chromium
+from tests.support.cleanup import stopping
+from tests.support.config import API_KEY, merge, write_config
+from tests.support.processes import free_port
+from tests.support.serve import ServeProcess, StartDemo
+from tests.support.timing import bound_in_time
+from tests.support.tokens import SECRET
+from tests.support.tools import ROOT
 
 #: What every demo server starts from; a test may merge in more.
 DEMO_CONFIG: dict[str, Any] = {
@@ -30,24 +32,21 @@ DEMO_CONFIG: dict[str, Any] = {
     "http_api": {"key": API_KEY},
 }
 
+_EXAMPLES = Path(__file__).parent
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the examples' tests as browser interop tests, each bounded in time."""
-    here = Path(__file__).parent
     for item in items:
-        if here in item.path.parents:
+        if _EXAMPLES in item.path.parents:
             item.add_marker(pytest.mark.interop)
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(90 * TIMEOUT_FACTOR))
+    bound_in_time(items, {_EXAMPLES: 90})
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with launch_chromium() as browser:
         yield browser
-
-
-StartDemo = Callable[..., Awaitable[ServeProcess]]
 
 
 @pytest.fixture
@@ -57,30 +56,20 @@ async def start_demo(tmp_path: Path) -> AsyncIterator[StartDemo]:
     ``await start_demo(name, port=None, env=None, **sections)``: ``sections`` are merged into
     :data:`DEMO_CONFIG`. Processes still running when the test ends are killed.
     """
-    processes: list[ServeProcess] = []
 
-    async def start(
+    def start(
         name: str, *, port: int | None = None, env: Mapping[str, str] | None = None, **sections: Any
     ) -> ServeProcess:
-        config_path = tmp_path / f"{name}.toml"
-        config_path.write_text(tomli_w.dumps(merge(DEMO_CONFIG, sections)))
-        process = ServeProcess(
-            config_path,
+        return ServeProcess(
+            write_config(tmp_path, merge(DEMO_CONFIG, sections), f"{name}.toml"),
             port or free_port(),
             cwd=tmp_path,
             env={"PYTHONPATH": str(ROOT), **(env or {})},
             command=[sys.executable, "-m", f"examples.{name}"],
         )
-        processes.append(process)
-        await process.wait_ready()
-        return process
 
-    yield start
-    for process in processes:
-        process.kill()
-
-
-Screenshot = Callable[[Page, str], Awaitable[Path]]
+    async with stopping(start, ServeProcess.kill, ready=ServeProcess.wait_ready) as start_and_wait:
+        yield start_and_wait
 
 
 @pytest.fixture

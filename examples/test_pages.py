@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from playwright.async_api import Browser
-from tests.page_checks import PageProblems, assert_icon_served, assert_patterns_enforced
-from tests.utils import TIMEOUT_FACTOR
+from tests.support.browser import PageProblems, assert_icon_served, assert_patterns_enforced
+from tests.support.serve import StartDemo
+from tests.support.timing import TIMEOUT_FACTOR
 
-from .conftest import StartDemo
 from .gallery import DEMOS
 
 #: The inputs with a ``pattern`` on each page: names and rooms.

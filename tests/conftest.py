@@ -13,13 +13,9 @@ from .support.browser import launch_chromium
 from .support.cleanup import stopping
 from .support.redis import RedisServer, private_redis
 from .support.sdk import Clients
-from .support.servers import AppServer, StartServer, StartWavecast, close_server, echo, serve_locally, ws_uri
+from .support.servers import AppServer, StartServer, StartWavecast, close_server, serve_locally
 from .support.timing import bound_in_time
 from .support.tls import Certificates
-
-# moved to tests.support.servers and tests.support.tls; re-export kept for tests/asyncio,
-# tests/realtime/test_websocket.py (StartServer, echo, ws_uri) and tests/server/test_app.py (Certificates)
-__all__ = ["Certificates", "StartServer", "echo", "ws_uri"]
 
 _TESTS = Path(__file__).parent
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import tomllib
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from tests.server.conftest import API_KEY, http
+from tests.support.browser import Screenshot
+from tests.support.config import API_KEY
+from tests.support.http import http
+from tests.support.serve import StartDemo
 
 from wavecast.cli import starter_config
 from wavecast.server.config import parse_config
 
-from ..conftest import Screenshot, StartDemo
 from .app import DEMO
 
 ROOM = "lobby"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from tests.server.conftest import ServeProcess, http
-from tests.utils import MS
-
-from ..conftest import Screenshot, StartDemo
+from tests.support.browser import Screenshot
+from tests.support.http import http
+from tests.support.serve import ServeProcess, StartDemo
+from tests.support.timing import MS
 
 DOC = "e2e"
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import signal
 
 from playwright.async_api import Browser, expect
-from tests.server.conftest import http
+from tests.support.browser import Screenshot
+from tests.support.http import http
+from tests.support.serve import StartDemo
 
-from ..conftest import Screenshot, StartDemo
 from ..iot.test_iot import alive, device_pids
 from . import DEMOS
 

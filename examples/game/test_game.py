@@ -10,9 +10,9 @@ import re
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from tests.server.conftest import ServeProcess, http
-
-from ..conftest import Screenshot, StartDemo
+from tests.support.browser import Screenshot
+from tests.support.http import http
+from tests.support.serve import ServeProcess, StartDemo
 
 POSITIONS = "window.game.positions()"
 

@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
-from tests.server.conftest import API_KEY, ServeProcess, http
-from tests.utils import MS, wait_until
+from tests.support.browser import Screenshot
+from tests.support.config import API_KEY
+from tests.support.http import http
+from tests.support.serve import ServeProcess, StartDemo
+from tests.support.timing import MS, wait_until
 
-from ..conftest import Screenshot, StartDemo
 from .app import BAND, Rule, comparison, thermostat
 
 DEGREES = re.compile(r"^\d+\.\d °C$")

@@ -9,9 +9,9 @@ page he opens after a notification arrived shows it, with the right unread count
 from __future__ import annotations
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from tests.server.conftest import http
-
-from ..conftest import Screenshot, StartDemo
+from tests.support.browser import Screenshot
+from tests.support.http import http
+from tests.support.serve import StartDemo
 
 
 class Inbox:

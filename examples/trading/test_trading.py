@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
-from tests.server.conftest import ServeProcess, http
-from tests.utils import MS
+from tests.support.browser import Screenshot
+from tests.support.http import http
+from tests.support.serve import ServeProcess, StartDemo
+from tests.support.timing import MS
 
-from ..conftest import Screenshot, StartDemo
 from .app import SECTORS, SYMBOLS_PER_SECTOR
 
 SHOWN = "window.trading.shown()"

@@ -24,9 +24,10 @@ from wavecast import (
 from wavecast.asyncio import ClientConnection, ServerConnection, connect, http_response
 from wavecast.protocol import CLOSED, OPEN, USER_AGENT
 
-from ..conftest import Certificates, StartServer, ws_uri
-from ..utils import MS, wait_until
-from .peers import RawSocket, raw_server
+from ..support.peers import RawSocket, raw_server
+from ..support.servers import StartServer, ws_uri
+from ..support.timing import MS, wait_until
+from ..support.tls import Certificates
 
 
 def _free_port() -> int:

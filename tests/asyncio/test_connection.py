@@ -22,38 +22,9 @@ from wavecast.asyncio import BroadcastResult, ConcurrencyError, ServerConnection
 from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 
-from ..conftest import StartServer, echo, ws_uri
-from ..utils import MS, wait_until
-from .peers import RawSocket, accept_handshake, close_code_of, raw_handshake, raw_server
-
-
-class Recorder:
-    """A handler that keeps each server-side connection and what ended it."""
-
-    def __init__(self, body: Any = None) -> None:
-        self.connections: list[ServerConnection] = []
-        self.errors: list[ConnectionClosed] = []
-        self.messages: list[str | bytes] = []
-        self.done = asyncio.Event()
-        self.body = body
-
-    async def __call__(self, connection: ServerConnection) -> None:
-        self.connections.append(connection)
-        try:
-            if self.body is not None:
-                await self.body(connection)
-            else:
-                while True:
-                    self.messages.append(await connection.recv())
-        except ConnectionClosed as exc:
-            self.errors.append(exc)
-        finally:
-            self.done.set()
-
-    async def wait_done(self) -> None:
-        async with asyncio.timeout(2000 * MS):
-            await self.done.wait()
-
+from ..support.peers import RawSocket, accept_handshake, close_code_of, raw_handshake, raw_server
+from ..support.servers import Recorder, StartServer, echo, ws_uri
+from ..support.timing import MS, wait_until
 
 # --- recv and iteration --------------------------------------------------------------------
 

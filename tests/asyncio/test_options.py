@@ -13,7 +13,7 @@ from wavecast.asyncio import connect, serve
 from wavecast.asyncio._options import DEFAULT_OPTIONS, ConnectionOptions
 from wavecast.protocol.deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 
-from ..conftest import echo
+from ..support.servers import echo
 
 FIELDS = [field.name for field in dataclasses.fields(ConnectionOptions)]
 

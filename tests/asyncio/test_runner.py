@@ -11,9 +11,9 @@ import pytest
 from wavecast import CloseCode, ConnectionClosedOK, Limits
 from wavecast.asyncio import BroadcastResult, ServerConnection, broadcast, connect, new_event_loop, run, serve
 
-from ..conftest import echo, ws_uri
-from ..utils import MS
-from .peers import raw_handshake
+from ..support.peers import raw_handshake
+from ..support.servers import echo, ws_uri
+from ..support.timing import MS
 
 uvloop = pytest.importorskip("uvloop")
 

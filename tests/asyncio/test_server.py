@@ -21,9 +21,9 @@ from wavecast import (
 from wavecast.asyncio import Server, ServerConnection, connect, http_response, serve
 from wavecast.protocol import CLOSED, CONNECTING, OPEN
 
-from ..conftest import StartServer, echo, ws_uri
-from ..utils import MS, wait_until
-from .peers import handshake_request, open_raw_client, raw_handshake
+from ..support.peers import handshake_request, open_raw_client, raw_handshake
+from ..support.servers import StartServer, echo, ws_uri
+from ..support.timing import MS, wait_until
 
 # --- echo --------------------------------------------------------------------------------
 

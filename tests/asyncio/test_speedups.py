@@ -9,46 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 import pytest
 
 from wavecast.asyncio import ServerConnection, broadcast, connect
-from wavecast.asyncio._options import ConnectionOptions
 from wavecast.asyncio.connection import _batcher, _broadcast
 from wavecast.protocol import CLOSING, OPEN
-from wavecast.protocol.server import ServerProtocol
 from wavecast.speedups import load
 
-from ..conftest import StartServer, ws_uri
-from ..utils import MS, wait_until
-from .test_connection import Recorder
+from ..support.servers import Recorder, StartServer, ws_uri
+from ..support.timing import MS, wait_until
+from ..support.transports import CountingTransport, open_connection
 
 native = load("wavecast.asyncio._speedups")
 needs_native = pytest.mark.skipif(native is None, reason="the C extension isn't built or is turned off")
-
-
-class CountingTransport(asyncio.Transport):
-    """A transport that keeps what it's asked to write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 class OddConnection(ServerConnection):
@@ -65,22 +39,12 @@ class OddConnection(ServerConnection):
         self._paused = value
 
 
-class FakeServer:
-    options = ConnectionOptions(open_timeout=None, ping_interval=None, write_limit=100)
-
-    def __init__(self) -> None:
-        self._connections: set[ServerConnection] = set()
-
-
 def connections() -> list[ServerConnection]:
     """One connection in each situation a broadcast distinguishes, twice over, one of them odd."""
-    server: Any = FakeServer()
     made = []
     for cls in (ServerConnection, OddConnection):
         for situation in ("open", "paused", "closing", "fragmented", "compressed", "corked", "small limit"):
-            connection = cls(ServerProtocol(), server)
-            connection.connection_made(CountingTransport())
-            connection.protocol.state = OPEN
+            connection, _ = open_connection(cls)
             connection._prepared_ok = situation != "compressed"
             if situation == "paused":
                 connection._writing_paused = True

@@ -18,8 +18,8 @@ import pytest
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions
 
-from ..realtime.helpers import protobuf_command, protobuf_replies
 from ..support.config import node_config
+from ..support.protobuf import protobuf_command, protobuf_replies
 from ..support.raw import OpenRaw, RawClient
 from ..support.sdk import ClientEvents, Clients, SubEvents, subscribe
 from ..support.servers import NodeServer, StartNode

@@ -19,10 +19,17 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from ..browser import PLAYWRIGHT_TIMEOUT, launch_chromium
-from ..page_checks import PageProblems, assert_icon_served, assert_patterns_enforced
-from ..server.conftest import ServeProcess, free_port, http, wavecast_command
-from ..utils import MS, TIMEOUT_FACTOR
+from ..support.browser import (
+    PLAYWRIGHT_TIMEOUT,
+    PageProblems,
+    assert_icon_served,
+    assert_patterns_enforced,
+    launch_chromium,
+)
+from ..support.http import http
+from ..support.processes import free_port
+from ..support.serve import ServeProcess, wavecast_command
+from ..support.timing import MS, TIMEOUT_FACTOR
 
 pytestmark = pytest.mark.interop
 

@@ -8,8 +8,7 @@ from playwright.async_api import expect
 from wavecast.asyncio.server import serve
 from wavecast.demo import echo, process_request
 
-from ..browser import launch_chromium
-from ..page_checks import PageProblems, assert_icon_served
+from ..support.browser import PageProblems, assert_icon_served, launch_chromium
 
 pytestmark = pytest.mark.interop
 

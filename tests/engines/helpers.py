@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING
 
 from wavecast.engines import Broker, ClientInfo, PresenceManager, Publication, StreamPosition
 
-# moved to tests.support.clock; re-export kept for tests/realtime/commands/test_subscribe.py
-from ..support.clock import FakeClock
 from ..support.timing import wait_until
 
 if TYPE_CHECKING:
     from wavecast.engines.redis import RedisEngine
 
-__all__ = ["Engine", "Event", "FakeClock", "RecordingHandler", "StartEngine"]
+__all__ = ["Engine", "Event", "RecordingHandler", "StartEngine"]
 
 
 @dataclasses.dataclass(frozen=True)

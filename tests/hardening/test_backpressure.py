@@ -16,9 +16,9 @@ from wavecast.asyncio import ServerConnection, http_response
 from wavecast.protocol import Request, Response
 from wavecast.protocol.frames import OP_BINARY, OP_PONG
 
-from ..asyncio.peers import open_raw_client, raw_handshake
 from ..support.attack import pump, small_sndbuf
 from ..support.memory import KIB, MIB
+from ..support.peers import open_raw_client, raw_handshake
 from ..support.servers import StartServer
 from ..support.timing import MS, wait_until
 

@@ -18,9 +18,9 @@ from wavecast import CloseCode
 from wavecast.asyncio import connect
 from wavecast.protocol.frames import OP_CLOSE, OP_PING
 
-from ..asyncio.peers import close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..support.attack import Bystander, ServerProcess, SpawnServer, crowd, measure_crowd, outcomes, pump, small_sndbuf
 from ..support.memory import KIB, MIB, bounded
+from ..support.peers import close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..support.timing import MS, wait_until
 
 pytestmark = pytest.mark.timeout(30)

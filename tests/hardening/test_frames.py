@@ -23,7 +23,6 @@ from wavecast.asyncio import connect
 from wavecast.protocol import apply_mask, frame_header, serialize_close
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
 
-from ..asyncio.peers import RawSocket, close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..support.attack import (
     Bystander,
     ServerProcess,
@@ -36,6 +35,7 @@ from ..support.attack import (
     small_sndbuf,
 )
 from ..support.memory import KIB, MIB, bounded, record
+from ..support.peers import RawSocket, close_code_of, handshake_request, open_raw_client, raw_handshake
 from ..support.timing import MS
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,9 +12,9 @@ import itertools
 
 import pytest
 
-from ..asyncio.peers import RawSocket, handshake_request, open_raw_client
 from ..support.attack import Bystander, ServerProcess, SpawnServer, attacked, crowd, measure_crowd, pump, small_sndbuf
 from ..support.memory import KIB, MIB, bounded, record
+from ..support.peers import RawSocket, handshake_request, open_raw_client
 from ..support.timing import MS
 
 pytestmark = pytest.mark.timeout(30)

@@ -2,68 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
-from wavecast.realtime import ChannelOptions, Node, NodeConfig
+from wavecast.realtime import Node
 from wavecast.realtime.codec import Codec, JSONCodec
 
-from .helpers import SECRET, Client, token
-
-#: The namespaces every test node has. Channels without a namespace are open to everyone.
-NAMESPACES = {
-    # Nothing is allowed without a token or a hook.
-    "plain": ChannelOptions(),
-    "secret": ChannelOptions(protected=True, allow_subscribe_for_client=True),
-    # A chat: presence, join/leave, history with recovery, user-limited rooms.
-    "chat": ChannelOptions(
-        presence=True,
-        join_leave=True,
-        history_size=10,
-        history_ttl=300,
-        allow_recovery=True,
-        allow_subscribe_for_client=True,
-        allow_publish_for_subscriber=True,
-        allow_presence_for_subscriber=True,
-        allow_history_for_subscriber=True,
-        allow_user_limited_channels=True,
-    ),
-    # Every subscriber is positioned and recovers.
-    "feed": ChannelOptions(
-        history_size=10,
-        history_ttl=300,
-        force_recovery=True,
-        allow_subscribe_for_client=True,
-        allow_subscribe_for_anonymous=True,
-        allow_history_for_client=True,
-    ),
-    "drop": ChannelOptions(allow_subscribe_for_client=True, slow_consumer="drop_oldest"),
-    "conflate": ChannelOptions(allow_subscribe_for_client=True, slow_consumer="conflate", conflation_key_tag="key"),
-    "personal": ChannelOptions(presence=True),
-}
-
-DEFAULT_CHANNEL = ChannelOptions(
-    allow_subscribe_for_client=True,
-    allow_subscribe_for_anonymous=True,
-    allow_publish_for_subscriber=True,
-    allow_presence_for_client=True,
-)
-
-
-def node_config(**kwargs: Any) -> NodeConfig:
-    """The test configuration, with ``kwargs`` overriding it."""
-    defaults: dict[str, Any] = {
-        "token_hmac_secret_key": SECRET,
-        "channel": DEFAULT_CHANNEL,
-        "namespaces": NAMESPACES,
-    }
-    return NodeConfig(**{**defaults, **kwargs})
-
-
-class MakeNode(Protocol):
-    def __call__(self, *, broker: Any = None, presence_manager: Any = None, **config: Any) -> Awaitable[Node]: ...
+from ..support.tokens import make_token
+from .helpers import Client, ConnectClient, MakeNode, node_config
 
 
 @pytest.fixture
@@ -89,9 +37,6 @@ async def node(make_node: MakeNode) -> Node:
     return await make_node()
 
 
-ConnectClient = Callable[..., Awaitable[Client]]
-
-
 @pytest.fixture
 async def new_client() -> AsyncIterator[Callable[..., Client]]:
     """Create clients; disconnect those still open when the test ends (stopping their timers)."""
@@ -114,7 +59,7 @@ def connect(new_client: Callable[..., Client]) -> ConnectClient:
 
     async def connect(node: Node, user: str = "42", *, codec: Codec = JSONCodec, **claims: Any) -> Client:
         client = new_client(node, codec)
-        await client.result("connect", {"token": token(user, **claims)})
+        await client.result("connect", {"token": make_token(user, ttl=None, **claims)})
         assert client.session.user == user
         return client
 

@@ -1,4 +1,5 @@
-"""Test doubles of the real-time layer: a fake transport and a scripted client."""
+"""Test doubles of the real-time layer: a fake transport, a scripted client, the test nodes'
+configuration, and the golden wire fixtures."""
 
 from __future__ import annotations
 
@@ -6,24 +7,29 @@ import asyncio
 import dataclasses
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wavecast.codes import Disconnect
 from wavecast.protocol.prepared import PreparedMessage
-from wavecast.realtime import Node, Session
+from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session
 from wavecast.realtime.codec import Codec, JSONCodec
 
+from ..support import config
+from ..support.protobuf import protobuf_command, protobuf_replies
+
 __all__ = [
+    "DEFAULT_CHANNEL",
     "FIXTURES",
-    "SECRET",
+    "NAMESPACES",
     "Client",
+    "ConnectClient",
     "FakeTransport",
+    "MakeNode",
     "WireFixture",
     "load_fixtures",
-    "protobuf_command",
-    "protobuf_replies",
-    "token",
+    "node_config",
 ]
 
 
@@ -74,43 +80,52 @@ class FakeTransport:
         return replies
 
 
-def protobuf_command(command: dict[str, Any]) -> bytes:
-    """A length-delimited Command from proto3 JSON, serialized by the SDK's generated code."""
-    from centrifuge.protocol import client_pb2
-    from google.protobuf.json_format import ParseDict
+#: The namespaces every test node has. Channels without a namespace are open to everyone.
+NAMESPACES = {
+    # Nothing is allowed without a token or a hook.
+    "plain": ChannelOptions(),
+    "secret": ChannelOptions(protected=True, allow_subscribe_for_client=True),
+    # A chat: presence, join/leave, history with recovery, user-limited rooms.
+    "chat": config.open_channel(
+        presence=True,
+        join_leave=True,
+        history_size=10,
+        history_ttl=300,
+        allow_recovery=True,
+        allow_user_limited_channels=True,
+    ),
+    # Every subscriber is positioned and recovers.
+    "feed": ChannelOptions(
+        history_size=10,
+        history_ttl=300,
+        force_recovery=True,
+        allow_subscribe_for_client=True,
+        allow_subscribe_for_anonymous=True,
+        allow_history_for_client=True,
+    ),
+    "drop": ChannelOptions(allow_subscribe_for_client=True, slow_consumer="drop_oldest"),
+    "conflate": ChannelOptions(allow_subscribe_for_client=True, slow_consumer="conflate", conflation_key_tag="key"),
+    "personal": ChannelOptions(presence=True),
+}
 
-    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
-    return _varint(len(serialized)) + serialized
+DEFAULT_CHANNEL = ChannelOptions(
+    allow_subscribe_for_client=True,
+    allow_subscribe_for_anonymous=True,
+    allow_publish_for_subscriber=True,
+    allow_presence_for_client=True,
+)
 
 
-def protobuf_replies(data: bytes) -> list[dict[str, Any]]:
-    """Read length-delimited replies with the SDK's generated code, into proto3 JSON."""
-    from centrifuge.protocol import client_pb2
-    from google.protobuf.json_format import MessageToDict
-
-    replies, pos = [], 0
-    while pos < len(data):
-        length = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        reply = client_pb2.Reply.FromString(data[pos : pos + length])
-        replies.append(MessageToDict(reply, preserving_proto_field_name=True))
-        pos += length
-    return replies
+def node_config(**kwargs: Any) -> NodeConfig:
+    """The test configuration (:func:`tests.support.config.node_config` with :data:`NAMESPACES`),
+    with ``kwargs`` overriding it."""
+    return config.node_config(**{"channel": DEFAULT_CHANNEL, "namespaces": NAMESPACES, **kwargs})
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+class MakeNode(Protocol):
+    """``await make_node(broker=None, presence_manager=None, **config)``, the fixture of ``conftest.py``."""
+
+    def __call__(self, *, broker: Any = None, presence_manager: Any = None, **config: Any) -> Awaitable[Node]: ...
 
 
 class Client:
@@ -191,17 +206,6 @@ class Client:
         return self.transport.closes[0].code if self.transport.closes else None
 
 
-#: Signs the tokens of the tests; long enough for PyJWT not to warn.
-SECRET = "a-test-secret-long-enough-for-hs256-keys"
-
-
-def token(user: str, **claims: Any) -> str:
-    """Return a connection token for ``user``, or a subscription token with ``channel=...``."""
-    import jwt
-
-    return jwt.encode({"sub": user, **claims}, SECRET, algorithm="HS256")
-
-
 #: The golden wire fixtures: ``spec/fixtures/<area>/<case>.json``.
 FIXTURES = Path(__file__).parents[2] / "spec" / "fixtures"
 
@@ -232,3 +236,7 @@ def load_fixtures(area: str, direction: str | None = None) -> list[WireFixture]:
             fixtures.append(fixture)
     assert fixtures, f"no {direction or ''} fixtures in {FIXTURES / area}"
     return fixtures
+
+
+#: ``await connect(node, user="42", codec=JSONCodec, **claims)``, the fixture of ``conftest.py``.
+ConnectClient = Callable[..., Awaitable[Client]]

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime.auth import ConnectToken, SubscribeToken, TokenVerifier, encode_json_claim
 
-SECRET = "a-test-secret-long-enough-for-hs256-keys"
+from ..support.tokens import SECRET
+
 NOW = 1_700_000_000.0
 
 

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from centrifuge.protocol import client_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import MessageToDict
 from hypothesis import given, settings, strategies as st
 
 from wavecast.engines import ClientInfo, Publication
@@ -34,6 +34,7 @@ from wavecast.realtime.codec.schema import (
     raw,
 )
 
+from ..support.protobuf import protobuf_command, protobuf_messages, protobuf_replies
 from .helpers import WireFixture, load_fixtures
 
 decode = ProtobufCodec.decode_commands
@@ -66,23 +67,6 @@ def _schema_value(value: Any, descriptor: Descriptor) -> Any:
     return result
 
 
-def _messages(wire: bytes) -> list[bytes]:
-    """Split a WebSocket message into its length-delimited messages, as the SDKs do."""
-    messages, pos = [], 0
-    while pos < len(wire):
-        length = shift = 0
-        while True:
-            byte = wire[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        messages.append(wire[pos : pos + length])
-        pos += length
-    return messages
-
-
 def _ids(fixtures: list[WireFixture]) -> list[str]:
     return [fixture.case for fixture in fixtures]
 
@@ -92,9 +76,9 @@ REPLIES = load_fixtures("protobuf", "server")
 
 
 @pytest.mark.parametrize("fixture", COMMANDS + REPLIES, ids=_ids(COMMANDS + REPLIES))
-def test_fixtures_are_what_the_sdk_reads(fixture: WireFixture) -> None:
+def test_fixtures_are_what_theprotobuf_replies(fixture: WireFixture) -> None:
     cls = client_pb2.Command if fixture.direction == "client" else client_pb2.Reply
-    messages = _messages(bytes.fromhex(fixture.wire))
+    messages = protobuf_messages(bytes.fromhex(fixture.wire))
     decoded = [MessageToDict(cls.FromString(message), preserving_proto_field_name=True) for message in messages]
     assert decoded == fixture.value
 
@@ -120,15 +104,11 @@ def test_codec_attributes() -> None:
 # --- decoding -----------------------------------------------------------------------------
 
 
-def _command(**fields: Any) -> bytes:
-    """A length-delimited Command, serialized by the SDK's generated code."""
-    serialized = ParseDict(fields, client_pb2.Command()).SerializeToString()
-    return _uvarint(len(serialized)) + serialized
-
-
 def test_decode_keeps_bytes_as_they_are() -> None:
     data = bytes(range(256))
-    [command] = decode(_command(id=1, publish={"channel": "a", "data": base64.b64encode(data).decode()}))
+    [command] = decode(
+        protobuf_command({"id": 1, "publish": {"channel": "a", "data": base64.b64encode(data).decode()}})
+    )
     assert command.publish is not None
     assert bytes(command.publish.data) == data
 
@@ -139,8 +119,8 @@ def test_decode_an_empty_message() -> None:
 
 def test_decode_integers_as_protobuf_does() -> None:
     subscribe, history = decode(
-        _command(id=4294967295, subscribe={"channel": "a", "offset": str(2**64 - 1), "flag": "-3"})
-        + _command(id=2, history={"channel": "a", "limit": -5})
+        protobuf_command({"id": 4294967295, "subscribe": {"channel": "a", "offset": str(2**64 - 1), "flag": "-3"}})
+        + protobuf_command({"id": 2, "history": {"channel": "a", "limit": -5}})
     )
     assert subscribe.id == 2**32 - 1
     assert subscribe.subscribe == SubscribeRequest(channel="a", offset=2**64 - 1, flag=-3)
@@ -233,23 +213,16 @@ def test_what_the_sdk_encodes_decodes_the_same(
     command_id: int, channel: str, data: bytes, offset: int, flag: int
 ) -> None:
     b64 = base64.b64encode(data).decode()
-    wire = _command(
-        id=command_id, subscribe={"channel": channel, "offset": str(offset), "flag": str(flag), "data": b64}
+    wire = protobuf_command(
+        {"id": command_id, "subscribe": {"channel": channel, "offset": str(offset), "flag": str(flag), "data": b64}}
     )
-    wire += _command(id=command_id, rpc={"method": channel, "data": b64})
+    wire += protobuf_command({"id": command_id, "rpc": {"method": channel, "data": b64}})
     subscribe, rpc = decode(wire)
     assert subscribe.subscribe == SubscribeRequest(channel=channel, offset=offset, flag=flag, data=raw(data))
     assert rpc.rpc is not None and (rpc.rpc.method, bytes(rpc.rpc.data)) == (channel, data)
 
 
 # --- encoding -----------------------------------------------------------------------------
-
-
-def _sdk_reads(wire: bytes) -> list[dict[str, Any]]:
-    return [
-        MessageToDict(client_pb2.Reply.FromString(message), preserving_proto_field_name=True)
-        for message in _messages(wire)
-    ]
 
 
 PUBLICATIONS = [
@@ -269,7 +242,7 @@ PUBLICATIONS = [
 def test_encode_publication_is_the_push_of_encode_reply(publication: Publication) -> None:
     wire = ProtobufCodec.encode_publication("chan:1", publication)
     assert wire == encode(Reply(push=Push(channel="chan:1", pub=publication_msg(publication))))
-    [reply] = _sdk_reads(wire)
+    [reply] = protobuf_replies(wire)
     assert base64.b64decode(reply["push"]["pub"]["data"]) == publication.data
     assert int(reply["push"]["pub"].get("offset", 0)) == publication.offset
 
@@ -282,12 +255,12 @@ def test_empty_results_are_sent_as_empty_messages() -> None:
 
 def test_encode_negative_int64() -> None:
     wire = encode(Reply(push=Push(channel="a", pub=publication_msg(Publication(data=b"1", time=-1)))))
-    assert _sdk_reads(wire) == [{"push": {"channel": "a", "pub": {"data": "MQ==", "time": "-1"}}}]
+    assert protobuf_replies(wire) == [{"push": {"channel": "a", "pub": {"data": "MQ==", "time": "-1"}}}]
 
 
 def test_join_push_reads_back() -> None:
     join = JoinMsg(info=client_info_msg(ClientInfo(client="c1", user="", conn_info=b"\xff")))
-    assert _sdk_reads(encode(Reply(push=Push(channel="a", join=join)))) == [
+    assert protobuf_replies(encode(Reply(push=Push(channel="a", join=join)))) == [
         {"push": {"channel": "a", "join": {"info": {"client": "c1", "conn_info": "/w=="}}}}
     ]
 
@@ -307,5 +280,5 @@ def test_commands_between_empty_ones() -> None:
     ).SerializeToString()
     delimited = _uvarint(len(serialized)) + serialized
     assert decode(delimited + b"\x00" + delimited) == [command, Command(), command]
-    [since] = decode(_command(id=1, history={"channel": "a", "since": {"offset": "5", "epoch": "e"}}))
+    [since] = decode(protobuf_command({"id": 1, "history": {"channel": "a", "since": {"offset": "5", "epoch": "e"}}}))
     assert since.history is not None and since.history.since == StreamPositionMsg(offset=5, epoch="e")

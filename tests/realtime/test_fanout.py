@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 
 from wavecast.asyncio import ServerConnection
-from wavecast.asyncio._options import ConnectionOptions
 from wavecast.engines.base import Publication, StreamPosition
-from wavecast.protocol import CLOSING, OPEN
+from wavecast.protocol import CLOSING
 from wavecast.protocol.prepared import PreparedMessage
-from wavecast.protocol.server import ServerProtocol
 from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session, fanout
 from wavecast.realtime.codec import JSONCodec, ProtobufCodec
 from wavecast.realtime.session import CLOSED, CONNECTED
@@ -29,6 +27,7 @@ from wavecast.realtime.subscription import Subscription
 from wavecast.realtime.websocket import WebSocketTransport
 from wavecast.speedups import load
 
+from ..support.transports import open_connection
 from .helpers import FakeTransport
 
 native = load("wavecast.realtime._speedups")
@@ -55,36 +54,6 @@ def test_a_renamed_field_is_caught() -> None:
 
 
 # --- one world of subscribers, built the same way twice --------------------------------------
-
-
-class CountingTransport(asyncio.Transport):
-    """An asyncio transport that keeps what it's asked to write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-class FakeServer:
-    options = ConnectionOptions(ping_interval=None, write_limit=100)
-
-    def __init__(self) -> None:
-        self._connections: set[ServerConnection] = set()
 
 
 class FailingTransport(FakeTransport):
@@ -156,10 +125,9 @@ def build(situations: dict[str, dict[str, Any]], node: Node) -> World:
             transport = setup["transport"]()
             session_transport: Any = transport
         else:
-            connection = ServerConnection(ServerProtocol(), FakeServer())  # type: ignore[arg-type]
-            transport = CountingTransport()
-            connection.connection_made(transport)
-            connection.protocol.state = CLOSING if setup.get("closing") else OPEN
+            connection, transport = open_connection()
+            if setup.get("closing"):
+                connection.protocol.state = CLOSING
             connection._prepared_ok = not setup.get("compressed")
             connection._writing_paused = bool(setup.get("paused"))
             connection.write_limit = setup.get("write_limit", 100)

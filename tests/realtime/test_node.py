@@ -15,9 +15,8 @@ from wavecast.exceptions import ConfigError
 from wavecast.realtime import DisconnectContext, Node, NodeConfig
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..utils import MS, wait_until
-from .conftest import ConnectClient, MakeNode
-from .helpers import Client
+from ..support.timing import MS, wait_until
+from .helpers import Client, ConnectClient, MakeNode
 
 NewClient = Callable[[Node], Client]
 

@@ -14,9 +14,9 @@ from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import ConnectingContext, ConnectResult, DisconnectContext, Node
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..utils import MS, wait_until
-from .conftest import ConnectClient, MakeNode
-from .helpers import Client, token
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
+from .helpers import Client, ConnectClient, MakeNode
 
 
 async def test_connect_in_time_stops_the_stale_timer(make_node: MakeNode, connect: ConnectClient) -> None:
@@ -334,7 +334,7 @@ async def test_refresh_with_a_token(make_node: MakeNode, connect: ConnectClient)
     node = await make_node(client_expired_close_delay=10 * MS)
     client = await connect(node, exp=int(time.time()) + 3600)
     assert client.session.expire_at
-    result = await client.result("refresh", {"token": token("42", exp=int(time.time()) + 7200, info={"v": 2})})
+    result = await client.result("refresh", {"token": make_token("42", ttl=7200, info={"v": 2})})
     assert result["client"] == client.session.client
     assert result["expires"] is True
     assert 7100 < result["ttl"] <= 7200

@@ -14,10 +14,10 @@ from wavecast.codes import Disconnect
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, Session, websocket_server_options
 
-from ..conftest import StartServer, ws_uri
-from ..utils import wait_until
-from .conftest import MakeNode
-from .helpers import token
+from ..support.servers import StartServer, ws_uri
+from ..support.timing import wait_until
+from ..support.tokens import make_token
+from .helpers import MakeNode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -72,10 +72,10 @@ async def test_the_handshake_chooses_the_codec(
     async with connect(ws_uri(server, path), subprotocols=subprotocols) as connection:
         assert connection.subprotocol == answered
         if codec == "json":
-            reply = await call(connection, {"id": 1, "connect": {"token": token("42")}})
+            reply = await call(connection, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
             client = reply["connect"]["client"]
         else:
-            await connection.send(_delimited(id=1, connect={"token": token("42")}))
+            await connection.send(_delimited(id=1, connect={"token": make_token("42", ttl=None)}))
             message = await connection.recv()
             assert isinstance(message, bytes)  # binary messages for protobuf
             await wait_until(lambda: node.hub.num_sessions == 1, what="the session")
@@ -117,7 +117,7 @@ def test_server_options_without_a_message_size_limit() -> None:
 
 async def test_connect_subscribe_and_receive(served: tuple[Node, Server], ws: ClientConnection) -> None:
     node, _ = served
-    reply = await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    reply = await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     assert reply["connect"]["client"]
     assert (await call(ws, {"id": 2, "subscribe": {"channel": "news"}})) == {"id": 2, "subscribe": {}}
     await node.publish("news", {"n": 1})
@@ -127,7 +127,7 @@ async def test_connect_subscribe_and_receive(served: tuple[Node, Server], ws: Cl
 
 async def test_server_disconnect_closes_with_its_code(served: tuple[Node, Server], ws: ClientConnection) -> None:
     node, _ = served
-    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     await node.disconnect("42", Disconnect(4501, "banned"))
     with pytest.raises(ConnectionClosed):
         await ws.recv()
@@ -143,7 +143,7 @@ async def test_bad_input_closes_with_3501(ws: ClientConnection) -> None:
 
 async def test_the_client_going_away_closes_the_session(served: tuple[Node, Server], ws: ClientConnection) -> None:
     node, _ = served
-    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     await call(ws, {"id": 2, "subscribe": {"channel": "news"}})
     assert node.hub.num_sessions == 1
     await ws.close()
@@ -172,7 +172,7 @@ async def test_a_message_too_big(ws: ClientConnection) -> None:
 
 async def test_transport_follows_the_connection(served: tuple[Node, Server], ws: ClientConnection) -> None:
     node, _ = served
-    await call(ws, {"id": 1, "connect": {"token": token("42")}})
+    await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     [session] = node.hub.sessions()
     transport: Any = session.transport
     assert transport.name == "websocket"
@@ -203,7 +203,7 @@ async def test_fan_out_reaches_every_kind_of_subscriber_in_order(served: tuple[N
     clients = (plain, deflate, paused)
     try:
         for index, client in enumerate(clients):
-            await call(client, {"id": 1, "connect": {"token": token(str(index))}})
+            await call(client, {"id": 1, "connect": {"token": make_token(str(index), ttl=None)}})
             reply = await call(client, {"id": 2, "subscribe": {"channel": "feed:prices"}})
             assert reply["subscribe"]["positioned"] is True
         assert deflate.protocol.extension is not None and plain.protocol.extension is None

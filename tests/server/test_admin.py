@@ -11,18 +11,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, expect
 
-from ..browser import PLAYWRIGHT_TIMEOUT
-from ..page_checks import PageProblems, assert_icon_served
-from ..utils import MS, wait_until
-from .conftest import (
-    ADMIN_PASSWORD,
-    MakeClient,
-    StartWavecast,
-    basic_auth,
-    http_from,
-    make_token,
-    subscribe,
-)
+from ..support.browser import PLAYWRIGHT_TIMEOUT, PageProblems, assert_icon_served
+from ..support.config import ADMIN_PASSWORD
+from ..support.http import basic_auth, http_from
+from ..support.sdk import Clients, subscribe
+from ..support.servers import StartWavecast
+from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 AUTH = basic_auth(ADMIN_PASSWORD)
 WRONG = basic_auth("wrong")
@@ -80,7 +75,7 @@ async def test_admin_page(start_wavecast: StartWavecast) -> None:
     assert (await running.get("/admin", headers=lower)).status == 200
 
 
-async def test_admin_info_counts(start_wavecast: StartWavecast, make_client: MakeClient) -> None:
+async def test_admin_info_counts(start_wavecast: StartWavecast, make_client: Clients) -> None:
     running = await start_wavecast()
     info = (await running.get("/admin/api/info", headers=AUTH)).json()
     (node,) = info["nodes"]
@@ -111,7 +106,7 @@ async def test_admin_info_counts(start_wavecast: StartWavecast, make_client: Mak
     assert info["channels"] == {"chat:lobby": 1, "news:today": 1}
 
 
-async def test_admin_publish(start_wavecast: StartWavecast, make_client: MakeClient) -> None:
+async def test_admin_publish(start_wavecast: StartWavecast, make_client: Clients) -> None:
     running = await start_wavecast()
     client, _ = make_client(running.ws_url, token=make_token("alice"))
     await client.connect()
@@ -192,7 +187,7 @@ async def test_admin_refuses_cross_site_requests_without_origin(start_wavecast: 
     assert running.node.stats.publications == 0
 
 
-async def test_admin_accepts_its_own_origin(start_wavecast: StartWavecast, make_client: MakeClient) -> None:
+async def test_admin_accepts_its_own_origin(start_wavecast: StartWavecast, make_client: Clients) -> None:
     running = await start_wavecast(server={"allowed_origins": ["https://app.example.com"]})
     client, _ = make_client(running.ws_url, token=make_token("alice"))
     await client.connect()
@@ -306,7 +301,7 @@ async def test_admin_page_has_no_inline_code(start_wavecast: StartWavecast) -> N
 
 @pytest.mark.interop
 async def test_admin_page_in_chromium(
-    start_wavecast: StartWavecast, make_client: MakeClient, browser: Browser, tmp_path: Path
+    start_wavecast: StartWavecast, make_client: Clients, browser: Browser, tmp_path: Path
 ) -> None:
     running = await start_wavecast()
     alice, _ = make_client(running.ws_url, token=make_token("alice"))

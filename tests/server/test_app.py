@@ -15,10 +15,13 @@ from wavecast.exceptions import ConfigError, InvalidStatus
 from wavecast.server.app import App, _LoginThrottle
 from wavecast.server.serve import build_node, shutdown, start_server
 
-from ..asyncio.peers import handshake_request, open_raw_client
-from ..conftest import Certificates
-from ..utils import MS
-from .conftest import SECRET, StartWavecast, http, make_config, make_token
+from ..support.config import make_config
+from ..support.http import http
+from ..support.peers import handshake_request, open_raw_client
+from ..support.servers import StartWavecast
+from ..support.timing import MS
+from ..support.tls import Certificates
+from ..support.tokens import SECRET, make_token
 
 
 async def test_health_and_ready(start_wavecast: StartWavecast) -> None:

@@ -10,13 +10,17 @@ import from here, never from a ``conftest.py``.
 - :mod:`.config`: the standalone server's test configuration, merged and written as TOML.
 - :mod:`.tokens`: the secret the tests sign with, and one JWT helper.
 - :mod:`.http`: one plain HTTP request in a thread, and the server API.
-- :mod:`.servers`: servers in this process (an echo server, a Node, the standalone server).
+- :mod:`.servers`: servers in this process (an echo server, a Node, the standalone server), and
+  handlers that record what their connections did.
 - :mod:`.serve`: ``wavecast serve`` in a subprocess.
 - :mod:`.sdk`: centrifuge-python clients and the events they record.
 - :mod:`.js`: Node scripts, the centrifuge-js driver among them.
 - :mod:`.raw`: a client of the JSON protocol with no SDK in between.
+- :mod:`.protobuf`: commands and replies of the protobuf protocol, as the SDKs' generated code has them.
+- :mod:`.peers`: WebSocket peers on bare sockets, which misbehave on demand.
+- :mod:`.transports`: server-side connections with no socket, whose writes are kept.
 - :mod:`.rpc`: RPC handlers that tests register on their nodes.
-- :mod:`.browser`: Chromium through Playwright.
+- :mod:`.browser`: Chromium through Playwright, and the checks every page we ship must pass.
 - :mod:`.tls`: a throwaway CA and certificates.
 - :mod:`.redis`: a private redis-server.
 - :mod:`.haproxy`: haproxy from the deployment example.

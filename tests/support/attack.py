@@ -16,8 +16,8 @@ from typing import Any
 
 from wavecast.asyncio import ClientConnection, connect
 
-from ..asyncio.peers import RawSocket, open_raw_client, raw_handshake
 from .memory import KIB, MIB, Memory, bounded
+from .peers import RawSocket, open_raw_client, raw_handshake
 from .processes import terminate
 from .timing import MS
 from .tools import ROOT

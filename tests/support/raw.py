@@ -10,7 +10,7 @@ from typing import Any
 
 from wavecast.asyncio import ClientConnection, connect
 
-from ..asyncio.peers import open_raw_client
+from .peers import open_raw_client
 from .servers import Listening
 from .timing import MS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .processes import LoggedServer
 from .tools import ROOT
 
-__all__ = ["ServeProcess", "StartServe", "wavecast_command"]
+__all__ = ["ServeProcess", "StartDemo", "StartServe", "wavecast_command"]
 
 WAVECAST = ROOT / ".venv" / "bin" / "wavecast"
 
@@ -51,3 +51,7 @@ class ServeProcess(LoggedServer):
 
 #: ``await start_serve(config_path, port=None, env=None)``, the fixture of ``tests/server/conftest.py``.
 StartServe = Callable[..., Awaitable[ServeProcess]]
+
+#: ``await start_demo(name, port=None, env=None, **sections)``, the fixture of ``examples/conftest.py``:
+#: ``python -m examples.<name>``, ready.
+StartDemo = Callable[..., Awaitable[ServeProcess]]

@@ -3,6 +3,7 @@ a handler, a :class:`~wavecast.realtime.Node` served over WebSocket, and the sta
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ __all__ = [
     "Closes",
     "Listening",
     "NodeServer",
+    "Recorder",
     "StartNode",
     "StartServer",
     "StartWavecast",
@@ -88,6 +90,35 @@ class Closes:
                     await connection.send(message)
         except ConnectionClosed as exc:
             self.errors.append(exc)
+
+
+class Recorder:
+    """A handler that keeps each server-side connection, the messages it received and what
+    ended it; ``body(connection)``, when given, runs instead of receiving."""
+
+    def __init__(self, body: Callable[[ServerConnection], Awaitable[object]] | None = None) -> None:
+        self.connections: list[ServerConnection] = []
+        self.errors: list[ConnectionClosed] = []
+        self.messages: list[str | bytes] = []
+        self.done = asyncio.Event()
+        self.body = body
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        self.connections.append(connection)
+        try:
+            if self.body is not None:
+                await self.body(connection)
+            else:
+                while True:
+                    self.messages.append(await connection.recv())
+        except ConnectionClosed as exc:
+            self.errors.append(exc)
+        finally:
+            self.done.set()
+
+    async def wait_done(self) -> None:
+        async with asyncio.timeout(2000 * MS):
+            await self.done.wait()
 
 
 class Listening:

@@ -13,9 +13,9 @@ from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import ConnectingContext, ConnectResult, Node
 from wavecast.version import version
 
-from ...utils import wait_until
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client, token
+from ...support.timing import wait_until
+from ...support.tokens import make_token
+from ..helpers import Client, ConnectClient, MakeNode
 
 NewClient = Callable[[Node], Client]
 
@@ -23,7 +23,7 @@ NewClient = Callable[[Node], Client]
 async def test_connect_with_a_token(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
     result = await client.result(
-        "connect", {"token": token("42", info={"name": "Ann"}), "name": "js", "version": "5.0.0"}
+        "connect", {"token": make_token("42", ttl=None, info={"name": "Ann"}), "name": "js", "version": "5.0.0"}
     )
     assert result == {"client": client.session.client, "version": version, "ping": 25, "pong": True, "node": "wavecast"}
     assert client.session.user == "42"
@@ -34,7 +34,7 @@ async def test_connect_with_a_token(node: Node, new_client: NewClient) -> None:
 
 async def test_connect_with_an_expiring_token(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    result = await client.result("connect", {"token": token("42", exp=int(time.time()) + 600)})
+    result = await client.result("connect", {"token": make_token("42", ttl=600)})
     assert result["expires"] is True
     assert 590 < result["ttl"] <= 600
     assert client.session.expire_at > time.time()
@@ -42,13 +42,13 @@ async def test_connect_with_an_expiring_token(node: Node, new_client: NewClient)
 
 async def test_token_meta_is_kept(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    await client.result("connect", {"token": token("42", meta={"plan": "pro"})})
+    await client.result("connect", {"token": make_token("42", ttl=None, meta={"plan": "pro"})})
     assert client.session.meta == b'{"plan":"pro"}'
 
 
 async def test_expired_token(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    assert await client.error("connect", {"token": token("42", exp=int(time.time()) - 1)}) == 109
+    assert await client.error("connect", {"token": make_token("42", ttl=-1)}) == 109
     assert client.session.connecting
 
 
@@ -60,7 +60,7 @@ async def test_invalid_token(node: Node, new_client: NewClient) -> None:
 
 async def test_subscription_token(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    await client.send({"id": 1, "connect": {"token": token("42", channel="secret:1")}})
+    await client.send({"id": 1, "connect": {"token": make_token("42", ttl=None, channel="secret:1")}})
     assert client.closed_with == 3500
     assert node.hub.num_sessions == 0
 
@@ -68,7 +68,7 @@ async def test_subscription_token(node: Node, new_client: NewClient) -> None:
 async def test_token_without_keys(make_node: MakeNode, new_client: NewClient) -> None:
     node = await make_node(token_hmac_secret_key="")
     client = new_client(node)
-    await client.send({"id": 1, "connect": {"token": token("42")}})
+    await client.send({"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     assert client.closed_with == 3500
 
 
@@ -77,7 +77,7 @@ async def test_anonymous_refused(node: Node, new_client: NewClient) -> None:
     assert await client.error("connect") == 101
     assert client.session.connecting
     # The client may try again, with a token.
-    await client.result("connect", {"token": token("42")})
+    await client.result("connect", {"token": make_token("42", ttl=None)})
     assert client.session.user == "42"
 
 
@@ -92,13 +92,13 @@ async def test_anonymous_allowed(make_node: MakeNode, new_client: NewClient) -> 
 
 async def test_anonymous_token(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    await client.result("connect", {"token": token("")})
+    await client.result("connect", {"token": make_token("", ttl=None)})
     assert client.session.user == ""
 
 
 async def test_connect_twice(node: Node, connect: ConnectClient) -> None:
     client = await connect(node)
-    await client.send({"id": 5, "connect": {"token": token("42")}})
+    await client.send({"id": 5, "connect": {"token": make_token("42", ttl=None)}})
     assert client.closed_with == 3501
 
 
@@ -108,7 +108,7 @@ async def test_connection_limit(make_node: MakeNode, connect: ConnectClient, new
     await connect(node, "42")
     await connect(node, "43")
     client = new_client(node)
-    await client.send({"id": 1, "connect": {"token": token("42")}})
+    await client.send({"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     assert client.closed_with == 3504
     assert len(node.hub.user_sessions("42")) == 2
 
@@ -153,7 +153,7 @@ async def test_on_connecting_sees_the_token_user(node: Node, new_client: NewClie
         users.append(context.token_user)
 
     client = new_client(node)
-    await client.result("connect", {"token": token("42")})
+    await client.result("connect", {"token": make_token("42", ttl=None)})
     assert users == ["42"]
     assert client.session.user == "42"
 
@@ -208,7 +208,9 @@ async def test_client_leaves_while_on_connecting_runs(node: Node, new_client: Ne
 
 async def test_token_channels_and_subs_claims(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    result = await client.result("connect", {"token": token("42", channels=["news"], subs={"chat:1": {}})})
+    result = await client.result(
+        "connect", {"token": make_token("42", ttl=None, channels=["news"], subs={"chat:1": {}})}
+    )
     assert set(result["subs"]) == {"news", "chat:1"}
     assert set(client.session.subscriptions) == {"news", "chat:1"}
     assert all(subscription.server_side for subscription in client.session.subscriptions.values())
@@ -216,7 +218,7 @@ async def test_token_channels_and_subs_claims(node: Node, new_client: NewClient)
 
 async def test_server_side_channels_of_an_unknown_namespace_are_skipped(node: Node, new_client: NewClient) -> None:
     client = new_client(node)
-    result = await client.result("connect", {"token": token("42", channels=["nope:1", "news", "news"])})
+    result = await client.result("connect", {"token": make_token("42", ttl=None, channels=["nope:1", "news", "news"])})
     assert result["subs"] == {"nope:1": {}, "news": {}}
     assert set(client.session.subscriptions) == {"news"}
 
@@ -224,7 +226,7 @@ async def test_server_side_channels_of_an_unknown_namespace_are_skipped(node: No
 async def test_personal_channel(make_node: MakeNode, new_client: NewClient) -> None:
     node = await make_node(user_subscribe_to_personal=True)
     client = new_client(node)
-    result = await client.result("connect", {"token": token("42")})
+    result = await client.result("connect", {"token": make_token("42", ttl=None)})
     assert list(result["subs"]) == ["personal:#42"]
     await node.publish("personal:#42", {"for": "you"})
     assert client.publications("personal:#42") == [{"for": "you"}]
@@ -246,7 +248,7 @@ async def test_server_side_channel_recovers_on_reconnect(node: Node, new_client:
     result = await client.result(
         "connect",
         {
-            "token": token("42", channels=["feed:1"]),
+            "token": make_token("42", ttl=None, channels=["feed:1"]),
             "subs": {"feed:1": {"recover": True, "epoch": first.epoch, "offset": 1}},
         },
     )
@@ -266,7 +268,7 @@ async def test_closing_during_server_side_subscriptions(node: Node, new_client: 
         await broker_subscribe(channel)
 
     node.broker.subscribe = subscribe  # type: ignore[method-assign]
-    await client.send({"id": 1, "connect": {"token": token("42", channels=["a", "b"])}})
+    await client.send({"id": 1, "connect": {"token": make_token("42", ttl=None, channels=["a", "b"])}})
     assert client.transport.written == []
     assert client.session.closed
     await asyncio.sleep(0)
@@ -286,7 +288,7 @@ async def test_a_server_side_channel_unsubscribed_before_the_reply_stays_unsubsc
         await broker_subscribe(channel)
 
     node.broker.subscribe = subscribe  # type: ignore[method-assign]
-    result = await client.result("connect", {"token": token("42", channels=["a", "b"])})
+    result = await client.result("connect", {"token": make_token("42", ttl=None, channels=["a", "b"])})
     assert set(result["subs"]) == {"a", "b"}
     assert set(client.session.subscriptions) == {"b"}
     await node.publish("a", 1)
@@ -305,7 +307,9 @@ async def test_a_server_subscribe_during_connect_keeps_the_reply_first(node: Nod
         await broker_subscribe(channel)
 
     node.broker.subscribe = subscribe  # type: ignore[method-assign]
-    connecting = asyncio.create_task(client.send({"id": 1, "connect": {"token": token("42", channels=["a", "b"])}}))
+    connecting = asyncio.create_task(
+        client.send({"id": 1, "connect": {"token": make_token("42", ttl=None, channels=["a", "b"])}})
+    )
     await wait_until(lambda: "b" in client.session.subscriptions, what="the second server-side subscription")
     # Meanwhile the server subscribes the client elsewhere, and "a" gets a publication.
     assert await node.subscribe("42", "c") == 1

@@ -7,8 +7,7 @@ from typing import Any
 from wavecast.realtime import Node
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client
+from ..helpers import Client, ConnectClient, MakeNode
 
 
 async def published(node: Node, count: int, channel: str = "feed:1") -> str:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 from wavecast.realtime import Node
 
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client
+from ..helpers import Client, ConnectClient, MakeNode
 
 NewClient = Callable[[Node], Client]
 
@@ -64,7 +63,7 @@ async def test_presence_errors(node: Node, connect: ConnectClient) -> None:
 async def test_presence_for_clients_and_anonymous(make_node: MakeNode, connect: ConnectClient) -> None:
     from wavecast.realtime import ChannelOptions
 
-    from ..conftest import NAMESPACES
+    from ..helpers import NAMESPACES
 
     namespaces = {
         **NAMESPACES,

@@ -12,8 +12,7 @@ from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import MessageContext, Node, PublishContext, PublishResult
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client
+from ..helpers import Client, ConnectClient, MakeNode
 
 NewClient = Callable[[Node], Client]
 
@@ -88,7 +87,7 @@ async def test_publish_where_not_allowed(node: Node, connect: ConnectClient) -> 
 async def test_publish_to_a_protected_namespace(make_node: MakeNode, connect: ConnectClient) -> None:
     from wavecast.realtime import ChannelOptions
 
-    from ..conftest import NAMESPACES
+    from ..helpers import NAMESPACES
 
     namespaces = {**NAMESPACES, "locked": ChannelOptions(protected=True, allow_publish_for_client=True)}
     node = await make_node(namespaces=namespaces)

@@ -7,13 +7,13 @@ import time
 from wavecast.realtime import Node
 from wavecast.version import version
 
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import token
+from ...support.tokens import make_token
+from ..helpers import ConnectClient, MakeNode
 
 
 async def test_refresh(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42", exp=int(time.time()) + 60)
-    result = await client.result("refresh", {"token": token("42", exp=int(time.time()) + 600, info={"v": 2})})
+    result = await client.result("refresh", {"token": make_token("42", ttl=600, info={"v": 2})})
     assert result["client"] == client.session.client
     assert result["version"] == version
     assert result["expires"] is True
@@ -24,7 +24,7 @@ async def test_refresh(node: Node, connect: ConnectClient) -> None:
 
 async def test_refresh_to_a_token_that_never_expires(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42", exp=int(time.time()) + 60, info={"v": 1})
-    result = await client.result("refresh", {"token": token("42")})
+    result = await client.result("refresh", {"token": make_token("42", ttl=None)})
     assert "expires" not in result and "ttl" not in result
     assert client.session.expire_at == 0
     assert client.session.info == b'{"v":1}'
@@ -48,34 +48,34 @@ async def test_refresh_without_keys(make_node: MakeNode, new_client: object) -> 
 
     client = Client(node)
     await client.result("connect")
-    assert await client.error("refresh", {"token": token("42")}) == 108
+    assert await client.error("refresh", {"token": make_token("42", ttl=None)}) == 108
     client.session.disconnect()
 
 
 async def test_refresh_for_another_user(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    await client.send({"id": 5, "refresh": {"token": token("43")}})
+    await client.send({"id": 5, "refresh": {"token": make_token("43", ttl=None)}})
     assert client.closed_with == 3500
 
 
 async def test_refresh_with_an_expired_or_invalid_token(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    assert await client.error("refresh", {"token": token("42", exp=int(time.time()) - 1)}) == 109
+    assert await client.error("refresh", {"token": make_token("42", ttl=-1)}) == 109
     await client.send({"id": 7, "refresh": {"token": "garbage"}})
     assert client.closed_with == 3500
 
 
 async def test_refresh_with_a_subscription_token(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42", exp=int(time.time()) + 60)
-    await client.send({"id": 5, "refresh": {"token": token("42", channel="secret:1", exp=int(time.time()) + 600)}})
+    await client.send({"id": 5, "refresh": {"token": make_token("42", ttl=600, channel="secret:1")}})
     assert client.closed_with == 3500
     assert client.session.expire_at < time.time() + 60
 
 
 async def test_sub_refresh(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    await client.result("subscribe", {"channel": "secret:1", "token": token("42", channel="secret:1")})
-    new = token("42", channel="secret:1", exp=int(time.time()) + 600, info={"seat": 4})
+    await client.result("subscribe", {"channel": "secret:1", "token": make_token("42", ttl=None, channel="secret:1")})
+    new = make_token("42", ttl=600, channel="secret:1", info={"seat": 4})
     result = await client.result("sub_refresh", {"channel": "secret:1", "token": new})
     assert result["expires"] is True
     assert 590 < result["ttl"] <= 600
@@ -87,14 +87,15 @@ async def test_sub_refresh(node: Node, connect: ConnectClient) -> None:
 async def test_sub_refresh_that_never_expires(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
     await client.result("subscribe", {"channel": "news"})
-    assert await client.result("sub_refresh", {"channel": "news", "token": token("42", channel="news")}) == {}
+    never_expires = make_token("42", ttl=None, channel="news")
+    assert await client.result("sub_refresh", {"channel": "news", "token": never_expires}) == {}
 
 
 async def test_sub_refresh_errors(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    assert await client.error("sub_refresh", {"channel": "news", "token": token("42", channel="news")}) == 103
+    assert await client.error("sub_refresh", {"channel": "news", "token": make_token("42", channel="news")}) == 103
     await client.result("subscribe", {"channel": "news"})
-    assert await client.error("sub_refresh", {"channel": "news", "token": token("42", channel="other")}) == 103
-    assert await client.error("sub_refresh", {"channel": "news", "token": token("43", channel="news")}) == 103
-    expired = token("42", channel="news", exp=int(time.time()) - 1)
+    assert await client.error("sub_refresh", {"channel": "news", "token": make_token("42", channel="other")}) == 103
+    assert await client.error("sub_refresh", {"channel": "news", "token": make_token("43", channel="news")}) == 103
+    expired = make_token("42", ttl=-1, channel="news")
     assert await client.error("sub_refresh", {"channel": "news", "token": expired}) == 109

@@ -11,8 +11,7 @@ from wavecast.codes import Disconnect, Error
 from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import Node, RPCContext
 
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client
+from ..helpers import Client, ConnectClient, MakeNode
 
 
 async def test_rpc_handler(node: Node, connect: ConnectClient) -> None:

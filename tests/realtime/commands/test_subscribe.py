@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 from unittest.mock import ANY
@@ -16,10 +15,10 @@ from wavecast.engines.memory import MemoryBroker, MemoryPresenceManager
 from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import Node, SubscribeContext, SubscribeResult
 
-from ...engines.helpers import FakeClock
-from ...utils import wait_until
-from ..conftest import ConnectClient, MakeNode
-from ..helpers import Client, token
+from ...support.clock import FakeClock
+from ...support.timing import wait_until
+from ...support.tokens import make_token
+from ..helpers import Client, ConnectClient, MakeNode
 
 NewClient = Callable[[Node], Client]
 
@@ -198,7 +197,7 @@ async def test_user_limited_channel_needs_the_option(node: Node, connect: Connec
 
 async def test_subscription_token(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    sub_token = token("42", channel="secret:1", info={"role": "admin"}, exp=int(time.time()) + 600)
+    sub_token = make_token("42", ttl=600, channel="secret:1", info={"role": "admin"})
     result = await client.result("subscribe", {"channel": "secret:1", "token": sub_token})
     assert result["expires"] is True
     assert 590 < result["ttl"] <= 600
@@ -207,14 +206,18 @@ async def test_subscription_token(node: Node, connect: ConnectClient) -> None:
 
 async def test_subscription_token_for_another_user_or_channel(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    assert await client.error("subscribe", {"channel": "secret:1", "token": token("43", channel="secret:1")}) == 103
-    assert await client.error("subscribe", {"channel": "secret:1", "token": token("42", channel="secret:2")}) == 103
+    assert (
+        await client.error("subscribe", {"channel": "secret:1", "token": make_token("43", channel="secret:1")}) == 103
+    )
+    assert (
+        await client.error("subscribe", {"channel": "secret:1", "token": make_token("42", channel="secret:2")}) == 103
+    )
     assert await client.error("subscribe", {"channel": "secret:1", "token": "garbage"}) == 103
 
 
 async def test_expired_subscription_token(node: Node, connect: ConnectClient) -> None:
     client = await connect(node, "42")
-    expired = token("42", channel="secret:1", exp=int(time.time()) - 1)
+    expired = make_token("42", ttl=-1, channel="secret:1")
     assert await client.error("subscribe", {"channel": "secret:1", "token": expired}) == 109
 
 

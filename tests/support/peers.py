@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from wavecast.protocol import accept_key, apply_mask, frame_header, serialize_close
 from wavecast.protocol.frames import OP_CLOSE
 
-from ..utils import MS
+from .timing import MS
 
 __all__ = ["RawSocket", "close_code_of", "handshake_request", "open_raw_client", "raw_handshake", "raw_server"]
 
