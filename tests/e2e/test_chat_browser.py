@@ -10,6 +10,7 @@ closes leaves the others' presence.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import tomllib
@@ -124,43 +125,80 @@ def assert_well_ordered(messages: list[tuple[int, str, str]]) -> None:
     assert len(texts) == len(set(texts)), f"a message appears twice: {texts}"
 
 
-async def publish(server: ServeProcess, api_key: str, text: str) -> int:
-    """Publish to the room through the HTTP API, as an application's backend does; return the offset."""
-    answer = await http(
-        "POST",
-        server.url + "/api/publish",
-        {"channel": f"chat:{ROOM}", "data": {"name": "bot", "text": text}},
-        headers={"X-API-Key": api_key},
-    )
-    offset: int = answer.json()["result"]["offset"]
-    return offset
+class Chat:
+    """``wavecast serve`` with the dev configuration, started again on the same port at will,
+    and the pages open on it."""
+
+    def __init__(self, browser: Browser, directory: Path, env: dict[str, str] | None) -> None:
+        self.browser = browser
+        self.directory = directory
+        self.env = env
+        self.config_path = genconfig(directory)
+        self.api_key: str = tomllib.loads(self.config_path.read_text())["http_api"]["key"]
+        self.screenshots = directory / "screenshots"
+        self.screenshots.mkdir()
+        self.port = free_port()
+        self.servers: list[ServeProcess] = []
+        self.pages: list[ChatPage] = []
+
+    @property
+    def server(self) -> ServeProcess:
+        return self.servers[-1]
+
+    async def start(self) -> ServeProcess:
+        """Start the server, ready; the dev configuration keeps its history snapshot in
+        .wavecast/ under the working directory."""
+        server = ServeProcess(self.config_path, self.port, cwd=self.directory, env=self.env)
+        self.servers.append(server)
+        await server.wait_ready()
+        return server
+
+    async def join(self, name: str) -> ChatPage:
+        """Open the chat as ``name`` and join the room."""
+        page = await ChatPage.open(self.browser, self.server.url + "/", name, self.screenshots)
+        self.pages.append(page)
+        await page.join(ROOM)
+        return page
+
+    async def publish(self, text: str) -> int:
+        """Publish to the room through the HTTP API, as an application's backend does; return the offset."""
+        answer = await http(
+            "POST",
+            self.server.url + "/api/publish",
+            {"channel": f"chat:{ROOM}", "data": {"name": "bot", "text": text}},
+            headers={"X-API-Key": self.api_key},
+        )
+        offset: int = answer.json()["result"]["offset"]
+        return offset
+
+
+@contextlib.asynccontextmanager
+async def chat(browser: Browser, directory: Path, env: dict[str, str] | None = None) -> AsyncIterator[Chat]:
+    """A :class:`Chat`: on a failure, each open page takes a screenshot; then pages close and servers stop."""
+    chat = Chat(browser, directory, env)
+    try:
+        yield chat
+    except BaseException:
+        for page in chat.pages:
+            try:
+                await page.screenshot("failure")
+            except Exception:
+                pass
+        raise
+    finally:
+        for page in chat.pages:
+            await page.close()
+        for server in chat.servers:
+            server.kill()
 
 
 @pytest.mark.timeout(120 * TIMEOUT_FACTOR)
 async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) -> None:
-    config_path = genconfig(tmp_path)
-    api_key = tomllib.loads(config_path.read_text())["http_api"]["key"]
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
-    port = free_port()
-    servers: list[ServeProcess] = []
-    pages: list[ChatPage] = []
-
-    async def start_server() -> ServeProcess:
-        # The dev configuration keeps its history snapshot in .wavecast/ under the working directory.
-        server = ServeProcess(config_path, port, cwd=tmp_path)
-        servers.append(server)
-        await server.wait_ready()
-        return server
-
-    try:
-        server = await start_server()
-        alice = await ChatPage.open(browser, server.url + "/", "alice", screenshots)
-        pages.append(alice)
-        bob = await ChatPage.open(browser, server.url + "/", "bob", screenshots)
-        pages.append(bob)
-        await alice.join(ROOM)
-        await bob.join(ROOM)
+    async with chat(browser, tmp_path) as room:
+        server = await room.start()
+        alice = await room.join("alice")
+        bob = await room.join("bob")
+        pages = room.pages
         await alice.expect_presence(["alice", "bob"])
         await bob.expect_presence(["alice", "bob"])
 
@@ -172,9 +210,7 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
         await bob.expect_message("how are you?")
 
         # A late joiner gets the room's last messages from history, and shows up in presence.
-        carol = await ChatPage.open(browser, server.url + "/", "carol", screenshots)
-        pages.append(carol)
-        await carol.join(ROOM)
+        carol = await room.join("carol")
         for text in ("hello from alice", "hi alice", "how are you?"):
             await carol.expect_message(text)
         for page in (alice, bob, carol):
@@ -196,14 +232,14 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
         assert (tmp_path / ".wavecast" / "history.json").is_file()
         for page in (alice, bob):
             await page.expect_state("connecting")
-        server = await start_server()
+        server = await room.start()
         for page in (alice, bob):
             await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
             # The room's stream came back from the snapshot: the subscription recovered.
             await expect(page.page.locator("body")).to_have_attribute("data-recovered", "true")
 
         # While carol is away: the backend publishes through the HTTP API, and alice talks.
-        offsets = [await publish(server, api_key, f"missed while offline {n}") for n in (1, 2)]
+        offsets = [await room.publish(f"missed while offline {n}") for n in (1, 2)]
         assert offsets[1] == offsets[0] + 1
         await alice.say("back after the restart")
         for text in ("missed while offline 1", "missed while offline 2", "back after the restart"):
@@ -258,44 +294,16 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
             await page.expect_presence(["alice", "carol"])
         for page in (*pages, bob):
             assert not [line for line in page.console if line.startswith("pageerror")], page.console
-    except BaseException:
-        for page in pages:
-            try:
-                await page.screenshot("failure")
-            except Exception:
-                pass
-        raise
-    finally:
-        for page in pages:
-            await page.close()
-        for server in servers:
-            server.kill()
 
 
 @pytest.mark.timeout(60 * TIMEOUT_FACTOR)
 async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path: Path) -> None:
     """Without a snapshot the room starts a new stream: offsets start again from 1."""
-    config_path = genconfig(tmp_path)
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
-    port = free_port()
-    servers: list[ServeProcess] = []
-    pages: list[ChatPage] = []
-
-    async def start_server() -> ServeProcess:
-        server = ServeProcess(config_path, port, cwd=tmp_path, env={"WAVECAST_ENGINE__MEMORY_SNAPSHOT": '""'})
-        servers.append(server)
-        await server.wait_ready()
-        return server
-
-    try:
-        server = await start_server()
-        alice = await ChatPage.open(browser, server.url + "/", "alice", screenshots)
-        pages.append(alice)
-        bob = await ChatPage.open(browser, server.url + "/", "bob", screenshots)
-        pages.append(bob)
-        await alice.join(ROOM)
-        await bob.join(ROOM)
+    async with chat(browser, tmp_path, env={"WAVECAST_ENGINE__MEMORY_SNAPSHOT": '""'}) as room:
+        server = await room.start()
+        alice = await room.join("alice")
+        bob = await room.join("bob")
+        pages = room.pages
         await alice.say("before the restart")
         await bob.expect_message("before the restart")
 
@@ -303,7 +311,7 @@ async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path
         assert not (tmp_path / ".wavecast").exists()
         for page in pages:
             await page.expect_state("connecting")
-        server = await start_server()
+        server = await room.start()
         for page in pages:
             await page.expect_state("connected", timeout=RECONNECT_TIMEOUT)
             await expect(page.page.locator("body")).to_have_attribute("data-recovered", "false")
@@ -319,50 +327,28 @@ async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path
             # What was said before stays on the page, apart from the new stream.
             await expect(page.page.locator("li.earlier")).to_have_text(["alicebefore the restart"])
             await page.screenshot("after-restart")
-    except BaseException:
-        for page in pages:
-            try:
-                await page.screenshot("failure")
-            except Exception:
-                pass
-        raise
-    finally:
-        for page in pages:
-            await page.close()
-        for server in servers:
-            server.kill()
 
 
 async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: Path) -> None:
     """The page loads the room's most recent messages, not its oldest."""
-    config_path = genconfig(tmp_path)
-    api_key = tomllib.loads(config_path.read_text())["http_api"]["key"]
-    server = ServeProcess(config_path, free_port(), cwd=tmp_path)
-    page: ChatPage | None = None
-    try:
-        await server.wait_ready()
+    async with chat(browser, tmp_path) as room:
+        await room.start()
         for n in range(1, 61):
-            assert await publish(server, api_key, f"message {n}") == n
-        page = await ChatPage.open(browser, server.url + "/", "dana", tmp_path)
-        await page.join(ROOM)
+            assert await room.publish(f"message {n}") == n
+        page = await room.join("dana")
         await page.expect_message("message 60")
         messages = await page.messages()
         # The page asks for 50: the last 50, in order.
         assert [offset for offset, _, _ in messages] == list(range(11, 61))
         assert [text for _, _, text in messages] == [f"message {n}" for n in range(11, 61)]
-    finally:
-        if page is not None:
-            await page.close()
-        server.kill()
 
 
 async def test_chat_page_loads_cleanly_and_checks_names(browser: Browser, tmp_path: Path) -> None:
     """No console error, an icon, and a name or room the pattern excludes stops the form."""
     # Chromium compiled the patterns with the v flag, where "[\w-]" is invalid: it logged an
     # error, skipped the check, and sent "no/slash!" to /demo/token, which refused it.
-    server = ServeProcess(genconfig(tmp_path), free_port(), cwd=tmp_path)
-    try:
-        await server.wait_ready()
+    async with chat(browser, tmp_path) as room:
+        server = await room.start()
         page = await browser.new_page()
         page.set_default_timeout(PLAYWRIGHT_TIMEOUT)
         watch = PageProblems(page)
@@ -379,5 +365,3 @@ async def test_chat_page_loads_cleanly_and_checks_names(browser: Browser, tmp_pa
             await expect(page.locator("#chat")).to_be_hidden()
         await page.close()
         assert watch.problems == []
-    finally:
-        server.kill()
