@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from wavecast import (
     InvalidHandshake,
     LocalProtocolError,
 )
-from wavecast.asyncio import BroadcastResult, ConcurrencyError, ServerConnection, broadcast, connect
+from wavecast.asyncio import BroadcastResult, ConcurrencyError, Server, ServerConnection, broadcast, connect
 from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 
@@ -172,13 +174,10 @@ async def test_ok_codes_raise_connection_closed_ok(start_server: StartServer, co
 async def test_close_frame_without_status_ends_iteration_quietly(start_server: StartServer) -> None:
     recorder = Recorder(lambda connection: echo(connection))
     server = await start_server(recorder)
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         await raw.send_frame(OP_CLOSE, b"")
         assert await raw.read_frame() == (OP_CLOSE, b"")
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
     await recorder.wait_done()
     assert recorder.errors == []
     assert recorder.connections[0].close_code == CloseCode.NO_STATUS_RCVD
@@ -256,15 +255,12 @@ async def test_closing_during_the_opening_handshake_drops_the_connection(start_s
 
 async def test_close_timeout_aborts_a_peer_that_never_answers_the_close(start_server: StartServer) -> None:
     server = await start_server(lambda connection: connection.close(), close_timeout=50 * MS)
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         opcode, payload = await raw.read_frame()
         assert (opcode, close_code_of(payload)) == (OP_CLOSE, CloseCode.NORMAL_CLOSURE)
         # Don't answer: the server gives up after close_timeout and closes TCP.
         async with asyncio.timeout(2000 * MS):
             assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_client_close_timeout_when_the_server_never_closes_tcp() -> None:
@@ -356,8 +352,7 @@ async def test_server_keepalive_closes_a_peer_that_never_answers_pings_with_1011
     # The timeout leaves the responsive client ample time to answer, even on a busy machine.
     server = await start_server(recorder, ping_interval=20 * MS, ping_timeout=200 * MS, close_timeout=100 * MS)
     async with connect(ws_uri(server), ping_interval=None) as alive:
-        raw = await raw_handshake(server.port)
-        try:
+        with await raw_handshake(server.port) as raw:
             # The raw client reads frames but never answers the pings.
             pings = 0
             async with asyncio.timeout(2000 * MS):
@@ -372,8 +367,6 @@ async def test_server_keepalive_closes_a_peer_that_never_answers_pings_with_1011
                 assert payload[2:] == b"keepalive ping timeout"
                 assert await raw.read_until_eof() == b""
             assert pings >= 1
-        finally:
-            raw.close()
         await recorder.wait_done()
         assert isinstance(recorder.errors[0], ConnectionClosedError)
         # A client that answers pings stays connected, even with no traffic.
@@ -459,13 +452,20 @@ class Flood:
             self.error = exc
 
 
-async def test_send_blocks_when_the_peer_doesnt_read(start_server: StartServer) -> None:
+@contextlib.asynccontextmanager
+async def flooding(start_server: StartServer) -> AsyncIterator[tuple[Server, Flood]]:
+    """Serve a :class:`Flood` and a client on ``/flood`` that doesn't read, until the server's
+    send() blocks; the client goes away when the block ends."""
     flood = Flood()
     server = await start_server(flood, write_limit=WRITE_LIMIT, close_timeout=100 * MS)
-    raw = await raw_handshake(server.port, "/flood", rcvbuf=4096)
-    try:
+    with await raw_handshake(server.port, "/flood", rcvbuf=4096):
         async with asyncio.timeout(5000 * MS):
             await flood.blocked.wait()
+        yield server, flood
+
+
+async def test_send_blocks_when_the_peer_doesnt_read(start_server: StartServer) -> None:
+    async with flooding(start_server) as (server, flood):
         assert flood.connection is not None
         transport = flood.connection.transport
         assert transport.get_write_buffer_size() <= _write_bound()
@@ -475,30 +475,34 @@ async def test_send_blocks_when_the_peer_doesnt_read(start_server: StartServer) 
                 await other.send(f"other {i}")
                 assert await other.recv() == f"other {i}"
         assert transport.get_write_buffer_size() <= _write_bound()
-    finally:
-        raw.close()
     # The blocked send() fails once the peer is gone.
     await wait_until(lambda: flood.error is not None, what="the flood to stop")
     assert isinstance(flood.error, ConnectionClosedError)
 
 
-async def test_max_queue_pauses_reading(start_server: StartServer) -> None:
-    release = asyncio.Event()
-    connections: list[ServerConnection] = []
+class HeldEcho(Recorder):
+    """A handler that keeps each connection and echoes once ``release`` is set, leaving the
+    messages in the connection's queue until then."""
 
-    async def handler(connection: ServerConnection) -> None:
-        connections.append(connection)
-        await release.wait()
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        super().__init__(self.echo_when_released)
+
+    async def echo_when_released(self, connection: ServerConnection) -> None:
+        await self.release.wait()
         await echo(connection)
 
-    server = await start_server(handler, max_queue=4)
+
+async def test_max_queue_pauses_reading(start_server: StartServer) -> None:
+    held = HeldEcho()
+    server = await start_server(held, max_queue=4)
     async with connect(ws_uri(server)) as client:
         for i in range(100):
             await client.send(f"{i}")
-        await wait_until(lambda: bool(connections), what="the handler")
-        transport = connections[0].transport
+        await wait_until(lambda: bool(held.connections), what="the handler")
+        transport = held.connections[0].transport
         await wait_until(lambda: not transport.is_reading(), what="reading to pause")
-        release.set()
+        held.release.set()
         for i in range(100):
             async with asyncio.timeout(1000 * MS):
                 assert await client.recv() == f"{i}"
@@ -506,25 +510,18 @@ async def test_max_queue_pauses_reading(start_server: StartServer) -> None:
 
 
 async def test_max_queue_none_never_pauses(start_server: StartServer) -> None:
-    release = asyncio.Event()
-    connections: list[ServerConnection] = []
-
-    async def handler(connection: ServerConnection) -> None:
-        connections.append(connection)
-        await release.wait()
-        await echo(connection)
-
-    server = await start_server(handler, max_queue=None)
+    held = HeldEcho()
+    server = await start_server(held, max_queue=None)
     async with connect(ws_uri(server)) as client:
         for i in range(100):
             await client.send(f"{i}")
         await client.send("last")
-        await wait_until(lambda: bool(connections), what="the handler")
+        await wait_until(lambda: bool(held.connections), what="the handler")
         # Wait for the last message to be queued: a pong follows it on the wire.
         async with asyncio.timeout(1000 * MS):
             await (await client.ping())
-        assert connections[0].transport.is_reading()
-        release.set()
+        assert held.connections[0].transport.is_reading()
+        held.release.set()
         for i in range(100):
             assert await client.recv() == f"{i}"
         assert await client.recv() == "last"
@@ -580,12 +577,7 @@ async def test_broadcast_skips_closed_connections(start_server: StartServer) -> 
 
 
 async def test_broadcast_skips_connections_over_their_write_limit(start_server: StartServer) -> None:
-    flood = Flood()
-    server = await start_server(flood, write_limit=WRITE_LIMIT, close_timeout=100 * MS)
-    raw = await raw_handshake(server.port, "/flood", rcvbuf=4096)
-    try:
-        async with asyncio.timeout(5000 * MS):
-            await flood.blocked.wait()
+    async with flooding(start_server) as (server, flood):
         assert flood.connection is not None
         async with connect(ws_uri(server)) as reader:
             await reader.send("ready")
@@ -595,8 +587,6 @@ async def test_broadcast_skips_connections_over_their_write_limit(start_server: 
             assert result == BroadcastResult(sent=1, skipped=1)
             assert await reader.recv() == "news"
             assert flood.connection.transport.get_write_buffer_size() <= _write_bound()
-    finally:
-        raw.close()
 
 
 async def test_broadcast_from_clients_masks_each_frame(start_server: StartServer) -> None:
@@ -631,16 +621,13 @@ async def test_send_fragments_of_nothing_sends_nothing(start_server: StartServer
 async def test_send_fragments_with_a_peer_that_reads_frames(start_server: StartServer) -> None:
     recorder = Recorder(lambda connection: connection.send_fragments([b"ab", b"cd", b"ef"]))
     server = await start_server(recorder)
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         frames = [await raw.read_frame() for _ in range(4)]
         assert frames == [(OP_BINARY, b"ab"), (0, b"cd"), (0, b"ef"), (0, b"")]
         opcode, payload = await raw.read_frame()
         assert (opcode, close_code_of(payload)) == (OP_CLOSE, CloseCode.NORMAL_CLOSURE)
         await raw.send_close(CloseCode.NORMAL_CLOSURE)
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_broadcast_skips_a_connection_in_the_middle_of_a_fragmented_message(start_server: StartServer) -> None:

@@ -124,8 +124,7 @@ async def _flow_control_scenario() -> None:
                 return
 
     async with serve(handler, "127.0.0.1", 0, write_limit=32768, close_timeout=100 * MS) as server:
-        raw = await raw_handshake(server.port, "/flood", rcvbuf=4096)
-        try:
+        with await raw_handshake(server.port, "/flood", rcvbuf=4096):
             async with asyncio.timeout(5000 * MS):
                 await blocked.wait()
             assert flooded[0].transport.get_write_buffer_size() <= 2 * 32768 + len(chunk) + 64
@@ -134,8 +133,6 @@ async def _flow_control_scenario() -> None:
                 assert await client.recv() == "news"
                 await client.send("served")
                 assert await client.recv() == "served"
-        finally:
-            raw.close()
 
 
 @pytest.mark.parametrize("use_uvloop", [True, False], ids=["uvloop", "asyncio"])

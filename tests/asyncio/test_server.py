@@ -183,8 +183,7 @@ async def test_server_close_lets_an_http_answer_leave_before_closing(start_serve
 
     # Small buffers at both ends keep most of the page in the server's transport.
     server = await start_server(process_request=big_page, socket_send_buffer=4096)
-    raw = await open_raw_client(server.port, rcvbuf=4096)
-    try:
+    with await open_raw_client(server.port, rcvbuf=4096) as raw:
         await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await wait_until(lambda: len(server.connections) == 1, what="the connection")
         connection = next(iter(server.connections))
@@ -197,8 +196,6 @@ async def test_server_close_lets_an_http_answer_leave_before_closing(start_serve
             assert (status, len(body)) == (200, len(page))
             assert await raw.read_until_eof() == b""
         await server.wait_closed()
-    finally:
-        raw.close()
 
 
 async def test_server_wait_closed_cancels_a_handler_that_outlives_it(start_server: StartServer) -> None:
@@ -268,8 +265,7 @@ def test_socket_send_buffer_is_the_kernels_by_default() -> None:
 
 async def test_open_timeout_aborts_a_silent_client_while_others_are_served(start_server: StartServer) -> None:
     server = await start_server(open_timeout=200 * MS)
-    silent = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as silent:
         async with connect(ws_uri(server)) as client:
             await client.send("served")
             assert await client.recv() == "served"
@@ -280,20 +276,15 @@ async def test_open_timeout_aborts_a_silent_client_while_others_are_served(start
             await asyncio.sleep(100 * MS)
             await client.send("still served")
             assert await client.recv() == "still served"
-    finally:
-        silent.close()
     await wait_until(lambda: len(server.connections) == 0, what="the silent connection to go")
 
 
 async def test_open_timeout_counts_from_a_partial_request(start_server: StartServer) -> None:
     server = await start_server(open_timeout=50 * MS)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(handshake_request(server.port)[:20])
         async with asyncio.timeout(2000 * MS):
             assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_subprotocol_negotiation(start_server: StartServer) -> None:
@@ -350,28 +341,22 @@ async def test_oversized_header_gets_431_and_server_keeps_serving(start_server: 
 
 async def test_plain_http_request_gets_426(start_server: StartServer) -> None:
     server = await start_server()
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status, headers, body = await raw.read_response()
         assert status == 426
         assert headers["upgrade"] == "websocket"
         assert b"Upgrade" in body
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_garbage_request_gets_400(start_server: StartServer) -> None:
     server = await start_server()
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
         status, _, _ = await raw.read_response()
         assert status == 400
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 # --- process_request -----------------------------------------------------------------------
@@ -387,8 +372,7 @@ def _page_or_upgrade(connection: ServerConnection, request: Request) -> Response
 
 async def test_process_request_serves_pages_with_keep_alive(start_server: StartServer) -> None:
     server = await start_server(process_request=_page_or_upgrade)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status, headers, body = await raw.read_response()
         assert (status, headers["content-type"], body) == (200, "text/html; charset=utf-8", b"<h1>hello</h1>")
@@ -399,20 +383,15 @@ async def test_process_request_serves_pages_with_keep_alive(start_server: StartS
         # Same socket again, now an upgrade.
         await raw.send(handshake_request(server.port, "/ws"))
         assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
-    finally:
-        raw.close()
 
 
 async def test_process_request_pipelined_requests(start_server: StartServer) -> None:
     server = await start_server(process_request=_page_or_upgrade)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         assert (await raw.read_response())[0] == 200
         assert (await raw.read_response())[0] == 404
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_process_request_rejects_the_upgrade(start_server: StartServer) -> None:
@@ -442,8 +421,7 @@ async def test_async_process_request(start_server: StartServer) -> None:
         return None
 
     server = await start_server(process_request=process_request)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
         assert await raw.read_response() == (
             200,
@@ -456,8 +434,6 @@ async def test_async_process_request(start_server: StartServer) -> None:
         await raw.send_frame(0x1, b"early bird")
         assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
         assert await raw.read_frame() == (0x1, b"early bird")
-    finally:
-        raw.close()
     assert calls == ["/health", "/ws"]
 
 
@@ -535,27 +511,21 @@ async def test_too_many_fragments_closes_with_1009(start_server: StartServer) ->
 
 async def test_protocol_error_closes_with_1002(start_server: StartServer) -> None:
     server = await start_server()
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         # An unmasked frame from a client breaks RFC 6455 section 5.1.
         await raw.send_frame(0x1, b"unmasked", masked=False)
         opcode, payload = await raw.read_frame()
         assert opcode == 0x8
         assert int.from_bytes(payload[:2], "big") == CloseCode.PROTOCOL_ERROR
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_invalid_utf8_closes_with_1007(start_server: StartServer) -> None:
     server = await start_server()
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         await raw.send_frame(0x1, b"\xff\xfe")
         opcode, payload = await raw.read_frame()
         assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, CloseCode.INVALID_DATA)
-    finally:
-        raw.close()
 
 
 async def test_connection_states_seen_by_the_handler(start_server: StartServer) -> None:
@@ -595,8 +565,7 @@ async def test_async_process_request_is_cancelled_when_the_connection_ends(
     server = await start_server(
         process_request=process_request, open_timeout=200 * MS if ending == "open_timeout" else None
     )
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(handshake_request(server.port))
         async with asyncio.timeout(1000 * MS):
             await started.wait()
@@ -604,8 +573,6 @@ async def test_async_process_request_is_cancelled_when_the_connection_ends(
             server.close()
         async with asyncio.timeout(2000 * MS):
             assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
     # Nobody is left to read the response: the coroutine computing it is cancelled.
     async with asyncio.timeout(1000 * MS):
         await cancelled.wait()
@@ -616,15 +583,12 @@ async def test_async_process_request_is_cancelled_when_the_connection_ends(
 
 async def test_idle_keep_alive_connection_gets_the_open_timeout(start_server: StartServer) -> None:
     server = await start_server(process_request=_page_or_upgrade, open_timeout=200 * MS)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert (await raw.read_response())[0] == 200
         # No second request: the server closes the connection after open_timeout.
         async with asyncio.timeout(2000 * MS):
             assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_send_before_the_handshake_is_a_local_error(start_server: StartServer) -> None:
@@ -646,8 +610,7 @@ async def test_send_before_the_handshake_is_a_local_error(start_server: StartSer
 
 async def test_wait_closed_aborts_connections_that_outlive_the_timeout(start_server: StartServer) -> None:
     server = await start_server(close_timeout=None)
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         server.close()
         opcode, _ = await raw.read_frame()
         assert opcode == 0x8
@@ -655,8 +618,6 @@ async def test_wait_closed_aborts_connections_that_outlive_the_timeout(start_ser
         async with asyncio.timeout(2000 * MS):
             await server.wait_closed(timeout=20 * MS)
         assert await raw.read_until_eof() == b""
-    finally:
-        raw.close()
 
 
 async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -669,18 +630,12 @@ async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptur
     server = await start_server(handler, open_timeout=200 * MS, ping_interval=20 * MS, ping_timeout=20 * MS)
     with pytest.raises(InvalidStatus):
         await connect(ws_uri(server), origin="https://elsewhere.example")
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         async with asyncio.timeout(2000 * MS):
             assert await raw.read_until_eof() == b""  # the open timeout
-    finally:
-        raw.close()
-    raw = await raw_handshake(server.port)
-    try:
+    with await raw_handshake(server.port) as raw:
         async with asyncio.timeout(2000 * MS):
             assert b"keepalive ping timeout" in await raw.read_until_eof()
-    finally:
-        raw.close()
     quiet = await start_server(handler, ping_interval=None)
     async with connect(ws_uri(quiet)) as client:
         await client.close(4000, "bye")

@@ -116,8 +116,7 @@ async def test_pipelined_requests_wait_for_a_peer_that_reads_and_none_is_lost(st
 async def test_a_drained_queue_doesnt_resume_reading_while_writes_are_paused(start_server: StartServer) -> None:
     keeper = Keeper()
     server = await start_server(keeper, ping_interval=None, max_queue=2, write_limit=WRITE_LIMIT)
-    raw = await raw_handshake(server.port, rcvbuf=4 * KIB)
-    try:
+    with await raw_handshake(server.port, rcvbuf=4 * KIB) as raw:
         await wait_until(lambda: bool(keeper.connections), what="the handler")
         connection = keeper.connections[0]
         transport = connection.transport
@@ -140,8 +139,6 @@ async def test_a_drained_queue_doesnt_resume_reading_while_writes_are_paused(sta
         await wait_until(transport.is_reading, what="reading to resume")
         await raw.send_frame(OP_BINARY, b"3")
         await wait_until(lambda: keeper.received == [b"1", b"2", b"3"], what="the last message")
-    finally:
-        raw.close()
 
 
 async def test_pipelined_requests_after_an_asynchronous_answer(start_server: StartServer) -> None:
@@ -152,8 +149,7 @@ async def test_pipelined_requests_after_an_asynchronous_answer(start_server: Sta
         return numbered_pages(connection, request)
 
     server = await start_server(process_request=slow_pages)
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(b"".join(f"GET /page/{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for i in range(50)))
         await wait_until(lambda: bool(server.connections), what="the connection")
         [connection] = server.connections
@@ -165,5 +161,3 @@ async def test_pipelined_requests_after_an_asynchronous_answer(start_server: Sta
                 status, _, body = await raw.read_response()
                 assert (status, body.rstrip(b".")) == (200, str(i).encode())
         assert connection.transport.is_reading()
-    finally:
-        raw.close()

@@ -38,13 +38,10 @@ async def shut_down(
 ) -> dict[str, Any]:
     """Open a connection to ``/attack``, shut its socket down (``how``: ``socket.SHUT_RD``...),
     and wait until the server ends its handler; check the bystander meanwhile. Return the stats."""
-    raw = await raw_handshake(server.port, "/attack", rcvbuf=rcvbuf)
-    try:
+    with await raw_handshake(server.port, "/attack", rcvbuf=rcvbuf) as raw:
         raw.sock.shutdown(how)
         stats = await server.wait_for(lambda s: bool(outcomes(s, "/attack")), "the server to end the handler")
         await bystander.check()
-    finally:
-        raw.close()
     return stats
 
 
@@ -81,8 +78,7 @@ async def test_slow_consumer_blocks_send_and_bounds_memory(spawn_server: SpawnSe
     server = await spawn(spawn_server)
     async with Bystander(server) as bystander:
         # /flood sends 64 KiB messages, 200 MiB in all, to a client that never reads.
-        raw = await raw_handshake(server.port, "/flood", rcvbuf=4 * KIB)
-        try:
+        with await raw_handshake(server.port, "/flood", rcvbuf=4 * KIB):
             async with server.memory() as memory:
                 # send() blocks once the buffers are full: the count stops growing.
                 previous = -1
@@ -92,8 +88,6 @@ async def test_slow_consumer_blocks_send_and_bounds_memory(spawn_server: SpawnSe
                     await bystander.check()
                     await asyncio.sleep(50 * MS)
                     stats = await server.stats()
-        finally:
-            raw.close()
         assert stats["flood_sent"] < 16 * MIB
         bounded(
             "slow consumer",
@@ -238,8 +232,7 @@ async def burst(server: ServerProcess, count: int, concurrency: int = 50) -> Non
                     await client.send("hello")
                     assert await client.recv() == "hello"
                 return
-            raw = await open_raw_client(server.port)
-            try:
+            with await open_raw_client(server.port) as raw:
                 if kind == 1:  # TCP only, closed at once
                     pass
                 elif kind == 2:  # a handshake, then a reset
@@ -249,8 +242,6 @@ async def burst(server: ServerProcess, count: int, concurrency: int = 50) -> Non
                 else:  # half a request, then a reset
                     await raw.send(handshake_request(server.port)[:30])
                     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            finally:
-                raw.close()
 
     async with asyncio.timeout(20000 * MS):
         await asyncio.gather(*(one(i) for i in range(count)))

@@ -159,16 +159,13 @@ async def test_zip_bomb_from_wavecast_connect_closes_1009(spawn_server: SpawnSer
 
 async def close_then_garbage(server: ServerProcess, path: str, garbage: int) -> None:
     """Send a close frame, then a message and ``garbage`` bytes in the same segment."""
-    raw = await raw_handshake(server.port, path)
-    try:
+    with await raw_handshake(server.port, path) as raw:
         await raw.send(
             masked_frame(OP_CLOSE, serialize_close(CloseCode.NORMAL_CLOSURE, "bye"))
             + masked_frame(OP_TEXT, b"after the close")
             + b"\xff" * garbage
         )
         assert await expect_close(raw, CloseCode.NORMAL_CLOSURE) == b""
-    finally:
-        raw.close()
 
 
 async def test_data_after_a_close_frame_is_ignored(spawn_server: SpawnServer) -> None:
@@ -193,8 +190,7 @@ async def test_data_after_a_close_frame_is_ignored(spawn_server: SpawnServer) ->
 
 
 async def reset_mid_message(server: ServerProcess, path: str) -> None:
-    raw = await raw_handshake(server.port, path)
-    try:
+    with await raw_handshake(server.port, path) as raw:
         # A first fragment, then a ping whose pong proves the server has read it.
         await raw.send(masked_frame(OP_BINARY, b"x" * 10 * KIB, fin=False) + masked_frame(OP_PING, b"read?"))
         async with asyncio.timeout(2000 * MS):
@@ -202,8 +198,6 @@ async def reset_mid_message(server: ServerProcess, path: str) -> None:
         # Then half of the next fragment, and a reset.
         await raw.send(masked_frame(OP_CONT, b"y" * 64 * KIB)[: 32 * KIB])
         raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    finally:
-        raw.close()
 
 
 async def test_tcp_reset_in_the_middle_of_a_message(spawn_server: SpawnServer) -> None:
@@ -232,8 +226,7 @@ async def test_memory_probe_sees_what_an_unbounded_server_allocates(spawn_server
     server = await spawn(spawn_server, limits={"max_message_size": None, "max_frame_size": None})
     bomb = zip_bomb(64 * MIB, 12)
     offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-    raw = await open_raw_client(server.port)
-    try:
+    with await open_raw_client(server.port) as raw:
         await raw.send(handshake_request(server.port, "/recv", headers=offer))
         async with asyncio.timeout(2000 * MS):
             assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
@@ -242,7 +235,5 @@ async def test_memory_probe_sees_what_an_unbounded_server_allocates(spawn_server
             async with asyncio.timeout(5000 * MS):
                 assert await raw.read_frame() == (OP_PONG, b"done?")
             await server.wait_for(lambda s: s["received"] == 1, "the message")
-    finally:
-        raw.close()
     record("control: zip bomb without limits", memory, "64 MiB message")
     assert memory.growth > 48 * MIB

@@ -38,12 +38,9 @@ async def rejected(raw: RawSocket) -> tuple[int, dict[str, str]]:
 
 async def rejected_request(port: int, request: bytes) -> tuple[int, dict[str, str]]:
     """Send a request on a new connection; return the rejection's status and headers."""
-    raw = await open_raw_client(port)
-    try:
+    with await open_raw_client(port) as raw:
         await raw.send(request)
         return await rejected(raw)
-    finally:
-        raw.close()
 
 
 async def measure_rejections(
@@ -163,14 +160,11 @@ async def test_malformed_origin_gets_403(spawn_server: SpawnServer, origin: str,
     # urlsplit() raised ValueError on these: the server logged a fatal error and sent nothing.
     server = await spawn_server(close_timeout=CLOSE_TIMEOUT, origins=origins)
     async with Bystander(server) as bystander:
-        raw = await open_raw_client(server.port)
-        try:
+        with await open_raw_client(server.port) as raw:
             await raw.send(request_head(server.port, headers=f"Origin: {origin}\r\n"))
             async with asyncio.timeout(2000 * MS):
                 status, headers, body = await raw.read_response()
                 assert await raw.read_until_eof() == b""
-        finally:
-            raw.close()
         assert status == 403
         assert headers["connection"] == "close"
         assert body == f"Failed to open a WebSocket connection: invalid Origin header: {origin!r}.\n".encode()
@@ -196,13 +190,10 @@ async def test_unfinished_handshake_is_dropped_at_open_timeout(spawn_server: Spa
         await bystander.check()
 
         async def attack(data: bytes) -> None:
-            raw = await open_raw_client(server.port)
-            try:
+            with await open_raw_client(server.port) as raw:
                 await raw.send(data)
                 async with asyncio.timeout(3000 * MS):
                     assert await raw.read_until_eof() == b""
-            finally:
-                raw.close()
 
         # Up to 100 at a time (the listen backlog), each waiting for its open timeout.
         half = request_head(server.port)[:40]

@@ -139,16 +139,13 @@ async def test_demo_static_name_too_long_is_404(
 async def test_connection_header_sent_twice(start_wavecast: StartWavecast, caplog: pytest.LogCaptureFixture) -> None:
     # Headers.get() raised ValueError on a repeated Connection header: a traceback and a 500.
     running = await start_wavecast()
-    raw = await open_raw_client(running.port)
-    try:
+    with await open_raw_client(running.port) as raw:
         request = handshake_request(running.port, "/connection/websocket")
         await raw.send(
             request.replace(b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\nConnection: Upgrade\r\n")
         )
         async with asyncio.timeout(2000 * MS):
             assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
-    finally:
-        raw.close()
     answer = await running.get("/health", headers={"Connection": "keep-alive"})
     assert answer.status == 200
     assert [record for record in caplog.records if record.levelname == "ERROR"] == []

@@ -79,13 +79,10 @@ class ServerProcess:
 
     async def http(self, path: str) -> tuple[int, bytes]:
         """Make a plain HTTP request; return the status and the body."""
-        raw = await open_raw_client(self.port)
-        try:
+        with await open_raw_client(self.port) as raw:
             await raw.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nConnection: close\r\n\r\n".encode())
             async with asyncio.timeout(2000 * MS):
                 status, _, body = await raw.read_response()
-        finally:
-            raw.close()
         return status, body
 
     async def stats(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ __all__ = ["RawSocket", "close_code_of", "handshake_request", "open_raw_client",
 
 
 class RawSocket:
-    """A non-blocking socket with helpers to speak just enough WebSocket by hand."""
+    """A non-blocking socket with helpers to speak just enough WebSocket by hand; ``with`` closes it."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -104,6 +104,12 @@ class RawSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> RawSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def close_code_of(payload: bytes) -> int:
