@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from wavecast.realtime import Node
 from wavecast.realtime.codec import Codec, JSONCodec
 
 from ..support.tokens import make_token
-from .helpers import Client, ConnectClient, MakeNode, node_config
+from .helpers import Client, ConnectClient, MakeNode, NewClient, node_config
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ async def node(make_node: MakeNode) -> Node:
 
 
 @pytest.fixture
-async def new_client() -> AsyncIterator[Callable[..., Client]]:
+async def new_client() -> AsyncIterator[NewClient]:
     """Create clients; disconnect those still open when the test ends (stopping their timers)."""
     clients: list[Client] = []
 
@@ -53,14 +53,26 @@ async def new_client() -> AsyncIterator[Callable[..., Client]]:
 
 
 @pytest.fixture
-def connect(new_client: Callable[..., Client]) -> ConnectClient:
-    """``await connect(node, "42")``: a client connected with a token for user 42; pass
-    ``codec=ProtobufCodec`` for a client of the protobuf form."""
+def connect(new_client: NewClient) -> ConnectClient:
+    """``await connect(node, "42")``: a client connected with a token for user 42 (other claims
+    as keywords); pass ``codec=ProtobufCodec`` for a client of the protobuf form, and
+    ``subscribe="chat:1"`` (or several channels) for a client that subscribed then."""
 
-    async def connect(node: Node, user: str = "42", *, codec: Codec = JSONCodec, **claims: Any) -> Client:
+    async def connect(
+        node: Node,
+        user: str = "42",
+        *,
+        codec: Codec = JSONCodec,
+        subscribe: str | Iterable[str] = (),
+        **claims: Any,
+    ) -> Client:
         client = new_client(node, codec)
         await client.result("connect", {"token": make_token(user, ttl=None, **claims)})
         assert client.session.user == user
+        for channel in [subscribe] if isinstance(subscribe, str) else subscribe:
+            # A call, not a result: protobuf leaves an empty result out of the reply.
+            reply = await client.call("subscribe", {"channel": channel})
+            assert "error" not in reply, reply
         return client
 
     return connect

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
 from wavecast.codes import Disconnect
+from wavecast.engines import StreamPosition
+from wavecast.exceptions import StateError
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session
 from wavecast.realtime.codec import Codec, JSONCodec
@@ -27,9 +32,13 @@ __all__ = [
     "ConnectClient",
     "FakeTransport",
     "MakeNode",
+    "NewClient",
     "WireFixture",
+    "assert_step",
+    "assert_table",
     "load_fixtures",
     "node_config",
+    "publish_in_stream",
 ]
 
 
@@ -122,6 +131,13 @@ def node_config(**kwargs: Any) -> NodeConfig:
     return config.node_config(**{"channel": DEFAULT_CHANNEL, "namespaces": NAMESPACES, **kwargs})
 
 
+async def publish_in_stream(node: Node, channel: str, data: Any) -> StreamPosition:
+    """Publish ``data`` to a channel with history; return its position in the channel's stream."""
+    position = await node.publish(channel, data)
+    assert position is not None
+    return position
+
+
 class MakeNode(Protocol):
     """``await make_node(broker=None, presence_manager=None, **config)``, the fixture of ``conftest.py``."""
 
@@ -155,15 +171,18 @@ class Client:
         """Send a command and return its reply, which must have been written by then."""
         command_id = next(self._ids)
         await self.send({"id": command_id, method: params or {}})
-        replies = [reply for reply in self.transport.replies if reply.get("id") == command_id]
         # An RPC runs in a task of its own: give it a few turns of the loop.
         for _ in range(100):
-            if replies:
+            if self.replies_to(command_id):
                 break
             await asyncio.sleep(0)
-            replies = [reply for reply in self.transport.replies if reply.get("id") == command_id]
+        replies = self.replies_to(command_id)
         assert len(replies) == 1, f"expected one reply to {method} {command_id}, got {replies}"
         return replies[0]
+
+    def replies_to(self, command_id: int) -> list[dict[str, Any]]:
+        """Return the replies written so far to the command ``command_id``."""
+        return [reply for reply in self.transport.replies if reply.get("id") == command_id]
 
     async def result(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a command and return its result; fail on an error reply."""
@@ -238,5 +257,32 @@ def load_fixtures(area: str, direction: str | None = None) -> list[WireFixture]:
     return fixtures
 
 
-#: ``await connect(node, user="42", codec=JSONCodec, **claims)``, the fixture of ``conftest.py``.
+#: ``await connect(node, user="42", codec=JSONCodec, subscribe=(), **claims)``, the fixture of ``conftest.py``.
 ConnectClient = Callable[..., Awaitable[Client]]
+
+#: ``new_client(node, codec=JSONCodec)``, the fixture of ``conftest.py``: a client not connected yet.
+NewClient = Callable[..., Client]
+
+
+def assert_table(
+    transitions: Mapping[Any, Mapping[Any, Any]], states: type[enum.Enum], expected: Mapping[Any, Any]
+) -> None:
+    """A state table has a row for every state, and its cells are ``expected``: ``{(state, action): new_state}``,
+    written out again in the test, so that a change to the table must be deliberate."""
+    assert set(transitions) == set(states)
+    assert {(state, action): new for state, row in transitions.items() for action, new in row.items()} == expected
+
+
+def assert_step(
+    state: Any, action: Any, expected: Mapping[Any, Any], step: Callable[[], object], current: Callable[[], Any]
+) -> None:
+    """Take ``action`` from ``state`` with ``step()``: the state becomes the one ``expected`` gives, or, for a
+    pair it doesn't have, ``step()`` raises "can't <action> when state is <STATE>" and the state stays."""
+    if (state, action) in expected:
+        step()
+        assert current() is expected[state, action]
+    else:
+        with pytest.raises(StateError) as exc_info:
+            step()
+        assert str(exc_info.value) == f"can't {action.value} when state is {state.name}"
+        assert current() is state

@@ -1,4 +1,5 @@
-"""fanout: the one way a publication travels, its Python and C twins side by side.
+"""fanout: the one way a publication travels, its Python and C twins side by side, and what
+subscribers of a node receive through it.
 
 ``deliver`` has a pure-Python implementation and a C one with the same signature; these
 tests build the same subscribers twice, run each twin on one copy, and compare everything
@@ -10,14 +11,17 @@ checked here against the classes, so a rename fails wherever the extension is bu
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from wavecast.asyncio import ServerConnection
-from wavecast.engines.base import Publication, StreamPosition
+from wavecast.codes import DISCONNECT_SERVER_ERROR
+from wavecast.engines.base import ClientInfo, Publication, StreamPosition
 from wavecast.protocol import CLOSING
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session, fanout
@@ -27,8 +31,9 @@ from wavecast.realtime.subscription import Subscription
 from wavecast.realtime.websocket import WebSocketTransport
 from wavecast.speedups import load
 
+from ..support.timing import wait_until
 from ..support.transports import open_connection
-from .helpers import FakeTransport
+from .helpers import ConnectClient, FakeTransport
 
 native = load("wavecast.realtime._speedups")
 needs_native = pytest.mark.skipif(native is None, reason="the C extension isn't built or is turned off")
@@ -257,3 +262,114 @@ async def test_fan_out_ends_the_same_with_either_twin(
             world.close()
     assert all(result == results[0] for result in results)
     assert results[0][2] > 0
+
+
+# --- through a node: one frame per form, to every subscriber, in order -------------------------
+
+
+async def test_fan_out_frames_once(node: Node, connect: ConnectClient) -> None:
+    clients = [await connect(node, str(user), subscribe="news") for user in range(3)]
+    await node.publish("news", {"n": 1})
+    messages = [client.transport.written[-1] for client in clients]
+    assert all(message is messages[0] for message in messages)
+    assert all(client.publications() == [{"n": 1}] for client in clients)
+    assert node.stats.deliveries == 3
+
+
+async def test_fan_out_frames_once_per_codec(node: Node, connect: ConnectClient) -> None:
+    texts = [await connect(node, str(user), subscribe="news") for user in range(2)]
+    binaries = [await connect(node, str(user), codec=ProtobufCodec, subscribe="news") for user in range(2, 5)]
+    assert node.hub.binary_subscribers == {"news": 3}
+    await node.publish("news", {"n": 1})
+    text_messages = [client.transport.written[-1] for client in texts]
+    binary_messages = [client.transport.written[-1] for client in binaries]
+    assert all(message is text_messages[0] for message in text_messages)
+    assert all(message is binary_messages[0] for message in binary_messages)
+    assert text_messages[0].opcode == 1 and binary_messages[0].opcode == 2
+    assert all(client.publications() == [{"n": 1}] for client in texts)
+    assert all(client.publications() == [base64.b64encode(b'{"n":1}').decode()] for client in binaries)
+    assert node.stats.deliveries == 5
+    assert node.stats.bytes_out == 2 * len(text_messages[0]) + 3 * len(binary_messages[0])
+
+
+async def test_a_subscriber_that_fails_harms_no_other(
+    node: Node, connect: ConnectClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    clients = [await connect(node, str(user), subscribe="feed:1") for user in range(3)]
+    broken = clients[1]
+
+    def fail(message: object) -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a write that fails")
+
+    broken.transport.write = fail  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="wavecast.realtime"):
+        position = await node.publish("feed:1", {"n": 1})
+    assert position is not None and position.offset == 1
+    for client in (clients[0], clients[2]):
+        assert client.publications() == [{"n": 1}]
+        assert client.session.subscriptions["feed:1"].offset == 1
+    # The failing one is disconnected, to reconnect and recover what it didn't get.
+    assert broken.transport.closes == [DISCONNECT_SERVER_ERROR]
+    assert broken.session.closed
+    assert "a write that fails" in caplog.text
+    assert node.stats.deliveries == 2
+
+
+async def test_binary_data_reaches_protobuf_clients_only(node: Node, connect: ConnectClient) -> None:
+    text = await connect(node, "1", subscribe="news")
+    binary = await connect(node, "2", codec=ProtobufCodec, subscribe="news")
+    await node.publish("news", b"\x00\xff")
+    assert binary.publications() == [base64.b64encode(b"\x00\xff").decode()]
+    # A JSON client can't take it: 3506, as Centrifugo disconnects it.
+    assert text.publications() == []
+    assert text.closed_with == 3506
+    assert node.stats.deliveries == 1
+    await node.publish("news", b"[1]")  # bytes that are JSON go to JSON clients as they are
+    assert binary.publications()[-1] == base64.b64encode(b"[1]").decode()
+
+
+async def test_protobuf_subscribers_leaving_are_no_longer_counted(node: Node, connect: ConnectClient) -> None:
+    binary = await connect(node, "2", codec=ProtobufCodec)
+    await binary.call("subscribe", {"channel": "news"})
+    binary.session.disconnect()
+    await wait_until(lambda: not node.hub.binary_subscribers, what="the protobuf subscriber to go")
+
+
+async def test_join_and_leave_in_each_form(node: Node, connect: ConnectClient) -> None:
+    text, binary = await connect(node, "1"), await connect(node, "2", codec=ProtobufCodec)
+    await text.result("subscribe", {"channel": "chat:1", "join_leave": True})
+    await binary.call("subscribe", {"channel": "chat:1", "join_leave": True})
+    text.new()
+    binary.new()
+    node.on_join("chat:1", ClientInfo(client="remote", user="9"))
+    assert text.new() == [{"push": {"channel": "chat:1", "join": {"info": {"user": "9", "client": "remote"}}}}]
+    assert binary.new() == [{"push": {"channel": "chat:1", "join": {"info": {"user": "9", "client": "remote"}}}}]
+
+
+async def test_publications_keep_their_order(node: Node, connect: ConnectClient) -> None:
+    client = await connect(node, subscribe="chat:1")
+    for n in range(20):
+        await node.publish("chat:1", n)
+    assert client.publications() == list(range(20))
+
+
+async def test_no_subscribers_no_work(node: Node) -> None:
+    node.on_publication("news", Publication(data=b"1"), None)
+    node.on_join("news", ClientInfo(client="c", user="u"))
+    assert node.stats.deliveries == 0
+
+
+async def test_join_and_leave_go_to_subscribers_that_asked(node: Node, connect: ConnectClient) -> None:
+    asked, other = await connect(node, "1"), await connect(node, "2")
+    await asked.result("subscribe", {"channel": "chat:1", "join_leave": True})
+    await other.result("subscribe", {"channel": "chat:1"})
+    asked.new()
+    info = ClientInfo(client="remote", user="9", conn_info=b'{"a":1}')
+    node.on_join("chat:1", info)
+    node.on_leave("chat:1", info)
+    expected = {"user": "9", "client": "remote", "conn_info": {"a": 1}}
+    assert asked.new() == [
+        {"push": {"channel": "chat:1", "join": {"info": expected}}},
+        {"push": {"channel": "chat:1", "leave": {"info": expected}}},
+    ]
+    assert other.pushes() == []

@@ -26,6 +26,14 @@ def sub(channel: str) -> Subscription:
     return Subscription(channel, ChannelOptions())
 
 
+def hub_of(*sessions: Any) -> Hub:
+    """Return a hub with ``sessions`` added, in order."""
+    hub = Hub()
+    for added in sessions:
+        hub.add_session(added)
+    return hub
+
+
 def test_empty() -> None:
     hub = Hub()
     assert (hub.num_sessions, hub.num_users, hub.num_subscriptions) == (0, 0, 0)
@@ -37,10 +45,8 @@ def test_empty() -> None:
 
 
 def test_sessions_by_client_and_user() -> None:
-    hub = Hub()
     one, two, three = session("c1", "42"), session("c2", "42"), session("c3", "")
-    for s in (one, two, three):
-        hub.add_session(s)
+    hub = hub_of(one, two, three)
     assert (hub.num_sessions, hub.num_users) == (3, 2)
     assert hub.session("c2") is two
     assert set(hub.user_sessions("42")) == {one, two}
@@ -49,10 +55,8 @@ def test_sessions_by_client_and_user() -> None:
 
 
 def test_remove_session() -> None:
-    hub = Hub()
     one, two = session("c1", "42"), session("c2", "42")
-    hub.add_session(one)
-    hub.add_session(two)
+    hub = hub_of(one, two)
     hub.remove_session(one)
     assert hub.session("c1") is None
     assert hub.user_sessions("42") == [two]
@@ -64,10 +68,8 @@ def test_remove_session() -> None:
 
 
 def test_remove_session_keeps_another_session_with_the_same_client_id() -> None:
-    hub = Hub()
     old, new = session("c1", "42"), session("c1", "43")
-    hub.add_session(old)
-    hub.add_session(new)
+    hub = hub_of(old, new)
     hub.remove_session(old)
     assert hub.session("c1") is new
     assert hub.user_sessions("43") == [new]
@@ -75,8 +77,7 @@ def test_remove_session_keeps_another_session_with_the_same_client_id() -> None:
 
 
 def test_user_sessions_is_a_copy() -> None:
-    hub = Hub()
-    hub.add_session(session("c1", "42"))
+    hub = hub_of(session("c1", "42"))
     hub.user_sessions("42").clear()
     assert len(hub.user_sessions("42")) == 1
 

@@ -16,7 +16,7 @@ from wavecast.realtime.codec import ProtobufCodec
 
 from ..support.timing import MS, wait_until
 from ..support.tokens import make_token
-from .helpers import Client, ConnectClient, MakeNode
+from .helpers import Client, ConnectClient, MakeNode, NewClient
 
 
 async def test_connect_in_time_stops_the_stale_timer(make_node: MakeNode, connect: ConnectClient) -> None:
@@ -157,7 +157,7 @@ async def test_malformed_protobuf(node: Node, connect: ConnectClient) -> None:
     assert client.new() == []
 
 
-async def test_protobuf_commands_before_connect(node: Node, new_client: Callable[..., Client]) -> None:
+async def test_protobuf_commands_before_connect(node: Node, new_client: NewClient) -> None:
     client = new_client(node, ProtobufCodec)
     await client.send({"id": 1, "subscribe": {"channel": "news"}})
     assert client.closed_with == 3501
@@ -226,8 +226,7 @@ async def test_closed_by_transport(node: Node, connect: ConnectClient) -> None:
     async def on_disconnect(context: DisconnectContext) -> None:
         contexts.append(context)
 
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "chat:1"})
+    client = await connect(node, subscribe="chat:1")
     client.session.closed_by_transport()
     assert client.transport.closes == []
     assert node.hub.session(client.session.client) is None
@@ -342,8 +341,7 @@ async def test_refresh_with_a_token(make_node: MakeNode, connect: ConnectClient)
 
 
 async def test_subscription_expiry(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     client.session.check_subscription_expiry()
     assert not client.session.closed
     client.session.subscriptions["news"].expire_at = int(time.time()) - 3600

@@ -11,7 +11,7 @@ from wavecast.exceptions import StateError
 from wavecast.realtime import Node, Session
 from wavecast.realtime.session import SESSION_TRANSITIONS, SessionAction, SessionState
 
-from .helpers import FakeTransport
+from .helpers import FakeTransport, assert_step, assert_table
 
 CONNECTING, CONNECTED, CLOSED = SessionState.CONNECTING, SessionState.CONNECTED, SessionState.CLOSED
 
@@ -43,22 +43,13 @@ def test_states() -> None:
 
 
 def test_table() -> None:
-    assert set(SESSION_TRANSITIONS) == set(SessionState)
-    table = {(state, action): new for state, row in SESSION_TRANSITIONS.items() for action, new in row.items()}
-    assert table == ALLOWED
+    assert_table(SESSION_TRANSITIONS, SessionState, ALLOWED)
 
 
 @pytest.mark.parametrize(("state", "action"), list(itertools.product(SessionState, SessionAction)))
 async def test_every_pair(session: Session, state: SessionState, action: SessionAction) -> None:
     session.state = state
-    if (state, action) in ALLOWED:
-        session._apply(action)
-        assert session.state is ALLOWED[state, action]
-    else:
-        with pytest.raises(StateError) as exc_info:
-            session._apply(action)
-        assert str(exc_info.value) == f"can't {action.value} when state is {state.name}"
-        assert session.state is state
+    assert_step(state, action, ALLOWED, lambda: session._apply(action), lambda: session.state)
 
 
 async def test_a_new_session_is_connecting(session: Session) -> None:

@@ -18,6 +18,8 @@ from wavecast.realtime.subscription import (
     SubscriptionState,
 )
 
+from .helpers import assert_step, assert_table
+
 COMPLETE, UNSUBSCRIBE = SubscriptionAction.COMPLETE, SubscriptionAction.UNSUBSCRIBE
 
 # The table, written out again: a change to it must be deliberate.
@@ -38,23 +40,14 @@ def test_states() -> None:
 
 
 def test_table() -> None:
-    assert set(SUBSCRIPTION_TRANSITIONS) == set(SubscriptionState)
-    table = {(state, action): new for state, row in SUBSCRIPTION_TRANSITIONS.items() for action, new in row.items()}
-    assert table == ALLOWED
+    assert_table(SUBSCRIPTION_TRANSITIONS, SubscriptionState, ALLOWED)
 
 
 @pytest.mark.parametrize(("state", "action"), list(itertools.product(SubscriptionState, SubscriptionAction)))
 def test_every_pair(state: SubscriptionState, action: SubscriptionAction) -> None:
     subscription = Subscription("ch", ChannelOptions())
     subscription.state = state
-    if (state, action) in ALLOWED:
-        METHODS[action](subscription)
-        assert subscription.state is ALLOWED[state, action]
-    else:
-        with pytest.raises(StateError) as exc_info:
-            METHODS[action](subscription)
-        assert str(exc_info.value) == f"can't {action.value} when state is {state.name}"
-        assert subscription.state is state
+    assert_step(state, action, ALLOWED, lambda: METHODS[action](subscription), lambda: subscription.state)
 
 
 def test_a_new_subscription() -> None:

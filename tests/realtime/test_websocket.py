@@ -14,6 +14,7 @@ from wavecast.codes import Disconnect
 from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, Session, websocket_server_options
 
+from ..support.protobuf import protobuf_command
 from ..support.servers import StartServer, ws_uri
 from ..support.timing import wait_until
 from ..support.tokens import make_token
@@ -45,12 +46,11 @@ async def call(connection: ClientConnection, command: dict[str, Any]) -> dict[st
                 return reply
 
 
-def _delimited(**command: Any) -> bytes:
-    from centrifuge.protocol import client_pb2
-    from google.protobuf.json_format import ParseDict
-
-    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
-    return bytes((len(serialized),)) + serialized
+async def closed(connection: ClientConnection) -> tuple[int | None, str | None]:
+    """Read until the server closes the connection; return the close code and reason."""
+    with pytest.raises(ConnectionClosed):
+        await connection.recv()
+    return connection.close_code, connection.close_reason
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ async def test_the_handshake_chooses_the_codec(
             reply = await call(connection, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
             client = reply["connect"]["client"]
         else:
-            await connection.send(_delimited(id=1, connect={"token": make_token("42", ttl=None)}))
+            await connection.send(protobuf_command({"id": 1, "connect": {"token": make_token("42", ttl=None)}}))
             message = await connection.recv()
             assert isinstance(message, bytes)  # binary messages for protobuf
             await wait_until(lambda: node.hub.num_sessions == 1, what="the session")
@@ -129,16 +129,12 @@ async def test_server_disconnect_closes_with_its_code(served: tuple[Node, Server
     node, _ = served
     await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
     await node.disconnect("42", Disconnect(4501, "banned"))
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    assert (ws.close_code, ws.close_reason) == (4501, "banned")
+    assert await closed(ws) == (4501, "banned")
 
 
 async def test_bad_input_closes_with_3501(ws: ClientConnection) -> None:
     await ws.send("not json")
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    assert ws.close_code == 3501
+    assert (await closed(ws))[0] == 3501
 
 
 async def test_the_client_going_away_closes_the_session(served: tuple[Node, Server], ws: ClientConnection) -> None:
@@ -158,16 +154,12 @@ async def test_a_failing_session_closes_with_3004(
 
     monkeypatch.setattr(Session, "handle_message", broken)
     await ws.send("{}")
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    assert ws.close_code == 3004
+    assert (await closed(ws))[0] == 3004
 
 
 async def test_a_message_too_big(ws: ClientConnection) -> None:
     await ws.send("x" * 5000)
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    assert ws.close_code == 1009
+    assert (await closed(ws))[0] == 1009
 
 
 async def test_transport_follows_the_connection(served: tuple[Node, Server], ws: ClientConnection) -> None:
@@ -186,9 +178,7 @@ async def test_transport_follows_the_connection(served: tuple[Node, Server], ws:
     # Closing twice: the second finds the connection closing and does nothing.
     transport.close(Disconnect(3001, "shutdown"))
     transport.close(Disconnect(3001, "shutdown"))
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    assert ws.close_code == 3001
+    assert (await closed(ws))[0] == 3001
 
 
 async def test_fan_out_reaches_every_kind_of_subscriber_in_order(served: tuple[Node, Server]) -> None:

@@ -16,7 +16,7 @@ def protobuf_command(command: dict[str, Any]) -> bytes:
     from centrifuge.protocol import client_pb2
     from google.protobuf.json_format import ParseDict
 
-    serialized = ParseDict(command, client_pb2.Command()).SerializeToString()
+    serialized: bytes = ParseDict(command, client_pb2.Command()).SerializeToString()
     return _varint(len(serialized)) + serialized
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -15,9 +14,7 @@ from wavecast.version import version
 
 from ...support.timing import wait_until
 from ...support.tokens import make_token
-from ..helpers import Client, ConnectClient, MakeNode
-
-NewClient = Callable[[Node], Client]
+from ..helpers import ConnectClient, MakeNode, NewClient, publish_in_stream
 
 
 async def test_connect_with_a_token(node: Node, new_client: NewClient) -> None:
@@ -240,8 +237,7 @@ async def test_no_personal_channel_for_anonymous_clients(make_node: MakeNode, ne
 
 
 async def test_server_side_channel_recovers_on_reconnect(node: Node, new_client: NewClient) -> None:
-    first = await node.publish("feed:1", {"n": 1})
-    assert first is not None
+    first = await publish_in_stream(node, "feed:1", {"n": 1})
     await node.publish("feed:1", {"n": 2})
     await node.publish("feed:1", {"n": 3})
     client = new_client(node)

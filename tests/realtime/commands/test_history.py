@@ -7,14 +7,13 @@ from typing import Any
 from wavecast.realtime import Node
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..helpers import Client, ConnectClient, MakeNode
+from ..helpers import Client, ConnectClient, MakeNode, publish_in_stream
 
 
 async def published(node: Node, count: int, channel: str = "feed:1") -> str:
     epoch = ""
     for n in range(1, count + 1):
-        position = await node.publish(channel, {"n": n})
-        assert position is not None
+        position = await publish_in_stream(node, channel, {"n": n})
         epoch = position.epoch
     return epoch
 
@@ -24,8 +23,7 @@ def ns(result: dict[str, Any]) -> list[int]:
 
 
 async def subscribed(connect: ConnectClient, node: Node) -> Client:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "chat:1"})
+    client = await connect(node, subscribe="chat:1")
     return client
 
 
@@ -84,8 +82,7 @@ async def test_history_since_another_epoch(node: Node, connect: ConnectClient) -
 
 
 async def test_history_needs_history(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.error("history", {"channel": "news"}) == 108
 
 

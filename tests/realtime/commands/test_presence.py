@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from wavecast.realtime import Node
 
-from ..helpers import Client, ConnectClient, MakeNode
-
-NewClient = Callable[[Node], Client]
+from ..helpers import ConnectClient, MakeNode
 
 
 async def test_presence(node: Node, connect: ConnectClient) -> None:
-    ann = await connect(node, "42", info={"name": "Ann"})
-    bob = await connect(node, "43")
-    await ann.result("subscribe", {"channel": "chat:1"})
-    await bob.result("subscribe", {"channel": "chat:1"})
+    ann = await connect(node, "42", info={"name": "Ann"}, subscribe="chat:1")
+    bob = await connect(node, "43", subscribe="chat:1")
     result = await ann.result("presence", {"channel": "chat:1"})
     assert result == {
         "presence": {
@@ -26,9 +20,7 @@ async def test_presence(node: Node, connect: ConnectClient) -> None:
 
 
 async def test_presence_stats(node: Node, connect: ConnectClient) -> None:
-    clients = [await connect(node, user) for user in ("42", "42", "43")]
-    for client in clients:
-        await client.result("subscribe", {"channel": "chat:1"})
+    clients = [await connect(node, user, subscribe="chat:1") for user in ("42", "42", "43")]
     assert await clients[0].result("presence_stats", {"channel": "chat:1"}) == {"num_clients": 3, "num_users": 2}
 
 
@@ -42,8 +34,7 @@ async def test_presence_of_an_empty_channel_has_its_map(node: Node, connect: Con
 
 
 async def test_presence_needs_presence(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.error("presence", {"channel": "news"}) == 108
     assert await client.error("presence_stats", {"channel": "news"}) == 108
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from typing import Any
 
 from wavecast.codes import Disconnect, Error
@@ -12,16 +11,12 @@ from wavecast.exceptions import CommandError, DisconnectError
 from wavecast.realtime import MessageContext, Node, PublishContext, PublishResult
 from wavecast.realtime.codec import ProtobufCodec
 
-from ..helpers import Client, ConnectClient, MakeNode
-
-NewClient = Callable[[Node], Client]
+from ..helpers import ConnectClient, MakeNode
 
 
 async def test_publish_as_a_subscriber(node: Node, connect: ConnectClient) -> None:
-    ann = await connect(node, "42", info={"name": "Ann"})
-    bob = await connect(node, "43")
-    await ann.result("subscribe", {"channel": "news"})
-    await bob.result("subscribe", {"channel": "news"})
+    ann = await connect(node, "42", info={"name": "Ann"}, subscribe="news")
+    bob = await connect(node, "43", subscribe="news")
     assert await ann.result("publish", {"channel": "news", "data": {"text": "hi"}}) == {}
     for client in (ann, bob):
         [push] = client.pushes("pub")
@@ -65,8 +60,7 @@ def _recording(publish: Any, into: list[Publication]) -> Any:
 
 
 async def test_publish_carries_the_subscription_info(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node, "42")
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, "42", subscribe="news")
     client.session.subscriptions["news"].info = b'{"seat":3}'
     await client.result("publish", {"channel": "news", "data": 1})
     assert client.pushes("pub")[0]["pub"]["info"]["chan_info"] == {"seat": 3}
@@ -78,8 +72,7 @@ async def test_publish_without_being_subscribed(node: Node, connect: ConnectClie
 
 
 async def test_publish_where_not_allowed(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "feed:1"})
+    client = await connect(node, subscribe="feed:1")
     assert await client.error("publish", {"channel": "feed:1", "data": 1}) == 103
     assert await client.error("publish", {"channel": "plain:1", "data": 1}) == 103
 
@@ -96,24 +89,21 @@ async def test_publish_to_a_protected_namespace(make_node: MakeNode, connect: Co
 
 
 async def test_publish_errors(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.error("publish", {"channel": "news"}) == 107
     assert await client.error("publish", {"channel": "nope:1", "data": 1}) == 102
     assert await client.error("publish", {"channel": "", "data": 1}) == 107
 
 
 async def test_publish_to_a_user_limited_channel(node: Node, connect: ConnectClient) -> None:
-    ann, bob = await connect(node, "42"), await connect(node, "43")
-    await ann.result("subscribe", {"channel": "chat:room#42,43"})
+    ann, bob = await connect(node, "42", subscribe="chat:room#42,43"), await connect(node, "43")
     assert await ann.result("publish", {"channel": "chat:room#42,43", "data": 1}) == {}
     assert await bob.error("publish", {"channel": "chat:room#42", "data": 1}) == 103
 
 
 async def test_too_many_publications(make_node: MakeNode, connect: ConnectClient) -> None:
     node = await make_node(publication_rate=0.001, publication_burst=2)
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     await client.result("publish", {"channel": "news", "data": 1})
     await client.result("publish", {"channel": "news", "data": 2})
     reply = await client.call("publish", {"channel": "news", "data": 3})
@@ -129,8 +119,7 @@ async def test_on_publish_changes_the_publication(node: Node, connect: ConnectCl
         contexts.append(context)
         return PublishResult(data=b'{"clean":true}', tags={"checked": "yes"})
 
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     await client.result("publish", {"channel": "news", "data": {"dirty": True}})
     [context] = contexts
     assert (context.session, context.channel, context.data) == (client.session, "news", b'{"dirty": true}')
@@ -143,8 +132,7 @@ async def test_on_publish_keeps_the_data(node: Node, connect: ConnectClient) -> 
     async def on_publish(context: PublishContext) -> PublishResult:
         return PublishResult(tags={"a": "b"})
 
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     await client.result("publish", {"channel": "news", "data": 7})
     assert client.publications() == [7]
 
@@ -165,8 +153,7 @@ async def test_on_publish_skips(node: Node, connect: ConnectClient) -> None:
     async def on_publish(context: PublishContext) -> PublishResult:
         return PublishResult(skip=True)
 
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.result("publish", {"channel": "news", "data": 1}) == {}
     assert client.publications() == []
     assert node.stats.publications == 0
@@ -199,16 +186,14 @@ async def test_publish_when_the_broker_fails(node: Node, connect: ConnectClient)
         raise EngineError("redis is down")
 
     node.broker.publish = broken_publish  # type: ignore[method-assign]
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     reply = await client.call("publish", {"channel": "news", "data": 1})
     assert reply["error"] == {"code": 100, "message": "internal server error", "temporary": True}
     assert not client.session.closed
 
 
 async def test_publish_to_a_history_channel(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "chat:1"})
+    client = await connect(node, subscribe="chat:1")
     await client.result("publish", {"channel": "chat:1", "data": 1})
     await client.result("publish", {"channel": "chat:1", "data": 2})
     assert [p["pub"]["offset"] for p in client.pushes("pub")] == [1, 2]
@@ -287,8 +272,7 @@ async def test_too_many_sends_disconnect_3013(make_node: MakeNode, connect: Conn
 
 async def test_no_command_rate_no_limit(make_node: MakeNode, connect: ConnectClient) -> None:
     node = await make_node(command_rate=None, command_burst=1, publication_rate=None)
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     for n in range(50):
         await client.result("publish", {"channel": "news", "data": n})
     assert len(client.publications()) == 50

@@ -85,8 +85,7 @@ async def test_sub_refresh(node: Node, connect: ConnectClient) -> None:
 
 
 async def test_sub_refresh_that_never_expires(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node, "42")
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, "42", subscribe="news")
     never_expires = make_token("42", ttl=None, channel="news")
     assert await client.result("sub_refresh", {"channel": "news", "token": never_expires}) == {}
 

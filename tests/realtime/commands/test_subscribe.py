@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from unittest.mock import ANY
 
@@ -18,9 +19,7 @@ from wavecast.realtime import Node, SubscribeContext, SubscribeResult
 from ...support.clock import FakeClock
 from ...support.timing import wait_until
 from ...support.tokens import make_token
-from ..helpers import Client, ConnectClient, MakeNode
-
-NewClient = Callable[[Node], Client]
+from ..helpers import Client, ConnectClient, MakeNode, NewClient, publish_in_stream
 
 
 def reply_index(client: Client, command_id: int) -> int:
@@ -60,8 +59,7 @@ async def test_anonymous_subscribe(make_node: MakeNode, new_client: NewClient) -
 
 
 async def test_unsubscribe(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.result("unsubscribe", {"channel": "news"}) == {}
     assert client.session.subscriptions == {}
     assert node.channels() == {}
@@ -95,8 +93,7 @@ async def test_permission_denied(node: Node, connect: ConnectClient) -> None:
 
 
 async def test_already_subscribed(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "news"})
+    client = await connect(node, subscribe="news")
     assert await client.error("subscribe", {"channel": "news"}) == 105
     assert client.session.is_subscribed("news")
 
@@ -133,9 +130,7 @@ async def test_the_broker_subscribes_once_per_channel(node: Node, connect: Conne
 
     node.broker.subscribe = spy_subscribe  # type: ignore[method-assign]
     node.broker.unsubscribe = spy_unsubscribe  # type: ignore[method-assign]
-    one, two = await connect(node, "1"), await connect(node, "2")
-    await one.result("subscribe", {"channel": "news"})
-    await two.result("subscribe", {"channel": "news"})
+    one, two = await connect(node, "1", subscribe="news"), await connect(node, "2", subscribe="news")
     await one.result("unsubscribe", {"channel": "news"})
     assert calls == [("subscribe", "news")]
     await two.result("unsubscribe", {"channel": "news"})
@@ -322,8 +317,7 @@ async def test_publications_during_on_subscribe_are_not_delivered(node: Node, co
 
 
 async def test_positioned_subscription(node: Node, connect: ConnectClient) -> None:
-    position = await node.publish("feed:1", {"n": 1})
-    assert position is not None
+    position = await publish_in_stream(node, "feed:1", {"n": 1})
     client = await connect(node)
     result = await client.result("subscribe", {"channel": "feed:1"})
     assert result == {"recoverable": True, "epoch": position.epoch, "offset": 1, "positioned": True}
@@ -347,8 +341,7 @@ async def test_recoverable_on_request(node: Node, connect: ConnectClient) -> Non
 
 
 async def test_recovery(node: Node, connect: ConnectClient) -> None:
-    first = await node.publish("feed:1", {"n": 1})
-    assert first is not None
+    first = await publish_in_stream(node, "feed:1", {"n": 1})
     for n in (2, 3):
         await node.publish("feed:1", {"n": n})
     client = await connect(node)
@@ -362,8 +355,7 @@ async def test_recovery(node: Node, connect: ConnectClient) -> None:
 
 
 async def test_recovery_when_nothing_was_missed(node: Node, connect: ConnectClient) -> None:
-    position = await node.publish("feed:1", {"n": 1})
-    assert position is not None
+    position = await publish_in_stream(node, "feed:1", {"n": 1})
     client = await connect(node)
     result = await client.result(
         "subscribe", {"channel": "feed:1", "recover": True, "epoch": position.epoch, "offset": 1}
@@ -375,8 +367,7 @@ async def test_recovery_when_nothing_was_missed(node: Node, connect: ConnectClie
 async def test_recovery_after_an_epoch_change(make_node: MakeNode, connect: ConnectClient) -> None:
     clock = FakeClock()
     node = await make_node(broker=MemoryBroker(meta_ttl=10, clock=clock))
-    old = await node.publish("feed:1", {"n": 1})
-    assert old is not None
+    old = await publish_in_stream(node, "feed:1", {"n": 1})
     clock.now += 1000  # the stream's history and meta expire
     await node.publish("feed:1", {"n": 1})
     client = await connect(node)
@@ -389,8 +380,7 @@ async def test_recovery_after_an_epoch_change(make_node: MakeNode, connect: Conn
 
 
 async def test_recovery_of_trimmed_publications(node: Node, connect: ConnectClient) -> None:
-    first = await node.publish("feed:1", {"n": 0})
-    assert first is not None
+    first = await publish_in_stream(node, "feed:1", {"n": 0})
     for n in range(1, 15):  # history keeps 10
         await node.publish("feed:1", {"n": n})
     client = await connect(node)
@@ -402,8 +392,7 @@ async def test_recovery_of_trimmed_publications(node: Node, connect: ConnectClie
 
 async def test_recovery_beyond_history_max_limit(make_node: MakeNode, connect: ConnectClient) -> None:
     node = await make_node(history_max_limit=2)
-    first = await node.publish("feed:1", {"n": 1})
-    assert first is not None
+    first = await publish_in_stream(node, "feed:1", {"n": 1})
     for n in (2, 3, 4):
         await node.publish("feed:1", {"n": n})
     client = await connect(node)
@@ -431,55 +420,73 @@ async def test_recover_is_ignored_without_recovery(node: Node, connect: ConnectC
     assert "was_recovering" not in result
 
 
+class Gate:
+    """A point where an engine call waits, while the test does something in the window it opens.
+
+    ``async with gate.holding(call):`` runs ``call`` until it reaches the gate, runs the block,
+    then opens the gate and waits for ``call`` to finish.
+    """
+
+    def __init__(self) -> None:
+        self._open: asyncio.Event | None = None
+        self._reached = asyncio.Event()
+
+    async def passing(self) -> None:
+        """Wait here while the gate is closed."""
+        if self._open is not None:
+            self._reached.set()
+            await self._open.wait()
+
+    @contextlib.asynccontextmanager
+    async def holding(self, call: Awaitable[object]) -> AsyncIterator[None]:
+        self._open = asyncio.Event()
+        task = asyncio.ensure_future(call)
+        await self._reached.wait()
+        try:
+            yield
+        finally:
+            self._open.set()
+        await task
+
+
 class GatedBroker(MemoryBroker):
-    """A memory broker whose history() waits for a gate, to open a window in a subscribe."""
+    """A memory broker whose history() waits at a gate, to open a window in a subscribe."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate: asyncio.Event | None = None
-        self.waiting = asyncio.Event()
+        self.gate = Gate()
 
     async def history(self, channel: str, **kwargs: Any) -> Any:
-        if self.gate is not None:
-            self.waiting.set()
-            await self.gate.wait()
+        await self.gate.passing()
         return await super().history(channel, **kwargs)
 
 
 class GatedPresence(MemoryPresenceManager):
-    """A presence manager whose add_presence() waits for a gate, after the subscribe read history."""
+    """A presence manager whose add_presence() waits at a gate, after the subscribe read history."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate: asyncio.Event | None = None
-        self.waiting = asyncio.Event()
+        self.gate = Gate()
 
     async def add_presence(self, channel: str, client: str, info: Any, *, ttl: float) -> None:
-        if self.gate is not None:
-            self.waiting.set()
-            await self.gate.wait()
+        await self.gate.passing()
         await super().add_presence(channel, client, info, ttl=ttl)
 
 
 async def test_publications_while_reading_history_are_sent_once(make_node: MakeNode, connect: ConnectClient) -> None:
     broker = GatedBroker()
     node = await make_node(broker=broker)
-    first = await node.publish("chat:1", {"n": 1})
-    assert first is not None
+    first = await publish_in_stream(node, "chat:1", {"n": 1})
     await node.publish("chat:1", {"n": 2})
     client = await connect(node)
-    broker.gate = asyncio.Event()
     params = {"channel": "chat:1", "recoverable": True, "recover": True, "epoch": first.epoch, "offset": 1}
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": params}))
-    await broker.waiting.wait()
-    # The subscription is registered but history isn't read yet: these go to history and to pending.
-    await node.publish("chat:1", {"n": 3})
-    await node.publish("chat:1", {"n": 4})
-    assert client.publications() == []
-    broker.gate.set()
-    await subscribing
+    async with broker.gate.holding(client.send({"id": 2, "subscribe": params})):
+        # The subscription is registered but history isn't read yet: these go to history and to pending.
+        await node.publish("chat:1", {"n": 3})
+        await node.publish("chat:1", {"n": 4})
+        assert client.publications() == []
     await node.publish("chat:1", {"n": 5})
-    [reply] = [reply for reply in client.transport.replies if reply.get("id") == 2]
+    [reply] = client.replies_to(2)
     assert reply["subscribe"]["recovered"] is True
     assert [p["data"]["n"] for p in reply["subscribe"]["publications"]] == [2, 3, 4]
     assert client.publications() == [{"n": 5}]
@@ -488,21 +495,16 @@ async def test_publications_while_reading_history_are_sent_once(make_node: MakeN
 async def test_publications_after_reading_history_follow_the_reply(make_node: MakeNode, connect: ConnectClient) -> None:
     presence = GatedPresence()
     node = await make_node(presence_manager=presence)
-    first = await node.publish("chat:1", {"n": 1})
-    assert first is not None
+    first = await publish_in_stream(node, "chat:1", {"n": 1})
     client = await connect(node)
-    presence.gate = asyncio.Event()
     params = {"channel": "chat:1", "recoverable": True, "recover": True, "epoch": first.epoch, "offset": 0}
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": params}))
-    await presence.waiting.wait()
-    # History was read: these wait in pending until the reply is written.
-    await node.publish("chat:1", {"n": 2})
-    await node.publish("chat:1", {"n": 3})
-    assert client.publications() == []
-    presence.gate.set()
-    await subscribing
+    async with presence.gate.holding(client.send({"id": 2, "subscribe": params})):
+        # History was read: these wait in pending until the reply is written.
+        await node.publish("chat:1", {"n": 2})
+        await node.publish("chat:1", {"n": 3})
+        assert client.publications() == []
     await node.publish("chat:1", {"n": 4})
-    [reply] = [reply for reply in client.transport.replies if reply.get("id") == 2]
+    [reply] = client.replies_to(2)
     assert [p["data"]["n"] for p in reply["subscribe"]["publications"]] == [1]
     assert reply["subscribe"]["offset"] == 1
     assert client.publications() == [{"n": 2}, {"n": 3}, {"n": 4}]
@@ -514,21 +516,15 @@ async def test_publications_during_subscribe_without_positions(make_node: MakeNo
     presence = GatedPresence()
     node = await make_node(presence_manager=presence)
     client = await connect(node)
-    presence.gate = asyncio.Event()
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "chat:1"}}))
-    await presence.waiting.wait()
-    await node.publish("chat:1", {"n": 1})
-    presence.gate.set()
-    await subscribing
+    async with presence.gate.holding(client.send({"id": 2, "subscribe": {"channel": "chat:1"}})):
+        await node.publish("chat:1", {"n": 1})
     assert client.publications() == [{"n": 1}]
     assert reply_index(client, 2) < min(pub_indexes(client, "chat:1"))
 
 
 async def test_a_gap_unsubscribes_with_insufficient_state(node: Node, connect: ConnectClient) -> None:
-    position = await node.publish("feed:1", {"n": 1})
-    assert position is not None
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "feed:1"})
+    position = await publish_in_stream(node, "feed:1", {"n": 1})
+    client = await connect(node, subscribe="feed:1")
     # The broker lost offset 2 on its way here.
     node.on_publication("feed:1", Publication(data=b"3", offset=3), StreamPosition(3, position.epoch))
     await wait_until(lambda: bool(client.pushes("unsubscribe")), what="the unsubscribe push")
@@ -541,10 +537,8 @@ async def test_a_gap_unsubscribes_with_insufficient_state(node: Node, connect: C
 
 async def test_an_old_offset_is_not_sent_again(node: Node, connect: ConnectClient) -> None:
     await node.publish("feed:1", {"n": 1})
-    position = await node.publish("feed:1", {"n": 2})
-    assert position is not None
-    client = await connect(node)
-    await client.result("subscribe", {"channel": "feed:1"})
+    position = await publish_in_stream(node, "feed:1", {"n": 2})
+    client = await connect(node, subscribe="feed:1")
     node.on_publication("feed:1", Publication(data=b"2", offset=2), position)
     await node.publish("feed:1", {"n": 3})
     assert client.publications() == [{"n": 3}]
@@ -555,8 +549,7 @@ async def test_an_old_offset_is_not_sent_again(node: Node, connect: ConnectClien
 
 
 async def test_presence_follows_subscriptions(node: Node, connect: ConnectClient) -> None:
-    client = await connect(node, "42", info={"name": "Ann"})
-    await client.result("subscribe", {"channel": "chat:1"})
+    client = await connect(node, "42", info={"name": "Ann"}, subscribe="chat:1")
     presence = await node.presence("chat:1")
     assert list(presence) == [client.session.client]
     assert presence[client.session.client].user == "42"
@@ -603,12 +596,8 @@ async def test_publications_during_subscribe_without_history(make_node: MakeNode
         return None
 
     client = await connect(node)
-    presence.gate = asyncio.Event()
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "personal:room"}}))
-    await presence.waiting.wait()
-    await node.publish("personal:room", {"n": 1})
-    presence.gate.set()
-    await subscribing
+    async with presence.gate.holding(client.send({"id": 2, "subscribe": {"channel": "personal:room"}})):
+        await node.publish("personal:room", {"n": 1})
     assert client.pushes("pub") == [{"channel": "personal:room", "pub": {"data": {"n": 1}, "time": ANY}}]
     assert client.session.subscriptions["personal:room"].offset == 0
 
@@ -618,13 +607,9 @@ async def test_an_unsubscribe_during_subscribe_is_not_undone(make_node: MakeNode
     node = await make_node(presence_manager=presence)
     watcher, client = await connect(node, "41"), await connect(node, "42")
     await watcher.result("subscribe", {"channel": "chat:1", "join_leave": True})
-    presence.gate = asyncio.Event()
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "chat:1"}}))
-    await presence.waiting.wait()
-    assert await node.unsubscribe("42", "chat:1") == 1
-    await node.publish("chat:1", {"n": 1})
-    presence.gate.set()
-    await subscribing
+    async with presence.gate.holding(client.send({"id": 2, "subscribe": {"channel": "chat:1"}})):
+        assert await node.unsubscribe("42", "chat:1") == 1
+        await node.publish("chat:1", {"n": 1})
     assert "chat:1" not in client.session.subscriptions
     assert client.publications() == []
     # Nothing of the ended subscription stays: no presence, and no join without its leave.
@@ -636,13 +621,9 @@ async def test_a_disconnect_during_subscribe_leaves_no_presence(make_node: MakeN
     presence = GatedPresence()
     node = await make_node(presence_manager=presence)
     client = await connect(node, "42")
-    presence.gate = asyncio.Event()
-    subscribing = asyncio.create_task(client.send({"id": 2, "subscribe": {"channel": "chat:1"}}))
-    await presence.waiting.wait()
-    client.session.closed_by_transport()
-    await wait_until(lambda: not node._tasks, what="the cleanup")
-    presence.gate.set()
-    await subscribing
+    async with presence.gate.holding(client.send({"id": 2, "subscribe": {"channel": "chat:1"}})):
+        client.session.closed_by_transport()
+        await wait_until(lambda: not node._tasks, what="the cleanup")
     assert await node.presence("chat:1") == {}
     assert node.channels() == {}
 
