@@ -1,5 +1,5 @@
 """Fixtures shared by the test suites, as thin wrappers over :mod:`tests.support`: servers on
-free ports, TLS certificates, private redis-servers, SDK clients, Chromium, time bounds."""
+free ports, TLS certificates, private redis-servers and PostgreSQL servers, SDK clients, Chromium, time bounds."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from playwright.async_api import Browser
 
 from .support.browser import launch_chromium
 from .support.cleanup import stopping
+from .support.postgres import PostgresServer, private_postgres
 from .support.redis import RedisServer, private_redis
 from .support.sdk import Clients
 from .support.servers import AppServer, StartServer, StartWavecast, close_server, serve_locally
@@ -60,6 +61,13 @@ def own_redis() -> Iterator[RedisServer]:
 def persistent_redis() -> Iterator[RedisServer]:
     """A redis-server of this test alone with appendfsync always: what it acknowledged survives a restart."""
     with private_redis(persistent=True) as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test alone, with an empty database ``wavecast``."""
+    with private_postgres() as server:
         yield server
 
 

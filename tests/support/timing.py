@@ -8,8 +8,9 @@ asserts how long something took: waits only bound how long a test may hang.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,19 @@ TIMEOUT_FACTOR = float(os.environ.get("WAVECAST_TESTS_TIMEOUT_FACTOR", "1"))
 MS = 0.001 * TIMEOUT_FACTOR
 
 
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 2000 * MS, what: str = "condition") -> None:
-    """Poll ``predicate`` every few milliseconds until it's true; fail after ``timeout`` seconds."""
+async def wait_until(
+    predicate: Callable[[], object | Awaitable[object]], *, timeout: float = 2000 * MS, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` (plain or async) every few milliseconds until it's true; fail after
+    ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            while not predicate():
+            while True:
+                done = predicate()
+                if inspect.isawaitable(done):
+                    done = await done
+                if done:
+                    return
                 await asyncio.sleep(2 * MS)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None

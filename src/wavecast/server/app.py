@@ -35,7 +35,7 @@ import mimetypes
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.handshake import origin_allowed
 from ..realtime.node import Node
@@ -44,6 +44,9 @@ from ..realtime.websocket import WEBSOCKET_PATH
 from ..version import version
 from .config import Config
 from .http_api import handle_api
+
+if TYPE_CHECKING:
+    from .pgoutbox import OutboxConsumer
 
 __all__ = ["App", "HttpHandler", "HttpResponse"]
 
@@ -109,6 +112,8 @@ class App:
         self.routes = routes
         #: Set during graceful shutdown: /ready answers 503 so load balancers stop routing here.
         self.stopping = False
+        #: The outbox consumer that ``wavecast serve`` runs with ``[outbox]`` enabled.
+        self.outbox: OutboxConsumer | None = None
         self._logins = _LoginThrottle(
             config.admin.login_failure_rate, config.admin.login_failure_burst, _MAX_LOGIN_ADDRESSES
         )

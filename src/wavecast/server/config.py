@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -27,12 +28,14 @@ from ..realtime.config import ChannelOptions, NodeConfig
 
 __all__ = [
     "ENV_PREFIX",
+    "SQL_NAME",
     "AdminSection",
     "Config",
     "DemoSection",
     "EngineSection",
     "HttpApiSection",
     "MetricsSection",
+    "OutboxSection",
     "ServerSection",
     "WebSocketSection",
     "load_config",
@@ -162,6 +165,55 @@ class EngineSection:
     redis_prefix: str = "wavecast"
 
 
+#: A table (``table`` or ``schema.table``) or a LISTEN channel, which go into SQL unquoted.
+SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutboxSection:
+    """A transactional outbox in PostgreSQL, consumed by :mod:`wavecast.server.pgoutbox`.
+
+    Attributes:
+        enabled: consume the outbox (needs ``pip install 'wavecast[postgres]'``).
+        dsn: the database, ``postgresql://user:password@host:5432/database``.
+        table: the outbox table, ``table`` or ``schema.table``.
+        partitions: partitions worked in parallel, each in ``id`` order by one node at a time;
+            rows have a ``partition`` from 0 to ``partitions - 1``.
+        batch_size: rows claimed, executed and deleted in one transaction: at most this many
+            are executed again if a node dies between publishing and committing.
+        poll_interval: seconds between looks at an idle partition, when no notification comes.
+        notification_channel: the channel that ``LISTEN`` waits on for a partition's number,
+            sent by a trigger on insert; empty to poll only.
+        max_retry_delay: the longest wait before retrying after a database or engine error.
+        connect_timeout: seconds to connect to PostgreSQL.
+    """
+
+    enabled: bool = False
+    dsn: str = ""
+    table: str = "wavecast_outbox"
+    partitions: int = 1
+    batch_size: int = 100
+    poll_interval: float = 0.3
+    notification_channel: str = "wavecast_outbox"
+    max_retry_delay: float = 5.0
+    connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.dsn:
+            raise ConfigError("the outbox needs a database: set outbox.dsn")
+        for name in ("table", "notification_channel"):
+            value = getattr(self, name)
+            if (value or name == "table") and not SQL_NAME.match(value):
+                raise ConfigError(f"{name}: expected a name such as 'wavecast_outbox', got {value!r}")
+        limits = {"partitions": (1, 1024), "batch_size": (1, 10_000)}
+        for name, (low, high) in limits.items():
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"{name}: expected {low} to {high}, got {getattr(self, name)}")
+        for name in ("poll_interval", "max_retry_delay", "connect_timeout"):
+            if not 0.01 <= getattr(self, name) <= 600:
+                raise ConfigError(f"{name}: expected 0.01 to 600 seconds, got {getattr(self, name)}")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DemoSection:
     """The chat demo at ``/``, for trying the server in a browser."""
@@ -194,6 +246,7 @@ class Config:
     metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
     engine: EngineSection = dataclasses.field(default_factory=EngineSection)
     demo: DemoSection = dataclasses.field(default_factory=DemoSection)
+    outbox: OutboxSection = dataclasses.field(default_factory=OutboxSection)
 
     def node_config(self) -> NodeConfig:
         """Return the real-time node's configuration."""

@@ -36,7 +36,7 @@ from ..realtime.config import ChannelOptions
 from ..realtime.node import Node
 from ..version import version
 
-__all__ = ["API_METHODS", "ApiResponse", "handle_api", "request_api_key"]
+__all__ = ["API_METHODS", "ApiResponse", "call_api", "handle_api", "request_api_key"]
 
 logger = logging.getLogger("wavecast.api")
 
@@ -340,8 +340,11 @@ def _error(error: Error) -> dict[str, Any]:
     return {"code": error.code, "message": error.message}
 
 
-async def _call(node: Node, method: str, body: bytes) -> dict[str, Any]:
-    """Run one method; return ``{"result": ...}`` or ``{"error": ...}``."""
+async def call_api(node: Node, method: str, body: bytes) -> dict[str, Any]:
+    """Run one server API method on ``node``; return ``{"result": ...}`` or ``{"error": ...}``.
+
+    The HTTP API and the outbox consumer (:mod:`wavecast.server.pgoutbox`) both run commands here.
+    """
     handler = API_METHODS.get(method)
     if handler is None:
         return {"error": _error(ERROR_METHOD_NOT_FOUND)}
@@ -372,7 +375,7 @@ async def _batch(node: Node, body: bytes) -> dict[str, Any]:
             replies.append({"error": _error(ERROR_BAD_REQUEST)})
             continue
         ((method, params),) = command.items()
-        response = await _call(node, method, bytes(params))
+        response = await call_api(node, method, bytes(params))
         replies.append({method: response["result"]} if "result" in response else response)
     return {"replies": replies}
 
@@ -389,4 +392,4 @@ async def handle_api(
         return 200, _encode(await _batch(node, body))
     if method not in API_METHODS:
         return 404, _encode({"error": _error(ERROR_METHOD_NOT_FOUND)})
-    return 200, _encode(await _call(node, method, body or b"{}"))
+    return 200, _encode(await call_api(node, method, body or b"{}"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..asyncio.server import Server, ServerConnection, http_response, serve
 from ..codes import DISCONNECT_SHUTDOWN
@@ -20,6 +21,10 @@ from ..realtime.node import Node
 from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
 from .app import App, HttpHandler
 from .config import Config
+from .http_api import call_api
+
+if TYPE_CHECKING:
+    from .pgoutbox import OutboxConsumer
 
 __all__ = ["BackgroundTask", "build_node", "run_server", "start_server"]
 
@@ -120,15 +125,33 @@ async def start_server(
     except BaseException:
         await node.shutdown()
         raise
+    if config.outbox.enabled:
+        try:
+            app.outbox = await _start_outbox(config, node)
+        except BaseException:
+            server.close()
+            await node.shutdown()
+            raise
     return server, app
 
 
+async def _start_outbox(config: Config, node: Node) -> OutboxConsumer:
+    from .pgoutbox import OutboxConsumer
+
+    consumer = OutboxConsumer(config.outbox, functools.partial(call_api, node))
+    await consumer.start()
+    return consumer
+
+
 async def shutdown(server: Server, app: App, timeout: float, delay: float = 0.0) -> None:
-    """Turn unready, wait ``delay``, stop accepting, tell clients to reconnect elsewhere (3001),
-    drain, and stop the engines."""
+    """Turn unready, wait ``delay``, finish the outbox's batches, stop accepting, tell clients to
+    reconnect elsewhere (3001), drain, and stop the engines."""
     app.stopping = True
     if delay:
         await asyncio.sleep(delay)
+    if app.outbox is not None:
+        # Before the node stops: the batch in flight still has the engine to publish to.
+        await app.outbox.stop(timeout)
     server.stop_accepting()
     await app.node.shutdown(DISCONNECT_SHUTDOWN)
     server.close()

@@ -1,0 +1,263 @@
+"""The PostgreSQL outbox consumer on a real postgres: what commits is executed once, what rolls
+back never; bad rows are skipped and internal errors retried; partitions keep their order and
+one node at a time works each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from wavecast.codes import ERROR_BAD_REQUEST, ERROR_INTERNAL
+from wavecast.exceptions import ConfigError
+from wavecast.server.config import OutboxSection, parse_config
+from wavecast.server.pgoutbox import OutboxConsumer, schema_sql
+
+from ..support.cleanup import stopping
+from ..support.postgres import PostgresServer, insert_outbox, wait_drained
+from ..support.timing import MS, wait_until
+
+
+class Recorder:
+    """An ``execute`` that records each command and answers what :attr:`answer` says."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.answer: Callable[[str, Any], dict[str, Any]] = lambda method, request: {"result": {}}
+
+    async def __call__(self, method: str, payload: bytes) -> dict[str, Any]:
+        request = json.loads(payload)
+        self.calls.append((method, request))
+        return self.answer(method, request)
+
+    @property
+    def numbers(self) -> list[int]:
+        return [request["data"]["n"] for _, request in self.calls]
+
+
+@pytest.fixture
+async def database(own_postgres: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database with the outbox table of :func:`schema_sql`."""
+    connection = await asyncpg.connect(own_postgres.dsn)
+    await connection.execute(schema_sql())
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def consumer(own_postgres: PostgresServer) -> AsyncIterator[Callable[..., Any]]:
+    """``await consumer(recorder, **options)``: a started :class:`OutboxConsumer`; stopped at the end."""
+
+    async def start(recorder: Recorder, **options: Any) -> OutboxConsumer:
+        section = OutboxSection(enabled=True, dsn=own_postgres.dsn, **{"poll_interval": 5.0, **options})
+        consumer = OutboxConsumer(section, recorder)
+        await consumer.start()
+        return consumer
+
+    async with stopping(start, OutboxConsumer.stop) as make:
+        yield make
+
+
+def publish(n: int, channel: str = "chat:room") -> tuple[str, dict[str, Any]]:
+    return ("publish", {"channel": channel, "data": {"n": n}})
+
+
+async def test_committed_rows_are_executed_once_and_rolled_back_ones_never(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+) -> None:
+    recorder = Recorder()
+    await consumer(recorder)
+    async with database.transaction():
+        await insert_outbox(database, [publish(1), publish(2)])
+    with pytest.raises(RuntimeError):
+        async with database.transaction():
+            await insert_outbox(database, [publish(3)])
+            raise RuntimeError("the application fails after writing")
+    async with database.transaction():
+        await insert_outbox(database, [publish(4)])
+    # The poll interval is 5 s: the notification wakes the consumer.
+    await wait_until(lambda: recorder.numbers == [1, 2, 4], timeout=3000 * MS, what="rows 1, 2 and 4")
+    await wait_drained(own_postgres.dsn)
+    await asyncio.sleep(100 * MS)
+    assert recorder.numbers == [1, 2, 4]
+
+
+async def test_a_row_is_invisible_until_its_transaction_commits(
+    database: asyncpg.Connection, consumer: Callable[..., Any]
+) -> None:
+    recorder = Recorder()
+    # Polling often: a consumer looking while the transaction is open must not see it.
+    await consumer(recorder, poll_interval=0.02)
+    transaction = database.transaction()
+    await transaction.start()
+    await insert_outbox(database, [publish(1)])
+    await asyncio.sleep(200 * MS)
+    assert recorder.calls == []
+    await transaction.commit()
+    await wait_until(lambda: recorder.numbers == [1], what="row 1 once committed")
+
+
+async def test_rows_written_while_stopped_are_consumed_on_start(
+    database: asyncpg.Connection, consumer: Callable[..., Any]
+) -> None:
+    await insert_outbox(database, [publish(n) for n in range(1, 251)])
+    recorder = Recorder()
+    await consumer(recorder, batch_size=100)
+    await wait_until(lambda: len(recorder.calls) == 250, timeout=5000 * MS, what="the backlog")
+    assert recorder.numbers == list(range(1, 251))
+
+
+async def test_polling_finds_rows_without_a_notification(
+    own_postgres: PostgresServer, consumer: Callable[..., Any]
+) -> None:
+    connection = await asyncpg.connect(own_postgres.dsn)
+    await connection.execute(schema_sql(notification_channel=""))
+    recorder = Recorder()
+    await consumer(recorder, notification_channel="", poll_interval=0.05)
+    await insert_outbox(connection, [publish(1)])
+    await wait_until(lambda: recorder.numbers == [1], what="row 1 by polling")
+    await connection.close()
+
+
+async def test_a_command_that_fails_for_good_is_skipped_and_the_rest_go_on(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+) -> None:
+    recorder = Recorder()
+    bad = {"code": ERROR_BAD_REQUEST.code, "message": "bad request"}
+    recorder.answer = lambda method, request: {"error": bad} if request["data"]["n"] == 2 else {"result": {}}
+    started = await consumer(recorder)
+    await insert_outbox(database, [publish(1), publish(2), publish(3)])
+    await wait_until(lambda: recorder.numbers == [1, 2, 3], what="three rows")
+    await wait_until(lambda: started.stats.executed == 2, what="two executed")
+    assert started.stats.skipped == 1
+    await wait_drained(own_postgres.dsn)
+
+
+async def test_an_internal_error_keeps_the_row_and_retries_it_in_order(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+) -> None:
+    recorder = Recorder()
+    failures = 3
+    internal = {"code": ERROR_INTERNAL.code, "message": "internal server error"}
+
+    def answer(method: str, request: Any) -> dict[str, Any]:
+        nonlocal failures
+        if request["data"]["n"] == 2 and failures:
+            failures -= 1
+            return {"error": internal}
+        return {"result": {}}
+
+    recorder.answer = answer
+    started = await consumer(recorder, max_retry_delay=0.05)
+    await insert_outbox(database, [publish(1), publish(2), publish(3)])
+    await wait_until(lambda: recorder.numbers[-1:] == [3], timeout=3000 * MS, what="row 3 after the retries")
+    # Row 1 once; row 2 failed three times, then went; row 3 only after it.
+    assert recorder.numbers == [1, 2, 2, 2, 2, 3]
+    assert started.stats.retries == 3
+    await wait_drained(own_postgres.dsn)
+
+
+async def test_a_broadcast_with_an_internal_error_in_one_channel_is_retried(
+    database: asyncpg.Connection, consumer: Callable[..., Any]
+) -> None:
+    recorder = Recorder()
+    answers = [
+        {"result": {"responses": [{"result": {}}, {"error": {"code": ERROR_INTERNAL.code, "message": "x"}}]}},
+        {"result": {"responses": [{"result": {}}, {"result": {}}]}},
+    ]
+    recorder.answer = lambda method, request: answers.pop(0)
+    await consumer(recorder, max_retry_delay=0.05)
+    await insert_outbox(database, [("broadcast", {"channels": ["a", "b"], "data": {"n": 1}})])
+    await wait_until(lambda: len(recorder.calls) == 2 and not answers, what="the broadcast retried once")
+
+
+async def test_partitions_are_worked_in_parallel_each_in_order(
+    database: asyncpg.Connection, consumer: Callable[..., Any]
+) -> None:
+    recorder = Recorder()
+    await consumer(recorder, partitions=3)
+    rows = [(*publish(n, f"chat:{n % 3}"), n % 3) for n in range(1, 61)]
+    await insert_outbox(database, rows)
+    await wait_until(lambda: len(recorder.calls) == 60, what="60 rows")
+    for partition in range(3):
+        seen = [request["data"]["n"] for _, request in recorder.calls if request["channel"] == f"chat:{partition}"]
+        assert seen == [n for n in range(1, 61) if n % 3 == partition]
+
+
+async def test_a_partition_another_node_works_is_left_alone(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+) -> None:
+    recorder = Recorder()
+    started = await consumer(recorder, poll_interval=0.05)
+    await insert_outbox(database, [publish(1)])
+    await wait_until(lambda: recorder.numbers == [1], what="row 1")
+    # Another node holds partition 0 in its transaction: this one must wait for it.
+    other = await asyncpg.connect(own_postgres.dsn)
+    transaction = other.transaction()
+    await transaction.start()
+    await other.execute("SELECT pg_advisory_xact_lock(hashtext('wavecast_outbox_lock_wavecast_outbox_0'))")
+    await insert_outbox(database, [publish(2)])
+    await asyncio.sleep(300 * MS)
+    assert recorder.numbers == [1]
+    assert await started.process_once(0) == (None, False)
+    await transaction.rollback()
+    await wait_until(lambda: recorder.numbers == [1, 2], what="row 2 once the lock is free")
+    await other.close()
+
+
+async def test_start_fails_clearly_without_the_table_or_the_database(own_postgres: PostgresServer) -> None:
+    section = OutboxSection(enabled=True, dsn=own_postgres.dsn, table="missing")
+    with pytest.raises(ConfigError, match=r"can't consume missing at .*: relation \"missing\" does not exist"):
+        await OutboxConsumer(section, Recorder()).start()
+    dsn = "postgresql://wavecast:secret@127.0.0.1:1/wavecast"
+    with pytest.raises(ConfigError, match=r"can't consume wavecast_outbox at postgresql://wavecast:\*\*\*@") as info:
+        await OutboxConsumer(OutboxSection(enabled=True, dsn=dsn, connect_timeout=1.0), Recorder()).start()
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"enabled": True}, "the outbox needs a database: set outbox.dsn"),
+        ({"table": "outbox; DROP TABLE users"}, "table: expected a name"),
+        ({"notification_channel": "a-b"}, "notification_channel: expected a name"),
+        ({"partitions": 0}, "partitions: expected 1 to 1024, got 0"),
+        ({"batch_size": 10_001}, "batch_size: expected 1 to 10000, got 10001"),
+        ({"poll_interval": 0.0}, "poll_interval: expected 0.01 to 600 seconds, got 0.0"),
+    ],
+)
+def test_the_section_refuses_bad_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        OutboxSection(**options)
+
+
+def test_schema_sql_takes_a_schema_and_refuses_other_names() -> None:
+    assert "ON app.outbox (partition, id)" in schema_sql("app.outbox")
+    assert "pg_notify" not in schema_sql(notification_channel="")
+    with pytest.raises(ConfigError):
+        schema_sql("outbox (id int); --")
+
+
+async def test_the_listening_connection_comes_back_after_it_drops(
+    database: asyncpg.Connection, consumer: Callable[..., Any]
+) -> None:
+    recorder = Recorder()
+    await consumer(recorder)
+    listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+    await wait_until(lambda: database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection")
+    await database.execute(f"SELECT pg_terminate_backend(({listening}))")
+    await wait_until(lambda: database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection again")
+    # The poll interval is 5 s: only a notification brings the row this soon.
+    await insert_outbox(database, [publish(1)])
+    await wait_until(lambda: recorder.numbers == [1], timeout=2000 * MS, what="row 1 after the reconnection")
+
+
+def test_the_section_is_checked_with_the_rest_of_the_file() -> None:
+    with pytest.raises(ConfigError, match=r"outbox\.batch_sise: unknown key; did you mean 'batch_size'\?"):
+        parse_config({"outbox": {"batch_sise": 10}, "http_api": {"insecure": True}})
+    with pytest.raises(ConfigError, match=r"outbox: the outbox needs a database: set outbox.dsn"):
+        parse_config({"outbox": {"enabled": True}, "http_api": {"insecure": True}})
