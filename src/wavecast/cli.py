@@ -1,7 +1,8 @@
 """The ``wavecast`` command.
 
-``wavecast serve --config wavecast.toml`` runs the server; ``genconfig`` writes a starter
-configuration; ``checkconfig`` validates one; ``gentoken --user ID`` signs a connection token;
+``wavecast serve --config wavecast.toml`` runs the server (``--app module:setup`` adds the
+application's hooks); ``genconfig`` writes a starter configuration; ``checkconfig`` validates
+one and imports its application; ``gentoken --user ID`` signs a connection token;
 ``demo`` serves the WebSocket echo demo.
 """
 
@@ -36,6 +37,7 @@ log_format = "text"              # text, or json for log collectors
 shutdown_timeout = 10.0          # seconds clients get to close on SIGTERM
 shutdown_delay = 0.0             # seconds unready (503 on /ready) before the drain starts
 # allowed_origins = ["https://app.example.com"]   # pages on other origins that may connect
+# app = "myapp.hooks:setup"      # a function given the node, to register hooks and RPC handlers
 
 [client]
 # Signs connection and subscription tokens (HS256). Keep it secret.
@@ -164,8 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     genconfig.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    checkconfig = commands.add_parser("checkconfig", help="validate a configuration")
+    checkconfig = commands.add_parser(
+        "checkconfig", help="validate a configuration, and import its application (server.app) if it names one"
+    )
     checkconfig.add_argument("--config", "-c", default="wavecast.toml")
+    _add_server_flags(checkconfig)
 
     gentoken = commands.add_parser("gentoken", help="print a connection token (JWT)")
     gentoken.add_argument("--config", "-c", default="wavecast.toml")
@@ -194,22 +199,45 @@ def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Any:
     return config
 
 
+def _server_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The [server] values given as flags."""
+    return {
+        key.split(".", 1)[1]: value
+        for key, value in vars(args).items()
+        if key.startswith("server.") and value is not None
+    }
+
+
+def _check_app(config: Any) -> bool:
+    """Import the application that ``server.app`` names, if any; print why it can't be, and
+    return whether it could."""
+    if not config.server.app:
+        return True
+    from .exceptions import AppLoadError
+    from .server.appload import import_setup
+
+    try:
+        import_setup(config.server.app, config.server.app_dir)
+    except AppLoadError as exc:
+        print(f"wavecast: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        overrides = {
-            key.split(".", 1)[1]: value
-            for key, value in vars(args).items()
-            if key.startswith("server.") and value is not None
-        }
-        config = _load(args.config, overrides)
+        config = _load(args.config, _server_overrides(args))
         from .server.logs import configure_logging
 
         configure_logging(config.server.log_level, config.server.log_format)
         if config.server.workers > 1 and not args.worker:
             from .server.workers import supervise
 
+            # Each worker imports the application; one that can't would be restarted forever.
+            if not _check_app(config):
+                return 1
             worker_args = [arg for arg in (argv if argv is not None else sys.argv[1:])[1:] if arg != "--worker"]
             server = config.server
             grace = server.shutdown_delay + server.shutdown_timeout
@@ -224,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 run(run_server(config))
         except (OSError, ConfigError) as exc:
-            # The port is taken, or a TLS file can't be loaded: a sentence, not a traceback.
+            # The port is taken, a TLS file can't be loaded, the application can't: a sentence,
+            # and the application's own traceback only.
             print(f"wavecast: {exc}", file=sys.stderr)
             return 1
         return 0
@@ -238,8 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     if args.command == "checkconfig":
-        _load(args.config)
-        print(f"{args.config}: OK")
+        config = _load(args.config, _server_overrides(args))
+        if not _check_app(config):
+            return 1
+        print(f"{args.config}: OK" + (f", application {config.server.app} imported" if config.server.app else ""))
         return 0
     if args.command == "gentoken":
         from .realtime.auth import sign_token

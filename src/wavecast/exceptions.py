@@ -23,6 +23,7 @@ Every exception that wavecast raises on purpose derives from :class:`WavecastErr
     ├── EngineError                  a broker or presence engine failed; nothing was delivered
     │   └── EngineLimitError         it refused work over one of its limits (history bytes of a user)
     └── ConfigError                  a configuration value is invalid; the message names the field
+        └── AppLoadError             the application's setup function (server.app) can't be imported or failed
 
 Messages are lowercase and give the action, the state, or the limit against the value seen.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 from .codes import CloseCode, Disconnect, Error
 
 __all__ = [
+    "AppLoadError",
     "CommandError",
     "ConfigError",
     "ConnectionClosed",
@@ -239,3 +241,20 @@ class EngineLimitError(EngineError):
 
 class ConfigError(WavecastError, ValueError):
     """A configuration value is invalid; the message names the field."""
+
+
+class AppLoadError(ConfigError):
+    """The application named by ``server.app`` can't be imported, or its setup function failed.
+
+    Attributes:
+        path: the import path, ``"module:attribute"``.
+        reason: what went wrong, in a sentence.
+        details: the traceback of the application's code, when it raised; ``""`` otherwise.
+    """
+
+    def __init__(self, path: str, reason: str, details: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        self.details = details
+        message = f"server.app: can't load {path!r}: {reason}"
+        super().__init__(f"{message}\n{details}" if details else message)

@@ -17,7 +17,7 @@ from wavecast.realtime import ChannelOptions, Node, SubscribeContext, SubscribeR
 
 from ..support.config import node_config, open_channel
 from ..support.rpc import with_rpc
-from ..support.sdk import Clients, SubEvents, subscribe
+from ..support.sdk import Clients, subscribe, subscribe_refused
 from ..support.servers import StartNode
 from ..support.timing import MS, wait_until
 from ..support.tokens import make_token
@@ -242,23 +242,14 @@ async def test_refused_rpc(
 # --- refused subscriptions, tokens and hooks ------------------------------------------------------
 
 
-async def _refused(client: Any, channel: str, **kwargs: Any) -> Any:
-    events = SubEvents()
-    sub = client.new_subscription(channel, events, **kwargs)
-    await sub.subscribe()
-    unsubscribed = await events.wait("unsubscribed")
-    assert sub.state == SubscriptionState.UNSUBSCRIBED
-    return unsubscribed
-
-
 async def test_refused_subscription(start_node: StartNode, make_client: Clients) -> None:
     running = await start_node(node_config(namespaces={"private": ChannelOptions()}))
     client, events = await make_client.connected(running.ws_url, "42")
-    unsubscribed = await _refused(client, "private:room")
+    unsubscribed = await subscribe_refused(client, "private:room")
     assert (unsubscribed.code, unsubscribed.reason) == (103, "permission denied")
-    unsubscribed = await _refused(client, "nowhere:room")
+    unsubscribed = await subscribe_refused(client, "nowhere:room")
     assert (unsubscribed.code, unsubscribed.reason) == (102, "unknown channel")
-    unsubscribed = await _refused(client, "x" * 300)
+    unsubscribed = await subscribe_refused(client, "x" * 300)
     assert unsubscribed.code == 107
     assert len(events.named("connected")) == 1
     assert running.node.hub.num_subscriptions == 0
@@ -280,12 +271,12 @@ async def test_subscription_token(start_node: StartNode, make_client: Clients) -
 
     # A token for another channel or user, or a bad signature, is refused.
     other_channel = make_token("42", channel="secret:other")
-    unsubscribed = await _refused(client, "secret:x", token=other_channel)
+    unsubscribed = await subscribe_refused(client, "secret:x", token=other_channel)
     assert unsubscribed.code == 103
-    unsubscribed = await _refused(client, "secret:y", token=make_token("43", channel="secret:y"))
+    unsubscribed = await subscribe_refused(client, "secret:y", token=make_token("43", channel="secret:y"))
     assert unsubscribed.code == 103
     # Without a token, a protected channel is refused even though clients may subscribe.
-    unsubscribed = await _refused(client, "secret:z")
+    unsubscribed = await subscribe_refused(client, "secret:z")
     assert unsubscribed.code == 103
 
 
@@ -357,7 +348,7 @@ async def test_on_subscribe_hook(start_node: StartNode, make_client: Clients) ->
 
     running = await start_node(node_config(namespaces={"vip": ChannelOptions()}), setup=setup)
     client, _ = await make_client.connected(running.ws_url, "42")
-    unsubscribed = await _refused(client, "vip:lounge")
+    unsubscribed = await subscribe_refused(client, "vip:lounge")
     assert (unsubscribed.code, unsubscribed.reason) == (1403, "members only")
     boss, _ = await make_client.connected(running.ws_url, "boss")
     events = await subscribe(boss, "vip:lounge")

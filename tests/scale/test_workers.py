@@ -123,3 +123,24 @@ def test_workers_on_the_memory_engine_refuse_to_start(tmp_path: Path) -> None:
         "  server.workers: several workers need a shared engine: with engine.type = 'memory' each process would "
         "have its own channels, history and presence; set engine.type = 'redis'",
     ]
+
+
+async def test_each_worker_imports_the_application(
+    tmp_path: Path, own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
+) -> None:
+    # In the nodes' directory, where `--app` finds it as uvicorn does.
+    (tmp_path / "pids.py").write_text(
+        "import os\n\ndef setup(node):\n    @node.rpc('pid')\n    async def pid(ctx):\n        return os.getpid()\n"
+    )
+    (supervisor,) = await start_nodes(cluster_config(own_redis, server={"workers": WORKERS, "app": "pids:setup"}))
+    workers = set(worker_pids(supervisor.pid))
+    answered: set[int] = set()
+    # Fresh connections until the kernel handed one to each worker: each answers the RPC.
+    async with asyncio.timeout(30_000 * MS):
+        while answered != workers:
+            client, _ = await make_client.connected(supervisor.ws_url, f"user{len(answered)}")
+            answered.add((await client.rpc("pid", None)).data)
+            await client.disconnect()
+            assert answered <= workers
+    assert supervisor.log.count("loaded the application's hooks from pids:setup") == WORKERS
+    assert await supervisor.stop(signal.SIGTERM) == 0

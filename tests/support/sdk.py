@@ -28,13 +28,14 @@ from centrifuge import (
     SubscribingContext,
     SubscriptionErrorContext,
     SubscriptionEventHandler,
+    SubscriptionState,
     UnsubscribedContext,
 )
 
 from .timing import MS, TIMEOUT_FACTOR
 from .tokens import make_token
 
-__all__ = ["ClientEvents", "Clients", "EventLog", "SubEvents", "start_subscription", "subscribe"]
+__all__ = ["ClientEvents", "Clients", "EventLog", "SubEvents", "start_subscription", "subscribe", "subscribe_refused"]
 
 
 class EventLog:
@@ -193,3 +194,14 @@ async def subscribe(client: Client, channel: str, *, timeout: float = 10_000 * M
     events = await start_subscription(client, channel, **kwargs)
     await events.wait("subscribed", timeout=timeout)
     return events
+
+
+async def subscribe_refused(client: Client, channel: str, **kwargs: Any) -> UnsubscribedContext:
+    """Subscribe ``client`` to ``channel``, which the server refuses; return how it unsubscribed
+    (``code`` and ``reason`` are the error's)."""
+    events = SubEvents()
+    sub = client.new_subscription(channel, events, **kwargs)
+    await sub.subscribe()
+    unsubscribed: UnsubscribedContext = await events.wait("unsubscribed")
+    assert sub.state == SubscriptionState.UNSUBSCRIBED
+    return unsubscribed

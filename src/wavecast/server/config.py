@@ -62,6 +62,11 @@ class ServerSection:
             so that a load balancer polling ``/ready`` stops sending it new ones first.
         allowed_origins: origins of pages allowed to connect; empty allows the server's own
             origin and non-browser clients; ``["*"]`` allows any.
+        app: the application's setup function, ``"module:attribute"``, imported and called
+            with the node before it starts, to register hooks and RPC handlers
+            (:mod:`wavecast.server.appload`); empty for none.
+        app_dir: the directory to import ``app`` from, put first on ``sys.path``; empty for
+            the current directory.
     """
 
     host: str = "127.0.0.1"
@@ -74,6 +79,8 @@ class ServerSection:
     shutdown_timeout: float = 10.0
     shutdown_delay: float = 0.0
     allowed_origins: Sequence[str] = ()
+    app: str = ""
+    app_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

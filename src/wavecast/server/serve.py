@@ -101,9 +101,15 @@ async def start_server(
 
     Raises:
         ConfigError: the TLS certificate or key can't be loaded.
+        AppLoadError: ``server.app`` can't be imported, or its setup function failed.
         OSError: the server can't listen, e.g. the port is taken; the node is stopped again.
     """
     node = node if node is not None else build_node(config)
+    if config.server.app:
+        from .appload import load_app
+
+        await load_app(node, config.server.app, config.server.app_dir)
+        logger.info("loaded the application's hooks from %s", config.server.app)
     app = App(config, node, routes)
     ssl_context = _ssl_context(config)
     await node.start()
