@@ -186,6 +186,41 @@ async def test_broadcast_reports_each_channel(running: AppServer, api: AsyncClie
     assert errors[1] is not None and (errors[1].code, errors[1].message) == (102, "unknown channel")
 
 
+async def test_a_publish_retried_with_its_idempotency_key_is_delivered_once(
+    running: AppServer, api: AsyncClient, make_client: Clients
+) -> None:
+    client, _ = await connect(make_client, running, "alice")
+    lobby = await subscribe(client, "chat:lobby")
+    news = await subscribe(client, "news:today")
+    # A backend's retries: each repeat gets the first result, and nothing more is delivered.
+    first = await api.publish(PublishRequest(channel="chat:lobby", data={"n": 1}, idempotency_key="order-1"))
+    for _ in range(2):
+        again = await api.publish(PublishRequest(channel="chat:lobby", data={"n": 1}, idempotency_key="order-1"))
+        assert (again.offset, again.epoch) == (first.offset, first.epoch) == (1, first.epoch)
+    for _ in range(3):
+        result = await api.broadcast(
+            BroadcastRequest(channels=["chat:lobby", "news:today"], data={"n": 2}, idempotency_key="order-2")
+        )
+        assert [r.result.offset for r in result.responses if r.result is not None] == [2, 0]
+    await api.publish(PublishRequest(channel="news:today", data={"n": 3}, idempotency_key="order-1"))
+    await api.publish(PublishRequest(channel="chat:lobby", data={"n": 4}))
+    await wait_until(lambda: len(lobby.data) == 3 and len(news.data) == 2, what="every publication")
+    assert lobby.data == [{"n": 1}, {"n": 2}, {"n": 4}]
+    assert news.data == [{"n": 2}, {"n": 3}]
+    history = await api.history(HistoryRequest(channel="chat:lobby", limit=10))
+    assert [publication.offset for publication in history.publications] == [1, 2, 3]
+
+
+async def test_an_idempotency_key_over_its_limit_is_refused(running: AppServer, api: AsyncClient) -> None:
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.publish(PublishRequest(channel="chat:x", data={}, idempotency_key="k" * 257))
+    assert (raised.value.code, raised.value.message) == (107, "bad request")
+    with pytest.raises(CentApiResponseError) as raised:
+        await api.broadcast(BroadcastRequest(channels=["chat:x"], data={}, idempotency_key="k" * 257))
+    assert raised.value.code == 107
+    assert (await api.publish(PublishRequest(channel="chat:x", data={}, idempotency_key="k" * 256))).offset == 1
+
+
 async def test_subscribe_and_unsubscribe(running: AppServer, api: AsyncClient, make_client: Clients) -> None:
     _, events = await connect(make_client, running, "alice")
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 __all__ = [
+    "IDEMPOTENT_RESULT_TTL",
     "Broker",
     "BrokerEventHandler",
     "ClientInfo",
@@ -22,6 +23,10 @@ __all__ = [
     "Publication",
     "StreamPosition",
 ]
+
+
+#: Seconds a publication's result is kept under its idempotency key: Centrifugo's 5 minutes.
+IDEMPOTENT_RESULT_TTL = 300.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +124,14 @@ class Broker(Protocol):
         """Start delivering events to ``handler``; called once before anything else."""
 
     async def publish(
-        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
+        self,
+        channel: str,
+        publication: Publication,
+        *,
+        history_size: int = 0,
+        history_ttl: float = 0,
+        idempotency_key: str | None = None,
+        idempotent_ttl: float = IDEMPOTENT_RESULT_TTL,
     ) -> StreamPosition | None:
         """Publish to every subscribed node, in one step with appending to history.
 
@@ -127,6 +139,11 @@ class Broker(Protocol):
         channel's stream, keeping at most ``history_size`` publications for ``history_ttl``
         seconds after the last one; it gets the next offset, and the new position is
         returned. Without history, ``None`` is returned and the publication's offset is 0.
+
+        With an ``idempotency_key``, a publication to the same channel with the same key in
+        the ``idempotent_ttl`` seconds after the first is not published: the first one's
+        result is returned and nothing is delivered, as Centrifugo's ``idempotency_key``
+        does. The check and the publication are one step, on every node of the engine.
 
         Raises:
             EngineError: the publication could not be accepted; it was not delivered.

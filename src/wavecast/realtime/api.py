@@ -58,42 +58,85 @@ class ServerAPI:
     # --- publications ------------------------------------------------------------------------
 
     async def publish(
-        self, channel: str, data: Any, *, tags: dict[str, str] | None = None, info: ClientInfo | None = None
+        self,
+        channel: str,
+        data: Any,
+        *,
+        tags: dict[str, str] | None = None,
+        info: ClientInfo | None = None,
+        idempotency_key: str | None = None,
     ) -> StreamPosition | None:
         """Publish to a channel; ``data`` is bytes, or any value JSON can hold (sent as JSON).
 
         Bytes that aren't JSON are binary data: protobuf subscribers receive them, JSON
         subscribers are disconnected with 3506, as in Centrifugo.
 
+        With an ``idempotency_key``, a repeat to the same channel within
+        ``config.idempotent_result_ttl`` seconds returns the first one's result and delivers
+        nothing, on every node of the engine.
+
         Returns the publication's position when the channel keeps history.
+
+        Raises:
+            ConfigError: the ``idempotency_key`` is longer than ``config.idempotency_key_max_length``.
         """
         payload, binary = _data(data)
-        return await self._publish(channel, payload, binary, tags, info)
+        return await self._publish(channel, payload, binary, tags, info, idempotency_key)
 
     async def broadcast(
-        self, channels: Iterable[str], data: Any, *, tags: dict[str, str] | None = None
+        self,
+        channels: Iterable[str],
+        data: Any,
+        *,
+        tags: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> list[StreamPosition | None]:
-        """Publish the same data to several channels."""
+        """Publish the same data to several channels; an ``idempotency_key`` holds per channel."""
         payload, binary = _data(data)
-        return [await self._publish(channel, payload, binary, tags, None) for channel in channels]
+        return [await self._publish(channel, payload, binary, tags, None, idempotency_key) for channel in channels]
 
     async def _publish(
-        self, channel: str, data: bytes, binary: bool, tags: dict[str, str] | None, info: ClientInfo | None
+        self,
+        channel: str,
+        data: bytes,
+        binary: bool,
+        tags: dict[str, str] | None,
+        info: ClientInfo | None,
+        idempotency_key: str | None = None,
     ) -> StreamPosition | None:
         publication = Publication(data=data, tags=tags, info=info, time=int(time.time() * 1000), binary=binary)
-        return await self.publish_publication(channel, publication, self.channel_options(channel))
+        return await self.publish_publication(
+            channel, publication, self.channel_options(channel), idempotency_key=idempotency_key
+        )
+
+    def check_idempotency_key(self, key: str | None) -> None:
+        """Refuse an idempotency key longer than ``config.idempotency_key_max_length``.
+
+        Raises:
+            ConfigError: it is; the message gives both lengths.
+        """
+        limit = self.config.idempotency_key_max_length
+        if key and limit is not None and len(key) > limit:
+            raise ConfigError(f"idempotency_key has {len(key)} characters, expected no more than {limit}")
 
     async def publish_publication(
-        self, channel: str, publication: Publication, options: ChannelOptions
+        self, channel: str, publication: Publication, options: ChannelOptions, *, idempotency_key: str | None = None
     ) -> StreamPosition | None:
         """Publish a publication made by the caller, with a channel's history options.
 
         Raises:
+            ConfigError: the ``idempotency_key`` is too long (see :meth:`check_idempotency_key`).
             EngineError: the broker didn't take it; nothing was delivered.
         """
+        self.check_idempotency_key(idempotency_key)
         self.stats.publications += 1
         return await self.broker.publish(
-            channel, publication, history_size=options.history_size, history_ttl=options.history_ttl
+            channel,
+            publication,
+            history_size=options.history_size,
+            history_ttl=options.history_ttl,
+            idempotency_key=idempotency_key or None,
+            idempotent_ttl=self.config.idempotent_result_ttl,
         )
 
     # --- presence and history ----------------------------------------------------------------

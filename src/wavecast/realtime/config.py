@@ -118,6 +118,7 @@ _CAN_BE_OFF = frozenset(
         "publication_rate",
         "rpc_in_flight_limit",
         "history_max_limit",
+        "idempotency_key_max_length",
     }
 )
 
@@ -157,6 +158,10 @@ class NodeConfig:
             channel ``personal_channel_namespace:#user``.
         personal_channel_namespace: the namespace of personal channels.
         shutdown_timeout: seconds to wait for clients to close on shutdown.
+        idempotent_result_ttl: seconds a publication's result is kept under its
+            ``idempotency_key``: a repeat within them returns it and delivers nothing
+            (Centrifugo's 5 minutes).
+        idempotency_key_max_length: characters in an ``idempotency_key`` (error 107 past it).
 
     Every limit on clients has a finite default, and ``None`` turns it off (see
     docs/topics/limits.md): those above from ``client_queue_max_size`` to
@@ -194,6 +199,8 @@ class NodeConfig:
     user_subscribe_to_personal: bool = False
     personal_channel_namespace: str = "personal"
     shutdown_timeout: float = 10.0
+    idempotent_result_ttl: float = 300.0
+    idempotency_key_max_length: int | None = 256
     allowed_origins: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
@@ -215,6 +222,8 @@ class NodeConfig:
             "client_stale_close_delay",
             "client_expired_close_delay",
             "shutdown_timeout",
+            "idempotent_result_ttl",
+            "idempotency_key_max_length",
         )
         for name in positive:
             value = getattr(self, name)

@@ -30,7 +30,7 @@ from ..codes import (
     Error,
 )
 from ..engines.base import ClientInfo, Publication, StreamPosition
-from ..exceptions import CommandError, EngineError
+from ..exceptions import CommandError, ConfigError, EngineError
 from ..realtime.codec.json import binary_or_json
 from ..realtime.config import ChannelOptions
 from ..realtime.node import Node
@@ -53,6 +53,7 @@ class PublishRequest(_Req):
     b64data: str = ""
     tags: dict[str, str] | None = None
     skip_history: bool = False
+    idempotency_key: str = ""
 
 
 class BroadcastRequest(_Req):
@@ -61,6 +62,7 @@ class BroadcastRequest(_Req):
     b64data: str = ""
     tags: dict[str, str] | None = None
     skip_history: bool = False
+    idempotency_key: str = ""
 
 
 class UserChannelRequest(_Req):
@@ -167,14 +169,22 @@ _NO_HISTORY = ChannelOptions()
 
 
 async def _publish_data(
-    node: Node, channel: str, data: bytes, tags: dict[str, str] | None, skip_history: bool
+    node: Node, channel: str, data: bytes, request: PublishRequest | BroadcastRequest
 ) -> StreamPosition | None:
-    if not skip_history:
-        return await node.publish(channel, data, tags=tags)
+    key = request.idempotency_key or None
+    if not request.skip_history:
+        return await node.publish(channel, data, tags=request.tags, idempotency_key=key)
     # Centrifugo's skip_history: deliver to subscribers, keep nothing, leave the stream's position.
     data, binary = binary_or_json(data)
-    publication = Publication(data=data, tags=tags, time=int(time.time() * 1000), binary=binary)
-    return await node.publish_publication(channel, publication, _NO_HISTORY)
+    publication = Publication(data=data, tags=request.tags, time=int(time.time() * 1000), binary=binary)
+    return await node.publish_publication(channel, publication, _NO_HISTORY, idempotency_key=key)
+
+
+def _check_idempotency_key(node: Node, key: str) -> None:
+    try:
+        node.check_idempotency_key(key)
+    except ConfigError as exc:
+        raise CommandError(ERROR_BAD_REQUEST) from exc
 
 
 def _request_data(data: msgspec.Raw, b64data: str) -> bytes:
@@ -194,18 +204,20 @@ def _request_data(data: msgspec.Raw, b64data: str) -> bytes:
 async def _publish(node: Node, body: bytes) -> dict[str, Any]:
     request = msgspec.json.decode(body, type=PublishRequest)
     _check_channel(node, request.channel)
+    _check_idempotency_key(node, request.idempotency_key)
     data = _request_data(request.data, request.b64data)
-    return _position(await _publish_data(node, request.channel, data, request.tags, request.skip_history))
+    return _position(await _publish_data(node, request.channel, data, request))
 
 
 async def _broadcast(node: Node, body: bytes) -> dict[str, Any]:
     request = msgspec.json.decode(body, type=BroadcastRequest)
+    _check_idempotency_key(node, request.idempotency_key)
     data = _request_data(request.data, request.b64data)
     responses: list[dict[str, Any]] = []
     for channel in request.channels:
         try:
             _check_channel(node, channel)
-            position = await _publish_data(node, channel, data, request.tags, request.skip_history)
+            position = await _publish_data(node, channel, data, request)
             responses.append({"result": _position(position)})
         except CommandError as exc:
             responses.append({"error": _error(exc.error)})

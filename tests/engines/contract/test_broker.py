@@ -7,6 +7,7 @@ subscribed channel has arrived: engines deliver one node's events in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -366,6 +367,71 @@ async def test_remove_history_of_an_unknown_channel(engine: Engine) -> None:
     result = await engine.broker.history(channel)
     assert result.publications == []
     assert result.position.offset == 0
+
+
+# --- idempotent publication --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, SIZE], ids=["no-history", "history"])
+async def test_a_repeated_idempotency_key_returns_the_first_result_and_delivers_nothing(
+    engine: Engine, size: int
+) -> None:
+    channel = engine.channel()
+    await engine.broker.subscribe(channel)
+    first = await engine.broker.publish(channel, pub(1), history_size=size, history_ttl=TTL, idempotency_key="k1")
+    again = await engine.broker.publish(channel, pub(2), history_size=size, history_ttl=TTL, idempotency_key="k1")
+    other = await engine.broker.publish(channel, pub(3), history_size=size, history_ttl=TTL, idempotency_key="k2")
+    await engine.broker.publish(channel, pub(4), history_size=size, history_ttl=TTL)
+    received = await engine.events.wait_for(channel, 3)
+    await sentinel(engine)
+    assert [json.loads(p.data)["n"] for p in engine.events.publications(channel)] == [1, 3, 4]
+    assert again == first
+    if size:
+        assert first is not None and other is not None
+        assert (first.offset, other.offset) == (1, 2)
+        assert offsets(await engine.broker.history(channel)) == [1, 2, 3]
+    else:
+        assert first is None and other is None
+    assert len(received) == 3
+
+
+async def test_idempotency_keys_are_per_channel(engine: Engine) -> None:
+    one, two = engine.channel(), engine.channel()
+    first = await engine.broker.publish(one, pub(1), history_size=SIZE, history_ttl=TTL, idempotency_key="k")
+    second = await engine.broker.publish(two, pub(1), history_size=SIZE, history_ttl=TTL, idempotency_key="k")
+    assert first is not None and second is not None
+    assert (first.offset, second.offset) == (1, 1)
+    assert offsets(await engine.broker.history(two)) == [1]
+
+
+@pytest.mark.parametrize("size", [0, SIZE], ids=["no-history", "history"])
+async def test_an_idempotency_key_publishes_again_after_its_window(engine: Engine, size: int) -> None:
+    channel = engine.channel()
+    await engine.broker.subscribe(channel)
+    for n in (1, 2):
+        await engine.broker.publish(
+            channel, pub(n), history_size=size, history_ttl=TTL, idempotency_key="k", idempotent_ttl=1.0
+        )
+    await engine.advance(1.5)
+    position = await engine.broker.publish(
+        channel, pub(3), history_size=size, history_ttl=TTL, idempotency_key="k", idempotent_ttl=1.0
+    )
+    await engine.events.wait_for(channel, 2)
+    await sentinel(engine)
+    assert [json.loads(p.data)["n"] for p in engine.events.publications(channel)] == [1, 3]
+    assert position is None if not size else position is not None and position.offset == 2
+
+
+async def test_concurrent_publications_with_one_idempotency_key_publish_once(engine: Engine) -> None:
+    channel = engine.channel()
+    results = await asyncio.gather(
+        *(
+            engine.broker.publish(channel, pub(n), history_size=SIZE, history_ttl=TTL, idempotency_key="race")
+            for n in range(20)
+        )
+    )
+    assert len(set(results)) == 1
+    assert len((await engine.broker.history(channel)).publications) == 1
 
 
 # --- subscriptions ----------------------------------------------------------------------

@@ -325,3 +325,21 @@ async def test_trimmed_publications_are_uncharged() -> None:
     assert broker.user_bytes["chatty"] == 600 + 2 * (800 + 200)
     await broker.remove_history("ch")
     assert broker.user_bytes["chatty"] == 600
+
+
+async def test_idempotent_results_are_bounded_in_number_and_swept_when_expired() -> None:
+    clock = FakeClock()
+    broker = MemoryBroker(clock=clock, max_idempotent_results=2)
+    handler = RecordingHandler()
+    await broker.start(handler)
+    await broker.subscribe("ch")
+    for key in ("a", "b", "c"):
+        await broker.publish("ch", DATA, idempotency_key=key, idempotent_ttl=10)
+    # "a" was forgotten to make room for "c": its retry publishes again, "c"'s doesn't.
+    await broker.publish("ch", DATA, idempotency_key="a", idempotent_ttl=10)
+    await broker.publish("ch", DATA, idempotency_key="c", idempotent_ttl=10)
+    assert len(handler.publications("ch")) == 4
+    clock.now += 11
+    broker.sweep()
+    assert not broker._results
+    await broker.close()

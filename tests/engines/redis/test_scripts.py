@@ -70,6 +70,39 @@ async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys:
         await pubsub.aclose()
 
 
+async def test_publish_keeps_the_result_of_an_idempotency_key_for_its_ttl(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
+    stream, _, _ = keys
+    result = f"t.result.{stream[len('t.stream.') :]}.k"
+    scripts = Scripts(client)
+    first = await scripts.publish(keys=[*keys, result], args=[*_publish_args(b"one"), 30])
+    again = await scripts.publish(keys=[*keys, result], args=[*_publish_args(b"two"), 30])
+    assert again == [b"1", first[1]] and first[0] == 1
+    assert [entry_id for entry_id, _ in await client.xrange(stream)] == [b"1-0"]
+    assert await client.hgetall(result) == {b"s": b"1", b"e": first[1]}
+    assert 0 < await client.ttl(result) <= 30
+
+
+async def test_publish_idempotent_publishes_once_per_key_and_ttl(client: aioredis.Redis) -> None:
+    marker = f"t.result.{{{uuid.uuid4().hex}}}.k"
+    scripts = Scripts(client)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe("t.client.once")
+    try:
+        assert await scripts.publish_idempotent(keys=[marker], args=["t.client.once", b"p0::one", 30]) == 1
+        assert await scripts.publish_idempotent(keys=[marker], args=["t.client.once", b"p0::two", 30]) == 0
+        assert 0 < await client.ttl(marker) <= 30
+        received: list[bytes] = []
+        for _ in range(4):  # the subscription's confirmation reads as None; then one, then nothing
+            message = await pubsub.get_message(timeout=0.5)
+            if message is not None:
+                received.append(message["data"])
+        assert received == [b"p0::one"]
+    finally:
+        await pubsub.aclose()
+
+
 async def test_publish_trims_to_the_history_size(client: aioredis.Redis, keys: tuple[str, str, str]) -> None:
     stream, meta, _ = keys
     scripts = Scripts(client)

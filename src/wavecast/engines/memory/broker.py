@@ -23,7 +23,7 @@ import msgspec
 
 from ...exceptions import EngineLimitError
 from ...periodic import Periodic
-from ..base import BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
+from ..base import IDEMPOTENT_RESULT_TTL, BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
 
 __all__ = ["ITEM_OVERHEAD", "STREAM_OVERHEAD", "MemoryBroker"]
 
@@ -97,6 +97,9 @@ class MemoryBroker:
             anonymous) and the streams they started may cost; a publication beyond is
             refused with :class:`~wavecast.exceptions.EngineLimitError`. The server's own
             publications aren't counted. ``None``: no limit.
+        max_idempotent_results: results kept under idempotency keys at most; beyond, the
+            oldest is forgotten before its time, and a retry with its key publishes again.
+            ``None``: no limit.
 
     An evicted stream's subscribers learn that they can't recover it: the stream that
     replaces it has another epoch.
@@ -112,6 +115,7 @@ class MemoryBroker:
         max_streams: int | None = 100_000,
         max_bytes: int | None = 256 * 2**20,
         max_user_bytes: int | None = 16 * 2**20,
+        max_idempotent_results: int | None = 100_000,
     ) -> None:
         self.meta_ttl = meta_ttl
         self.sweep_interval = sweep_interval
@@ -120,6 +124,7 @@ class MemoryBroker:
         self.max_streams = max_streams
         self.max_bytes = max_bytes
         self.max_user_bytes = max_user_bytes
+        self.max_idempotent_results = max_idempotent_results
         #: What the streams cost in all, and per publisher, in the limits' measure.
         self.bytes = 0
         self.user_bytes: dict[str, int] = {}
@@ -132,6 +137,11 @@ class MemoryBroker:
         # See _epoch: a new seed is a new set of epochs, as a restart without a snapshot needs.
         self._seed = secrets.token_bytes(16)
         self._generation = 0
+        # Results by (channel, idempotency key): when they expire, and the first position.
+        # Oldest first, so that expiry and the limit both take from the front.
+        self._results: collections.OrderedDict[tuple[str, str], tuple[float, StreamPosition | None]] = (
+            collections.OrderedDict()
+        )
         self._sweeper = Periodic("wavecast-memory-sweep", sweep_interval, self.sweep)
 
     async def start(self, handler: BrokerEventHandler) -> None:
@@ -283,7 +293,46 @@ class MemoryBroker:
     # --- the Broker protocol -----------------------------------------------------------------
 
     async def publish(
-        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
+        self,
+        channel: str,
+        publication: Publication,
+        *,
+        history_size: int = 0,
+        history_ttl: float = 0,
+        idempotency_key: str | None = None,
+        idempotent_ttl: float = IDEMPOTENT_RESULT_TTL,
+    ) -> StreamPosition | None:
+        if idempotency_key is None:
+            return self._publish(channel, publication, history_size, history_ttl)
+        # No await between the check and the store: a concurrent duplicate can't slip between.
+        now = self.clock()
+        key = (channel, idempotency_key)
+        cached = self._results.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        position = self._publish(channel, publication, history_size, history_ttl)
+        self._remember(key, now + idempotent_ttl, position)
+        return position
+
+    def _remember(self, key: tuple[str, str], expires: float, position: StreamPosition | None) -> None:
+        results = self._results
+        results.pop(key, None)
+        results[key] = (expires, position)
+        limit = self.max_idempotent_results
+        while limit is not None and len(results) > limit:
+            results.popitem(last=False)
+
+    def _sweep_results(self, now: float) -> None:
+        """Forget expired results; a shorter TTL behind a longer one waits for the next sweep."""
+        results = self._results
+        while results:
+            key, (expires, _) = next(iter(results.items()))
+            if expires > now:
+                break
+            del results[key]
+
+    def _publish(
+        self, channel: str, publication: Publication, history_size: int, history_ttl: float
     ) -> StreamPosition | None:
         position = None
         if history_size > 0 and history_ttl > 0:
@@ -358,7 +407,8 @@ class MemoryBroker:
             self._drop_items(stream)
 
     def sweep(self) -> None:
-        """Forget expired streams and publications."""
+        """Forget expired streams, publications and idempotent results."""
         now = self.clock()
         for channel in list(self._streams):
             self._live(channel, now)
+        self._sweep_results(now)

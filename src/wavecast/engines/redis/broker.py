@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ...exceptions import EngineError
-from ..base import BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
+from ..base import IDEMPOTENT_RESULT_TTL, BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
 from .codec import decode_info, decode_publication, encode_info, encode_publication
 from .scripts import Scripts
 
@@ -98,7 +98,7 @@ class RedisBroker:
         # Resubscribed channels whose continuity is reported once Redis confirms them.
         self._lost: set[str] = set()
         # PUBLISH commands waiting for the batch in flight, and the task that sends them.
-        self._batch: list[tuple[str, bytes, asyncio.Future[Any]]] = []
+        self._batch: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -109,6 +109,10 @@ class RedisBroker:
 
     def _meta_key(self, channel: str) -> str:
         return f"{self.prefix}.meta.{{{channel}}}"
+
+    def _result_key(self, channel: str, idempotency_key: str) -> str:
+        # In the channel's hash slot, beside its stream: one script touches both.
+        return f"{self.prefix}.result.{{{channel}}}.{idempotency_key}"
 
     def _pubsub_channel(self, channel: str) -> str:
         return f"{self.prefix}.client.{channel}"
@@ -135,7 +139,7 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
             self._sender = None
-        for _, _, future in self._batch:
+        for _, future in self._batch:
             if not future.done():
                 future.set_exception(EngineError("the broker closed before publishing"))
         self._batch.clear()
@@ -158,13 +162,22 @@ class RedisBroker:
     # publishing
 
     async def publish(
-        self, channel: str, publication: Publication, *, history_size: int = 0, history_ttl: float = 0
+        self,
+        channel: str,
+        publication: Publication,
+        *,
+        history_size: int = 0,
+        history_ttl: float = 0,
+        idempotency_key: str | None = None,
+        idempotent_ttl: float = IDEMPOTENT_RESULT_TTL,
     ) -> StreamPosition | None:
         payload = encode_publication(publication)
+        # Redis keeps a result for whole seconds; a window shorter than one still holds one.
+        result_ttl = 0 if idempotency_key is None else max(int(idempotent_ttl), 1)
         try:
             if history_size > 0 and history_ttl > 0:
                 offset, epoch = await self.scripts.publish(
-                    keys=self._stream_keys(channel),
+                    keys=[*self._stream_keys(channel), self._result_key(channel, idempotency_key or "")],
                     args=[
                         self._pubsub_channel(channel),
                         payload,
@@ -175,10 +188,22 @@ class RedisBroker:
                         secrets.token_hex(8),
                         self._epoch_period(),
                         channel,
+                        result_ttl,
                     ],
                 )
                 return StreamPosition(int(offset), _text(epoch))
-            await self._pipelined_publish(self._pubsub_channel(channel), b"p0::" + payload)
+            name, message = self._pubsub_channel(channel), b"p0::" + payload
+            if idempotency_key is None:
+                await self._pipelined(lambda pipe: pipe.publish(name, message))
+            else:
+                script, key = self.scripts.publish_idempotent, self._result_key(channel, idempotency_key)
+
+                def publish_once(pipe: Any) -> None:
+                    # The pipeline loads the scripts it was given before running its commands.
+                    pipe.scripts.add(script)
+                    pipe.evalsha(script.sha, 1, key, name, message, result_ttl)
+
+                await self._pipelined(publish_once)
             return None
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
@@ -190,20 +215,22 @@ class RedisBroker:
         await self._publish_control(channel, b"l" + encode_info(info))
 
     async def _publish_control(self, channel: str, message: bytes) -> None:
+        name = self._pubsub_channel(channel)
         try:
-            await self._pipelined_publish(self._pubsub_channel(channel), message)
+            await self._pipelined(lambda pipe: pipe.publish(name, message))
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
 
-    async def _pipelined_publish(self, name: str, message: bytes) -> None:
-        """PUBLISH in the next batch, in the order of the calls; raise what Redis answered."""
+    async def _pipelined(self, command: Callable[[Any], Any]) -> Any:
+        """Queue ``command(pipeline)`` in the next batch, in the order of the calls; return or
+        raise what Redis answered."""
         if self._closing:
             raise EngineError("the broker is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append((name, message, future))
+        self._batch.append((command, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._send_batches(), name="wavecast-redis-publish")
-        await future
+        return await future
 
     async def _send_batches(self) -> None:
         # One batch in flight at a time: that is what keeps the publications in order.
@@ -211,12 +238,12 @@ class RedisBroker:
             batch, self._batch = self._batch, []
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for name, message, _ in batch:
-                        pipe.publish(name, message)
+                    for command, _ in batch:
+                        command(pipe)
                     results = await pipe.execute(raise_on_error=False)
             except (RedisError, OSError) as exc:
                 results = [exc] * len(batch)
-            for (_, _, future), result in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # its caller was cancelled
                     continue
                 if isinstance(result, BaseException):

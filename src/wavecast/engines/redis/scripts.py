@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["SCRIPT_NAMES", "Scripts", "read_script"]
 
-SCRIPT_NAMES = ("publish", "history", "presence_add", "presence_get", "presence_remove")
+SCRIPT_NAMES = ("publish", "publish_idempotent", "history", "presence_add", "presence_get", "presence_remove")
 
 
 def read_script(name: str) -> str:
@@ -20,6 +20,7 @@ class Scripts:
 
     def __init__(self, redis: Any) -> None:
         self.publish = redis.register_script(read_script("publish"))
+        self.publish_idempotent = redis.register_script(read_script("publish_idempotent"))
         self.history = redis.register_script(read_script("history"))
         self.presence_add = redis.register_script(read_script("presence_add"))
         self.presence_get = redis.register_script(read_script("presence_get"))

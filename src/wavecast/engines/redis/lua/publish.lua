@@ -3,6 +3,7 @@
 -- KEYS[1]  the stream (a Redis stream whose entry ids are offsets)
 -- KEYS[2]  the stream's meta hash: "s" the last offset, "e" the epoch
 -- KEYS[3]  the seed of the epochs of channels without a stream (one per Redis)
+-- KEYS[4]  the result of the publication's idempotency key: "e" epoch, "s" offset
 -- ARGV[1]  the pub/sub channel of the channel
 -- ARGV[2]  the encoded publication
 -- ARGV[3]  history size: entries kept
@@ -11,14 +12,24 @@
 -- ARGV[6]  a seed to store if Redis has none (a new or emptied Redis)
 -- ARGV[7]  the epoch period: the current time divided by the meta TTL, rounded down
 -- ARGV[8]  the channel
+-- ARGV[9]  seconds the result is kept under KEYS[4]; "0" or absent without an idempotency key
 --
--- Returns {offset, epoch}. The pub/sub message is "p<offset>:<epoch>:<publication>".
+-- Returns {offset, epoch}. The pub/sub message is "p<offset>:<epoch>:<publication>". When
+-- KEYS[4] holds a result, the publication is a repeat: nothing is appended or published,
+-- and the first one's {offset, epoch} is returned.
 --
 -- A new stream takes the epoch that history.lua reported while the channel had none, so a
 -- subscriber that came before the first publication recovers it. That epoch changes with
 -- the seed, which an emptied Redis loses, and every meta TTL, which is less than the time
 -- between the starts of two streams of one channel: a stream that starts again never has
 -- the epoch of the one before, and a client can't mistake one for the other.
+local result_ttl = tonumber(ARGV[9] or "0")
+if result_ttl > 0 then
+  local first = redis.call("hmget", KEYS[4], "s", "e")
+  if first[1] then
+    return first
+  end
+end
 local meta = redis.call("hmget", KEYS[2], "e", "s")
 local epoch = meta[1]
 if not meta[2] then
@@ -35,4 +46,8 @@ redis.call("expire", KEYS[2], ARGV[5])
 redis.call("xadd", KEYS[1], "MAXLEN", ARGV[3], offset .. "-0", "d", ARGV[2])
 redis.call("expire", KEYS[1], ARGV[4])
 redis.call("publish", ARGV[1], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[2])
+if result_ttl > 0 then
+  redis.call("hset", KEYS[4], "s", offset, "e", epoch)
+  redis.call("expire", KEYS[4], result_ttl)
+end
 return {offset, epoch}
