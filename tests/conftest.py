@@ -3,6 +3,7 @@ free ports, TLS certificates, private redis-servers and PostgreSQL servers, SDK 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,12 +12,15 @@ from playwright.async_api import Browser
 
 from .support.browser import launch_chromium
 from .support.cleanup import stopping
+from .support.js import JSClient, StartJS
 from .support.postgres import PostgresServer, private_postgres
+from .support.proxy_backend import ProxyBackend
 from .support.redis import RedisServer, private_redis
 from .support.sdk import Clients
 from .support.servers import AppServer, StartServer, StartWavecast, close_server, serve_locally
 from .support.timing import bound_in_time
 from .support.tls import Certificates
+from .support.tools import node
 
 _TESTS = Path(__file__).parent
 
@@ -93,3 +97,19 @@ async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, driven by Playwright; skipped if missing, except under ``CI=true``."""
     async with launch_chromium() as browser:
         yield browser
+
+
+@pytest.fixture
+async def start_js() -> AsyncIterator[StartJS]:
+    """``await start_js(**options)``: centrifuge-js in ``e2e/js/client.js`` with its options
+    (``url``, ``token``...); stopped when the test ends."""
+    async with stopping(functools.partial(JSClient.start, node("centrifuge", "ws")), JSClient.close) as start:
+        yield start
+
+
+@pytest.fixture
+async def proxy_backend() -> AsyncIterator[ProxyBackend]:
+    """An application backend for the event proxies (:class:`ProxyBackend`), stopped when the test ends."""
+    backend = await ProxyBackend.start()
+    yield backend
+    await backend.stop()

@@ -2,22 +2,19 @@
 
 Each test starts its own :class:`~wavecast.realtime.Node` with the configuration it needs,
 served by :func:`wavecast.serve` on 127.0.0.1 with a free port. Clients are the real
-Centrifugo SDKs: centrifuge-python (``make_client``, from ``tests/conftest.py``), and
-centrifuge-js through ``js/client.js``; or the raw protocol.
+Centrifugo SDKs: centrifuge-python (``make_client``) and centrifuge-js through ``js/client.js``
+(``start_js``), both from ``tests/conftest.py``; or the raw protocol.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 
 import pytest
 
 from ..support.cleanup import stopping
-from ..support.js import JSClient, StartJS
 from ..support.raw import OpenRaw, RawClient
 from ..support.servers import NodeServer, StartNode
-from ..support.tools import node
 
 
 @pytest.fixture
@@ -25,14 +22,6 @@ async def start_node() -> AsyncIterator[StartNode]:
     """``await start_node(config=None, port=0, setup=None)``: a Node served on 127.0.0.1 (see
     :meth:`NodeServer.start`); stopped when the test ends."""
     async with stopping(NodeServer.start, NodeServer.stop) as start:
-        yield start
-
-
-@pytest.fixture
-async def start_js() -> AsyncIterator[StartJS]:
-    """``await start_js(**options)``: ``js/client.js`` with its options (``url``, ``token``...);
-    stopped when the test ends."""
-    async with stopping(functools.partial(JSClient.start, node("centrifuge", "ws")), JSClient.close) as start:
         yield start
 
 

@@ -50,6 +50,12 @@ class ChannelOptions:
             or ``conflate`` (keep only the latest publication per conflation key).
         conflation_key_tag: with ``conflate``, the publication tag that names the key;
             without it, each channel is one key.
+        subscribe_proxy_enabled, publish_proxy_enabled, sub_refresh_proxy_enabled: the
+            standalone server asks the application's backend over HTTP (Centrifugo's event
+            proxies, docs/topics/proxy.md) to subscribe, publish or refresh a subscription.
+        subscribe_proxy_name, publish_proxy_name, sub_refresh_proxy_name: which proxy:
+            ``default`` for ``[proxy.subscribe]`` (``publish``, ``sub_refresh``), another name
+            for ``[proxies.<name>]``.
     """
 
     presence: bool = False
@@ -75,6 +81,12 @@ class ChannelOptions:
     protected: bool = False
     slow_consumer: SlowConsumerPolicy = "disconnect"
     conflation_key_tag: str | None = None
+    subscribe_proxy_enabled: bool = False
+    subscribe_proxy_name: str = "default"
+    publish_proxy_enabled: bool = False
+    publish_proxy_name: str = "default"
+    sub_refresh_proxy_enabled: bool = False
+    sub_refresh_proxy_name: str = "default"
 
     def __post_init__(self) -> None:
         if self.history_size < 0 or self.history_ttl < 0:

@@ -28,11 +28,16 @@ __all__ = [
     "OnDisconnect",
     "OnMessage",
     "OnPublish",
+    "OnRefresh",
+    "OnSubRefresh",
     "OnSubscribe",
     "PublishContext",
     "PublishResult",
     "RPCContext",
     "RPCHandler",
+    "RefreshContext",
+    "RefreshResult",
+    "SubRefreshContext",
     "SubscribeContext",
     "SubscribeResult",
 ]
@@ -50,6 +55,7 @@ class ConnectingContext:
         data: the ``data`` of the connect command: raw JSON from a JSON client, any bytes from
             a protobuf one (``session.codec`` says which; see docs/protocol.md, Binary data).
         name, version: what the client SDK says it is.
+        protocol: ``"json"`` or ``"protobuf"``, the client's form of the protocol.
     """
 
     client: str
@@ -59,6 +65,7 @@ class ConnectingContext:
     data: bytes | None
     name: str
     version: str
+    protocol: str = "json"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,6 +78,8 @@ class ConnectResult:
         expire_at: Unix seconds when the client must have refreshed; 0 never expires.
         channels: channels to subscribe the client to on the server side.
         data: bytes sent back in the connect reply: JSON, unless the client speaks protobuf.
+        meta: JSON kept with the connection and never sent to clients (as a token's ``meta``),
+            e.g. for the event proxies' ``include_connection_meta``.
     """
 
     user: str
@@ -78,6 +87,7 @@ class ConnectResult:
     expire_at: int = 0
     channels: Sequence[str] = ()
     data: bytes | None = None
+    meta: bytes | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "info", _json_info(self.info))
@@ -164,6 +174,41 @@ class RPCContext:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class RefreshContext:
+    """A connection reached its ``expire_at``; ``on_refresh`` decides whether it lives on.
+
+    With ``on_refresh`` set, connections are refreshed by the server (Centrifugo's refresh
+    proxy): clients aren't told that their connection expires and don't send refresh.
+    """
+
+    session: Session
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RefreshResult:
+    """What ``on_refresh`` and ``on_sub_refresh`` decide: ``expired`` ends the connection
+    (3005) or the subscription (2501); otherwise it lives until ``expire_at`` (Unix seconds,
+    0 for ever), with new ``info`` if given."""
+
+    expired: bool = False
+    expire_at: int = 0
+    info: bytes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "info", _json_info(self.info))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SubRefreshContext:
+    """A subscription to ``channel`` reached its ``expire_at``; ``on_sub_refresh`` decides
+    whether it lives on. With ``on_sub_refresh`` set, subscriptions are refreshed by the
+    server (Centrifugo's sub_refresh proxy), checked every ``presence_update_interval``."""
+
+    session: Session
+    channel: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MessageContext:
     """A client sent an asynchronous message (the ``send`` command); no reply goes back."""
 
@@ -186,4 +231,6 @@ OnPublish = Callable[[PublishContext], Awaitable[PublishResult | None]]
 #: disconnected with 3506), or any value that JSON can hold, sent as JSON to either form.
 RPCHandler = Callable[[RPCContext], Awaitable[Any]]
 OnMessage = Callable[[MessageContext], Awaitable[None]]
+OnRefresh = Callable[[RefreshContext], Awaitable[RefreshResult]]
+OnSubRefresh = Callable[[SubRefreshContext], Awaitable[RefreshResult]]
 OnDisconnect = Callable[[DisconnectContext], Awaitable[None]]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from .contexts import OnConnecting, OnDisconnect, OnMessage, OnPublish, OnSubscribe, RPCHandler
+from .contexts import (
+    OnConnecting,
+    OnDisconnect,
+    OnMessage,
+    OnPublish,
+    OnRefresh,
+    OnSubRefresh,
+    OnSubscribe,
+    RPCHandler,
+)
 
 __all__ = ["Hooks"]
 
@@ -38,9 +47,10 @@ class Hooks:
     """The hooks a node calls; each is ``None`` until the application sets it.
 
     ``on_connecting``, ``on_subscribe``, ``on_publish``, ``on_rpc`` (for methods without
-    a handler of their own), ``on_message`` and ``on_disconnect``; the decorators
-    ``connecting``, ``subscribing``, ``publishing``, ``message`` and ``disconnected`` set
-    them, and ``@node.rpc("method")`` registers an RPC handler.
+    a handler of their own), ``on_message``, ``on_disconnect``, and ``on_refresh`` and
+    ``on_sub_refresh`` (the server refreshes what expires); the decorators ``connecting``,
+    ``subscribing``, ``publishing``, ``message``, ``disconnected``, ``refreshing`` and
+    ``sub_refreshing`` set them, and ``@node.rpc("method")`` registers an RPC handler.
     """
 
     connecting = _Setter[OnConnecting]("on_connecting")
@@ -48,6 +58,8 @@ class Hooks:
     publishing = _Setter[OnPublish]("on_publish")
     message = _Setter[OnMessage]("on_message")
     disconnected = _Setter[OnDisconnect]("on_disconnect")
+    refreshing = _Setter[OnRefresh]("on_refresh")
+    sub_refreshing = _Setter[OnSubRefresh]("on_sub_refresh")
 
     def __init__(self) -> None:
         self.on_connecting: OnConnecting | None = None
@@ -56,6 +68,8 @@ class Hooks:
         self.on_rpc: RPCHandler | None = None
         self.on_message: OnMessage | None = None
         self.on_disconnect: OnDisconnect | None = None
+        self.on_refresh: OnRefresh | None = None
+        self.on_sub_refresh: OnSubRefresh | None = None
         self.rpc_handlers: dict[str, RPCHandler] = {}
 
     def rpc(self, method: str) -> Callable[[F], F]:

@@ -13,7 +13,7 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -40,6 +40,7 @@ from ..engines.base import ClientInfo, Publication
 from ..exceptions import CommandError, DisconnectError, EngineError, StateError
 from ..protocol.events import Request
 from ..protocol.prepared import PreparedMessage
+from . import refreshing
 from .codec import Codec
 from .codec.json import JSONCodec, json_data
 from .codec.protobuf import ProtobufCodec
@@ -235,9 +236,7 @@ class Session:
         if method == "rpc":
             # RPCs run beside later commands, so that a slow handler doesn't hold up the
             # client's pongs; rpc_in_flight_limit bounds how many run at once.
-            task = self._loop.create_task(self._run(handler, command.id, request, concurrent=True))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._run(handler, command.id, request, concurrent=True))
             return
         await self._run(handler, command.id, request, concurrent=False)
 
@@ -273,6 +272,12 @@ class Session:
                 self._reply(reply)
         for callback in after:
             callback()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` beside the commands; it is cancelled when the session closes."""
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def after_reply(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the current command's reply is written."""
@@ -397,31 +402,45 @@ class Session:
             self._pong_handle.cancel()
             self._pong_handle = None
 
+    def _expiry_grace(self) -> float:
+        # A client refreshing its own token gets a grace delay; the server's refresh is on time.
+        return 0.0 if self.node.on_refresh is not None else self.node.config.client_expired_close_delay
+
     def set_expiry(self, expire_at: int) -> None:
-        """Disconnect the client if it hasn't refreshed its token by ``expire_at`` plus a grace delay."""
+        """At ``expire_at``, ask ``on_refresh`` if set; otherwise disconnect the client if it
+        hasn't refreshed its token by ``expire_at`` plus a grace delay."""
         self.expire_at = expire_at
         if self._expire_handle is not None:
             self._expire_handle.cancel()
             self._expire_handle = None
         if expire_at:
-            delay = expire_at - time.time() + self.node.config.client_expired_close_delay
+            delay = expire_at - time.time() + self._expiry_grace()
             self._expire_handle = self._loop.call_later(max(delay, 0), self._check_expiry)
 
     def _check_expiry(self) -> None:
         self._expire_handle = None
-        if self.expire_at and self.expire_at + self.node.config.client_expired_close_delay <= time.time() + 0.001:
-            self.disconnect(DISCONNECT_EXPIRED)
-        else:
+        if not (self.expire_at and self.expire_at + self._expiry_grace() <= time.time() + 0.001):
             self.set_expiry(self.expire_at)
+        elif self.node.on_refresh is not None:
+            self.spawn(refreshing.refresh_connection(self))
+        else:
+            self.disconnect(DISCONNECT_EXPIRED)
 
     def check_subscription_expiry(self) -> None:
-        """Disconnect the client if a subscription token expired and wasn't refreshed."""
+        """Ask ``on_sub_refresh`` about expired subscriptions, if set; otherwise disconnect the
+        client if a subscription token expired and wasn't refreshed."""
         now = time.time()
-        grace = self.node.config.client_expired_close_delay
-        for subscription in self.subscriptions.values():
-            if subscription.expire_at and subscription.expire_at + grace <= now:
+        server_refresh = self.node.on_sub_refresh is not None
+        grace = 0.0 if server_refresh else self.node.config.client_expired_close_delay
+        for subscription in list(self.subscriptions.values()):
+            if not subscription.expire_at or subscription.expire_at + grace > now:
+                continue
+            if not server_refresh:
                 self.disconnect(DISCONNECT_SUB_EXPIRED)
                 return
+            # Asked once at a time: the refresh sets the next expiry.
+            subscription.expire_at = 0
+            self.spawn(refreshing.refresh_subscription(self, subscription))
 
     def disconnect(self, disconnect: Disconnect = DISCONNECT_CONNECTION_CLOSED) -> None:
         """Close the session and its transport, telling the client why; safe to call twice."""

@@ -60,9 +60,11 @@ async def subscribe(
     session.subscriptions[channel] = subscription
     try:
         await node.subscribers.add(channel, session, subscription)
+        # With on_sub_refresh, the server refreshes the subscription: the client isn't asked to.
+        client_refresh = bool(expire_at) and node.on_sub_refresh is None
         result = SubscribeResult(
-            expires=bool(expire_at),
-            ttl=token_ttl(expire_at, time.time()) if expire_at else 0,
+            expires=client_refresh,
+            ttl=token_ttl(expire_at, time.time()) if client_refresh else 0,
             recoverable=subscription.recoverable,
             positioned=subscription.positioned,
         )

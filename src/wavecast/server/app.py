@@ -44,6 +44,7 @@ from ..realtime.websocket import WEBSOCKET_PATH
 from ..version import version
 from .config import Config
 from .http_api import handle_api
+from .proxy import EventProxies
 
 if TYPE_CHECKING:
     from .pgoutbox import OutboxConsumer
@@ -114,6 +115,8 @@ class App:
         self.stopping = False
         #: The outbox consumer that ``wavecast serve`` runs with ``[outbox]`` enabled.
         self.outbox: OutboxConsumer | None = None
+        #: The event proxies set as the node's hooks, closed on shutdown (docs/topics/proxy.md).
+        self.proxies: EventProxies | None = None
         self._logins = _LoginThrottle(
             config.admin.login_failure_rate, config.admin.login_failure_burst, _MAX_LOGIN_ADDRESSES
         )

@@ -36,6 +36,10 @@ __all__ = [
     "HttpApiSection",
     "MetricsSection",
     "OutboxSection",
+    "ProxyEndpoint",
+    "ProxySection",
+    "RpcOptions",
+    "RpcSection",
     "ServerSection",
     "WebSocketSection",
     "load_config",
@@ -228,6 +232,79 @@ class DemoSection:
     enabled: bool = False
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProxyEndpoint:
+    """One HTTP endpoint of the application's backend, called in Centrifugo's proxy format.
+
+    Attributes:
+        endpoint: the URL, ``http://`` or ``https://``; empty turns the proxy off.
+        timeout: seconds the backend has to answer; past it the client gets Centrifugo's code.
+        http_headers: headers of the client's WebSocket upgrade request forwarded to the
+            backend, case-insensitive (``Cookie`` forwards the cookies, ``Authorization``...).
+        static_http_headers: headers sent with every request, e.g. a shared secret.
+        binary_encoding: send data as ``b64data`` and read ``b64data``/``b64info`` (for
+            protobuf clients whose data isn't JSON); otherwise data travels as JSON.
+        include_connection_meta: send the ``meta`` that connect gave the connection.
+    """
+
+    endpoint: str = ""
+    timeout: float = 1.0
+    http_headers: Sequence[str] = ()
+    static_http_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    binary_encoding: bool = False
+    include_connection_meta: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProxySection:
+    """The event proxies: the application's backend decides over HTTP (docs/topics/proxy.md).
+
+    Attributes:
+        connect, refresh: proxies of every connection (refresh: the server refreshes
+            connections that expire, instead of the clients' tokens).
+        subscribe, publish, sub_refresh: the ``default`` proxies of the namespaces that
+            enable them (``subscribe_proxy_enabled``...).
+        rpc: the ``default`` RPC proxy, for the methods that ``[rpc]`` enables it for.
+        max_response_size: bytes a backend's answer may have; a larger one is an error.
+        max_connections: connections kept open to the backends at most, reused (keep-alive).
+    """
+
+    connect: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    refresh: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    subscribe: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    publish: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    sub_refresh: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    rpc: ProxyEndpoint = dataclasses.field(default_factory=ProxyEndpoint)
+    max_response_size: int = 2**20
+    max_connections: int = 100
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RpcOptions:
+    """Where the RPC methods of one namespace go (Centrifugo's ``rpc.namespaces``).
+
+    Attributes:
+        proxy_enabled: send the calls that no Python handler takes to a proxy.
+        proxy_name: ``default`` for ``[proxy.rpc]``, another name for ``[proxies.<name>]``.
+    """
+
+    proxy_enabled: bool = False
+    proxy_name: str = "default"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RpcSection:
+    """RPC methods by namespace: ``ns:method`` belongs to ``ns``, ``method`` to none.
+
+    Attributes:
+        without_namespace: the options of methods without ``:``.
+        namespaces: the options of each namespace; a method of another namespace is not found (104).
+    """
+
+    without_namespace: RpcOptions = dataclasses.field(default_factory=RpcOptions)
+    namespaces: Mapping[str, RpcOptions] = dataclasses.field(default_factory=dict)
+
+
 # NodeConfig's fields that the [client] section sets; origins come from [server].
 _CLIENT_FIELDS = tuple(
     f.name for f in dataclasses.fields(NodeConfig) if f.name not in ("channel", "namespaces", "allowed_origins")
@@ -240,7 +317,8 @@ class Config:
 
     ``client`` holds the :class:`~wavecast.realtime.config.NodeConfig` options other than
     channels; ``channel`` the options of channels without a namespace; ``namespaces`` the
-    options of each namespace.
+    options of each namespace; ``proxy`` the event proxies, ``proxies`` the named ones, and
+    ``rpc`` which RPC methods go to them.
     """
 
     server: ServerSection = dataclasses.field(default_factory=ServerSection)
@@ -254,6 +332,9 @@ class Config:
     engine: EngineSection = dataclasses.field(default_factory=EngineSection)
     demo: DemoSection = dataclasses.field(default_factory=DemoSection)
     outbox: OutboxSection = dataclasses.field(default_factory=OutboxSection)
+    proxy: ProxySection = dataclasses.field(default_factory=ProxySection)
+    proxies: Mapping[str, ProxyEndpoint] = dataclasses.field(default_factory=dict)
+    rpc: RpcSection = dataclasses.field(default_factory=RpcSection)
 
     def node_config(self) -> NodeConfig:
         """Return the real-time node's configuration."""
@@ -478,6 +559,45 @@ def _check(config: Config, errors: _Errors) -> None:
         config.node_config()
     except (ConfigError, ValueError, TypeError) as exc:
         errors.add("client", str(exc))
+    _check_proxies(config, errors)
+
+
+_PROXY_KINDS = ("subscribe", "publish", "sub_refresh")
+
+
+def _check_proxies(config: Config, errors: _Errors) -> None:
+    """Endpoints that can be called, limits that are finite, and names that exist."""
+    section = config.proxy
+    endpoints = {f"proxy.{f.name}": getattr(section, f.name) for f in dataclasses.fields(ProxySection)}
+    endpoints = {k: v for k, v in endpoints.items() if isinstance(v, ProxyEndpoint)}
+    endpoints.update({f"proxies.{name}": proxy for name, proxy in config.proxies.items()})
+    for path, proxy in endpoints.items():
+        if proxy.endpoint and not proxy.endpoint.startswith(("http://", "https://")):
+            errors.add(f"{path}.endpoint", f"expected an http:// or https:// URL, got {proxy.endpoint!r}")
+        if not 0 < proxy.timeout <= 60:
+            errors.add(f"{path}.timeout", f"expected more than 0 and at most 60 seconds, got {proxy.timeout}")
+    if "default" in config.proxies:
+        errors.add("proxies.default", "the name 'default' means the proxies of [proxy]; choose another")
+    for name in ("max_response_size", "max_connections"):
+        if getattr(section, name) < 1:
+            errors.add(f"proxy.{name}", f"expected 1 or more, got {getattr(section, name)}")
+
+    def check_name(path: str, kind: str, name: str) -> None:
+        proxy = getattr(section, kind) if name == "default" else config.proxies.get(name)
+        if proxy is None or not proxy.endpoint:
+            where = f"proxy.{kind}.endpoint" if name == "default" else f"proxies.{name}.endpoint"
+            errors.add(path, f"the {kind} proxy {name!r} has no endpoint: set {where}")
+
+    namespaces = {"channel": config.channel, **{f"namespaces.{n}": o for n, o in config.namespaces.items()}}
+    for path, options in namespaces.items():
+        for kind in _PROXY_KINDS:
+            if getattr(options, f"{kind}_proxy_enabled"):
+                check_name(f"{path}.{kind}_proxy_name", kind, getattr(options, f"{kind}_proxy_name"))
+    rpc = {"rpc.without_namespace": config.rpc.without_namespace}
+    rpc.update({f"rpc.namespaces.{n}": o for n, o in config.rpc.namespaces.items()})
+    for path, rpc_options in rpc.items():
+        if rpc_options.proxy_enabled:
+            check_name(f"{path}.proxy_name", "rpc", rpc_options.proxy_name)
 
 
 def _env_value(raw: str) -> _EnvValue:

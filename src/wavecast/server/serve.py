@@ -25,6 +25,7 @@ from .http_api import call_api
 
 if TYPE_CHECKING:
     from .pgoutbox import OutboxConsumer
+from .proxy import EventProxies
 
 __all__ = ["BackgroundTask", "build_node", "run_server", "start_server"]
 
@@ -111,6 +112,9 @@ async def start_server(
         await load_app(node, config.server.app, config.server.app_dir)
         logger.info("loaded the application's hooks from %s", config.server.app)
     app = App(config, node, routes)
+    proxies = EventProxies(config)
+    if proxies.install(node):
+        app.proxies = proxies
     ssl_context = _ssl_context(config)
     await node.start()
     options = websocket_server_options(node)
@@ -162,6 +166,8 @@ async def shutdown(server: Server, app: App, timeout: float, delay: float = 0.0)
     await app.node.shutdown(DISCONNECT_SHUTDOWN)
     server.close()
     await server.wait_closed(timeout)
+    if app.proxies is not None:
+        await app.proxies.aclose()
 
 
 #: Work an application runs beside the server, such as a feed that publishes: started once the

@@ -56,11 +56,14 @@ async def connect(session: Session, command_id: int, request: ConnectRequest) ->
                 data=_raw(request.data),
                 name=request.name,
                 version=request.version,
+                protocol="protobuf" if session.codec.binary else "json",
             )
         )
         if result is not None:
             user, info, expire_at, data = result.user, result.info, result.expire_at, result.data
             channels.extend(result.channels)
+            if result.meta is not None:
+                session.meta = result.meta
     if user is None:
         if not config.allow_anonymous_connect_without_token:
             raise CommandError(ERROR_UNAUTHORIZED)
@@ -92,8 +95,9 @@ async def connect(session: Session, command_id: int, request: ConnectRequest) ->
         connect=ConnectResult(
             client=session.client,
             version=version,
-            expires=bool(expire_at),
-            ttl=token_ttl(expire_at, now) if expire_at else 0,
+            # With on_refresh, the server refreshes the connection: the client isn't asked to.
+            expires=bool(expire_at) and node.on_refresh is None,
+            ttl=token_ttl(expire_at, now) if expire_at and node.on_refresh is None else 0,
             data=raw(None if data is None else session.outgoing_data(data)),
             subs=subs or None,
             # The protocol counts whole seconds: a sub-second interval must not read as "no pings".
