@@ -16,4 +16,6 @@ async def test_decorators_set_the_hooks() -> None:
     assert node.publishing(hook) is hook and node.on_publish is hook
     assert node.disconnected(hook) is hook and node.on_disconnect is hook
     assert node.message(hook) is hook and node.on_message is hook
+    assert node.refreshing(hook) is hook and node.on_refresh is hook
+    assert node.sub_refreshing(hook) is hook and node.on_sub_refresh is hook
     assert node.rpc("m")(hook) is hook and node.rpc_handlers == {"m": hook}

@@ -392,3 +392,38 @@ def test_starter_config_secrets_are_fresh() -> None:
     second = parse_config(tomllib.loads(starter_config("a.toml", dev=False)))
     assert first.http_api.key != second.http_api.key
     assert first.node_config().token_hmac_secret_key != second.node_config().token_hmac_secret_key
+
+
+def test_event_proxies() -> None:
+    config = parse_config(
+        {
+            **VALID,
+            "proxy": {"connect": {"endpoint": "http://app/connect", "http_headers": ["Cookie"], "timeout": 2}},
+            "proxies": {"billing": {"endpoint": "https://billing/rpc"}},
+            "namespaces": {"chat": {"subscribe_proxy_enabled": True, "subscribe_proxy_name": "billing"}},
+            "rpc": {"namespaces": {"billing": {"proxy_enabled": True, "proxy_name": "billing"}}},
+        }
+    )
+    assert (config.proxy.connect.timeout, config.proxy.connect.http_headers) == (2.0, ("Cookie",))
+    assert config.namespaces["chat"].subscribe_proxy_name == "billing"
+    assert config.rpc.namespaces["billing"].proxy_enabled
+    assert config.proxy.max_response_size == 2**20
+
+
+def test_event_proxy_problems_name_the_field() -> None:
+    assert errors_of(
+        {
+            **VALID,
+            "proxy": {"connect": {"endpoint": "grpc://app:10000", "timeout": 0}, "max_response_size": 0},
+            "proxies": {"default": {"endpoint": "http://x"}},
+            "channel": {"publish_proxy_enabled": True},
+            "rpc": {"without_namespace": {"proxy_enabled": True, "proxy_name": "missing"}},
+        }
+    ) == [
+        "proxy.connect.endpoint: expected an http:// or https:// URL, got 'grpc://app:10000'",
+        "proxy.connect.timeout: expected more than 0 and at most 60 seconds, got 0.0",
+        "proxies.default: the name 'default' means the proxies of [proxy]; choose another",
+        "proxy.max_response_size: expected 1 or more, got 0",
+        "channel.publish_proxy_name: the publish proxy 'default' has no endpoint: set proxy.publish.endpoint",
+        "rpc.without_namespace.proxy_name: the rpc proxy 'missing' has no endpoint: set proxies.missing.endpoint",
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +14,11 @@ from centrifuge import ClientState, ReplyError
 
 from wavecast.codes import DISCONNECT_EXPIRED, ERROR_INTERNAL, UNSUBSCRIBE_EXPIRED
 
+from ...support.config import BASE_CONFIG, merge, write_config
+from ...support.js import StartJS
 from ...support.proxy_backend import KINDS, SLOW, ProxyBackend
 from ...support.sdk import Clients, start_subscription, subscribe
+from ...support.serve import StartServe
 from ...support.servers import AppServer, StartWavecast
 from ...support.timing import MS, wait_until
 
@@ -190,3 +195,33 @@ async def test_protobuf_clients_and_binary_encoding(
     (call,) = proxy_backend.called("rpc")
     assert (call.body["protocol"], call.body["encoding"]) == ("protobuf", "binary")
     assert base64.b64decode(call.body["b64data"]) == b"\x01\x02"
+
+
+async def test_centrifuge_js_through_the_proxies(
+    start_wavecast: StartWavecast, proxy_backend: ProxyBackend, start_js: StartJS
+) -> None:
+    running = await start_wavecast(**proxied(proxy_backend))
+    js = await start_js(url=running.ws_url, data={"user": "jo"})
+    await js.ok("connect")
+    assert (await js.wait("connected"))["data"] == {"welcome": "jo"}
+    await js.ok("subscribe", channel="chat:js")
+    assert (await js.wait("subscribed"))["data"] == {"subscribed": "chat:js"}
+    await js.ok("publish", channel="chat:js", data={"text": "from js"})
+    publication = await js.wait("publication")
+    assert (publication["data"], publication["user"]) == ({"text": "from js", "checked": True}, "jo")
+    assert (await js.ok("rpc", method="getCurrentYear", data={}))["data"]["method"] == "getCurrentYear"
+    assert [call.body["user"] for call in proxy_backend.calls[1:]] == ["jo", "jo", "jo"]
+    proxy_backend.answers["rpc"] = SLOW
+    failed = await js.call("rpc", method="slow", data={})
+    assert not failed["ok"] and failed["error"]["code"] == ERROR_INTERNAL.code
+
+
+async def test_wavecast_serve_with_a_connect_proxy(
+    tmp_path: Path, start_serve: StartServe, proxy_backend: ProxyBackend, make_client: Clients
+) -> None:
+    config = merge(BASE_CONFIG, proxied(proxy_backend))
+    served = await start_serve(write_config(tmp_path, config))
+    client, events = make_client(served.ws_url, data={"user": "ann"})
+    await client.connect()
+    assert (await events.wait("connected")).data == {"welcome": "ann"}
+    assert (await client.rpc("getCurrentYear", {})).data["year"] == time.gmtime().tm_year
