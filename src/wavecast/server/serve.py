@@ -22,10 +22,10 @@ from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
 from .app import App, HttpHandler
 from .config import Config
 from .http_api import call_api
+from .proxy import EventProxies
 
 if TYPE_CHECKING:
     from .pgoutbox import OutboxConsumer
-from .proxy import EventProxies
 
 __all__ = ["BackgroundTask", "build_node", "run_server", "start_server"]
 
