@@ -71,6 +71,15 @@ def test_a_valid_full_namespace() -> None:
         ({"force_push_join_leave": True}, "join_leave needs presence"),
         ({"slow_consumer": "block"}, "slow_consumer must be one of disconnect, drop_oldest, conflate, got 'block'"),
         ({"conflation_key_tag": "key"}, "conflation_key_tag needs slow_consumer = 'conflate'"),
+        ({"force_recovery_mode": "latest"}, "force_recovery_mode must be 'stream' or 'cache', got 'latest'"),
+        (
+            {"history_size": 1, "history_ttl": 60.0, "force_recovery_mode": "cache"},
+            "force_recovery_mode = 'cache' needs recovery",
+        ),
+        (
+            {"history_size": 1, "history_ttl": 60.0, "allow_recovery": True, "auto_cache_recover": True},
+            "auto_cache_recover needs force_recovery and force_recovery_mode = 'cache'",
+        ),
         (
             {"history_size": 10, "history_ttl": 60.0, "force_recovery": True, "slow_consumer": "conflate"},
             "slow_consumer = 'conflate' drops publications: it can't go with recovery or positioning",

@@ -1,11 +1,12 @@
-"""recovery: recover() decides from history alone; merge_live() joins history and live publications."""
+"""recovery: recover() decides from history alone, recover_cache() from the latest publication;
+merge_live() joins history and live publications."""
 
 from __future__ import annotations
 
 import pytest
 
 from wavecast.engines import Publication, StreamPosition
-from wavecast.realtime.recovery import merge_live, recover
+from wavecast.realtime.recovery import merge_live, recover, recover_cache
 
 EPOCH = "abcd"
 
@@ -73,3 +74,30 @@ def test_recover_returns_a_new_list() -> None:
 )
 def test_merge_live(recovered: list[int], live: list[int], expected: list[int]) -> None:
     assert [p.offset for p in merge_live(pubs(*recovered), pubs(*live))] == expected
+
+
+@pytest.mark.parametrize(
+    ("since", "epoch", "position", "latest", "expected", "recovered"),
+    [
+        # A client that has seen nothing, or is behind, or in another epoch: the latest.
+        (0, "", 5, 5, [5], True),
+        (2, EPOCH, 5, 5, [5], True),
+        (2, "other", 5, 5, [5], True),
+        # Already at the latest: nothing twice.
+        (5, EPOCH, 5, 5, [], True),
+        # History lost the latest (expired): nothing to give, and the state is unknown...
+        (2, EPOCH, 5, None, [], False),
+        # ...unless the client is at the position already.
+        (5, EPOCH, 5, None, [], True),
+        # History's newest isn't the stream's position: the state is gone.
+        (2, EPOCH, 5, 4, [], False),
+        # A channel never published to.
+        (0, "", 0, None, [], False),
+    ],
+)
+def test_recover_cache(
+    since: int, epoch: str, position: int, latest: int | None, expected: list[int], recovered: bool
+) -> None:
+    newest = pubs(latest)[0] if latest is not None else None
+    publications, ok = recover_cache(StreamPosition(since, epoch), StreamPosition(position, EPOCH), newest)
+    assert ([p.offset for p in publications], ok) == (expected, recovered)

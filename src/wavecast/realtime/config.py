@@ -13,9 +13,10 @@ from typing import Literal
 
 from ..exceptions import ConfigError
 
-__all__ = ["SLOW_CONSUMER_POLICIES", "ChannelOptions", "NodeConfig", "SlowConsumerPolicy"]
+__all__ = ["SLOW_CONSUMER_POLICIES", "ChannelOptions", "NodeConfig", "RecoveryMode", "SlowConsumerPolicy"]
 
 SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "conflate"]
+RecoveryMode = Literal["stream", "cache"]
 SLOW_CONSUMER_POLICIES: tuple[SlowConsumerPolicy, ...] = ("disconnect", "drop_oldest", "conflate")
 
 
@@ -32,6 +33,13 @@ class ChannelOptions:
         force_positioning: check every subscriber's position in the stream.
         allow_recovery: let subscribers ask to recover missed publications.
         force_recovery: recover for every subscriber, asked or not.
+        force_recovery_mode: ``stream`` recovers every publication a client missed;
+            ``cache`` only the latest one, which a client gets whenever it resubscribes and
+            on its first subscribe when it asks (centrifuge-js ``since: {}``): for channels
+            whose every publication is the whole state (a board, a sensor's last reading).
+            Centrifugo's option of the same name.
+        auto_cache_recover: in ``cache`` mode, send the latest publication on every
+            subscribe, asked or not (server-side subscriptions too); needs ``force_recovery``.
         allow_subscribe_for_client: any authenticated client may subscribe.
         allow_subscribe_for_anonymous: anonymous clients may subscribe too.
         allow_publish_for_subscriber: subscribers may publish.
@@ -66,6 +74,8 @@ class ChannelOptions:
     force_positioning: bool = False
     allow_recovery: bool = False
     force_recovery: bool = False
+    force_recovery_mode: RecoveryMode = "stream"
+    auto_cache_recover: bool = False
     allow_subscribe_for_client: bool = False
     allow_subscribe_for_anonymous: bool = False
     allow_publish_for_subscriber: bool = False
@@ -95,6 +105,12 @@ class ChannelOptions:
             raise ConfigError("history_size and history_ttl must be set together")
         if (self.force_recovery or self.allow_recovery or self.force_positioning) and not self.history_size:
             raise ConfigError("recovery and positioning need history: set history_size and history_ttl")
+        if self.force_recovery_mode not in ("stream", "cache"):
+            raise ConfigError(f"force_recovery_mode must be 'stream' or 'cache', got {self.force_recovery_mode!r}")
+        if self.force_recovery_mode == "cache" and not (self.force_recovery or self.allow_recovery):
+            raise ConfigError("force_recovery_mode = 'cache' needs recovery: set force_recovery or allow_recovery")
+        if self.auto_cache_recover and not (self.force_recovery and self.force_recovery_mode == "cache"):
+            raise ConfigError("auto_cache_recover needs force_recovery and force_recovery_mode = 'cache'")
         if (self.join_leave or self.force_push_join_leave) and not self.presence:
             raise ConfigError("join_leave needs presence: set presence = true")
         if self.slow_consumer not in SLOW_CONSUMER_POLICIES:

@@ -3,6 +3,9 @@
 A client that comes back with the last offset and epoch it saw in a channel gets exactly the
 publications it missed, in order, and ``recovered: true``; or ``recovered: false`` with the
 current position when they are gone (trimmed, expired) or the stream started a new epoch.
+
+In cache mode (``force_recovery_mode = "cache"``) a client wants the state, not the stream:
+it gets the latest publication whatever its position, unless it already has it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Sequence
 
 from ..engines.base import Publication, StreamPosition
 
-__all__ = ["merge_live", "recover"]
+__all__ = ["merge_live", "recover", "recover_cache"]
 
 
 def recover(
@@ -40,6 +43,29 @@ def recover(
         # The oldest missed publication was trimmed or expired.
         return list(publications), False
     return list(publications), len(publications) == position.offset - since.offset
+
+
+def recover_cache(
+    since: StreamPosition, position: StreamPosition, latest: Publication | None
+) -> tuple[list[Publication], bool]:
+    """Decide a recovery in cache mode, as Centrifugo's ``isCacheRecovered`` does.
+
+    Args:
+        since: the last position the client saw; offset 0 for a client that has seen nothing.
+        position: the stream's current position.
+        latest: the stream's newest publication, if history still holds one.
+
+    Returns:
+        The latest publication, unless the client is at it already, and whether the client
+        now has the channel's current state.
+    """
+    up_to_date = since.offset > 0 and since == position
+    if latest is None:
+        return [], up_to_date
+    current = latest.offset == position.offset
+    if current and not up_to_date:
+        return [latest], True
+    return [], current
 
 
 def merge_live(recovered: Sequence[Publication], live: Sequence[Publication]) -> list[Publication]:

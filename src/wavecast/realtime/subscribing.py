@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..codes import ERROR_UNRECOVERABLE_POSITION, UNSUBSCRIBE_SERVER, Unsubscribe
-from ..engines.base import StreamPosition
+from ..engines.base import Publication, StreamPosition
 from ..exceptions import CommandError
 from .auth import token_ttl
 from .codec.schema import Push, SubscribeMsg, SubscribeRequest, SubscribeResult, UnsubscribeMsg
 from .config import ChannelOptions
-from .recovery import recover
+from .recovery import recover, recover_cache
 from .subscription import SUBSCRIBING, UNSUBSCRIBED, Subscription
 
 if TYPE_CHECKING:
@@ -102,11 +102,19 @@ async def subscribe(
 async def _position(
     session: Session, subscription: Subscription, request: SubscribeRequest, result: SubscribeResult
 ) -> None:
-    """Fill the reply with the stream position, and recover when the client asks."""
+    """Fill the reply with the stream position, and recover when the client asks: every
+    publication it missed, or in cache mode the latest one (docs/protocol.md, Recovery)."""
     node = session.node
     channel = subscription.channel
-    if request.recover and subscription.recoverable:
-        since = StreamPosition(request.offset, request.epoch)
+    options = subscription.options
+    since = StreamPosition(request.offset, request.epoch)
+    cache = options.force_recovery_mode == "cache"
+    if subscription.recoverable and cache and (request.recover or options.auto_cache_recover):
+        history = await node.broker.history(channel, limit=1, reverse=True)
+        latest = history.publications[0] if history.publications else None
+        publications, recovered = recover_cache(since, history.position, latest)
+        _recovered(session, subscription, result, publications, recovered)
+    elif subscription.recoverable and not cache and request.recover:
         limit = node.config.history_max_limit
         # One more than allowed tells whether the client missed more than it may recover.
         history = await node.broker.history(channel, since=since, limit=None if limit is None else limit + 1)
@@ -115,12 +123,7 @@ async def _position(
             recovered = False
         if not recovered and request.flag & _FLAG_REJECT_UNRECOVERED:
             raise CommandError(ERROR_UNRECOVERABLE_POSITION)
-        result.was_recovering = True
-        result.recovered = recovered
-        if recovered:
-            result.publications = session.publication_msgs(publications)
-            if publications:
-                subscription.offset = publications[-1].offset
+        _recovered(session, subscription, result, publications, recovered)
     else:
         history = await node.broker.history(channel, limit=0)
     position = history.position
@@ -128,6 +131,22 @@ async def _position(
     result.offset = position.offset
     subscription.offset = max(subscription.offset, position.offset)
     subscription.epoch = position.epoch
+
+
+def _recovered(
+    session: Session,
+    subscription: Subscription,
+    result: SubscribeResult,
+    publications: list[Publication],
+    recovered: bool,
+) -> None:
+    """Put a recovery's outcome in the reply: its publications only when nothing is missing."""
+    result.was_recovering = True
+    result.recovered = recovered
+    if recovered:
+        result.publications = session.publication_msgs(publications)
+        if publications:
+            subscription.offset = publications[-1].offset
 
 
 async def subscribe_server_side(

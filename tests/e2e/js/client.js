@@ -10,7 +10,8 @@
 //
 // Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
 //   connect, disconnect, subscribe {channel, token?, tokens?, mint?, joinLeave?, recoverable?,
-//   positioned?, wait?}, unsubscribe {channel}, publish {channel, data}, send {data},
+//   positioned?, since? ({offset?, epoch?}: recover from there; {} asks for a cache channel's
+//   latest publication), wait?}, unsubscribe {channel}, publish {channel, data}, send {data},
 //   presence {channel}, presenceStats {channel}, history {channel, limit?, since?, reverse?},
 //   rpc {method, data}, state.
 // Each command answers with {"event": "result", "id": N, "ok": true, "value": ...} or
@@ -128,6 +129,7 @@ function subscription(channel, command) {
   if (command.joinLeave) subOptions.joinLeave = true;
   if (command.recoverable) subOptions.recoverable = true;
   if (command.positioned) subOptions.positioned = true;
+  if (command.since) subOptions.since = command.since;
   const sub = client.newSubscription(channel, subOptions);
   sub.on("subscribing", (ctx) => emit({ event: "subscribing", channel, code: ctx.code, reason: ctx.reason }));
   sub.on("subscribed", (ctx) =>
