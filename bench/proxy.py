@@ -1,0 +1,198 @@
+"""Connects per second through the connect proxy, beside an in-process hook and a token.
+
+    .venv/bin/python bench/proxy.py [--clients 2000] [--concurrency 50] [--reps 3]
+
+Each mode runs ``wavecast serve`` (pinned to CPU 0) and opens ``--clients`` WebSocket
+connections, ``--concurrency`` at a time, from this process (CPU 1); each sends the connect
+command and waits for its reply, then closes. The rate is connects (replied) per second.
+
+| mode | how a client is let in |
+|---|---|
+| token | a JWT connection token, checked in the server (no hook) |
+| hook | ``on_connecting`` in Python, loaded with ``server.app`` (``--app``) |
+| proxy | the connect proxy: an HTTP request per connect to an aiohttp backend |
+
+The backend (``bench/servers/proxy_backend.py``) runs on CPU 1 beside this process, and
+the proxy reaches it over kept-alive connections.
+
+The modes are interleaved, rep by rep, and the table gives each one's median with its
+ratio to ``token`` of the same run, and the number of TCP connections the backend accepted
+(the pool's reuse: far fewer than connects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
+SECRET = "bench-proxy-secret-of-at-least-32-bytes-long"
+MODES = ("token", "hook", "proxy")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(cpu), *command] if taskset and (os.cpu_count() or 1) > cpu else command
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready")
+
+
+def server_config(mode: str, backend_port: int) -> str:
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        'log_level = "warning"',
+        "[http_api]",
+        "insecure = true",
+        "[client]",
+        f'token_hmac_secret_key = "{SECRET}"',
+        "user_connection_limit = false",
+        "command_rate = false",
+    ]
+    if mode == "hook":
+        lines[3:3] = ['app = "proxy_backend:setup"', f'app_dir = "{os.path.join(BENCH, "servers")}"']
+    if mode == "proxy":
+        lines += ["[proxy.connect]", f'endpoint = "http://127.0.0.1:{backend_port}/centrifugo/connect"']
+    return "\n".join(lines) + "\n"
+
+
+async def connect_all(url: str, commands: list[str], concurrency: int) -> tuple[int, float]:
+    from websockets.asyncio.client import connect
+
+    queue = iter(commands)
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for command in queue:
+            async with connect(url, compression=None) as websocket:
+                await websocket.send(command)
+                reply = json.loads(await websocket.recv())
+                if "connect" in reply:
+                    done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done, time.perf_counter() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def commands(mode: str, count: int) -> list[str]:
+    if mode == "token":
+        sys.path.insert(0, os.path.join(REPO, "src"))
+        from wavecast.realtime.auth import sign_token
+
+        return [
+            json.dumps({"id": 1, "connect": {"token": sign_token(SECRET, f"u{i}", ttl=None)}}) for i in range(count)
+        ]
+    return [json.dumps({"id": 1, "connect": {"data": {"user": f"u{i}"}}}) for i in range(count)]
+
+
+def run_mode(mode: str, args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    backend_port, port = free_port(), free_port()
+    backend = None
+    if mode == "proxy":
+        script = os.path.join(BENCH, "servers", "proxy_backend.py")
+        backend = subprocess.Popen(pinned(1, [PYTHON, script, str(backend_port)]))
+        wait_ready(f"http://127.0.0.1:{backend_port}/ready", backend)
+    config = os.path.join(directory, f"{mode}.toml")
+    with open(config, "w") as file:
+        file.write(server_config(mode, backend_port))
+    wavecast = os.path.join(REPO, ".venv", "bin", "wavecast")
+    server = subprocess.Popen(pinned(0, [wavecast, "serve", "--config", config, "--port", str(port)]))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ready", server)
+        todo = commands(mode, args.clients)
+        cpu = {process.pid: cpu_seconds(process.pid) for process in (server, backend) if process is not None}
+        done, elapsed = asyncio.run(connect_all(f"ws://127.0.0.1:{port}/connection/websocket", todo, args.concurrency))
+        result: dict[str, Any] = {"mode": mode, "connects": done, "seconds": elapsed, "rate": done / elapsed}
+        result["server_us"] = (cpu_seconds(server.pid) - cpu[server.pid]) / done * 1e6
+        if backend is not None:
+            result["backend_us"] = (cpu_seconds(backend.pid) - cpu[backend.pid]) / done * 1e6
+        if backend is not None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{backend_port}/stats") as response:
+                result.update(json.load(response))
+        return result
+    finally:
+        for process in (server, backend):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as directory:
+        for rep in range(args.reps):
+            for mode in MODES:
+                result = run_mode(mode, args, directory)
+                runs.append(result)
+                rate, cpu = result["rate"], result["server_us"]
+                print(f"rep {rep + 1} {mode}: {rate:,.0f} connects/s, server {cpu:.0f} us/connect", file=sys.stderr)
+
+    def median(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs if r["mode"] == mode)
+
+    print(f"`bench/proxy.py --clients {args.clients} --concurrency {args.concurrency} --reps {args.reps}`, medians\n")
+    print(
+        "| mode | connects/s | vs token | server CPU us/connect | vs token | backend CPU us/connect "
+        "| backend TCP connections / requests |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        rate, cpu = median(mode, "rate"), median(mode, "server_us")
+        pooled = [r for r in runs if r["mode"] == mode and "connections" in r]
+        backend = f"{pooled[0]['connections']} / {pooled[0]['requests']}" if pooled else "-"
+        backend_us = f"{median(mode, 'backend_us'):.0f}" if pooled else "-"
+        print(
+            f"| {mode} | {rate:,.0f} | {rate / median('token', 'rate'):.2f}x | {cpu:.0f} | "
+            f"{cpu / median('token', 'server_us'):.2f}x | {backend_us} | {backend} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
