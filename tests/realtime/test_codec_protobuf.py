@@ -238,11 +238,16 @@ PUBLICATIONS = [
 ]
 
 
+@pytest.mark.parametrize("channel_id", [0, 7, 2**40], ids=["named", "compact", "compact-large"])
 @pytest.mark.parametrize("publication", PUBLICATIONS)
-def test_encode_publication_is_the_push_of_encode_reply(publication: Publication) -> None:
-    wire = ProtobufCodec.encode_publication("chan:1", publication)
-    assert wire == encode(Reply(push=Push(channel="chan:1", pub=publication_msg(publication))))
+def test_encode_publication_is_the_push_of_encode_reply(publication: Publication, channel_id: int) -> None:
+    wire = ProtobufCodec.encode_publication("chan:1", publication, channel_id)
+    where = {"id": channel_id} if channel_id else {"channel": "chan:1"}
+    push = Push(**where, pub=publication_msg(publication))  # type: ignore[arg-type]
+    assert wire == encode(Reply(push=push))
     [reply] = protobuf_replies(wire)
+    assert int(reply["push"].get("id", 0)) == channel_id
+    assert reply["push"].get("channel", "") == ("" if channel_id else "chan:1")
     assert base64.b64decode(reply["push"]["pub"]["data"]) == publication.data
     assert int(reply["push"]["pub"].get("offset", 0)) == publication.offset
 

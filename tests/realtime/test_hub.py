@@ -133,3 +133,31 @@ def test_binary_subscribers_are_counted_per_channel() -> None:
     hub.remove_subscriber("ch", other)
     assert hub.binary_subscribers == {}
     assert hub.subscribers("ch") == {text: hub.subscribers("ch")[text]}  # type: ignore[index]
+
+
+def compact(channel: str) -> Subscription:
+    subscription = sub(channel)
+    subscription.compact = True
+    return subscription
+
+
+def test_channel_ids_number_channels_with_subscribers() -> None:
+    hub = Hub()
+    one, two = session("c1", "1"), session("c2", "2")
+    a, b, named = compact("a"), compact("b"), sub("a")
+    hub.add_subscriber("a", one, a)
+    hub.add_subscriber("b", one, b)
+    hub.add_subscriber("a", two, named)
+    assert (a.channel_id, b.channel_id, named.channel_id) == (hub.channel_ids["a"], hub.channel_ids["b"], 0)
+    assert a.channel_id != b.channel_id
+    assert hub.compact_subscribers == {"a": 1, "b": 1}
+    # Replaced by a subscription that names the channel, then gone: counted out, and a channel
+    # without subscribers loses its id; a new one is never an id seen before.
+    hub.add_subscriber("a", one, sub("a"))
+    assert hub.compact_subscribers == {"b": 1}
+    hub.remove_subscriber("b", one)
+    assert "b" not in hub.channel_ids
+    assert hub.compact_subscribers == {}
+    again = compact("b")
+    hub.add_subscriber("b", two, again)
+    assert again.channel_id not in (a.channel_id, b.channel_id)

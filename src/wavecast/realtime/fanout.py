@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from ..codes import DISCONNECT_INAPPROPRIATE_PROTOCOL
 from ..engines.base import Publication, StreamPosition
 from ..protocol.prepared import PreparedMessage
@@ -141,21 +143,25 @@ class FanOut:
             groups = self._by_codec(subscribers, publication)
         else:
             groups = ((JSONCodec, subscribers),)
+        channel_id = self.hub.channel_ids[channel] if channel in self.hub.compact_subscribers else 0
         offset = publication.offset
         epoch = None if position is None else position.epoch
         key = self.conflation_key(channel, publication)
         stats = self.stats
         total = 0
-        for codec, group in groups:
-            if not group:
-                continue
-            message = _prepare(codec, channel, publication)
-            delivered, rest = deliver(group, message, offset, epoch)
-            if rest:
-                delivered += self._deliver_rest(rest, channel, publication, epoch, message, key)
-            total += delivered
-            stats.messages_out += delivered
-            stats.bytes_out += delivered * len(message.payload)
+        for codec, whole in groups:
+            # Subscribers that negotiated channel compaction get the push with the channel's
+            # id: one more encoding for them, shared as the others' is.
+            for group, group_id in _by_compaction(whole, channel_id) if channel_id else ((whole, 0),):
+                if not group:
+                    continue
+                message = _prepare(codec, channel, publication, group_id)
+                delivered, rest = deliver(group, message, offset, epoch)
+                if rest:
+                    delivered += self._deliver_rest(rest, channel, publication, epoch, message, key)
+                total += delivered
+                stats.messages_out += delivered
+                stats.bytes_out += delivered * len(message.payload)
         stats.deliveries += total
         if total and publication.time:
             stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
@@ -218,14 +224,16 @@ class FanOut:
         subscribers = self.hub.subscribers(channel)
         if not subscribers:
             return
-        messages: dict[Codec, PreparedMessage] = {}
+        messages: dict[tuple[Codec, int], PreparedMessage] = {}
         for session, subscription in list(subscribers.items()):
             if subscription.state is SUBSCRIBED and subscription.join_leave:
                 codec = session.codec
-                message = messages.get(codec)
+                channel_id = subscription.channel_id
+                message = messages.get((codec, channel_id))
                 if message is None:
-                    message = messages[codec] = PreparedMessage(
-                        codec.encode_reply(Reply(push=push)), text=not codec.binary
+                    form = msgspec.structs.replace(push, channel="", id=channel_id) if channel_id else push
+                    message = messages[codec, channel_id] = PreparedMessage(
+                        codec.encode_reply(Reply(push=form)), text=not codec.binary
                     )
                 session.send(message)
 
@@ -240,9 +248,18 @@ class FanOut:
                     self.resubscribe(session, channel)
 
 
-def _prepare(codec: Codec, channel: str, publication: Publication) -> PreparedMessage:
-    if codec is JSONCodec:
+def _by_compaction(subscribers: Subscribers, channel_id: int) -> tuple[tuple[Subscribers, int], ...]:
+    """Split a group of subscribers into those that name the channel and those that number it."""
+    named: dict[Session, Subscription] = {}
+    numbered: dict[Session, Subscription] = {}
+    for session, subscription in subscribers.items():
+        (numbered if subscription.channel_id else named)[session] = subscription
+    return ((named, 0), (numbered, channel_id))
+
+
+def _prepare(codec: Codec, channel: str, publication: Publication, channel_id: int = 0) -> PreparedMessage:
+    if codec is JSONCodec and not channel_id:
         # JSONCodec.encode_publication, inlined: the common case pays no extra call.
         push = Push(channel=channel, pub=publication_msg(publication))
         return PreparedMessage(JSONCodec.encode_reply(Reply(push=push)), text=True)
-    return PreparedMessage(codec.encode_publication(channel, publication), text=False)
+    return PreparedMessage(codec.encode_publication(channel, publication, channel_id), text=not codec.binary)

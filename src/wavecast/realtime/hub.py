@@ -21,6 +21,11 @@ class Hub:
         binary_subscribers: how many subscribers of each channel speak a binary codec
             (protobuf); channels whose subscribers all speak JSON aren't in it, and their
             fan-out encodes each publication in one form only.
+        compact_subscribers: how many subscribers of each channel negotiated channel
+            compaction; absent when none did.
+        channel_ids: the number of each channel with subscribers here, which names it in
+            the pushes of compacting subscribers; unique on this node while the channel has
+            subscribers, so unique within any one connection (centrifuge's hub does the same).
     """
 
     def __init__(self) -> None:
@@ -28,6 +33,9 @@ class Hub:
         self._users: dict[str, set[Session]] = {}
         self._channels: dict[str, dict[Session, Subscription]] = {}
         self.binary_subscribers: dict[str, int] = {}
+        self.compact_subscribers: dict[str, int] = {}
+        self.channel_ids: dict[str, int] = {}
+        self._last_channel_id = 0
 
     # sessions
 
@@ -64,13 +72,24 @@ class Hub:
     # channels
 
     def add_subscriber(self, channel: str, session: Session, subscription: Subscription) -> bool:
-        """Add a subscriber; return whether it is the channel's first on this node."""
+        """Add a subscriber; return whether it is the channel's first on this node.
+
+        A subscription with ``compact`` gets the channel's id in ``channel_id``.
+        """
         subscribers = self._channels.get(channel)
         first = subscribers is None
         if subscribers is None:
             subscribers = self._channels[channel] = {}
-        if session.codec.binary and session not in subscribers:
-            self.binary_subscribers[channel] = self.binary_subscribers.get(channel, 0) + 1
+            self._last_channel_id += 1
+            self.channel_ids[channel] = self._last_channel_id
+        previous = subscribers.get(session)
+        if previous is None and session.codec.binary:
+            _count(self.binary_subscribers, channel, 1)
+        if previous is not None and previous.compact:
+            _count(self.compact_subscribers, channel, -1)
+        if subscription.compact:
+            subscription.channel_id = self.channel_ids[channel]
+            _count(self.compact_subscribers, channel, 1)
         subscribers[session] = subscription
         return first
 
@@ -79,15 +98,16 @@ class Hub:
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return False
-        if subscribers.pop(session, None) is not None and session.codec.binary:
-            left = self.binary_subscribers[channel] - 1
-            if left:
-                self.binary_subscribers[channel] = left
-            else:
-                del self.binary_subscribers[channel]
+        removed = subscribers.pop(session, None)
+        if removed is not None:
+            if session.codec.binary:
+                _count(self.binary_subscribers, channel, -1)
+            if removed.compact:
+                _count(self.compact_subscribers, channel, -1)
         if subscribers:
             return False
         del self._channels[channel]
+        del self.channel_ids[channel]
         return True
 
     def subscribers(self, channel: str) -> dict[Session, Subscription] | None:
@@ -100,3 +120,12 @@ class Hub:
     @property
     def num_subscriptions(self) -> int:
         return sum(len(subscribers) for subscribers in self._channels.values())
+
+
+def _count(counts: dict[str, int], channel: str, delta: int) -> None:
+    """Add ``delta`` to a channel's count, which is absent rather than 0."""
+    left = counts.get(channel, 0) + delta
+    if left:
+        counts[channel] = left
+    else:
+        del counts[channel]

@@ -339,7 +339,8 @@ class Session:
         if publication.binary and self._text:
             self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
             return
-        message = PreparedMessage(self.codec.encode_publication(channel, publication), text=self._text)
+        encoded = self.codec.encode_publication(channel, publication, subscription.channel_id)
+        message = PreparedMessage(encoded, text=self._text)
         self.deliver(message, subscription.options.slow_consumer, self.node.fanout.conflation_key(channel, publication))
         if publication.offset:
             subscription.offset = publication.offset

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["cleanup", "subscribe", "subscribe_from_server", "subscribe_server_side", "unsubscribe"]
 
-# Centrifuge's SubscribeRequest.flag bit that asks for an error instead of recovered: false.
+# Centrifuge's SubscribeRequest.flag bits: channel compaction, which the SDKs always offer,
+# and an error instead of recovered: false.
+_FLAG_CHANNEL_COMPACTION = 1
 _FLAG_REJECT_UNRECOVERED = 2
 
 AfterReply = Callable[[Callable[[], None]], None]
@@ -57,6 +59,7 @@ async def subscribe(
         subscription.recoverable or options.force_positioning or (options.history and request.positioned)
     )
     subscription.join_leave = options.force_push_join_leave or (options.join_leave and request.join_leave)
+    subscription.compact = options.allow_channel_compaction and bool(request.flag & _FLAG_CHANNEL_COMPACTION)
     session.subscriptions[channel] = subscription
     try:
         await node.subscribers.add(channel, session, subscription)
@@ -67,6 +70,7 @@ async def subscribe(
             ttl=token_ttl(expire_at, time.time()) if client_refresh else 0,
             recoverable=subscription.recoverable,
             positioned=subscription.positioned,
+            id=subscription.channel_id,
         )
         if subscription.positioned:
             await _position(session, subscription, request, result)

@@ -47,6 +47,8 @@ class Subscription:
 
     __slots__ = (
         "channel",
+        "channel_id",
+        "compact",
         "epoch",
         "expire_at",
         "info",
@@ -75,6 +77,10 @@ class Subscription:
         self.offset = 0
         #: The epoch of the stream that ``offset`` belongs to, for positioned subscriptions.
         self.epoch = ""
+        #: Whether the client negotiated channel compaction; the hub then sets ``channel_id``,
+        #: the number that names the channel in its pushes (0: the name does).
+        self.compact = False
+        self.channel_id = 0
 
     def _apply(self, action: SubscriptionAction) -> None:
         self.state = transitions.next_state(SUBSCRIPTION_TRANSITIONS, self.state, action, StateError)

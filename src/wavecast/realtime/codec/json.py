@@ -73,9 +73,15 @@ class JSONCodec:
         return data
 
     @staticmethod
-    def encode_publication(channel: str, publication: Publication) -> bytes:
-        """Encode the push of a publication; its data must be JSON (not ``binary``)."""
-        data: bytes = _encode(Reply(push=Push(channel=channel, pub=publication_msg(publication))))
+    def encode_publication(channel: str, publication: Publication, channel_id: int = 0) -> bytes:
+        """Encode the push of a publication; its data must be JSON (not ``binary``). With
+        ``channel_id``, the push names the channel by that id (channel compaction)."""
+        push = (
+            Push(id=channel_id, pub=publication_msg(publication))
+            if channel_id
+            else Push(channel=channel, pub=publication_msg(publication))
+        )
+        data: bytes = _encode(Reply(push=push))
         return data
 
     @staticmethod

@@ -495,6 +495,7 @@ _SUBSCRIBE_RESULT = _fields(
     ("positioned", 10, _E_BOOL),
     ("data", 11, _E_BYTES),
     ("was_recovering", 12, _E_BOOL),
+    ("id", 14, _E_INT64),
 )
 _EMPTY: _EncodeFields = []
 _CONNECT_FIELDS = (
@@ -525,6 +526,7 @@ _CONNECT_PUSH = _fields(
     ("node", 10, _E_STRING),
 )
 _PUSH = _fields(
+    ("id", 1, _E_INT64),
     ("channel", 2, _E_STRING),
     ("pub", 4, _E_MESSAGE, _PUBLICATION),
     ("join", 5, _E_MESSAGE, _fields(("info", 1, _E_MESSAGE, _CLIENT_INFO))),
@@ -671,11 +673,16 @@ class ProtobufCodec:
         return _uvarint(len(encoded)) + encoded
 
     @staticmethod
-    def encode_publication(channel: str, publication: Publication) -> bytes:
-        """Encode the push of a publication: ``Reply{push: Push{channel, pub}}``, length-prefixed."""
+    def encode_publication(channel: str, publication: Publication, channel_id: int = 0) -> bytes:
+        """Encode the push of a publication: ``Reply{push: Push{channel, pub}}``, length-prefixed;
+        ``Push{id, pub}`` instead for a subscription with channel compaction (``channel_id``)."""
         pub = _publication(publication)
-        name = channel.encode()
-        head = b"".join((b"\x12", _uvarint(len(name)), name, b"\x22", _uvarint(len(pub))))
+        if channel_id:
+            where = b"\x08" + _uvarint(channel_id)
+        else:
+            name = channel.encode()
+            where = b"\x12" + _uvarint(len(name)) + name
+        head = b"".join((where, b"\x22", _uvarint(len(pub))))
         push_length = len(head) + len(pub)
         reply_head = b"\x22" + _uvarint(push_length)
         return b"".join((_uvarint(len(reply_head) + push_length), reply_head, head, pub))

@@ -198,6 +198,8 @@ class SubscribeResult(_Msg):
     positioned: bool = False
     data: msgspec.Raw = _EMPTY
     was_recovering: bool = False
+    #: The channel's id in this connection's pushes, when it negotiated channel compaction.
+    id: int = 0
 
 
 class ConnectResult(_Msg):
@@ -304,6 +306,8 @@ class Push(_Msg):
     connect: ConnectResult | None = None
     disconnect: DisconnectMsg | None = None
     refresh: RefreshMsg | None = None
+    #: Instead of ``channel``, for a subscription with channel compaction (its subscribe result's ``id``).
+    id: int = 0
 
 
 class Reply(_Msg):
