@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from centrifuge import ClientState, ReplyError
 
-from wavecast.codes import DISCONNECT_EXPIRED, ERROR_INTERNAL, UNSUBSCRIBE_EXPIRED
+from wavecast.codes import (
+    DISCONNECT_EXPIRED,
+    ERROR_INTERNAL,
+    ERROR_METHOD_NOT_FOUND,
+    ERROR_NOT_AVAILABLE,
+    UNSUBSCRIBE_EXPIRED,
+)
 
 from ...support.config import BASE_CONFIG, merge, write_config
 from ...support.js import StartJS
@@ -96,6 +102,7 @@ async def test_connect_subscribe_publish_rpc_go_to_the_backend(
         (b'{"result": {"data": 1', ERROR_INTERNAL.code),
         (b'{"error": {"code": 0}}', ERROR_INTERNAL.code),
         (500, ERROR_INTERNAL.code),
+        (b'{"result": {"data": "' + b"x" * 2**20 + b'"}}', ERROR_INTERNAL.code),  # past max_response_size
         ({"error": {"code": 1000, "message": "custom error"}}, 1000),
     ],
 )
@@ -225,3 +232,34 @@ async def test_wavecast_serve_with_a_connect_proxy(
     await client.connect()
     assert (await events.wait("connected")).data == {"welcome": "ann"}
     assert (await client.rpc("getCurrentYear", {})).data["year"] == time.gmtime().tm_year
+
+
+async def test_connect_results_channels_and_meta(
+    start_wavecast: StartWavecast, proxy_backend: ProxyBackend, make_client: Clients
+) -> None:
+    running = await start_wavecast(**proxied(proxy_backend))
+    proxy_backend.answers["connect"] = {"result": {"user": "ann", "channels": ["news:all"], "meta": {"plan": "pro"}}}
+    client, events = await connected(running, make_client)
+    assert (await events.wait("subscribed")).channel == "news:all"
+    await client.rpc("method", {})
+    # The rpc proxy has include_connection_meta; the subscribe proxy hasn't.
+    assert proxy_backend.called("rpc")[0].body["meta"] == {"plan": "pro"}
+    await subscribe(client, "chat:room")
+    assert "meta" not in proxy_backend.called("subscribe")[0].body
+
+
+async def test_rpc_namespaces(start_wavecast: StartWavecast, proxy_backend: ProxyBackend, make_client: Clients) -> None:
+    sections = proxied(proxy_backend)
+    sections["proxies"] = {"billing": {"endpoint": proxy_backend.url("rpc") + "?billing"}}
+    sections["rpc"] = {"namespaces": {"billing": {"proxy_enabled": True, "proxy_name": "billing"}, "local": {}}}
+    running = await start_wavecast(**sections)
+    client, _ = await connected(running, make_client)
+    assert (await client.rpc("billing:charge", {"cents": 5})).data["method"] == "billing:charge"
+    for method, code in (("charge", ERROR_NOT_AVAILABLE.code), ("local:x", ERROR_NOT_AVAILABLE.code)):
+        with pytest.raises(ReplyError) as raised:
+            await client.rpc(method, {})
+        assert raised.value.code == code
+    with pytest.raises(ReplyError) as raised:
+        await client.rpc("other:x", {})
+    assert raised.value.code == ERROR_METHOD_NOT_FOUND.code
+    assert [call.body["method"] for call in proxy_backend.called("rpc")] == ["billing:charge"]
