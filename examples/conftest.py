@@ -20,6 +20,7 @@ from tests.support.browser import Screenshot, launch_chromium
 from tests.support.cleanup import stopping
 from tests.support.config import API_KEY, merge, write_config
 from tests.support.processes import free_port
+from tests.support.sdk import Clients
 from tests.support.serve import ServeProcess, StartDemo
 from tests.support.timing import bound_in_time
 from tests.support.tokens import SECRET
@@ -70,6 +71,13 @@ async def start_demo(tmp_path: Path) -> AsyncIterator[StartDemo]:
 
     async with stopping(start, ServeProcess.kill, ready=ServeProcess.wait_ready) as start_and_wait:
         yield start_and_wait
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Clients]:
+    """centrifuge-python clients (:class:`~tests.support.sdk.Clients`), disconnected when the test ends."""
+    async with Clients() as clients:
+        yield clients
 
 
 @pytest.fixture

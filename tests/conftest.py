@@ -85,11 +85,9 @@ async def start_wavecast() -> AsyncIterator[StartWavecast]:
 
 @pytest.fixture
 async def make_client() -> AsyncIterator[Clients]:
-    """Create centrifuge-python clients (see :class:`~tests.support.sdk.Clients`); disconnect
-    them when the test ends."""
-    clients = Clients()
-    yield clients
-    await clients.aclose()
+    """centrifuge-python clients (:class:`~tests.support.sdk.Clients`), disconnected when the test ends."""
+    async with Clients() as clients:
+        yield clients
 
 
 @pytest.fixture

@@ -29,15 +29,8 @@ async def server(tmp_path: Path) -> AsyncIterator[ServeProcess]:
         yield await start_one()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    clients = Clients()
-    yield clients
-    await clients.aclose()
-
-
-async def test_rpc_and_team_channels(server: ServeProcess, clients: Clients) -> None:
-    alice, _ = await clients.connected(server.ws_url, "alice")
+async def test_rpc_and_team_channels(server: ServeProcess, make_client: Clients) -> None:
+    alice, _ = await make_client.connected(server.ws_url, "alice")
     assert (await alice.rpc("sum", {"numbers": [1, 2, 3.5]})).data == {"sum": 6.5, "user": "alice"}
     with pytest.raises(ReplyError) as raised:
         await alice.rpc("sum", {"numbers": "three"})
@@ -45,7 +38,7 @@ async def test_rpc_and_team_channels(server: ServeProcess, clients: Clients) -> 
     subscribed = await subscribe(alice, "team:red")
     assert subscribed.named("subscribed")
 
-    carol, _ = await clients.connected(server.ws_url, "carol")
+    carol, _ = await make_client.connected(server.ws_url, "carol")
     refused = await subscribe_refused(carol, "team:red")
     assert (refused.code, refused.reason) == (103, "permission denied")
     await subscribe(carol, "team:blue")

@@ -10,6 +10,12 @@ when a page reads slower than the ticks arrive, the server keeps only the latest
 each symbol waiting for it, so the page shows current prices instead of an ever-older
 backlog, and what the server holds per page is bounded by the number of symbols.
 
+Each sector's whole board, ``[seq, price]`` of every symbol, is published once a second on
+``board:<sector>``, a namespace in cache recovery mode (``force_recovery_mode = "cache"``,
+``auto_cache_recover``): a page that subscribes, or resubscribes after a reconnect, gets the
+latest board at once from the channel's history, then ticks live; no request for the current
+prices, and no gap between one and the other.
+
 Run it alone with ``python -m examples.trading``.
 """
 
@@ -67,6 +73,19 @@ TRADING = ChannelOptions(
     slow_consumer="conflate",
     conflation_key_tag="symbol",
 )
+
+
+#: The sectors' boards: only the latest one matters, and every subscriber gets it first.
+BOARD = ChannelOptions(
+    allow_subscribe_for_client=True,
+    history_size=1,
+    history_ttl=60.0,
+    force_recovery=True,
+    force_recovery_mode="cache",
+    auto_cache_recover=True,
+)
+#: Seconds between two boards of a sector.
+BOARD_INTERVAL = 1.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -172,6 +191,23 @@ async def feed(node: Node, market: Market, stats: FeedStats) -> None:
         await asyncio.sleep(delay)
 
 
+def board(market: Market, sector: str) -> dict[str, list[float]]:
+    """The ``[seq, price]`` of each symbol of a sector."""
+    return {s.name: [s.seq, s.price] for s in market.sectors.get(sector, market.all)}
+
+
+async def boards(node: Node, market: Market) -> None:
+    """Publish each sector's board every BOARD_INTERVAL, when it changed."""
+    published: dict[str, int] = {}
+    while True:
+        for sector, members in market.sectors.items():
+            ticks = sum(symbol.seq for symbol in members)
+            if published.get(sector) != ticks:
+                await node.publish(f"board:{sector}", board(market, sector))
+                published[sector] = ticks
+        await asyncio.sleep(BOARD_INTERVAL)
+
+
 def setup(ctx: DemoContext) -> None:
     market = Market()
     stats = FeedStats()
@@ -185,6 +221,11 @@ def setup(ctx: DemoContext) -> None:
         await feed(node, market, stats)
 
     ctx.task(run_feed)
+
+    async def run_boards(node: Node) -> None:
+        await boards(node, market)
+
+    ctx.task(run_boards)
 
     @ctx.node.rpc("trading.history")
     async def history(rpc: RPCContext) -> object:
@@ -208,9 +249,7 @@ def setup(ctx: DemoContext) -> None:
     @ctx.route("prices")
     async def prices(method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         """The latest ``[seq, price]`` of each symbol, of one sector with ``?sector=``."""
-        sector = parse_qs(query).get("sector", [""])[0]
-        symbols = market.sectors.get(sector, market.all)
-        return json_response({s.name: [s.seq, s.price] for s in symbols})
+        return json_response(board(market, parse_qs(query).get("sector", [""])[0]))
 
     @ctx.route("stats")
     async def feed_stats(method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
@@ -224,7 +263,7 @@ DEMO = Demo(
         "A live price feed for 320 symbols at up to 2,000 ticks a second, with a chart per symbol; "
         "a page that falls behind gets only the latest price of each symbol (conflation)."
     ),
-    namespaces={"trading": TRADING},
+    namespaces={"trading": TRADING, "board": BOARD},
     setup=setup,
     # A slow page should be seen as slow by the server early: its ticks wait where they're conflated.
     serve_options={"socket_send_buffer": SEND_BUFFER},

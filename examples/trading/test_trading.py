@@ -16,6 +16,7 @@ from typing import Any
 from playwright.async_api import Browser, Page, expect
 from tests.support.browser import Screenshot
 from tests.support.http import http
+from tests.support.sdk import Clients, subscribe
 from tests.support.serve import ServeProcess, StartDemo
 from tests.support.timing import MS
 
@@ -78,6 +79,7 @@ async def test_the_board_and_the_chart_update(start_demo: StartDemo, browser: Br
         f"(first) => Object.entries({SHOWN}).filter(([s, [n]]) => n > first[s][0]).length >= 12", arg=first
     )
     await expect_caught_up(page, await server_prices(server, SECTORS[0]), 5000 * MS * 1000)
+    await page.wait_for_function("window.trading.boards >= 1")
     await expect(page.locator("#latency")).to_have_text(re.compile(r"^\d+ ms$"))
     await expect(page.locator("#feed")).to_contain_text("ticks/s")
 
@@ -141,3 +143,16 @@ async def wait_for_conflation(server: ServeProcess, count: float) -> None:
     async with asyncio.timeout(20_000 * MS):
         while await conflated(server) < count:
             await asyncio.sleep(100 * MS)
+
+
+async def test_a_subscriber_gets_the_latest_board_first(start_demo: StartDemo, make_client: Clients) -> None:
+    server = await start_demo("trading")
+    client, _ = await make_client.connected(server.ws_url, "viewer")
+    # Cache recovery mode: the board comes from the channel's history, before any live one.
+    events = await subscribe(client, f"board:{SECTORS[0]}")
+    subscribed = events.named("subscribed")[0]
+    assert (subscribed.was_recovering, subscribed.recovered) == (True, True)
+    await events.wait("publication")
+    first = events.data[0]
+    assert set(first) == set(await server_prices(server, SECTORS[0]))
+    assert all(price > 0 for _, price in first.values())

@@ -143,7 +143,8 @@ class Clients:
     """Creates centrifuge-python clients and disconnects them in :meth:`aclose`.
 
     ``clients(url, token=..., get_token=..., **kwargs)`` returns a client, not connected yet,
-    and its :class:`ClientEvents`. Reconnect delays are short, and no proxy is used.
+    and its :class:`ClientEvents`. Reconnect delays are short, and no proxy is used. As an
+    async context manager, it disconnects them on the way out.
     """
 
     def __init__(self) -> None:
@@ -166,6 +167,12 @@ class Clients:
         client, events = self(url, **kwargs)
         await client.connect()
         return client, events
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         for client in self.clients:

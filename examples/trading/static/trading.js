@@ -29,6 +29,7 @@ window.trading = {
   chartPoints: () => chartData[0].length,
   latency: null,
   received: 0,
+  boards: 0,
 };
 
 const centrifuge = new Centrifuge(`${wsScheme}//${location.host}/connection/websocket`, {
@@ -176,21 +177,23 @@ async function show(name) {
   const names = name === "all" ? Object.keys(sectors) : [name];
   const members = names.flatMap((n) => sectors[n]);
   buildBoard(members);
-  subs = names.map((n) => {
-    const sub = centrifuge.newSubscription(`trading:${n}`);
-    sub.on("publication", (ctx) => onTick(ctx.data));
-    // After a reconnect, ticks missed meanwhile aren't replayed (the channel keeps no
-    // history): the latest prices come from the server instead.
-    sub.on("subscribed", () => refreshPrices(name, n));
-    sub.subscribe();
-    return sub;
+  subs = names.flatMap((n) => {
+    const ticks = centrifuge.newSubscription(`trading:${n}`);
+    ticks.on("publication", (ctx) => onTick(ctx.data));
+    // Ticks missed before subscribing, or while reconnecting, aren't replayed (the channel
+    // keeps no history): the sector's board, in cache recovery mode, brings its latest
+    // prices first on every (re)subscribe, then once a second.
+    const board = centrifuge.newSubscription(`board:${n}`);
+    board.on("publication", (ctx) => onBoard(ctx.data));
+    ticks.subscribe();
+    board.subscribe();
+    return [ticks, board];
   });
   select(members[0].s);
 }
 
-async function refreshPrices(shown, name) {
-  const prices = await (await fetch(`prices?sector=${name}`)).json();
-  if (sector !== shown) return;
+function onBoard(prices) {
+  window.trading.boards++;
   for (const [s, [n, p]] of Object.entries(prices)) onTick({ s, n, p, t: 0 });
 }
 
