@@ -9,12 +9,15 @@ Centrifugo SDKs: centrifuge-python (``make_client``) and centrifuge-js through `
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from ..support.cleanup import stopping
+from ..support.config import merge
 from ..support.raw import OpenRaw, RawClient
-from ..support.servers import NodeServer, StartNode
+from ..support.redis import RedisServer
+from ..support.servers import AppServer, NodeServer, StartNode, StartWavecast
 
 
 @pytest.fixture
@@ -31,3 +34,18 @@ async def open_raw() -> AsyncIterator[OpenRaw]:
     when the test ends."""
     async with stopping(RawClient.open_to, RawClient.close) as open_raw:
         yield open_raw
+
+
+@pytest.fixture(params=["memory", "redis"])
+def start_on_engine(request: pytest.FixtureRequest, start_wavecast: StartWavecast) -> StartWavecast:
+    """``await start_on_engine(**sections)``: the standalone server on the memory engine, and in
+    the second run of the test on Redis (the session's redis-server, a key prefix of its own)."""
+
+    async def start(**sections: Any) -> AppServer:
+        if request.param == "redis":
+            redis: RedisServer = request.getfixturevalue("redis_server")
+            engine = {"type": "redis", "redis_url": redis.url, "redis_prefix": f"e2e{id(request)}"}
+            sections = merge(sections, {"engine": engine})
+        return await start_wavecast(**sections)
+
+    return start

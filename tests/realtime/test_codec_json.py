@@ -143,6 +143,17 @@ def test_decode_malformed(data: bytes) -> None:
         decode(data)
 
 
+def test_a_filter_nested_past_msgspec_depth_is_malformed() -> None:
+    # Within the 64 KiB message limit: a filter nests itself, so the decoder must not recurse
+    # out of the stack.
+    depth = 2000
+    tf = '{"op":"not","nodes":[' * depth + '{"cmp":"ex"}' + "]}" * depth
+    data = b'{"id":1,"subscribe":{"channel":"a","tf":' + tf.encode() + b"}}"
+    assert len(data) < 65536
+    with pytest.raises(msgspec.DecodeError, match="nested too deep"):
+        decode(data)
+
+
 def test_validation_errors_are_decode_errors() -> None:
     # The session catches both; a ValidationError is one kind of DecodeError.
     assert issubclass(msgspec.ValidationError, msgspec.DecodeError)

@@ -101,6 +101,20 @@ def test_codec_attributes() -> None:
     assert (ProtobufCodec.name, ProtobufCodec.binary) == ("protobuf", True)
 
 
+def _nested_filter(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"cmp": "ex"}
+    for _ in range(depth):
+        node = {"op": "not", "nodes": [node]}
+    return node
+
+
+def test_a_filter_nests_up_to_the_depth_limit() -> None:
+    [command] = decode(protobuf_command({"id": 1, "subscribe": {"channel": "a", "tf": _nested_filter(20)}}))
+    assert command.subscribe is not None and command.subscribe.tf is not None
+    with pytest.raises(msgspec.DecodeError, match="nested deeper than 32"):
+        decode(protobuf_command({"id": 1, "subscribe": {"channel": "a", "tf": _nested_filter(40)}}))
+
+
 # --- decoding -----------------------------------------------------------------------------
 
 

@@ -92,6 +92,11 @@ def test_a_valid_full_namespace() -> None:
             {"conflation_key_tag": "key", "slow_consumer": "drop_oldest"},
             "conflation_key_tag needs slow_consumer = 'conflate'",
         ),
+        ({"allowed_delta_types": ["xdelta"]}, "allowed_delta_types may hold fossil, got 'xdelta'"),
+        (
+            {"allowed_delta_types": ["fossil"], "slow_consumer": "conflate"},
+            "slow_consumer = 'conflate' drops publications: it can't go with allowed_delta_types",
+        ),
     ],
 )
 def test_channel_options_rules(kwargs: dict[str, Any], message: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,16 +25,18 @@ from wavecast.codes import DISCONNECT_SERVER_ERROR
 from wavecast.engines.base import ClientInfo, Publication, StreamPosition
 from wavecast.protocol import CLOSING
 from wavecast.protocol.prepared import PreparedMessage
-from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session, fanout
+from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session, fanout, fossil
 from wavecast.realtime.codec import JSONCodec, ProtobufCodec
+from wavecast.realtime.codec.schema import FilterNode
 from wavecast.realtime.session import CLOSED, CONNECTED
 from wavecast.realtime.subscription import Subscription
+from wavecast.realtime.tagsfilter import TagsFilter, compile_filter
 from wavecast.realtime.websocket import WebSocketTransport
 from wavecast.speedups import load
 
 from ..support.timing import wait_until
 from ..support.transports import open_connection
-from .helpers import ConnectClient, FakeTransport
+from .helpers import ConnectClient, FakeTransport, MakeNode
 
 native = load("wavecast.realtime._speedups")
 needs_native = pytest.mark.skipif(native is None, reason="the C extension isn't built or is turned off")
@@ -373,3 +376,106 @@ async def test_join_and_leave_go_to_subscribers_that_asked(node: Node, connect: 
         {"push": {"channel": "chat:1", "leave": {"info": expected}}},
     ]
     assert other.pushes() == []
+
+
+# --- channels where subscribers filter by tags or take deltas ---------------------------------
+
+SHAPED = ChannelOptions(
+    allow_subscribe_for_client=True,
+    history_size=10,
+    history_ttl=60,
+    allow_tags_filter=True,
+    allowed_delta_types=["fossil"],
+)
+
+
+def _eq(key: str, value: str) -> dict[str, str]:
+    return {"key": key, "cmp": "eq", "val": value}
+
+
+async def test_a_filter_is_evaluated_once_per_publication(
+    make_node: MakeNode, connect: ConnectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node(channel=SHAPED)
+    clients = {}
+    for name, tf in [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B"), ("b2", "B"), ("all", None)]:
+        clients[name] = client = await connect(node, name)
+        await client.result("subscribe", {"channel": CHANNEL, **({"tf": _eq("k", tf)} if tf else {})})
+    calls: list[object] = []
+    match = TagsFilter.match
+    monkeypatch.setattr(TagsFilter, "match", lambda self, tags: calls.append(self) or match(self, tags))
+    for n, tag in enumerate("ABA"):
+        await node.publish(CHANNEL, {"n": n}, tags={"k": tag})
+    assert len(calls) == 6  # two distinct filters, three publications
+    assert clients["a1"].publications() == clients["a3"].publications() == [{"n": 0}, {"n": 2}]
+    assert clients["b2"].publications() == [{"n": 1}]
+    assert clients["all"].publications() == [{"n": 0}, {"n": 1}, {"n": 2}]
+    # The publications they didn't get still move their position: no gap, no resubscribe.
+    assert clients["b1"].session.subscriptions[CHANNEL].offset == 0  # not positioned
+    assert node.stats.deliveries == 3 * 2 + 2 * 1 + 3
+
+
+async def test_positioned_subscribers_move_past_what_their_filter_drops(
+    make_node: MakeNode, connect: ConnectClient
+) -> None:
+    node = await make_node(channel=dataclasses.replace(SHAPED, force_recovery=True))
+    client = await connect(node, "1")
+    await client.result("subscribe", {"channel": CHANNEL, "tf": _eq("k", "A")})
+    for n, tag in enumerate("BBAB"):
+        await node.publish(CHANNEL, {"n": n}, tags={"k": tag})
+    assert client.publications() == [{"n": 2}]
+    assert client.session.subscriptions[CHANNEL].offset == 4
+    assert client.pushes("unsubscribe") == []
+
+
+async def test_a_delta_is_computed_once_per_previous_publication(
+    make_node: MakeNode, connect: ConnectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node(channel=SHAPED)
+    created: list[bytes] = []
+    create = fossil.create
+    monkeypatch.setattr(fossil, "create", lambda source, target: created.append(source) or create(source, target))
+    board = {"rows": [{"s": f"S{i}", "p": i} for i in range(30)]}
+    early = [await connect(node, str(user)) for user in range(3)]
+    for client in early:
+        assert (await client.result("subscribe", {"channel": CHANNEL, "delta": "fossil"}))["delta"] is True
+    await node.publish(CHANNEL, board, delta=True)
+    late = await connect(node, "late")
+    await late.result("subscribe", {"channel": CHANNEL, "delta": "fossil"})
+    board["rows"][3]["p"] = 99
+    await node.publish(CHANNEL, board, delta=True)
+    assert len(created) == 1  # the early ones share their base; the late one has none yet
+    pubs = [client.pushes("pub", CHANNEL) for client in [*early, late]]
+    assert [pub["pub"].get("delta", False) for pub in pubs[0]] == [False, True]
+    assert [pub["pub"].get("delta", False) for pub in pubs[3]] == [False]
+    assert early[0].transport.written[-1] is early[2].transport.written[-1]
+    # What each received decodes to the board.
+    full = pubs[0][0]["pub"]["data"].encode()
+    assert json.loads(fossil.apply(full, pubs[0][1]["pub"]["data"].encode())) == board
+    assert json.loads(pubs[3][0]["pub"]["data"]) == board
+
+
+async def test_shaped_fan_out_ends_the_same_with_either_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtered and delta groups go through ``deliver`` too: the twins agree on them."""
+    passing, failing = (compile_filter(FilterNode(key="k", cmp="eq", val=value)) for value in "ab")
+    publication = Publication(data=b'{"v":2}', offset=OFFSET, tags={"k": "a"}, delta=True)
+    results = []
+    for twin in TWINS.values():
+        monkeypatch.setattr(fanout, "deliver", twin)
+        node = Node(_config(allowed_delta_types=["fossil"], allow_tags_filter=True))
+        world = build(SITUATIONS | OTHER_TRANSPORTS, node)
+        try:
+            for index, (session, subscription) in enumerate(world.subscribers.items()):
+                subscription.tags_filter = [None, passing, failing, None][index % 4]
+                subscription.delta = index % 4 == 3
+                subscription.base = b'{"v":1}' if index % 8 == 3 else None
+                node.hub.add_subscriber(CHANNEL, session, subscription)
+            node.on_publication(CHANNEL, publication, StreamPosition(OFFSET, EPOCH))
+            if node._tasks:
+                await asyncio.wait(list(node._tasks))
+            bases = [subscription.base for subscription in world.subscribers.values()]
+            results.append((world.observed(), bases, node.stats.deliveries, node.stats.bytes_out))
+        finally:
+            world.close()
+    assert all(result == results[0] for result in results)
+    assert results[0][2] > 0

@@ -6,9 +6,11 @@ import dataclasses
 from typing import Any, cast
 
 from wavecast.realtime.codec import Codec, JSONCodec, ProtobufCodec
+from wavecast.realtime.codec.schema import FilterNode
 from wavecast.realtime.config import ChannelOptions
 from wavecast.realtime.hub import Hub
 from wavecast.realtime.subscription import Subscription
+from wavecast.realtime.tagsfilter import compile_filter
 
 
 @dataclasses.dataclass(eq=False)
@@ -161,3 +163,41 @@ def test_channel_ids_number_channels_with_subscribers() -> None:
     again = compact("b")
     hub.add_subscriber("b", two, again)
     assert again.channel_id not in (a.channel_id, b.channel_id)
+
+
+# --- channels whose subscribers filter by tags or take deltas ---------------------------------
+
+
+def shaped_sub(channel: str, *, tags_filter: Any = None, delta: bool = False) -> Subscription:
+    subscription = sub(channel)
+    subscription.tags_filter = tags_filter
+    subscription.delta = delta
+    return subscription
+
+
+def test_a_channel_takes_a_shape_with_its_first_filter_or_delta_and_loses_it_with_its_last() -> None:
+    first = compile_filter(FilterNode(key="k", cmp="eq", val="a"))
+    second = compile_filter(FilterNode(key="k", cmp="eq", val="b"))
+    a, b, c, d, e = (session(name, name) for name in "abcde")
+    hub = hub_of(a, b, c, d, e)
+    hub.add_subscriber("feed", a, sub("feed"))
+    assert hub.shapes == {}
+    hub.add_subscriber("feed", b, shaped_sub("feed", tags_filter=first))
+    hub.add_subscriber("feed", c, shaped_sub("feed", tags_filter=first))
+    hub.add_subscriber("feed", d, shaped_sub("feed", tags_filter=second))
+    hub.add_subscriber("feed", e, shaped_sub("feed", delta=True))
+    shape = hub.shapes["feed"]
+    assert list(shape.plain) == [a]
+    assert {key: list(group) for key, group in shape.filtered.items()} == {first: [b, c], second: [d]}
+    assert list(shape.delta) == [e]
+
+    hub.remove_subscriber("feed", d)
+    assert second not in shape.filtered
+    hub.add_subscriber("feed", b, sub("feed"))  # subscribed again, without a filter
+    assert list(shape.plain) == [a, b] and list(shape.filtered[first]) == [c]
+    hub.remove_subscriber("feed", c)
+    hub.remove_subscriber("feed", e)
+    assert hub.shapes == {}
+    hub.remove_subscriber("feed", a)
+    hub.remove_subscriber("feed", b)
+    assert hub.subscribers("feed") is None

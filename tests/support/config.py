@@ -19,6 +19,7 @@ __all__ = [
     "ADMIN_PASSWORD",
     "API_KEY",
     "BASE_CONFIG",
+    "RECOVERING",
     "make_config",
     "merge",
     "node_config",
@@ -50,6 +51,16 @@ BASE_CONFIG: dict[str, Any] = {
         },
         "news": {"allow_subscribe_for_client": True},
     },
+}
+
+
+#: A namespace (of a ``namespaces`` section) whose subscribers may subscribe and always recover
+#: from a history of 50 publications.
+RECOVERING: dict[str, Any] = {
+    "allow_subscribe_for_client": True,
+    "history_size": 50,
+    "history_ttl": 300.0,
+    "force_recovery": True,
 }
 
 

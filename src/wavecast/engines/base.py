@@ -69,6 +69,8 @@ class Publication:
         time: publication time in Unix milliseconds, 0 when not recorded.
         binary: the data isn't JSON: protobuf clients receive it, JSON clients can't. Set by
             whoever makes the publication, so that fan-out never has to parse data to know.
+        delta: the publisher allows it to reach delta subscribers as a delta against the
+            previous publication they received (Centrifugo's publish ``delta``).
     """
 
     data: bytes
@@ -77,6 +79,7 @@ class Publication:
     tags: Mapping[str, str] | None = None
     time: int = 0
     binary: bool = False
+    delta: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

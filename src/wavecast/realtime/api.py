@@ -65,11 +65,14 @@ class ServerAPI:
         tags: dict[str, str] | None = None,
         info: ClientInfo | None = None,
         idempotency_key: str | None = None,
+        delta: bool = False,
     ) -> StreamPosition | None:
         """Publish to a channel; ``data`` is bytes, or any value JSON can hold (sent as JSON).
 
         Bytes that aren't JSON are binary data: protobuf subscribers receive them, JSON
-        subscribers are disconnected with 3506, as in Centrifugo.
+        subscribers are disconnected with 3506, as in Centrifugo. ``tags`` travel with the
+        publication (subscribers' tags filters match them); with ``delta``, subscribers that
+        negotiated delta compression receive it as a delta against the previous one.
 
         With an ``idempotency_key``, a repeat to the same channel within
         ``config.idempotent_result_ttl`` seconds returns the first one's result and delivers
@@ -81,7 +84,7 @@ class ServerAPI:
             ConfigError: the ``idempotency_key`` is longer than ``config.idempotency_key_max_length``.
         """
         payload, binary = _data(data)
-        return await self._publish(channel, payload, binary, tags, info, idempotency_key)
+        return await self._publish(channel, payload, binary, tags, info, idempotency_key, delta)
 
     async def broadcast(
         self,
@@ -90,10 +93,13 @@ class ServerAPI:
         *,
         tags: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        delta: bool = False,
     ) -> list[StreamPosition | None]:
         """Publish the same data to several channels; an ``idempotency_key`` holds per channel."""
         payload, binary = _data(data)
-        return [await self._publish(channel, payload, binary, tags, None, idempotency_key) for channel in channels]
+        return [
+            await self._publish(channel, payload, binary, tags, None, idempotency_key, delta) for channel in channels
+        ]
 
     async def _publish(
         self,
@@ -103,8 +109,11 @@ class ServerAPI:
         tags: dict[str, str] | None,
         info: ClientInfo | None,
         idempotency_key: str | None = None,
+        delta: bool = False,
     ) -> StreamPosition | None:
-        publication = Publication(data=data, tags=tags, info=info, time=int(time.time() * 1000), binary=binary)
+        publication = Publication(
+            data=data, tags=tags, info=info, time=int(time.time() * 1000), binary=binary, delta=delta
+        )
         return await self.publish_publication(
             channel, publication, self.channel_options(channel), idempotency_key=idempotency_key
         )

@@ -13,11 +13,20 @@ from typing import Literal
 
 from ..exceptions import ConfigError
 
-__all__ = ["SLOW_CONSUMER_POLICIES", "ChannelOptions", "NodeConfig", "RecoveryMode", "SlowConsumerPolicy"]
+__all__ = [
+    "DELTA_TYPES",
+    "SLOW_CONSUMER_POLICIES",
+    "ChannelOptions",
+    "NodeConfig",
+    "RecoveryMode",
+    "SlowConsumerPolicy",
+]
 
 SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "conflate"]
 RecoveryMode = Literal["stream", "cache"]
 SLOW_CONSUMER_POLICIES: tuple[SlowConsumerPolicy, ...] = ("disconnect", "drop_oldest", "conflate")
+#: The delta encodings a namespace may allow, as Centrifugo names them.
+DELTA_TYPES: tuple[str, ...] = ("fossil",)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +77,11 @@ class ChannelOptions:
             channel's publications, joins and leaves with a number, given in the subscribe
             reply, instead of its name: fewer bytes for long channel names. Centrifugo's
             option of the same name.
+        allowed_delta_types: the delta encodings subscribers may ask for (``delta`` in the
+            subscribe request): ``["fossil"]`` sends publications that the publisher marks
+            ``delta`` as fossil deltas against the previous one each subscriber received.
+        allow_tags_filter: subscribers may send a tags filter (``tf``) and receive only the
+            publications whose tags match it.
     """
 
     presence: bool = False
@@ -102,6 +116,8 @@ class ChannelOptions:
     sub_refresh_proxy_enabled: bool = False
     sub_refresh_proxy_name: str = "default"
     allow_channel_compaction: bool = False
+    allowed_delta_types: Sequence[str] = ()
+    allow_tags_filter: bool = False
 
     def __post_init__(self) -> None:
         if self.history_size < 0 or self.history_ttl < 0:
@@ -133,6 +149,15 @@ class ChannelOptions:
             )
         if self.conflation_key_tag is not None and self.slow_consumer != "conflate":
             raise ConfigError("conflation_key_tag needs slow_consumer = 'conflate'")
+        unknown = [name for name in self.allowed_delta_types if name not in DELTA_TYPES]
+        if unknown:
+            raise ConfigError(f"allowed_delta_types may hold {', '.join(DELTA_TYPES)}, got {unknown[0]!r}")
+        if self.allowed_delta_types and self.slow_consumer != "disconnect":
+            # A delta is read against the previous publication: one dropped from the queue
+            # would make every later one undecodable.
+            raise ConfigError(
+                f"slow_consumer = {self.slow_consumer!r} drops publications: it can't go with allowed_delta_types"
+            )
 
     @property
     def history(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -29,11 +29,13 @@ from .codec.json import JSONCodec
 from .codec.protobuf import ProtobufCodec
 from .codec.schema import Push, Reply, publication_msg
 from .config import NodeConfig
-from .hub import Hub
+from .delta import prepare as prepare_delta
+from .hub import ChannelShape, Hub
 from .outbox import Outbox
 from .session import CLOSED, Session
 from .stats import NodeStats
 from .subscription import SUBSCRIBED, Subscription
+from .tagsfilter import TagsFilter
 from .websocket import WebSocketTransport
 
 __all__ = ["NATIVE_FIELDS", "FanOut", "deliver", "deliver_python"]
@@ -42,6 +44,13 @@ logger = logging.getLogger("wavecast.realtime")
 
 Subscribers = Mapping[Session, Subscription]
 Rest = list[tuple[Session, Subscription]]
+
+
+class _Plain:
+    """The base of a plain group: no delta (``None`` is a delta group's "nothing received yet")."""
+
+
+_PLAIN = _Plain()
 
 #: The fields that the C twin reads in each class, in the order it reads them: it gets the
 #: names from here, and ``tests/realtime/test_fanout.py`` checks them against the classes'
@@ -133,11 +142,35 @@ class FanOut:
 
         A channel whose subscribers all speak JSON takes one group; otherwise subscribers are
         grouped by codec. A JSON subscriber can't receive binary data: it is disconnected
-        with 3506, as Centrifugo does.
+        with 3506, as Centrifugo does. In a channel where subscribers filter by tags or take
+        deltas (:class:`~.hub.ChannelShape`), each filter is evaluated once, each delta is
+        computed once per previous publication that subscribers hold, and every group goes
+        the same way as the plain subscribers.
         """
         subscribers = self.hub.subscribers(channel)
         if not subscribers:
             return
+        epoch = None if position is None else position.epoch
+        key = self.conflation_key(channel, publication)
+        shape = self.hub.shapes.get(channel)
+        if shape is None:
+            total = self._send(channel, subscribers, publication, epoch, key)
+        else:
+            total = self._send_shaped(channel, shape, publication, epoch, key)
+        self.stats.deliveries += total
+        if total and publication.time:
+            self.stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
+
+    def _send(
+        self,
+        channel: str,
+        subscribers: Subscribers,
+        publication: Publication,
+        epoch: str | None,
+        key: Any,
+        base: bytes | _Plain | None = _PLAIN,
+    ) -> int:
+        """Send to a group of subscribers, plain or (given their ``base``) delta; return how many got it."""
         groups: tuple[tuple[Codec, Subscribers], ...]
         if publication.binary or channel in self.hub.binary_subscribers:
             groups = self._by_codec(subscribers, publication)
@@ -145,8 +178,6 @@ class FanOut:
             groups = ((JSONCodec, subscribers),)
         channel_id = self.hub.channel_ids[channel] if channel in self.hub.compact_subscribers else 0
         offset = publication.offset
-        epoch = None if position is None else position.epoch
-        key = self.conflation_key(channel, publication)
         stats = self.stats
         total = 0
         for codec, whole in groups:
@@ -155,16 +186,83 @@ class FanOut:
             for group, group_id in _by_compaction(whole, channel_id) if channel_id else ((whole, 0),):
                 if not group:
                     continue
-                message = _prepare(codec, channel, publication, group_id)
+                if isinstance(base, _Plain):
+                    message = _prepare(codec, channel, publication, group_id)
+                else:
+                    message = prepare_delta(codec, channel, publication, base, group_id)
                 delivered, rest = deliver(group, message, offset, epoch)
                 if rest:
                     delivered += self._deliver_rest(rest, channel, publication, epoch, message, key)
                 total += delivered
                 stats.messages_out += delivered
                 stats.bytes_out += delivered * len(message.payload)
-        stats.deliveries += total
-        if total and publication.time:
-            stats.observe_latency(max(time.time() - publication.time / 1000, 0.0))
+        return total
+
+    def _send_shaped(
+        self, channel: str, shape: ChannelShape, publication: Publication, epoch: str | None, key: Any
+    ) -> int:
+        total = self._send(channel, shape.plain, publication, epoch, key) if shape.plain else 0
+        tags = publication.tags
+        matches: dict[TagsFilter, bool] = {}
+        for tags_filter, group in shape.filtered.items():
+            matches[tags_filter] = match = tags_filter.match(tags)
+            if match:
+                total += self._send(channel, group, publication, epoch, key)
+            else:
+                self._pass_over(channel, group.items(), publication, epoch)
+        if not shape.delta:
+            return total
+        # Deltas by the previous publication their subscribers hold: one for all of them
+        # when they have all received the channel's previous publication.
+        by_base: dict[int, tuple[bytes | None, dict[Session, Subscription]]] = {}
+        passed_over: Rest = []
+        for session, subscription in shape.delta.items():
+            delta_filter = subscription.tags_filter
+            if delta_filter is not None:
+                known = matches.get(delta_filter)
+                if known is None:
+                    known = matches[delta_filter] = delta_filter.match(tags)
+                if not known:
+                    passed_over.append((session, subscription))
+                    continue
+            base = subscription.base if publication.delta else None
+            entry = by_base.get(id(base))
+            if entry is None:
+                entry = by_base[id(base)] = (base, {})
+            entry[1][session] = subscription
+        if passed_over:
+            self._pass_over(channel, passed_over, publication, epoch)
+        data = publication.data
+        for base, group in by_base.values():
+            total += self._send(channel, group, publication, epoch, key, base)
+            for subscription in group.values():
+                if subscription.state is SUBSCRIBED:
+                    subscription.base = data
+        return total
+
+    def _pass_over(
+        self,
+        channel: str,
+        subscribers: Iterable[tuple[Session, Subscription]],
+        publication: Publication,
+        epoch: str | None,
+    ) -> None:
+        """A publication that subscribers' tags filters drop: positioned ones move past its offset."""
+        offset = publication.offset
+        if not offset:
+            return
+        for session, subscription in subscribers:
+            if subscription.state is not SUBSCRIBED:
+                if subscription.pending is not None:
+                    # Filtered when it goes live: it moves the position there.
+                    subscription.pending.append(publication)
+                continue
+            if not subscription.positioned or offset <= subscription.offset:
+                continue
+            if (epoch is not None and epoch != subscription.epoch) or offset != subscription.offset + 1:
+                self.resubscribe(session, channel)
+                continue
+            subscription.offset = offset
 
     def _deliver_rest(
         self, rest: Rest, channel: str, publication: Publication, epoch: str | None, message: PreparedMessage, key: Any

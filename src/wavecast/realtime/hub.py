@@ -7,8 +7,52 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .session import Session
     from .subscription import Subscription
+    from .tagsfilter import TagsFilter
 
-__all__ = ["Hub"]
+__all__ = ["ChannelShape", "Hub"]
+
+
+class ChannelShape:
+    """A channel's subscribers split by what each needs, once one of them filters by tags or
+    takes deltas: fan-out then sends ``plain`` what everyone gets, each group of ``filtered``
+    what its filter passes (evaluated once for the group), and ``delta`` deltas.
+
+    Attributes:
+        plain: subscribers with neither a tags filter nor deltas.
+        filtered: subscribers with a tags filter and no deltas, by filter.
+        delta: subscribers that take deltas, with or without a filter.
+    """
+
+    __slots__ = ("delta", "filtered", "plain")
+
+    def __init__(self, plain: dict[Session, Subscription]) -> None:
+        self.plain = plain
+        self.filtered: dict[TagsFilter, dict[Session, Subscription]] = {}
+        self.delta: dict[Session, Subscription] = {}
+
+    def add(self, session: Session, subscription: Subscription) -> None:
+        if subscription.delta:
+            self.delta[session] = subscription
+        elif subscription.tags_filter is not None:
+            self.filtered.setdefault(subscription.tags_filter, {})[session] = subscription
+        else:
+            self.plain[session] = subscription
+
+    def remove(self, session: Session, subscription: Subscription) -> None:
+        self.plain.pop(session, None)
+        self.delta.pop(session, None)
+        tags_filter = subscription.tags_filter
+        if tags_filter is not None:
+            group = self.filtered.get(tags_filter)
+            if group is not None:
+                group.pop(session, None)
+                if not group:
+                    del self.filtered[tags_filter]
+
+    @property
+    def shaped(self) -> bool:
+        """Whether any subscriber still filters or takes deltas."""
+        return bool(self.delta or self.filtered)
 
 
 class Hub:
@@ -26,6 +70,8 @@ class Hub:
         channel_ids: the number of each channel with subscribers here, which names it in
             the pushes of compacting subscribers; unique on this node while the channel has
             subscribers, so unique within any one connection (centrifuge's hub does the same).
+        shapes: the channels where a subscriber filters by tags or takes deltas, with their
+            subscribers split by what they need; other channels aren't in it.
     """
 
     def __init__(self) -> None:
@@ -36,6 +82,7 @@ class Hub:
         self.compact_subscribers: dict[str, int] = {}
         self.channel_ids: dict[str, int] = {}
         self._last_channel_id = 0
+        self.shapes: dict[str, ChannelShape] = {}
 
     # sessions
 
@@ -91,6 +138,13 @@ class Hub:
             subscription.channel_id = self.channel_ids[channel]
             _count(self.compact_subscribers, channel, 1)
         subscribers[session] = subscription
+        shape = self.shapes.get(channel)
+        if shape is not None and previous is not None:
+            shape.remove(session, previous)
+        if shape is None and (subscription.delta or subscription.tags_filter is not None):
+            shape = self.shapes[channel] = ChannelShape({s: sub for s, sub in subscribers.items() if s is not session})
+        if shape is not None:
+            shape.add(session, subscription)
         return first
 
     def remove_subscriber(self, channel: str, session: Session) -> bool:
@@ -104,6 +158,11 @@ class Hub:
                 _count(self.binary_subscribers, channel, -1)
             if removed.compact:
                 _count(self.compact_subscribers, channel, -1)
+            shape = self.shapes.get(channel)
+            if shape is not None:
+                shape.remove(session, removed)
+                if not shape.shaped:
+                    del self.shapes[channel]
         if subscribers:
             return False
         del self._channels[channel]

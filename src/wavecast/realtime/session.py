@@ -47,6 +47,7 @@ from .codec.protobuf import ProtobufCodec
 from .codec.schema import Command, ErrorMsg, PublicationMsg, Push, Reply, publication_msg
 from .commands import Handler, dispatch
 from .config import SlowConsumerPolicy
+from .delta import prepare as prepare_delta
 from .outbox import Outbox
 from .ratelimit import TokenBucket
 from .subscription import SUBSCRIBED, Subscription
@@ -339,9 +340,16 @@ class Session:
         if publication.binary and self._text:
             self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
             return
-        encoded = self.codec.encode_publication(channel, publication, subscription.channel_id)
-        message = PreparedMessage(encoded, text=self._text)
-        self.deliver(message, subscription.options.slow_consumer, self.node.fanout.conflation_key(channel, publication))
+        tags_filter = subscription.tags_filter
+        if tags_filter is None or tags_filter.match(publication.tags):
+            if subscription.delta:
+                message = prepare_delta(self.codec, channel, publication, subscription.base, subscription.channel_id)
+                subscription.base = publication.data
+            else:
+                encoded = self.codec.encode_publication(channel, publication, subscription.channel_id)
+                message = PreparedMessage(encoded, text=self._text)
+            key = self.node.fanout.conflation_key(channel, publication)
+            self.deliver(message, subscription.options.slow_consumer, key)
         if publication.offset:
             subscription.offset = publication.offset
 

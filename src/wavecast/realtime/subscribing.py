@@ -8,18 +8,28 @@ wait in ``pending`` and none falls between history and live delivery; it goes li
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..codes import ERROR_UNRECOVERABLE_POSITION, UNSUBSCRIBE_SERVER, Unsubscribe
+from ..codes import (
+    DISCONNECT_BAD_REQUEST,
+    ERROR_BAD_REQUEST,
+    ERROR_UNRECOVERABLE_POSITION,
+    UNSUBSCRIBE_SERVER,
+    Error,
+    Unsubscribe,
+)
 from ..engines.base import Publication, StreamPosition
-from ..exceptions import CommandError
+from ..exceptions import CommandError, DisconnectError
 from .auth import token_ttl
 from .codec.schema import Push, SubscribeMsg, SubscribeRequest, SubscribeResult, UnsubscribeMsg
-from .config import ChannelOptions
+from .config import DELTA_TYPES, ChannelOptions
+from .delta import full_msg
 from .recovery import recover, recover_cache
 from .subscription import SUBSCRIBING, UNSUBSCRIBED, Subscription
+from .tagsfilter import TagsFilter, compile_filter
 
 if TYPE_CHECKING:
     from .session import Session
@@ -60,6 +70,8 @@ async def subscribe(
     )
     subscription.join_leave = options.force_push_join_leave or (options.join_leave and request.join_leave)
     subscription.compact = options.allow_channel_compaction and bool(request.flag & _FLAG_CHANNEL_COMPACTION)
+    subscription.delta = _delta(options, request)
+    subscription.tags_filter = _tags_filter(options, request)
     session.subscriptions[channel] = subscription
     try:
         await node.subscribers.add(channel, session, subscription)
@@ -70,6 +82,7 @@ async def subscribe(
             ttl=token_ttl(expire_at, time.time()) if client_refresh else 0,
             recoverable=subscription.recoverable,
             positioned=subscription.positioned,
+            delta=subscription.delta,
             id=subscription.channel_id,
         )
         if subscription.positioned:
@@ -101,6 +114,41 @@ async def subscribe(
 
     (after_reply or session.after_reply)(go_live)
     return result
+
+
+def _delta(options: ChannelOptions, request: SubscribeRequest) -> bool:
+    """Whether the subscription gets deltas: asked for, and allowed in its namespace.
+
+    Raises:
+        DisconnectError: 3501, a delta type that doesn't exist (as Centrifuge answers it).
+    """
+    if not request.delta:
+        return False
+    if request.delta not in DELTA_TYPES:
+        raise DisconnectError(DISCONNECT_BAD_REQUEST)
+    return request.delta in options.allowed_delta_types
+
+
+def _tags_filter(options: ChannelOptions, request: SubscribeRequest) -> TagsFilter | None:
+    """The subscription's tags filter, compiled.
+
+    Raises:
+        CommandError: 107 "bad request", a filter in a namespace without
+            ``allow_tags_filter``, or a malformed one (as Centrifuge answers both).
+    """
+    if request.tf is None:
+        return None
+    if not options.allow_tags_filter:
+        raise CommandError(_bad_request("tags filter not allowed in this namespace"))
+    try:
+        return compile_filter(request.tf)
+    except ValueError as exc:
+        raise CommandError(_bad_request(f"invalid tags filter: {exc}")) from exc
+
+
+def _bad_request(detail: str) -> Error:
+    # Code 107 as Centrifuge answers; the message says what was wrong.
+    return dataclasses.replace(ERROR_BAD_REQUEST, message=f"{ERROR_BAD_REQUEST.message}: {detail}")
 
 
 async def _position(
@@ -144,13 +192,22 @@ def _recovered(
     publications: list[Publication],
     recovered: bool,
 ) -> None:
-    """Put a recovery's outcome in the reply: its publications only when nothing is missing."""
+    """Put a recovery's outcome in the reply: its publications only when nothing is missing,
+    those that pass the subscription's tags filter, in full for a delta subscription."""
     result.was_recovering = True
     result.recovered = recovered
     if recovered:
-        result.publications = session.publication_msgs(publications)
         if publications:
             subscription.offset = publications[-1].offset
+        tags_filter = subscription.tags_filter
+        if tags_filter is not None:
+            publications = [publication for publication in publications if tags_filter.match(publication.tags)]
+        result.publications = session.publication_msgs(publications)
+        if subscription.delta and publications:
+            # Recovered publications go full; the last one is the next delta's base.
+            text = not session.codec.binary
+            result.publications = [full_msg(message, text) for message in result.publications]
+            subscription.base = publications[-1].data
 
 
 async def subscribe_server_side(

@@ -8,6 +8,7 @@ from .. import transitions
 from ..engines.base import Publication
 from ..exceptions import StateError
 from .config import ChannelOptions
+from .tagsfilter import TagsFilter
 
 __all__ = ["SUBSCRIPTION_TRANSITIONS", "Subscription", "SubscriptionAction", "SubscriptionState"]
 
@@ -46,9 +47,11 @@ class Subscription:
     """
 
     __slots__ = (
+        "base",
         "channel",
         "channel_id",
         "compact",
+        "delta",
         "epoch",
         "expire_at",
         "info",
@@ -60,6 +63,7 @@ class Subscription:
         "recoverable",
         "server_side",
         "state",
+        "tags_filter",
     )
 
     def __init__(self, channel: str, options: ChannelOptions, *, server_side: bool = False) -> None:
@@ -81,6 +85,12 @@ class Subscription:
         #: the number that names the channel in its pushes (0: the name does).
         self.compact = False
         self.channel_id = 0
+        #: Publications reach it as fossil deltas (see :mod:`.delta`).
+        self.delta = False
+        #: With ``delta``: the data of the last publication sent, the next delta's base.
+        self.base: bytes | None = None
+        #: Only the publications whose tags match this filter reach it.
+        self.tags_filter: TagsFilter | None = None
 
     def _apply(self, action: SubscriptionAction) -> None:
         self.state = transitions.next_state(SUBSCRIPTION_TRANSITIONS, self.state, action, StateError)

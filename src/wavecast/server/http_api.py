@@ -54,6 +54,7 @@ class PublishRequest(_Req):
     tags: dict[str, str] | None = None
     skip_history: bool = False
     idempotency_key: str = ""
+    delta: bool = False
 
 
 class BroadcastRequest(_Req):
@@ -63,6 +64,7 @@ class BroadcastRequest(_Req):
     tags: dict[str, str] | None = None
     skip_history: bool = False
     idempotency_key: str = ""
+    delta: bool = False
 
 
 class UserChannelRequest(_Req):
@@ -173,10 +175,12 @@ async def _publish_data(
 ) -> StreamPosition | None:
     key = request.idempotency_key or None
     if not request.skip_history:
-        return await node.publish(channel, data, tags=request.tags, idempotency_key=key)
+        return await node.publish(channel, data, tags=request.tags, idempotency_key=key, delta=request.delta)
     # Centrifugo's skip_history: deliver to subscribers, keep nothing, leave the stream's position.
     data, binary = binary_or_json(data)
-    publication = Publication(data=data, tags=request.tags, time=int(time.time() * 1000), binary=binary)
+    publication = Publication(
+        data=data, tags=request.tags, time=int(time.time() * 1000), binary=binary, delta=request.delta
+    )
     return await node.publish_publication(channel, publication, _NO_HISTORY, idempotency_key=key)
 
 

@@ -11,9 +11,9 @@
 // Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
 //   connect, disconnect, subscribe {channel, token?, tokens?, mint?, joinLeave?, recoverable?,
 //   positioned?, since? ({offset?, epoch?}: recover from there; {} asks for a cache channel's
-//   latest publication), wait?}, unsubscribe {channel}, publish {channel, data}, send {data},
-//   presence {channel}, presenceStats {channel}, history {channel, limit?, since?, reverse?},
-//   rpc {method, data}, state.
+//   latest publication), delta?, tagsFilter?, wait?}, unsubscribe {channel}, publish {channel,
+//   data}, send {data}, presence {channel}, presenceStats {channel}, history {channel, limit?,
+//   since?, reverse?}, rpc {method, data}, deltaStats {channel}, state.
 // Each command answers with {"event": "result", "id": N, "ok": true, "value": ...} or
 // {"event": "result", "id": N, "ok": false, "error": {"code": ..., "message": ...}}.
 //
@@ -130,6 +130,8 @@ function subscription(channel, command) {
   if (command.recoverable) subOptions.recoverable = true;
   if (command.positioned) subOptions.positioned = true;
   if (command.since) subOptions.since = command.since;
+  if (command.delta) subOptions.delta = command.delta;
+  if (command.tagsFilter) subOptions.tagsFilter = command.tagsFilter;
   const sub = client.newSubscription(channel, subOptions);
   sub.on("subscribing", (ctx) => emit({ event: "subscribing", channel, code: ctx.code, reason: ctx.reason }));
   sub.on("subscribed", (ctx) =>
@@ -142,6 +144,7 @@ function subscription(channel, command) {
       recovered: ctx.recovered,
       streamPosition: ctx.streamPosition ? { offset: num(ctx.streamPosition.offset), epoch: ctx.streamPosition.epoch } : null,
       data: ctx.data === undefined ? null : fromData(ctx.data),
+      delta: sub._delta_negotiated,
     })
   );
   sub.on("unsubscribed", (ctx) => emit({ event: "unsubscribed", channel, code: ctx.code, reason: ctx.reason }));
@@ -215,6 +218,8 @@ async function run(command) {
       const result = await client.rpc(command.method, toData(command.data));
       return { data: result.data === undefined || result.data === null ? null : fromData(result.data) };
     }
+    case "deltaStats":
+      return client.getSubscription(command.channel).deltaStats();
     case "state":
       return { client: client.state };
     default:

@@ -14,7 +14,7 @@ from wavecast.codes import Disconnect, Error
 from wavecast.engines import Publication, StreamPosition
 from wavecast.engines.memory import MemoryBroker, MemoryPresenceManager
 from wavecast.exceptions import CommandError, DisconnectError
-from wavecast.realtime import Node, SubscribeContext, SubscribeResult
+from wavecast.realtime import ChannelOptions, Node, SubscribeContext, SubscribeResult
 
 from ...support.clock import FakeClock
 from ...support.timing import wait_until
@@ -643,3 +643,24 @@ async def test_a_new_epoch_unsubscribes_positioned_subscribers(make_node: MakeNo
         {"channel": "feed:1", "unsubscribe": {"code": 2500, "reason": "insufficient state"}}
     ]
     assert client.publications() == []
+
+
+# --- delta compression and tags filters -------------------------------------------------------
+
+
+async def test_an_unknown_delta_type_is_a_bad_request(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node()
+    client = await connect(node)
+    await client.send({"id": 9, "subscribe": {"channel": "news", "delta": "xdelta"}})
+    await wait_until(lambda: client.closed_with is not None, what="the disconnect")
+    assert client.closed_with == 3501
+
+
+async def test_delta_is_granted_only_where_allowed(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(
+        channel=ChannelOptions(allow_subscribe_for_client=True),
+        namespaces={"board": ChannelOptions(allow_subscribe_for_client=True, allowed_delta_types=["fossil"])},
+    )
+    client = await connect(node)
+    assert (await client.result("subscribe", {"channel": "board:1", "delta": "fossil"}))["delta"] is True
+    assert "delta" not in await client.result("subscribe", {"channel": "news", "delta": "fossil"})

@@ -63,9 +63,13 @@ class JSONCodec:
         """
         if isinstance(data, str):
             data = data.encode()
-        if b"\n" not in data:
-            return [_decode_command(data)]
-        return [_decode_command(line) for line in data.split(b"\n") if line.strip()]
+        try:
+            if b"\n" not in data:
+                return [_decode_command(data)]
+            return [_decode_command(line) for line in data.split(b"\n") if line.strip()]
+        except RecursionError as exc:
+            # A tags filter nests itself: a command may nest it past msgspec's depth.
+            raise msgspec.DecodeError("malformed JSON: objects nested too deep") from exc
 
     @staticmethod
     def encode_reply(reply: Reply) -> bytes:

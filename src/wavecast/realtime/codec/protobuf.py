@@ -134,7 +134,11 @@ def _skip_group(buf: bytes, pos: int, end: int, number: int) -> int:
 # --- decoding: field tables ------------------------------------------------------------------
 
 # Kinds of fields: the length-delimited ones, then the varints.
-_STRING, _BYTES, _MESSAGE, _MAP, _BOOL, _UINT32, _UINT64, _INT32, _INT64 = range(9)
+_STRING, _BYTES, _MESSAGE, _MAP, _STRINGS, _MESSAGES, _BOOL, _UINT32, _UINT64, _INT32, _INT64 = range(11)
+
+#: Embedded messages nested in one command before it is malformed: a tags filter nests
+#: itself, and a 64 KiB command could otherwise nest deep enough to exhaust the stack.
+_MAX_MESSAGE_DEPTH = 32
 
 # A message's fields by key (number << 3 | wire type): (attribute, kind, the message type of a
 # message or map value). A known field in another wire type misses the table, and is skipped
@@ -196,8 +200,10 @@ def _skip(buf: bytes, pos: int, end: int, key: int) -> int:
     return pos
 
 
-def _decode_message(buf: bytes, pos: int, end: int, message: _Message) -> Any:
+def _decode_message(buf: bytes, pos: int, end: int, message: _Message, depth: int = 0) -> Any:
     """Decode the fields between ``pos`` and ``end`` into the message's struct."""
+    if depth > _MAX_MESSAGE_DEPTH:
+        raise _error(f"messages nested deeper than {_MAX_MESSAGE_DEPTH}")
     cls, fields = message
     values: dict[str, Any] = {}
     # Where each embedded message was: a second occurrence of a singular field merges with the
@@ -240,12 +246,21 @@ def _decode_message(buf: bytes, pos: int, end: int, message: _Message) -> Any:
                 spans = {}
             previous = spans.get(name)
             if previous is None:
-                values[name] = _decode_message(buf, pos, stop, sub)
+                values[name] = _decode_message(buf, pos, stop, sub, depth + 1)
                 spans[name] = (buf, pos, stop)
             else:
                 joined = previous[0][previous[1] : previous[2]] + buf[pos:stop]
                 spans[name] = (joined, 0, len(joined))
-                values[name] = _decode_message(joined, 0, len(joined), sub)
+                values[name] = _decode_message(joined, 0, len(joined), sub, depth + 1)
+        elif kind in (_STRINGS, _MESSAGES):
+            items = values.get(name)
+            if items is None:
+                items = values[name] = []
+            if kind == _STRINGS:
+                items.append(_string(buf, pos, stop))
+            else:
+                assert sub is not None
+                items.append(_decode_message(buf, pos, stop, sub, depth + 1))
         else:  # _MAP
             entries = values.get(name)
             if entries is None:
@@ -294,6 +309,19 @@ def _channel_only(cls: type[msgspec.Struct]) -> _Message:
     return _message(cls, {1: ("channel", _STRING, None)})
 
 
+_FILTER_NODE = _message(
+    schema.FilterNode,
+    {
+        1: ("op", _STRING, None),
+        2: ("key", _STRING, None),
+        3: ("cmp", _STRING, None),
+        4: ("val", _STRING, None),
+        5: ("vals", _STRINGS, None),
+    },
+)
+# A filter's nodes are filters: the table refers to itself.
+_FILTER_NODE[1][6 << 3 | _LEN] = ("nodes", _MESSAGES, _FILTER_NODE)
+
 _SUBSCRIBE_REQUEST = _message(
     schema.SubscribeRequest,
     {
@@ -307,6 +335,7 @@ _SUBSCRIBE_REQUEST = _message(
         10: ("recoverable", _BOOL, None),
         11: ("join_leave", _BOOL, None),
         12: ("delta", _STRING, None),
+        13: ("tf", _MESSAGE, _FILTER_NODE),
         14: ("flag", _INT64, None),
     },
 )
@@ -482,6 +511,7 @@ _PUBLICATION = _fields(
     ("info", 5, _E_MESSAGE, _CLIENT_INFO),
     ("offset", 6, _E_UINT),
     ("tags", 7, _E_MAP_STRING),
+    ("delta", 8, _E_BOOL),
     ("time", 9, _E_INT64),
 )
 _SUBSCRIBE_RESULT = _fields(
@@ -495,6 +525,7 @@ _SUBSCRIBE_RESULT = _fields(
     ("positioned", 10, _E_BOOL),
     ("data", 11, _E_BYTES),
     ("was_recovering", 12, _E_BOOL),
+    ("delta", 13, _E_BOOL),
     ("id", 14, _E_INT64),
 )
 _EMPTY: _EncodeFields = []

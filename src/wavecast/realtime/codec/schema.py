@@ -19,6 +19,7 @@ __all__ = [
     "ConnectResult",
     "DisconnectMsg",
     "ErrorMsg",
+    "FilterNode",
     "HistoryRequest",
     "HistoryResult",
     "JoinMsg",
@@ -70,6 +71,17 @@ class _Msg(msgspec.Struct, omit_defaults=True):
 # --- requests ---------------------------------------------------------------------------
 
 
+class FilterNode(_Msg):
+    """A tags filter: a leaf compares one tag (``cmp``), a node combines others (``op``)."""
+
+    op: str = ""
+    key: str = ""
+    cmp: str = ""
+    val: str = ""
+    vals: list[str] | None = None
+    nodes: list[FilterNode] | None = None
+
+
 class SubscribeRequest(_Msg):
     channel: str = ""
     token: str = ""
@@ -81,6 +93,7 @@ class SubscribeRequest(_Msg):
     recoverable: bool = False
     join_leave: bool = False
     delta: str = ""
+    tf: FilterNode | None = None
     flag: int = 0
 
 
@@ -184,6 +197,7 @@ class PublicationMsg(_Msg):
     info: ClientInfoMsg | None = None
     offset: int = 0
     tags: dict[str, str] | None = None
+    delta: bool = False
     time: int = 0
 
 
@@ -198,6 +212,7 @@ class SubscribeResult(_Msg):
     positioned: bool = False
     data: msgspec.Raw = _EMPTY
     was_recovering: bool = False
+    delta: bool = False
     #: The channel's id in this connection's pushes, when it negotiated channel compaction.
     id: int = 0
 
