@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import importlib.util
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
-import uvicorn
 from centrifuge import ClientDisconnectedError, ClientState
 
 from wavecast.asyncio import connect
@@ -26,7 +23,7 @@ from wavecast.server.config import Config, parse_config
 from ..support.config import ADMIN_PASSWORD
 from ..support.http import basic_auth, http, http_from
 from ..support.sdk import Clients, subscribe
-from ..support.servers import Listening, StartWavecast
+from ..support.servers import StartWavecast, Uvicorn as UvicornServer, serve_uvicorn
 from ..support.timing import MS, wait_until
 from ..support.tokens import SECRET
 from ..support.tools import ROOT
@@ -46,12 +43,9 @@ def load_example() -> ModuleType:
 
 
 @dataclasses.dataclass
-class Uvicorn(Listening):
+class Uvicorn(UvicornServer):
     """The example under uvicorn; it mounts the node's application at ``/realtime``."""
 
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    port: int
     module: ModuleType
     mount: ClassVar[str] = "/realtime"
 
@@ -60,33 +54,10 @@ class Uvicorn(Listening):
         node: Node = self.module.node
         return node
 
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        async with asyncio.timeout(10_000 * MS):
-            await self.task
-
 
 async def start_uvicorn(app: Any, module: ModuleType) -> Uvicorn:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10_000 * MS):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise AssertionError("uvicorn exited")
-                await asyncio.sleep(5 * MS)
-    except BaseException:
-        server.should_exit = True
-        await task
-        sock.close()
-        raise
-    # uvicorn's server owns the socket now, and closes it.
-    return Uvicorn(server, task, port, module)
+    running = await serve_uvicorn(app)
+    return Uvicorn(running.server, running.task, running.port, module)
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
+
+import uvicorn
 
 import wavecast
 from wavecast import ConnectionClosed
@@ -29,9 +32,11 @@ __all__ = [
     "StartNode",
     "StartServer",
     "StartWavecast",
+    "Uvicorn",
     "close_server",
     "echo",
     "serve_locally",
+    "serve_uvicorn",
     "ws_uri",
 ]
 
@@ -215,3 +220,41 @@ StartWavecast = Callable[..., Awaitable[AppServer]]
 
 #: ``await start_node(config, port=0, setup=None)``, the fixture of ``tests/e2e/conftest.py``.
 StartNode = Callable[..., Awaitable[NodeServer]]
+
+
+@dataclasses.dataclass
+class Uvicorn(Listening):
+    """An ASGI application under uvicorn, in this process."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        async with asyncio.timeout(10_000 * MS):
+            await self.task
+
+
+async def serve_uvicorn(app: Any) -> Uvicorn:
+    """Serve ``app`` with uvicorn on a free port, with its lifespan; return once it listens."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10_000 * MS):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise AssertionError("uvicorn exited")
+                await asyncio.sleep(5 * MS)
+    except BaseException:
+        server.should_exit = True
+        await task
+        sock.close()
+        raise
+    # uvicorn's server owns the socket now, and closes it.
+    return Uvicorn(server, task, port)
