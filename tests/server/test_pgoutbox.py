@@ -20,6 +20,7 @@ from wavecast.server.pgoutbox import OutboxConsumer, schema_sql
 from ..support.cleanup import stopping
 from ..support.postgres import PostgresServer, insert_outbox, wait_drained
 from ..support.timing import MS, wait_until
+from ..support.tools import ROOT
 
 
 class Recorder:
@@ -261,3 +262,28 @@ def test_the_section_is_checked_with_the_rest_of_the_file() -> None:
         parse_config({"outbox": {"batch_sise": 10}, "http_api": {"insecure": True}})
     with pytest.raises(ConfigError, match=r"outbox: the outbox needs a database: set outbox.dsn"):
         parse_config({"outbox": {"enabled": True}, "http_api": {"insecure": True}})
+
+
+def test_the_outbox_page_shows_the_schema_sql() -> None:
+    page = (ROOT / "docs" / "topics" / "outbox.md").read_text()
+    assert schema_sql() in page
+
+
+async def test_a_table_written_for_centrifugo_with_bytea_payloads_is_consumed(
+    own_postgres: PostgresServer, consumer: Callable[..., Any]
+) -> None:
+    connection = await asyncpg.connect(own_postgres.dsn)
+    # The table of Centrifugo's own consumer tests: BYTEA payloads, no created_at.
+    await connection.execute(
+        "CREATE TABLE centrifugo_outbox (id BIGSERIAL PRIMARY KEY, method text NOT NULL,"
+        " payload BYTEA NOT NULL, partition INTEGER NOT NULL)"
+    )
+    payload = json.dumps(publish(1)[1]).encode()
+    await connection.execute(
+        "INSERT INTO centrifugo_outbox (method, payload, partition) VALUES ('publish', $1, 0)", payload
+    )
+    recorder = Recorder()
+    await consumer(recorder, table="centrifugo_outbox", notification_channel="", poll_interval=0.05)
+    await wait_until(lambda: recorder.numbers == [1], what="the Centrifugo-shaped row")
+    await wait_drained(own_postgres.dsn, "centrifugo_outbox")
+    await connection.close()

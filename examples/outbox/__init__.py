@@ -1,0 +1,1 @@
+"""A FastAPI shop that publishes through the transactional outbox: see README.md."""
