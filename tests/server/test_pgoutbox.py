@@ -5,6 +5,7 @@ one node at a time works each."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,9 +16,12 @@ import pytest
 from wavecast.codes import ERROR_BAD_REQUEST, ERROR_INTERNAL
 from wavecast.exceptions import ConfigError
 from wavecast.server.config import OutboxSection, parse_config
+from wavecast.server.http_api import call_api
 from wavecast.server.pgoutbox import OutboxConsumer, schema_sql
+from wavecast.server.serve import build_node
 
 from ..support.cleanup import stopping
+from ..support.config import make_config
 from ..support.postgres import PostgresServer, insert_outbox, wait_drained
 from ..support.timing import MS, wait_until
 from ..support.tools import ROOT
@@ -287,3 +291,47 @@ async def test_a_table_written_for_centrifugo_with_bytea_payloads_is_consumed(
     await wait_until(lambda: recorder.numbers == [1], what="the Centrifugo-shaped row")
     await wait_drained(own_postgres.dsn, "centrifugo_outbox")
     await connection.close()
+
+
+async def test_a_failing_execute_rolls_its_batch_back_and_is_retried(
+    database: asyncpg.Connection, consumer: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    failures = [RuntimeError("a bug")]
+
+    def answer(method: str, request: Any) -> dict[str, Any]:
+        if failures:
+            raise failures.pop()
+        return {"result": {}}
+
+    recorder.answer = answer
+    await consumer(recorder, max_retry_delay=0.05)
+    await insert_outbox(database, [publish(1)])
+    await wait_until(lambda: recorder.numbers == [1, 1], what="row 1 retried after the bug")
+    assert "outbox: partition 0 failed" in caplog.text
+
+
+async def test_rows_the_api_refuses_are_skipped_through_the_real_api(
+    database: asyncpg.Connection, own_postgres: PostgresServer
+) -> None:
+    node = build_node(make_config())
+    await node.start()
+    consumer = OutboxConsumer(OutboxSection(enabled=True, dsn=own_postgres.dsn), functools.partial(call_api, node))
+    await consumer.start()
+    try:
+        await insert_outbox(
+            database,
+            [
+                ("publish", {"channel": "nowhere:x", "data": {"n": 1}}),  # unknown namespace
+                ("publish", {"data": {"n": 2}}),  # no channel
+                ("teleport", {"channel": "chat:room"}),  # no such method
+                ("publish", {"channel": "chat:room", "data": {"n": 4}}),
+            ],
+        )
+        await wait_drained(own_postgres.dsn)
+        assert (consumer.stats.executed, consumer.stats.skipped) == (1, 3)
+        history = await node.history("chat:room", limit=10)
+        assert [json.loads(p.data) for p in history.publications] == [{"n": 4}]
+    finally:
+        await consumer.stop()
+        await node.shutdown()

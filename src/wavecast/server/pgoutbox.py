@@ -129,7 +129,8 @@ class OutboxConsumer:
         self._pool: asyncpg.Pool | None = None
         self._stopping = False
         self._wake = [asyncio.Event() for _ in range(options.partitions)]
-        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
         self._lock_prefix = f"wavecast_outbox_lock_{options.table}_"
         table = options.table
         self._select = (
@@ -160,8 +161,8 @@ class OutboxConsumer:
             raise ConfigError(f"outbox: can't consume {options.table} at {_safe_dsn(options.dsn)}: {exc}") from exc
         loop = asyncio.get_running_loop()
         if options.notification_channel:
-            self._tasks.append(loop.create_task(self._listen(), name="wavecast-outbox-listen"))
-        self._tasks += [
+            self._listener = loop.create_task(self._listen(), name="wavecast-outbox-listen")
+        self._workers = [
             loop.create_task(self._work(partition), name=f"wavecast-outbox-{partition}")
             for partition in range(options.partitions)
         ]
@@ -176,17 +177,17 @@ class OutboxConsumer:
         self._stopping = True
         for event in self._wake:
             event.set()
-        workers = self._tasks[1:] if self.options.notification_channel else self._tasks
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=timeout)
+        if self._workers:
+            _, pending = await asyncio.wait(self._workers, timeout=timeout)
             if pending:
                 logger.warning("outbox: %d batches still running after %.1f s: rolled back", len(pending), timeout)
-        for task in self._tasks:
+        tasks = [*self._workers, *([self._listener] if self._listener else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks.clear()
+        self._workers, self._listener = [], None
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
@@ -245,6 +246,10 @@ class OutboxConsumer:
                 count, retry = await self.process_once(partition)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 logger.warning("outbox: partition %d: %s", partition, exc)
+                count, retry = 0, True
+            except Exception:
+                # A bug must not stop the partition for good: its batch rolled back, retry it.
+                logger.exception("outbox: partition %d failed", partition)
                 count, retry = 0, True
             if retry:
                 self.stats.retries += 1
