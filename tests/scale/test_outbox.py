@@ -1,7 +1,6 @@
 """The PostgreSQL outbox behind ``wavecast serve`` nodes, with centrifuge-python subscribers:
-what the application commits is delivered, what it rolls back never; a node killed mid-batch
-loses nothing and repeats at most the batch it was publishing; a node stopped gracefully
-repeats nothing; two nodes consuming at once lose and double nothing.
+what the application commits is delivered, what it rolls back never; a node killed or stopped
+mid-batch loses and repeats nothing; two nodes consuming at once lose and double nothing.
 
 Each test counts what was committed and what every client received, as the chaos tests do.
 """
@@ -132,7 +131,7 @@ async def test_commits_reach_subscribers_and_rollbacks_never(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
-async def test_a_node_stopped_mid_batch_loses_nothing(
+async def test_a_node_stopped_mid_batch_loses_and_repeats_nothing(
     own_postgres: PostgresServer,
     database: asyncpg.Connection,
     own_redis: RedisServer,
@@ -142,10 +141,9 @@ async def test_a_node_stopped_mid_batch_loses_nothing(
     sig: signal.Signals,
 ) -> None:
     report = chaos_report(f"outbox node {sig.name} mid-batch")
-    batch = 200
     # The subscribers' node doesn't consume; the consumers come and go.
     (edge,) = await start_nodes(cluster_config(own_redis))
-    consuming = cluster_config(own_redis, **outbox(own_postgres, batch_size=batch))
+    consuming = cluster_config(own_redis, **outbox(own_postgres, batch_size=200))
     _, events = await subscriber(make_client, edge, "ann")
     writer = Writer(database, report)
     await writer.write(3000, size=100)
@@ -160,21 +158,10 @@ async def test_a_node_stopped_mid_batch_loses_nothing(
     await writer.write(200, size=20)  # the application goes on meanwhile
     await settle(report, {"ann": numbers(events)}, writer)
     await wait_drained(own_postgres.dsn)
-    received = report.received["ann"]
-    repeated = sorted({n for n in received if received.count(n) > 1})
-    report.extra.update(left_at_stop=left, repeated=len(repeated))
-    assert not report.lost("ann")
-    if sig == signal.SIGTERM:
-        # A graceful stop finishes its batch and commits: nothing repeats.
-        report.check()
-    else:
-        # What we claim: only the batch in flight can repeat, each row at most once more.
-        assert len(repeated) <= batch
-        assert all(received.count(n) == 2 for n in repeated)
-        if repeated:
-            committed = sorted(report.acknowledged)
-            span = committed.index(repeated[-1]) - committed.index(repeated[0]) + 1
-            assert span == len(repeated), "the repeated rows aren't one batch"
+    report.extra.update(left_at_stop=left)
+    # Killed between publishing and committing, the node leaves rows that the next one executes
+    # again; their idempotency keys make Redis drop the repeats. Stopped, it finishes its batch.
+    report.check()
 
 
 async def test_two_nodes_consume_at_once_without_loss_or_doubles(

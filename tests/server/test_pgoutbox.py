@@ -15,9 +15,10 @@ import pytest
 
 from wavecast.codes import ERROR_BAD_REQUEST, ERROR_INTERNAL
 from wavecast.exceptions import ConfigError
+from wavecast.realtime import Node
 from wavecast.server.config import OutboxSection, parse_config
 from wavecast.server.http_api import call_api
-from wavecast.server.pgoutbox import OutboxConsumer, schema_sql
+from wavecast.server.pgoutbox import OutboxConsumer, command_payload, schema_sql
 from wavecast.server.serve import build_node
 
 from ..support.cleanup import stopping
@@ -311,27 +312,72 @@ async def test_a_failing_execute_rolls_its_batch_back_and_is_retried(
     assert "outbox: partition 0 failed" in caplog.text
 
 
-async def test_rows_the_api_refuses_are_skipped_through_the_real_api(
-    database: asyncpg.Connection, own_postgres: PostgresServer
-) -> None:
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    """A started node of the standalone server's test configuration, on the memory engine."""
     node = build_node(make_config())
     await node.start()
-    consumer = OutboxConsumer(OutboxSection(enabled=True, dsn=own_postgres.dsn), functools.partial(call_api, node))
-    await consumer.start()
-    try:
-        await insert_outbox(
-            database,
-            [
-                ("publish", {"channel": "nowhere:x", "data": {"n": 1}}),  # unknown namespace
-                ("publish", {"data": {"n": 2}}),  # no channel
-                ("teleport", {"channel": "chat:room"}),  # no such method
-                ("publish", {"channel": "chat:room", "data": {"n": 4}}),
-            ],
-        )
-        await wait_drained(own_postgres.dsn)
-        assert (consumer.stats.executed, consumer.stats.skipped) == (1, 3)
-        history = await node.history("chat:room", limit=10)
-        assert [json.loads(p.data) for p in history.publications] == [{"n": 4}]
-    finally:
-        await consumer.stop()
-        await node.shutdown()
+    yield node
+    await node.shutdown()
+
+
+async def history(node: Node, channel: str = "chat:room") -> list[Any]:
+    result = await node.history(channel, limit=20)
+    return [json.loads(p.data) for p in result.publications]
+
+
+async def test_rows_the_api_refuses_are_skipped_through_the_real_api(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
+) -> None:
+    started = await consumer(functools.partial(call_api, node))
+    await insert_outbox(
+        database,
+        [
+            ("publish", {"channel": "nowhere:x", "data": {"n": 1}}),  # unknown namespace
+            ("publish", {"data": {"n": 2}}),  # no channel
+            ("teleport", {"channel": "chat:room"}),  # no such method
+            ("publish", {"channel": "chat:room", "data": {"n": 4}}),
+        ],
+    )
+    await wait_drained(own_postgres.dsn)
+    assert (started.stats.executed, started.stats.skipped) == (1, 3)
+    assert await history(node) == [{"n": 4}]
+
+
+async def test_rows_executed_again_after_a_crash_publish_once(
+    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
+) -> None:
+    calls: list[bytes] = []
+
+    async def crash_after_the_third(method: str, payload: bytes) -> dict[str, Any]:
+        answer = await call_api(node, method, payload)
+        calls.append(payload)
+        if len(calls) == 3:
+            # Published, not yet deleted: the transaction rolls back as if the node had died.
+            raise RuntimeError("the node dies")
+        return answer
+
+    await consumer(crash_after_the_third, max_retry_delay=0.05)
+    rows = [publish(n) for n in range(1, 6)]
+    rows.insert(2, ("publish", {"channel": "chat:room", "data": {"n": 0}, "idempotency_key": "mine"}))
+    await insert_outbox(database, rows)
+    await wait_drained(own_postgres.dsn)
+    # The first three ran twice; the engine dropped the repeats by their keys.
+    assert len(calls) == 3 + 6
+    assert await history(node) == [{"n": 1}, {"n": 2}, {"n": 0}, {"n": 3}, {"n": 4}, {"n": 5}]
+    keys = [json.loads(payload)["idempotency_key"] for payload in calls[3:]]
+    assert keys[2] == "mine"
+    assert len(set(keys)) == 6
+
+
+def test_command_payload_adds_a_key_only_where_it_is_needed() -> None:
+    assert json.loads(command_payload("publish", '{"channel": "a", "data": 1}', "k")) == {
+        "channel": "a",
+        "data": 1,
+        "idempotency_key": "k",
+    }
+    assert json.loads(command_payload("broadcast", b'{"channels": ["a"], "data": 1}', "k"))["idempotency_key"] == "k"
+    kept = '{"channel": "a", "data": 1, "idempotency_key": "theirs"}'
+    assert command_payload("publish", kept, "k") == kept.encode()
+    for method, value in [("disconnect", '{"user": "u"}'), ("publish", "not json"), ("publish", "[1]")]:
+        assert command_payload(method, value, "k") == value.encode()

@@ -191,7 +191,8 @@ class OutboxSection:
         partitions: partitions worked in parallel, each in ``id`` order by one node at a time;
             rows have a ``partition`` from 0 to ``partitions - 1``.
         batch_size: rows claimed, executed and deleted in one transaction: at most this many
-            are executed again if a node dies between publishing and committing.
+            are executed again if a node dies between publishing and committing (their
+            publications go out once, by idempotency key).
         poll_interval: seconds between looks at an idle partition, when no notification comes.
         notification_channel: the channel that ``LISTEN`` waits on for a partition's number,
             sent by a trigger on insert; empty to poll only.

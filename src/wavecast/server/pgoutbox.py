@@ -20,9 +20,12 @@ transaction wrote never become visible, so they are never sent. A ``NOTIFY`` on
 ``notification_channel`` (a trigger on insert sends the partition) wakes the loop at once;
 without one it polls every ``poll_interval``.
 
-Delivery is at least once: a node that dies after publishing but before its delete commits
-leaves the rows to the next claim, which publishes them again. Only the rows of the batch in
-flight at that moment can repeat (``batch_size`` at most, per partition).
+A node that dies after publishing but before its delete commits leaves the rows to the next
+claim, which executes them again. A publish or broadcast without an ``idempotency_key`` gets
+one made of the table and the row's id, so the engine drops the repeat and the publication
+goes out once, as long as the repeat comes within ``idempotent_result_ttl`` (300 s) and the
+engine outlives the node (Redis does; a node's memory engine dies with it). Other commands
+(``disconnect``, ``unsubscribe``...) are executed again.
 
 A command that fails for a reason that won't change (a bad request, an unknown channel) is
 logged and deleted, as Centrifugo does; an internal error (the engine is down) stops the
@@ -39,6 +42,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ..codes import ERROR_INTERNAL
 from ..exceptions import ConfigError
 from .config import SQL_NAME, OutboxSection
@@ -46,7 +51,7 @@ from .config import SQL_NAME, OutboxSection
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["OutboxConsumer", "OutboxStats", "schema_sql"]
+__all__ = ["OutboxConsumer", "OutboxStats", "command_payload", "schema_sql"]
 
 logger = logging.getLogger("wavecast.outbox")
 
@@ -75,9 +80,33 @@ def _retryable(answer: dict[str, Any]) -> bool:
     return any(r.get("error", {}).get("code") == ERROR_INTERNAL.code for r in responses)
 
 
-def _payload(value: Any) -> bytes:
-    # JSONB, JSON and TEXT come as str; BYTEA (Centrifugo's tests use it) as bytes.
-    return value.encode() if isinstance(value, str) else bytes(value)
+#: Methods whose repeats the engines drop when they carry the same ``idempotency_key``.
+_IDEMPOTENT_METHODS = frozenset(("publish", "broadcast"))
+
+
+def command_payload(method: str, value: Any, key: str) -> bytes:
+    """Return a row's request as JSON bytes, with ``idempotency_key`` set to ``key`` for a
+    publish or broadcast that has none, so that a row executed twice publishes once.
+
+    ``value`` is the ``payload`` column: JSONB, JSON and TEXT come as ``str``, BYTEA (which
+    Centrifugo's tests use) as ``bytes``. A payload that isn't a JSON object is left as it is,
+    for the API to refuse.
+    """
+    payload = value.encode() if isinstance(value, str) else bytes(value)
+    if method not in _IDEMPOTENT_METHODS:
+        return payload
+    try:
+        request = _decode(payload)
+    except msgspec.DecodeError:
+        return payload
+    if not isinstance(request, dict) or request.get("idempotency_key"):
+        return payload
+    request["idempotency_key"] = key
+    return _encode(request)
+
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 def schema_sql(table: str = "wavecast_outbox", notification_channel: str = "wavecast_outbox") -> str:
@@ -132,6 +161,7 @@ class OutboxConsumer:
         self._workers: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._lock_prefix = f"wavecast_outbox_lock_{options.table}_"
+        self._key_prefix = f"wavecast-outbox-{options.table}-"
         table = options.table
         self._select = (
             f"SELECT id, method, payload FROM {table} WHERE partition = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
@@ -280,14 +310,16 @@ class OutboxConsumer:
             skipped = 0
             retry = False
             for row in rows:
-                answer = await self.execute(row["method"], _payload(row["payload"]))
+                method, row_id = row["method"], row["id"]
+                payload = command_payload(method, row["payload"], f"{self._key_prefix}{row_id}")
+                answer = await self.execute(method, payload)
                 if _retryable(answer):
                     retry = True
                     break
                 if "error" in answer:
                     skipped += 1
-                    logger.error("outbox: row %d: %s failed for good, deleted: %s", row["id"], row["method"], answer)
-                done.append(row["id"])
+                    logger.error("outbox: row %d: %s failed for good, deleted: %s", row_id, method, answer)
+                done.append(row_id)
             if done:
                 await connection.execute(self._delete, done)
         # Counted once the deletes committed.
