@@ -1,4 +1,4 @@
-"""Fixtures of the examples' browser tests: a demo server in a subprocess, Chromium, screenshots.
+"""Fixtures of the examples' tests: a demo server in a subprocess, Chromium, screenshots, SDK clients.
 
 ``await start_demo("trading")`` runs ``python -m examples.trading`` on a free port with a
 fresh configuration, and waits until it's ready; ``start_demo("gallery")`` runs all of them.

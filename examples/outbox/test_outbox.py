@@ -51,18 +51,11 @@ async def wavecast(postgres: PostgresServer, backend: Uvicorn, tmp_path: Path) -
         yield await start()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.aclose()
-
-
 async def test_orders_are_announced_once_committed_and_never_when_declined(
-    postgres: PostgresServer, backend: Uvicorn, wavecast: ServeProcess, clients: Clients
+    postgres: PostgresServer, backend: Uvicorn, wavecast: ServeProcess, make_client: Clients
 ) -> None:
     token = (await http("GET", f"{backend.url}/token?user=clerk")).json()["token"]
-    client, _ = await clients.connected(wavecast.ws_url, token=token)
+    client, _ = await make_client.connected(wavecast.ws_url, token=token)
     feed = await subscribe(client, "orders:feed")
 
     placed = await http("POST", f"{backend.url}/orders", {"customer": "ann", "item": "teapot"})
