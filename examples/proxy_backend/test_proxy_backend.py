@@ -33,8 +33,8 @@ def configured(backend_port: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str, Clients]]:
-    """The backend and wavecast serve, ready: their base URL and WebSocket URL, and the clients."""
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """The backend and wavecast serve, ready: their base URL and WebSocket URL."""
     backend_port = free_port()
     uvicorn = [sys.executable, "-m", "uvicorn", "examples.proxy_backend.app:app", "--port", str(backend_port)]
 
@@ -50,15 +50,11 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str, Clients]]:
     ):
         running_backend = await start_backend()
         running = await start_server()
-        clients = Clients()
-        try:
-            yield running_backend.url, running.ws_url, clients
-        finally:
-            await clients.aclose()
+        yield running_backend.url, running.ws_url
 
 
-async def test_a_chat_decided_by_the_backend(served: tuple[str, str, Clients]) -> None:
-    backend, ws_url, make_client = served
+async def test_a_chat_decided_by_the_backend(served: tuple[str, str], make_client: Clients) -> None:
+    backend, ws_url = served
     session = (await http("POST", f"{backend}/login", {"user": "ann"})).json()["session"]
     await http("POST", f"{backend}/join", {"user": "ann", "room": "lobby"})
 
