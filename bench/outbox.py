@@ -4,7 +4,7 @@
 
 Starts a private PostgreSQL (``tests/support/postgres.py``) and a redis-server, then for each
 engine (``--engines memory redis``) ``wavecast serve`` with ``[outbox]``, and subscribes a
-centrifuge-python client to one channel.
+centrifuge-python client to one channel, without history unless ``--history``.
 
 - **drain**: ``--backlog`` rows committed in one transaction; publications/s is the backlog over
   the time from the commit to the subscriber's last publication, per ``batch_size``.
@@ -77,6 +77,8 @@ class Bench:
         self.directory = directory
         self.redis_url = redis_url
         self.engine = "memory"
+        #: The channel's history options: none by default, ``--history`` keeps 1,000 for 10 minutes.
+        self.history: dict[str, Any] = {}
         self.n = 0
 
     async def server(self, **outbox: Any) -> ServeProcess:
@@ -84,7 +86,7 @@ class Bench:
             BASE_CONFIG,
             {
                 "server": {"log_level": "warning"},
-                "namespaces": {"bench": {"allow_subscribe_for_client": True}},
+                "namespaces": {"bench": {"allow_subscribe_for_client": True, **self.history}},
                 "outbox": {"enabled": True, "dsn": self.postgres.dsn, **outbox},
                 "engine": {"type": self.engine, "redis_url": self.redis_url, "redis_prefix": f"b{self.n}"},
             },
@@ -163,6 +165,8 @@ async def main(args: argparse.Namespace) -> str:
         connection = await asyncpg.connect(postgres.dsn)
         await connection.execute(schema_sql())
         bench = Bench(postgres, Path(directory), redis.url)
+        if args.history:
+            bench.history = {"history_size": 1000, "history_ttl": 600.0}
         drains: dict[tuple[str, int], list[float]] = {(e, size): [] for e in args.engines for size in args.batch_sizes}
         delays: dict[tuple[str, str], list[float]] = {(e, how): [] for e in args.engines for how in PATHS}
         for _ in range(args.reps):
@@ -174,11 +178,13 @@ async def main(args: argparse.Namespace) -> str:
                 delays[engine, how] += await bench.latency(connection, args.rate, args.seconds, how)
         await connection.close()
     command = "bench/outbox.py " + " ".join(sys.argv[1:])
+    history = "with" if args.history else "without"
     lines = [
         f"# The PostgreSQL outbox, {time.strftime('%Y-%m-%d %H:%M')} UTC",
         "",
         f"`.venv/bin/python {command.strip()}`: {args.reps} repetitions, one node, one subscriber"
-        " (centrifuge-python), PostgreSQL 15 with fsync off, everything on this machine's shared cores.",
+        f" (centrifuge-python), a channel {history} history, PostgreSQL 15 with fsync off,"
+        " everything on this machine's shared cores.",
         "",
         f"## Drain: {args.backlog:,} rows committed at once, to the subscriber's last publication",
         "",
@@ -210,6 +216,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--history", action="store_true", help="publish to a channel with history")
     parser.add_argument("--engines", nargs="+", choices=["memory", "redis"], default=["memory", "redis"])
     report = asyncio.run(main(parser.parse_args()))
     print(report)
