@@ -156,8 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", "-c", help="a TOML configuration file")
     _add_server_flags(serve)
-    # A process started by the --workers supervisor: it serves with SO_REUSEPORT.
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    # A process started by the --workers supervisor, and its index: it serves with SO_REUSEPORT.
+    serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
 
     genconfig = commands.add_parser("genconfig", help="write a starter configuration with fresh secrets")
     genconfig.add_argument("--config", "-c", default="wavecast.toml", help="where to write it")
@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server.logs import configure_logging
 
         configure_logging(config.server.log_level, config.server.log_format)
-        if config.server.workers > 1 and not args.worker:
+        if config.server.workers > 1 and args.worker is None:
             from .server.workers import supervise
 
             # Each worker imports the application; one that can't would be restarted forever.
@@ -247,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server.serve import run_server
 
         try:
-            if args.worker:
-                run(run_server(config, reuse_port=True))
+            if args.worker is not None:
+                run(run_server(config.worker(args.worker), reuse_port=True))
             else:
                 run(run_server(config))
         except (OSError, ConfigError) as exc:

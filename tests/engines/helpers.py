@@ -31,8 +31,11 @@ class Event:
 class RecordingHandler:
     """A :class:`~wavecast.engines.BrokerEventHandler` that records every call, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, uid: str = "node-1") -> None:
+        self.uid = uid
         self.events: list[Event] = []
+        #: Control messages received, in order.
+        self.control: list[bytes] = []
 
     def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
         self.events.append(Event("publication", channel, publication=publication, position=position))
@@ -46,6 +49,9 @@ class RecordingHandler:
     def on_continuity_lost(self, channels: list[str]) -> None:
         for channel in channels:
             self.events.append(Event("continuity_lost", channel))
+
+    def on_control(self, message: bytes) -> None:
+        self.control.append(message)
 
     def of(self, channel: str, kind: str | None = None) -> list[Event]:
         """Return the events of ``channel``, of one kind or all."""

@@ -31,11 +31,16 @@ def worker_pids(supervisor: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-async def uids_by_channel(url: str) -> tuple[str, dict[str, int]]:
-    """Ask whichever worker answers a fresh connection for its uid and its channels, in one batch."""
-    answer = await api(url, "batch", {"commands": [{"info": {}}, {"channels": {}}]})
-    info, channels = answer["replies"]
-    return info["info"]["nodes"][0]["uid"], channels["channels"]["channels"]
+async def answering_uid(url: str) -> str:
+    """The uid of whichever worker answers a fresh connection: ``info`` lists it first."""
+    answer = await api(url, "info")
+    return str(answer["result"]["nodes"][0]["uid"])
+
+
+async def clients_by_worker(url: str) -> dict[str, int]:
+    """How many clients each worker holds, from the cluster-wide ``info``."""
+    answer = await api(url, "info")
+    return {node["uid"]: node["num_clients"] for node in answer["result"]["nodes"]}
 
 
 async def wait_for_workers(url: str, count: int) -> set[str]:
@@ -43,7 +48,7 @@ async def wait_for_workers(url: str, count: int) -> set[str]:
     uids: set[str] = set()
     async with asyncio.timeout(15_000 * MS):
         while len(uids) < count:
-            uids.add((await uids_by_channel(url))[0])
+            uids.add(await answering_uid(url))
     return uids
 
 
@@ -54,22 +59,16 @@ async def test_workers_share_one_port_and_deliver_across_each_other(
     assert len(worker_pids(supervisor.pid)) == WORKERS
     uids = await wait_for_workers(supervisor.url, WORKERS)
 
-    # Clients connect to the one port until every worker has some; each subscribes to a
-    # channel of its own, which tells which worker holds it.
+    # Clients connect to the one port until every worker holds some.
     clients: list[tuple[Client, SubEvents]] = []
-    where: dict[str, str] = {}
     async with asyncio.timeout(30_000 * MS):
-        while len(clients) < 4 or set(where.values()) != uids:
+        while len(clients) < 4 or not all((held := await clients_by_worker(supervisor.url)).values()) or len(held) < 2:
             client, events = make_client(supervisor.ws_url, token=make_token(f"user{len(clients)}"))
             await client.connect()
             await events.wait("connected")
-            await subscribe(client, f"news:own{len(clients)}")
             clients.append((client, await subscribe(client, "news:all")))
-            while len(where) < len(clients):
-                uid, channels = await uids_by_channel(supervisor.url)
-                where.update({name: uid for name in channels if name.startswith("news:own")})
-    by_worker = {uid: sorted(name for name, owner in where.items() if owner == uid) for uid in uids}
-    print(f"clients per worker: { {uid: len(names) for uid, names in by_worker.items()} }")
+    assert set(held) == uids
+    print(f"clients per worker: {held}")
 
     # Publish through the API of whichever worker answers, until each worker published.
     publishers: list[str] = []

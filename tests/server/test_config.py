@@ -427,3 +427,13 @@ def test_event_proxy_problems_name_the_field() -> None:
         "channel.publish_proxy_name: the publish proxy 'default' has no endpoint: set proxy.publish.endpoint",
         "rpc.without_namespace.proxy_name: the rpc proxy 'missing' has no endpoint: set proxies.missing.endpoint",
     ]
+
+
+def test_a_node_is_named_after_its_host_and_port_and_each_worker_after_its_index() -> None:
+    import socket
+
+    config = parse_config({**VALID, "server": {"port": 8123}})
+    assert config.node_config().name == f"{socket.gethostname()}_8123"
+    assert config.worker(2).node_config().name == f"{socket.gethostname()}_8123_2"
+    named = parse_config({**VALID, "client": {"name": "edge"}})
+    assert (named.node_config().name, named.worker(1).node_config().name) == ("edge", "edge_1")

@@ -99,10 +99,17 @@ class PresenceStats:
 
 
 class BrokerEventHandler(Protocol):
-    """What a broker calls when something arrives for a channel this node subscribed to.
+    """What a broker calls when something arrives for a channel this node subscribed to, or
+    on the control channel.
 
     The calls are synchronous and must not block: they fan out to local connections.
+
+    Attributes:
+        uid: the node's unique id: control messages sent to it (see
+            :meth:`Broker.publish_control`) reach this handler and no other.
     """
+
+    uid: str
 
     def on_publication(self, channel: str, publication: Publication, position: StreamPosition | None) -> None:
         """A publication arrived; ``position`` is set when the channel keeps history."""
@@ -118,6 +125,9 @@ class BrokerEventHandler(Protocol):
 
         The node makes positioned subscribers recover from history.
         """
+
+    def on_control(self, message: bytes) -> None:
+        """A control message arrived: one that a node sent to every node, or to this one."""
 
 
 class Broker(Protocol):
@@ -152,6 +162,14 @@ class Broker(Protocol):
             EngineError: the publication could not be accepted; it was not delivered.
         """
         ...
+
+    async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
+        """Send a control message to every node of the engine, this one included, or to the
+        node whose uid is ``node``; what nodes tell each other (their info, surveys).
+
+        Raises:
+            EngineError: the message could not be sent.
+        """
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
         """Tell every subscribed node that a client joined."""

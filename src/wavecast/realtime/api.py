@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ..codes import DISCONNECT_EXPIRED, DISCONNECT_FORCE_NO_RECONNECT, Disconnect
 from ..engines.base import ClientInfo, HistoryResult, PresenceStats, Publication, StreamPosition
 from ..exceptions import ConfigError, DisconnectError
+from ..version import version
 from . import subscribing
+from .cluster import Cluster, NodeInfo
 from .codec.json import JSONCodec, binary_or_json
 from .codec.schema import MessageMsg, Push, raw
 from .config import ChannelOptions, NodeConfig
@@ -33,8 +35,9 @@ class ServerAPI:
 
     ``publish``, ``broadcast``, ``presence``, ``presence_stats``, ``history``,
     ``history_remove``, ``disconnect``, ``send``, ``subscribe``, ``unsubscribe``,
-    ``refresh``, ``channels`` and ``info``. Methods that act on a user's connections act on
-    those of this node (or one of them, with ``client``) and return how many.
+    ``refresh``, ``channels`` and ``info`` (this node), ``cluster_channels`` and
+    ``cluster_info`` (every node). Methods that act on a user's connections act on those of
+    this node (or one of them, with ``client``) and return how many.
     """
 
     config: NodeConfig
@@ -42,6 +45,8 @@ class ServerAPI:
     presence_manager: PresenceManager
     hub: Hub
     stats: NodeStats
+    cluster: Cluster
+    uid: str
     _started_at: float
 
     def channel_options(self, channel: str) -> ChannelOptions:
@@ -257,7 +262,7 @@ class ServerAPI:
                 session.set_expiry(expire_at)
         return len(sessions)
 
-    # --- this node ---------------------------------------------------------------------------
+    # --- this node and the others ---------------------------------------------------------
 
     @property
     def uptime(self) -> float:
@@ -277,6 +282,27 @@ class ServerAPI:
             "num_channels": len(self.hub.channels()),
             "num_subscriptions": self.hub.num_subscriptions,
         }
+
+    def node_info(self) -> NodeInfo:
+        """This node's info as the other nodes and the ``info`` API see it."""
+        return NodeInfo(
+            uid=self.uid,
+            name=self.config.name,
+            version=version,
+            num_clients=self.hub.num_sessions,
+            num_users=self.hub.num_users,
+            num_channels=len(self.hub.channels()),
+            num_subs=self.hub.num_subscriptions,
+            uptime=int(self.uptime),
+        )
+
+    def cluster_info(self) -> list[NodeInfo]:
+        """Every live node of the engine, this one first (see :mod:`.cluster`)."""
+        return self.cluster.nodes()
+
+    async def cluster_channels(self) -> dict[str, int]:
+        """Channels with subscribers on any live node of the engine, and how many on all."""
+        return await self.cluster.channels()
 
 
 def _data(data: Any) -> tuple[bytes, bool]:

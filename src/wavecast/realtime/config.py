@@ -220,6 +220,10 @@ class NodeConfig:
             ``idempotency_key``: a repeat within them returns it and delivers nothing
             (Centrifugo's 5 minutes).
         idempotency_key_max_length: characters in an ``idempotency_key`` (error 107 past it).
+        node_info_interval: seconds between two infos that this node sends to the others;
+            a node is forgotten ``2 * node_info_interval + 1`` seconds after its last one
+            (see :mod:`~wavecast.realtime.cluster`).
+        survey_timeout: seconds the ``channels`` API waits for the other nodes to answer.
 
     Every limit on clients has a finite default, and ``None`` turns it off (see
     docs/topics/limits.md): those above from ``client_queue_max_size`` to
@@ -259,6 +263,8 @@ class NodeConfig:
     shutdown_timeout: float = 10.0
     idempotent_result_ttl: float = 300.0
     idempotency_key_max_length: int | None = 256
+    node_info_interval: float = 3.0
+    survey_timeout: float = 5.0
     allowed_origins: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
@@ -282,6 +288,8 @@ class NodeConfig:
             "shutdown_timeout",
             "idempotent_result_ttl",
             "idempotency_key_max_length",
+            "node_info_interval",
+            "survey_timeout",
         )
         for name in positive:
             value = getattr(self, name)

@@ -10,6 +10,7 @@ them; each part does one thing:
 | :mod:`~.subscribing` | sets subscriptions up and tears them down |
 | :class:`~.hooks.Hooks` | the application's hooks (the node is one) |
 | :class:`~.api.ServerAPI` | publish, presence, history, disconnect... (the node is one) |
+| :class:`~.cluster.Cluster` (``cluster``) | every live node's info and channels, over the control channel |
 | ``broker``, ``presence_manager`` | the engines (:mod:`wavecast.engines`) |
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
+import uuid
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ from ..engines.base import Broker, ClientInfo, PresenceManager, Publication, Str
 from . import subscribing
 from .api import ServerAPI
 from .auth import TokenVerifier
+from .cluster import Cluster
 from .codec.schema import JoinMsg, LeaveMsg, Push, client_info_msg
 from .config import NodeConfig
 from .contexts import DisconnectContext
@@ -88,9 +90,18 @@ class Node(Hooks, ServerAPI):
         self.fanout = FanOut(self.hub, self.config, self.stats, self._resubscribe)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = False
-        #: This node's unique id, reported by the info API.
-        self.uid = secrets.token_hex(8)
+        #: This node's unique id, reported by the info API: a UUID, as Centrifugo's.
+        self.uid = str(uuid.uuid4())
         self._started_at = time.monotonic()
+        self.cluster = Cluster(
+            self.uid,
+            self.broker,
+            self.node_info,
+            self.channels,
+            interval=self.config.node_info_interval,
+            survey_timeout=self.config.survey_timeout,
+            spawn=self._spawn,
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -101,6 +112,7 @@ class Node(Hooks, ServerAPI):
         await self.broker.start(self)
         await self.presence_manager.start()
         self.presence_tracker.start()
+        await self.cluster.start()
         self.started = True
 
     async def shutdown(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
@@ -110,6 +122,7 @@ class Node(Hooks, ServerAPI):
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.config.shutdown_timeout)
         await self.presence_tracker.stop()
+        await self.cluster.stop()
         await self.presence_manager.close()
         await self.broker.close()
         self.started = False
@@ -147,6 +160,9 @@ class Node(Hooks, ServerAPI):
 
     def on_continuity_lost(self, channels: list[str]) -> None:
         self.fanout.continuity_lost(channels)
+
+    def on_control(self, message: bytes) -> None:
+        self.cluster.on_control(message)
 
     def _resubscribe(self, session: Session, channel: str) -> None:
         self._spawn(subscribing.unsubscribe(session, channel, unsubscribe=UNSUBSCRIBE_INSUFFICIENT_STATE))

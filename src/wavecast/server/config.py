@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import os
 import re
+import socket
 import tomllib
 import types
 import typing
@@ -338,11 +339,20 @@ class Config:
     rpc: RpcSection = dataclasses.field(default_factory=RpcSection)
 
     def node_config(self) -> NodeConfig:
-        """Return the real-time node's configuration."""
+        """Return the real-time node's configuration.
+
+        The node's name is ``client.name``, else ``<hostname>_<port>`` as Centrifugo names a
+        node without one.
+        """
         origins = list(self.server.allowed_origins) or None
-        return NodeConfig(
-            channel=self.channel, namespaces=dict(self.namespaces), allowed_origins=origins, **self.client
-        )
+        client = {"name": f"{socket.gethostname()}_{self.server.port}", **self.client}
+        return NodeConfig(channel=self.channel, namespaces=dict(self.namespaces), allowed_origins=origins, **client)
+
+    def worker(self, index: int) -> Config:
+        """The configuration of worker ``index`` of ``--workers``: its node's name ends in ``_<index>``,
+        so that each worker answers ``info`` under a name of its own."""
+        name = self.node_config().name
+        return dataclasses.replace(self, client={**self.client, "name": f"{name}_{index}"})
 
 
 # --- parsing -------------------------------------------------------------------------------

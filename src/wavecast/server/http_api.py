@@ -34,7 +34,6 @@ from ..exceptions import CommandError, ConfigError, EngineError
 from ..realtime.codec.json import binary_or_json
 from ..realtime.config import ChannelOptions
 from ..realtime.node import Node
-from ..version import version
 
 __all__ = ["API_METHODS", "ApiResponse", "call_api", "handle_api", "request_api_key"]
 
@@ -310,28 +309,14 @@ async def _channels(node: Node, body: bytes) -> dict[str, Any]:
     import fnmatch
 
     request = msgspec.json.decode(body or b"{}", type=ChannelsRequest)
-    channels = node.channels()
+    channels = await node.cluster_channels()
     if request.pattern:
         channels = {name: count for name, count in channels.items() if fnmatch.fnmatchcase(name, request.pattern)}
     return {"channels": {name: {"num_clients": count} for name, count in channels.items()}}
 
 
 async def _info_method(node: Node, body: bytes) -> dict[str, Any]:
-    info = node.info()
-    return {
-        "nodes": [
-            {
-                "uid": node.uid,
-                "name": info["name"],
-                "version": version,
-                "num_clients": info["num_clients"],
-                "num_users": info["num_users"],
-                "num_channels": info["num_channels"],
-                "num_subs": info["num_subscriptions"],
-                "uptime": int(node.uptime),
-            }
-        ]
-    }
+    return {"nodes": [msgspec.structs.asdict(info) for info in node.cluster_info()]}
 
 
 Method = Callable[[Node, bytes], Awaitable[dict[str, Any]]]

@@ -23,12 +23,15 @@ RESTART_DELAY = 1.0
 
 
 def supervise(worker_args: Sequence[str], workers: int, *, shutdown_timeout: float) -> int:
-    """Run ``workers`` copies of ``python -m wavecast serve <worker_args> --worker`` until a signal.
+    """Run ``workers`` copies of ``python -m wavecast serve <worker_args> --worker <i>`` until a signal.
 
+    Worker ``i`` (from 1) names its node ``<name>_<i>``, and keeps its index when restarted.
     Returns the exit status: 0 when every worker stopped cleanly.
     """
-    command = [sys.executable, "-m", "wavecast", "serve", *worker_args, "--worker"]
-    processes: list[subprocess.Popen[bytes]] = [subprocess.Popen(command) for _ in range(workers)]
+    commands = [
+        [sys.executable, "-m", "wavecast", "serve", *worker_args, "--worker", str(i + 1)] for i in range(workers)
+    ]
+    processes: list[subprocess.Popen[bytes]] = [subprocess.Popen(command) for command in commands]
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -49,7 +52,7 @@ def supervise(worker_args: Sequence[str], workers: int, *, shutdown_timeout: flo
                 logger.error("worker %d exited with %d; restarting it", process.pid, status)
                 time.sleep(RESTART_DELAY)
                 if not stopping:
-                    processes[index] = subprocess.Popen(command)
+                    processes[index] = subprocess.Popen(commands[index])
     deadline = time.monotonic() + shutdown_timeout + 5
     status = 0
     for process in processes:

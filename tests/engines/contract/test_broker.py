@@ -14,6 +14,7 @@ import pytest
 
 from wavecast.engines import ClientInfo, HistoryResult, Publication, StreamPosition
 
+from ...support.timing import wait_until
 from ..helpers import Engine
 
 #: History kept by default in these tests: more than any test publishes, for longer than any waits.
@@ -432,6 +433,19 @@ async def test_concurrent_publications_with_one_idempotency_key_publish_once(eng
     )
     assert len(set(results)) == 1
     assert len((await engine.broker.history(channel)).publications) == 1
+
+
+# --- control messages -------------------------------------------------------------------
+
+
+async def test_control_messages_reach_this_node_when_sent_to_all_or_to_it(engine: Engine) -> None:
+    await engine.broker.publish_control(b"to all")
+    await engine.broker.publish_control(b"to another", node="another")
+    await engine.broker.publish_control(b"to me", node=engine.events.uid)
+    await wait_until(lambda: len(engine.events.control) == 2, what="the control messages")
+    await engine.broker.publish_control(b"last")
+    await wait_until(lambda: len(engine.events.control) == 3, what="the last control message")
+    assert engine.events.control == [b"to all", b"to me", b"last"]
 
 
 # --- subscriptions ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ one deployment do. The redis-servers a test may stop and restart (``own_redis``,
 from __future__ import annotations
 
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 
@@ -21,13 +22,15 @@ from ..helpers import RecordingHandler, StartEngine
 async def start_engine() -> AsyncIterator[StartEngine]:
     """``await start_engine(server, **kwargs)``: a Redis engine, one per simulated node, all
     under one key prefix, and the handler its broker reports to; ``kwargs`` go to
-    :class:`RedisEngine`. The engines are closed when the test ends."""
+    :class:`RedisEngine`. Their handlers' uids are ``node-1``, ``node-2``... The engines are
+    closed when the test ends."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
+    uids = (f"node-{n}" for n in itertools.count(1))
 
     async def start(server: RedisServer, **kwargs: object) -> tuple[RedisEngine, RecordingHandler]:
         kwargs.setdefault("prefix", prefix)
         engine = RedisEngine(server.url, **kwargs)  # type: ignore[arg-type]
-        handler = RecordingHandler()
+        handler = RecordingHandler(next(uids))
         await engine.broker.start(handler)
         await engine.presence_manager.start()
         return engine, handler

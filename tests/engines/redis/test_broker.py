@@ -8,6 +8,7 @@ Everything that every broker does is in ``tests/engines/contract/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -60,7 +61,8 @@ async def test_keys_and_pubsub_channels_are_under_the_prefix(own_redis: RedisSer
             b"app.seed",
             b"app.stream.{chat:1}",
         ]
-        assert await client.pubsub_channels() == [b"app.client.chat:1"]
+        # Beside the channel's: the control channels, to every node and to this one.
+        assert sorted(await client.pubsub_channels()) == [b"app.client.chat:1", b"app.control", b"app.node.node-1"]
     finally:
         await client.aclose()
 
@@ -246,6 +248,47 @@ async def test_close_while_redis_is_down(own_redis: RedisServer, start_engine: S
     await engine.broker.subscribe("a")
     own_redis.stop()
     await engine.close()
+
+
+# --- control messages -----------------------------------------------------------------------
+
+
+async def test_control_messages_reach_every_node_or_the_one_addressed(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    (one, first), (two, second) = await start_engine(own_redis), await start_engine(own_redis)
+    await one.broker.publish_control(b"to all")
+    await one.broker.publish_control(b"to node-2", node="node-2")
+    await two.broker.publish_control(b"to node-1", node="node-1")
+    await wait_until(lambda: len(first.control) == 2 and len(second.control) == 2, what="the control messages")
+    assert first.control == [b"to all", b"to node-1"]
+    assert second.control == [b"to all", b"to node-2"]
+
+
+async def test_control_channels_come_back_after_a_restart(own_redis: RedisServer, start_engine: StartEngine) -> None:
+    (one, _), (_, second) = await start_engine(own_redis), await start_engine(own_redis)
+    await restart(own_redis)
+    async with asyncio.timeout(10_000 * MS):
+        while not second.control:
+            # A message sent while the node's pub/sub is still reconnecting is lost, as Redis
+            # pub/sub loses it: control messages are repeated (node info) or time out (surveys).
+            with contextlib.suppress(EngineError):
+                await one.broker.publish_control(b"hello", node="node-2")
+            await asyncio.sleep(50 * MS)
+    assert set(second.control) == {b"hello"}
+
+
+async def test_a_node_started_while_redis_is_down_subscribes_its_control_channels_when_it_is_back(
+    own_redis: RedisServer, start_engine: StartEngine
+) -> None:
+    await asyncio.to_thread(own_redis.stop)
+    _, handler = await start_engine(own_redis)
+    await asyncio.to_thread(own_redis.start)
+    other, _ = await start_engine(own_redis)
+    async with asyncio.timeout(10_000 * MS):
+        while not handler.control:
+            await other.broker.publish_control(b"hello", node="node-1")
+            await asyncio.sleep(50 * MS)
 
 
 # --- restarts ------------------------------------------------------------------------------

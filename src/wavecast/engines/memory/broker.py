@@ -365,6 +365,12 @@ class MemoryBroker:
             self._handler.on_publication(channel, publication, position)
         return position
 
+    async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
+        # One process, one node: a message to another node has nowhere to go.
+        handler = self._handler
+        if handler is not None and (node is None or node == handler.uid):
+            handler.on_control(message)
+
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
         if channel in self._subscribed and self._handler is not None:
             self._handler.on_join(channel, info)

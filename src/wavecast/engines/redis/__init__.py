@@ -20,14 +20,14 @@ class RedisEngine:
     Args:
         url: the Redis server, ``redis://host:port/db``.
         prefix: the prefix of every key and pub/sub channel, to share one Redis.
-        max_connections: connections to Redis at most, the pub/sub one included; a command
-            that finds them all busy waits for one. ``None``: no bound.
+        max_connections: connections to Redis at most, the pub/sub one included (so at
+            least 2); a command that finds them all busy waits for one. ``None``: no bound.
         pool_timeout: seconds a command waits for a free connection before failing with
             :class:`~wavecast.exceptions.EngineError`. ``None``: as long as it takes.
         **kwargs: passed to the connection pool's ``from_url`` (timeouts, ...).
 
     Raises:
-        ConfigError: ``max_connections`` isn't positive.
+        ConfigError: ``max_connections`` is below 2.
     """
 
     def __init__(
@@ -41,8 +41,9 @@ class RedisEngine:
     ) -> None:
         import redis.asyncio as aioredis
 
-        if max_connections is not None and max_connections <= 0:
-            raise ConfigError(f"max_connections must be positive, got {max_connections}")
+        if max_connections is not None and max_connections < 2:
+            # The pub/sub connection holds one from the start: commands need another.
+            raise ConfigError(f"max_connections must be at least 2, got {max_connections}")
         self.max_connections = max_connections
 
         kwargs.setdefault("socket_connect_timeout", 2.0)

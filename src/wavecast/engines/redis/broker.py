@@ -91,12 +91,12 @@ class RedisBroker:
         # Serializes SUBSCRIBE and UNSUBSCRIBE with the swap of the pub/sub connection on
         # reconnection, so that no command goes to a connection being replaced.
         self._lock = asyncio.Lock()
-        # Set when the pub/sub connection exists: until the first subscription, the reader waits.
-        self._connected = asyncio.Event()
         # Subscriptions waiting for Redis to confirm them, by pub/sub channel.
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         # Resubscribed channels whose continuity is reported once Redis confirms them.
         self._lost: set[str] = set()
+        # The pub/sub channels of control messages: to every node, and to this one.
+        self._control: set[str] = set()
         # PUBLISH commands waiting for the batch in flight, and the task that sends them.
         self._batch: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -117,6 +117,12 @@ class RedisBroker:
     def _pubsub_channel(self, channel: str) -> str:
         return f"{self.prefix}.client.{channel}"
 
+    def _control_channel(self) -> str:
+        return f"{self.prefix}.control"
+
+    def _node_channel(self, uid: str) -> str:
+        return f"{self.prefix}.node.{uid}"
+
     def _stream_keys(self, channel: str) -> list[str]:
         """The keys of a channel's stream for the scripts: stream, meta, and the epochs' seed."""
         return [self._stream_key(channel), self._meta_key(channel), self._seed_key]
@@ -128,8 +134,19 @@ class RedisBroker:
     # lifecycle
 
     async def start(self, handler: BrokerEventHandler) -> None:
+        """Subscribe to the control channels and start reading; when Redis is unreachable,
+        the reader subscribes once it is back."""
         self._handler = handler
+        self._control = {self._control_channel(), self._node_channel(handler.uid)}
         self._pubsub = self.redis.pubsub()
+        try:
+            async with self._lock:
+                await self._pubsub.subscribe(*self._control)
+        except (RedisError, OSError) as exc:
+            logger.warning("redis control channels not subscribed yet (%s); retrying", exc)
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = self.redis.pubsub()
         self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="wavecast-redis-pubsub")
 
     async def close(self) -> None:
@@ -208,6 +225,13 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
 
+    async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
+        name = self._control_channel() if node is None else self._node_channel(node)
+        try:
+            await self._pipelined(lambda pipe: pipe.publish(name, message))
+        except (RedisError, OSError) as exc:
+            raise EngineError(f"control message failed: {exc}") from exc
+
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
         await self._publish_control(channel, b"j" + encode_info(info))
 
@@ -269,7 +293,6 @@ class RedisBroker:
         try:
             async with self._lock:
                 await self._pubsub.subscribe(name)
-                self._connected.set()
             async with asyncio.timeout(self.subscribe_timeout):
                 await asyncio.shield(waiter)
         except (RedisError, OSError, TimeoutError) as exc:
@@ -293,22 +316,25 @@ class RedisBroker:
 
     async def _read_forever(self) -> None:
         """Deliver pub/sub messages; reconnect with backoff and resubscribe when Redis goes away."""
-        prefix_length = len(self.prefix) + len(".client.")
+        client_prefix = f"{self.prefix}.client."
+        prefix_length = len(client_prefix)
         while not self._closing:
             try:
                 if self._pubsub.connection is None:
-                    # Nothing subscribed yet, or nothing left to resubscribe.
-                    self._connected.clear()
-                    await self._connected.wait()
+                    # The control channels couldn't be subscribed at the start.
+                    await self._reconnect()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 if message is None:
                     continue
                 kind = message["type"]
+                name = _text(message["channel"])
                 if kind == "message":
-                    self._dispatch(_text(message["channel"])[prefix_length:], message["data"])
-                elif kind == "subscribe":
-                    name = _text(message["channel"])
+                    if name.startswith(client_prefix):
+                        self._dispatch(name[prefix_length:], message["data"])
+                    elif self._handler is not None:
+                        self._handler.on_control(message["data"])
+                elif kind == "subscribe" and name.startswith(client_prefix):
                     self._confirmed(name, name[prefix_length:])
             except asyncio.CancelledError:
                 raise
@@ -341,11 +367,8 @@ class RedisBroker:
                 self._pubsub = self.redis.pubsub()
                 channels = set(self._channels)
                 self._lost |= channels
-                if not channels:
-                    self._lost.clear()
-                    return
                 try:
-                    await self._pubsub.subscribe(*(self._pubsub_channel(c) for c in channels))
+                    await self._pubsub.subscribe(*self._control, *(self._pubsub_channel(c) for c in channels))
                 except (RedisError, OSError) as exc:
                     logger.warning("redis pub/sub reconnection attempt %d failed: %s", attempt, exc)
                     continue
