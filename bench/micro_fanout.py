@@ -1,6 +1,7 @@
 """Time the fan-out's own CPU cost per delivery, without sockets: a microbenchmark.
 
     .venv/bin/python bench/micro_fanout.py [--connections 10000] [--messages 16] [--repeat 30] [--channel]
+        [--filters N]
 
 It opens ``--connections`` server connections on transports that only count bytes, then, in
 each round, broadcasts ``--messages`` frames (what one turn of the loop does under the
@@ -13,6 +14,8 @@ subscribed to one channel, each publication going through ``Node.on_publication`
 a broker's delivery takes). With ``PYTHONPATH=<snapshot>/src`` it measures another commit's
 code (``bench/realtime.py --ref`` builds such snapshots), which is how a change to the fan-out
 is compared: the fastest of many rounds hardly moves with the load of other processes.
+``--filters N`` gives the channel's subscribers N distinct tags filters, one per group, that
+every publication passes: the cost of evaluating N filters and sending N groups.
 
 It measures wavecast's code alone: the socket writes that the real benchmark also pays
 (``bench/run.sh``) aren't here, since the transports write nowhere.
@@ -108,7 +111,7 @@ async def measure(connections: int, messages: int, repeat: int) -> dict[str, flo
     }
 
 
-async def measure_channel(connections: int, messages: int, repeat: int) -> dict[str, float]:
+async def measure_channel(connections: int, messages: int, repeat: int, filters: int = 0) -> dict[str, float]:
     """The same rounds through the real-time layer: publications to a channel's sessions."""
     from wavecast.engines import Publication
     from wavecast.realtime import Node, NodeConfig, Session
@@ -117,17 +120,20 @@ async def measure_channel(connections: int, messages: int, repeat: int) -> dict[
     server: Any = FakeServer()
     node = Node(NodeConfig())
     sessions = []
-    for _ in range(connections):
+    for index in range(connections):
         session = Session(node, WebSocketTransport(open_connection(server)))
         session.state = type(session.state).CONNECTED
         if session._stale_handle is not None:
             session._stale_handle.cancel()
         node.hub.add_session(session)
         subscription = _subscription("bench")
+        if filters:
+            subscription.tags_filter = _filter(index * filters // connections)
         node.hub.add_subscriber("bench", session, subscription)
         sessions.append(session)
     batcher = _batcher(asyncio.get_running_loop())
-    publications = [Publication(data=f'"message {i:04d} padded"'.encode()) for i in range(messages)]
+    tags = {"k": "x"} if filters else None
+    publications = [Publication(data=f'"message {i:04d} padded"'.encode(), tags=tags) for i in range(messages)]
     cork = flush = float("inf")
     gc.collect()
     gc.disable()
@@ -151,6 +157,14 @@ async def measure_channel(connections: int, messages: int, repeat: int) -> dict[
     }
 
 
+def _filter(variant: int) -> Any:
+    """A filter of its own for each variant, which a publication tagged k=x passes."""
+    from wavecast.realtime.codec.schema import FilterNode
+    from wavecast.realtime.tagsfilter import compile_filter
+
+    return compile_filter(FilterNode(key="k", cmp="neq", val=f"v{variant}"))
+
+
 def _subscription(channel: str) -> Any:
     from wavecast.realtime.config import ChannelOptions
     from wavecast.realtime.subscription import SUBSCRIBED, Subscription
@@ -167,10 +181,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--channel", action="store_true", help="through a real-time channel's fan-out")
+    parser.add_argument("--filters", type=int, default=0, help="with --channel: N distinct tags filters")
     args = parser.parse_args()
     native = load("wavecast.asyncio._speedups") is not None
-    measure_rounds = measure_channel if args.channel else measure
-    result = asyncio.run(measure_rounds(args.connections, args.messages, args.repeat))
+    if args.channel:
+        result = asyncio.run(measure_channel(args.connections, args.messages, args.repeat, args.filters))
+    else:
+        result = asyncio.run(measure(args.connections, args.messages, args.repeat))
     print(
         f"{'native' if native else 'python'}: {args.connections} connections x {args.messages} messages: "
         f"cork {result['cork_ns']:.0f} ns/delivery, flush {result['flush_ns']:.0f} ns/delivery "

@@ -12,6 +12,8 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | fan1k, fan10k | websockets, wavecast (raw ``/bcast``) | a WebSocket message to a subscriber |
 | ch1k, ch10k | wavecast-channels | a publication pushed to a channel subscriber |
 | ch10k-recovery | wavecast-channels --history | the same, positioned subscribers (history, recovery) |
+| ch10k-tags | wavecast-channels --tags | the same, publications tagged, subscribers without a filter |
+| ch10k-tags10 | wavecast-channels --tags | the same, subscribers in 10 groups, each with its tags filter (all pass) |
 | ch10k-redis | wavecast_cluster.py --nodes 1 | the same, on the Redis engine (one node) |
 | xnode10k | wavecast_cluster.py --nodes 2 | published on node A; half the subscribers on node B, through Redis |
 
@@ -51,6 +53,14 @@ SERVERS = os.path.join(BENCH, "servers")
 CHANNEL = "bench"
 SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
 UNWRAP = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
+# Ten distinct filters, one per group of subscribers ("{v}", the loadgen's --sub-init-variants),
+# that every publication of ``wavecast_channels.py --tags`` (tag k=x) passes: each subscriber
+# gets every publication, and the fan-out evaluates ten filters and sends ten groups.
+FILTERED_SUB_INIT = (
+    '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"'
+    + CHANNEL
+    + '","tf":{"key":"k","cmp":"neq","val":"v{v}"}}}'
+)
 
 
 def load_runner() -> Any:
@@ -72,6 +82,7 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
         return ["fanout", "-n", str(n), "-s", "32", "--text", "-W", win, "-k", k, "-w", w, "-t", d, "--timeout", "30"]
 
     channel = ["--path", "/connection/websocket", "--pub-path", "/publish", "--sub-init", SUB_INIT, "--unwrap", UNWRAP]
+    filtered = [*channel[:5], FILTERED_SUB_INIT, "--sub-init-variants", "10", "--unwrap", UNWRAP]
     raw, channels = ["websockets", "wavecast"], ["wavecast-channels"]
     return [
         dict(key="fan1k", metric="deliveries_per_s", unit="deliv/s", args=fanout(1000), peers=raw),
@@ -98,6 +109,20 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             unit="deliv/s",
             args=fanout(10000) + channel,
             peers=["wavecast-channels-recovery"],
+        ),
+        dict(
+            key="ch10k-tags",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(10000) + channel,
+            peers=["wavecast-channels-tags"],
+        ),
+        dict(
+            key="ch10k-tags10",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(10000) + filtered,
+            peers=["wavecast-channels-tags"],
         ),
     ]
 
@@ -134,6 +159,7 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
         "wavecast": [PYTHON, os.path.join(SERVERS, "wavecast_server.py"), "--port", "{port}"],
         "wavecast-channels": [PYTHON, channels, "--port", "{port}"],
         "wavecast-channels-recovery": [PYTHON, channels, "--history", "--port", "{port}"],
+        "wavecast-channels-tags": [PYTHON, channels, "--tags", "--port", "{port}"],
         "wavecast-redis": [PYTHON, cluster, "--nodes", "1", "--port", "{port}"],
         "wavecast-2-nodes": [PYTHON, cluster, "--nodes", "2", "--port", "{port}"],
     }
@@ -186,7 +212,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument(
-        "--scenarios", nargs="*", help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery"
+        "--scenarios",
+        nargs="*",
+        help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery ch10k-tags ch10k-tags10",
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
     parser.add_argument("--ref", help="also measure this commit's channel fan-out, in the same run")

@@ -18,7 +18,9 @@
  * commands), --pub-path PATH opens the publisher elsewhere, and --unwrap PREFIX says that each
  * delivery arrives as PREFIX + payload + anything (or exactly SUFFIX, with --unwrap-suffix);
  * messages that don't start with PREFIX (the protocol's replies) are ignored. --alt-port P sends
- * every other subscriber to a second server, for fan-out across nodes.
+ * every other subscriber to a second server, for fan-out across nodes. --sub-init-variants N
+ * replaces each "{v}" in TEXT by the subscriber's number modulo N, so that subscribers fall into
+ * N groups that subscribe differently (say, with N distinct filters).
  *
  * Output: progress/errors on stderr; on stdout one human line starting with "# " and one JSON
  * line starting with "{" (last line). Exit status 0 = ok, 1 = test failed, 2 = usage, 3 = hard deadline.
@@ -73,7 +75,7 @@ static struct {
     const char *label;
     int quiet;
     const char *sub_init, *pub_path, *unwrap, *unwrap_suffix;
-    int alt_port, alt_port_offset;
+    int alt_port, alt_port_offset, sub_init_variants;
     size_t unwrap_len, unwrap_suffix_len;
 } cfg = {
     .host = "127.0.0.1", .port = 0, .path = NULL, .conns = 1, .depth = 1, .size = 32, .binary = 0,
@@ -658,7 +660,19 @@ static void on_open(conn *c) {
     hist_add(&h_hs, now_ns() - c->t_start);
     if (c->role == R_ECHO) c->fifo = calloc((size_t)cfg.depth, sizeof(uint64_t));
     if (c->role == R_SUB && cfg.sub_init) {
-        queue_frame(c, 1, (const uint8_t *)cfg.sub_init, strlen(cfg.sub_init));
+        if (cfg.sub_init_variants > 0) {
+            /* Each "{v}" becomes this subscriber's variant: its number modulo the variants. */
+            char text[8192], digits[16];
+            size_t n = 0;
+            int dl = snprintf(digits, sizeof digits, "%d", c->id % cfg.sub_init_variants);
+            for (const char *p = cfg.sub_init; *p && n + (size_t)dl < sizeof text - 1;) {
+                if (strncmp(p, "{v}", 3) == 0) { memcpy(text + n, digits, (size_t)dl); n += (size_t)dl; p += 3; }
+                else text[n++] = *p++;
+            }
+            queue_frame(c, 1, (const uint8_t *)text, n);
+        } else {
+            queue_frame(c, 1, (const uint8_t *)cfg.sub_init, strlen(cfg.sub_init));
+        }
         flush_out(c);
     }
 }
@@ -978,7 +992,7 @@ static void usage(void) {
             "fanout:  -n/--subs N (100)  -W/--window W (16)  -r/--rate MSGS_PER_S (0 = as fast as window allows)\n"
             "         -m/--messages M (0 = until --duration)  (size >= 25)\n"
             "connect: -n N (100)  -H/--hold S (3)\n"
-            "real-time fanout: --sub-init TEXT  --pub-path PATH  --unwrap PREFIX  --unwrap-suffix SUFFIX\n"
+            "real-time fanout: --sub-init TEXT  --sub-init-variants N  --pub-path PATH  --unwrap PREFIX  --unwrap-suffix SUFFIX\n"
             "         --alt-port P (odd-numbered subscribers connect there: a second node)\n"
             "         --alt-port-offset N (the same, at --port + N)\n");
 }
@@ -997,7 +1011,7 @@ int main(int argc, char **argv) {
         {"timeout", 1, 0, 5}, {"connect-timeout", 1, 0, 6}, {"subs", 1, 0, 'n'}, {"window", 1, 0, 'W'},
         {"rate", 1, 0, 'r'}, {"messages", 1, 0, 'm'}, {"concurrency", 1, 0, 'k'}, {"hold", 1, 0, 'H'},
         {"server-pid", 1, 0, 7}, {"label", 1, 0, 8}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {0, 0, 0, 0}};
+        {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15}, {0, 0, 0, 0}};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "p:c:d:s:t:w:n:W:r:m:k:H:qh", lo, NULL)) != -1) {
@@ -1029,6 +1043,7 @@ int main(int argc, char **argv) {
         case 12: cfg.unwrap_suffix = optarg; cfg.unwrap_suffix_len = strlen(optarg); break;
         case 13: cfg.alt_port = atoi(optarg); break;
         case 14: cfg.alt_port_offset = atoi(optarg); break;
+        case 15: cfg.sub_init_variants = atoi(optarg); break;
         default: usage(); return 2;
         }
     }

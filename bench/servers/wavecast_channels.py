@@ -9,9 +9,11 @@ with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous 
 connect and subscribe; no presence, no pings, no compression. ``--redis URL`` puts the node
 on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``). With ``--history`` the channel
 keeps its last 1,000 publications for 5 minutes and every subscriber is positioned (recovery),
-so that each delivery also advances the subscriber's offset in the stream.
+so that each delivery also advances the subscriber's offset in the stream. With ``--tags`` the
+channel allows tags filters (``allow_tags_filter``) and every publication carries the tag
+``k=x``, for subscribers that send a tags filter (``tf``) in their subscribe command.
 
-Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--uvloop | --no-uvloop]``.
+Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--tags] [--uvloop | --no-uvloop]``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,14 @@ SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL +
 UNWRAP_PREFIX = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
 
 
-def make_node(history: bool, redis_url: str | None = None) -> Node:
-    recovery = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
+#: The tags of every publication with ``--tags``.
+TAGS = {"k": "x"}
+
+
+def make_node(history: bool, redis_url: str | None = None, tags: bool = False) -> Node:
+    recovery: dict[str, Any] = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
+    if tags:
+        recovery["allow_tags_filter"] = True
     engines: dict[str, Any] = {}
     if redis_url is not None:
         from wavecast.engines.redis import RedisEngine
@@ -56,6 +64,8 @@ def make_node(history: bool, redis_url: str | None = None) -> Node:
 
 #: The node this process serves; ``main`` makes it from the command line.
 node = make_node(history=False)
+#: The tags each publication carries (``--tags``).
+tags: dict[str, str] | None = None
 
 
 async def handler(connection: wavecast.ServerConnection) -> None:
@@ -67,7 +77,7 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         pending: set[asyncio.Future[Any]] = set()
         async for message in connection:
             text = message if isinstance(message, str) else message.decode()
-            future = asyncio.ensure_future(node.publish(CHANNEL, text))
+            future = asyncio.ensure_future(node.publish(CHANNEL, text, tags=tags))
             pending.add(future)
             future.add_done_callback(pending.discard)
             if len(pending) >= 256:
@@ -80,9 +90,12 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
 
 
-async def main(port: int, history: bool, redis_url: str | None = None, write_delay: float | None = None) -> None:
-    global node
-    node = make_node(history, redis_url)
+async def main(
+    port: int, history: bool, redis_url: str | None = None, write_delay: float | None = None, tagged: bool = False
+) -> None:
+    global node, tags
+    node = make_node(history, redis_url, tagged)
+    tags = TAGS if tagged else None
     async with (
         node,
         wavecast.serve(
@@ -110,6 +123,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9002")))
     parser.add_argument("--history", action="store_true", help="keep history; subscribers are positioned")
+    parser.add_argument("--tags", action="store_true", help="tag publications; subscribers may filter them")
     parser.add_argument("--redis", metavar="URL", help="share channels with other nodes through this Redis")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="gather writes for S seconds")
     parser.add_argument(
@@ -119,4 +133,4 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     args = parser.parse_args()
-    wavecast.run(main(args.port, args.history, args.redis, args.write_delay), use_uvloop=args.uvloop)
+    wavecast.run(main(args.port, args.history, args.redis, args.write_delay, args.tags), use_uvloop=args.uvloop)
