@@ -13,7 +13,7 @@ from wavecast.engines.base import Publication
 from wavecast.realtime import fossil
 from wavecast.realtime.codec import JSONCodec, ProtobufCodec
 from wavecast.realtime.codec.protobuf import _uvarint
-from wavecast.realtime.delta import prepare
+from wavecast.realtime.delta import MAX_DELTA_SIZE, prepare
 
 from ..support.protobuf import protobuf_messages
 from .helpers import load_fixtures
@@ -73,3 +73,16 @@ def test_a_delta_that_cuts_a_character_goes_full_to_json_clients() -> None:
     # Protobuf carries bytes: it takes the patch.
     binary = _pub(prepare(ProtobufCodec, CHANNEL, Publication(target, delta=True), source).payload, ProtobufCodec)
     assert (binary.delta, fossil.apply(source, binary.data)) == (True, target)
+
+
+def test_data_past_the_size_limit_goes_full() -> None:
+    base = b'{"v":"' + b"a" * MAX_DELTA_SIZE + b'"}'
+    data = base.replace(b'"v"', b'"w"')
+    pub = _pub(prepare(ProtobufCodec, CHANNEL, Publication(data, delta=True), base).payload, ProtobufCodec)
+    assert (pub.delta, pub.data) == (False, data)
+    smaller = base[: MAX_DELTA_SIZE - 10] + b'"}'
+    pub = _pub(
+        prepare(ProtobufCodec, CHANNEL, Publication(smaller.replace(b'"v"', b'"w"'), delta=True), smaller).payload,
+        ProtobufCodec,
+    )
+    assert pub.delta is True

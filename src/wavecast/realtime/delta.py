@@ -25,9 +25,15 @@ from . import fossil
 from .codec import Codec
 from .codec.schema import PublicationMsg, Push, Reply, publication_msg
 
-__all__ = ["full_msg", "prepare"]
+__all__ = ["MAX_DELTA_SIZE", "full_msg", "prepare"]
 
 _encode_json = msgspec.json.Encoder().encode
+
+#: Data this long or longer, or a base this long, goes in full: the encoder is pure Python, and
+#: its time grows with the bytes it has to match (about 2 ms for 4 KiB that match nothing,
+#: 100 ms for 64 KiB, measured with ``fossil.create`` on random bytes), all spent in one turn
+#: of the event loop.
+MAX_DELTA_SIZE = 65536
 
 
 def full_msg(message: PublicationMsg, text: bool) -> PublicationMsg:
@@ -46,7 +52,7 @@ def prepare(
     text = not codec.binary
     message = publication_msg(publication)
     data = publication.data
-    if base is not None and publication.delta:
+    if base is not None and publication.delta and len(data) < MAX_DELTA_SIZE and len(base) < MAX_DELTA_SIZE:
         patch = fossil.create(base, data)
         if len(patch) < len(data):
             if not text:

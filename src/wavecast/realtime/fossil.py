@@ -100,11 +100,14 @@ def create(source: bytes, target: bytes) -> bytes:
                     k += 1
                 k -= 1
                 count = j + k + 1
-                offset = src - k
-                literal = i - k
-                size = _digit_count(literal) + _digit_count(count) + _digit_count(offset) + 3
-                if count >= size and count > best_count:
-                    best_count, best_offset, best_literal = count, offset, literal
+                # A copy costs at least 6 bytes of the delta (three numbers, ":", "@" and ","):
+                # a shorter match, the usual candidate, can't pay for itself.
+                if count >= 6 and count > best_count:
+                    offset = src - k
+                    literal = i - k
+                    size = _digit_count(literal) + _digit_count(count) + _digit_count(offset) + 3
+                    if count >= size:
+                        best_count, best_offset, best_literal = count, offset, literal
                 block = collide[block]
             if best_count > 0:
                 if best_literal > 0:
