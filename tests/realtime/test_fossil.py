@@ -45,8 +45,9 @@ def test_a_small_edit_gives_a_small_delta(source: bytes, at: int, insert: bytes)
     target = source[:at] + insert + source[at:]
     delta = fossil.create(source, target)
     assert apply_delta(source, delta) == target
-    # Two copies and the insert, each with a few digits, and the header and checksum.
-    assert len(delta) <= len(insert) + 40
+    # Two copies and the insert, each with a few digits, the header and the checksum; the
+    # insert may carry up to a hash window (16 bytes) before the next match is found.
+    assert len(delta) <= len(insert) + 64
 
 
 def test_centrifuge_python_decodes_edits() -> None:
