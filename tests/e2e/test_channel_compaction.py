@@ -59,11 +59,12 @@ def _bare(pub: dict[str, object]) -> dict[str, object]:
 async def test_python_sdk_receives_numbered_pushes(
     start_node: StartNode, make_client: Clients, use_protobuf: bool
 ) -> None:
+    """Numbered in JSON; in protobuf, named (see test_protobuf_is_declined_and_named)."""
     running = await start_node(CONFIG)
     client, _ = await make_client.connected(running.ws_url, "ann", use_protobuf=use_protobuf)
     events = await subscribe(client, "room:lobby", join_leave=True)
     session = next(iter(running.node.hub.subscribers("room:lobby") or {}))
-    assert session.subscriptions["room:lobby"].channel_id > 0
+    assert (session.subscriptions["room:lobby"].channel_id > 0) is not use_protobuf
     # A second channel, so that a push numbered for the wrong one would be noticed.
     other = await subscribe(client, "room:other")
 
@@ -107,3 +108,35 @@ async def test_js_and_a_named_subscriber_side_by_side(
     await wait_until(lambda: received("room:lobby") == [{"n": n} for n in range(3)], what="the numbered ones")
     await wait_until(lambda: received("named:lobby") == [{"m": n} for n in range(3)], what="the named ones")
     await js.wait("join")
+
+
+async def test_protobuf_is_declined_and_named(
+    start_node: StartNode, start_js: StartJS, make_client: Clients, open_raw: OpenRaw
+) -> None:
+    """centrifuge-js's protobuf build asks for compaction but can't match numbered pushes to its
+    subscriptions, and nothing on the wire tells it from another protobuf SDK: protobuf
+    subscribers are answered without an ``id`` and get every publication by name, beside a JSON
+    subscriber of the same channel that gets them by number."""
+    running = await start_node(CONFIG)
+    js = await start_js(url=running.ws_url, token=make_token("ann"), protobuf=True)
+    await js.ok("connect")
+    await js.ok("subscribe", channel="room:lobby")
+    python, _ = await make_client.connected(running.ws_url, "bob", use_protobuf=True)
+    events = await subscribe(python, "room:lobby")
+    raw = await open_raw(running, rcvbuf=None)
+    await raw.command(connect={"token": make_token("eve")})
+    assert (await raw.command(subscribe={"channel": "room:lobby", "flag": 1}))["subscribe"]["id"] > 0
+    subscribers = running.node.hub.subscribers("room:lobby") or {}
+    assert sorted((session.user, sub.channel_id > 0) for session, sub in subscribers.items()) == [
+        ("ann", False),
+        ("bob", False),
+        ("eve", True),
+    ]
+    for n in range(3):
+        await running.node.publish("room:lobby", b'{"n": %d}' % n)
+    expected = [{"n": n} for n in range(3)]
+    await wait_until(
+        lambda: [json.loads(bytes.fromhex(p["data"])) for p in js.named("publication")] == expected,
+        what="js's publications",
+    )
+    await wait_until(lambda: [_json(d) for d in events.data] == expected, what="python's publications")

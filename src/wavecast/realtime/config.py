@@ -76,7 +76,7 @@ class ChannelOptions:
         allow_channel_compaction: let subscribers that ask (the SDKs do) receive the
             channel's publications, joins and leaves with a number, given in the subscribe
             reply, instead of its name: fewer bytes for long channel names. Centrifugo's
-            option of the same name.
+            option of the same name; JSON connections only (docs/protocol.md says why).
         allowed_delta_types: the delta encodings subscribers may ask for (``delta`` in the
             subscribe request): ``["fossil"]`` sends publications that the publisher marks
             ``delta`` as fossil deltas against the previous one each subscriber received.
