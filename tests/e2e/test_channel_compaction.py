@@ -2,7 +2,7 @@
 (``flag: 1``); a channel that allows it answers with an ``id`` and numbers itself by it in
 publication, join and leave pushes. Seen on the wire with a raw client, and with
 centrifuge-python (JSON and protobuf) and centrifuge-js subscribers of one channel, beside
-one that doesn't compact."""
+one that doesn't compact, on the memory and Redis engines."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..support.config import node_config, open_channel
 from ..support.js import StartJS
 from ..support.raw import OpenRaw
 from ..support.sdk import Clients, subscribe
-from ..support.servers import StartNode
+from ..support.servers import StartNode, StartWavecast
 from ..support.timing import wait_until
 from ..support.tokens import make_token
 
@@ -140,3 +140,43 @@ async def test_protobuf_is_declined_and_named(
         what="js's publications",
     )
     await wait_until(lambda: [_json(d) for d in events.data] == expected, what="python's publications")
+
+
+async def test_on_each_engine(start_on_engine: StartWavecast, start_js: StartJS, make_client: Clients) -> None:
+    """Publications, joins and leaves that come back through the engine reach numbered subscribers
+    of two channels, each by its own number."""
+    room = {
+        "allow_subscribe_for_client": True,
+        "presence": True,
+        "join_leave": True,
+        "force_recovery": True,
+        "history_size": 10,
+        "history_ttl": 60.0,
+        "allow_channel_compaction": True,
+    }
+    server = await start_on_engine(namespaces={"room": room})
+    js = await start_js(url=server.ws_url, token=make_token("ann"))
+    await js.ok("connect")
+    for channel in ("room:a", "room:b"):
+        await js.ok("subscribe", channel=channel, joinLeave=True)
+    ids = {
+        channel: sub.channel_id
+        for session in server.node.hub.user_sessions("ann")
+        for channel, sub in session.subscriptions.items()
+    }
+    assert 0 not in ids.values() and ids["room:a"] != ids["room:b"]
+
+    bob, _ = await make_client.connected(server.ws_url, "bob")
+    await subscribe(bob, "room:b")
+    await js.wait("join", lambda event: event["channel"] == "room:b" and event["user"] == "bob")
+    for n in range(3):
+        await server.node.publish("room:a", {"a": n})
+        await server.node.publish("room:b", {"b": n})
+
+    def received(channel: str) -> list[object]:
+        return [p["data"] for p in js.named("publication") if p["channel"] == channel]
+
+    await wait_until(lambda: received("room:a") == [{"a": n} for n in range(3)], what="room:a's")
+    await wait_until(lambda: received("room:b") == [{"b": n} for n in range(3)], what="room:b's")
+    await bob.disconnect()
+    await js.wait("leave", lambda event: event["channel"] == "room:b" and event["user"] == "bob")
