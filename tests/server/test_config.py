@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from wavecast.cli import starter_config
+from wavecast.engines.memory import MemoryBroker
 from wavecast.exceptions import ConfigError
 from wavecast.realtime import ChannelOptions, NodeConfig
 from wavecast.server.config import Config, apply_env, load_config, parse_config
+from wavecast.server.serve import build_engines
 
 #: The smallest valid configuration: the HTTP API needs a key.
 VALID: dict[str, Any] = {"http_api": {"key": "api-key"}}
@@ -170,6 +172,10 @@ def test_every_problem_is_reported_at_once() -> None:
             {"engine": {"memory_max_user_bytes": 0}},
             "engine.memory_max_user_bytes: expected 1 or more, or false for no limit, got 0",
         ),
+        (
+            {"engine": {"memory_max_idempotent_results": 0}},
+            "engine.memory_max_idempotent_results: expected 1 or more, or false for no limit, got 0",
+        ),
         ({"client": {"client_ping_interval": -1.0}}, "client: client_ping_interval must be 0 (off) or positive"),
         ({"namespaces": {"a:b": {}}}, "client: invalid namespace name: 'a:b'"),
     ],
@@ -245,6 +251,7 @@ def test_false_turns_a_limit_off(tmp_path: Path) -> None:
     assert admin.admin.login_failure_rate is None
     engine = parse_config({**VALID, "engine": {"memory_max_streams": False, "memory_max_bytes": 2**20}}).engine
     assert (engine.memory_max_streams, engine.memory_max_bytes, engine.memory_max_user_bytes) == (None, 2**20, 2**24)
+    assert engine.memory_max_idempotent_results == 100_000
     # Where None isn't a value, false is a wrong type as before.
     with pytest.raises(ConfigError, match=r"client.presence_ttl: expected a number, got False"):
         parse_config({"http_api": {"key": "k"}, "client": {"presence_ttl": False}})
@@ -437,3 +444,10 @@ def test_a_node_is_named_after_its_host_and_port_and_each_worker_after_its_index
     assert config.worker(2).node_config().name == f"{socket.gethostname()}_8123_2"
     named = parse_config({**VALID, "client": {"name": "edge"}})
     assert (named.node_config().name, named.worker(1).node_config().name) == ("edge", "edge_1")
+
+
+def test_the_memory_engine_takes_its_limits_from_the_engine_section() -> None:
+    engine = {"memory_max_streams": 7, "memory_max_bytes": False, "memory_max_idempotent_results": 3}
+    broker, _ = build_engines(parse_config({**VALID, "engine": engine}))
+    assert isinstance(broker, MemoryBroker)
+    assert (broker.max_streams, broker.max_bytes, broker.max_idempotent_results) == (7, None, 3)

@@ -164,6 +164,9 @@ class EngineSection:
             recently published streams are evicted beyond. ``false``: no limit.
         memory_max_user_bytes: bytes of history one user's publications may take in the
             memory engine; a publication beyond is refused with error 106. ``false``: no limit.
+        memory_max_idempotent_results: results the memory engine keeps under idempotency keys
+            at most; the oldest is forgotten first beyond, and a repeat of its key publishes
+            again. ``false``: no limit (each still expires after ``idempotent_result_ttl``).
         redis_url: the Redis server of the ``redis`` engine.
         redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis.
     """
@@ -173,6 +176,7 @@ class EngineSection:
     memory_max_streams: int | None = 100_000
     memory_max_bytes: int | None = 256 * 2**20
     memory_max_user_bytes: int | None = 16 * 2**20
+    memory_max_idempotent_results: int | None = 100_000
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wavecast"
 
@@ -560,7 +564,7 @@ def _check(config: Config, errors: _Errors) -> None:
     rate = config.admin.login_failure_rate
     if rate is not None and not rate > 0:
         errors.add("admin.login_failure_rate", f"expected more than 0, or false for no limit, got {rate}")
-    for name in ("memory_max_streams", "memory_max_bytes", "memory_max_user_bytes"):
+    for name in ("memory_max_streams", "memory_max_bytes", "memory_max_user_bytes", "memory_max_idempotent_results"):
         limit = getattr(config.engine, name)
         if limit is not None and limit < 1:
             errors.add(f"engine.{name}", f"expected 1 or more, or false for no limit, got {limit}")

@@ -47,6 +47,7 @@ def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
         max_streams=section.memory_max_streams,
         max_bytes=section.memory_max_bytes,
         max_user_bytes=section.memory_max_user_bytes,
+        max_idempotent_results=section.memory_max_idempotent_results,
     )
     return broker, MemoryPresenceManager()
 
