@@ -5,14 +5,10 @@ publication, not the stream, when it subscribes (``auto_cache_recover``, or cent
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
-
 import pytest
 from centrifuge import Client
 
 from ..support.js import StartJS
-from ..support.redis import RedisServer
 from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.timing import wait_until
@@ -20,24 +16,18 @@ from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
-_PREFIXES = (f"cache{n}" for n in itertools.count())
-
 STATE = {"history_size": 1, "history_ttl": 300.0, "force_recovery": True, "allow_subscribe_for_client": True}
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def server(request: pytest.FixtureRequest, start_wavecast: StartWavecast) -> AppServer:
+@pytest.fixture
+async def server(start_on_engine: StartWavecast) -> AppServer:
     """A server with ``board`` (cache mode, the latest on every subscribe) and ``feed`` (cache
     mode, the latest after a reconnect), on each engine."""
-    engine: dict[str, Any] = {"type": request.param}
-    if request.param == "redis":
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        engine.update(redis_url=redis.url, redis_prefix=next(_PREFIXES))
     namespaces = {
         "board": {**STATE, "force_recovery_mode": "cache", "auto_cache_recover": True},
         "feed": {**STATE, "history_size": 100, "force_recovery_mode": "cache"},
     }
-    return await start_wavecast(engine=engine, namespaces=namespaces)
+    return await start_on_engine(namespaces=namespaces)
 
 
 async def publish(server: AppServer, channel: str, *values: int) -> None:
