@@ -1,6 +1,7 @@
 """The cluster-wide ``info`` and ``channels`` of Centrifugo's server API, asked through ``cent``
 of ``wavecast serve`` nodes on one Redis: every live node with its counts, every node's
-channels summed, a node killed dropping out, and each worker of ``--workers`` a node of its own."""
+channels summed, on the admin page too, a node killed dropping out, and each worker of
+``--workers`` a node of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 from cent import AsyncClient, ChannelsRequest, InfoRequest
 
 from ..support.cluster import StartNodes, cluster_config
-from ..support.config import API_KEY
+from ..support.config import ADMIN_PASSWORD, API_KEY
+from ..support.http import basic_auth, http
 from ..support.redis import RedisServer
 from ..support.sdk import Clients, subscribe
 from ..support.serve import ServeProcess
@@ -56,6 +58,15 @@ async def test_info_and_channels_cover_every_node_until_one_is_killed(
         assert {name: c.num_clients for name, c in channels.items()} == {"chat:room": 2, "news:a": 1}
         only_chat = (await api.channels(ChannelsRequest(pattern="chat:*"))).channels
         assert list(only_chat) == ["chat:room"]
+
+        # The admin page shows the same cluster; message counts only for the node asked.
+        admin = (await http("GET", one.url + "/admin/api/info", headers=basic_auth(ADMIN_PASSWORD))).json()
+        assert [(n["name"], n["num_clients"], n["num_subscriptions"]) for n in admin["nodes"]] == [
+            ("node1", 1, 2),
+            ("node2", 2, 1),
+        ]
+        assert "publications" in admin["nodes"][0] and "publications" not in admin["nodes"][1]
+        assert admin["channels"] == {"chat:room": 2, "news:a": 1}
 
         # SIGKILL: no goodbye; node two drops out when its info stops coming.
         two.kill()

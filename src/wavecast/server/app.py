@@ -248,25 +248,7 @@ class App:
         if path in _ADMIN_FILES and method in ("GET", "HEAD"):
             return _static(_ADMIN_FILES[path])
         if path == "/admin/api/info":
-            info = self.node.info()
-            stats = self.node.stats
-            return _json(
-                200,
-                {
-                    "version": version,
-                    "nodes": [
-                        {
-                            **info,
-                            "uid": self.node.uid,
-                            "uptime": int(self.node.uptime),
-                            "publications": stats.publications,
-                            "messages_sent": stats.messages_out,
-                            "messages_received": stats.messages_in,
-                        }
-                    ],
-                    "channels": dict(sorted(self.node.channels().items())),
-                },
-            )
+            return _json(200, await self._admin_info())
         if path == "/admin/api/publish" and method == "POST":
             try:
                 request = json.loads(body)
@@ -279,6 +261,31 @@ class App:
             position = await self.node.publish(channel, data)
             return _json(200, {"offset": position.offset, "epoch": position.epoch} if position else {})
         return _NOT_FOUND
+
+    async def _admin_info(self) -> dict[str, Any]:
+        """Every live node of the engine with its counts, as the ``info`` API lists them, and the
+        channels of all of them; message counts are kept by each node, so only this one has them."""
+        node, stats = self.node, self.node.stats
+        nodes = []
+        for info in node.cluster_info():
+            entry: dict[str, Any] = {
+                "name": info.name,
+                "uid": info.uid,
+                "version": info.version,
+                "num_clients": info.num_clients,
+                "num_users": info.num_users,
+                "num_channels": info.num_channels,
+                "num_subscriptions": info.num_subs,
+                "uptime": info.uptime,
+            }
+            if info.uid == node.uid:
+                entry.update(
+                    publications=stats.publications,
+                    messages_sent=stats.messages_out,
+                    messages_received=stats.messages_in,
+                )
+            nodes.append(entry)
+        return {"version": version, "nodes": nodes, "channels": dict(sorted((await node.cluster_channels()).items()))}
 
     # --- demo ----------------------------------------------------------------------------------
 

@@ -9,13 +9,12 @@ async function refresh() {
   const response = await fetch("/admin/api/info");
   if (!response.ok) return;
   const info = await response.json();
-  const node = info.nodes[0];
   $("version").textContent = `v${info.version}`;
   $("num-clients").textContent = info.nodes.reduce((n, x) => n + x.num_clients, 0);
   $("num-users").textContent = info.nodes.reduce((n, x) => n + x.num_users, 0);
   $("num-channels").textContent = Object.keys(info.channels).length;
   $("num-subscriptions").textContent = info.nodes.reduce((n, x) => n + x.num_subscriptions, 0);
-  $("nodes").replaceChildren(...info.nodes.map((n) => row([n.name, n.uid, n.num_clients, n.uptime, n.publications, n.messages_sent, n.messages_received])));
+  $("nodes").replaceChildren(...info.nodes.map((n) => row([n.name, n.uid, n.num_clients, n.uptime, ...[n.publications, n.messages_sent, n.messages_received].map((count) => count ?? "—")])));
   $("channels").replaceChildren(...Object.entries(info.channels).map(([name, count]) => row([name, count])));
 }
 $("publish").addEventListener("submit", async (event) => {
