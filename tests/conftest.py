@@ -6,9 +6,12 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.async_api import Browser
+
+from wavecast.server.pgoutbox import schema_sql
 
 from .support.browser import launch_chromium
 from .support.cleanup import stopping
@@ -21,6 +24,9 @@ from .support.servers import AppServer, StartServer, StartWavecast, close_server
 from .support.timing import bound_in_time
 from .support.tls import Certificates
 from .support.tools import node
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _TESTS = Path(__file__).parent
 
@@ -73,6 +79,18 @@ def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test alone, with an empty database ``wavecast``."""
     with private_postgres() as server:
         yield server
+
+
+@pytest.fixture
+async def outbox_database(own_postgres: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
+    """The application's connection to ``own_postgres``, whose database has the outbox table of
+    :func:`~wavecast.server.pgoutbox.schema_sql`."""
+    import asyncpg
+
+    connection = await asyncpg.connect(own_postgres.dsn)
+    await connection.execute(schema_sql())
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture

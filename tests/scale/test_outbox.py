@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 from centrifuge import Client
-
-from wavecast.server.pgoutbox import schema_sql
 
 from ..support.cluster import SCALE_NAMESPACES, ChaosReport, StartNodes, cluster_config
 from ..support.config import BASE_CONFIG, merge
@@ -29,15 +27,6 @@ from ..support.serve import ServeProcess
 from ..support.timing import MS, wait_until
 
 CHANNEL = "rec:outbox"
-
-
-@pytest.fixture
-async def database(own_postgres: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
-    """The application's connection, to a database with the outbox table."""
-    connection = await asyncpg.connect(own_postgres.dsn)
-    await connection.execute(schema_sql())
-    yield connection
-    await connection.close()
 
 
 def outbox(postgres: PostgresServer, **options: Any) -> dict[str, Any]:
@@ -108,7 +97,7 @@ async def settle(report: ChaosReport, received: dict[str, Callable[[], list[int]
 
 async def test_commits_reach_subscribers_and_rollbacks_never(
     own_postgres: PostgresServer,
-    database: asyncpg.Connection,
+    outbox_database: asyncpg.Connection,
     start_nodes: StartNodes,
     make_client: Clients,
     chaos_report: Callable[[str], ChaosReport],
@@ -117,7 +106,7 @@ async def test_commits_reach_subscribers_and_rollbacks_never(
     config = merge(BASE_CONFIG, {"namespaces": SCALE_NAMESPACES})
     (node,) = await start_nodes(merge(config, outbox(own_postgres, poll_interval=10.0)))
     _, events = await subscriber(make_client, node, "ann")
-    writer = Writer(database, report)
+    writer = Writer(outbox_database, report)
     await writer.write(400)
     await settle(report, {"ann": numbers(events)}, writer)
     report.check()
@@ -133,7 +122,7 @@ async def test_commits_reach_subscribers_and_rollbacks_never(
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
 async def test_a_node_stopped_mid_batch_loses_and_repeats_nothing(
     own_postgres: PostgresServer,
-    database: asyncpg.Connection,
+    outbox_database: asyncpg.Connection,
     own_redis: RedisServer,
     start_nodes: StartNodes,
     make_client: Clients,
@@ -145,7 +134,7 @@ async def test_a_node_stopped_mid_batch_loses_and_repeats_nothing(
     (edge,) = await start_nodes(cluster_config(own_redis))
     consuming = cluster_config(own_redis, **outbox(own_postgres, batch_size=200))
     _, events = await subscriber(make_client, edge, "ann")
-    writer = Writer(database, report)
+    writer = Writer(outbox_database, report)
     await writer.write(3000, size=100)
     (first,) = await start_nodes(consuming)
     # Mid-backlog, so mid-batch: the node publishes continuously until the table is empty.
@@ -166,7 +155,7 @@ async def test_a_node_stopped_mid_batch_loses_and_repeats_nothing(
 
 async def test_two_nodes_consume_at_once_without_loss_or_doubles(
     own_postgres: PostgresServer,
-    database: asyncpg.Connection,
+    outbox_database: asyncpg.Connection,
     own_redis: RedisServer,
     start_nodes: StartNodes,
     make_client: Clients,
@@ -183,11 +172,11 @@ async def test_two_nodes_consume_at_once_without_loss_or_doubles(
         received[user] = numbers(events)
     # Four applications writing at once, each in its own transactions.
     connections = [await asyncpg.connect(own_postgres.dsn) for _ in range(3)]
-    writers = [Writer(c, report, partitions=partitions) for c in [database, *connections]]
+    writers = [Writer(c, report, partitions=partitions) for c in [outbox_database, *connections]]
     await asyncio.gather(*(w.write(500, size=10, pause=2 * MS) for w in writers))
     for connection in connections:
         await connection.close()
-    merged = Writer(database, report)
+    merged = Writer(outbox_database, report)
     for w in writers:
         merged.rolled_back |= w.rolled_back
     await settle(report, received, merged)

@@ -46,15 +46,6 @@ class Recorder:
 
 
 @pytest.fixture
-async def database(own_postgres: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a database with the outbox table of :func:`schema_sql`."""
-    connection = await asyncpg.connect(own_postgres.dsn)
-    await connection.execute(schema_sql())
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
 async def consumer(own_postgres: PostgresServer) -> AsyncIterator[Callable[..., Any]]:
     """``await consumer(recorder, **options)``: a started :class:`OutboxConsumer`; stopped at the end."""
 
@@ -73,18 +64,18 @@ def publish(n: int, channel: str = "chat:room") -> tuple[str, dict[str, Any]]:
 
 
 async def test_committed_rows_are_executed_once_and_rolled_back_ones_never(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
 ) -> None:
     recorder = Recorder()
     await consumer(recorder)
-    async with database.transaction():
-        await insert_outbox(database, [publish(1), publish(2)])
+    async with outbox_database.transaction():
+        await insert_outbox(outbox_database, [publish(1), publish(2)])
     with pytest.raises(RuntimeError):
-        async with database.transaction():
-            await insert_outbox(database, [publish(3)])
+        async with outbox_database.transaction():
+            await insert_outbox(outbox_database, [publish(3)])
             raise RuntimeError("the application fails after writing")
-    async with database.transaction():
-        await insert_outbox(database, [publish(4)])
+    async with outbox_database.transaction():
+        await insert_outbox(outbox_database, [publish(4)])
     # The poll interval is 5 s: the notification wakes the consumer.
     await wait_until(lambda: recorder.numbers == [1, 2, 4], timeout=3000 * MS, what="rows 1, 2 and 4")
     await wait_drained(own_postgres.dsn)
@@ -93,14 +84,14 @@ async def test_committed_rows_are_executed_once_and_rolled_back_ones_never(
 
 
 async def test_a_row_is_invisible_until_its_transaction_commits(
-    database: asyncpg.Connection, consumer: Callable[..., Any]
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any]
 ) -> None:
     recorder = Recorder()
     # Polling often: a consumer looking while the transaction is open must not see it.
     await consumer(recorder, poll_interval=0.02)
-    transaction = database.transaction()
+    transaction = outbox_database.transaction()
     await transaction.start()
-    await insert_outbox(database, [publish(1)])
+    await insert_outbox(outbox_database, [publish(1)])
     await asyncio.sleep(200 * MS)
     assert recorder.calls == []
     await transaction.commit()
@@ -108,9 +99,9 @@ async def test_a_row_is_invisible_until_its_transaction_commits(
 
 
 async def test_rows_written_while_stopped_are_consumed_on_start(
-    database: asyncpg.Connection, consumer: Callable[..., Any]
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any]
 ) -> None:
-    await insert_outbox(database, [publish(n) for n in range(1, 251)])
+    await insert_outbox(outbox_database, [publish(n) for n in range(1, 251)])
     recorder = Recorder()
     await consumer(recorder, batch_size=100)
     await wait_until(lambda: len(recorder.calls) == 250, timeout=5000 * MS, what="the backlog")
@@ -130,13 +121,13 @@ async def test_polling_finds_rows_without_a_notification(
 
 
 async def test_a_command_that_fails_for_good_is_skipped_and_the_rest_go_on(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
 ) -> None:
     recorder = Recorder()
     bad = {"code": ERROR_BAD_REQUEST.code, "message": "bad request"}
     recorder.answer = lambda method, request: {"error": bad} if request["data"]["n"] == 2 else {"result": {}}
     started = await consumer(recorder)
-    await insert_outbox(database, [publish(1), publish(2), publish(3)])
+    await insert_outbox(outbox_database, [publish(1), publish(2), publish(3)])
     await wait_until(lambda: recorder.numbers == [1, 2, 3], what="three rows")
     await wait_until(lambda: started.stats.executed == 2, what="two executed")
     assert started.stats.skipped == 1
@@ -144,7 +135,7 @@ async def test_a_command_that_fails_for_good_is_skipped_and_the_rest_go_on(
 
 
 async def test_an_internal_error_keeps_the_row_and_retries_it_in_order(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
 ) -> None:
     recorder = Recorder()
     failures = 3
@@ -159,7 +150,7 @@ async def test_an_internal_error_keeps_the_row_and_retries_it_in_order(
 
     recorder.answer = answer
     started = await consumer(recorder, max_retry_delay=0.05)
-    await insert_outbox(database, [publish(1), publish(2), publish(3)])
+    await insert_outbox(outbox_database, [publish(1), publish(2), publish(3)])
     await wait_until(lambda: recorder.numbers[-1:] == [3], timeout=3000 * MS, what="row 3 after the retries")
     # Row 1 once; row 2 failed three times, then went; row 3 only after it.
     assert recorder.numbers == [1, 2, 2, 2, 2, 3]
@@ -168,7 +159,7 @@ async def test_an_internal_error_keeps_the_row_and_retries_it_in_order(
 
 
 async def test_a_broadcast_with_an_internal_error_in_one_channel_is_retried(
-    database: asyncpg.Connection, consumer: Callable[..., Any]
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any]
 ) -> None:
     recorder = Recorder()
     answers = [
@@ -177,17 +168,17 @@ async def test_a_broadcast_with_an_internal_error_in_one_channel_is_retried(
     ]
     recorder.answer = lambda method, request: answers.pop(0)
     await consumer(recorder, max_retry_delay=0.05)
-    await insert_outbox(database, [("broadcast", {"channels": ["a", "b"], "data": {"n": 1}})])
+    await insert_outbox(outbox_database, [("broadcast", {"channels": ["a", "b"], "data": {"n": 1}})])
     await wait_until(lambda: len(recorder.calls) == 2 and not answers, what="the broadcast retried once")
 
 
 async def test_partitions_are_worked_in_parallel_each_in_order(
-    database: asyncpg.Connection, consumer: Callable[..., Any]
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any]
 ) -> None:
     recorder = Recorder()
     await consumer(recorder, partitions=3)
     rows = [(*publish(n, f"chat:{n % 3}"), n % 3) for n in range(1, 61)]
-    await insert_outbox(database, rows)
+    await insert_outbox(outbox_database, rows)
     await wait_until(lambda: len(recorder.calls) == 60, what="60 rows")
     for partition in range(3):
         seen = [request["data"]["n"] for _, request in recorder.calls if request["channel"] == f"chat:{partition}"]
@@ -195,18 +186,18 @@ async def test_partitions_are_worked_in_parallel_each_in_order(
 
 
 async def test_a_partition_another_node_works_is_left_alone(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer
 ) -> None:
     recorder = Recorder()
     started = await consumer(recorder, poll_interval=0.05)
-    await insert_outbox(database, [publish(1)])
+    await insert_outbox(outbox_database, [publish(1)])
     await wait_until(lambda: recorder.numbers == [1], what="row 1")
     # Another node holds partition 0 in its transaction: this one must wait for it.
     other = await asyncpg.connect(own_postgres.dsn)
     transaction = other.transaction()
     await transaction.start()
     await other.execute("SELECT pg_advisory_xact_lock(hashtext('wavecast_outbox_lock_wavecast_outbox_0'))")
-    await insert_outbox(database, [publish(2)])
+    await insert_outbox(outbox_database, [publish(2)])
     await asyncio.sleep(300 * MS)
     assert recorder.numbers == [1]
     assert await started.process_once(0) == (None, False)
@@ -249,16 +240,16 @@ def test_schema_sql_takes_a_schema_and_refuses_other_names() -> None:
 
 
 async def test_the_listening_connection_comes_back_after_it_drops(
-    database: asyncpg.Connection, consumer: Callable[..., Any]
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any]
 ) -> None:
     recorder = Recorder()
     await consumer(recorder)
     listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
-    await wait_until(lambda: database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection")
-    await database.execute(f"SELECT pg_terminate_backend(({listening}))")
-    await wait_until(lambda: database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection again")
+    await wait_until(lambda: outbox_database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection")
+    await outbox_database.execute(f"SELECT pg_terminate_backend(({listening}))")
+    await wait_until(lambda: outbox_database.fetchval(listening), timeout=3000 * MS, what="a LISTEN connection again")
     # The poll interval is 5 s: only a notification brings the row this soon.
-    await insert_outbox(database, [publish(1)])
+    await insert_outbox(outbox_database, [publish(1)])
     await wait_until(lambda: recorder.numbers == [1], timeout=2000 * MS, what="row 1 after the reconnection")
 
 
@@ -295,7 +286,7 @@ async def test_a_table_written_for_centrifugo_with_bytea_payloads_is_consumed(
 
 
 async def test_a_failing_execute_rolls_its_batch_back_and_is_retried(
-    database: asyncpg.Connection, consumer: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = Recorder()
     failures = [RuntimeError("a bug")]
@@ -307,7 +298,7 @@ async def test_a_failing_execute_rolls_its_batch_back_and_is_retried(
 
     recorder.answer = answer
     await consumer(recorder, max_retry_delay=0.05)
-    await insert_outbox(database, [publish(1)])
+    await insert_outbox(outbox_database, [publish(1)])
     await wait_until(lambda: recorder.numbers == [1, 1], what="row 1 retried after the bug")
     assert "outbox: partition 0 failed" in caplog.text
 
@@ -327,11 +318,11 @@ async def history(node: Node, channel: str = "chat:room") -> list[Any]:
 
 
 async def test_rows_the_api_refuses_are_skipped_through_the_real_api(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
 ) -> None:
     started = await consumer(functools.partial(call_api, node))
     await insert_outbox(
-        database,
+        outbox_database,
         [
             ("publish", {"channel": "nowhere:x", "data": {"n": 1}}),  # unknown namespace
             ("publish", {"data": {"n": 2}}),  # no channel
@@ -345,7 +336,7 @@ async def test_rows_the_api_refuses_are_skipped_through_the_real_api(
 
 
 async def test_rows_executed_again_after_a_crash_publish_once(
-    database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
+    outbox_database: asyncpg.Connection, consumer: Callable[..., Any], own_postgres: PostgresServer, node: Node
 ) -> None:
     calls: list[bytes] = []
 
@@ -360,7 +351,7 @@ async def test_rows_executed_again_after_a_crash_publish_once(
     await consumer(crash_after_the_third, max_retry_delay=0.05)
     rows = [publish(n) for n in range(1, 6)]
     rows.insert(2, ("publish", {"channel": "chat:room", "data": {"n": 0}, "idempotency_key": "mine"}))
-    await insert_outbox(database, rows)
+    await insert_outbox(outbox_database, rows)
     await wait_drained(own_postgres.dsn)
     # The first three ran twice; the engine dropped the repeats by their keys.
     assert len(calls) == 3 + 6
