@@ -9,24 +9,19 @@ import asyncio
 import pytest
 from cent import AsyncClient, HistoryRequest, PublishRequest
 
-from ..support.cluster import cluster
+from ..support.cluster import two_nodes
 from ..support.config import API_KEY
 from ..support.redis import RedisServer, restart
 from ..support.sdk import Clients, subscribe
-from ..support.servers import AppServer, StartWavecast
+from ..support.servers import StartWavecast
 from ..support.timing import MS, wait_until
-
-
-async def _two_nodes(redis: RedisServer, start_wavecast: StartWavecast) -> tuple[AppServer, AppServer]:
-    sections = cluster(redis)
-    return await start_wavecast(**sections), await start_wavecast(**sections)
 
 
 @pytest.mark.parametrize("channel", ["rec:a", "news:a"], ids=["history", "no-history"])
 async def test_duplicates_racing_on_two_nodes_are_delivered_once(
     own_redis: RedisServer, start_wavecast: StartWavecast, make_client: Clients, channel: str
 ) -> None:
-    one, two = await _two_nodes(own_redis, start_wavecast)
+    one, two = await two_nodes(own_redis, start_wavecast)
     client, events = await make_client.connected(one.ws_url, "ann")
     await events.wait("connected")
     received = await subscribe(client, channel)
@@ -45,7 +40,7 @@ async def test_a_retry_after_a_redis_restart(
     request: pytest.FixtureRequest, start_wavecast: StartWavecast, make_client: Clients, persistent: bool
 ) -> None:
     server: RedisServer = request.getfixturevalue("persistent_redis" if persistent else "own_redis")
-    one, two = await _two_nodes(server, start_wavecast)
+    one, two = await two_nodes(server, start_wavecast)
     client, events = await make_client.connected(one.ws_url, "ann")
     await events.wait("connected")
     received = await subscribe(client, "rec:a")

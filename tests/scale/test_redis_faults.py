@@ -11,7 +11,7 @@ from cent import Client as CentClient, PublishRequest
 from cent.exceptions import CentApiResponseError
 from centrifuge import ClientState, ReplyError
 
-from ..support.cluster import cluster
+from ..support.cluster import cluster, two_nodes
 from ..support.config import API_KEY
 from ..support.http import api
 from ..support.redis import RedisServer, restart
@@ -93,17 +93,12 @@ async def test_a_new_subscription_fails_while_redis_is_down_and_succeeds_after(
     await wait_until(lambda: received.data == [{"n": 1}], what="a publication after the subscription")
 
 
-async def _two_nodes(own_redis: RedisServer, start_wavecast: StartWavecast) -> tuple[AppServer, AppServer]:
-    sections = cluster(own_redis)
-    return await start_wavecast(**sections), await start_wavecast(**sections)
-
-
 @pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "lost"])
 async def test_clients_recover_after_a_redis_restart_or_learn_the_stream_is_lost(
     request: pytest.FixtureRequest, start_wavecast: StartWavecast, make_client: Clients, persistent: bool
 ) -> None:
     server: RedisServer = request.getfixturevalue("persistent_redis" if persistent else "own_redis")
-    listener, publisher = await _two_nodes(server, start_wavecast)
+    listener, publisher = await two_nodes(server, start_wavecast)
     client, events = await make_client.connected(listener.ws_url, "ann")
     await events.wait("connected")
     received = await subscribe(client, "rec:a")

@@ -12,9 +12,9 @@ from typing import Any
 from .config import BASE_CONFIG, merge
 from .redis import RedisServer
 from .serve import ServeProcess
-from .servers import Listening
+from .servers import AppServer, Listening, StartWavecast
 
-__all__ = ["SCALE_NAMESPACES", "ChaosReport", "Relay", "StartNodes", "cluster", "cluster_config"]
+__all__ = ["SCALE_NAMESPACES", "ChaosReport", "Relay", "StartNodes", "cluster", "cluster_config", "two_nodes"]
 
 #: ``await start_nodes(config, count=1, ...)``, the fixture of ``tests/scale/conftest.py``.
 StartNodes = Callable[..., Awaitable[list[ServeProcess]]]
@@ -43,6 +43,12 @@ def cluster(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[
 def cluster_config(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The whole configuration of every node of a deployment (see :func:`cluster`)."""
     return merge(BASE_CONFIG, cluster(redis, prefix, **sections))
+
+
+async def two_nodes(redis: RedisServer, start_wavecast: StartWavecast) -> tuple[AppServer, AppServer]:
+    """Two standalone servers in this process, nodes of one deployment on ``redis``."""
+    sections = cluster(redis)
+    return await start_wavecast(**sections), await start_wavecast(**sections)
 
 
 class Relay(Listening):
