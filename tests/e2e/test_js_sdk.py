@@ -248,12 +248,14 @@ async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, st
 
     total = 150
 
-    async def publish() -> None:
-        for n in range(1, total + 1):
+    async def publish(numbers: range) -> None:
+        for n in numbers:
             await running.node.publish("stream", n)
             await asyncio.sleep(1 * MS)
 
-    publisher = asyncio.get_running_loop().create_task(publish())
+    # The first 100 race with the drop; the last 50 come while the client is away, so that
+    # there is always something to recover, however slow the machine.
+    publisher = asyncio.get_running_loop().create_task(publish(range(1, 101)))
     try:
         await wait_until(lambda: len(js.named("publication")) >= 20, what="20 publications")
         if drop == "disconnect":
@@ -263,6 +265,7 @@ async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, st
                 connection.transport.abort()
         await js.wait("connecting", lambda event: event["code"] != 0)
         await publisher
+        await publish(range(101, total + 1))
     finally:
         publisher.cancel()
 
