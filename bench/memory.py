@@ -10,7 +10,11 @@ it), opens N connections from this process, and reads the server's VmRSS from
 - permessage-deflate negotiated, idle, then after one compressible message each way, so
   that every connection holds a compressor and a decompressor;
 - a real-time client (``bench/servers/wavecast_channels.py``) that connected and subscribed
-  to one channel with the Centrifugo protocol: its session and subscription included.
+  to one channel with the Centrifugo protocol: its session and subscription included;
+- a real-time client of ``wavecast serve``'s endpoints (``bench/servers/wavecast_serve_channels.py``)
+  over each transport, a WebSocket, an HTTP-streaming response and an SSE response, connected
+  with a token that subscribes it to one channel at connect: the same session and
+  subscription, so that the rows differ by the transport only. ``--transports`` picks them.
 
 It prints a markdown table of KiB per connection: (RSS with N connections - RSS before) / N.
 """
@@ -19,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ import wavecast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
 from wavecast_channels import SUB_INIT
+from wavecast_serve_channels import CONNECT
 
 HERE = Path(__file__).resolve().parent
 MESSAGE = '{"channel": "prices", "symbol": "ACME", "price": 101.25, "volume": 1200}' * 4
@@ -64,9 +71,72 @@ async def open_connections(port: int, count: int, *, compression: str | None, re
     return connections
 
 
-async def measure(pid: int, port: int, count: int, *, compression: str | None, exchange: bool, realtime: bool) -> float:
+class Stream:
+    """A fallback transport's response, read until the connect reply, then held open."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, transport: str) -> Stream:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if transport == "http_stream":
+            writer.write(
+                f"POST /connection/http_stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(CONNECT)}\r\n\r\n{CONNECT}".encode()
+            )
+        else:
+            query = urllib.parse.urlencode({"cf_connect": CONNECT})
+            writer.write(f"GET /connection/sse?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"{transport}: {head.splitlines()[0].decode()}")
+        # The connect reply, with its server-side subscription, is the stream's first message.
+        received = b""
+        while b'"client"' not in received:
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise RuntimeError(f"{transport}: the stream ended before the connect reply")
+            received += chunk
+        return cls(writer)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def open_served(port: int, count: int, transport: str) -> list[Any]:
+    """``count`` clients of wavecast_serve_channels.py over ``transport``, each connected and subscribed."""
+    clients: list[Any] = []
+    for _ in range(count):
+        if transport == "websocket":
+            connection = await wavecast.connect(
+                f"ws://127.0.0.1:{port}/connection/websocket", compression=None, ping_interval=None
+            )
+            await connection.send(CONNECT)
+            await connection.recv()
+            clients.append(connection)
+        else:
+            clients.append(await Stream.open(port, transport))
+    return clients
+
+
+async def measure(
+    pid: int,
+    port: int,
+    count: int,
+    *,
+    compression: str | None,
+    exchange: bool,
+    realtime: bool,
+    transport: str | None = None,
+) -> float:
     before = rss_kib(pid)
-    connections = await open_connections(port, count, compression=compression, realtime=realtime)
+    if transport is not None:
+        connections = await open_served(port, count, transport)
+    else:
+        connections = await open_connections(port, count, compression=compression, realtime=realtime)
     if exchange:
         for connection in connections:
             await connection.send(MESSAGE)
@@ -80,11 +150,18 @@ async def measure(pid: int, port: int, count: int, *, compression: str | None, e
 
 
 async def measure_fresh(
-    count: int, *, compression: str | None, exchange: bool = False, realtime: bool = False
+    count: int,
+    *,
+    compression: str | None,
+    exchange: bool = False,
+    realtime: bool = False,
+    transport: str | None = None,
 ) -> float:
     """Measure in a new server process, so that memory freed by earlier rounds doesn't hide costs."""
     port = free_port()
-    if realtime:
+    if transport is not None:
+        command = [sys.executable, str(HERE / "servers" / "wavecast_serve_channels.py"), "--port", str(port)]
+    elif realtime:
         command = [sys.executable, str(HERE / "servers" / "wavecast_channels.py"), "--port", str(port)]
     else:
         command = [sys.executable, str(HERE / "servers" / "wavecast_server.py"), "--port", str(port), "--compression"]
@@ -93,7 +170,7 @@ async def measure_fresh(
         assert server.stdout is not None
         server.stdout.readline()
         # A small warm-up round first, so that lazy imports and caches don't count.
-        kwargs = dict(compression=compression, exchange=exchange, realtime=realtime)
+        kwargs = dict(compression=compression, exchange=exchange, realtime=realtime, transport=transport)
         await measure(server.pid, port, 20, **kwargs)
         return await measure(server.pid, port, count, **kwargs)
     finally:
@@ -101,7 +178,11 @@ async def measure_fresh(
         server.wait()
 
 
-async def main(count: int) -> None:
+#: ``wavecast serve``'s transports, each a row of the table.
+TRANSPORTS = {"websocket": "WebSocket", "http_stream": "HTTP-streaming", "sse": "SSE"}
+
+
+async def main(count: int, transports: list[str]) -> None:
     rows = [
         ("WebSocket, idle", await measure_fresh(count, compression=None)),
         ("WebSocket, after a message each way", await measure_fresh(count, compression=None, exchange=True)),
@@ -112,8 +193,12 @@ async def main(count: int) -> None:
         ),
         ("real-time client subscribed to 1 channel", await measure_fresh(count, compression=None, realtime=True)),
     ]
+    for transport in transports:
+        kib = await measure_fresh(count, compression=None, transport=transport)
+        rows.append((f"`wavecast serve` client over {TRANSPORTS[transport]}, subscribed at connect", kib))
     print(f"# server memory per connection, {count} connections, {time.strftime('%Y-%m-%d')}")
-    print(f"# command: python bench/memory.py -n {count}  (Python {sys.version.split()[0]}, VmRSS of the server)")
+    command = " ".join(["python bench/memory.py", *sys.argv[1:]])
+    print(f"# command: {command}  (Python {sys.version.split()[0]}, VmRSS of the server)")
     print()
     print("| connections | KiB per connection |")
     print("|---|---|")
@@ -124,6 +209,13 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1000, help="connections per measurement")
+    parser.add_argument(
+        "--transports",
+        nargs="*",
+        choices=list(TRANSPORTS),
+        default=list(TRANSPORTS),
+        help="wavecast serve's transports to measure (default: all)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    wavecast.run(main(args.n))
+    wavecast.run(main(args.n, args.transports))

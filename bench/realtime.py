@@ -16,6 +16,9 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | ch10k-tags10 | wavecast-channels --tags | the same, subscribers in 10 groups, each with its tags filter (all pass) |
 | ch10k-redis | wavecast_cluster.py --nodes 1 | the same, on the Redis engine (one node) |
 | xnode10k | wavecast_cluster.py --nodes 2 | published on node A; half the subscribers on node B, through Redis |
+| ch1k-serve, ch10k-serve | wavecast_serve_channels.py (``wavecast serve``) | a push to a WebSocket subscriber |
+| ch1k-http, ch10k-http | the same server | a push, a line of an HTTP-streaming response |
+| ch1k-sse, ch10k-sse | the same server | a push, an event of an SSE response |
 
 In the Redis scenarios the nodes and redis-server share CPU 0, so their ``bg`` column counts
 node B and Redis, not noise.
@@ -23,6 +26,14 @@ node B and Redis, not noise.
 The channel scenarios are compared with websockets' raw broadcast of the same run: the
 ratio says how many times more deliveries per second a subscriber of a channel gets,
 through connect, subscribe and the real-time protocol, than a websockets ``broadcast()``.
+
+The ``-serve``, ``-http`` and ``-sse`` scenarios run ``wavecast serve``'s endpoints on one
+server (``bench/servers/wavecast_serve_channels.py``). Every subscriber sends the same connect
+command, whose token subscribes it to the channel at connect (server-side), as the WebSocket's
+first message, as the body of ``POST /connection/http_stream`` or in the ``cf_connect``
+parameter of ``GET /connection/sse``, so that only the transport differs; each fallback is
+also compared with the WebSocket on that server in the same run (``x WebSocket``). Their
+publisher is a WebSocket on the next port (``--pub-port-offset 1``).
 Results go to ``bench/results/realtime-<stamp>.md`` and ``.jsonl``.
 
 ``--ref REF`` measures a commit beside the working tree in the same run: the channel scenarios
@@ -49,6 +60,9 @@ REPO = os.path.dirname(BENCH)
 INSTRUMENT = os.environ.get("BENCH_INSTRUMENT", os.path.join(BENCH, "loadgen"))
 PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
 SERVERS = os.path.join(BENCH, "servers")
+sys.path.insert(0, SERVERS)
+# Its connect command subscribes through its token's channels claim, on every transport.
+from wavecast_serve_channels import CONNECT as SERVE_CONNECT, PUBLISHER_PORT_OFFSET  # noqa: E402
 
 CHANNEL = "bench"
 SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
@@ -84,6 +98,26 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
     channel = ["--path", "/connection/websocket", "--pub-path", "/publish", "--sub-init", SUB_INIT, "--unwrap", UNWRAP]
     filtered = [*channel[:5], FILTERED_SUB_INIT, "--sub-init-variants", "10", "--unwrap", UNWRAP]
     raw, channels = ["websockets", "wavecast"], ["wavecast-channels"]
+
+    def serve(transport: str) -> list[str]:
+        path = "/connection/" + ("websocket" if transport == "ws" else transport)
+        return [
+            *("--transport", transport, "--path", path, "--sub-init", SERVE_CONNECT, "--unwrap", UNWRAP),
+            *("--pub-path", "/publish", "--pub-port-offset", str(PUBLISHER_PORT_OFFSET)),
+        ]
+
+    served = [
+        dict(
+            key=f"ch{n}-{name}",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=fanout(count) + serve(transport),
+            peers=["wavecast-serve"],
+            versus=None if transport == "ws" else f"ch{n}-serve",
+        )
+        for n, count in (("1k", 1000), ("10k", 10000))
+        for name, transport in (("serve", "ws"), ("http", "http_stream"), ("sse", "sse"))
+    ]
     return [
         dict(key="fan1k", metric="deliveries_per_s", unit="deliv/s", args=fanout(1000), peers=raw),
         dict(key="fan10k", metric="deliveries_per_s", unit="deliv/s", args=fanout(10000), peers=raw),
@@ -124,6 +158,7 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             args=fanout(10000) + filtered,
             peers=["wavecast-channels-tags"],
         ),
+        *served,
     ]
 
 
@@ -162,6 +197,7 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
         "wavecast-channels-tags": [PYTHON, channels, "--tags", "--port", "{port}"],
         "wavecast-redis": [PYTHON, cluster, "--nodes", "1", "--port", "{port}"],
         "wavecast-2-nodes": [PYTHON, cluster, "--nodes", "2", "--port", "{port}"],
+        "wavecast-serve": [PYTHON, os.path.join(SERVERS, "wavecast_serve_channels.py"), "--port", "{port}"],
     }
 
 
@@ -176,8 +212,9 @@ def markdown(results: list[dict[str, Any]], a: argparse.Namespace, scs: list[dic
         "Median deliveries/s (spread = (max - min) / median); the ratio is against websockets' raw",
         "broadcast to the same number of subscribers in this run.",
         "",
-        "| scenario | server | deliveries/s | spread | x websockets raw | p50 / p99 latency ms | server CPU % | bg % |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | server | deliveries/s | spread | x websockets raw | x WebSocket | p50 / p99 latency ms "
+        "| server CPU % | bg % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for sc in scs:
         n = "1k" if "1k" in sc["key"] else "10k"
@@ -186,16 +223,20 @@ def markdown(results: list[dict[str, Any]], a: argparse.Namespace, scs: list[dic
         for peer in sc["peers"]:
             vals = values(peer, sc["key"])
             if not vals:
-                lines.append(f"| {sc['key']} | {peer} | - | - | - | - | - | - |")
+                lines.append(f"| {sc['key']} | {peer} | - | - | - | - | - | - | - |")
                 continue
             med = statistics.median(vals)
             spread = f"{100 * (max(vals) - min(vals)) / med:.0f}% (n={len(vals)})" if len(vals) > 1 else "-"
             ratio = f"{med / base:.2f}x" if base else "-"
+            # A fallback transport beside the WebSocket of the same server, in this run.
+            websocket = values(peer, sc["versus"]) if sc.get("versus") else []
+            versus = f"{med / statistics.median(websocket):.2f}x" if websocket else "-"
             p50 = statistics.median(values(peer, sc["key"], "lat_p50_us")) / 1000
             p99 = statistics.median(values(peer, sc["key"], "lat_p99_us")) / 1000
             cpu = statistics.median(values(peer, sc["key"], "server_cpu_pct"))
             bg = statistics.median(values(peer, sc["key"], "bg_cpu_pct"))
-            cells = [sc["key"], peer, f"{med:,.0f}", spread, ratio, f"{p50:.1f} / {p99:.1f}", f"{cpu:.0f}", f"{bg:.0f}"]
+            latency = f"{p50:.1f} / {p99:.1f}"
+            cells = [sc["key"], peer, f"{med:,.0f}", spread, ratio, versus, latency, f"{cpu:.0f}", f"{bg:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
     fails = [r for r in results if not r.get("ok")]
     if fails:
@@ -214,7 +255,8 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         nargs="*",
-        help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery ch10k-tags ch10k-tags10",
+        help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery ch10k-tags ch10k-tags10 "
+        "ch1k-serve ch1k-http ch1k-sse ch10k-serve ch10k-http ch10k-sse",
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
     parser.add_argument("--ref", help="also measure this commit's channel fan-out, in the same run")

@@ -22,6 +22,14 @@
  * replaces each "{v}" in TEXT by the subscriber's number modulo N, so that subscribers fall into
  * N groups that subscribe differently (say, with N distinct filters).
  *
+ * Fallback transports: --transport http_stream makes every subscriber POST TEXT (the connect
+ * command) to --path and read the answer, a chunked stream of newline-delimited JSON replies and
+ * pushes, as centrifuge-js's HttpStreamTransport does; --transport sse GETs --path?cf_connect=TEXT
+ * and reads "data: <json>" events, as its SseTransport does. Each line or event is a message for
+ * --unwrap. The publisher stays a WebSocket (--pub-port P puts it on another listener). Such
+ * subscribers connect from their own source address in 127.R.0.0/16 (R random per run), because
+ * the client closes a stream and keeps its TIME_WAIT: one address would run out of ports.
+ *
  * Output: progress/errors on stderr; on stdout one human line starting with "# " and one JSON
  * line starting with "{" (last line). Exit status 0 = ok, 1 = test failed, 2 = usage, 3 = hard deadline.
  *
@@ -53,11 +61,15 @@
 #define RBUF_SZ (256 * 1024)
 #define MAX_EVENTS 1024
 #define HS_MAX 16384
+#define SSE_DATA "data: "
+#define SSE_DATA_LEN 6
 
 enum { M_ECHO = 1, M_FANOUT, M_CONNECT };
 enum { R_ECHO = 1, R_SUB, R_PUB, R_IDLE };
 enum { S_NEW = 0, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING, S_DONE };
 enum { P_CONNECT = 1, P_SYNC, P_RUN, P_DRAIN, P_HOLD, P_CLOSE, P_EXIT };
+enum { T_WS = 0, T_HTTP_STREAM, T_SSE };
+enum { CK_SIZE = 0, CK_DATA, CK_CRLF };
 
 /* ------------------------------------------------------------------ config */
 static struct {
@@ -75,7 +87,7 @@ static struct {
     const char *label;
     int quiet;
     const char *sub_init, *pub_path, *unwrap, *unwrap_suffix;
-    int alt_port, alt_port_offset, sub_init_variants;
+    int alt_port, alt_port_offset, sub_init_variants, transport, pub_port, pub_port_offset;
     size_t unwrap_len, unwrap_suffix_len;
 } cfg = {
     .host = "127.0.0.1", .port = 0, .path = NULL, .conns = 1, .depth = 1, .size = 32, .binary = 0,
@@ -128,7 +140,10 @@ typedef struct conn {
     uint8_t hdr[14], hdr_len, in_payload, fr_op, fr_fin;
     uint64_t fr_rem;
     uint8_t ctrl[125]; uint8_t ctrl_len;
-    uint8_t in_msg, msg_op; uint64_t msg_len; uint8_t head[32 + 256]; uint16_t head_len;
+    uint8_t in_msg, msg_op; uint64_t msg_len; uint8_t head[32 + 256 + SSE_DATA_LEN]; uint16_t head_len;
+    /* an HTTP stream (--transport): chunked transfer coding, or the body until EOF */
+    uint8_t http, chunked, ck_state, ck_digits, ck_ext;
+    uint64_t ck_rem;
     /* echo */
     uint64_t *fifo; uint32_t fq_head, fq_cnt;
     /* fanout subscriber */
@@ -140,6 +155,7 @@ static int ep = -1;
 static conn *conns;
 static int nconns_total;
 static struct sockaddr_in g_addr;
+static uint32_t g_src_base; /* 127.R.0.0: the http subscribers' source addresses, host order */
 static uint8_t rbuf[RBUF_SZ];
 static uint64_t g_now, g_t0;
 static int g_phase;
@@ -335,7 +351,69 @@ static void send_close(conn *c, int code) {
 }
 
 /* ------------------------------------------------------------------ connect + handshake */
+/* What subscriber c sends once open (--sub-init): each "{v}" becomes its variant, its number
+ * modulo --sub-init-variants. Returns the length written to out (at most cap - 1). */
+static size_t sub_init_text(const conn *c, char *out, size_t cap) {
+    if (cfg.sub_init_variants <= 0) {
+        size_t n = strlen(cfg.sub_init);
+        if (n > cap - 1) n = cap - 1;
+        memcpy(out, cfg.sub_init, n);
+        return n;
+    }
+    char digits[16];
+    size_t n = 0;
+    int dl = snprintf(digits, sizeof digits, "%d", c->id % cfg.sub_init_variants);
+    for (const char *p = cfg.sub_init; *p && n + (size_t)dl < cap - 1;) {
+        if (strncmp(p, "{v}", 3) == 0) { memcpy(out + n, digits, (size_t)dl); n += (size_t)dl; p += 3; }
+        else out[n++] = *p++;
+    }
+    return n;
+}
+
+static void queue_bytes(conn *c, const void *p, size_t n) {
+    out_reserve(c, n);
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+/* A fallback transport's request: the connect command is its body (http_stream) or its
+ * cf_connect query parameter (sse), as centrifuge-js sends them. */
+static void send_stream_request(conn *c) {
+    static const char hexd[] = "0123456789ABCDEF";
+    char body[8192], req[8192 * 3 + 512];
+    size_t bl = cfg.sub_init ? sub_init_text(c, body, sizeof body) : 0;
+    int n;
+    if (cfg.transport == T_HTTP_STREAM) {
+        n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+                     "Content-Length: %zu\r\nUser-Agent: ws-bench-loadgen\r\n\r\n",
+                     cfg.path, cfg.host, cfg.port, bl);
+        queue_bytes(c, req, (size_t)n);
+        queue_bytes(c, body, bl);
+    } else {
+        size_t q = 0;
+        for (size_t i = 0; i < bl; i++) {
+            unsigned char ch = (unsigned char)body[i];
+            int plain = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                        ch == '-' || ch == '_' || ch == '.' || ch == '~';
+            if (plain) req[q++] = (char)ch;
+            else { req[q++] = '%'; req[q++] = hexd[ch >> 4]; req[q++] = hexd[ch & 15]; }
+        }
+        char head[512 + 64];
+        n = snprintf(head, sizeof head, "GET %s?cf_connect=", cfg.path);
+        queue_bytes(c, head, (size_t)n);
+        queue_bytes(c, req, q);
+        n = snprintf(head, sizeof head,
+                     " HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nUser-Agent: ws-bench-loadgen\r\n\r\n",
+                     cfg.host, cfg.port);
+        queue_bytes(c, head, (size_t)n);
+    }
+    c->state = S_HANDSHAKE;
+    flush_out(c);
+}
+
 static void send_handshake(conn *c) {
+    if (c->http) { send_stream_request(c); return; }
     uint8_t rnd[16];
     uint64_t a = rng64(), b = rng64();
     memcpy(rnd, &a, 8); memcpy(rnd + 8, &b, 8);
@@ -372,6 +450,14 @@ static void start_conn(conn *c) {
     /* --alt-port: every other subscriber connects to a second server (another node). */
     struct sockaddr_in addr = g_addr;
     if (cfg.alt_port && c->role == R_SUB && (c->id & 1)) addr.sin_port = htons((uint16_t)cfg.alt_port);
+    if (cfg.pub_port && c->role == R_PUB) addr.sin_port = htons((uint16_t)cfg.pub_port);
+    if (c->http) {
+        /* Its own source address: the client keeps the TIME_WAIT of a stream it closes. */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(g_src_base | (uint32_t)(c->id + 1));
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { conn_fail(c, "bind(source): %s", strerror(errno)); return; }
+    }
     int r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
     if (r == 0) { send_handshake(c); return; }
     if (errno != EINPROGRESS) {
@@ -386,6 +472,29 @@ static void start_conn(conn *c) {
 static void on_open(conn *c);
 
 static void feed(conn *c, const uint8_t *p, size_t n);
+static void stream_body(conn *c, const uint8_t *p, size_t n);
+
+/* The answer to a fallback transport's request: 200, then a body that never ends by itself. */
+static int stream_response(conn *c, size_t hdr_len, int sl) {
+    if (c->hs_len < 12 || strncmp(c->hs, "HTTP/1.", 7) != 0 || strncmp(c->hs + 8, " 200", 4) != 0) {
+        conn_fail(c, "server refused the stream: \"%.*s\"", sl > 120 ? 120 : sl, c->hs);
+        return -1;
+    }
+    size_t vl;
+    const char *v = http_header(c->hs, c->hs + hdr_len, "content-type", &vl);
+    const char *want = cfg.transport == T_SSE ? "text/event-stream" : NULL;
+    if (want && (!v || !ci_contains(v, vl, want))) {
+        conn_fail(c, "stream's Content-Type is \"%.*s\", not %s", v ? (int)(vl > 60 ? 60 : vl) : 0, v ? v : "", want);
+        return -1;
+    }
+    v = http_header(c->hs, c->hs + hdr_len, "transfer-encoding", &vl);
+    c->chunked = v && ci_contains(v, vl, "chunked");
+    if (!c->chunked && http_header(c->hs, c->hs + hdr_len, "content-length", &vl)) {
+        conn_fail(c, "the stream has a Content-Length: a whole response, not a stream");
+        return -1;
+    }
+    return 0;
+}
 
 static void on_handshake_data(conn *c, const uint8_t *p, size_t n) {
     if (!c->hs) c->hs = malloc(HS_MAX + 1);
@@ -403,6 +512,15 @@ static void on_handshake_data(conn *c, const uint8_t *p, size_t n) {
     size_t hdr_len = (size_t)(end - c->hs) + 4;
     char *eol = memchr(c->hs, '\r', hdr_len);
     int sl = eol ? (int)(eol - c->hs) : 40;
+    if (c->http) {
+        if (stream_response(c, hdr_len, sl) < 0) return;
+        size_t body_from_p = hdr_len - old;
+        free(c->hs); c->hs = NULL; c->hs_len = 0;
+        c->state = S_OPEN;
+        on_open(c);
+        if (c->state != S_DONE && body_from_p < n) stream_body(c, p + body_from_p, n - body_from_p);
+        return;
+    }
     if (c->hs_len < 12 || strncmp(c->hs, "HTTP/1.1 101", 12) != 0) {
         conn_fail(c, "server refused upgrade: \"%.*s\"", sl > 120 ? 120 : sl, c->hs);
         return;
@@ -608,12 +726,86 @@ static void feed(conn *c, const uint8_t *p, size_t n) {
     }
 }
 
+/* One line of a stream (its end, '\n', not included): a message, or for SSE an event's field. */
+static void stream_line(conn *c) {
+    if (cfg.transport == T_SSE) {
+        /* Only "data: " lines carry a reply or push; the blank line that ends an event doesn't. */
+        if (c->head_len < SSE_DATA_LEN || memcmp(c->head, SSE_DATA, SSE_DATA_LEN) != 0) goto next;
+        memmove(c->head, c->head + SSE_DATA_LEN, c->head_len - SSE_DATA_LEN);
+        c->head_len -= SSE_DATA_LEN;
+        c->msg_len -= SSE_DATA_LEN;
+    }
+    if (c->msg_len == 0 || (c->msg_len == 1 && c->head[0] == '\r')) goto next;
+    c->msg_op = 1;
+    on_message(c);
+next:
+    c->head_len = 0;
+    c->msg_len = 0;
+}
+
+/* Newline-delimited messages; only the head of each (what --unwrap and the payload need) is kept. */
+static void stream_lines(conn *c, const uint8_t *p, size_t n) {
+    size_t keep = 32 + cfg.unwrap_len + (cfg.transport == T_SSE ? SSE_DATA_LEN : 0);
+    while (n > 0 && c->state != S_DONE) {
+        const uint8_t *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        if (c->head_len < keep) {
+            size_t h = keep - c->head_len < take ? keep - c->head_len : take;
+            memcpy(c->head + c->head_len, p, h);
+            c->head_len += (uint16_t)h;
+        }
+        c->msg_len += take;
+        p += take; n -= take;
+        if (nl) { p++; n--; stream_line(c); }
+    }
+}
+
+/* A stream's body: HTTP/1.1 chunked transfer coding (RFC 9112, section 7.1), or as it comes. */
+static void stream_body(conn *c, const uint8_t *p, size_t n) {
+    if (!c->chunked) { stream_lines(c, p, n); return; }
+    while (n > 0 && c->state != S_DONE) {
+        if (c->ck_state == CK_DATA) {
+            size_t take = c->ck_rem < n ? (size_t)c->ck_rem : n;
+            stream_lines(c, p, take);
+            p += take; n -= take; c->ck_rem -= take;
+            if (c->ck_rem == 0) c->ck_state = CK_CRLF;
+            continue;
+        }
+        uint8_t ch = *p++;
+        n--;
+        if (c->ck_state == CK_CRLF) {
+            if (ch == '\n') c->ck_state = CK_SIZE;
+            else if (ch != '\r') { conn_fail(c, "chunked: no CRLF after a chunk's data"); return; }
+            continue;
+        }
+        /* CK_SIZE: hex digits, maybe ";extensions", then CRLF */
+        int d = (ch >= '0' && ch <= '9') ? ch - '0' : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
+              : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10 : -1;
+        if (ch == '\n') {
+            if (!c->ck_digits) { conn_fail(c, "chunked: a chunk without a size"); return; }
+            if (c->ck_rem == 0) { conn_fail(c, "server ended the stream (last chunk)"); return; }
+            c->ck_state = CK_DATA;
+            c->ck_digits = 0;
+            c->ck_ext = 0;
+        } else if (d >= 0 && !c->ck_ext) {
+            if (++c->ck_digits > 15) { conn_fail(c, "chunked: chunk size too large"); return; }
+            c->ck_rem = c->ck_rem << 4 | (uint64_t)d;
+        } else if (ch == ';') {
+            c->ck_ext = 1;
+        } else if (ch != '\r' && !c->ck_ext) {
+            conn_fail(c, "chunked: bad chunk size byte 0x%02x", ch);
+            return;
+        }
+    }
+}
+
 static void on_readable(conn *c) {
     for (int iter = 0; iter < 8 && c->state != S_DONE; iter++) {
         ssize_t r = recv(c->fd, rbuf, RBUF_SZ, 0);
         if (r > 0) {
             g_now = now_ns();
             if (c->state == S_HANDSHAKE) on_handshake_data(c, rbuf, (size_t)r);
+            else if (c->http) stream_body(c, rbuf, (size_t)r);
             else feed(c, rbuf, (size_t)r);
             if (c->state != S_DONE && c->out_len > c->out_off && !c->want_out) flush_out(c);
             if ((size_t)r < RBUF_SZ) break;
@@ -627,7 +819,7 @@ static void on_readable(conn *c) {
             } else if (c->state == S_HANDSHAKE) {
                 conn_fail(c, "server closed the connection during the handshake (%u bytes of response)", c->hs_len);
             } else {
-                conn_fail(c, "server closed the TCP connection without a close frame");
+                conn_fail(c, c->http ? "server ended the stream (EOF)" : "server closed the TCP connection without a close frame");
             }
             return;
         }
@@ -659,20 +851,10 @@ static void on_open(conn *c) {
     g_open++;
     hist_add(&h_hs, now_ns() - c->t_start);
     if (c->role == R_ECHO) c->fifo = calloc((size_t)cfg.depth, sizeof(uint64_t));
-    if (c->role == R_SUB && cfg.sub_init) {
-        if (cfg.sub_init_variants > 0) {
-            /* Each "{v}" becomes this subscriber's variant: its number modulo the variants. */
-            char text[8192], digits[16];
-            size_t n = 0;
-            int dl = snprintf(digits, sizeof digits, "%d", c->id % cfg.sub_init_variants);
-            for (const char *p = cfg.sub_init; *p && n + (size_t)dl < sizeof text - 1;) {
-                if (strncmp(p, "{v}", 3) == 0) { memcpy(text + n, digits, (size_t)dl); n += (size_t)dl; p += 3; }
-                else text[n++] = *p++;
-            }
-            queue_frame(c, 1, (const uint8_t *)text, n);
-        } else {
-            queue_frame(c, 1, (const uint8_t *)cfg.sub_init, strlen(cfg.sub_init));
-        }
+    /* A stream's subscriber sent its connect command with the request. */
+    if (c->role == R_SUB && cfg.sub_init && !c->http) {
+        char text[8192];
+        queue_frame(c, 1, (const uint8_t *)text, sub_init_text(c, text, sizeof text));
         flush_out(c);
     }
 }
@@ -685,7 +867,9 @@ static void close_all_start(void) {
     g_phase_deadline = now_ns() + sec_ns(cfg.timeout < 5 ? cfg.timeout : 5);
     for (int i = 0; i < nconns_total; i++) {
         conn *c = &conns[i];
-        if (c->state == S_OPEN) send_close(c, 1000);
+        /* A stream has no close handshake: the client ends it by closing the connection. */
+        if (c->state == S_OPEN && c->http) { g_closed_clean++; conn_end(c); }
+        else if (c->state == S_OPEN) send_close(c, 1000);
         else if (c->state != S_DONE && c->state != S_CLOSING) conn_end(c);
     }
 }
@@ -934,7 +1118,8 @@ static void report(void) {
     }
     printf("\"host\":");
     json_str(cfg.host);
-    printf(",\"port\":%d,\"path\":", cfg.port);
+    printf(",\"port\":%d,\"transport\":\"%s\",\"path\":", cfg.port,
+           cfg.transport == T_HTTP_STREAM ? "http_stream" : cfg.transport == T_SSE ? "sse" : "ws");
     json_str(cfg.path);
     printf(",\"client_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,\"errors\":%llu,\"error\":", client_cpu, server_cpu,
            (unsigned long long)g_errs);
@@ -994,7 +1179,9 @@ static void usage(void) {
             "connect: -n N (100)  -H/--hold S (3)\n"
             "real-time fanout: --sub-init TEXT  --sub-init-variants N  --pub-path PATH  --unwrap PREFIX  --unwrap-suffix SUFFIX\n"
             "         --alt-port P (odd-numbered subscribers connect there: a second node)\n"
-            "         --alt-port-offset N (the same, at --port + N)\n");
+            "         --alt-port-offset N (the same, at --port + N)\n"
+            "         --transport ws | http_stream | sse (ws: the subscribers' transport; TEXT is the connect command)\n"
+            "         --pub-port P | --pub-port-offset N (the publisher connects there)\n");
 }
 
 int main(int argc, char **argv) {
@@ -1011,7 +1198,8 @@ int main(int argc, char **argv) {
         {"timeout", 1, 0, 5}, {"connect-timeout", 1, 0, 6}, {"subs", 1, 0, 'n'}, {"window", 1, 0, 'W'},
         {"rate", 1, 0, 'r'}, {"messages", 1, 0, 'm'}, {"concurrency", 1, 0, 'k'}, {"hold", 1, 0, 'H'},
         {"server-pid", 1, 0, 7}, {"label", 1, 0, 8}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15}, {0, 0, 0, 0}};
+        {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15},
+        {"transport", 1, 0, 16}, {"pub-port", 1, 0, 17}, {"pub-port-offset", 1, 0, 18}, {0, 0, 0, 0}};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "p:c:d:s:t:w:n:W:r:m:k:H:qh", lo, NULL)) != -1) {
@@ -1044,6 +1232,14 @@ int main(int argc, char **argv) {
         case 13: cfg.alt_port = atoi(optarg); break;
         case 14: cfg.alt_port_offset = atoi(optarg); break;
         case 15: cfg.sub_init_variants = atoi(optarg); break;
+        case 16:
+            if (!strcmp(optarg, "ws") || !strcmp(optarg, "websocket")) cfg.transport = T_WS;
+            else if (!strcmp(optarg, "http_stream")) cfg.transport = T_HTTP_STREAM;
+            else if (!strcmp(optarg, "sse")) cfg.transport = T_SSE;
+            else { fprintf(stderr, "loadgen: --transport is ws, http_stream or sse\n"); return 2; }
+            break;
+        case 17: cfg.pub_port = atoi(optarg); break;
+        case 18: cfg.pub_port_offset = atoi(optarg); break;
         default: usage(); return 2;
         }
     }
@@ -1055,6 +1251,13 @@ int main(int argc, char **argv) {
     if (cfg.mode == M_FANOUT && cfg.size < 25) { fprintf(stderr, "loadgen: fanout needs --size >= 25 (seq + timestamp)\n"); return 2; }
     if (cfg.size > (64u << 20)) { fprintf(stderr, "loadgen: --size too large\n"); return 2; }
     if (cfg.alt_port_offset && !cfg.alt_port) cfg.alt_port = cfg.port + cfg.alt_port_offset;
+    if (cfg.pub_port_offset && !cfg.pub_port) cfg.pub_port = cfg.port + cfg.pub_port_offset;
+    if (cfg.transport != T_WS && cfg.mode != M_FANOUT) {
+        fprintf(stderr, "loadgen: --transport http_stream and sse are for fanout's subscribers\n"); return 2;
+    }
+    if (cfg.transport != T_WS && cfg.nsubs >= 65535) {
+        fprintf(stderr, "loadgen: at most 65534 stream subscribers (one source address each)\n"); return 2;
+    }
     if (cfg.unwrap_len > 256) { fprintf(stderr, "loadgen: --unwrap is at most 256 bytes\n"); return 2; }
 
     memset(&g_addr, 0, sizeof g_addr);
@@ -1083,6 +1286,7 @@ int main(int argc, char **argv) {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = now_ns();
     rng_s = seed | 1;
+    g_src_base = (127u << 24) | (uint32_t)(1 + rng64() % 254) << 16;
     signal(SIGPIPE, SIG_IGN);
 
     g_op = cfg.binary ? 2 : 1;
@@ -1098,6 +1302,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nconns_total; i++) {
         conns[i].fd = -1; conns[i].id = i;
         conns[i].role = cfg.mode == M_ECHO ? R_ECHO : cfg.mode == M_CONNECT ? R_IDLE : (i < cfg.nsubs ? R_SUB : R_PUB);
+        conns[i].http = conns[i].role == R_SUB && cfg.transport != T_WS;
     }
     if (cfg.mode == M_FANOUT) {
         g_pub = &conns[cfg.nsubs];

@@ -1,0 +1,185 @@
+"""The loadgen's fallback transports (``--transport http_stream`` and ``sse``) over real sockets.
+
+A small stream server in this process speaks the two transports as centrifuge-js and
+Centrifugo define them: it checks the request (``POST`` with the connect command as its JSON
+body; ``GET`` with it in ``cf_connect``), answers 200 with a chunked body, the connect reply,
+then a push per publication of the loadgen's publisher (a WebSocket on another port), as
+newline-delimited JSON or as ``data:`` events. Its chunks cut lines anywhere and carry
+extensions, so that the loadgen's parser meets what a proxy may do to a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import wavecast
+from tests.support.processes import free_port
+from tests.support.timing import MS
+from tests.support.tools import ROOT, require
+
+INSTRUMENT = ROOT / "bench" / "loadgen"
+CONNECT = '{"id":1,"connect":{"token":"t"}}'
+UNWRAP = '{"push":{"channel":"bench","pub":{"data":"'
+SUBSCRIBERS = 20
+
+
+@pytest.fixture(scope="module")
+def loadgen(tmp_path_factory: pytest.TempPathFactory) -> str:
+    require(shutil.which("cc") or shutil.which("gcc"), "no C compiler")
+    build = tmp_path_factory.mktemp("loadgen")
+    subprocess.run(["make", "-s", "-C", str(INSTRUMENT), f"BUILD={build}"], check=True, capture_output=True)
+    return str(build / "loadgen")
+
+
+class StreamServer:
+    """The fallback transports' wire format, enough to carry a channel's pushes."""
+
+    def __init__(self, transport: str, *, end_after: int | None = None) -> None:
+        self.transport = transport
+        self.end_after = end_after
+        self.streams: list[asyncio.StreamWriter] = []
+        self.requests: list[tuple[str, str, dict[str, str], str]] = []
+        self.pushes = 0
+
+    def frame(self, message: str) -> bytes:
+        return f"data: {message}\n\n".encode() if self.transport == "sse" else f"{message}\n".encode()
+
+    @staticmethod
+    def chunked(data: bytes) -> bytes:
+        """``data`` in two chunks, cut in the middle of a line, the first with an extension."""
+        cut = len(data) // 2
+        first, second = data[:cut], data[cut:]
+        return b"%x;ext=1\r\n%s\r\n%X\r\n%s\r\n" % (len(first), first, len(second), second)
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        method, target, _ = head.split("\r\n")[0].split(" ")
+        headers = dict(line.lower().split(": ", 1) for line in head.split("\r\n")[1:] if line)
+        body = (await reader.readexactly(int(headers.get("content-length", "0")))).decode()
+        path, _, query = target.partition("?")
+        self.requests.append((method, path, headers, body))
+        if self.transport == "sse":
+            connect = urllib.parse.parse_qs(query).get("cf_connect", [""])[0]
+            valid = method == "GET" and path == "/connection/sse" and "text/event-stream" in headers.get("accept", "")
+            content_type = "text/event-stream; charset=utf-8"
+        else:
+            connect = body
+            valid = method == "POST" and path == "/connection/http_stream"
+            valid = valid and headers.get("content-type") == "application/json"
+            content_type = "application/json"
+        if not valid or json.loads(connect or "null") != json.loads(CONNECT):
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            await writer.wait_closed()
+            return
+        writer.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n"
+            "Cache-Control: no-cache\r\n\r\n".encode()
+        )
+        prelude = b"\r\n" if self.transport == "sse" else b""
+        reply = {"id": 1, "connect": {"client": "c", "version": "0", "session": "s", "node": "n"}}
+        writer.write(self.chunked(prelude + self.frame(json.dumps(reply, separators=(",", ":")))))
+        self.streams.append(writer)
+
+    def push(self, payload: str) -> None:
+        push = self.frame(UNWRAP + payload + '","offset":1}}}')
+        self.pushes += 1
+        for writer in self.streams:
+            if self.end_after is not None and self.pushes > self.end_after:
+                writer.write(b"0\r\n\r\n")
+            else:
+                writer.write(self.chunked(push))
+
+    async def publisher(self, connection: wavecast.ServerConnection) -> None:
+        async for message in connection:
+            self.push(message if isinstance(message, str) else message.decode())
+
+
+@pytest.fixture
+async def serve_streams() -> AsyncIterator[Any]:
+    servers: list[Any] = []
+    started: list[StreamServer] = []
+
+    async def start(transport: str, **kwargs: Any) -> tuple[StreamServer, int]:
+        streams = StreamServer(transport, **kwargs)
+        started.append(streams)
+        port = free_port()
+        servers.append(await asyncio.start_server(streams.accept, "127.0.0.1", port))
+        servers.append(await wavecast.serve(streams.publisher, "127.0.0.1", port + 1, compression=None))
+        return streams, port
+
+    yield start
+    for server in servers:
+        server.close()
+    writers = [writer for streams in started for writer in streams.streams]
+    for writer in writers:
+        writer.close()
+    for writer in writers:
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    for server in servers:
+        await server.wait_closed()
+
+
+async def run_loadgen(loadgen: str, port: int, transport: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    path = "/connection/" + transport
+    process = await asyncio.create_subprocess_exec(
+        *(loadgen, "fanout", "--port", str(port), "-n", str(SUBSCRIBERS), "-s", "32", "-W", "4"),
+        *("-w", "0.2", "-t", "0.5", "--timeout", "5", "--connect-timeout", "5"),
+        *("--transport", transport, "--path", path, "--sub-init", CONNECT, "--unwrap", UNWRAP),
+        *("--pub-path", "/publish", "--pub-port-offset", "1", *extra),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30_000 * MS):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, json.loads(out.decode().splitlines()[-1]), err.decode()
+
+
+@pytest.mark.parametrize("transport", ["http_stream", "sse"])
+async def test_counts_every_push_of_a_stream(loadgen: str, serve_streams: Any, transport: str) -> None:
+    streams, port = await serve_streams(transport)
+    status, result, err = await run_loadgen(loadgen, port, transport)
+    assert status == 0, err
+    assert result["ok"] and result["transport"] == transport
+    assert result["measured_deliveries"] > 0
+    assert result["deliveries"] == result["published"] * SUBSCRIBERS
+    assert result["lost"] == result["dups"] == result["gaps"] == 0
+    assert len(streams.requests) == SUBSCRIBERS
+    # Each subscriber from its own source address in 127.0.0.0/8.
+    assert len({writer.get_extra_info("peername")[0] for writer in streams.streams}) == SUBSCRIBERS
+
+
+async def test_a_refused_stream_fails_the_run(loadgen: str, serve_streams: Any) -> None:
+    # The SSE server refuses a POST: the loadgen says so and fails.
+    _, port = await serve_streams("sse")
+    status, result, err = await run_loadgen(loadgen, port, "http_stream")
+    assert status == 1
+    assert not result["ok"]
+    assert "server refused the stream" in err and "400 Bad Request" in result["error"]
+
+
+async def test_a_stream_the_server_ends_fails_the_run(loadgen: str, serve_streams: Any) -> None:
+    _, port = await serve_streams("http_stream", end_after=20)
+    status, result, _ = await run_loadgen(loadgen, port, "http_stream")
+    assert status == 1
+    assert "server ended the stream" in result["error"]
+
+
+async def test_a_stream_needs_the_fanout_mode(loadgen: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        loadgen, "echo", "--port", "1", "--transport", "sse", stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"for fanout's subscribers" in err
