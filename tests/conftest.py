@@ -1,5 +1,6 @@
 """Fixtures shared by the test suites, as thin wrappers over :mod:`tests.support`: servers on
-free ports, TLS certificates, private redis-servers and PostgreSQL servers, SDK clients, Chromium, time bounds."""
+free ports, TLS certificates, private redis-servers, nats-servers and PostgreSQL servers, SDK
+clients, Chromium, time bounds."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from wavecast.server.pgoutbox import schema_sql
 from .support.browser import launch_chromium
 from .support.cleanup import stopping
 from .support.js import JSClient, StartJS
+from .support.nats import NatsServer, private_nats
 from .support.postgres import PostgresServer, private_postgres
 from .support.proxy_backend import ProxyBackend
 from .support.redis import RedisServer, private_redis
@@ -57,6 +59,20 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def redis_server() -> Iterator[RedisServer]:
     """One private redis-server for the session; tests keep apart with their own key prefix."""
     with private_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One private nats-server for the session; tests keep apart with their own subject prefix."""
+    with private_nats() as server:
+        yield server
+
+
+@pytest.fixture
+def own_nats() -> Iterator[NatsServer]:
+    """A nats-server of this test alone, to kill and restart."""
+    with private_nats() as server:
         yield server
 
 

@@ -36,15 +36,18 @@ async def open_raw() -> AsyncIterator[OpenRaw]:
         yield open_raw
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "nats"])
 def start_on_engine(request: pytest.FixtureRequest, start_wavecast: StartWavecast) -> StartWavecast:
-    """``await start_on_engine(**sections)``: the standalone server on the memory engine, and in
-    the second run of the test on Redis (the session's redis-server, a key prefix of its own)."""
+    """``await start_on_engine(**sections)``: the standalone server on the memory engine, then on
+    Redis (the session's redis-server, a key prefix of its own), then on NATS with Redis (the
+    session's nats-server beside it)."""
 
     async def start(**sections: Any) -> AppServer:
-        if request.param == "redis":
+        if request.param != "memory":
             redis: RedisServer = request.getfixturevalue("redis_server")
-            engine = {"type": "redis", "redis_url": redis.url, "redis_prefix": f"e2e{id(request)}"}
+            engine = {"type": request.param, "redis_url": redis.url, "redis_prefix": f"e2e{id(request)}"}
+            if request.param == "nats":
+                engine["nats_url"] = request.getfixturevalue("nats_server").url
             sections = merge(sections, {"engine": engine})
         return await start_wavecast(**sections)
 

@@ -16,7 +16,7 @@ from .http import http
 from .servers import Listening
 from .timing import MS
 
-__all__ = ["LoggedServer", "free_port", "terminate"]
+__all__ = ["LoggedServer", "free_port", "terminate", "wait_answering"]
 
 
 def free_port() -> int:
@@ -24,6 +24,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_answering(process: subprocess.Popen[bytes], port: int, greeting: bytes, hello: bytes = b"") -> None:
+    """Wait until ``process`` answers on 127.0.0.1:``port`` with ``greeting`` (after sending
+    ``hello``), for 10 seconds at most.
+
+    Raises:
+        RuntimeError: it exited or didn't answer in time.
+    """
+    name = Path(str(process.args[0] if isinstance(process.args, list) else process.args)).name
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(hello)
+                if sock.recv(len(greeting)).startswith(greeting):
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} didn't start")
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 5) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .processes import free_port, terminate
+from .processes import free_port, terminate, wait_answering
 from .tools import redis_server
 
 __all__ = ["RedisServer", "private_redis", "restart"]
@@ -56,19 +54,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError("redis-server didn't start")
+        wait_answering(self.process, self.port, b"+PONG", b"PING\r\n")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["CHROMIUM", "ROOT", "haproxy", "node", "redis_server", "require"]
+__all__ = ["CHROMIUM", "ROOT", "haproxy", "nats_server", "node", "redis_server", "require"]
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,9 +45,20 @@ def redis_server() -> str:
     return path
 
 
-def haproxy() -> str:
-    """Return the path of ``haproxy``, which Debian installs outside a user's ``PATH``."""
-    path = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
-    require(path, "haproxy is not installed (`make test` installs it)")
+def _system_program(name: str) -> str:
+    """Return the path of ``name``, which Debian installs in ``/usr/sbin``, outside a user's ``PATH``."""
+    sbin = f"/usr/sbin/{name}"
+    path = shutil.which(name) or (sbin if os.access(sbin, os.X_OK) else None)
+    require(path, f"{name} is not installed (`make test` installs it)")
     assert path is not None
     return path
+
+
+def haproxy() -> str:
+    """Return the path of ``haproxy``."""
+    return _system_program("haproxy")
+
+
+def nats_server() -> str:
+    """Return the path of ``nats-server``."""
+    return _system_program("nats-server")

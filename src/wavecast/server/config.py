@@ -154,7 +154,10 @@ class EngineSection:
     """Where publications, history and presence live.
 
     Attributes:
-        type: ``memory`` for one process; ``redis`` for many nodes sharing a redis-server.
+        type: ``memory`` for one process; ``redis`` for many nodes sharing a redis-server;
+            ``nats`` for many nodes publishing over a nats-server, with history and presence
+            in the redis-server of ``redis_url`` (at-most-once delivery, see
+            docs/topics/scaling.md).
         memory_snapshot: a file where the memory engine saves channel history on shutdown
             and reloads it on start, so that clients recover across a restart; empty keeps
             history in memory only.
@@ -168,10 +171,12 @@ class EngineSection:
             at most; the oldest is forgotten first beyond, and a repeat of its key publishes
             again. ``false``: no limit (each still expires after ``idempotent_result_ttl``).
         redis_url: the Redis server of the ``redis`` engine.
-        redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis.
+        redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis;
+            with ``nats``, of every NATS subject too.
+        nats_url: the NATS server of the ``nats`` engine; several separated by commas.
     """
 
-    type: Literal["memory", "redis"] = "memory"
+    type: Literal["memory", "redis", "nats"] = "memory"
     memory_snapshot: str = ""
     memory_max_streams: int | None = 100_000
     memory_max_bytes: int | None = 256 * 2**20
@@ -179,6 +184,7 @@ class EngineSection:
     memory_max_idempotent_results: int | None = 100_000
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wavecast"
+    nats_url: str = "nats://127.0.0.1:4222"
 
 
 #: A table (``table`` or ``schema.table``) or a LISTEN channel, which go into SQL unquoted.

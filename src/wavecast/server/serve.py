@@ -39,6 +39,11 @@ def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
 
         engine = RedisEngine(config.engine.redis_url, prefix=config.engine.redis_prefix)
         return engine.broker, engine.presence_manager
+    if config.engine.type == "nats":
+        from ..engines.nats import NatsEngine
+
+        nats = NatsEngine(config.engine.nats_url, config.engine.redis_url, prefix=config.engine.redis_prefix)
+        return nats.broker, nats.presence_manager
     from ..engines.memory import MemoryBroker, MemoryPresenceManager
 
     section = config.engine

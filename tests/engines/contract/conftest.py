@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,10 @@ from wavecast.engines.memory import MemoryBroker, MemoryPresenceManager
 
 from ...support.clock import FakeClock
 from ..helpers import Engine, RecordingHandler
+
+if TYPE_CHECKING:
+    from wavecast.engines.nats import NatsEngine
+    from wavecast.engines.redis import RedisEngine
 
 EngineFactory = Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Engine]]
 
@@ -39,15 +44,14 @@ async def memory_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]
         await broker.close()
 
 
-@contextlib.asynccontextmanager
-async def redis_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
-    """The Redis engine against a real redis-server, its keys under a prefix of its own."""
-    from wavecast.engines.redis import RedisEngine
+#: Seconds the stream meta of the engines on real servers outlives its last publication:
+#: short, so that expiry tests take seconds.
+SERVER_META_TTL = 3
 
-    server = request.getfixturevalue("redis_server")
-    meta_ttl = 3.0
-    engine = RedisEngine(server.url, prefix=f"test-{uuid.uuid4().hex[:8]}")
-    engine.broker.meta_ttl = int(meta_ttl)
+
+@contextlib.asynccontextmanager
+async def _on_servers(name: str, engine: RedisEngine | NatsEngine) -> AsyncIterator[Engine]:
+    """Start an engine on real servers, whose time passes for real, and close it afterwards."""
 
     async def advance(seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -56,9 +60,31 @@ async def redis_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
     await engine.broker.start(handler)
     await engine.presence_manager.start()
     try:
-        yield Engine("redis", engine.broker, engine.presence_manager, handler, meta_ttl, advance)
+        yield Engine(name, engine.broker, engine.presence_manager, handler, SERVER_META_TTL, advance)
     finally:
         await engine.close()
+
+
+def redis_engine(request: pytest.FixtureRequest) -> contextlib.AbstractAsyncContextManager[Engine]:
+    """The Redis engine against a real redis-server, its keys under a prefix of its own."""
+    from wavecast.engines.redis import RedisEngine
+
+    server = request.getfixturevalue("redis_server")
+    engine = RedisEngine(server.url, prefix=f"test-{uuid.uuid4().hex[:8]}")
+    engine.broker.meta_ttl = SERVER_META_TTL
+    return _on_servers("redis", engine)
+
+
+def nats_engine(request: pytest.FixtureRequest) -> contextlib.AbstractAsyncContextManager[Engine]:
+    """The NATS engine (NATS for publications, Redis for history and presence) against real
+    servers, its subjects and keys under a prefix of its own."""
+    from wavecast.engines.nats import NatsEngine
+
+    redis = request.getfixturevalue("redis_server")
+    nats = request.getfixturevalue("nats_server")
+    engine = NatsEngine(nats.url, redis.url, prefix=f"test-{uuid.uuid4().hex[:8]}")
+    engine.redis.broker.meta_ttl = SERVER_META_TTL
+    return _on_servers("nats", engine)
 
 
 #: The engines under test, by name. Adding one is one entry here: a factory that starts it,
@@ -67,6 +93,7 @@ async def redis_engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
 ENGINES: dict[str, EngineFactory] = {
     "memory": memory_engine,
     "redis": redis_engine,
+    "nats": nats_engine,
 }
 
 

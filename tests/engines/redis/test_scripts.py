@@ -53,8 +53,8 @@ async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys:
         # A new seed and period later: the stream keeps the epoch it started with.
         second = await scripts.publish(keys=list(keys), args=[*_publish_args(b"two")[:5], "other", 8, "ch"])
         epoch = first[1]
-        assert first == [1, epoch] and len(epoch) == 8
-        assert second == [2, epoch]
+        assert first == [1, epoch, 1] and len(epoch) == 8
+        assert second == [2, epoch, 1]
         entries = await client.xrange(stream)
         assert entries == [(b"1-0", {b"d": b"one"}), (b"2-0", {b"d": b"two"})]
         assert await client.hgetall(meta) == {b"e": epoch, b"s": b"2"}
@@ -66,6 +66,29 @@ async def test_publish_appends_counts_and_fans_out(client: aioredis.Redis, keys:
             if len(received) == 2:
                 break
         assert received == [b"p1:" + epoch + b":one", b"p2:" + epoch + b":two"]
+    finally:
+        await pubsub.aclose()
+
+
+async def test_publish_to_no_pubsub_channel_appends_without_publishing(
+    client: aioredis.Redis, keys: tuple[str, str, str]
+) -> None:
+    stream, _, _ = keys
+    scripts = Scripts(client)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.psubscribe("*")
+    try:
+        first = await scripts.publish(keys=list(keys), args=["", *_publish_args(b"one")[1:]])
+        assert first[0] == 1
+        assert [entry_id for entry_id, _ in await client.xrange(stream)] == [b"1-0"]
+        # Nothing went out: the next message is the one published on purpose.
+        await client.publish("t.client.other", b"marker")
+        message = None
+        for _ in range(10):
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                break
+        assert message is not None and message["data"] == b"marker"
     finally:
         await pubsub.aclose()
 
@@ -134,7 +157,7 @@ async def test_history_of_a_channel_without_a_stream_creates_nothing(
     assert not await client.exists(stream, meta)
     assert await client.get(seed) == b"seed"
     # The first publication starts the stream in that epoch.
-    assert await scripts.publish(keys=list(keys), args=_publish_args(b"one")) == [1, epoch]
+    assert await scripts.publish(keys=list(keys), args=_publish_args(b"one")) == [1, epoch, 1]
 
 
 async def test_the_epoch_of_a_channel_without_a_stream_changes_with_seed_and_period(
@@ -167,7 +190,7 @@ async def test_history_reads_forward_reverse_and_with_a_count(
 ) -> None:
     scripts = Scripts(client)
     for n in range(1, 5):
-        _, first_epoch = await scripts.publish(keys=list(keys), args=_publish_args(str(n)))
+        _, first_epoch, _ = await scripts.publish(keys=list(keys), args=_publish_args(str(n)))
 
     async def ids(*args: Any) -> list[bytes]:
         offset, epoch, entries = await scripts.history(keys=list(keys), args=_history_args("1", *args))

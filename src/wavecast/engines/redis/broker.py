@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from ...exceptions import EngineError
 from ..base import IDEMPOTENT_RESULT_TTL, BrokerEventHandler, ClientInfo, HistoryResult, Publication, StreamPosition
-from .codec import decode_info, decode_publication, encode_info, encode_publication
+from .codec import decode_publication, dispatch_message, encode_info, encode_publication
 from .scripts import Scripts
 
 __all__ = ["RECONNECT_DELAY_MAX", "RECONNECT_DELAY_MIN", "RedisBroker", "reconnect_delay"]
@@ -188,32 +188,24 @@ class RedisBroker:
         idempotency_key: str | None = None,
         idempotent_ttl: float = IDEMPOTENT_RESULT_TTL,
     ) -> StreamPosition | None:
-        payload = encode_publication(publication)
-        # Redis keeps a result for whole seconds; a window shorter than one still holds one.
-        result_ttl = 0 if idempotency_key is None else max(int(idempotent_ttl), 1)
         try:
             if history_size > 0 and history_ttl > 0:
-                offset, epoch = await self.scripts.publish(
-                    keys=[*self._stream_keys(channel), self._result_key(channel, idempotency_key or "")],
-                    args=[
-                        self._pubsub_channel(channel),
-                        payload,
-                        history_size,
-                        max(int(history_ttl), 1),
-                        max(self.meta_ttl, int(history_ttl)),
-                        # A fresh offer each time: a Redis that lost its seed must not get the old one.
-                        secrets.token_hex(8),
-                        self._epoch_period(),
-                        channel,
-                        result_ttl,
-                    ],
+                position, _ = await self.append(
+                    channel,
+                    publication,
+                    history_size=history_size,
+                    history_ttl=history_ttl,
+                    idempotency_key=idempotency_key,
+                    idempotent_ttl=idempotent_ttl,
+                    pubsub_channel=self._pubsub_channel(channel),
                 )
-                return StreamPosition(int(offset), _text(epoch))
-            name, message = self._pubsub_channel(channel), b"p0::" + payload
+                return position
+            name, message = self._pubsub_channel(channel), b"p0::" + encode_publication(publication)
             if idempotency_key is None:
                 await self._pipelined(lambda pipe: pipe.publish(name, message))
             else:
                 script, key = self.scripts.publish_idempotent, self._result_key(channel, idempotency_key)
+                result_ttl = _result_ttl(idempotent_ttl)
 
                 def publish_once(pipe: Any) -> None:
                     # The pipeline loads the scripts it was given before running its commands.
@@ -224,6 +216,57 @@ class RedisBroker:
             return None
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
+
+    async def append(
+        self,
+        channel: str,
+        publication: Publication,
+        *,
+        history_size: int,
+        history_ttl: float,
+        idempotency_key: str | None = None,
+        idempotent_ttl: float = IDEMPOTENT_RESULT_TTL,
+        pubsub_channel: str = "",
+    ) -> tuple[StreamPosition, bool]:
+        """Append a publication to the channel's stream; return its position and whether it
+        was appended. Publish it on ``pubsub_channel`` in the same step unless that is empty
+        (a broker that fans out on its own, as :class:`~wavecast.engines.nats.NatsBroker`,
+        publishes it afterwards).
+
+        A repeat of ``idempotency_key`` appends nothing: the first one's position is returned,
+        with false.
+
+        Raises:
+            RedisError, OSError: Redis didn't run the script.
+        """
+        result = await self.scripts.publish(
+            keys=[*self._stream_keys(channel), self._result_key(channel, idempotency_key or "")],
+            args=[
+                pubsub_channel,
+                encode_publication(publication),
+                history_size,
+                max(int(history_ttl), 1),
+                max(self.meta_ttl, int(history_ttl)),
+                # A fresh offer each time: a Redis that lost its seed must not get the old one.
+                secrets.token_hex(8),
+                self._epoch_period(),
+                channel,
+                0 if idempotency_key is None else _result_ttl(idempotent_ttl),
+            ],
+        )
+        return StreamPosition(int(result[0]), _text(result[1])), len(result) > 2
+
+    async def mark_once(self, channel: str, idempotency_key: str, idempotent_ttl: float) -> bool:
+        """Record ``idempotency_key`` for a publication without history; return whether it is
+        the first in ``idempotent_ttl`` seconds (false: a repeat, not to be published).
+
+        Raises:
+            RedisError, OSError: Redis didn't answer.
+        """
+        first = await self.redis.set(
+            self._result_key(channel, idempotency_key), "1", nx=True, ex=_result_ttl(idempotent_ttl)
+        )
+        return bool(first)
 
     async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
         name = self._control_channel() if node is None else self._node_channel(node)
@@ -376,21 +419,8 @@ class RedisBroker:
             return
 
     def _dispatch(self, channel: str, data: bytes) -> None:
-        handler = self._handler
-        if handler is None:
-            return
-        kind = data[:1]
-        if kind == b"p":
-            offset_end = data.index(b":", 1)
-            epoch_end = data.index(b":", offset_end + 1)
-            offset = int(data[1:offset_end])
-            publication = decode_publication(data[epoch_end + 1 :], offset)
-            position = StreamPosition(offset, data[offset_end + 1 : epoch_end].decode()) if offset else None
-            handler.on_publication(channel, publication, position)
-        elif kind == b"j":
-            handler.on_join(channel, decode_info(data[1:]))
-        elif kind == b"l":
-            handler.on_leave(channel, decode_info(data[1:]))
+        if self._handler is not None:
+            dispatch_message(self._handler, channel, data)
 
     # history
 
@@ -430,6 +460,11 @@ class RedisBroker:
             await self.redis.delete(self._stream_key(channel))
         except (RedisError, OSError) as exc:
             raise EngineError(f"removing history of {channel} failed: {exc}") from exc
+
+
+def _result_ttl(idempotent_ttl: float) -> int:
+    # Redis keeps a result for whole seconds; a window shorter than one still holds one.
+    return max(int(idempotent_ttl), 1)
 
 
 def _text(value: bytes | str) -> str:

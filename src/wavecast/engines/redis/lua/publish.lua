@@ -4,7 +4,7 @@
 -- KEYS[2]  the stream's meta hash: "s" the last offset, "e" the epoch
 -- KEYS[3]  the seed of the epochs of channels without a stream (one per Redis)
 -- KEYS[4]  the result of the publication's idempotency key: "e" epoch, "s" offset
--- ARGV[1]  the pub/sub channel of the channel
+-- ARGV[1]  the pub/sub channel of the channel; "" publishes nothing (another broker fans out)
 -- ARGV[2]  the encoded publication
 -- ARGV[3]  history size: entries kept
 -- ARGV[4]  history TTL in seconds, after the last publication
@@ -14,9 +14,9 @@
 -- ARGV[8]  the channel
 -- ARGV[9]  seconds the result is kept under KEYS[4]; "0" or absent without an idempotency key
 --
--- Returns {offset, epoch}. The pub/sub message is "p<offset>:<epoch>:<publication>". When
+-- Returns {offset, epoch, 1}. The pub/sub message is "p<offset>:<epoch>:<publication>". When
 -- KEYS[4] holds a result, the publication is a repeat: nothing is appended or published,
--- and the first one's {offset, epoch} is returned.
+-- and the first one's {offset, epoch} is returned (without the 1: a repeat).
 --
 -- A new stream takes the epoch that history.lua reported while the channel had none, so a
 -- subscriber that came before the first publication recovers it. That epoch changes with
@@ -45,9 +45,11 @@ local offset = redis.call("hincrby", KEYS[2], "s", 1)
 redis.call("expire", KEYS[2], ARGV[5])
 redis.call("xadd", KEYS[1], "MAXLEN", ARGV[3], offset .. "-0", "d", ARGV[2])
 redis.call("expire", KEYS[1], ARGV[4])
-redis.call("publish", ARGV[1], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[2])
+if ARGV[1] ~= "" then
+  redis.call("publish", ARGV[1], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[2])
+end
 if result_ttl > 0 then
   redis.call("hset", KEYS[4], "s", offset, "e", epoch)
   redis.call("expire", KEYS[4], result_ttl)
 end
-return {offset, epoch}
+return {offset, epoch, 1}
