@@ -135,7 +135,9 @@ async def browser() -> AsyncIterator[Browser]:
 async def start_js() -> AsyncIterator[StartJS]:
     """``await start_js(**options)``: centrifuge-js in ``e2e/js/client.js`` with its options
     (``url``, ``token``...); stopped when the test ends."""
-    async with stopping(functools.partial(JSClient.start, node("centrifuge", "ws")), JSClient.close) as start:
+    async with stopping(
+        functools.partial(JSClient.start, node("centrifuge", "ws", "eventsource")), JSClient.close
+    ) as start:
         yield start
 
 

@@ -17,7 +17,7 @@ from wavecast.realtime import ChannelOptions, MessageContext, Node
 from ..support.config import node_config, open_channel
 from ..support.js import StartJS
 from ..support.rpc import with_rpc
-from ..support.servers import StartNode
+from ..support.servers import TRANSPORTS, StartNode
 from ..support.timing import MS, wait_until
 from ..support.tokens import SECRET, make_token
 
@@ -25,11 +25,24 @@ pytestmark = pytest.mark.interop
 
 CHANNELS = open_channel(presence=True, join_leave=True, force_recovery=True)
 RPC = with_rpc("sum", "forbidden")
+#: A history that outlasts a reconnect's random delay (up to 200 ms here), whichever transport
+#: the client falls back to: 1,000 publications.
+RECOVERABLE = open_channel(force_recovery=True, history_size=1000)
 
 
-async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartNode, start_js: StartJS) -> None:
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """The transport of centrifuge-js: each test that takes it runs over WebSocket and over
+    both of its fallbacks, which must behave the same."""
+    name: str = request.param
+    return name
+
+
+async def test_connect_subscribe_publish_presence_history_rpc(
+    start_node: StartNode, start_js: StartJS, transport: str
+) -> None:
     running = await start_node(node_config(channel=CHANNELS, namespaces={"private": ChannelOptions()}), setup=RPC)
-    js = await start_js(url=running.ws_url, token=make_token("ann", info={"name": "Ann"}))
+    js = await start_js(**running.endpoint(transport), token=make_token("ann", info={"name": "Ann"}))
     await js.ok("connect")
     connected = await js.wait("connected")
     session = running.node.hub.session(connected["client"])
@@ -48,7 +61,7 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
     assert (second["data"], second["offset"], second["tags"]) == ({"text": "from the server"}, 2, {"kind": "server"})
 
     # Another JS client joins: presence, stats and a join event.
-    other = await start_js(url=running.ws_url, token=make_token("bob"))
+    other = await start_js(**running.endpoint(transport), token=make_token("bob"))
     await other.ok("connect")
     await other.ok("subscribe", channel="chat")
     join = await js.wait("join", lambda event: event["user"] == "bob")
@@ -85,9 +98,9 @@ async def test_connect_subscribe_publish_presence_history_rpc(start_node: StartN
     assert len(js.named("connected")) == 1
 
 
-async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
+async def test_tokens(start_node: StartNode, start_js: StartJS, transport: str) -> None:
     running = await start_node(node_config(namespaces={"secret": ChannelOptions(protected=True)}))
-    js = await start_js(url=running.ws_url, token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
+    js = await start_js(**running.endpoint(transport), token=make_token("ann", ttl=-10), tokens=[make_token("ann")])
     await js.ok("connect")
     await js.wait("get_token")
     error = await js.wait("error")
@@ -96,7 +109,7 @@ async def test_tokens(start_node: StartNode, start_js: StartJS) -> None:
     await js.wait("get_sub_token")
     await js.wait("subscribed", lambda event: event["channel"] == "secret:plans")
 
-    bad = await start_js(url=running.ws_url, token=make_token("ann", secret="y" * 40))
+    bad = await start_js(**running.endpoint(transport), token=make_token("ann", secret="y" * 40))
     await bad.call("connect")
     disconnected = await bad.wait("disconnected")
     assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
@@ -132,7 +145,7 @@ async def test_refresh_with_a_subscription_token(start_node: StartNode, start_js
     assert running.node.stats.disconnects[3500] == 1
 
 
-async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS) -> None:
+async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS, transport: str) -> None:
     running = await start_node(
         node_config(
             client_expired_close_delay=1.0,
@@ -142,7 +155,7 @@ async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS)
         )
     )
     mint = {"secret": SECRET, "sub": "ann", "ttl": 2}
-    js = await start_js(url=running.ws_url, mint=mint)
+    js = await start_js(**running.endpoint(transport), mint=mint)
     await js.ok("connect")
     await js.ok("subscribe", channel="secret:a", mint=mint)
     await wait_until(lambda: len(js.named("get_token")) >= 3, timeout=4000 * MS, what="two refreshes")
@@ -155,7 +168,7 @@ async def test_token_refresh_and_pings(start_node: StartNode, start_js: StartJS)
     assert session is not None and not session.closed
 
 
-async def test_batched_subscribes_and_async_messages(start_node: StartNode, start_js: StartJS) -> None:
+async def test_batched_subscribes_and_async_messages(start_node: StartNode, start_js: StartJS, transport: str) -> None:
     messages: list[tuple[str, Any]] = []
 
     def setup(node: Node) -> None:
@@ -165,7 +178,7 @@ async def test_batched_subscribes_and_async_messages(start_node: StartNode, star
             messages.append((ctx.session.user, json.loads(ctx.data)))
 
     running = await start_node(node_config(channel=CHANNELS), setup=setup)
-    js = await start_js(url=running.ws_url, token=make_token("ann"))
+    js = await start_js(**running.endpoint(transport), token=make_token("ann"))
     # Subscriptions made before connecting are sent together once connected.
     for channel in ("a", "b", "c"):
         await js.ok("subscribe", channel=channel, wait=False)
@@ -208,9 +221,11 @@ async def test_message_over_the_size_limit(start_node: StartNode, start_js: Star
     assert (disconnected["code"], disconnected["reason"]) == (3, "message size limit exceeded")
 
 
-async def test_server_side_subscription_and_disconnects(start_node: StartNode, start_js: StartJS) -> None:
+async def test_server_side_subscription_and_disconnects(
+    start_node: StartNode, start_js: StartJS, transport: str
+) -> None:
     running = await start_node(node_config(channel=CHANNELS))
-    js = await start_js(url=running.ws_url, token=make_token("ann", channels=["news"]))
+    js = await start_js(**running.endpoint(transport), token=make_token("ann", channels=["news"]))
     await js.ok("connect")
     await js.wait("server_subscribed", lambda event: event["channel"] == "news")
     await running.node.publish("news", "headline")
@@ -240,9 +255,11 @@ async def test_node_unsubscribe(start_node: StartNode, start_js: StartJS) -> Non
 
 
 @pytest.mark.parametrize("drop", ["disconnect", "abort"])
-async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, start_js: StartJS, drop: str) -> None:
-    running = await start_node(node_config(channel=CHANNELS))
-    js = await start_js(url=running.ws_url, token=make_token("ann"))
+async def test_recovery_after_a_server_side_disconnect(
+    start_node: StartNode, start_js: StartJS, drop: str, transport: str
+) -> None:
+    running = await start_node(node_config(channel=RECOVERABLE))
+    js = await start_js(**running.endpoint(transport), token=make_token("ann"))
     await js.ok("connect")
     await js.ok("subscribe", channel="stream")
 
@@ -282,10 +299,27 @@ async def test_recovery_after_a_server_side_disconnect(start_node: StartNode, st
     # A restart: the stream's epoch changes, and recovery is impossible.
     port = running.port
     await running.stop()
-    restarted = await start_node(node_config(channel=CHANNELS), port=port)
+    restarted = await start_node(node_config(channel=RECOVERABLE), port=port)
     third = await js.wait("subscribed", lambda event: js.named("subscribed").index(event) == 2, timeout=5000 * MS)
     assert third["wasRecovering"] and not third["recovered"]
     assert third["streamPosition"]["epoch"] != second["streamPosition"]["epoch"]
     await restarted.node.publish("stream", "after restart")
     publication = await js.wait("publication", lambda event: event["data"] == "after restart")
     assert publication["offset"] == 1
+
+
+async def test_falls_back_when_websocket_is_blocked(start_node: StartNode, start_js: StartJS) -> None:
+    # As behind a proxy that refuses WebSocket upgrades: the SDK tries its transports in order.
+    running = await start_node(node_config(channel=CHANNELS), refuse_websocket=True)
+    js = await start_js(**running.endpoint(*TRANSPORTS), token=make_token("ann"))
+    await js.ok("connect")
+    connected = await js.wait("connected")
+    assert connected["transport"] == "http_stream"
+    session = running.node.hub.session(connected["client"])
+    assert session is not None and session.transport.name == "http_stream"
+    await js.ok("subscribe", channel="chat")
+    await js.ok("publish", channel="chat", data={"text": "through the fallback"})
+    publication = await js.wait("publication")
+    assert publication["data"] == {"text": "through the fallback"}
+    [error] = js.named("error")
+    assert error["type"] == "transport"

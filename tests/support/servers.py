@@ -13,17 +13,21 @@ import uvicorn
 
 import wavecast
 from wavecast import ConnectionClosed
-from wavecast.asyncio import Server, ServerConnection
+from wavecast.asyncio import Server, ServerConnection, http_response
+from wavecast.protocol.events import Request
 from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, websocket_server_options
+from wavecast.realtime.emulation import EMULATION_PATH
 from wavecast.server.app import App
 from wavecast.server.config import Config
-from wavecast.server.serve import shutdown, start_server
+from wavecast.server.emulation import Streams
+from wavecast.server.serve import serve_streams, shutdown, start_server
 
 from .config import make_config, node_config
 from .http import HttpAnswer, http
 from .timing import MS
 
 __all__ = [
+    "TRANSPORTS",
     "AppServer",
     "Closes",
     "Listening",
@@ -41,6 +45,9 @@ __all__ = [
 ]
 
 StartServer = Callable[..., Awaitable[Server]]
+
+#: The transports of centrifuge-js that a node serves: WebSocket and its two fallbacks.
+TRANSPORTS = ("websocket", "http_stream", "sse")
 
 
 async def echo(connection: ServerConnection) -> None:
@@ -141,6 +148,18 @@ class Listening:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{self.mount}{WEBSOCKET_PATH}"
 
+    def endpoint(self, *transports: str) -> dict[str, Any]:
+        """The options of ``start_js`` that connect over ``transports`` (see :data:`TRANSPORTS`),
+        tried in this order; WebSocket alone by default, as a URL."""
+        if transports in ((), ("websocket",)):
+            return {"url": self.ws_url}
+        base = f"{self.url}{self.mount}"
+        endpoints = [
+            {"transport": name, "endpoint": self.ws_url if name == "websocket" else f"{base}/connection/{name}"}
+            for name in transports
+        ]
+        return {"transports": endpoints, "emulationEndpoint": f"{base}{EMULATION_PATH}"}
+
 
 @dataclasses.dataclass
 class NodeServer(Listening):
@@ -156,18 +175,34 @@ class NodeServer(Listening):
 
     @classmethod
     async def start(
-        cls, config: NodeConfig | None = None, *, port: int = 0, setup: Callable[[Node], None] | None = None
+        cls,
+        config: NodeConfig | None = None,
+        *,
+        port: int = 0,
+        setup: Callable[[Node], None] | None = None,
+        refuse_websocket: bool = False,
     ) -> NodeServer:
-        """Start a Node with ``config`` (:func:`~.config.node_config` by default) and serve it.
+        """Start a Node with ``config`` (:func:`~.config.node_config` by default) and serve it
+        over WebSocket, HTTP-streaming and SSE.
 
         ``setup(node)`` runs before the server starts, to register hooks and RPC handlers;
-        ``port`` reuses a port, to restart a server.
+        ``port`` reuses a port, to restart a server; ``refuse_websocket`` answers every
+        WebSocket upgrade with 403, as a proxy that blocks WebSocket does.
         """
         node = Node(config if config is not None else node_config())
         if setup is not None:
             setup(node)
         await node.start()
-        server = await wavecast.serve(host="127.0.0.1", port=port, **websocket_server_options(node))
+        streams = serve_streams(Streams(node))
+
+        async def process_request(connection: ServerConnection, request: Request) -> Any:
+            if refuse_websocket and "upgrade" in (request.headers.get("Connection") or "").lower():
+                return http_response(403, "Forbidden: WebSocket is blocked here\n")
+            return await streams(connection, request)
+
+        server = await wavecast.serve(
+            host="127.0.0.1", port=port, process_request=process_request, **websocket_server_options(node)
+        )
         return cls(node, server)
 
     async def stop(self) -> None:

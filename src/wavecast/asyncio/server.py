@@ -23,14 +23,17 @@ from ..protocol.server import ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
 from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
 from .connection import Connection
+from .streaming import HTTPStream, StreamingResponse
 
 __all__ = ["Server", "ServerConnection", "http_response", "serve"]
 
 logger = logging.getLogger("wavecast.server")
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
-#: Answers a request before the handshake: return a :class:`Response` to send it instead.
-ProcessRequest = Callable[["ServerConnection", Request], "Response | Awaitable[Response | None] | None"]
+#: Answers a request before the handshake: return a :class:`Response` to send it instead, or a
+#: :class:`StreamingResponse` to stream a body.
+Answer = Response | StreamingResponse
+ProcessRequest = Callable[["ServerConnection", Request], "Answer | Awaitable[Answer | None] | None"]
 
 
 def http_response(
@@ -62,6 +65,7 @@ class ServerConnection(Connection):
         "_open_handle",
         "_pipelined",
         "_request_task",
+        "_stream",
         "request",
         "response",
         "server",
@@ -81,6 +85,8 @@ class ServerConnection(Connection):
         # A request that waits for its turn: pipelined after one being answered, or held
         # while the peer doesn't read the answers already written.
         self._pipelined: Request | None = None
+        # The body being streamed, when process_request answered with a StreamingResponse.
+        self._stream: HTTPStream | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -108,6 +114,8 @@ class ServerConnection(Connection):
             self._request_task = None
         self._pipelined = None
         self.server._connections.discard(self)
+        if self._stream is not None:
+            self._stream._closed()
 
     def _resume_reading(self) -> None:
         # Reads wait while a request waits for its answer, whatever else would resume them.
@@ -119,6 +127,13 @@ class ServerConnection(Connection):
         if self._pipelined is not None:
             self._answer_requests()
             self._resume_reading()
+
+    def _start_closing(self, code: int, reason: str, *, flush_handshake: bool = False) -> None:
+        # A streamed body has no close frame: it ends, after what was written.
+        if self._stream is not None and self.protocol.streaming:
+            self._stream.end()
+            return
+        super()._start_closing(code, reason, flush_handshake=flush_handshake)
 
     def _open_timed_out(self) -> None:
         self._open_handle = None
@@ -162,7 +177,7 @@ class ServerConnection(Connection):
         else:
             self._respond(event, result)
 
-    async def _respond_later(self, request: Request, result: Awaitable[Response | None]) -> None:
+    async def _respond_later(self, request: Request, result: Awaitable[Answer | None]) -> None:
         try:
             response = await result
         except Exception:
@@ -174,8 +189,11 @@ class ServerConnection(Connection):
             self._answer_requests()
             self._resume_reading()
 
-    def _respond(self, request: Request, response: Response | None) -> None:
+    def _respond(self, request: Request, response: Answer | None) -> None:
         protocol = self.protocol
+        if isinstance(response, StreamingResponse):
+            self._start_stream(request, response)
+            return
         if response is None:
             response = protocol.accept(request)
             if protocol.handshake_exc is not None and self.debug:
@@ -206,6 +224,27 @@ class ServerConnection(Connection):
             else:
                 self._process_events(events)
                 self._flush()
+
+    def _start_stream(self, request: Request, answer: StreamingResponse) -> None:
+        """Send the head of a streamed answer and run its handler; the connection ends with it."""
+        self.protocol.send_stream_head(answer.head)
+        self.response = answer.head
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        self._flush()
+        self._stream = stream = HTTPStream(self, request)
+        self._handler_task = self.loop.create_task(self._run_stream(answer, stream))
+        self.server._handlers.add(self._handler_task)
+
+    async def _run_stream(self, answer: StreamingResponse, stream: HTTPStream) -> None:
+        try:
+            await answer.handler(stream)
+        except Exception:
+            self.logger.exception("stream handler failed")
+        finally:
+            stream.end()
+            self.server._handlers.discard(cast("asyncio.Task[None]", self._handler_task))
 
     async def _run_handler(self) -> None:
         # The handler isn't cancelled when TCP closes: it learns it from recv() or send()

@@ -48,6 +48,7 @@ class ServerProtocol(Protocol):
     """
 
     __slots__ = (
+        "_chunked",
         "_http",
         "available_subprotocols",
         "extension_factories",
@@ -81,6 +82,8 @@ class ServerProtocol(Protocol):
         #: Why the handshake failed, if it did.
         self.handshake_exc: InvalidHandshake | None = None
         self._http: RequestParser | None = RequestParser(limits)
+        # While a streamed response is open: whether its body goes in chunks; else None.
+        self._chunked: bool | None = None
 
     def _receive_handshake(self, data: bytes) -> bytes:
         if self._http is None:
@@ -269,6 +272,65 @@ class ServerProtocol(Protocol):
             self.state = next_state(self.state, Action.REJECT)
             self.send_eof()
             self._discard = True
+
+    # --- streamed responses (HTTP-streaming, server-sent events) ----------------------------
+
+    def send_stream_head(self, response: Response) -> None:
+        """Start a streamed answer to the last request: its head now, its body in pieces.
+
+        The body goes out through :meth:`send_body` and ends with :meth:`end_stream`, which
+        closes the connection: a stream is the last answer on its connection. HTTP/1.1 frames
+        each piece as a chunk (RFC 9112 section 7.1); HTTP/1.0, which has no chunks, ends the
+        body by closing. What the client sends after its request is ignored meanwhile.
+
+        Raises:
+            LocalProtocolError: no request is waiting for its answer.
+        """
+        if self.state is not CONNECTING or self.request is None or self.handshake_exc is not None:
+            raise LocalProtocolError(f"can't stream a response when state is {self.state.name}")
+        if self._chunked is not None:
+            raise LocalProtocolError("can't stream a second response")
+        chunked = self.request.http_version != "1.0"
+        headers = Headers(response.headers.items())
+        headers["Transfer-Encoding" if chunked else "Connection"] = "chunked" if chunked else "close"
+        head = Response(status_code=response.status_code, reason_phrase=response.reason_phrase, headers=headers)
+        self._out.append(head.serialize())
+        self._chunked = chunked
+        self._discard = True
+        self._leftover = b""
+
+    def send_body(self, data: bytes) -> None:
+        """Queue a piece of the streamed body; dropped once the client has gone.
+
+        Raises:
+            LocalProtocolError: no streamed response is open.
+        """
+        if self._chunked is None:
+            raise LocalProtocolError(f"can't send a body piece without a streamed response, state is {self.state.name}")
+        if not data or self.state is not CONNECTING:
+            # An empty chunk would end the body; a closed connection takes nothing.
+            return
+        self._out.append(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+
+    def end_stream(self) -> None:
+        """End the streamed body and the connection; safe to call twice.
+
+        Raises:
+            LocalProtocolError: no streamed response was started.
+        """
+        if self._chunked is None:
+            raise LocalProtocolError(f"can't end a stream that wasn't started, state is {self.state.name}")
+        if self.state is not CONNECTING:
+            return
+        if self._chunked:
+            self._out.append(b"0\r\n\r\n")
+        self.state = next_state(self.state, Action.REJECT)
+        self.send_eof()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a streamed response is open: started, not ended, the client still there."""
+        return self._chunked is not None and self.state is CONNECTING
 
     @property
     def open(self) -> bool:

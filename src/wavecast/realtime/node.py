@@ -33,6 +33,7 @@ from .cluster import Cluster
 from .codec.schema import JoinMsg, LeaveMsg, Push, client_info_msg
 from .config import NodeConfig
 from .contexts import DisconnectContext
+from .emulation import EmulationSessions
 from .fanout import FanOut
 from .hooks import Hooks
 from .hub import Hub
@@ -77,6 +78,8 @@ class Node(Hooks, ServerAPI):
             presence_manager if presence_manager is not None else MemoryPresenceManager()
         )
         self.hub = Hub()
+        #: Sessions on HTTP-streaming and SSE, by the id their emulation requests name.
+        self.emulation = EmulationSessions()
         self.stats = NodeStats()
         self.tokens = TokenVerifier(
             hmac_secret=self.config.token_hmac_secret_key,

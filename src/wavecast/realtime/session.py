@@ -95,6 +95,8 @@ class Session:
         request: the HTTP request that opened the connection.
         codec: the form of the protocol the client speaks, :class:`JSONCodec` (text
             messages) or :class:`ProtobufCodec` (binary messages); fixed for the connection.
+        emulation: the session id that the client's emulation requests name, on HTTP-streaming
+            and SSE (:mod:`~wavecast.realtime.emulation`); ``""`` on WebSocket.
     """
 
     __slots__ = (
@@ -111,6 +113,7 @@ class Session:
         "client",
         "codec",
         "disconnect_reason",
+        "emulation",
         "expire_at",
         "info",
         "meta",
@@ -125,9 +128,16 @@ class Session:
     )
 
     def __init__(
-        self, node: Node, transport: Transport, *, request: Request | None = None, codec: Codec = JSONCodec
+        self,
+        node: Node,
+        transport: Transport,
+        *,
+        request: Request | None = None,
+        codec: Codec = JSONCodec,
+        emulation: str = "",
     ) -> None:
         self.node = node
+        self.emulation = emulation
         self.transport = transport
         self.request = request
         self.codec: Codec = codec

@@ -6,6 +6,8 @@ from an ASGI server (:mod:`wavecast.server.asgi`):
 | path | what |
 | --- | --- |
 | ``/connection/websocket`` | the real-time protocol (WebSocket) |
+| ``/connection/http_stream``, ``/connection/sse`` | the same, HTTP-streaming and SSE (``[http_stream]``, ``[sse]``) |
+| ``/emulation`` | their clients' commands (:mod:`wavecast.server.emulation`) |
 | ``POST /api/<method>`` | the server API (``[http_api]``) |
 | ``/health``, ``/ready`` | liveness; readiness (503 while starting or stopping) |
 | ``/metrics`` | Prometheus metrics (``[metrics]``) |
@@ -37,12 +39,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.events import Request
 from ..protocol.handshake import origin_allowed
+from ..realtime.emulation import EMULATION_PATH
 from ..realtime.node import Node
 from ..realtime.ratelimit import TokenBucket
 from ..realtime.websocket import WEBSOCKET_PATH
 from ..version import version
 from .config import Config
+from .emulation import Refusal, Streams, StreamStart
 from .http_api import handle_api
 from .proxy import EventProxies
 
@@ -70,6 +75,10 @@ def _json(status: int, value: Any) -> HttpResponse:
 
 def _text(status: int, text: str) -> HttpResponse:
     return HttpResponse(status, text.encode())
+
+
+def _refusal(answer: Refusal) -> HttpResponse:
+    return HttpResponse(answer.status, answer.body, headers=answer.headers)
 
 
 #: An application's own routes: ``(method, path, query, headers, body)`` to an answer, or
@@ -117,6 +126,8 @@ class App:
         self.outbox: OutboxConsumer | None = None
         #: The event proxies set as the node's hooks, closed on shutdown (docs/topics/proxy.md).
         self.proxies: EventProxies | None = None
+        #: The HTTP-streaming and SSE endpoints, as ``[http_stream]`` and ``[sse]`` enable them.
+        self.streams = Streams.from_config(config, node)
         self._logins = _LoginThrottle(
             config.admin.login_failure_rate, config.admin.login_failure_burst, _MAX_LOGIN_ADDRESSES
         )
@@ -132,6 +143,26 @@ class App:
     @property
     def ready(self) -> bool:
         return self.node.started and not self.stopping
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        request: Request | None = None,
+    ) -> HttpResponse | StreamStart | None:
+        """Answer a request to a stream endpoint; ``None`` when ``path`` is none of them.
+
+        Like the WebSocket endpoint, these come before the application's routes.
+        """
+        if path not in self.streams.paths:
+            return None
+        if not self.ready:
+            return _text(503, "Service Unavailable: the server is stopping\n")
+        answer = self.streams.open(method, path, query, headers, body, request)
+        return _refusal(answer) if isinstance(answer, Refusal) else answer
 
     async def http(
         self,
@@ -158,6 +189,8 @@ class App:
             return _json(200, {"status": "ready"}) if self.ready else _json(503, {"status": "unavailable"})
         if path == WEBSOCKET_PATH:
             return HttpResponse(426, b"Upgrade Required: connect with WebSocket\n", headers=(("Upgrade", "websocket"),))
+        if path == EMULATION_PATH and self.streams.enabled:
+            return _refusal(await self.streams.emulation(method, headers, body))
         if path.startswith("/api/") and self.config.http_api.enabled:
             if method != "POST":
                 return HttpResponse(405, b"Method Not Allowed\n", headers=(("Allow", "POST"),))

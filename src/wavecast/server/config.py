@@ -35,6 +35,7 @@ __all__ = [
     "DemoSection",
     "EngineSection",
     "HttpApiSection",
+    "HttpStreamSection",
     "MetricsSection",
     "OutboxSection",
     "ProxyEndpoint",
@@ -42,6 +43,7 @@ __all__ = [
     "RpcOptions",
     "RpcSection",
     "ServerSection",
+    "SseSection",
     "WebSocketSection",
     "load_config",
     "parse_config",
@@ -106,6 +108,32 @@ class WebSocketSection:
     write_limit: int = 65536
     open_timeout: float = 10.0
     write_delay: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HttpStreamSection:
+    """HTTP-streaming clients at ``/connection/http_stream``, with their commands POSTed to
+    ``/emulation``: centrifuge-js's fallback where WebSocket is blocked (Centrifugo's
+    ``http_stream``). The request body and each POST are at most ``client.message_size_limit``
+    bytes, as a WebSocket message is.
+
+    Attributes:
+        enabled: serve the endpoint.
+    """
+
+    enabled: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SseSection:
+    """Server-sent events clients at ``/connection/sse``, with their commands POSTed to
+    ``/emulation`` (Centrifugo's ``sse``); JSON only, as EventSource carries text.
+
+    Attributes:
+        enabled: serve the endpoint.
+    """
+
+    enabled: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -335,6 +363,8 @@ class Config:
 
     server: ServerSection = dataclasses.field(default_factory=ServerSection)
     websocket: WebSocketSection = dataclasses.field(default_factory=WebSocketSection)
+    http_stream: HttpStreamSection = dataclasses.field(default_factory=HttpStreamSection)
+    sse: SseSection = dataclasses.field(default_factory=SseSection)
     client: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     channel: ChannelOptions = dataclasses.field(default_factory=ChannelOptions)
     namespaces: Mapping[str, ChannelOptions] = dataclasses.field(default_factory=dict)

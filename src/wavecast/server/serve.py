@@ -12,22 +12,26 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..asyncio.server import Server, ServerConnection, http_response, serve
+from ..asyncio.server import Answer, Server, ServerConnection, http_response, serve
+from ..asyncio.streaming import HTTPStream, StreamingResponse
 from ..codes import DISCONNECT_SHUTDOWN
 from ..engines.base import Broker, PresenceManager
 from ..exceptions import ConfigError
 from ..protocol.events import Request, Response
+from ..protocol.headers import Headers
+from ..realtime.emulation import EMULATION_PATH
 from ..realtime.node import Node
 from ..realtime.websocket import WEBSOCKET_PATH, websocket_server_options
-from .app import App, HttpHandler
+from .app import App, HttpHandler, HttpResponse
 from .config import Config
+from .emulation import Streams, StreamStart
 from .http_api import call_api
 from .proxy import EventProxies
 
 if TYPE_CHECKING:
     from .pgoutbox import OutboxConsumer
 
-__all__ = ["BackgroundTask", "build_node", "run_server", "start_server"]
+__all__ = ["BackgroundTask", "build_node", "run_server", "serve_streams", "start_server", "streaming_response"]
 
 logger = logging.getLogger("wavecast.server")
 
@@ -63,21 +67,57 @@ def build_node(config: Config) -> Node:
 
 
 def _process_request(app: App) -> Any:
-    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    async def process_request(connection: ServerConnection, request: Request) -> Response | StreamingResponse | None:
         if request.path == WEBSOCKET_PATH and "upgrade" in ", ".join(request.headers.get_all("Connection")).lower():
             if not app.ready:
                 return http_response(503, "Service Unavailable: the server is stopping\n")
             return None
         headers = {name.lower(): value for name, value in request.headers.items()}
-        remote = connection.remote_address
-        client = str(remote[0]) if isinstance(remote, tuple) and remote else None
-        answer = await app.http(request.method, request.path, request.query, headers, request.body, client=client)
+        answer: HttpResponse | None
+        opened = app.stream(request.method, request.path, request.query, headers, request.body, request)
+        if opened is None:
+            remote = connection.remote_address
+            client = str(remote[0]) if isinstance(remote, tuple) and remote else None
+            answer = await app.http(request.method, request.path, request.query, headers, request.body, client=client)
+        elif isinstance(opened, HttpResponse):
+            answer = opened
+        else:
+            return streaming_response(opened)
         response = http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
         if request.method == "HEAD":
             # The head of a GET, without its content (RFC 9110, section 9.3.2): a body here would
             # be read as the start of the next response on a kept-alive connection.
             response = dataclasses.replace(response, body=b"")
         return response
+
+    return process_request
+
+
+def streaming_response(opened: StreamStart) -> StreamingResponse:
+    """The answer of wavecast's own server that opens a stream."""
+    run = opened.run
+
+    async def handler(stream: HTTPStream) -> None:
+        await run(stream)
+
+    return StreamingResponse(Response(status_code=200, reason_phrase="OK", headers=Headers(opened.headers)), handler)
+
+
+def serve_streams(streams: Streams) -> Callable[[ServerConnection, Request], Awaitable[Answer | None]]:
+    """A ``process_request`` for :func:`wavecast.serve` that answers only the stream and
+    emulation endpoints, for a node served without the standalone server's other routes."""
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | StreamingResponse | None:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        if request.path in streams.paths:
+            opened = streams.open(request.method, request.path, request.query, headers, request.body, request)
+        elif request.path == EMULATION_PATH:
+            opened = await streams.emulation(request.method, headers, request.body)
+        else:
+            return None
+        if isinstance(opened, StreamStart):
+            return streaming_response(opened)
+        return http_response(opened.status, opened.body, headers=opened.headers)
 
     return process_request
 

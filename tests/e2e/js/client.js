@@ -6,7 +6,11 @@
 //                getToken, in order), "mint": {"secret": "...", "sub": "...", "ttl": SECONDS}
 //                (getToken signs a fresh HS256 token each time), "name": "...", "data": {...},
 //                "protobuf": true (the SDK's protobuf build; every data field, sent or received,
-//                is then a hex string standing for a Uint8Array)}
+//                is then a hex string standing for a Uint8Array), "transports": [{"transport":
+//                "websocket" | "http_stream" | "sse", "endpoint": "..."}, ...] (instead of url: the
+//                SDK tries them in order and falls back, with Node's fetch and the eventsource
+//                package), "emulationEndpoint": "http://.../emulation" (where HTTP-streaming and
+//                SSE clients POST their commands; Node's fetch needs an absolute URL)}
 //
 // Commands come as JSON lines on stdin: {"id": N, "op": OP, ...}, with OP one of
 //   connect, disconnect, subscribe {channel, token?, tokens?, mint?, joinLeave?, recoverable?,
@@ -26,6 +30,7 @@
 const crypto = require("crypto");
 const readline = require("readline");
 const WebSocket = require("ws");
+const { EventSource } = require("eventsource");
 const options = JSON.parse(process.argv[2]);
 const { Centrifuge } = options.protobuf ? require("centrifuge/build/protobuf") : require("centrifuge");
 
@@ -78,7 +83,9 @@ const centrifugeOptions = {
   timeout: 5000,
   // No browser here: don't watch for online/offline events.
   networkEventTarget: null,
+  eventsource: EventSource,
 };
+if (options.emulationEndpoint) centrifugeOptions.emulationEndpoint = options.emulationEndpoint;
 if (options.data !== undefined) centrifugeOptions.data = toData(options.data);
 if (options.mint) {
   centrifugeOptions.getToken = async () => {
@@ -93,10 +100,12 @@ if (options.mint) {
   };
 }
 
-const client = new Centrifuge(options.url, centrifugeOptions);
+const client = new Centrifuge(options.transports || options.url, centrifugeOptions);
 
 client.on("connecting", (ctx) => emit({ event: "connecting", code: ctx.code, reason: ctx.reason }));
-client.on("connected", (ctx) => emit({ event: "connected", client: ctx.client, data: fromData(ctx.data) }));
+client.on("connected", (ctx) =>
+  emit({ event: "connected", client: ctx.client, transport: ctx.transport, data: fromData(ctx.data) })
+);
 client.on("disconnected", (ctx) => emit({ event: "disconnected", code: ctx.code, reason: ctx.reason }));
 client.on("error", (ctx) => emit({ event: "error", type: ctx.type, error: errorOf(ctx.error) }));
 client.on("message", (ctx) => emit({ event: "message", data: fromData(ctx.data) }));

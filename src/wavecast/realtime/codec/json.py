@@ -7,11 +7,20 @@ from collections.abc import Iterable
 import msgspec
 
 from ...engines.base import Publication
-from .schema import Command, Push, Reply, publication_msg
+from .schema import Command, EmulationRequest, Push, Reply, publication_msg
 
 __all__ = ["JSONCodec", "binary_or_json", "json_data"]
 
 _decode_command = msgspec.json.Decoder(Command).decode
+
+
+class _JSONEmulation(msgspec.Struct, omit_defaults=True):
+    node: str = ""
+    session: str = ""
+    data: str = ""
+
+
+_decode_emulation = msgspec.json.Decoder(_JSONEmulation).decode
 _encode = msgspec.json.Encoder().encode
 # Decoding into Raw checks the syntax without building Python objects.
 _check = msgspec.json.Decoder(msgspec.Raw).decode
@@ -70,6 +79,16 @@ class JSONCodec:
         except RecursionError as exc:
             # A tags filter nests itself: a command may nest it past msgspec's depth.
             raise msgspec.DecodeError("malformed JSON: objects nested too deep") from exc
+
+    @staticmethod
+    def decode_emulation(body: bytes) -> EmulationRequest:
+        """Decode the body of an emulation request; its ``data`` is the commands' text.
+
+        Raises:
+            msgspec.DecodeError: the body isn't the JSON object centrifuge-js sends.
+        """
+        request = _decode_emulation(body)
+        return EmulationRequest(node=request.node, session=request.session, data=request.data)
 
     @staticmethod
     def encode_reply(reply: Reply) -> bytes:

@@ -340,6 +340,11 @@ _SUBSCRIBE_REQUEST = _message(
     },
 )
 
+#: ``EmulationRequest`` of client.proto; ``data`` holds length-delimited commands.
+_EMULATION_REQUEST = _message(
+    schema.EmulationRequest, {1: ("node", _STRING, None), 2: ("session", _STRING, None), 3: ("data", _BYTES, None)}
+)
+
 _COMMAND = _message(
     Command,
     {
@@ -696,6 +701,19 @@ class ProtobufCodec:
             commands.append(_decode_message(data, pos, stop, _COMMAND))
             pos = stop
         return commands
+
+    @staticmethod
+    def decode_emulation(body: bytes) -> schema.EmulationRequest:
+        """Decode the body of an emulation request; its ``data`` is the commands' bytes.
+
+        Raises:
+            msgspec.DecodeError: the body isn't an ``EmulationRequest``.
+        """
+        request: schema.EmulationRequest = _decode_message(body, 0, len(body), _EMULATION_REQUEST)
+        data = request.data
+        return schema.EmulationRequest(
+            node=request.node, session=request.session, data=bytes(data) if isinstance(data, msgspec.Raw) else b""
+        )
 
     @staticmethod
     def encode_reply(reply: Reply) -> bytes:

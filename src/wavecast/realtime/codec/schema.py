@@ -8,6 +8,8 @@ as protobuf does, so newer clients keep working.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from ...engines.base import ClientInfo, Publication
@@ -174,6 +176,16 @@ class Command(_Msg):
     rpc: RPCRequest | None = None
     refresh: RefreshRequest | None = None
     sub_refresh: SubRefreshRequest | None = None
+
+
+class EmulationRequest(_Msg):
+    """The body of ``POST /emulation``: commands for the session of an HTTP stream or SSE
+    connection. In JSON, ``data`` is the commands' JSON text as a string; in Protobuf, the
+    length-delimited commands as bytes."""
+
+    node: str = ""
+    session: str = ""
+    data: Any = ""
 
 
 # --- results and pushes ------------------------------------------------------------------

@@ -103,6 +103,9 @@ async def connect(session: Session, command_id: int, request: ConnectRequest) ->
             # The protocol counts whole seconds: a sub-second interval must not read as "no pings".
             ping=max(round(config.client_ping_interval), 1) if config.client_ping_interval else 0,
             pong=bool(config.client_ping_interval),
-            node=config.name,
+            # Emulated transports name the session and node that their POSTs go to, as
+            # Centrifugo does; the node by its uid, which routes a POST between nodes.
+            session=session.emulation,
+            node=node.uid if session.emulation else config.name,
         ),
     )
