@@ -53,6 +53,15 @@ user_connection_limit = 100
 command_rate = 100.0             # commands per second, beyond bursts of command_burst: error 111
 publication_rate = 50.0          # publications per second, beyond bursts of publication_burst
 
+# Fallbacks for networks that block WebSocket (corporate proxies, some mobile carriers):
+# centrifuge-js given a transports list connects over HTTP-streaming or SSE instead, with its
+# commands POSTed to /emulation. Turn one off only if no client needs it.
+[http_stream]
+enabled = true                   # POST /connection/http_stream, JSON or Protobuf
+
+[sse]
+enabled = true                   # GET /connection/sse (EventSource), JSON
+
 [http_api]
 # Requests to POST /api/<method> send it as X-API-Key or "Authorization: apikey <key>".
 key = "{api_key}"

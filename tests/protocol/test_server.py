@@ -14,6 +14,7 @@ from wavecast.exceptions import (
     NegotiationError,
 )
 from wavecast.protocol import CLOSED, CONNECTING, OPEN, Close, Limits, Ping, Request, Response, ServerProtocol
+from wavecast.protocol.headers import Headers
 
 from .helpers import (
     OP_CLOSE,
@@ -529,3 +530,65 @@ def test_pong_follows_the_101() -> None:
     out = server.data_to_send()
     assert out[0].startswith(b"HTTP/1.1 101 ")
     assert out[1:] == [bytes([0x80 | OP_PONG, 1]) + b"x"]
+
+
+# --- streamed responses --------------------------------------------------------------------
+
+
+def streaming(data: bytes) -> ServerProtocol:
+    server = ServerProtocol()
+    receive_request(server, data)
+    server.send_stream_head(Response(status_code=200, reason_phrase="OK", headers=Headers([("Content-Type", "x/y")])))
+    return server
+
+
+STREAM_REQUEST = request_bytes([("Content-Length", "2")], method="POST", body=b"{}")
+
+
+def test_stream_in_chunks_then_close() -> None:
+    server = streaming(STREAM_REQUEST)
+    assert server.streaming
+    head, eof = response_sent(server)
+    assert head == b"HTTP/1.1 200 OK\r\nContent-Type: x/y\r\nTransfer-Encoding: chunked\r\n\r\n" and not eof
+    server.send_body(b"hello\n")
+    server.send_body(b"")  # an empty chunk would end the body: nothing goes out
+    server.send_body(b"x" * 300)
+    assert response_sent(server) == (b"6\r\nhello\n\r\n12c\r\n" + b"x" * 300 + b"\r\n", False)
+    server.end_stream()
+    assert response_sent(server) == (b"0\r\n\r\n", True)
+    assert server.state is CLOSED and not server.streaming
+    server.end_stream()  # safe twice
+    assert server.data_to_send() == []
+
+
+def test_stream_to_http_1_0_ends_by_closing() -> None:
+    server = streaming(request_bytes([("Content-Length", "2")], method="POST", body=b"{}", version="1.0"))
+    head, _ = response_sent(server)
+    assert b"Connection: close\r\n" in head and b"Transfer-Encoding" not in head
+    server.send_body(b"raw")
+    server.end_stream()
+    assert response_sent(server) == (b"raw", True)
+
+
+def test_stream_ignores_input_and_drops_output_once_the_client_left() -> None:
+    server = streaming(STREAM_REQUEST)
+    server.data_to_send()
+    assert feed(server, request_bytes()) == []
+    server.receive_eof()
+    assert not server.streaming
+    server.send_body(b"late")
+    server.end_stream()
+    assert server.data_to_send() == [b""]
+
+
+def test_stream_misuse() -> None:
+    server = ServerProtocol()
+    with pytest.raises(LocalProtocolError, match="can't stream a response when state is CONNECTING"):
+        server.send_stream_head(Response(status_code=200, reason_phrase="OK", headers=Headers()))
+    with pytest.raises(LocalProtocolError, match="can't send a body piece without a streamed response"):
+        server.send_body(b"x")
+    with pytest.raises(LocalProtocolError, match="can't end a stream that wasn't started"):
+        server.end_stream()
+    server = streaming(STREAM_REQUEST)
+    with pytest.raises(LocalProtocolError, match="can't stream a second response"):
+        server.send_stream_head(Response(status_code=200, reason_phrase="OK", headers=Headers()))

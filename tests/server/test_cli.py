@@ -67,6 +67,8 @@ def test_genconfig_writes_a_valid_file(tmp_path: Path) -> None:
     config = load_config(path, environ={})
     assert config.demo.enabled is False
     assert config.admin.enabled is False
+    # Both fallbacks for networks that block WebSocket, on in every new deployment.
+    assert config.http_stream.enabled and config.sse.enabled
     assert "wavecast checkconfig --config wavecast.toml" in path.read_text()
 
 
@@ -76,6 +78,7 @@ def test_genconfig_dev(tmp_path: Path) -> None:
     assert config.demo.enabled is True
     assert config.admin.enabled is True
     assert config.engine.memory_snapshot == ".wavecast/history.json"
+    assert config.http_stream.enabled and config.sse.enabled
 
 
 def test_genconfig_refuses_to_overwrite(tmp_path: Path) -> None:

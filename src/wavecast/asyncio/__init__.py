@@ -6,14 +6,17 @@ from .client import ClientConnection, connect
 from .connection import BroadcastResult, ConcurrencyError, Connection, broadcast
 from .runner import new_event_loop, run
 from .server import Server, ServerConnection, http_response, serve
+from .streaming import HTTPStream, StreamingResponse
 
 __all__ = [
     "BroadcastResult",
     "ClientConnection",
     "ConcurrencyError",
     "Connection",
+    "HTTPStream",
     "Server",
     "ServerConnection",
+    "StreamingResponse",
     "broadcast",
     "connect",
     "http_response",

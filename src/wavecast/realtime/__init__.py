@@ -18,17 +18,35 @@ from .contexts import (
     SubscribeContext,
     SubscribeResult,
 )
+from .emulation import (
+    EMULATION_PATH,
+    HTTP_STREAM_PATH,
+    SSE_PATH,
+    ByteStream,
+    Delivery,
+    EmulationSessions,
+    StreamTransport,
+    deliver,
+    serve_stream,
+    sse_event,
+)
 from .node import Node, NodeStats
 from .session import Session
 from .websocket import WEBSOCKET_PATH, handle_websocket, websocket_server_options
 
 __all__ = [
+    "EMULATION_PATH",
+    "HTTP_STREAM_PATH",
     "SLOW_CONSUMER_POLICIES",
+    "SSE_PATH",
     "WEBSOCKET_PATH",
+    "ByteStream",
     "ChannelOptions",
     "ConnectResult",
     "ConnectingContext",
+    "Delivery",
     "DisconnectContext",
+    "EmulationSessions",
     "MessageContext",
     "Node",
     "NodeConfig",
@@ -40,9 +58,13 @@ __all__ = [
     "RefreshResult",
     "Session",
     "SlowConsumerPolicy",
+    "StreamTransport",
     "SubRefreshContext",
     "SubscribeContext",
     "SubscribeResult",
+    "deliver",
     "handle_websocket",
+    "serve_stream",
+    "sse_event",
     "websocket_server_options",
 ]

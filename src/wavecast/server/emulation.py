@@ -33,7 +33,6 @@ from ..protocol.events import Request
 from ..protocol.handshake import origin_allowed
 from ..realtime.codec import Codec, JSONCodec, ProtobufCodec
 from ..realtime.emulation import (
-    EMULATION_PATH,
     HTTP_STREAM_PATH,
     SSE_PATH,
     ByteStream,
@@ -203,6 +202,3 @@ _OUTCOMES = {
     404: "Not Found: no such session, or it ended",
     400: "Bad Request: the data isn't in the session's form (JSON text or Protobuf bytes)",
 }
-
-#: The paths :class:`Streams` answers.
-PATHS = (HTTP_STREAM_PATH, SSE_PATH, EMULATION_PATH)
