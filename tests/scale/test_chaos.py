@@ -1,7 +1,8 @@
-"""Chaos on loopback: redis-server restarted under traffic, a node killed behind haproxy, and a
-reconnect storm. Each test counts what was published, what the server acknowledged and what
-every client received, and prints the counts; no acknowledged publication of a channel with
-history may be lost, and none may arrive twice.
+"""Chaos on loopback: redis-server restarted under traffic, nats-server killed and restarted
+under traffic (the NATS engine), a node killed behind haproxy, and a reconnect storm. Each test
+counts what was published, what the server acknowledged and what every client received, and
+prints the counts; no acknowledged publication of a channel with history may be lost, and none
+may arrive twice.
 
 The short forms run in ``make test``; the long ones (marker ``chaos``) in ``make chaos``.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from centrifuge import Client, ClientState
 from ..support.cluster import ChaosReport, StartNodes, cluster_config
 from ..support.haproxy import StartHaproxy
 from ..support.http import api
+from ..support.nats import NatsServer, kill_and_restart
 from ..support.redis import RedisServer, restart
 from ..support.sdk import ClientEvents, SubEvents, subscribe
 from ..support.serve import ServeProcess
@@ -161,13 +164,17 @@ async def num_clients(node: ServeProcess) -> int:
 # --- (a) redis-server restarted while 100 clients receive --------------------------------------------
 
 
-@pytest.mark.parametrize(
+#: The restarts of a server under traffic: one short outage in ``make test``, four in ``make chaos``.
+RESTARTS = pytest.mark.parametrize(
     ("clients", "seconds", "outages"),
     [
         pytest.param(100, 6.0, [0.5], id="short"),
         pytest.param(100, 40.0, [0.2, 1.0, 3.0, 0.5], id="long", marks=[pytest.mark.chaos, pytest.mark.timeout(600)]),
     ],
 )
+
+
+@RESTARTS
 async def test_redis_restarts_while_clients_receive(
     persistent_redis: RedisServer,
     start_nodes: StartNodes,
@@ -179,6 +186,22 @@ async def test_redis_restarts_while_clients_receive(
 ) -> None:
     report = chaos_report("redis restart")
     nodes = await start_nodes(cluster_config(persistent_redis), 2)
+    await restarts_under_traffic(
+        report, nodes, sdk_clients, clients, seconds, outages, functools.partial(restart, persistent_redis)
+    )
+
+
+async def restarts_under_traffic(
+    report: ChaosReport,
+    nodes: list[ServeProcess],
+    sdk_clients: Callable[..., Any],
+    clients: int,
+    seconds: float,
+    outages: list[float],
+    restart_server: Callable[[float], Awaitable[None]],
+) -> None:
+    """Publish through ``nodes`` to ``clients`` spread over them while ``restart_server(down)``
+    takes the server down for each of ``outages`` seconds; check what every client received."""
     connected: list[SDKClient] = []
     for index, node in enumerate(nodes):
         connected += await sdk_clients(node.ws_url, clients // len(nodes), user=f"n{index}-")
@@ -187,7 +210,7 @@ async def test_redis_restarts_while_clients_receive(
     with Publisher(report, lambda n: nodes[n % len(nodes)].url, rate) as publisher:
         for down in outages:
             await asyncio.sleep(gap)
-            await restart(persistent_redis, down=down)
+            await restart_server(down)
         await asyncio.sleep(gap)
         await publisher.stopped()
     await settle(report, {f"client{i}": sdk_data(c) for i, c in enumerate(connected)}, 20_000 * MS)
@@ -196,11 +219,37 @@ async def test_redis_restarts_while_clients_receive(
     report.extra.update(restarts=len(outages), resubscriptions=len(resubscribed))
     report.extra["not_recovered"] = sum(not ctx.recovered for ctx in resubscribed)
     report.check()
-    # Redis kept the streams (appendfsync always): every resubscription recovered.
+    # The streams survived (Redis with appendfsync always, or untouched): every resubscription recovered.
     assert report.extra["not_recovered"] == 0
     assert report.failed < report.published / 2
-    # A Redis outage costs clients nothing but a resubscription: none reconnected.
+    # An outage costs clients nothing but a resubscription: none reconnected.
     assert all(len(c.events.named("connected")) == 1 for c in connected)
+
+
+# --- (a') nats-server killed and restarted while clients receive (the NATS engine) ---------------------
+
+
+@RESTARTS
+async def test_nats_restarts_while_clients_receive(
+    own_redis: RedisServer,
+    own_nats: NatsServer,
+    start_nodes: StartNodes,
+    sdk_clients: Callable[..., Any],
+    chaos_report: Callable[[str], ChaosReport],
+    clients: int,
+    seconds: float,
+    outages: list[float],
+) -> None:
+    """SIGKILL loses what nats-server held for delivery: publications fail while it is down,
+    and those it accepted but didn't deliver are recovered from Redis by every subscriber."""
+    report = chaos_report("nats restart")
+    config = cluster_config(own_redis, engine={"type": "nats", "nats_url": own_nats.url})
+    nodes = await start_nodes(config, 2)
+    await restarts_under_traffic(
+        report, nodes, sdk_clients, clients, seconds, outages, functools.partial(kill_and_restart, own_nats)
+    )
+    # Publishing failed while nats-server was down: never a silent success.
+    assert report.failed > 0
 
 
 # --- (b) a node killed behind haproxy -------------------------------------------------------------
