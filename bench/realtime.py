@@ -15,13 +15,18 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | ch10k-tags | wavecast-channels --tags | the same, publications tagged, subscribers without a filter |
 | ch10k-tags10 | wavecast-channels --tags | the same, subscribers in 10 groups, each with its tags filter (all pass) |
 | ch10k-redis | wavecast_cluster.py --nodes 1 | the same, on the Redis engine (one node) |
-| xnode10k | wavecast_cluster.py --nodes 2 | published on node A; half the subscribers on node B, through Redis |
+| xnode10k | wavecast_cluster.py --nodes 2 [--engine nats] | published on node A; half the subscribers |
+| | | on node B, through Redis or NATS |
+| xnode1000ch | the same, --channels 1000 | each message published on node A to 1,000 channels |
+| | | of 10 subscribers; half the channels' subscribers on node B |
 | ch1k-serve, ch10k-serve | wavecast_serve_channels.py (``wavecast serve``) | a push to a WebSocket subscriber |
 | ch1k-http, ch10k-http | the same server | a push, a line of an HTTP-streaming response |
 | ch1k-sse, ch10k-sse | the same server | a push, an event of an SSE response |
 
-In the Redis scenarios the nodes and redis-server share CPU 0, so their ``bg`` column counts
-node B and Redis, not noise.
+In the Redis and NATS scenarios the nodes, redis-server and nats-server share CPU 0, so their
+``bg`` column counts node B and the servers, not noise. In ``xnode1000ch`` subscriber ``i``
+subscribes to channel ``bench<i mod 1000>``, so every channel has 10 subscribers, all on one node
+(even channels on A, odd ones on B); publications per second are its deliveries per second / 10.
 
 The channel scenarios are compared with websockets' raw broadcast of the same run: the
 ratio says how many times more deliveries per second a subscriber of a channel gets,
@@ -67,6 +72,10 @@ from wavecast_serve_channels import CONNECT as SERVE_CONNECT, PUBLISHER_PORT_OFF
 CHANNEL = "bench"
 SUB_INIT = '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"' + CHANNEL + '"}}'
 UNWRAP = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
+# 1,000 channels, bench0 ... bench999: subscriber i on bench<i mod 1000> (the loadgen's "{v}").
+CHANNELS = 1000
+MANY_SUB_INIT = SUB_INIT.replace(CHANNEL, CHANNEL + "{v}")
+MANY_UNWRAP = UNWRAP.replace(CHANNEL, CHANNEL + "{v}")
 # Ten distinct filters, one per group of subscribers ("{v}", the loadgen's --sub-init-variants),
 # that every publication of ``wavecast_channels.py --tags`` (tag k=x) passes: each subscriber
 # gets every publication, and the fan-out evaluates ten filters and sends ten groups.
@@ -135,7 +144,19 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             metric="deliveries_per_s",
             unit="deliv/s",
             args=fanout(10000) + channel + ["--alt-port-offset", "1"],
-            peers=["wavecast-2-nodes"],
+            peers=["wavecast-2-nodes", "wavecast-2-nodes-nats"],
+        ),
+        dict(
+            key="xnode1000ch",
+            metric="deliveries_per_s",
+            unit="deliv/s",
+            args=[
+                *fanout(10000),
+                *channel[:5],
+                *(MANY_SUB_INIT, "--sub-init-variants", str(CHANNELS), "--unwrap", MANY_UNWRAP),
+                *("--alt-port-offset", "1"),
+            ],
+            peers=["wavecast-2-nodes-1000ch", "wavecast-2-nodes-1000ch-nats"],
         ),
         dict(
             key="ch10k-recovery",
@@ -197,6 +218,11 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
         "wavecast-channels-tags": [PYTHON, channels, "--tags", "--port", "{port}"],
         "wavecast-redis": [PYTHON, cluster, "--nodes", "1", "--port", "{port}"],
         "wavecast-2-nodes": [PYTHON, cluster, "--nodes", "2", "--port", "{port}"],
+        "wavecast-2-nodes-nats": [PYTHON, cluster, "--nodes", "2", "--engine", "nats", "--port", "{port}"],
+        "wavecast-2-nodes-1000ch": [PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--port", "{port}"],
+        "wavecast-2-nodes-1000ch-nats": [
+            *(PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--engine", "nats", "--port", "{port}")
+        ],
         "wavecast-serve": [PYTHON, os.path.join(SERVERS, "wavecast_serve_channels.py"), "--port", "{port}"],
     }
 
@@ -255,7 +281,8 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         nargs="*",
-        help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k ch10k-recovery ch10k-tags ch10k-tags10 "
+        help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k xnode1000ch ch10k-recovery ch10k-tags "
+        "ch10k-tags10 "
         "ch1k-serve ch1k-http ch1k-sse ch10k-serve ch10k-http ch10k-sse",
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")

@@ -20,7 +20,8 @@
  * messages that don't start with PREFIX (the protocol's replies) are ignored. --alt-port P sends
  * every other subscriber to a second server, for fan-out across nodes. --sub-init-variants N
  * replaces each "{v}" in TEXT by the subscriber's number modulo N, so that subscribers fall into
- * N groups that subscribe differently (say, with N distinct filters).
+ * N groups that subscribe differently (say, with N distinct filters, or N channels: a "{v}"
+ * in --unwrap then expects each subscriber's deliveries with its own variant).
  *
  * Fallback transports: --transport http_stream makes every subscriber POST TEXT (the connect
  * command) to --path and read the answer, a chunked stream of newline-delimited JSON replies and
@@ -150,6 +151,11 @@ typedef struct conn {
     uint64_t next_seq;
     uint64_t t_start;
 } conn;
+
+/* Bytes a "{v}" of --unwrap may grow by (a variant of up to 5 digits), kept in each head. */
+#define UNWRAP_SLACK 8
+/* --unwrap holds a "{v}" and there are variants: each subscriber expects its own prefix. */
+static int g_unwrap_varies;
 
 static int ep = -1;
 static conn *conns;
@@ -351,19 +357,19 @@ static void send_close(conn *c, int code) {
 }
 
 /* ------------------------------------------------------------------ connect + handshake */
-/* What subscriber c sends once open (--sub-init): each "{v}" becomes its variant, its number
+/* A text of subscriber c (--sub-init, --unwrap): each "{v}" becomes its variant, its number
  * modulo --sub-init-variants. Returns the length written to out (at most cap - 1). */
-static size_t sub_init_text(const conn *c, char *out, size_t cap) {
+static size_t variant_text(const char *text, const conn *c, char *out, size_t cap) {
     if (cfg.sub_init_variants <= 0) {
-        size_t n = strlen(cfg.sub_init);
+        size_t n = strlen(text);
         if (n > cap - 1) n = cap - 1;
-        memcpy(out, cfg.sub_init, n);
+        memcpy(out, text, n);
         return n;
     }
     char digits[16];
     size_t n = 0;
     int dl = snprintf(digits, sizeof digits, "%d", c->id % cfg.sub_init_variants);
-    for (const char *p = cfg.sub_init; *p && n + (size_t)dl < cap - 1;) {
+    for (const char *p = text; *p && n + (size_t)dl < cap - 1;) {
         if (strncmp(p, "{v}", 3) == 0) { memcpy(out + n, digits, (size_t)dl); n += (size_t)dl; p += 3; }
         else out[n++] = *p++;
     }
@@ -381,7 +387,7 @@ static void queue_bytes(conn *c, const void *p, size_t n) {
 static void send_stream_request(conn *c) {
     static const char hexd[] = "0123456789ABCDEF";
     char body[8192], req[8192 * 3 + 512];
-    size_t bl = cfg.sub_init ? sub_init_text(c, body, sizeof body) : 0;
+    size_t bl = cfg.sub_init ? variant_text(cfg.sub_init, c, body, sizeof body) : 0;
     int n;
     if (cfg.transport == T_HTTP_STREAM) {
         n = snprintf(req, sizeof req,
@@ -600,12 +606,19 @@ static void sub_on_msg(conn *c) {
     const uint8_t *head = c->head;
     size_t head_len = c->head_len, msg_len = c->msg_len;
     if (cfg.unwrap) {
+        const char *prefix = cfg.unwrap;
+        size_t prefix_len = cfg.unwrap_len;
+        char own[256];
+        if (g_unwrap_varies) {
+            prefix_len = variant_text(cfg.unwrap, c, own, sizeof own);
+            prefix = own;
+        }
         /* A reply of the protocol, not a delivery: not ours to count. */
-        if (head_len < cfg.unwrap_len || memcmp(head, cfg.unwrap, cfg.unwrap_len) != 0) return;
-        head += cfg.unwrap_len;
-        head_len -= cfg.unwrap_len;
+        if (head_len < prefix_len || memcmp(head, prefix, prefix_len) != 0) return;
+        head += prefix_len;
+        head_len -= prefix_len;
         /* Without --unwrap-suffix, what follows the payload may vary (a timestamp, say). */
-        size_t rest = msg_len >= cfg.unwrap_len ? msg_len - cfg.unwrap_len : 0;
+        size_t rest = msg_len >= prefix_len ? msg_len - prefix_len : 0;
         msg_len = cfg.unwrap_suffix ? (rest >= cfg.unwrap_suffix_len ? rest - cfg.unwrap_suffix_len : 0)
                                     : (rest >= cfg.size ? cfg.size : rest);
     }
@@ -709,8 +722,8 @@ static void feed(conn *c, const uint8_t *p, size_t n) {
             memcpy(c->ctrl + c->ctrl_len, p, take);
             c->ctrl_len += (uint8_t)take;
         } else {
-            if (c->head_len < 32 + cfg.unwrap_len) {
-                size_t h = 32 + cfg.unwrap_len - c->head_len;
+            if (c->head_len < 32 + UNWRAP_SLACK + cfg.unwrap_len) {
+                size_t h = 32 + UNWRAP_SLACK + cfg.unwrap_len - c->head_len;
                 if (h > take) h = take;
                 memcpy(c->head + c->head_len, p, h);
                 c->head_len += (uint16_t)h;
@@ -745,7 +758,7 @@ next:
 
 /* Newline-delimited messages; only the head of each (what --unwrap and the payload need) is kept. */
 static void stream_lines(conn *c, const uint8_t *p, size_t n) {
-    size_t keep = 32 + cfg.unwrap_len + (cfg.transport == T_SSE ? SSE_DATA_LEN : 0);
+    size_t keep = 32 + UNWRAP_SLACK + cfg.unwrap_len + (cfg.transport == T_SSE ? SSE_DATA_LEN : 0);
     while (n > 0 && c->state != S_DONE) {
         const uint8_t *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
@@ -854,7 +867,7 @@ static void on_open(conn *c) {
     /* A stream's subscriber sent its connect command with the request. */
     if (c->role == R_SUB && cfg.sub_init && !c->http) {
         char text[8192];
-        queue_frame(c, 1, (const uint8_t *)text, sub_init_text(c, text, sizeof text));
+        queue_frame(c, 1, (const uint8_t *)text, variant_text(cfg.sub_init, c, text, sizeof text));
         flush_out(c);
     }
 }
@@ -1258,7 +1271,8 @@ int main(int argc, char **argv) {
     if (cfg.transport != T_WS && cfg.nsubs >= 65535) {
         fprintf(stderr, "loadgen: at most 65534 stream subscribers (one source address each)\n"); return 2;
     }
-    if (cfg.unwrap_len > 256) { fprintf(stderr, "loadgen: --unwrap is at most 256 bytes\n"); return 2; }
+    if (cfg.unwrap_len > 256 - UNWRAP_SLACK) { fprintf(stderr, "loadgen: --unwrap is at most %d bytes\n", 256 - UNWRAP_SLACK); return 2; }
+    g_unwrap_varies = cfg.unwrap && cfg.sub_init_variants > 0 && strstr(cfg.unwrap, "{v}") != NULL;
 
     memset(&g_addr, 0, sizeof g_addr);
     g_addr.sin_family = AF_INET;

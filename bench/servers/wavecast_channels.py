@@ -7,13 +7,17 @@ publication of the channel ``bench`` as a push, ``{"push":{"channel":"bench","pu
 WebSocket connection at ``/publish``: each of its text messages is published to the channel
 with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous clients may
 connect and subscribe; no presence, no pings, no compression. ``--redis URL`` puts the node
-on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``). With ``--history`` the channel
+on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``); with
+``--nats URL`` as well, on the NATS engine (publications over NATS, the rest in Redis).
+``--channels N`` publishes each message to the N channels ``bench0`` ... ``bench<N-1>``
+instead of ``bench``, for subscribers spread over them. With ``--history`` the channel
 keeps its last 1,000 publications for 5 minutes and every subscriber is positioned (recovery),
 so that each delivery also advances the subscriber's offset in the stream. With ``--tags`` the
 channel allows tags filters (``allow_tags_filter``) and every publication carries the tag
 ``k=x``, for subscribers that send a tags filter (``tf``) in their subscribe command.
 
-Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--tags] [--uvloop | --no-uvloop]``.
+Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--tags] [--redis URL [--nats URL]]
+[--channels N] [--uvloop | --no-uvloop]``.
 """
 
 from __future__ import annotations
@@ -39,12 +43,17 @@ UNWRAP_PREFIX = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
 TAGS = {"k": "x"}
 
 
-def make_node(history: bool, redis_url: str | None = None, tags: bool = False) -> Node:
+def make_node(history: bool, redis_url: str | None = None, tags: bool = False, nats_url: str | None = None) -> Node:
     recovery: dict[str, Any] = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
     if tags:
         recovery["allow_tags_filter"] = True
     engines: dict[str, Any] = {}
-    if redis_url is not None:
+    if nats_url is not None and redis_url is not None:
+        from wavecast.engines.nats import NatsEngine
+
+        nats = NatsEngine(nats_url, redis_url)
+        engines = {"broker": nats.broker, "presence_manager": nats.presence_manager}
+    elif redis_url is not None:
         from wavecast.engines.redis import RedisEngine
 
         engine = RedisEngine(redis_url)
@@ -66,6 +75,8 @@ def make_node(history: bool, redis_url: str | None = None, tags: bool = False) -
 node = make_node(history=False)
 #: The tags each publication carries (``--tags``).
 tags: dict[str, str] | None = None
+#: The channels each message is published to (``--channels``).
+channels = [CHANNEL]
 
 
 async def handler(connection: wavecast.ServerConnection) -> None:
@@ -77,9 +88,10 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         pending: set[asyncio.Future[Any]] = set()
         async for message in connection:
             text = message if isinstance(message, str) else message.decode()
-            future = asyncio.ensure_future(node.publish(CHANNEL, text, tags=tags))
-            pending.add(future)
-            future.add_done_callback(pending.discard)
+            for channel in channels:
+                future = asyncio.ensure_future(node.publish(channel, text, tags=tags))
+                pending.add(future)
+                future.add_done_callback(pending.discard)
             if len(pending) >= 256:
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if pending:
@@ -91,11 +103,19 @@ async def handler(connection: wavecast.ServerConnection) -> None:
 
 
 async def main(
-    port: int, history: bool, redis_url: str | None = None, write_delay: float | None = None, tagged: bool = False
+    port: int,
+    history: bool,
+    redis_url: str | None = None,
+    write_delay: float | None = None,
+    tagged: bool = False,
+    *,
+    nats_url: str | None = None,
+    channel_count: int = 0,
 ) -> None:
-    global node, tags
-    node = make_node(history, redis_url, tagged)
+    global node, tags, channels
+    node = make_node(history, redis_url, tagged, nats_url)
     tags = TAGS if tagged else None
+    channels = [f"{CHANNEL}{n}" for n in range(channel_count)] if channel_count else [CHANNEL]
     async with (
         node,
         wavecast.serve(
@@ -125,6 +145,8 @@ if __name__ == "__main__":
     parser.add_argument("--history", action="store_true", help="keep history; subscribers are positioned")
     parser.add_argument("--tags", action="store_true", help="tag publications; subscribers may filter them")
     parser.add_argument("--redis", metavar="URL", help="share channels with other nodes through this Redis")
+    parser.add_argument("--nats", metavar="URL", help="with --redis: publish through this NATS server")
+    parser.add_argument("--channels", type=int, default=0, metavar="N", help="publish to bench0 ... bench<N-1>")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="gather writes for S seconds")
     parser.add_argument(
         "--uvloop",
@@ -133,4 +155,15 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     args = parser.parse_args()
-    wavecast.run(main(args.port, args.history, args.redis, args.write_delay, args.tags), use_uvloop=args.uvloop)
+    wavecast.run(
+        main(
+            args.port,
+            args.history,
+            args.redis,
+            args.write_delay,
+            args.tags,
+            nats_url=args.nats,
+            channel_count=args.channels,
+        ),
+        use_uvloop=args.uvloop,
+    )

@@ -6,7 +6,11 @@ a child process) and serves node A on port P in this process. The loadgen publis
 (``--pub-path /publish``) and sends every other subscriber to B (``--alt-port-offset 1``), so
 half the deliveries cross Redis: A publishes into the channel's Redis pub/sub, and B fans it
 out to its own subscribers. ``--nodes 1`` runs node A alone on the Redis engine, to tell the
-engine's cost from the second node's. On SIGTERM node A stops, then B and redis-server, by their PIDs.
+engine's cost from the second node's. ``--engine nats`` also starts nats-server (a free port)
+and puts both nodes on the NATS engine: publications cross NATS, history and presence stay in
+Redis. ``--channels N`` makes both nodes publish each message to N channels (see
+``wavecast_channels.py``). On SIGTERM node A stops, then B, nats-server and redis-server, by
+their PIDs.
 Every process inherits this one's CPU affinity: under the bench runner all three share CPU 0.
 """
 
@@ -65,6 +69,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9003")))
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: node A alone, on Redis")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="the nodes' write delay")
+    parser.add_argument("--engine", choices=("redis", "nats"), default="redis", help="the broker between the nodes")
+    parser.add_argument("--channels", type=int, default=0, metavar="N", help="publish to N channels")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("wavecast_cluster.py: redis-server isn't installed")
@@ -85,14 +91,35 @@ def main() -> None:
     atexit.register(cleanup)
     wait_for_port(redis_port, redis, "redis-server")
     url = f"redis://127.0.0.1:{redis_port}/0"
+    nats_url = None
+    if args.engine == "nats":
+        nats_port = free_port()
+        program = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        nats = subprocess.Popen(
+            [program, "--addr", "127.0.0.1", "--port", str(nats_port)], cwd=directory, stderr=subprocess.DEVNULL
+        )
+        children.append(nats)
+        wait_for_port(nats_port, nats, "nats-server")
+        nats_url = f"nats://127.0.0.1:{nats_port}"
     if args.nodes == 2:
         node_b = subprocess.Popen(
             [sys.executable, str(HERE / "wavecast_channels.py"), "--port", str(args.port + 1), "--redis", url]
+            + (["--nats", nats_url] if nats_url else [])
+            + (["--channels", str(args.channels)] if args.channels else [])
             + (["--write-delay", str(args.write_delay)] if args.write_delay else [])
         )
         children.append(node_b)
         wait_for_port(args.port + 1, node_b, "node B")
-    wavecast.run(wavecast_channels.main(args.port, history=False, redis_url=url, write_delay=args.write_delay))
+    wavecast.run(
+        wavecast_channels.main(
+            args.port,
+            history=False,
+            redis_url=url,
+            write_delay=args.write_delay,
+            nats_url=nats_url,
+            channel_count=args.channels,
+        )
+    )
 
 
 if __name__ == "__main__":
