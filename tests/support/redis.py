@@ -12,7 +12,7 @@ from pathlib import Path
 from .processes import free_port, terminate, wait_answering
 from .tools import redis_server
 
-__all__ = ["RedisServer", "private_redis", "restart"]
+__all__ = ["RedisServer", "private_redis", "private_redis_shards", "restart"]
 
 
 class RedisServer:
@@ -73,6 +73,23 @@ def private_redis(*, persistent: bool = False) -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+@contextmanager
+def private_redis_shards(count: int = 3) -> Iterator[list[RedisServer]]:
+    """Run ``count`` private redis-servers, the shards of one sharded engine."""
+    program = redis_server()
+    with tempfile.TemporaryDirectory(prefix="wavecast-redis-shards-") as directory:
+        servers: list[RedisServer] = []
+        try:
+            for index in range(count):
+                (Path(directory) / str(index)).mkdir()
+                servers.append(RedisServer(program, Path(directory) / str(index)))
+                servers[-1].start()
+            yield servers
+        finally:
+            for server in servers:
+                server.stop()
 
 
 async def restart(server: RedisServer, down: float = 0.0) -> None:

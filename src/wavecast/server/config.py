@@ -202,6 +202,9 @@ class EngineSection:
         redis_prefix: the prefix of every Redis key and pub/sub channel, to share one Redis;
             with ``nats``, of every NATS subject too.
         nats_url: the NATS server of the ``nats`` engine; several separated by commas.
+        redis_shards: standalone Redis servers (URLs) to spread channels over by consistent
+            hashing, as Centrifugo's list of ``redis_address``; when set, ``redis_url`` is
+            unused. Every node must list the same servers in the same order.
     """
 
     type: Literal["memory", "redis", "nats"] = "memory"
@@ -213,6 +216,7 @@ class EngineSection:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wavecast"
     nats_url: str = "nats://127.0.0.1:4222"
+    redis_shards: Sequence[str] = ()
 
 
 #: A table (``table`` or ``schema.table``) or a LISTEN channel, which go into SQL unquoted.

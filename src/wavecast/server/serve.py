@@ -38,6 +38,11 @@ logger = logging.getLogger("wavecast.server")
 
 def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
     """Create the configured engine's broker and presence manager."""
+    if config.engine.type == "redis" and config.engine.redis_shards:
+        from ..engines.redis.sharded import ShardedRedisEngine
+
+        sharded = ShardedRedisEngine(config.engine.redis_shards, prefix=config.engine.redis_prefix)
+        return sharded.broker, sharded.presence_manager
     if config.engine.type == "redis":
         from ..engines.redis import RedisEngine
 

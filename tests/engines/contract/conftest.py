@@ -18,6 +18,7 @@ from ..helpers import Engine, RecordingHandler
 if TYPE_CHECKING:
     from wavecast.engines.nats import NatsEngine
     from wavecast.engines.redis import RedisEngine
+    from wavecast.engines.redis.sharded import ShardedRedisEngine
 
 EngineFactory = Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Engine]]
 
@@ -50,7 +51,7 @@ SERVER_META_TTL = 3
 
 
 @contextlib.asynccontextmanager
-async def _on_servers(name: str, engine: RedisEngine | NatsEngine) -> AsyncIterator[Engine]:
+async def _on_servers(name: str, engine: RedisEngine | ShardedRedisEngine | NatsEngine) -> AsyncIterator[Engine]:
     """Start an engine on real servers, whose time passes for real, and close it afterwards."""
 
     async def advance(seconds: float) -> None:
@@ -87,6 +88,17 @@ def nats_engine(request: pytest.FixtureRequest) -> contextlib.AbstractAsyncConte
     return _on_servers("nats", engine)
 
 
+def redis_sharded_engine(request: pytest.FixtureRequest) -> contextlib.AbstractAsyncContextManager[Engine]:
+    """The Redis engine sharded over three real redis-servers, its keys under a prefix of its own."""
+    from wavecast.engines.redis.sharded import ShardedRedisEngine
+
+    servers = request.getfixturevalue("redis_shards")
+    engine = ShardedRedisEngine([server.url for server in servers], prefix=f"test-{uuid.uuid4().hex[:8]}")
+    for broker in engine.broker.shards:
+        broker.meta_ttl = SERVER_META_TTL
+    return _on_servers("redis-sharded", engine)
+
+
 #: The engines under test, by name. Adding one is one entry here: a factory that starts it,
 #: yields an :class:`Engine` and closes it. Tests stay engine-agnostic: they wait for events
 #: with ``engine.events.wait_for`` and let time pass only with ``engine.advance``.
@@ -94,6 +106,7 @@ ENGINES: dict[str, EngineFactory] = {
     "memory": memory_engine,
     "redis": redis_engine,
     "nats": nats_engine,
+    "redis-sharded": redis_sharded_engine,
 }
 
 
