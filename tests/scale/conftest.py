@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from ..support.cleanup import stopping
-from ..support.cluster import ChaosReport, Relay, StartNodes
+from ..support.cluster import ChaosReport, Deployment, Relay, StartNodes
 from ..support.config import write_config
 from ..support.haproxy import Haproxy, StartHaproxy
 from ..support.processes import free_port
+from ..support.redis import private_redis, private_redis_shards
 from ..support.serve import ServeProcess
 from ..support.servers import Listening
 from ..support.tools import haproxy
@@ -74,6 +75,17 @@ async def start_haproxy(tmp_path: Path) -> AsyncIterator[StartHaproxy]:
 
     async with stopping(proxy, Haproxy.kill, ready=Haproxy.wait_ready) as start:
         yield start
+
+
+@pytest.fixture(params=["redis", "redis-sharded"])
+def redis_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """What the nodes share, private to the test: one redis-server, then three Redis shards."""
+    if request.param == "redis":
+        with private_redis() as server:
+            yield server
+    else:
+        with private_redis_shards(3) as servers:
+            yield servers
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Several ``wavecast serve`` nodes on different ports sharing one Redis: publications, presence,
-join and leave, history and the server API work across them, and a client that reconnects
-to another node recovers what it missed."""
+"""Several ``wavecast serve`` nodes on different ports sharing one Redis, or three Redis shards:
+publications, presence, join and leave, history and the server API work across them, and a
+client that reconnects to another node recovers what it missed."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from centrifuge import Client
 
-from ..support.cluster import Relay, StartNodes, cluster_config
+from ..support.cluster import Deployment, Relay, StartNodes, cluster_config
 from ..support.http import api
-from ..support.redis import RedisServer
 from ..support.sdk import ClientEvents, Clients, subscribe
 from ..support.serve import ServeProcess
 from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
@@ -30,9 +29,9 @@ async def num_clients(node: ServeProcess) -> int:
 
 
 async def test_publications_reach_subscribers_on_every_node(
-    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
+    redis_deployment: Deployment, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    one, two = await start_nodes(cluster_config(own_redis), 2)
+    one, two = await start_nodes(cluster_config(redis_deployment), 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     bob, _ = await connected(make_client, two.ws_url, "bob")
     ann_events = await subscribe(ann, "chat:room")
@@ -54,9 +53,9 @@ async def test_publications_reach_subscribers_on_every_node(
 
 
 async def test_presence_join_and_leave_across_nodes(
-    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
+    redis_deployment: Deployment, start_nodes: StartNodes, make_client: Clients
 ) -> None:
-    one, two = await start_nodes(cluster_config(own_redis), 2)
+    one, two = await start_nodes(cluster_config(redis_deployment), 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     ann_events = await subscribe(ann, "chat:room", join_leave=True)
     bob, _ = await connected(make_client, two.ws_url, "bob")
@@ -79,10 +78,10 @@ async def test_presence_join_and_leave_across_nodes(
 
 
 async def test_the_presence_of_a_dead_node_expires_while_the_others_refresh_theirs(
-    own_redis: RedisServer, start_nodes: StartNodes, make_client: Clients
+    redis_deployment: Deployment, start_nodes: StartNodes, make_client: Clients
 ) -> None:
     ttl = 2.0
-    config = cluster_config(own_redis, client={"presence_ttl": ttl, "presence_update_interval": 0.4})
+    config = cluster_config(redis_deployment, client={"presence_ttl": ttl, "presence_update_interval": 0.4})
     one, two = await start_nodes(config, 2)
     ann, _ = await connected(make_client, one.ws_url, "ann")
     await subscribe(ann, "chat:room")
@@ -104,8 +103,8 @@ async def test_the_presence_of_a_dead_node_expires_while_the_others_refresh_thei
     assert await users() == ["ann"]
 
 
-async def test_history_and_its_removal_across_nodes(own_redis: RedisServer, start_nodes: StartNodes) -> None:
-    one, two = await start_nodes(cluster_config(own_redis), 2)
+async def test_history_and_its_removal_across_nodes(redis_deployment: Deployment, start_nodes: StartNodes) -> None:
+    one, two = await start_nodes(cluster_config(redis_deployment), 2)
     for n in range(1, 4):
         await api(one.url if n % 2 else two.url, "publish", {"channel": "chat:room", "data": {"n": n}})
     history = (await api(two.url, "history", {"channel": "chat:room", "limit": -1}))["result"]
@@ -118,12 +117,12 @@ async def test_history_and_its_removal_across_nodes(own_redis: RedisServer, star
 
 
 async def test_a_client_reconnects_to_another_node_and_recovers(
-    own_redis: RedisServer,
+    redis_deployment: Deployment,
     start_nodes: StartNodes,
     make_client: Clients,
     relay: Callable[[int], Awaitable[Relay]],
 ) -> None:
-    one, two = await start_nodes(cluster_config(own_redis), 2)
+    one, two = await start_nodes(cluster_config(redis_deployment), 2)
     switch = await relay(one.port)
     client, events = await connected(make_client, switch.ws_url, "ann")
     received = await subscribe(client, "rec:feed")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .config import BASE_CONFIG, merge
@@ -14,7 +14,16 @@ from .redis import RedisServer
 from .serve import ServeProcess
 from .servers import AppServer, Listening, StartWavecast
 
-__all__ = ["SCALE_NAMESPACES", "ChaosReport", "Relay", "StartNodes", "cluster", "cluster_config", "two_nodes"]
+__all__ = [
+    "SCALE_NAMESPACES",
+    "ChaosReport",
+    "Deployment",
+    "Relay",
+    "StartNodes",
+    "cluster",
+    "cluster_config",
+    "two_nodes",
+]
 
 #: ``await start_nodes(config, count=1, ...)``, the fixture of ``tests/scale/conftest.py``.
 StartNodes = Callable[..., Awaitable[list[ServeProcess]]]
@@ -33,14 +42,22 @@ SCALE_NAMESPACES: dict[str, Any] = {
 }
 
 
-def cluster(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
+#: One redis-server, or the shards of the sharded Redis engine.
+Deployment = RedisServer | Sequence[RedisServer]
+
+
+def cluster(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The sections every node of a deployment adds to :data:`BASE_CONFIG`: the Redis engine on
-    ``redis`` and the ``rec`` namespace, with ``sections`` merged in."""
-    engine = {"type": "redis", "redis_url": redis.url, "redis_prefix": prefix}
+    ``redis`` (a list: sharded over them) and the ``rec`` namespace, with ``sections`` merged in."""
+    engine: dict[str, Any] = {"type": "redis", "redis_prefix": prefix}
+    if isinstance(redis, RedisServer):
+        engine["redis_url"] = redis.url
+    else:
+        engine["redis_shards"] = [server.url for server in redis]
     return merge({"namespaces": SCALE_NAMESPACES, "engine": engine}, sections)
 
 
-def cluster_config(redis: RedisServer, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
+def cluster_config(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The whole configuration of every node of a deployment (see :func:`cluster`)."""
     return merge(BASE_CONFIG, cluster(redis, prefix, **sections))
 
