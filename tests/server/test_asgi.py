@@ -20,12 +20,13 @@ from wavecast.realtime import Node, NodeConfig
 from wavecast.server.asgi import NodeApp
 from wavecast.server.config import Config, parse_config
 
-from ..support.config import ADMIN_PASSWORD
+from ..support.config import ADMIN_PASSWORD, node_config, open_channel
 from ..support.http import basic_auth, http, http_from
+from ..support.js import StartJS
 from ..support.sdk import Clients, subscribe
-from ..support.servers import StartWavecast, Uvicorn as UvicornServer, serve_uvicorn
+from ..support.servers import TRANSPORTS, StartWavecast, Uvicorn as UvicornServer, serve_uvicorn
 from ..support.timing import MS, wait_until
-from ..support.tokens import SECRET
+from ..support.tokens import SECRET, make_token
 from ..support.tools import ROOT
 
 pytestmark = pytest.mark.interop
@@ -335,3 +336,35 @@ async def test_demo_token_decides_by_the_configured_host() -> None:
             assert answer.status == status, host
         finally:
             await running.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_centrifuge_js_over_each_transport_under_uvicorn(start_js: StartJS, transport: str) -> None:
+    node = Node(node_config(channel=open_channel(presence=True, force_recovery=True)))
+    running = await serve_uvicorn(NodeApp(node))
+    js = await start_js(**running.endpoint(transport), token=make_token("ann"))
+    try:
+        await js.ok("connect")
+        connected = await js.wait("connected")
+        assert connected["transport"] == transport
+        await js.ok("subscribe", channel="chat")
+        await js.ok("publish", channel="chat", data={"text": "hi"})
+        assert (await js.wait("publication"))["data"] == {"text": "hi"}
+        missing = await js.call("rpc", method="missing", data={})
+        assert missing["error"]["code"] == 104
+        presence = await js.ok("presence", channel="chat")
+        assert [info["user"] for info in presence["clients"].values()] == ["ann"]
+        history = await js.ok("history", channel="chat", limit=10)
+        assert [p["data"] for p in history["publications"]] == [{"text": "hi"}]
+        # The server ends the stream after a disconnect push: the client reconnects and recovers.
+        await node.disconnect("ann", DISCONNECT_FORCE_RECONNECT)
+        await node.publish("chat", {"text": "while away"})
+        resubscribed = await js.wait("subscribed", lambda event: event["wasRecovering"])
+        assert resubscribed["recovered"]
+        assert (await js.wait("publication", lambda event: event["offset"] == 2))["data"] == {"text": "while away"}
+        assert (await js.wait("connecting", lambda event: event["code"] == 3011))["reason"] == "force reconnect"
+    finally:
+        # uvicorn waits for the responses in progress before its lifespan's shutdown, which
+        # would end the streams: the client leaves first.
+        await js.close()
+        await running.stop()

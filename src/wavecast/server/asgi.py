@@ -1,7 +1,9 @@
 """A Node as an ASGI application, to mount in Starlette, FastAPI or any ASGI server.
 
-``NodeApp(node)`` serves the real-time protocol at ``<mount>/connection/websocket`` and the
-server's HTTP routes (API, health, metrics) beside it; its lifespan starts and stops the
+``NodeApp(node)`` serves the real-time protocol at ``<mount>/connection/websocket``, its
+HTTP-streaming and SSE fallbacks (``/connection/http_stream``, ``/connection/sse``,
+``/emulation``) as streamed responses (``more_body``), and the server's HTTP routes (API,
+health, metrics) beside them; its lifespan starts and stops the
 node. Under an ASGI server, wavecast's own WebSocket core isn't used: the server's is, and
 the node's ``allowed_origins`` are checked here as wavecast's own server checks them.
 """
@@ -23,10 +25,11 @@ from ..realtime.codec import negotiate_codec, select_subprotocol
 from ..realtime.node import Node
 from ..realtime.session import Session
 from ..realtime.websocket import WEBSOCKET_PATH
-from .app import App
-from .config import Config, HttpApiSection, MetricsSection
+from .app import App, HttpResponse
+from .config import Config, HttpApiSection, HttpStreamSection, MetricsSection, SseSection
+from .emulation import StreamStart
 
-__all__ = ["ASGITransport", "NodeApp"]
+__all__ = ["ASGIStream", "ASGITransport", "NodeApp"]
 
 logger = logging.getLogger("wavecast.asgi")
 
@@ -91,6 +94,72 @@ class ASGITransport:
                 return
 
 
+class ASGIStream:
+    """A streamed HTTP response body over ASGI (:class:`~wavecast.realtime.emulation.ByteStream`):
+    pieces wait in a queue that one task sends with ``more_body``, and its size stands for the
+    transport's buffer in the slow-consumer policies, as :class:`ASGITransport`'s does."""
+
+    def __init__(self, send: Send, limit: int) -> None:
+        self._send = send
+        self.limit = limit
+        self.on_writable: Callable[[], None] | None = None
+        self.on_close: Callable[[], None] | None = None
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._ended = False
+        self._gone = False
+        self._wakeup = asyncio.Event()
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._size >= self.limit
+
+    @property
+    def open(self) -> bool:
+        return not self._ended and not self._gone
+
+    def write(self, data: bytes) -> None:
+        if self.open and data:
+            self._queue.append(data)
+            self._size += len(data)
+            self._wakeup.set()
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._wakeup.set()
+        self._closed()
+
+    def gone(self) -> None:
+        """The client went away: nothing more is sent."""
+        self._gone = True
+        self._wakeup.set()
+        self._closed()
+
+    def _closed(self) -> None:
+        callback, self.on_close = self.on_close, None
+        if callback is not None:
+            callback()
+
+    async def run(self) -> None:
+        """Send the queued pieces until the body ends or the client goes away."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue and not self._gone:
+                data = self._queue.popleft()
+                was_full = self._size >= self.limit
+                self._size -= len(data)
+                await self._send({"type": "http.response.body", "body": data, "more_body": True})
+                if was_full and self._size < self.limit and self.on_writable is not None:
+                    self.on_writable()
+            if self._gone:
+                return
+            if self._ended:
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+
+
 class NodeApp:
     """An ASGI application for a node.
 
@@ -100,13 +169,20 @@ class NodeApp:
             by default only the WebSocket endpoint, ``/health`` and ``/ready``, with the
             API enabled when ``api_key`` is given.
         api_key: the key of the HTTP API, when ``config`` isn't given.
+
+    Without ``config``, both fallbacks (HTTP-streaming and SSE) are served, as ``wavecast
+    genconfig`` writes them. uvicorn waits for responses in progress, streams included, before
+    the lifespan shutdown that disconnects clients: give it ``--timeout-graceful-shutdown``.
     """
 
     def __init__(self, node: Node, *, config: Config | None = None, api_key: str = "") -> None:
         if config is None:
             # Only what the docstring promises: metrics and the rest need a configuration.
             config = Config(
-                http_api=HttpApiSection(enabled=bool(api_key), key=api_key), metrics=MetricsSection(enabled=False)
+                http_api=HttpApiSection(enabled=bool(api_key), key=api_key),
+                metrics=MetricsSection(enabled=False),
+                http_stream=HttpStreamSection(enabled=True),
+                sse=SseSection(enabled=True),
             )
         self.node = node
         self.routes = App(config, node)
@@ -177,10 +253,33 @@ class NodeApp:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
-        answer = await self.routes.http(
-            scope["method"], self._path(scope), query, headers, body, client=str(client[0]) if client else None
-        )
+        path = self._path(scope)
+        answer: HttpResponse | StreamStart | None = self.routes.stream(scope["method"], path, query, headers, body)
+        if isinstance(answer, StreamStart):
+            await self._stream(answer, receive, send)
+            return
+        if answer is None:
+            answer = await self.routes.http(
+                scope["method"], path, query, headers, body, client=str(client[0]) if client else None
+            )
         await _respond(send, answer.status, answer.body, answer.content_type, answer.headers)
+
+    async def _stream(self, opened: StreamStart, receive: Receive, send: Send) -> None:
+        """Serve a client on a streamed response until it ends or the client goes away."""
+        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in opened.headers]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        stream = ASGIStream(send, self.write_limit)
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(stream.run())
+        watcher = loop.create_task(_watch_disconnect(receive, stream))
+        try:
+            await opened.run(stream)
+        finally:
+            stream.end()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=self.node.config.shutdown_timeout)
+            writer.cancel()
+            watcher.cancel()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -220,6 +319,13 @@ class NodeApp:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer, timeout=self.node.config.shutdown_timeout)
             writer.cancel()
+
+
+async def _watch_disconnect(receive: Receive, stream: ASGIStream) -> None:
+    """Tell the stream when the client goes away: ASGI says it with ``http.disconnect``."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.gone()
 
 
 _MESSAGE_TOO_BIG = Disconnect(CloseCode.MESSAGE_TOO_BIG, "message too big")
