@@ -1,0 +1,122 @@
+"""Bad input on the HTTP-streaming, SSE and emulation endpoints, over real sockets, never
+affects other clients.
+
+Each case runs while two bystanders, a centrifuge-python client on WebSocket and a raw client
+on HTTP-streaming, receive a steady stream of publications: afterwards each must have received
+every one, in order, on the connection it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from ..support.http import http
+from ..support.sdk import Clients, SubEvents, subscribe
+from ..support.servers import AppServer, StartWavecast
+from ..support.streams import StreamClient
+from ..support.timing import MS, wait_until
+
+pytestmark = pytest.mark.interop
+
+LIMIT = 8192
+STREAMS = {"http_stream": {"enabled": True}, "sse": {"enabled": True}}
+CHANNEL = "news:feed"
+
+
+@dataclass
+class Bystanders:
+    running: AppServer
+    events: SubEvents
+    stream: StreamClient
+    published: list[int]
+
+    async def open_stream(self, user: str = "attacker", **kwargs: object) -> StreamClient:
+        stream = await StreamClient.open(self.running.url, user, **kwargs)  # type: ignore[arg-type]
+        self._opened.append(stream)
+        return stream
+
+    def __post_init__(self) -> None:
+        self._opened: list[StreamClient] = []
+
+
+@pytest.fixture
+async def bystanders(start_wavecast: StartWavecast, make_client: Clients) -> AsyncIterator[Bystanders]:
+    """A standalone server with both fallbacks, and two clients receiving publications while
+    the test misbehaves."""
+    running = await start_wavecast(
+        client={"client_message_size_limit": LIMIT, "command_rate": 20.0, "command_burst": 20},
+        websocket={"open_timeout": 0.5},
+        **STREAMS,
+    )
+    client, _ = await make_client.connected(running.ws_url, "bystander")
+    events = await subscribe(client, CHANNEL)
+    stream = await StreamClient.open(running.url, "streamer")
+    assert (await stream.command(subscribe={"channel": CHANNEL}))["subscribe"] is not None
+    streamed: list[object] = []
+
+    async def read_stream() -> None:
+        while replies := await stream.recv(timeout=60_000 * MS):
+            push = replies[0].get("push", {})
+            if "pub" in push:
+                streamed.append(push["pub"]["data"])
+
+    reader = asyncio.get_running_loop().create_task(read_stream())
+    published: list[int] = []
+
+    async def publish() -> None:
+        n = 0
+        while True:
+            await running.node.publish(CHANNEL, n)
+            published.append(n)
+            n += 1
+            await asyncio.sleep(5 * MS)
+
+    publisher = asyncio.get_running_loop().create_task(publish())
+    watched = Bystanders(running, events, stream, published)
+    await wait_until(lambda: len(events.data) >= 5 and len(streamed) >= 5, what="the publications to flow")
+    try:
+        yield watched
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        for opened in watched._opened:
+            await opened.close()
+    # Both bystanders saw every publication, on their first connections.
+    await wait_until(lambda: len(events.data) == len(streamed) == len(published), what="every publication")
+    assert events.data == published and streamed == published
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    await stream.close()
+
+
+async def test_unknown_and_closed_sessions(bystanders: Bystanders) -> None:
+    unknown = await bystanders.stream.post("{}", session="no-such-session")
+    assert (unknown.status, unknown.text) == (404, "Not Found: no such session, or it ended\n")
+    ended = await bystanders.open_stream()
+    session = ended.session
+    await ended.close()
+    running = bystanders.running
+    await wait_until(lambda: not running.node.hub.user_sessions("attacker"), what="the session to end")
+    gone = await ended.post("{}", session=session)
+    assert gone.status == 404
+
+
+@pytest.mark.parametrize("size", [LIMIT + 1, 200_000, 4 * 2**20])
+async def test_oversized_bodies(bystanders: Bystanders, size: int) -> None:
+    url = bystanders.running.url
+    stream = await bystanders.open_stream()
+    posted = await stream.post("x" * size)
+    assert posted.status == 413
+    connect = json.dumps({"id": 1, "connect": {}, "pad": "x" * size})
+    refused = await http("POST", f"{url}/connection/http_stream", connect)
+    assert refused.status == 413
+    # The session whose POST was refused keeps being served.
+    assert (await stream.command(rpc={"method": "nothing"}))["error"]["code"] == 104

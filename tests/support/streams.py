@@ -1,0 +1,81 @@
+"""A raw JSON client on HTTP-streaming, as centrifuge-js's fallback speaks it: the connect as
+the stream's body, one reply per line, later commands POSTed to ``/emulation``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from .http import HttpAnswer, http
+from .timing import MS
+from .tokens import make_token
+
+__all__ = ["StreamClient"]
+
+
+class StreamClient:
+    """One session on ``/connection/http_stream`` of the server at ``url``."""
+
+    def __init__(self, url: str, client: aiohttp.ClientSession, response: aiohttp.ClientResponse) -> None:
+        self.url = url
+        self._client = client
+        self.response = response
+        self.session = ""
+        self._next_id = 1
+
+    @classmethod
+    async def open(
+        cls, url: str, user: str = "42", *, headers: dict[str, str] | None = None, read_bufsize: int = 2**16
+    ) -> StreamClient:
+        """Open a stream to ``url`` (the server's base URL) and connect as ``user``.
+
+        Raises:
+            AssertionError: the stream didn't open, or the connect failed.
+        """
+        client = aiohttp.ClientSession(read_bufsize=read_bufsize)
+        connect = json.dumps({"id": 1, "connect": {"token": make_token(user)}})
+        try:
+            response = await client.post(
+                f"{url}/connection/http_stream",
+                data=connect,
+                headers={"Content-Type": "application/json", **(headers or {})},
+            )
+            stream = cls(url, client, response)
+            assert response.status == 200, response.status
+            [reply] = await stream.recv()
+            stream.session = reply["connect"]["session"]
+            stream._next_id = 2
+        except BaseException:
+            await client.close()
+            raise
+        return stream
+
+    async def recv(self, timeout: float = 5000 * MS) -> list[dict[str, Any]]:
+        """The next reply or push; ``[]`` once the stream has ended."""
+        async with asyncio.timeout(timeout):
+            line = await self.response.content.readline()
+        return [json.loads(line)] if line.strip() else []
+
+    async def post(self, data: str | bytes, session: str | None = None) -> HttpAnswer:
+        """POST ``data`` (the commands' text) to ``/emulation`` for this session, or ``session``."""
+        body = {"session": self.session if session is None else session, "node": "", "data": data}
+        return await http("POST", f"{self.url}/emulation", body)
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command and return its reply, skipping the pushes before it."""
+        command_id = self._next_id
+        self._next_id += 1
+        answer = await self.post(json.dumps({"id": command_id, **command}))
+        assert answer.status == 204, answer.text
+        while True:
+            replies = await self.recv()
+            assert replies, "the stream ended"
+            if replies[0].get("id") == command_id:
+                return replies[0]
+
+    async def close(self) -> None:
+        self.response.close()
+        await self._client.close()
