@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
 from ..support.http import http
+from ..support.peers import RawSocket, open_raw_client
 from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.streams import StreamClient
@@ -120,3 +122,57 @@ async def test_oversized_bodies(bystanders: Bystanders, size: int) -> None:
     assert refused.status == 413
     # The session whose POST was refused keeps being served.
     assert (await stream.command(rpc={"method": "nothing"}))["error"]["code"] == 104
+
+
+async def test_slow_bodies(bystanders: Bystanders) -> None:
+    """A POST whose body never finishes arriving is dropped after ``websocket.open_timeout``."""
+    port = bystanders.running.port
+    slow = []
+    for path in ("/emulation", "/connection/http_stream"):
+        raw = await open_raw_client(port)
+        await raw.send(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n".encode())
+        slow.append(raw)
+
+    async def dribble(raw: RawSocket) -> float:
+        start = asyncio.get_running_loop().time()
+        with contextlib.suppress(OSError):
+            for _ in range(200):
+                await raw.send(b"x")
+                await asyncio.sleep(20 * MS)
+                try:
+                    if not raw.sock.recv(1, socket.MSG_PEEK):
+                        break
+                except BlockingIOError:
+                    continue
+        with contextlib.suppress(OSError):
+            await raw.read_until_eof()
+        return asyncio.get_running_loop().time() - start
+
+    with contextlib.ExitStack() as closing:
+        for raw in slow:
+            closing.enter_context(raw)
+        lasted = await asyncio.gather(*(dribble(raw) for raw in slow))
+    # Dropped well before their 1,000 bytes at 50 a second took 20 s.
+    assert all(seconds < 3 for seconds in lasted), lasted
+
+
+async def test_malformed_commands_close_only_their_session(bystanders: Bystanders) -> None:
+    stream = await bystanders.open_stream()
+    assert (await stream.post("{not json")).status == 204
+    # Centrifugo's answer to a command it can't decode: disconnect 3501, and the stream ends.
+    assert await stream.recv() == [{"push": {"disconnect": {"code": 3501, "reason": "bad request"}}}]
+    assert await stream.recv() == []
+    assert (await stream.post("{}")).status == 404
+
+
+async def test_flood_of_posts_meets_the_command_rate(bystanders: Bystanders) -> None:
+    stream = await bystanders.open_stream()
+    commands = [json.dumps({"id": n, "rpc": {"method": "nothing"}}) for n in range(2, 62)]
+    answers = await asyncio.gather(*(stream.post(command) for command in commands))
+    assert {answer.status for answer in answers} == {204}
+    codes = []
+    while len(codes) < len(commands):
+        [reply] = await stream.recv()
+        codes.append(reply["error"]["code"])
+    # A burst of 20 allowed, as for a WebSocket client; "too many requests" past it.
+    assert codes.count(111) >= 30 and codes.count(104) <= 30, codes
