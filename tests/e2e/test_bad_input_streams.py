@@ -38,8 +38,8 @@ class Bystanders:
     stream: StreamClient
     published: list[int]
 
-    async def open_stream(self, user: str = "attacker", **kwargs: object) -> StreamClient:
-        stream = await StreamClient.open(self.running.url, user, **kwargs)  # type: ignore[arg-type]
+    async def open_stream(self, user: str = "attacker") -> StreamClient:
+        stream = await StreamClient.open(self.running.url, user)
         self._opened.append(stream)
         return stream
 
