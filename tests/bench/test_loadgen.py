@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 import urllib.parse
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wavecast
-from tests.support.processes import free_port
+from tests.support.processes import LoggedServer, free_port_pair
 from tests.support.timing import MS
 from tests.support.tools import ROOT, require
 
@@ -112,7 +115,7 @@ async def serve_streams() -> AsyncIterator[Any]:
     async def start(transport: str, **kwargs: Any) -> tuple[StreamServer, int]:
         streams = StreamServer(transport, **kwargs)
         started.append(streams)
-        port = free_port()
+        port = free_port_pair()
         servers.append(await asyncio.start_server(streams.accept, "127.0.0.1", port))
         servers.append(await wavecast.serve(streams.publisher, "127.0.0.1", port + 1, compression=None))
         return streams, port
@@ -130,13 +133,15 @@ async def serve_streams() -> AsyncIterator[Any]:
         await server.wait_closed()
 
 
-async def run_loadgen(loadgen: str, port: int, transport: str, *extra: str) -> tuple[int, dict[str, Any], str]:
-    path = "/connection/" + transport
+async def run_loadgen(
+    loadgen: str, port: int, transport: str, *, connect: str = CONNECT
+) -> tuple[int, dict[str, Any], str]:
+    path = "/connection/" + ("websocket" if transport == "ws" else transport)
     process = await asyncio.create_subprocess_exec(
         *(loadgen, "fanout", "--port", str(port), "-n", str(SUBSCRIBERS), "-s", "32", "-W", "4"),
         *("-w", "0.2", "-t", "0.5", "--timeout", "5", "--connect-timeout", "5"),
-        *("--transport", transport, "--path", path, "--sub-init", CONNECT, "--unwrap", UNWRAP),
-        *("--pub-path", "/publish", "--pub-port-offset", "1", *extra),
+        *("--transport", transport, "--path", path, "--sub-init", connect, "--unwrap", UNWRAP),
+        *("--pub-path", "/publish", "--pub-port-offset", "1"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -183,3 +188,39 @@ async def test_a_stream_needs_the_fanout_mode(loadgen: str) -> None:
     _, err = await process.communicate()
     assert process.returncode == 2
     assert b"for fanout's subscribers" in err
+
+
+def _load(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The bench's server of wavecast serve's endpoints, for its connect command.
+SERVE_CHANNELS = _load(ROOT / "bench" / "servers" / "wavecast_serve_channels.py")
+
+
+@pytest.fixture
+async def serve_channels(tmp_path: Path) -> AsyncIterator[LoggedServer]:
+    """bench/servers/wavecast_serve_channels.py: ``wavecast serve``'s endpoints and a publisher."""
+    port = free_port_pair()
+    command = [sys.executable, SERVE_CHANNELS.__file__, "--port", str(port)]
+    server = LoggedServer(command, port, name="serve-channels", cwd=tmp_path)
+    try:
+        await server.wait_ready()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("transport", ["ws", "http_stream", "sse"])
+async def test_counts_every_push_of_wavecast_serve(loadgen: str, serve_channels: LoggedServer, transport: str) -> None:
+    # The channel scenarios' own server and connect command (bench/realtime.py's ch1k-serve,
+    # ch1k-http and ch1k-sse), with fewer subscribers.
+    status, result, err = await run_loadgen(loadgen, serve_channels.port, transport, connect=SERVE_CHANNELS.CONNECT)
+    assert status == 0, err + serve_channels.log
+    assert result["ok"] and result["measured_deliveries"] > 0
+    assert result["deliveries"] == result["published"] * SUBSCRIBERS
+    assert result["lost"] == result["dups"] == result["gaps"] == 0

@@ -49,6 +49,20 @@ def wait_answering(process: subprocess.Popen[bytes], port: int, greeting: bytes,
     raise RuntimeError(f"{name} didn't start")
 
 
+def free_port_pair() -> int:
+    """A port P such that P and P + 1 were both free a moment ago, for a server that listens on
+    both (the channel bench's publisher is on the next port)."""
+    while True:
+        port = free_port()
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def terminate(process: subprocess.Popen[bytes], timeout: float = 5) -> None:
     """Ask ``process`` to exit with SIGTERM; kill it if it's still there after ``timeout`` seconds."""
     if process.poll() is None:
