@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 
 from ..support.http import http
@@ -23,12 +25,15 @@ from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.streams import StreamClient
 from ..support.timing import MS, wait_until
+from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
 LIMIT = 8192
+QUEUE = 65536
 STREAMS = {"http_stream": {"enabled": True}, "sse": {"enabled": True}}
 CHANNEL = "news:feed"
+CONNECT = json.dumps({"id": 1, "connect": {"token": make_token("sse")}})
 
 
 @dataclass
@@ -52,8 +57,13 @@ async def bystanders(start_wavecast: StartWavecast, make_client: Clients) -> Asy
     """A standalone server with both fallbacks, and two clients receiving publications while
     the test misbehaves."""
     running = await start_wavecast(
-        client={"client_message_size_limit": LIMIT, "command_rate": 20.0, "command_burst": 20},
-        websocket={"open_timeout": 0.5},
+        client={
+            "client_message_size_limit": LIMIT,
+            "client_queue_max_size": QUEUE,
+            "command_rate": 20.0,
+            "command_burst": 20,
+        },
+        websocket={"open_timeout": 0.5, "write_limit": 16384},
         **STREAMS,
     )
     client, _ = await make_client.connected(running.ws_url, "bystander")
@@ -176,3 +186,92 @@ async def test_flood_of_posts_meets_the_command_rate(bystanders: Bystanders) -> 
         codes.append(reply["error"]["code"])
     # A burst of 20 allowed, as for a WebSocket client; "too many requests" past it.
     assert codes.count(111) >= 30 and codes.count(104) <= 30, codes
+
+
+async def open_raw_stream(running: AppServer, user: str) -> tuple[RawSocket, str]:
+    """Open an HTTP-streaming session by hand on a socket with a small receive buffer, read its
+    connect reply and nothing more; return the socket and the session id."""
+    raw = await open_raw_client(running.port, rcvbuf=4096)
+    connect = json.dumps({"id": 1, "connect": {"token": make_token(user)}}).encode()
+    head = f"POST /connection/http_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(connect)}\r\n\r\n"
+    await raw.send(head.encode() + connect)
+    assert (await raw.read_head()).startswith(b"HTTP/1.1 200 ")
+    while (end := raw.buffer.find(b"\r\n")) < 0:
+        await raw._fill()
+    size = int(await raw.read_exact(end + 2), 16)
+    reply = json.loads(await raw.read_exact(size))
+    return raw, reply["connect"]["session"]
+
+
+async def test_stream_that_doesnt_read_is_a_slow_consumer(bystanders: Bystanders) -> None:
+    running = bystanders.running
+    raw, session = await open_raw_stream(running, "slow")
+    with raw:
+        subscribe = json.dumps({"id": 2, "subscribe": {"channel": "news:big"}})
+        posted = await http("POST", f"{running.url}/emulation", {"session": session, "data": subscribe})
+        assert posted.status == 204
+        sent = 0
+        while running.node.hub.user_sessions("slow"):
+            assert sent < 64 * 2**20, "the stream was never found slow"
+            await running.node.publish("news:big", "x" * 8192)
+            sent += 8192
+            await asyncio.sleep(0)
+        # The queue's limit, then the default policy: disconnect 3008, the stream ends.
+        assert sent >= QUEUE
+        # Only the bystander's stream is left in the table of streamed sessions.
+        assert len(running.node.emulation) == 1
+        gone = await http("POST", f"{running.url}/emulation", {"session": session, "data": "{}"})
+        assert gone.status == 404
+        data = await raw.read_until_eof()
+        assert b'"code":3008' in data.replace(b" ", b"")
+
+
+async def test_vanished_clients_free_their_sessions(bystanders: Bystanders) -> None:
+    running = bystanders.running
+    for _ in range(3):
+        streams = [await open_raw_stream(running, "vanishing") for _ in range(50)]
+        assert len(running.node.hub.user_sessions("vanishing")) == 50
+        for raw, _session in streams:
+            # Gone without a word, as a phone that loses its network: a reset, no FIN.
+            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+        await wait_until(lambda: not running.node.hub.user_sessions("vanishing"), what="the sessions to end")
+        assert len(running.node.emulation) == 1
+
+
+async def test_pings_flow_on_streams(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(client={"client_ping_interval": 1.0, "client_pong_timeout": 0.8}, **STREAMS)
+    answering = await StreamClient.open(running.url, "answering")
+    silent = await StreamClient.open(running.url, "silent")
+    try:
+        # The protocol's ping, an empty reply; the client's pong, an empty command by POST.
+        for _ in range(2):
+            assert await answering.recv() == [{}]
+            assert (await answering.post("{}")).status == 204
+        assert await silent.recv() == [{}]
+        assert await silent.recv() == [{"push": {"disconnect": {"code": 3012, "reason": "no pong", "reconnect": True}}}]
+        assert await silent.recv() == []
+        assert running.node.hub.user_sessions("answering")
+    finally:
+        await answering.close()
+        await silent.close()
+
+
+async def test_graceful_shutdown_ends_every_stream(start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(**STREAMS)
+    stream = await StreamClient.open(running.url, "streamed")
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(f"{running.url}/connection/sse", params={"cf_connect": CONNECT}) as sse,
+    ):
+        assert await sse.content.readline() == b"\r\n"
+        assert json.loads((await sse.content.readline())[len(b"data: ") :])["id"] == 1
+        await sse.content.readline()
+        await running.stop()
+        shutdown = {"push": {"disconnect": {"code": 3001, "reason": "shutdown", "reconnect": True}}}
+        assert json.loads((await sse.content.readline())[len(b"data: ") :]) == shutdown
+        assert await stream.recv() == [shutdown]
+        assert await stream.recv() == []
+        await sse.content.readline()
+        assert await sse.content.read() == b""
+    await stream.close()
