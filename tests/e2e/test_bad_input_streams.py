@@ -13,16 +13,21 @@ import contextlib
 import json
 import socket
 import struct
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
+from wavecast.realtime import Node
+from wavecast.server.asgi import NodeApp
+
+from ..support.config import make_config
 from ..support.http import http
 from ..support.peers import RawSocket, open_raw_client
 from ..support.sdk import Clients, SubEvents, subscribe
-from ..support.servers import AppServer, StartWavecast
+from ..support.servers import AppServer, StartWavecast, serve_uvicorn
 from ..support.streams import StreamClient
 from ..support.timing import MS, wait_until
 from ..support.tokens import make_token
@@ -275,3 +280,61 @@ async def test_graceful_shutdown_ends_every_stream(start_wavecast: StartWavecast
         await sse.content.readline()
         assert await sse.content.read() == b""
     await stream.close()
+
+
+ORIGIN = "https://app.example"
+
+
+@pytest.fixture(params=["serve", "asgi"])
+async def guarded(request: pytest.FixtureRequest, start_wavecast: StartWavecast) -> AsyncIterator[str]:
+    """The base URL of a server that allows only :data:`ORIGIN`: ``wavecast serve``, or
+    ``NodeApp`` under uvicorn."""
+    sections = {"server": {"allowed_origins": [ORIGIN]}, **STREAMS}
+    if request.param == "serve":
+        yield (await start_wavecast(**sections)).url
+        return
+    config = make_config(**sections)
+    mounted = await serve_uvicorn(NodeApp(Node(config.node_config()), config=config))
+    try:
+        yield mounted.url
+    finally:
+        await mounted.stop()
+
+
+PATHS = ["/emulation", "/connection/http_stream", "/connection/sse"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_cors_preflight_for_allowed_origins_only(guarded: str, path: str) -> None:
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    allowed = await http("OPTIONS", guarded + path, headers={"Origin": ORIGIN, **asked})
+    headers = {name.lower(): value for name, value in allowed.headers.items()}
+    assert allowed.status == 204
+    assert headers["access-control-allow-origin"] == ORIGIN
+    assert headers["access-control-allow-credentials"] == "true"
+    assert headers["access-control-allow-headers"] == "content-type"
+    assert "POST" in headers["access-control-allow-methods"]
+    refused = await http("OPTIONS", guarded + path, headers={"Origin": "https://evil.example", **asked})
+    assert refused.status == 403
+    assert "access-control-allow-origin" not in {name.lower() for name in refused.headers}
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://ex]ample.com"])
+async def test_refused_origins_open_no_stream_and_post_nothing(guarded: str, origin: str) -> None:
+    stream = await StreamClient.open(guarded, "ann", headers={"Origin": ORIGIN})
+    try:
+        assert stream.response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        refused = {"Origin": origin}
+        opened = await http("POST", f"{guarded}/connection/http_stream", CONNECT, refused)
+        assert opened.status == 403
+        query = urllib.parse.urlencode({"cf_connect": CONNECT})
+        sse = await http("GET", f"{guarded}/connection/sse?{query}", headers=refused)
+        assert sse.status == 403
+        # A hostile page that learnt a session id still can't command it.
+        rpc = json.dumps({"id": 2, "rpc": {"method": "nothing"}})
+        body = {"session": stream.session, "node": "", "data": rpc}
+        assert (await http("POST", f"{guarded}/emulation", body, refused)).status == 403
+        assert (await http("POST", f"{guarded}/emulation", body, {"Origin": ORIGIN})).status == 204
+        assert (await stream.recv())[0]["id"] == 2
+    finally:
+        await stream.close()
