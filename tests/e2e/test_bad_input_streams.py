@@ -16,6 +16,7 @@ import struct
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,9 +24,11 @@ import pytest
 from wavecast.realtime import Node
 from wavecast.server.asgi import NodeApp
 
+from ..support.attack import small_sndbuf
 from ..support.config import make_config
 from ..support.http import http
 from ..support.peers import RawSocket, open_raw_client
+from ..support.protobuf import protobuf_command, protobuf_replies
 from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import AppServer, StartWavecast, serve_uvicorn
 from ..support.streams import StreamClient
@@ -338,3 +341,81 @@ async def test_refused_origins_open_no_stream_and_post_nothing(guarded: str, ori
         assert (await stream.recv())[0]["id"] == 2
     finally:
         await stream.close()
+
+
+@pytest.mark.parametrize("path", ["/emulation", "/connection/http_stream"])
+async def test_huge_bodies_are_refused_before_they_are_read(bystanders: Bystanders, path: str) -> None:
+    """A body that says it is 100 MiB is answered 413 once ``max_body_size`` (1 MiB) has come,
+    and the connection closes: the rest is never read."""
+    declared = 100 * 2**20
+    with await open_raw_client(bystanders.running.port) as raw:
+        small_sndbuf(raw)
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {declared}\r\n\r\n"
+        await raw.send(head.encode())
+        sent = 0
+
+        async def send_body() -> None:
+            nonlocal sent
+            with contextlib.suppress(OSError):
+                while sent < declared:
+                    await raw.send(b"x" * 65536)
+                    sent += 65536
+
+        sender = asyncio.get_running_loop().create_task(send_body())
+        try:
+            status, _, _ = await raw.read_response()
+            assert status == 413
+            async with asyncio.timeout(5000 * MS):
+                await raw.read_until_eof()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        assert sent < declared / 4, sent
+
+
+async def read_protobuf_reply(response: aiohttp.ClientResponse, buffer: bytearray) -> dict[str, Any] | None:
+    """The next length-delimited reply of a Protobuf stream; ``None`` once it has ended."""
+    while True:
+        length = shift = pos = 0
+        while pos < len(buffer):
+            byte = buffer[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                if pos + length <= len(buffer):
+                    [reply] = protobuf_replies(bytes(buffer[: pos + length]))
+                    del buffer[: pos + length]
+                    return reply
+                break
+        async with asyncio.timeout(5000 * MS):
+            data = await response.content.readany()
+        if not data:
+            return None
+        buffer += data
+
+
+async def test_malformed_protobuf_closes_only_its_session(bystanders: Bystanders) -> None:
+    from centrifuge.protocol import client_pb2
+
+    url = bystanders.running.url
+    binary = {"Content-Type": "application/octet-stream"}
+    connect = protobuf_command({"id": 1, "connect": {"token": make_token("protobuf")}})
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(f"{url}/connection/http_stream", data=connect, headers=binary) as stream,
+    ):
+        buffer = bytearray()
+        reply = await read_protobuf_reply(stream, buffer)
+        assert reply is not None
+        session = reply["connect"]["session"]
+        # A length that runs past the end of the data: not a Command.
+        bad = client_pb2.EmulationRequest(session=session, data=b"\x05\x08").SerializeToString()
+        assert (await http("POST", f"{url}/emulation", bad, binary)).status == 204
+        assert await read_protobuf_reply(stream, buffer) == {
+            "push": {"disconnect": {"code": 3501, "reason": "bad request"}}
+        }
+        assert await read_protobuf_reply(stream, buffer) is None
+    # A body that isn't an EmulationRequest at all.
+    assert (await http("POST", f"{url}/emulation", b"\xff\xff\xff", binary)).status == 400
