@@ -226,14 +226,22 @@ def static_file(directory: Path, name: str) -> HttpResponse:
 
 
 def configure(config: Config, demos: Sequence[Demo]) -> Config:
-    """Add the demos' namespaces to ``config`` and switch on the demo routes (tokens, vendor files)."""
+    """Add the demos' namespaces to ``config`` and switch on the demo routes (tokens, vendor
+    files) and the HTTP-streaming and SSE endpoints, which the pages fall back to where
+    WebSocket is refused."""
     namespaces = dict(config.namespaces)
     for demo in demos:
         for namespace, options in demo.namespaces.items():
             if namespace in namespaces and namespaces[namespace] != options:
                 logger.info("namespace %r: using the %s demo's options", namespace, demo.name)
             namespaces[namespace] = options
-    return dataclasses.replace(config, namespaces=namespaces, demo=dataclasses.replace(config.demo, enabled=True))
+    return dataclasses.replace(
+        config,
+        namespaces=namespaces,
+        demo=dataclasses.replace(config.demo, enabled=True),
+        http_stream=dataclasses.replace(config.http_stream, enabled=True),
+        sse=dataclasses.replace(config.sse, enabled=True),
+    )
 
 
 def build(

@@ -35,8 +35,11 @@ class ChatPage:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     @classmethod
-    async def open(cls, browser: Browser, url: str, name: str) -> ChatPage:
+    async def open(cls, browser: Browser, url: str, name: str, *, init_script: str | None = None) -> ChatPage:
+        """Open the page at ``url``, after ``init_script`` if given (it runs before the page's own)."""
         context = await browser.new_context()
+        if init_script is not None:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         await page.goto(url)
         return cls(context, page, name)
@@ -70,6 +73,9 @@ class ChatPage:
     async def expect_presence(self, names: list[str]) -> None:
         await expect(self.page.locator("#presence li")).to_have_text(names)
 
+    async def expect_transport(self, transport: str) -> None:
+        await expect(self.page.locator("#status")).to_have_attribute("data-transport", transport)
+
     async def expect_typing(self, text: str) -> None:
         await expect(self.page.locator("#typing")).to_have_text(text)
 
@@ -93,6 +99,7 @@ async def test_chat(start_demo: StartDemo, browser: Browser, screenshot: Screens
     bob = await ChatPage.open(browser, server.url + "/chat/", "bob")
     await alice.join(ROOM)
     await bob.join(ROOM)
+    await alice.expect_transport("websocket")
     await alice.expect_presence(["alice", "bob"])
     await bob.expect_presence(["alice", "bob"])
     await alice.say("hi bob")

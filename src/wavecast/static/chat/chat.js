@@ -10,6 +10,14 @@
 
 const $ = (id) => document.getElementById(id);
 const wsScheme = location.protocol === "https:" ? "wss:" : "ws:";
+// WebSocket first; where a proxy or carrier refuses the upgrade, centrifuge-js moves on to
+// HTTP-streaming, then SSE, with its further commands POSTed to /emulation. Once one of them
+// has connected it stays with it, across reconnects.
+const TRANSPORTS = [
+  { transport: "websocket", endpoint: `${wsScheme}//${location.host}/connection/websocket` },
+  { transport: "http_stream", endpoint: `${location.origin}/connection/http_stream` },
+  { transport: "sse", endpoint: `${location.origin}/connection/sse` },
+];
 // While someone types we say so every TYPING_EVERY ms; a typist we hear nothing from for
 // TYPING_FOR ms has stopped (their "stopped" signal may never come: a closed tab, a lost link).
 const TYPING_EVERY = 2000;
@@ -219,7 +227,7 @@ function enterRoom(name) {
 
 function join(name, firstRoom) {
   myName = name;
-  centrifuge = new Centrifuge(`${wsScheme}//${location.host}/connection/websocket`, {
+  centrifuge = new Centrifuge(TRANSPORTS, {
     getToken: async () => {
       const response = await fetch(`/demo/token?user=${encodeURIComponent(name)}`);
       if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
@@ -231,6 +239,8 @@ function join(name, firstRoom) {
     myClient = ctx.client;
     typingSentAt = 0;
     setStatus("connected");
+    $("status").dataset.transport = ctx.transport;
+    $("status").title = `over ${ctx.transport}`;
     showError("");
   });
   centrifuge.on("disconnected", (ctx) => { setStatus("disconnected"); showError(`disconnected: ${ctx.reason}`); });
