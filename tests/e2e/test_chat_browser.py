@@ -6,6 +6,10 @@ one page goes offline and the server restarts on the same port with the same con
 recover, messages are published while the offline page is away, and when it comes back it
 recovers them: every message appears exactly once on every page, in order. A page that
 closes leaves the others' presence.
+
+Behind a proxy that refuses WebSocket upgrades, as some corporate networks and carriers do,
+the page falls back to HTTP-streaming, or to SSE where HTTP-streaming is refused too, and the
+same chat, presence and recovery across a restart work over it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from ..support.browser import (
     assert_patterns_enforced,
     launch_chromium,
 )
+from ..support.haproxy import REFUSE_WEBSOCKET, Haproxy, refuse_path
 from ..support.http import http
 from ..support.processes import free_port
 from ..support.serve import ServeProcess, wavecast_command
 from ..support.timing import MS, TIMEOUT_FACTOR
+from ..support.tools import haproxy
 
 pytestmark = pytest.mark.interop
 
@@ -78,6 +84,10 @@ class ChatPage:
 
     async def expect_state(self, state: str, timeout: float = PLAYWRIGHT_TIMEOUT) -> None:
         await expect(self.page.locator("#status")).to_have_attribute("data-state", state, timeout=timeout)
+
+    async def expect_transport(self, transport: str) -> None:
+        """The page's connection runs over ``transport``, as centrifuge-js's connected event says."""
+        await expect(self.page.locator("#status")).to_have_attribute("data-transport", transport)
 
     async def say(self, text: str) -> None:
         await self.page.fill("#text", text)
@@ -140,10 +150,16 @@ class Chat:
         self.port = free_port()
         self.servers: list[ServeProcess] = []
         self.pages: list[ChatPage] = []
+        self.proxy: Haproxy | None = None
 
     @property
     def server(self) -> ServeProcess:
         return self.servers[-1]
+
+    @property
+    def url(self) -> str:
+        """Where pages open the chat: through the proxy when there is one."""
+        return (self.proxy or self.server).url
 
     async def start(self) -> ServeProcess:
         """Start the server, ready; the dev configuration keeps its history snapshot in
@@ -153,9 +169,16 @@ class Chat:
         await server.wait_ready()
         return server
 
+    async def start_proxy(self, rules: list[str]) -> Haproxy:
+        """Put haproxy with ``rules`` in front of the server, ready; pages opened from now on go
+        through it. It stays up while the server restarts behind it, on the same port."""
+        self.proxy = Haproxy(haproxy(), free_port(), [self.port], cwd=self.directory, frontend_rules=rules)
+        await self.proxy.wait_ready()
+        return self.proxy
+
     async def join(self, name: str) -> ChatPage:
         """Open the chat as ``name`` and join the room."""
-        page = await ChatPage.open(self.browser, self.server.url + "/", name, self.screenshots)
+        page = await ChatPage.open(self.browser, self.url + "/", name, self.screenshots)
         self.pages.append(page)
         await page.join(ROOM)
         return page
@@ -190,6 +213,8 @@ async def chat(browser: Browser, directory: Path, env: dict[str, str] | None = N
             await page.close()
         for server in chat.servers:
             server.kill()
+        if chat.proxy is not None:
+            chat.proxy.kill()
 
 
 @pytest.mark.timeout(120 * TIMEOUT_FACTOR)
@@ -199,6 +224,7 @@ async def test_chat_across_a_server_restart(browser: Browser, tmp_path: Path) ->
         alice = await room.join("alice")
         bob = await room.join("bob")
         pages = room.pages
+        await alice.expect_transport("websocket")
         await alice.expect_presence(["alice", "bob"])
         await bob.expect_presence(["alice", "bob"])
 
@@ -327,6 +353,75 @@ async def test_chat_after_a_restart_that_lost_history(browser: Browser, tmp_path
             # What was said before stays on the page, apart from the new stream.
             await expect(page.page.locator("li.earlier")).to_have_text(["alicebefore the restart"])
             await page.screenshot("after-restart")
+
+
+#: What the proxy refuses so that the page must fall back to each transport: the first in
+#: centrifuge-js's list that gets through wins.
+REFUSED = {
+    "http_stream": [REFUSE_WEBSOCKET],
+    "sse": [REFUSE_WEBSOCKET, refuse_path("/connection/http_stream")],
+}
+
+
+@pytest.mark.parametrize("transport", list(REFUSED))
+@pytest.mark.timeout(120 * TIMEOUT_FACTOR)
+async def test_chat_falls_back_where_websocket_is_refused(browser: Browser, tmp_path: Path, transport: str) -> None:
+    """Two pages behind the refusing proxy connect over ``transport``, chat, see each other,
+    and get what they missed after a lost network and a server restart, each message once."""
+    async with chat(browser, tmp_path) as room:
+        server = await room.start()
+        await room.start_proxy(REFUSED[transport])
+        alice = await room.join("alice")
+        bob = await room.join("bob")
+        for page in room.pages:
+            await page.expect_transport(transport)
+            await page.expect_presence(["alice", "bob"])
+            # The browser did try WebSocket first, and the proxy refused the upgrade.
+            assert any("/connection/websocket" in line and "403" in line for line in page.console), page.console
+
+        await alice.say("hello over the fallback")
+        await bob.expect_message("hello over the fallback")
+        await bob.say("hi alice")
+        await alice.expect_message("hi alice")
+
+        # Bob's page loses the network while alice talks; then the server restarts behind the proxy.
+        await bob.context.set_offline(True)
+        await bob.expect_state("connecting")
+        await alice.say("while bob is away")
+        assert await server.stop(signal.SIGTERM) == 0, server.log
+        await alice.expect_state("connecting")
+        await room.start()
+        await alice.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+        await expect(alice.page.locator("body")).to_have_attribute("data-recovered", "true")
+        await alice.expect_transport(transport)
+        await room.publish("published after the restart")
+        await alice.expect_message("published after the restart")
+
+        # Bob comes back online: same transport, and he recovers both messages he missed.
+        await bob.context.set_offline(False)
+        await bob.expect_state("connected", timeout=RECONNECT_TIMEOUT)
+        await expect(bob.page.locator("body")).to_have_attribute("data-recovered", "true")
+        await bob.expect_transport(transport)
+        await bob.say("back again")
+        await alice.expect_message("back again")
+
+        texts = [
+            "hello over the fallback",
+            "hi alice",
+            "while bob is away",
+            "published after the restart",
+            "back again",
+        ]
+        expected = None
+        for page in room.pages:
+            await page.expect_presence(["alice", "bob"])
+            messages = await page.messages()
+            assert_well_ordered(messages)
+            assert [text for _, _, text in messages] == texts, page.name
+            expected = expected or messages
+            assert messages == expected, page.name
+            assert not [line for line in page.console if line.startswith("pageerror")], page.console
+            await page.screenshot(f"after-restart-{transport}")
 
 
 async def test_late_joiner_sees_the_latest_messages(browser: Browser, tmp_path: Path) -> None:
