@@ -31,7 +31,7 @@ from ..support.peers import RawSocket, open_raw_client
 from ..support.protobuf import protobuf_command, protobuf_replies
 from ..support.sdk import Clients, SubEvents, subscribe
 from ..support.servers import AppServer, StartWavecast, serve_uvicorn
-from ..support.streams import StreamClient
+from ..support.streams import StreamClient, open_raw_stream
 from ..support.timing import MS, wait_until
 from ..support.tokens import make_token
 
@@ -196,24 +196,9 @@ async def test_flood_of_posts_meets_the_command_rate(bystanders: Bystanders) -> 
     assert codes.count(111) >= 30 and codes.count(104) <= 30, codes
 
 
-async def open_raw_stream(running: AppServer, user: str) -> tuple[RawSocket, str]:
-    """Open an HTTP-streaming session by hand on a socket with a small receive buffer, read its
-    connect reply and nothing more; return the socket and the session id."""
-    raw = await open_raw_client(running.port, rcvbuf=4096)
-    connect = json.dumps({"id": 1, "connect": {"token": make_token(user)}}).encode()
-    head = f"POST /connection/http_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(connect)}\r\n\r\n"
-    await raw.send(head.encode() + connect)
-    assert (await raw.read_head()).startswith(b"HTTP/1.1 200 ")
-    while (end := raw.buffer.find(b"\r\n")) < 0:
-        await raw._fill()
-    size = int(await raw.read_exact(end + 2), 16)
-    reply = json.loads(await raw.read_exact(size))
-    return raw, reply["connect"]["session"]
-
-
 async def test_stream_that_doesnt_read_is_a_slow_consumer(bystanders: Bystanders) -> None:
     running = bystanders.running
-    raw, session = await open_raw_stream(running, "slow")
+    raw, session = await open_raw_stream(running.port, "slow")
     with raw:
         subscribe = json.dumps({"id": 2, "subscribe": {"channel": "news:big"}})
         posted = await http("POST", f"{running.url}/emulation", {"session": session, "data": subscribe})
@@ -237,7 +222,7 @@ async def test_stream_that_doesnt_read_is_a_slow_consumer(bystanders: Bystanders
 async def test_vanished_clients_free_their_sessions(bystanders: Bystanders) -> None:
     running = bystanders.running
     for _ in range(3):
-        streams = [await open_raw_stream(running, "vanishing") for _ in range(50)]
+        streams = [await open_raw_stream(running.port, "vanishing") for _ in range(50)]
         assert len(running.node.hub.user_sessions("vanishing")) == 50
         for raw, _session in streams:
             # Gone without a word, as a phone that loses its network: a reset, no FIN.

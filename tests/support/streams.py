@@ -10,10 +10,11 @@ from typing import Any
 import aiohttp
 
 from .http import HttpAnswer, http
+from .peers import RawSocket, open_raw_client
 from .timing import MS
 from .tokens import make_token
 
-__all__ = ["StreamClient"]
+__all__ = ["StreamClient", "open_raw_stream"]
 
 
 class StreamClient:
@@ -79,3 +80,23 @@ class StreamClient:
     async def close(self) -> None:
         self.response.close()
         await self._client.close()
+
+
+async def open_raw_stream(port: int, user: str) -> tuple[RawSocket, str]:
+    """Open an HTTP-streaming session by hand on a socket with a small receive buffer, read its
+    connect reply and nothing more; return the socket and the session id."""
+    raw = await open_raw_client(port, rcvbuf=4096)
+    connect = json.dumps({"id": 1, "connect": {"token": make_token(user)}}).encode()
+    head = f"POST /connection/http_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(connect)}\r\n\r\n"
+    try:
+        await raw.send(head.encode() + connect)
+        assert (await raw.read_head()).startswith(b"HTTP/1.1 200 ")
+        while (end := raw.buffer.find(b"\r\n")) < 0:
+            await raw._fill()
+        size = int(await raw.read_exact(end + 2), 16)
+        reply = json.loads(await raw.read_exact(size))
+    except BaseException:
+        raw.close()
+        raise
+    assert "connect" in reply, reply
+    return raw, reply["connect"]["session"]
