@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from ..support.cleanup import stopping
-from ..support.cluster import ChaosReport, Deployment, Relay, StartNodes
+from ..support.cluster import ChaosReport, Deployment, NatsDeployment, Relay, StartNodes
 from ..support.config import write_config
 from ..support.haproxy import Haproxy, StartHaproxy
+from ..support.nats import private_nats
 from ..support.processes import free_port
 from ..support.redis import private_redis, private_redis_shards
 from ..support.serve import ServeProcess
@@ -77,12 +78,16 @@ async def start_haproxy(tmp_path: Path) -> AsyncIterator[StartHaproxy]:
         yield start
 
 
-@pytest.fixture(params=["redis", "redis-sharded"])
+@pytest.fixture(params=["redis", "redis-sharded", "nats"])
 def redis_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """What the nodes share, private to the test: one redis-server, then three Redis shards."""
+    """What the nodes share, private to the test: one redis-server, then three Redis shards,
+    then nats-server for publications beside a redis-server for history and presence."""
     if request.param == "redis":
         with private_redis() as server:
             yield server
+    elif request.param == "nats":
+        with private_redis() as server, private_nats() as nats:
+            yield NatsDeployment(server, nats)
     else:
         with private_redis_shards(3) as servers:
             yield servers

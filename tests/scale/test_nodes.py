@@ -1,10 +1,12 @@
-"""Several ``wavecast serve`` nodes on different ports sharing one Redis, or three Redis shards:
-publications, presence, join and leave, history and the server API work across them, and a
-client that reconnects to another node recovers what it missed."""
+"""Several ``wavecast serve`` nodes on different ports sharing one Redis, three Redis shards, or
+NATS beside Redis: publications (to JSON and protobuf clients), presence, join and leave,
+history and the server API work across them, and a client that reconnects to another node
+recovers what it missed."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -50,6 +52,25 @@ async def test_publications_reach_subscribers_on_every_node(
     # Either node answers channels for both (tests/scale/test_cluster_view.py has more).
     assert (await api(one.url, "channels"))["result"]["channels"] == {"chat:room": {"num_clients": 2}}
     assert (await api(two.url, "channels"))["result"]["channels"] == {"chat:room": {"num_clients": 2}}
+
+
+async def test_json_and_protobuf_clients_on_different_nodes(
+    redis_deployment: Deployment, start_nodes: StartNodes, make_client: Clients
+) -> None:
+    one, two = await start_nodes(cluster_config(redis_deployment), 2)
+    binary, _ = await make_client.connected(one.ws_url, "ann", use_protobuf=True)
+    text, _ = await make_client.connected(two.ws_url, "bob")
+    binary_events = await subscribe(binary, "rec:mixed")
+    text_events = await subscribe(text, "rec:mixed")
+    await api(two.url, "publish", {"channel": "rec:mixed", "data": {"n": 1}})
+    sub = binary.get_subscription("rec:mixed")
+    assert sub is not None
+    await sub.publish(b'{"n":2}')
+    await wait_until(lambda: len(text_events.data) == 2, timeout=5000 * MS, what="two publications, as JSON")
+    await wait_until(lambda: len(binary_events.data) == 2, timeout=5000 * MS, what="two publications, as bytes")
+    assert text_events.data == [{"n": 1}, {"n": 2}]
+    assert [json.loads(data) for data in binary_events.data] == [{"n": 1}, {"n": 2}]
+    assert [ctx.pub.offset for ctx in binary_events.named("publication")] == [1, 2]
 
 
 async def test_presence_join_and_leave_across_nodes(

@@ -1,5 +1,6 @@
-"""Several nodes on one Redis, as a deployment runs them: their configuration, a TCP relay
-that can be pointed at another node, and what chaos tests count."""
+"""Several nodes on one Redis (or Redis shards, or NATS beside Redis), as a deployment runs
+them: their configuration, a TCP relay that can be pointed at another node, and what chaos
+tests count."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .config import BASE_CONFIG, merge
+from .nats import NatsServer
 from .redis import RedisServer
 from .serve import ServeProcess
 from .servers import AppServer, Listening, StartWavecast
@@ -18,6 +20,7 @@ __all__ = [
     "SCALE_NAMESPACES",
     "ChaosReport",
     "Deployment",
+    "NatsDeployment",
     "Relay",
     "StartNodes",
     "cluster",
@@ -42,15 +45,26 @@ SCALE_NAMESPACES: dict[str, Any] = {
 }
 
 
-#: One redis-server, or the shards of the sharded Redis engine.
-Deployment = RedisServer | Sequence[RedisServer]
+@dataclasses.dataclass(frozen=True)
+class NatsDeployment:
+    """The NATS engine's servers: nats-server for publications, redis-server for the rest."""
+
+    redis: RedisServer
+    nats: NatsServer
+
+
+#: One redis-server, the shards of the sharded Redis engine, or NATS beside Redis.
+Deployment = RedisServer | Sequence[RedisServer] | NatsDeployment
 
 
 def cluster(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The sections every node of a deployment adds to :data:`BASE_CONFIG`: the Redis engine on
-    ``redis`` (a list: sharded over them) and the ``rec`` namespace, with ``sections`` merged in."""
+    ``redis`` (a list: sharded over them; a :class:`NatsDeployment`: the NATS engine) and the
+    ``rec`` namespace, with ``sections`` merged in."""
     engine: dict[str, Any] = {"type": "redis", "redis_prefix": prefix}
-    if isinstance(redis, RedisServer):
+    if isinstance(redis, NatsDeployment):
+        engine.update(type="nats", redis_url=redis.redis.url, nats_url=redis.nats.url)
+    elif isinstance(redis, RedisServer):
         engine["redis_url"] = redis.url
     else:
         engine["redis_shards"] = [server.url for server in redis]

@@ -105,3 +105,16 @@ async def test_a_publication_beyond_the_nats_payload_limit_is_refused_before_his
     with pytest.raises(EngineError, match="max_payload"):
         await engine.broker.publish("feed", big, history_size=10, history_ttl=60)
     assert (await engine.broker.history("feed")).publications == []
+
+
+async def test_messages_dropped_for_a_slow_consumer_make_the_channel_recover(
+    nats_server: NatsServer, start_engine: StartNats
+) -> None:
+    publisher, _ = await start_engine(nats_server)
+    slow, handler = await start_engine(nats_server)
+    slow.broker.max_pending = 2
+    await slow.broker.subscribe("feed")
+    # A burst arrives in one read: more than 2 wait for the node at once, and NATS drops them.
+    await asyncio.gather(*(publisher.broker.publish("feed", pub(n)) for n in range(200)))
+    await handler.wait_for("feed", 1, "continuity_lost")
+    assert len(handler.publications("feed")) < 200

@@ -52,6 +52,9 @@ class NatsBroker:
         prefix: the prefix of every subject.
         subscribe_timeout: seconds :meth:`subscribe` waits for NATS to confirm.
         reconnect_wait: seconds between two reconnection attempts.
+        max_pending: messages of one channel received and not yet handed to the node, at
+            most; NATS drops the channel's messages beyond (a slow consumer), and the node's
+            positioned subscribers recover them from history.
     """
 
     def __init__(
@@ -62,12 +65,14 @@ class NatsBroker:
         prefix: str = "wavecast",
         subscribe_timeout: float = 5.0,
         reconnect_wait: float = 0.25,
+        max_pending: int = 512 * 1024,
     ) -> None:
         self.servers = [server.strip() for server in url.split(",") if server.strip()]
         self.streams = streams
         self.prefix = prefix
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_wait = reconnect_wait
+        self.max_pending = max_pending
         self.nc: Client = Client()
         self._handler: BrokerEventHandler | None = None
         #: This node's subscriptions, by channel; NATS resubscribes them on reconnection.
@@ -274,7 +279,9 @@ class NatsBroker:
                 dispatch_message(handler, channel, msg.data)
 
             try:
-                self._subscriptions[channel] = await self.nc.subscribe(self._subject(channel), cb=deliver)
+                self._subscriptions[channel] = await self.nc.subscribe(
+                    self._subject(channel), cb=deliver, pending_msgs_limit=self.max_pending
+                )
             except (NatsError, OSError) as exc:
                 raise EngineError(f"subscribe to {channel} failed: {exc}") from exc
         try:
