@@ -80,6 +80,8 @@ class NatsBroker:
         # Publications with history of one channel go to NATS in offset order: one at a time.
         self._channel_locks: dict[str, _Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # The PING that the publications made since the last one wait for.
+        self._barrier: asyncio.Future[None] | None = None
         self._closing = False
 
     def _subject(self, channel: str) -> str:
@@ -211,8 +213,13 @@ class NatsBroker:
                         idempotency_key=idempotency_key,
                         idempotent_ttl=idempotent_ttl,
                     )
-                    if appended:
-                        await self._publish_appended(subject, position, payload)
+                    sent = appended and await self._publish_appended(subject, position, payload)
+                if sent:
+                    try:
+                        await self._received()
+                    except EngineError as exc:
+                        # History holds it: nodes recover it when they reconnect or see the next offset.
+                        logger.warning("nats didn't confirm a publication appended to history: %s", exc)
                 return position
             if idempotency_key is not None and not await self.streams.mark_once(
                 channel, idempotency_key, idempotent_ttl
@@ -223,13 +230,48 @@ class NatsBroker:
         await self._publish(subject, publication_message(0, "", payload), channel)
         return None
 
-    async def _publish_appended(self, subject: str, position: StreamPosition, payload: bytes) -> None:
-        """Publish what Redis appended."""
+    async def _publish_appended(self, subject: str, position: StreamPosition, payload: bytes) -> bool:
+        """Hand what Redis appended to the NATS client, under the channel's lock: in the order
+        of the channel's offsets. Return whether it was handed over."""
         try:
             await self.nc.publish(subject, publication_message(position.offset, position.epoch, payload))
         except (NatsError, OSError) as exc:
             # History holds it: nodes recover it when they reconnect or see the next offset.
             logger.warning("nats publish after appending to history failed: %s", exc)
+            return False
+        return True
+
+    async def _received(self) -> None:
+        """Wait until nats-server has read everything this node published so far: one PING
+        answered for every publication waiting, so that an acknowledged publication reached
+        the server before the next one (from any node) is made.
+
+        Raises:
+            EngineError: the server didn't answer (the connection dropped or timed out).
+        """
+        barrier = self._barrier
+        if barrier is None:
+            barrier = self._barrier = asyncio.get_running_loop().create_future()
+            self._spawn(self._ping(barrier))
+        await asyncio.shield(barrier)
+
+    async def _ping(self, barrier: asyncio.Future[None]) -> None:
+        error: EngineError | None = EngineError("the broker closed")
+        try:
+            await asyncio.sleep(0)  # the publications of this turn of the loop join this PING
+            self._barrier = None
+            await self.nc.flush(timeout=int(self.subscribe_timeout))
+            error = None
+        except (NatsError, OSError, TimeoutError) as exc:
+            error = EngineError(f"nats didn't confirm: {exc or 'timed out'}")
+        finally:
+            if self._barrier is barrier:
+                self._barrier = None
+            if error is None:
+                barrier.set_result(None)
+            else:
+                barrier.set_exception(error)
+                barrier.exception()  # retrieved: a barrier nobody awaits any more mustn't warn
 
     def _check_publishable(self, channel: str, size: int) -> None:
         if not self.nc.is_connected:
@@ -238,11 +280,13 @@ class NatsBroker:
             raise EngineError(f"publish to {channel} failed: {size} bytes exceed the NATS max_payload")
 
     async def _publish(self, subject: str, message: bytes, channel: str) -> None:
+        """Publish and wait until nats-server has read it (see :meth:`_received`)."""
         if not self.nc.is_connected:
             raise EngineError(f"publish to {channel} failed: nats is not connected")
         try:
             await self.nc.publish(subject, message)
-        except (NatsError, OSError) as exc:
+            await self._received()
+        except (NatsError, OSError, EngineError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
 
     async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
