@@ -187,6 +187,7 @@ class NodeApp:
         self.node = node
         self.routes = App(config, node)
         self.write_limit = config.websocket.write_limit
+        self.body_timeout = config.websocket.open_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -238,29 +239,41 @@ class NodeApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
+        body = bytearray()
         # Plain HTTP requests (the API) may be bigger than client messages, not unbounded.
         size = self.node.config.client_message_size_limit
         limit = DEFAULT_LIMITS.max_body_size if size is None else size * 16
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if limit is not None and len(body) > limit:
-                await _respond(send, 413, b"Payload Too Large\n", "text/plain; charset=utf-8", ())
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            # ASGI servers don't time a body out: a client that sends it a byte at a time
+            # would hold the request open for ever, so it has as long as a handshake has.
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    if limit is not None and len(body) > limit:
+                        await _respond(send, 413, b"Payload Too Large\n", "text/plain; charset=utf-8", ())
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            # The rest of the body may still come: the ASGI server closes instead of reading it.
+            text = b"Request Timeout: the body came too slowly\n"
+            await _respond(send, 408, text, "text/plain; charset=utf-8", (("Connection", "close"),))
+            return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
         path = self._path(scope)
-        answer: HttpResponse | StreamStart | None = self.routes.stream(scope["method"], path, query, headers, body)
+        content = bytes(body)
+        answer: HttpResponse | StreamStart | None = self.routes.stream(scope["method"], path, query, headers, content)
         if isinstance(answer, StreamStart):
             await self._stream(answer, receive, send)
             return
         if answer is None:
             answer = await self.routes.http(
-                scope["method"], path, query, headers, body, client=str(client[0]) if client else None
+                scope["method"], path, query, headers, content, client=str(client[0]) if client else None
             )
         await _respond(send, answer.status, answer.body, answer.content_type, answer.headers)
 
