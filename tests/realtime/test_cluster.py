@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from wavecast.realtime.cluster import Cluster, NodeInfo
+from wavecast.exceptions import EngineError
+from wavecast.realtime import cluster as cluster_module
+from wavecast.realtime.cluster import Cluster, Emulate, NodeInfo
 
 from ..support.clock import FakeClock
 
@@ -46,7 +48,9 @@ async def nodes() -> AsyncIterator[tuple[Bus, FakeClock, StartCluster]]:
     def spawn(coroutine: Any) -> None:
         tasks.add(asyncio.get_running_loop().create_task(coroutine))
 
-    def make(uid: str, channels: dict[str, int] | None = None, clients: int = 0) -> Cluster:
+    def make(
+        uid: str, channels: dict[str, int] | None = None, clients: int = 0, emulate: Emulate | None = None
+    ) -> Cluster:
         cluster = Cluster(
             uid,
             bus,  # type: ignore[arg-type]
@@ -56,6 +60,7 @@ async def nodes() -> AsyncIterator[tuple[Bus, FakeClock, StartCluster]]:
             survey_timeout=0.2,
             spawn=spawn,
             clock=clock,
+            emulate=emulate,
         )
         bus.clusters[uid] = cluster
         return cluster
@@ -143,3 +148,102 @@ async def test_a_malformed_control_message_is_ignored(
         one.on_control(b"\xff")
     assert caplog.text.count("ignoring a control message") == 2
     assert [n.uid for n in one.nodes()] == ["one"]
+
+
+class Sessions:
+    """The ``emulate`` of an owner node: its sessions, and the commands each ran, in order."""
+
+    def __init__(self, *sessions: str) -> None:
+        self.ran: dict[str, list[str | bytes]] = {session: [] for session in sessions}
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, session: str, data: str | bytes) -> str:
+        if session not in self.ran:
+            return "no_session"
+        await self.gate.wait()
+        self.ran[session].append(data)
+        return "delivered"
+
+
+async def live(*clusters: Cluster) -> None:
+    for cluster in clusters:
+        await cluster.publish_info()
+
+
+async def test_a_forward_runs_on_the_owner_and_returns_its_outcome(
+    nodes: tuple[Bus, FakeClock, StartCluster],
+) -> None:
+    _, _, make = nodes
+    sessions = Sessions("s1")
+    here, owner = make("here"), make("owner", emulate=sessions)
+    await live(here, owner)
+    assert await here.forward("owner", "s1", '{"id":1}') == "delivered"
+    assert await here.forward("owner", "s1", b"\x02\x08\x02") == "delivered"
+    assert await here.forward("owner", "nope", "{}") == "no_session"
+    assert sessions.ran == {"s1": ['{"id":1}', b"\x02\x08\x02"]}
+
+
+async def test_forwards_of_one_session_run_in_the_order_they_were_sent(
+    nodes: tuple[Bus, FakeClock, StartCluster],
+) -> None:
+    _, _, make = nodes
+    sessions = Sessions("s1")
+    sessions.gate.clear()
+    here, owner = make("here"), make("owner", emulate=sessions)
+    await live(here, owner)
+    sent = [f'{{"id":{i}}}' for i in range(50)]
+    waiting = [asyncio.create_task(here.forward("owner", "s1", data)) for data in sent]
+    await asyncio.sleep(0.01)
+    sessions.gate.set()
+    assert await asyncio.gather(*waiting) == ["delivered"] * 50
+    assert sessions.ran["s1"] == sent
+
+
+async def test_a_forward_to_a_node_that_isnt_live_or_left_or_is_silent(
+    nodes: tuple[Bus, FakeClock, StartCluster], caplog: pytest.LogCaptureFixture
+) -> None:
+    bus, _, make = nodes
+    sessions = Sessions("s1")
+    sessions.gate.clear()
+    here, owner = make("here"), make("owner", emulate=sessions)
+    await live(here, owner)
+    assert await here.forward("nobody", "s1", "{}") == "no_node"
+    # The owner leaves while a forward waits for it: its sessions are gone with it.
+    waiting = asyncio.create_task(here.forward("owner", "s1", "{}"))
+    await asyncio.sleep(0.01)
+    await owner.stop()
+    assert await waiting == "no_session"
+    assert await here.forward("owner", "s1", "{}") == "no_node"
+    # A node that gets nothing: the forward waits survey_timeout, no longer.
+    deaf = make("deaf", emulate=Sessions("s2"))
+    await live(deaf)
+    bus.deaf.add("deaf")
+    assert await here.forward("deaf", "s2", "{}") == "timeout"
+    assert "no answer in 0.2 s from node deaf" in caplog.text
+    sessions.gate.set()
+
+
+async def test_forwards_are_bounded_on_both_ends_and_fail_without_an_engine(
+    nodes: tuple[Bus, FakeClock, StartCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus, _, make = nodes
+    monkeypatch.setattr(cluster_module, "MAX_FORWARDS", 2)
+    sessions = Sessions("s1")
+    sessions.gate.clear()
+    here, other, owner = make("here"), make("other"), make("owner", emulate=sessions)
+    await live(here, other, owner)
+    first = [asyncio.create_task(here.forward("owner", "s1", str(i))) for i in range(2)]
+    await asyncio.sleep(0.01)
+    # Two wait on "here": a third is refused there; two run on "owner": one from "other" too.
+    assert await here.forward("owner", "s1", "2") == "busy"
+    assert await other.forward("owner", "s1", "3") == "busy"
+    sessions.gate.set()
+    assert await asyncio.gather(*first) == ["delivered", "delivered"]
+    assert sessions.ran["s1"] == ["0", "1"]
+
+    async def away(message: bytes, *, node: str | None = None) -> None:
+        raise EngineError("redis is away")
+
+    monkeypatch.setattr(bus, "publish_control", away)
+    assert await here.forward("owner", "s1", "4") == "unsent"

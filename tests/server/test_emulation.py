@@ -85,6 +85,8 @@ async def test_sse_stream(server: AppServer) -> None:
     ("method", "path", "body", "headers", "status"),
     [
         ("POST", "/emulation", {"session": "nobody", "data": "{}"}, {}, 404),
+        # A node that isn't live: Centrifugo's 404 too (an owner's forwards: tests/scale/).
+        ("POST", "/emulation", {"session": "nobody", "node": "no-such-node", "data": "{}"}, {}, 404),
         ("POST", "/emulation", b"not json", {"Content-Type": "application/json"}, 400),
         ("POST", "/emulation", b"\xff\x01", {"Content-Type": "application/octet-stream"}, 400),
         ("GET", "/emulation", None, {}, 405),

@@ -27,6 +27,7 @@ from .emulation import (
     EmulationSessions,
     StreamTransport,
     deliver,
+    route,
     serve_stream,
     sse_event,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "SubscribeResult",
     "deliver",
     "handle_websocket",
+    "route",
     "serve_stream",
     "sse_event",
     "websocket_server_options",

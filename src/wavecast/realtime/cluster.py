@@ -7,6 +7,13 @@ seconds; the others keep it until ``2 * interval + 1`` seconds pass without a ne
 time, and one that shuts down says so at once. ``channels`` is a survey: a request to every
 node, which each answers to the sender alone, gathered until every live node has answered
 or ``survey_timeout`` passed.
+
+An emulation request (``POST /emulation``) that reached a node other than the one whose
+stream holds the session goes to that node alone, as Centrifugo's ``centrifuge_emulation``
+survey does: :meth:`Cluster.forward` sends it and waits, up to ``survey_timeout``, for the
+owner's outcome; the owner runs it with the ``emulate`` callback, in the order the requests
+arrived. At most :data:`MAX_FORWARDS` forwards wait on a node, and as many run on their
+owner; past that a request is answered ``"busy"`` at once.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import collections
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -25,7 +32,7 @@ from ..engines.base import Broker
 from ..exceptions import EngineError
 from ..periodic import Periodic
 
-__all__ = ["Cluster", "NodeInfo"]
+__all__ = ["MAX_FORWARDS", "Cluster", "Emulate", "NodeInfo"]
 
 logger = logging.getLogger("wavecast.realtime")
 
@@ -58,7 +65,31 @@ class _SurveyReply(msgspec.Struct, tag="reply"):
     channels: dict[str, int]
 
 
-_Control = NodeInfo | _Leave | _Survey | _SurveyReply
+class _Forward(msgspec.Struct, tag="forward"):
+    """An emulation request for a session of the node it is sent to: the commands as text
+    (JSON) or bytes (Protobuf, base64 in the control message)."""
+
+    id: str
+    sender: str
+    session: str
+    text: str | None = None
+    raw: bytes | None = None
+
+
+class _Forwarded(msgspec.Struct, tag="forwarded"):
+    id: str
+    outcome: str
+
+
+_Control = NodeInfo | _Leave | _Survey | _SurveyReply | _Forward | _Forwarded
+
+#: Emulation requests that may wait for their owner on one node, and run for other nodes on
+#: one node, at once: a flood of POSTs is answered ``"busy"`` past this, not queued.
+MAX_FORWARDS = 10_000
+
+#: Runs an emulation request's commands on a session of this node and says what became of
+#: them: ``"delivered"``, ``"no_session"`` or ``"bad_request"``.
+Emulate = Callable[[str, str | bytes], Awaitable[str]]
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Control).decode
 
@@ -92,6 +123,7 @@ class Cluster:
         survey_timeout: seconds a survey waits for the nodes that haven't answered.
         spawn: runs background work that the node waits for at shutdown.
         clock: a monotonic clock in seconds.
+        emulate: runs the emulation requests that other nodes forward to this one.
     """
 
     def __init__(
@@ -105,6 +137,7 @@ class Cluster:
         survey_timeout: float,
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         clock: Callable[[], float] = time.monotonic,
+        emulate: Emulate | None = None,
     ) -> None:
         self.uid = uid
         self.broker = broker
@@ -119,6 +152,11 @@ class Cluster:
         # The other nodes: when their info expires, and their info.
         self._nodes: dict[str, tuple[float, NodeInfo]] = {}
         self._surveys: dict[str, _Pending] = {}
+        self.emulate = emulate
+        # Forwards waiting for their owner: the owner's uid, and the future of its outcome.
+        self._forwards: dict[str, tuple[str, asyncio.Future[str]]] = {}
+        # Forwards from other nodes that run here now.
+        self._running = 0
         self._publisher = Periodic("wavecast-node-info", interval, self.publish_info)
 
     async def start(self) -> None:
@@ -166,6 +204,16 @@ class Cluster:
             self._nodes.pop(control.uid, None)
             for waiting in self._surveys.values():
                 waiting.add(control.uid, {})
+            # Its streams ended with it, and their sessions.
+            for owner, outcome in self._forwards.values():
+                if owner == control.uid and not outcome.done():
+                    outcome.set_result("no_session")
+        elif isinstance(control, _Forward):
+            self._run_forward(control)
+        elif isinstance(control, _Forwarded):
+            forward = self._forwards.get(control.id)
+            if forward is not None and not forward[1].done():
+                forward[1].set_result(control.outcome)
         elif isinstance(control, _Survey):
             if control.sender != self.uid:
                 reply = _SurveyReply(control.id, self.uid, self.local_channels())
@@ -205,3 +253,59 @@ class Cluster:
             del self._surveys[survey.id]
         total.update(pending.channels)
         return dict(total)
+
+    async def forward(self, node: str, session: str, data: str | bytes) -> str:
+        """Run an emulation request on the session ``session`` of the node ``node``.
+
+        Returns what the owner's ``emulate`` returned, or: ``"no_node"`` when no live node
+        has that uid, ``"no_session"`` when the owner left meanwhile, ``"timeout"`` when it
+        didn't answer in ``survey_timeout``, ``"unsent"`` when the engine is away, ``"busy"``
+        when :data:`MAX_FORWARDS` wait already.
+        """
+        self._expire()
+        if node not in self._nodes:
+            return "no_node"
+        if len(self._forwards) >= MAX_FORWARDS:
+            return "busy"
+        request = _Forward(secrets.token_hex(8), self.uid, session)
+        if isinstance(data, str):
+            request.text = data
+        else:
+            request.raw = data
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._forwards[request.id] = (node, outcome)
+        try:
+            try:
+                await self.broker.publish_control(_encode(request), node=node)
+            except EngineError as exc:
+                logger.warning("emulation request not forwarded to node %s: %s", node, exc)
+                return "unsent"
+            try:
+                async with asyncio.timeout(self.survey_timeout):
+                    return await outcome
+            except TimeoutError:
+                logger.warning("emulation request: no answer in %s s from node %s", self.survey_timeout, node)
+                return "timeout"
+        finally:
+            del self._forwards[request.id]
+
+    def _run_forward(self, request: _Forward) -> None:
+        if request.sender == self.uid:
+            return
+        if self.emulate is None or self._running >= MAX_FORWARDS:
+            self.spawn(self._send(_Forwarded(request.id, "busy" if self.emulate else "no_session"), request.sender))
+            return
+        emulate = self.emulate
+        data: str | bytes = request.text if request.text is not None else (request.raw or b"")
+        self._running += 1
+
+        async def run() -> None:
+            try:
+                outcome = await emulate(request.session, data)
+            finally:
+                self._running -= 1
+            await self._send(_Forwarded(request.id, outcome), request.sender)
+
+        # Tasks start in the order they are made, and a session takes its requests in the
+        # order they ask for its lock: one session's forwards run in the order they came.
+        self.spawn(run())

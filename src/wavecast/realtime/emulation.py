@@ -6,8 +6,9 @@ Where WebSocket is blocked, centrifuge-js opens a stream instead (``POST
 connect reply names a ``session`` and a ``node``, and the client sends every later command
 as ``POST /emulation`` with ``{"session", "node", "data"}``, which :func:`deliver` hands to
 the session that owns the stream. :func:`deliver` is the one way in for those commands: the
-HTTP endpoint calls it for the sessions of this node, and a POST that reached another node
-can be passed here through the engine's control channel.
+HTTP endpoint calls :func:`route`, which calls it for the sessions of this node, and sends a
+POST that reached another node through the engine's control channel to the node that owns
+the session, which calls it there.
 
 The framing, as centrifuge-js reads it (docs/protocol.md, "HTTP-streaming and SSE"):
 
@@ -47,6 +48,8 @@ __all__ = [
     "EmulationSessions",
     "StreamTransport",
     "deliver",
+    "deliver_forwarded",
+    "route",
     "serve_stream",
     "sse_event",
 ]
@@ -213,14 +216,22 @@ async def serve_stream(
 
 
 class Delivery(enum.Enum):
-    """What became of an emulation request; the value is the HTTP status to answer with."""
+    """What became of an emulation request."""
 
     #: The session ran the commands.
-    DELIVERED = 204
-    #: No session of that id here: it ended, or never was (Centrifugo answers 404 too).
-    NO_SESSION = 404
+    DELIVERED = "delivered"
+    #: No session of that id on its node: it ended, or never was.
+    NO_SESSION = "no_session"
     #: The data isn't what the session's codec reads.
-    BAD_REQUEST = 400
+    BAD_REQUEST = "bad_request"
+    #: The request names a node that isn't live (it stopped, or never was).
+    NO_NODE = "no_node"
+    #: The owner didn't answer within ``survey_timeout``.
+    TIMEOUT = "timeout"
+    #: The engine didn't take the forward (Redis is away).
+    UNSENT = "unsent"
+    #: Too many forwards wait or run already (``cluster.MAX_FORWARDS``).
+    BUSY = "busy"
 
 
 async def deliver(node: Node, session_id: str, data: str | bytes) -> Delivery:
@@ -240,6 +251,25 @@ async def deliver(node: Node, session_id: str, data: str | bytes) -> Delivery:
     async with client.lock:
         await session.handle_message(data)
     return Delivery.DELIVERED
+
+
+async def route(node: Node, owner: str, session_id: str, data: str | bytes) -> Delivery:
+    """Hand an emulation request to its session, on this node or on ``owner``, the node that
+    the request names (the ``node`` of the connect reply).
+
+    A session of this node takes it here; another node's gets it over the engine's control
+    channel (:meth:`~.cluster.Cluster.forward`), as Centrifugo routes it, and runs it with
+    :func:`deliver` there.
+    """
+    if owner in ("", node.uid) or node.emulation._get(session_id) is not None:
+        return await deliver(node, session_id, data)
+    return Delivery(await node.cluster.forward(owner, session_id, data))
+
+
+async def deliver_forwarded(node: Node, session_id: str, data: str | bytes) -> str:
+    """:func:`deliver` for a request that another node forwarded: the
+    :data:`~.cluster.Emulate` callback of the node's cluster."""
+    return (await deliver(node, session_id, data)).value
 
 
 def decode_emulation(codec: Codec, body: bytes) -> tuple[str, str, str | bytes] | None:

@@ -17,6 +17,7 @@ them; each part does one thing:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -33,7 +34,7 @@ from .cluster import Cluster
 from .codec.schema import JoinMsg, LeaveMsg, Push, client_info_msg
 from .config import NodeConfig
 from .contexts import DisconnectContext
-from .emulation import EmulationSessions
+from .emulation import EmulationSessions, deliver_forwarded
 from .fanout import FanOut
 from .hooks import Hooks
 from .hub import Hub
@@ -104,6 +105,7 @@ class Node(Hooks, ServerAPI):
             interval=self.config.node_info_interval,
             survey_timeout=self.config.survey_timeout,
             spawn=self._spawn,
+            emulate=functools.partial(deliver_forwarded, self),
         )
 
     # --- lifecycle ---------------------------------------------------------------------------

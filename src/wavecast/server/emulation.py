@@ -16,7 +16,9 @@ Independent of the server that carries them, as :class:`~wavecast.server.app.App
 | an ``Origin`` that ``server.allowed_origins`` refuses | 403 |
 
 (1) in JSON, or in Protobuf with ``Content-Type: application/octet-stream``.
-(2) 404 for a session that ended or never was, 400 for a malformed body.
+(2) 404 for a session that ended or never was, or a node that isn't live; 400 for a malformed
+body; 500 when the node that holds the session doesn't answer in ``survey_timeout`` or the
+engine is away; 503 past ``MAX_FORWARDS`` waiting forwards.
 
 An allowed ``Origin`` gets CORS headers (``Access-Control-Allow-Origin`` naming it, with
 credentials), as Centrifugo's CORS middleware gives them.
@@ -36,8 +38,9 @@ from ..realtime.emulation import (
     HTTP_STREAM_PATH,
     SSE_PATH,
     ByteStream,
+    Delivery,
     decode_emulation,
-    deliver,
+    route,
     serve_stream,
 )
 from ..realtime.node import Node
@@ -192,13 +195,20 @@ class Streams:
         decoded = decode_emulation(ProtobufCodec if binary else JSONCodec, body)
         if decoded is None:
             return Refusal(400, "Bad Request: malformed emulation request", cors)
-        session, _node, data = decoded
-        outcome = await deliver(self.node, session, data)
-        return Refusal(outcome.value, "" if outcome.value == 204 else _OUTCOMES[outcome.value], cors)
+        session, owner, data = decoded
+        status, text = _OUTCOMES[await route(self.node, owner, session, data)]
+        return Refusal(status, text, cors)
 
 
 _PREFLIGHT = (("Access-Control-Max-Age", "300"), ("Access-Control-Allow-Methods", "POST, OPTIONS"))
+#: The answer to each outcome: Centrifugo's statuses (404 for a node it doesn't know, 500 when
+#: the forward fails), and 404 for a session that ended where Centrifugo answers 204.
 _OUTCOMES = {
-    404: "Not Found: no such session, or it ended",
-    400: "Bad Request: the data isn't in the session's form (JSON text or Protobuf bytes)",
+    Delivery.DELIVERED: (204, ""),
+    Delivery.NO_SESSION: (404, "Not Found: no such session, or it ended"),
+    Delivery.BAD_REQUEST: (400, "Bad Request: the data isn't in the session's form (JSON text or Protobuf bytes)"),
+    Delivery.NO_NODE: (404, "Not Found: no live node has that id (it stopped, or the session is gone)"),
+    Delivery.TIMEOUT: (500, "Internal Server Error: the node that holds the session didn't answer"),
+    Delivery.UNSENT: (500, "Internal Server Error: the engine is unavailable"),
+    Delivery.BUSY: (503, "Service Unavailable: too many emulation requests wait for other nodes"),
 }
