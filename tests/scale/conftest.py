@@ -66,13 +66,13 @@ async def start_nodes(tmp_path: Path) -> AsyncIterator[StartNodes]:
 
 @pytest.fixture
 async def start_haproxy(tmp_path: Path) -> AsyncIterator[StartHaproxy]:
-    """``await start_haproxy(nodes)``: haproxy from ``examples/deploy/haproxy.cfg`` in front of
-    ``nodes``, ready; killed when the test ends. Skips when haproxy isn't installed, except
-    under ``CI=true`` where it fails."""
+    """``await start_haproxy(nodes, balance=None)``: haproxy from ``examples/deploy/haproxy.cfg``
+    in front of ``nodes`` (with ``balance`` as its algorithm if given), ready; killed when the
+    test ends. Skips when haproxy isn't installed, except under ``CI=true`` where it fails."""
     program = haproxy()
 
-    def proxy(nodes: Sequence[Listening]) -> Haproxy:
-        return Haproxy(program, free_port(), [node.port for node in nodes], cwd=tmp_path)
+    def proxy(nodes: Sequence[Listening], balance: str | None = None) -> Haproxy:
+        return Haproxy(program, free_port(), [node.port for node in nodes], cwd=tmp_path, balance=balance)
 
     async with stopping(proxy, Haproxy.kill, ready=Haproxy.wait_ready) as start:
         yield start

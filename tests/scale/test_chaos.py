@@ -10,7 +10,6 @@ The short forms run in ``make test``; the long ones (marker ``chaos``) in ``make
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from centrifuge import Client, ClientState
 
-from ..support.cluster import ChaosReport, StartNodes, cluster_config
+from ..support.cluster import CHAOS_CHANNEL, ChaosReport, Publisher, StartNodes, cluster_config, num_clients, settle
 from ..support.haproxy import StartHaproxy
 from ..support.http import api
 from ..support.nats import NatsServer, kill_and_restart
@@ -31,52 +30,12 @@ from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
 from ..support.tokens import make_token
 from .lean import LeanClient
 
-CHANNEL = "rec:chaos"
+CHANNEL = CHAOS_CHANNEL
 #: The reconnection bound of a node failure behind haproxy: a requirement, not a wait.
 RECONNECT_BOUND = 10.0
 
 
 # --- publishing at a steady rate ------------------------------------------------------------------
-
-
-class Publisher:
-    """Publishes ``{"n": 1}``, ``{"n": 2}``... to :data:`CHANNEL` at ``rate`` per second through the
-    API at ``url(n)``, recording in ``report`` what was acknowledged and what failed."""
-
-    def __init__(self, report: ChaosReport, url: Callable[[int], str], rate: float) -> None:
-        self.report = report
-        self.url = url
-        self.rate = rate
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            self.report.published += 1
-            n = self.report.published
-            try:
-                answer = await api(self.url(n), "publish", {"channel": CHANNEL, "data": {"n": n}}, timeout=2.0)
-            except (OSError, AssertionError):  # refused, timed out, or an HTTP error from haproxy
-                answer = {}
-            if "result" in answer:
-                self.report.acknowledged.add(n)
-            else:
-                self.report.failed += 1
-            # On schedule, whatever each call took.
-            await asyncio.sleep(max(0.0, start + n / self.rate - time.monotonic()))
-
-    def __enter__(self) -> Publisher:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-
-    async def stopped(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
 
 
 # --- centrifuge-python clients with timed events ----------------------------------------------
@@ -138,27 +97,8 @@ async def sdk_clients() -> AsyncIterator[Callable[..., Any]]:
     await asyncio.sleep(20 * MS)
 
 
-async def settle(report: ChaosReport, received: dict[str, Callable[[], list[int]]], timeout: float) -> None:
-    """Wait until every client has every acknowledged publication, then record what each received.
-
-    A timeout isn't an error here: :meth:`ChaosReport.check` then says what's missing, with the counts.
-    """
-    with contextlib.suppress(AssertionError):
-        await wait_until(
-            lambda: all(report.acknowledged <= set(get()) for get in received.values()),
-            timeout=timeout,
-            what="every acknowledged publication at every client",
-        )
-    for name, get in received.items():
-        report.received[name] = list(get())
-
-
 def sdk_data(client: SDKClient) -> Callable[[], list[int]]:
     return lambda: [data["n"] for data in client.sub.data]
-
-
-async def num_clients(node: ServeProcess) -> int:
-    return int((await api(node.url, "info"))["result"]["nodes"][0]["num_clients"])
 
 
 # --- (a) redis-server restarted while 100 clients receive --------------------------------------------

@@ -15,21 +15,15 @@ from centrifuge import Client
 from wavecast.codes import DISCONNECT_SHUTDOWN
 from wavecast.realtime.contexts import ConnectingContext
 
-from ..support.cluster import ChaosReport, StartNodes, cluster, cluster_config
+from ..support.cluster import ChaosReport, StartNodes, cluster, cluster_config, num_clients
 from ..support.haproxy import HAPROXY_EXAMPLE, StartHaproxy, haproxy_config
 from ..support.http import api
 from ..support.redis import RedisServer
 from ..support.sdk import ClientEvents, Clients, SubEvents, subscribe
-from ..support.serve import ServeProcess
 from ..support.servers import StartWavecast
 from ..support.timing import MS, wait_until
 from ..support.tokens import make_token
 from ..support.tools import haproxy
-
-
-async def num_clients(node: ServeProcess) -> int:
-    info = await api(node.url, "info")
-    return int(info["result"]["nodes"][0]["num_clients"])
 
 
 def test_the_example_configuration_is_valid(tmp_path: Path) -> None:

@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from centrifuge import Client
 
-from ..support.cluster import Deployment, Relay, StartNodes, cluster_config
+from ..support.cluster import Deployment, Relay, StartNodes, cluster_config, num_clients
 from ..support.http import api
 from ..support.sdk import ClientEvents, Clients, subscribe
-from ..support.serve import ServeProcess
 from ..support.timing import MS, TIMEOUT_FACTOR, wait_until
 
 
@@ -23,11 +22,6 @@ async def connected(make_client: Clients, url: str, user: str) -> tuple[Client, 
     client, events = await make_client.connected(url, user)
     await events.wait("connected")
     return client, events
-
-
-async def num_clients(node: ServeProcess) -> int:
-    info = await api(node.url, "info")
-    return int(info["result"]["nodes"][0]["num_clients"])
 
 
 async def test_publications_reach_subscribers_on_every_node(

@@ -13,14 +13,13 @@ import pytest
 from cent import AsyncClient, DisconnectRequest, PublishRequest
 from cent.dto import Disconnect
 from centrifuge import ReplyError
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from wavecast.asyncio import ClientConnection, connect
 from wavecast.codes import DISCONNECT_SLOW
 from wavecast.realtime import Session
 
 from ..support.config import API_KEY
+from ..support.http import Scrape, scrape_metrics
 from ..support.sdk import Clients, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.timing import MS, wait_until
@@ -29,34 +28,8 @@ from ..support.tokens import make_token
 pytestmark = pytest.mark.interop
 
 
-class Scrape:
-    """One scrape of /metrics, parsed."""
-
-    def __init__(self, text: str) -> None:
-        self.families = {family.name: family for family in text_string_to_metric_families(text)}
-
-    def type(self, name: str) -> str:
-        return self.families[name].type
-
-    def samples(self, name: str) -> list[Sample]:
-        return self.families[name].samples
-
-    def value(self, sample_name: str, **labels: str) -> float:
-        """The value of one sample; 0 if a labelled counter has no sample for these labels yet."""
-        for family in self.families.values():
-            for sample in family.samples:
-                if sample.name == sample_name and sample.labels == labels:
-                    return sample.value
-        if labels:
-            return 0.0
-        raise AssertionError(f"no sample {sample_name} in {list(self.families)}")
-
-
 async def scrape(running: AppServer) -> Scrape:
-    answer = await running.get("/metrics")
-    assert answer.status == 200
-    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    return Scrape(answer.text)
+    return await scrape_metrics(running.url)
 
 
 async def test_metric_families(start_wavecast: StartWavecast) -> None:
@@ -75,6 +48,7 @@ async def test_metric_families(start_wavecast: StartWavecast) -> None:
         "wavecast_command_errors",
         "wavecast_disconnects",
         "wavecast_slow_consumer_actions",
+        "wavecast_emulation_requests",
     ):
         assert metrics.type(name) == "counter", name
     assert metrics.value("wavecast_messages_sent_total") == 0

@@ -1,32 +1,42 @@
 """Several nodes on one Redis (or Redis shards, or NATS beside Redis), as a deployment runs
 them: their configuration, a TCP relay that can be pointed at another node, and what chaos
-tests count."""
+tests publish and count."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .config import BASE_CONFIG, merge
+from .http import api
 from .nats import NatsServer
 from .redis import RedisServer
 from .serve import ServeProcess
 from .servers import AppServer, Listening, StartWavecast
+from .timing import wait_until
 
 __all__ = [
+    "CHAOS_CHANNEL",
     "SCALE_NAMESPACES",
     "ChaosReport",
     "Deployment",
     "NatsDeployment",
+    "Publisher",
     "Relay",
     "StartNodes",
     "cluster",
     "cluster_config",
+    "num_clients",
+    "settle",
     "two_nodes",
 ]
+
+#: The channel the chaos tests publish to: in the ``rec`` namespace, recovered.
+CHAOS_CHANNEL = "rec:chaos"
 
 #: ``await start_nodes(config, count=1, ...)``, the fixture of ``tests/scale/conftest.py``.
 StartNodes = Callable[..., Awaitable[list[ServeProcess]]]
@@ -74,6 +84,12 @@ def cluster(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[s
 def cluster_config(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The whole configuration of every node of a deployment (see :func:`cluster`)."""
     return merge(BASE_CONFIG, cluster(redis, prefix, **sections))
+
+
+async def num_clients(node: Listening) -> int:
+    """How many clients ``node`` itself serves, as its info API counts them."""
+    info = await api(node.url, "info")
+    return int(info["result"]["nodes"][0]["num_clients"])
 
 
 async def two_nodes(redis: RedisServer, start_wavecast: StartWavecast) -> tuple[AppServer, AppServer]:
@@ -183,3 +199,61 @@ class ChaosReport:
         duplicated = {client: self.duplicates(client) for client in self.received if self.duplicates(client)}
         assert not lost, f"acknowledged publications lost (first few per client): {lost}"
         assert not duplicated, f"publications received twice: {duplicated}"
+
+
+class Publisher:
+    """Publishes ``{"n": 1}``, ``{"n": 2}``... to ``channel`` at ``rate`` per second through the
+    API at ``url(n)``, recording in ``report`` what was acknowledged and what failed."""
+
+    def __init__(
+        self, report: ChaosReport, url: Callable[[int], str], rate: float, channel: str = CHAOS_CHANNEL
+    ) -> None:
+        self.report = report
+        self.channel = channel
+        self.url = url
+        self.rate = rate
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.is_set():
+            self.report.published += 1
+            n = self.report.published
+            try:
+                answer = await api(self.url(n), "publish", {"channel": self.channel, "data": {"n": n}}, timeout=2.0)
+            except (OSError, AssertionError):  # refused, timed out, or an HTTP error from haproxy
+                answer = {}
+            if "result" in answer:
+                self.report.acknowledged.add(n)
+            else:
+                self.report.failed += 1
+            # On schedule, whatever each call took.
+            await asyncio.sleep(max(0.0, start + n / self.rate - time.monotonic()))
+
+    def __enter__(self) -> Publisher:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+
+    async def stopped(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+async def settle(report: ChaosReport, received: dict[str, Callable[[], list[int]]], timeout: float) -> None:
+    """Wait until every client has every acknowledged publication, then record what each received.
+
+    A timeout isn't an error here: :meth:`ChaosReport.check` then says what's missing, with the counts.
+    """
+    with contextlib.suppress(AssertionError):
+        await wait_until(
+            lambda: all(report.acknowledged <= set(get()) for get in received.values()),
+            timeout=timeout,
+            what="every acknowledged publication at every client",
+        )
+    for name, get in received.items():
+        report.received[name] = list(get())

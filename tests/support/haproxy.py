@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .processes import LoggedServer
-from .servers import Listening
 from .tools import ROOT
 
 __all__ = ["HAPROXY_EXAMPLE", "REFUSE_WEBSOCKET", "Haproxy", "StartHaproxy", "haproxy_config", "refuse_path"]
@@ -29,11 +28,17 @@ def haproxy_config(
     example: Path = HAPROXY_EXAMPLE,
     *,
     frontend_rules: Sequence[str] = (),
+    balance: str | None = None,
 ) -> str:
     """``examples/deploy/haproxy.cfg`` with its addresses replaced: the deployment users run,
-    on this test's ports, with ``frontend_rules`` added to its frontend. Fails if the example
-    no longer has the lines this relies on."""
+    on this test's ports, with ``frontend_rules`` added to its frontend and ``balance`` (such as
+    ``"roundrobin"``) instead of its algorithm. Fails if the example no longer has the lines
+    this relies on."""
     text = example.read_text()
+    if balance is not None:
+        lines = [line for line in text.splitlines() if line.strip().startswith("balance ")]
+        assert len(lines) == 1, f"{example}: expected one balance line"
+        text = text.replace(lines[0], f"    balance {balance}")
     bind = "bind 127.0.0.1:8000"
     assert bind in text, f"{example}: expected {bind!r}"
     text = text.replace(bind, "\n    ".join([f"bind 127.0.0.1:{frontend_port}", *frontend_rules]))
@@ -54,12 +59,19 @@ class Haproxy(LoggedServer):
     such as :data:`REFUSE_WEBSOCKET`."""
 
     def __init__(
-        self, program: str, port: int, backend_ports: list[int], *, cwd: Path, frontend_rules: Sequence[str] = ()
+        self,
+        program: str,
+        port: int,
+        backend_ports: list[int],
+        *,
+        cwd: Path,
+        frontend_rules: Sequence[str] = (),
+        balance: str | None = None,
     ) -> None:
         config_path = cwd / f"haproxy-{port}.cfg"
-        config_path.write_text(haproxy_config(port, backend_ports, frontend_rules=frontend_rules))
+        config_path.write_text(haproxy_config(port, backend_ports, frontend_rules=frontend_rules, balance=balance))
         super().__init__([program, "-db", "-f", str(config_path)], port, name="haproxy", cwd=cwd)
 
 
-#: ``await start_haproxy(nodes)``, the fixture of ``tests/scale/conftest.py``.
-StartHaproxy = Callable[[Sequence[Listening]], Awaitable[Haproxy]]
+#: ``await start_haproxy(nodes, balance=None)``, the fixture of ``tests/scale/conftest.py``.
+StartHaproxy = Callable[..., Awaitable[Haproxy]]

@@ -14,10 +14,13 @@ from collections.abc import Mapping
 from http.client import HTTPConnection
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from .config import API_KEY
 from .timing import MS
 
-__all__ = ["HttpAnswer", "api", "basic_auth", "http", "http_from"]
+__all__ = ["HttpAnswer", "Scrape", "api", "basic_auth", "http", "http_from", "scrape_metrics"]
 
 
 @dataclasses.dataclass
@@ -102,3 +105,34 @@ async def api(base_url: str, method: str, body: Any = None, *, timeout: float = 
     )
     assert answer.status == 200, (answer.status, answer.text)
     return answer.json()
+
+
+class Scrape:
+    """One scrape of /metrics, parsed."""
+
+    def __init__(self, text: str) -> None:
+        self.families = {family.name: family for family in text_string_to_metric_families(text)}
+
+    def type(self, name: str) -> str:
+        return self.families[name].type
+
+    def samples(self, name: str) -> list[Sample]:
+        return self.families[name].samples
+
+    def value(self, sample_name: str, **labels: str) -> float:
+        """The value of one sample; 0 if a labelled counter has no sample for these labels yet."""
+        for family in self.families.values():
+            for sample in family.samples:
+                if sample.name == sample_name and sample.labels == labels:
+                    return sample.value
+        if labels:
+            return 0.0
+        raise AssertionError(f"no sample {sample_name} in {list(self.families)}")
+
+
+async def scrape_metrics(base_url: str) -> Scrape:
+    """Scrape ``/metrics`` of a server, checking it answers Prometheus's text format."""
+    answer = await http("GET", base_url + "/metrics")
+    assert answer.status == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return Scrape(answer.text)

@@ -10,7 +10,7 @@ from wavecast.codes import Error
 from wavecast.exceptions import CommandError
 from wavecast.realtime import Node, RPCContext
 
-__all__ = ["HANDLERS", "with_rpc"]
+__all__ = ["HANDLERS", "setup_all", "with_rpc"]
 
 
 async def _sum(ctx: RPCContext) -> Any:
@@ -61,3 +61,8 @@ def with_rpc(*methods: str) -> Callable[[Node], None]:
             node.rpc(method)(HANDLERS[method])
 
     return setup
+
+
+#: Every handler of :data:`HANDLERS`, as ``wavecast serve``'s ``server.app``
+#: (``"tests.support.rpc:setup_all"``, with the repository as ``app_dir``) registers them.
+setup_all = with_rpc(*HANDLERS)

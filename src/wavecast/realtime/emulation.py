@@ -262,8 +262,12 @@ async def route(node: Node, owner: str, session_id: str, data: str | bytes) -> D
     :func:`deliver` there.
     """
     if owner in ("", node.uid) or node.emulation._get(session_id) is not None:
-        return await deliver(node, session_id, data)
-    return Delivery(await node.cluster.forward(owner, session_id, data))
+        outcome = await deliver(node, session_id, data)
+        node.stats.emulation[outcome.value] += 1
+    else:
+        outcome = Delivery(await node.cluster.forward(owner, session_id, data))
+        node.stats.emulation["forwarded_" + outcome.value] += 1
+    return outcome
 
 
 async def deliver_forwarded(node: Node, session_id: str, data: str | bytes) -> str:

@@ -26,6 +26,8 @@ class NodeStats:
         slow_consumer_actions: what slow-consumer policies did: ``disconnect``,
             ``drop_oldest``, ``conflate``.
         disconnects: sessions ended, by disconnect code.
+        emulation: emulation requests (``POST /emulation``) this node took, by outcome, those
+            for a session of another node under ``forwarded_<outcome>``.
         latency_counts, latency_sum: the publish-to-write latency histogram (see
             :data:`LATENCY_BUCKETS`).
     """
@@ -40,6 +42,7 @@ class NodeStats:
     errors: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     slow_consumer_actions: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     disconnects: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+    emulation: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     #: Counts per bucket of LATENCY_BUCKETS, plus one for larger values; and their sum.
     latency_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0

@@ -63,6 +63,14 @@ class NodeCollector(Collector):
         for action, count in sorted(stats.slow_consumer_actions.items()):
             slow.add_metric([action], count)
         yield slow
+        emulation = CounterMetricFamily(
+            "wavecast_emulation_requests",
+            "Emulation requests (POST /emulation) by outcome; forwarded_* for a session of another node.",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(stats.emulation.items()):
+            emulation.add_metric([outcome], count)
+        yield emulation
         buckets: list[tuple[str, float]] = []
         cumulative = 0
         for bound, count in zip(LATENCY_BUCKETS, stats.latency_counts, strict=False):
