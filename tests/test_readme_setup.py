@@ -23,7 +23,7 @@ def test_quick_start_names_the_prerequisites() -> None:
     # What `make test` installs through apt-get.
     script = (ROOT / "scripts" / "install-system-deps.sh").read_text()
     packages = re.findall(r"missing\+=\((\S+)\)", script)
-    assert packages == ["chromium", "redis-server", "haproxy", "postgresql", "nats-server"]
+    assert packages == ["chromium", "redis-server", "haproxy", "nats-server", "postgresql"]
     for package in packages:
         assert package in QUICK_START.lower(), package
 
