@@ -3,7 +3,8 @@ one Redis, haproxy balancing every request round-robin, so that a client's emula
 on both nodes and those that miss the node of its stream are forwarded over the control channel.
 centrifuge-js connects, subscribes, publishes, calls RPCs, reads presence and history and
 recovers after a cut; and when the node of its stream is killed, it moves to the other node and
-recovers, with what was published counted as the chaos tests count it."""
+recovers, with what was published counted as the chaos tests count it. HTTP-streaming in
+Protobuf too, whose POSTs carry bytes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from wavecast.codes import DISCONNECT_FORCE_RECONNECT
 
 from ..support.cluster import CHAOS_CHANNEL, ChaosReport, Publisher, StartNodes, cluster_config, num_clients, settle
 from ..support.haproxy import StartHaproxy
-from ..support.http import api, scrape_metrics
+from ..support.http import api, http, scrape_metrics
 from ..support.js import JSClient, StartJS
 from ..support.redis import RedisServer
 from ..support.serve import ServeProcess
@@ -97,6 +98,28 @@ async def test_a_stream_client_through_round_robin_haproxy(
     await js.wait("publication", lambda event: event["data"] == {"n": 11})
 
 
+async def test_a_protobuf_stream_client_through_round_robin_haproxy(
+    own_redis: RedisServer, start_nodes: StartNodes, start_haproxy: StartHaproxy, start_js: StartJS
+) -> None:
+    # The protobuf build's POSTs carry length-delimited commands as bytes, forwarded as such.
+    nodes = await start_nodes(streams_config(own_redis), 2)
+    proxy = await start_haproxy(nodes, balance="roundrobin")
+    js = await start_js(**proxy.endpoint("http_stream"), token=make_token("ann"), protobuf=True)
+    await js.ok("connect")
+    await js.ok("subscribe", channel="rec:feed")
+    updates = [bytes([n, 0, 0xFF, n]) for n in range(1, 5)]
+    for update in updates:
+        await js.ok("publish", channel="rec:feed", data=update.hex())
+        assert await js.ok("rpc", method="reverse", data=update.hex()) == {"data": update[::-1].hex()}
+    await wait_until(lambda: len(js.named("publication")) == 4, what="four publications")
+    assert [bytes.fromhex(event["data"]) for event in js.named("publication")] == updates
+    history = await js.ok("history", channel="rec:feed", limit=10)
+    assert [bytes.fromhex(pub["data"]) for pub in history["publications"]] == updates
+    counts = [await emulation_counts(node) for node in nodes]
+    assert sorted(bool(c.get("forwarded_delivered")) for c in counts) == [False, True], counts
+    assert sum(c.get("forwarded_delivered", 0) for c in counts) >= 4, counts
+
+
 async def test_the_node_of_the_streams_killed_under_traffic(
     own_redis: RedisServer,
     start_nodes: StartNodes,
@@ -111,13 +134,17 @@ async def test_the_node_of_the_streams_killed_under_traffic(
     # The index of the node that holds each client's stream.
     holders: dict[str, int] = {}
     for index, transport in enumerate(STREAMS * 3):
+        if index % 2:
+            # A client opens its stream and POSTs its subscribe, so round-robin would put every
+            # stream on one node: one more request between two clients spreads them.
+            await http("GET", proxy.url + "/ready")
         before = await num_clients(nodes[0])
         user = f"user{index}"
         clients[user] = js = await start_js(**proxy.endpoint(transport), token=make_token(user))
         await js.ok("connect")
         await js.ok("subscribe", channel=CHAOS_CHANNEL)
         holders[user] = 0 if await num_clients(nodes[0]) > before else 1
-    # The node with the most streams dies (round-robin may put them all on one).
+    # The node with the most streams dies; the streams on the other go on through it.
     killed = max((0, 1), key=list(holders.values()).count)
     victim, staying = nodes[killed], nodes[1 - killed]
     on_victim = [clients[user] for user, holder in holders.items() if holder == killed]
@@ -141,6 +168,9 @@ async def test_the_node_of_the_streams_killed_under_traffic(
     report.extra.update(moved=len(on_victim), not_recovered=sum(not event["recovered"] for event in resubscribed))
     report.check()
     assert len(resubscribed) == len(on_victim)
+    # The streams on the node that stayed went on: their POSTs, half of them to the dead node
+    # until haproxy's checks mark it down, went to the other through haproxy's redispatch.
+    assert all(len(js.named("connected")) == 1 for js in clients.values() if js not in on_victim)
     assert report.extra["not_recovered"] == 0
     assert await num_clients(staying) == len(clients)
     # Every client's commands, POSTed through haproxy to the one node left, reach its session.
