@@ -20,7 +20,7 @@ from .support.js import JSClient, StartJS
 from .support.nats import NatsServer, private_nats
 from .support.postgres import PostgresServer, private_postgres
 from .support.proxy_backend import ProxyBackend
-from .support.redis import RedisServer, private_redis, private_redis_shards
+from .support.redis import RedisCluster, RedisServer, private_redis, private_redis_cluster, private_redis_shards
 from .support.sdk import Clients
 from .support.servers import AppServer, StartServer, StartWavecast, close_server, serve_locally
 from .support.timing import bound_in_time
@@ -81,6 +81,13 @@ def redis_shards() -> Iterator[list[RedisServer]]:
     """Three private redis-servers for the session, the shards of the sharded Redis engine."""
     with private_redis_shards(3) as servers:
         yield servers
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster for the session, three masters and three replicas, never faulted."""
+    with private_redis_cluster(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture

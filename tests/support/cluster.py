@@ -1,4 +1,4 @@
-"""Several nodes on one Redis (or Redis shards, or NATS beside Redis), as a deployment runs
+"""Several nodes on one Redis (or Redis shards, a Redis Cluster, or NATS beside Redis), as a deployment runs
 them: their configuration, a TCP relay that can be pointed at another node, and what chaos
 tests publish and count."""
 
@@ -14,7 +14,7 @@ from typing import Any
 from .config import BASE_CONFIG, merge
 from .http import api
 from .nats import NatsServer
-from .redis import RedisServer
+from .redis import RedisCluster, RedisServer
 from .serve import ServeProcess
 from .servers import AppServer, Listening, StartWavecast
 from .timing import wait_until
@@ -63,19 +63,22 @@ class NatsDeployment:
     nats: NatsServer
 
 
-#: One redis-server, the shards of the sharded Redis engine, or NATS beside Redis.
-Deployment = RedisServer | Sequence[RedisServer] | NatsDeployment
+#: One redis-server, the shards of the sharded Redis engine, a Redis Cluster, or NATS beside Redis.
+Deployment = RedisServer | Sequence[RedisServer] | RedisCluster | NatsDeployment
 
 
 def cluster(redis: Deployment, prefix: str = "scale", **sections: Any) -> dict[str, Any]:
     """The sections every node of a deployment adds to :data:`BASE_CONFIG`: the Redis engine on
-    ``redis`` (a list: sharded over them; a :class:`NatsDeployment`: the NATS engine) and the
+    ``redis`` (a list: sharded over them; a Redis Cluster; a :class:`NatsDeployment`: the NATS
+    engine) and the
     ``rec`` namespace, with ``sections`` merged in."""
     engine: dict[str, Any] = {"type": "redis", "redis_prefix": prefix}
     if isinstance(redis, NatsDeployment):
         engine.update(type="nats", redis_url=redis.redis.url, nats_url=redis.nats.url)
     elif isinstance(redis, RedisServer):
         engine["redis_url"] = redis.url
+    elif isinstance(redis, RedisCluster):
+        engine["redis_cluster"] = redis.urls[:1]
     else:
         engine["redis_shards"] = [server.url for server in redis]
     return merge({"namespaces": SCALE_NAMESPACES, "engine": engine}, sections)

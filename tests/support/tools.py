@@ -45,6 +45,14 @@ def redis_server() -> str:
     return path
 
 
+def redis_cli() -> str:
+    """Return the path of ``redis-cli``, installed with redis-server."""
+    path = shutil.which("redis-cli")
+    require(path, "redis-cli is not installed (`make test` installs it)")
+    assert path is not None
+    return path
+
+
 def _system_program(name: str) -> str:
     """Return the path of ``name``, which Debian installs in ``/usr/sbin``, outside a user's ``PATH``."""
     sbin = f"/usr/sbin/{name}"

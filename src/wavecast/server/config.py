@@ -205,6 +205,8 @@ class EngineSection:
         redis_shards: standalone Redis servers (URLs) to spread channels over by consistent
             hashing, as Centrifugo's list of ``redis_address``; when set, ``redis_url`` is
             unused. Every node must list the same servers in the same order.
+        redis_cluster: some nodes (URLs) of a Redis Cluster (Redis 7 or later) to use instead of
+            ``redis_url``: channels are placed by hash slot and published on sharded pub/sub.
     """
 
     type: Literal["memory", "redis", "nats"] = "memory"
@@ -217,6 +219,7 @@ class EngineSection:
     redis_prefix: str = "wavecast"
     nats_url: str = "nats://127.0.0.1:4222"
     redis_shards: Sequence[str] = ()
+    redis_cluster: Sequence[str] = ()
 
 
 #: A table (``table`` or ``schema.table``) or a LISTEN channel, which go into SQL unquoted.

@@ -38,6 +38,11 @@ logger = logging.getLogger("wavecast.server")
 
 def build_engines(config: Config) -> tuple[Broker, PresenceManager]:
     """Create the configured engine's broker and presence manager."""
+    if config.engine.type == "redis" and config.engine.redis_cluster:
+        from ..engines.redis.cluster import RedisClusterEngine
+
+        on_cluster = RedisClusterEngine(config.engine.redis_cluster, prefix=config.engine.redis_prefix)
+        return on_cluster.broker, on_cluster.presence_manager
     if config.engine.type == "redis" and config.engine.redis_shards:
         from ..engines.redis.sharded import ShardedRedisEngine
 

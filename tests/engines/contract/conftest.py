@@ -18,6 +18,7 @@ from ..helpers import Engine, RecordingHandler
 if TYPE_CHECKING:
     from wavecast.engines.nats import NatsEngine
     from wavecast.engines.redis import RedisEngine
+    from wavecast.engines.redis.cluster import RedisClusterEngine
     from wavecast.engines.redis.sharded import ShardedRedisEngine
 
 EngineFactory = Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Engine]]
@@ -51,7 +52,9 @@ SERVER_META_TTL = 3
 
 
 @contextlib.asynccontextmanager
-async def _on_servers(name: str, engine: RedisEngine | ShardedRedisEngine | NatsEngine) -> AsyncIterator[Engine]:
+async def _on_servers(
+    name: str, engine: RedisEngine | ShardedRedisEngine | RedisClusterEngine | NatsEngine
+) -> AsyncIterator[Engine]:
     """Start an engine on real servers, whose time passes for real, and close it afterwards."""
 
     async def advance(seconds: float) -> None:
@@ -99,6 +102,16 @@ def redis_sharded_engine(request: pytest.FixtureRequest) -> contextlib.AbstractA
     return _on_servers("redis-sharded", engine)
 
 
+def redis_cluster_engine(request: pytest.FixtureRequest) -> contextlib.AbstractAsyncContextManager[Engine]:
+    """The Redis engine on a real Redis Cluster, its keys under a prefix of its own."""
+    from wavecast.engines.redis.cluster import RedisClusterEngine
+
+    cluster = request.getfixturevalue("redis_cluster")
+    engine = RedisClusterEngine(cluster.urls[:1], prefix=f"test-{uuid.uuid4().hex[:8]}")
+    engine.broker.meta_ttl = SERVER_META_TTL
+    return _on_servers("redis-cluster", engine)
+
+
 #: The engines under test, by name. Adding one is one entry here: a factory that starts it,
 #: yields an :class:`Engine` and closes it. Tests stay engine-agnostic: they wait for events
 #: with ``engine.events.wait_for`` and let time pass only with ``engine.advance``.
@@ -107,6 +120,7 @@ ENGINES: dict[str, EngineFactory] = {
     "redis": redis_engine,
     "nats": nats_engine,
     "redis-sharded": redis_sharded_engine,
+    "redis-cluster": redis_cluster_engine,
 }
 
 

@@ -11,10 +11,29 @@ from ...exceptions import ConfigError
 from .broker import RedisBroker
 from .presence import RedisPresenceManager
 
-__all__ = ["RedisBroker", "RedisEngine", "RedisPresenceManager"]
+__all__ = ["RedisBroker", "RedisEngine", "RedisPresenceManager", "SharedClient"]
 
 
-class RedisEngine:
+class SharedClient:
+    """A broker and a presence manager that share one client, closed after both."""
+
+    client: Any
+    broker: Any
+    presence_manager: Any
+    _users = 2
+
+    async def _release(self) -> None:
+        """Close the shared pool once both the broker and the presence manager are closed."""
+        self._users -= 1
+        if self._users == 0:
+            await self.client.aclose()
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.presence_manager.close()
+
+
+class RedisEngine(SharedClient):
     """A broker and a presence manager sharing one connection pool.
 
     Args:
@@ -69,16 +88,5 @@ class RedisEngine:
                 url, max_connections=max_connections, timeout=pool_timeout, **kwargs
             )
         self.client = aioredis.Redis.from_pool(pool)
-        self._users = 2
         self.broker = RedisBroker(self.client, prefix=prefix, release=self._release)
         self.presence_manager = RedisPresenceManager(self.client, prefix=prefix, release=self._release)
-
-    async def _release(self) -> None:
-        """Close the shared pool once both the broker and the presence manager are closed."""
-        self._users -= 1
-        if self._users == 0:
-            await self.client.aclose()
-
-    async def close(self) -> None:
-        await self.broker.close()
-        await self.presence_manager.close()

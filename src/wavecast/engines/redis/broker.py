@@ -8,7 +8,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -67,6 +67,9 @@ class RedisBroker:
         release: called by :meth:`close`, to release a client shared with the presence manager.
     """
 
+    #: The command that fans a publication out: PUBLISH reaches every node of a Redis.
+    publish_command = "publish"
+
     def __init__(
         self,
         client: aioredis.Redis,
@@ -123,9 +126,17 @@ class RedisBroker:
     def _node_channel(self, uid: str) -> str:
         return f"{self.prefix}.node.{uid}"
 
+    def _seed_key_of(self, channel: str) -> str:
+        """The key of the seed of the epochs of ``channel`` (one per Redis here)."""
+        return self._seed_key
+
+    def _seed_ttl(self) -> int:
+        """Seconds a new seed is kept; 0: for ever."""
+        return 0
+
     def _stream_keys(self, channel: str) -> list[str]:
         """The keys of a channel's stream for the scripts: stream, meta, and the epochs' seed."""
-        return [self._stream_key(channel), self._meta_key(channel), self._seed_key]
+        return [self._stream_key(channel), self._meta_key(channel), self._seed_key_of(channel)]
 
     def _epoch_period(self) -> int:
         """The period that the epoch of a new stream depends on (see lua/publish.lua)."""
@@ -202,17 +213,11 @@ class RedisBroker:
                 return position
             name, message = self._pubsub_channel(channel), b"p0::" + encode_publication(publication)
             if idempotency_key is None:
-                await self._pipelined(lambda pipe: pipe.publish(name, message))
+                await self._pipelined(lambda pipe: self._queue_publish(pipe, name, message))
             else:
                 script, key = self.scripts.publish_idempotent, self._result_key(channel, idempotency_key)
-                result_ttl = _result_ttl(idempotent_ttl)
-
-                def publish_once(pipe: Any) -> None:
-                    # The pipeline loads the scripts it was given before running its commands.
-                    pipe.scripts.add(script)
-                    pipe.evalsha(script.sha, 1, key, name, message, result_ttl)
-
-                await self._pipelined(publish_once)
+                args = [name, message, _result_ttl(idempotent_ttl), self.publish_command]
+                await self._pipelined(lambda pipe: self._queue_script(pipe, script, [key], args))
             return None
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
@@ -252,6 +257,8 @@ class RedisBroker:
                 self._epoch_period(),
                 channel,
                 0 if idempotency_key is None else _result_ttl(idempotent_ttl),
+                self.publish_command,
+                self._seed_ttl(),
             ],
         )
         return StreamPosition(int(result[0]), _text(result[1])), len(result) > 2
@@ -271,7 +278,7 @@ class RedisBroker:
     async def publish_control(self, message: bytes, *, node: str | None = None) -> None:
         name = self._control_channel() if node is None else self._node_channel(node)
         try:
-            await self._pipelined(lambda pipe: pipe.publish(name, message))
+            await self._pipelined(lambda pipe: self._queue_publish(pipe, name, message))
         except (RedisError, OSError) as exc:
             raise EngineError(f"control message failed: {exc}") from exc
 
@@ -284,9 +291,19 @@ class RedisBroker:
     async def _publish_control(self, channel: str, message: bytes) -> None:
         name = self._pubsub_channel(channel)
         try:
-            await self._pipelined(lambda pipe: pipe.publish(name, message))
+            await self._pipelined(lambda pipe: self._queue_publish(pipe, name, message))
         except (RedisError, OSError) as exc:
             raise EngineError(f"publish to {channel} failed: {exc}") from exc
+
+    def _queue_publish(self, pipe: Any, name: str, message: bytes) -> None:
+        """Add the publication of ``message`` on pub/sub channel ``name`` to a pipeline."""
+        pipe.publish(name, message)
+
+    def _queue_script(self, pipe: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Add a run of ``script`` to a pipeline."""
+        # The pipeline loads the scripts it was given before running its commands.
+        pipe.scripts.add(script)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
 
     async def _pipelined(self, command: Callable[[Any], Any]) -> Any:
         """Queue ``command(pipeline)`` in the next batch, in the order of the calls; return or
@@ -335,7 +352,7 @@ class RedisBroker:
         self._channels.add(channel)
         try:
             async with self._lock:
-                await self._pubsub.subscribe(name)
+                await self._send_subscribe(name)
             async with asyncio.timeout(self.subscribe_timeout):
                 await asyncio.shield(waiter)
         except (RedisError, OSError, TimeoutError) as exc:
@@ -349,13 +366,19 @@ class RedisBroker:
         self._channels.discard(channel)
         self._lost.discard(channel)
         async with self._lock:
-            if self._pubsub.connection is None:
-                return  # nothing subscribed in Redis; a reconnection won't resubscribe it
             try:
-                await self._pubsub.unsubscribe(self._pubsub_channel(channel))
+                await self._send_unsubscribe(self._pubsub_channel(channel))
             except (RedisError, OSError) as exc:
                 # The reader reconnects and resubscribes only what's left in _channels.
                 logger.warning("unsubscribe from %s failed: %s", channel, exc)
+
+    async def _send_subscribe(self, name: str) -> None:
+        await self._pubsub.subscribe(name)
+
+    async def _send_unsubscribe(self, name: str) -> None:
+        if self._pubsub.connection is None:
+            return  # nothing subscribed in Redis; a reconnection won't resubscribe it
+        await self._pubsub.unsubscribe(name)
 
     async def _read_forever(self) -> None:
         """Deliver pub/sub messages; reconnect with backoff and resubscribe when Redis goes away."""
@@ -442,6 +465,7 @@ class RedisBroker:
                     "1" if reverse else "0",
                     limit or 0,
                     channel,
+                    self._seed_ttl(),
                 ],
             )
         except (RedisError, OSError) as exc:

@@ -10,6 +10,7 @@
 -- ARGV[5]  "1" to read newest first
 -- ARGV[6]  the most entries to read; "0" for all
 -- ARGV[7]  the channel
+-- ARGV[8]  seconds a new seed is kept; "0" or absent: for ever
 --
 -- Returns {offset, epoch, entries}; entries as XRANGE gives them. A channel that was never
 -- published to has no stream, and reading it creates none: its position is offset 0 in the
@@ -24,7 +25,11 @@ if not offset then
   local seed = redis.call("get", KEYS[3])
   if not seed then
     seed = ARGV[1]
-    redis.call("set", KEYS[3], seed)
+    if tonumber(ARGV[8] or "0") > 0 then
+      redis.call("set", KEYS[3], seed, "EX", ARGV[8])
+    else
+      redis.call("set", KEYS[3], seed)
+    end
   end
   return {0, string.sub(redis.sha1hex(seed .. ":" .. ARGV[2] .. ":" .. ARGV[7]), 1, 8), {}}
 end

@@ -13,6 +13,8 @@
 -- ARGV[7]  the epoch period: the current time divided by the meta TTL, rounded down
 -- ARGV[8]  the channel
 -- ARGV[9]  seconds the result is kept under KEYS[4]; "0" or absent without an idempotency key
+-- ARGV[10] the fan-out command: "publish", or "spublish" on a Redis Cluster (absent: "publish")
+-- ARGV[11] seconds a new seed is kept; "0" or absent: for ever
 --
 -- Returns {offset, epoch, 1}. The pub/sub message is "p<offset>:<epoch>:<publication>". When
 -- KEYS[4] holds a result, the publication is a repeat: nothing is appended or published,
@@ -36,7 +38,11 @@ if not meta[2] then
   local seed = redis.call("get", KEYS[3])
   if not seed then
     seed = ARGV[6]
-    redis.call("set", KEYS[3], seed)
+    if tonumber(ARGV[11] or "0") > 0 then
+      redis.call("set", KEYS[3], seed, "EX", ARGV[11])
+    else
+      redis.call("set", KEYS[3], seed)
+    end
   end
   epoch = string.sub(redis.sha1hex(seed .. ":" .. ARGV[7] .. ":" .. ARGV[8]), 1, 8)
   redis.call("hset", KEYS[2], "e", epoch)
@@ -46,7 +52,7 @@ redis.call("expire", KEYS[2], ARGV[5])
 redis.call("xadd", KEYS[1], "MAXLEN", ARGV[3], offset .. "-0", "d", ARGV[2])
 redis.call("expire", KEYS[1], ARGV[4])
 if ARGV[1] ~= "" then
-  redis.call("publish", ARGV[1], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[2])
+  redis.call(ARGV[10] or "publish", ARGV[1], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[2])
 end
 if result_ttl > 0 then
   redis.call("hset", KEYS[4], "s", offset, "e", epoch)
