@@ -23,7 +23,7 @@ from ..support.config import write_config
 from ..support.haproxy import Haproxy, StartHaproxy
 from ..support.nats import private_nats
 from ..support.processes import free_port
-from ..support.redis import private_redis, private_redis_shards
+from ..support.redis import private_redis, private_redis_cluster, private_redis_shards
 from ..support.serve import ServeProcess
 from ..support.servers import Listening
 from ..support.tools import haproxy
@@ -78,19 +78,23 @@ async def start_haproxy(tmp_path: Path) -> AsyncIterator[StartHaproxy]:
         yield start
 
 
-@pytest.fixture(params=["redis", "redis-sharded", "nats"])
+@pytest.fixture(params=["redis", "redis-sharded", "redis-cluster", "nats"])
 def redis_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """What the nodes share, private to the test: one redis-server, then three Redis shards,
-    then nats-server for publications beside a redis-server for history and presence."""
+    """What the nodes share, private to the test: one redis-server, three Redis shards, a Redis
+    Cluster of three masters and three replicas, then nats-server for publications beside a
+    redis-server for history and presence."""
     if request.param == "redis":
         with private_redis() as server:
             yield server
     elif request.param == "nats":
         with private_redis() as server, private_nats() as nats:
             yield NatsDeployment(server, nats)
-    else:
+    elif request.param == "redis-sharded":
         with private_redis_shards(3) as servers:
             yield servers
+    else:
+        with private_redis_cluster(3) as cluster:
+            yield cluster
 
 
 @pytest.fixture
