@@ -15,8 +15,8 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | ch10k-tags | wavecast-channels --tags | the same, publications tagged, subscribers without a filter |
 | ch10k-tags10 | wavecast-channels --tags | the same, subscribers in 10 groups, each with its tags filter (all pass) |
 | ch10k-redis | wavecast_cluster.py --nodes 1 | the same, on the Redis engine (one node) |
-| xnode10k | wavecast_cluster.py --nodes 2 [--engine nats] | published on node A; half the subscribers |
-| | | on node B, through Redis or NATS |
+| xnode10k | wavecast_cluster.py --nodes 2 [--engine E] | published on node A; half the subscribers |
+| | | on node B, through Redis, or E: nats, redis-shards (3), redis-cluster (3 masters) |
 | xnode1000ch | the same, --channels 1000 | each message published on node A to 1,000 channels |
 | | | of 10 subscribers; half the channels' subscribers on node B |
 | ch1k-serve, ch10k-serve | wavecast_serve_channels.py (``wavecast serve``) | a push to a WebSocket subscriber |
@@ -144,7 +144,7 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             metric="deliveries_per_s",
             unit="deliv/s",
             args=fanout(10000) + channel + ["--alt-port-offset", "1"],
-            peers=["wavecast-2-nodes", "wavecast-2-nodes-nats"],
+            peers=["wavecast-2-nodes", "wavecast-2-nodes-nats", "wavecast-2-nodes-shards", "wavecast-2-nodes-cluster"],
         ),
         dict(
             key="xnode1000ch",
@@ -156,7 +156,12 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
                 *(MANY_SUB_INIT, "--sub-init-variants", str(CHANNELS), "--unwrap", MANY_UNWRAP),
                 *("--alt-port-offset", "1"),
             ],
-            peers=["wavecast-2-nodes-1000ch", "wavecast-2-nodes-1000ch-nats"],
+            peers=[
+                "wavecast-2-nodes-1000ch",
+                "wavecast-2-nodes-1000ch-nats",
+                "wavecast-2-nodes-1000ch-shards",
+                "wavecast-2-nodes-1000ch-cluster",
+            ],
         ),
         dict(
             key="ch10k-recovery",
@@ -222,6 +227,16 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
         "wavecast-2-nodes-1000ch": [PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--port", "{port}"],
         "wavecast-2-nodes-1000ch-nats": [
             *(PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--engine", "nats", "--port", "{port}")
+        ],
+        "wavecast-2-nodes-shards": [PYTHON, cluster, "--nodes", "2", "--engine", "redis-shards", "--port", "{port}"],
+        "wavecast-2-nodes-cluster": [PYTHON, cluster, "--nodes", "2", "--engine", "redis-cluster", "--port", "{port}"],
+        "wavecast-2-nodes-1000ch-shards": [
+            *(PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--engine", "redis-shards"),
+            *("--port", "{port}"),
+        ],
+        "wavecast-2-nodes-1000ch-cluster": [
+            *(PYTHON, cluster, "--nodes", "2", "--channels", str(CHANNELS), "--engine", "redis-cluster"),
+            *("--port", "{port}"),
         ],
         "wavecast-serve": [PYTHON, os.path.join(SERVERS, "wavecast_serve_channels.py"), "--port", "{port}"],
     }

@@ -8,7 +8,8 @@ WebSocket connection at ``/publish``: each of its text messages is published to 
 with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous clients may
 connect and subscribe; no presence, no pings, no compression. ``--redis URL`` puts the node
 on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``); with
-``--nats URL`` as well, on the NATS engine (publications over NATS, the rest in Redis).
+``--nats URL`` as well, on the NATS engine (publications over NATS, the rest in Redis); with
+``--redis-mode shards`` or ``cluster``, ``--redis`` lists shards, or nodes of a Redis Cluster.
 ``--channels N`` publishes each message to the N channels ``bench0`` ... ``bench<N-1>``
 instead of ``bench``, for subscribers spread over them. With ``--history`` the channel
 keeps its last 1,000 publications for 5 minutes and every subscriber is positioned (recovery),
@@ -43,7 +44,13 @@ UNWRAP_PREFIX = '{"push":{"channel":"' + CHANNEL + '","pub":{"data":"'
 TAGS = {"k": "x"}
 
 
-def make_node(history: bool, redis_url: str | None = None, tags: bool = False, nats_url: str | None = None) -> Node:
+def make_node(
+    history: bool,
+    redis_url: str | None = None,
+    tags: bool = False,
+    nats_url: str | None = None,
+    redis_mode: str = "one",
+) -> Node:
     recovery: dict[str, Any] = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
     if tags:
         recovery["allow_tags_filter"] = True
@@ -53,6 +60,16 @@ def make_node(history: bool, redis_url: str | None = None, tags: bool = False, n
 
         nats = NatsEngine(nats_url, redis_url)
         engines = {"broker": nats.broker, "presence_manager": nats.presence_manager}
+    elif redis_url is not None and redis_mode == "shards":
+        from wavecast.engines.redis.sharded import ShardedRedisEngine
+
+        sharded = ShardedRedisEngine(redis_url.split(","))
+        engines = {"broker": sharded.broker, "presence_manager": sharded.presence_manager}
+    elif redis_url is not None and redis_mode == "cluster":
+        from wavecast.engines.redis.cluster import RedisClusterEngine
+
+        on_cluster = RedisClusterEngine(redis_url.split(","))
+        engines = {"broker": on_cluster.broker, "presence_manager": on_cluster.presence_manager}
     elif redis_url is not None:
         from wavecast.engines.redis import RedisEngine
 
@@ -111,9 +128,10 @@ async def main(
     *,
     nats_url: str | None = None,
     channel_count: int = 0,
+    redis_mode: str = "one",
 ) -> None:
     global node, tags, channels
-    node = make_node(history, redis_url, tagged, nats_url)
+    node = make_node(history, redis_url, tagged, nats_url, redis_mode)
     tags = TAGS if tagged else None
     channels = [f"{CHANNEL}{n}" for n in range(channel_count)] if channel_count else [CHANNEL]
     async with (
@@ -146,6 +164,12 @@ if __name__ == "__main__":
     parser.add_argument("--tags", action="store_true", help="tag publications; subscribers may filter them")
     parser.add_argument("--redis", metavar="URL", help="share channels with other nodes through this Redis")
     parser.add_argument("--nats", metavar="URL", help="with --redis: publish through this NATS server")
+    parser.add_argument(
+        "--redis-mode",
+        choices=("one", "shards", "cluster"),
+        default="one",
+        help="--redis is one server, or comma-separated shards, or nodes of a Redis Cluster",
+    )
     parser.add_argument("--channels", type=int, default=0, metavar="N", help="publish to bench0 ... bench<N-1>")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="gather writes for S seconds")
     parser.add_argument(
@@ -164,6 +188,7 @@ if __name__ == "__main__":
             args.tags,
             nats_url=args.nats,
             channel_count=args.channels,
+            redis_mode=args.redis_mode,
         ),
         use_uvloop=args.uvloop,
     )

@@ -64,12 +64,74 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def more_redis(engine: str, directory: str, children: list[subprocess.Popen[bytes]]) -> str:
+    """Start 3 redis-servers as shards, or 6 as a Redis Cluster of 3 masters and 3 replicas;
+    return their URLs, comma-separated (the cluster's first node only)."""
+    cluster = engine == "redis-cluster"
+    ports = [cluster_port() for _ in range(6 if cluster else 3)]
+    for port in ports:
+        os.makedirs(os.path.join(directory, str(port)))
+        options = ["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no"] if cluster else []
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *options],
+            cwd=os.path.join(directory, str(port)),
+            stdout=subprocess.DEVNULL,
+        )
+        children.append(server)
+        wait_for_port(port, server, "redis-server")
+    if not cluster:
+        return ",".join(f"redis://127.0.0.1:{port}/0" for port in ports)
+    subprocess.run(
+        [
+            "redis-cli",
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while (
+        b"cluster_state:ok"
+        not in subprocess.run(
+            ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, check=True
+        ).stdout
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("wavecast_cluster.py: the Redis Cluster didn't become ok")
+        time.sleep(0.1)
+    return f"redis://127.0.0.1:{ports[0]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9003")))
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: node A alone, on Redis")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="the nodes' write delay")
-    parser.add_argument("--engine", choices=("redis", "nats"), default="redis", help="the broker between the nodes")
+    parser.add_argument(
+        "--engine",
+        choices=("redis", "redis-shards", "redis-cluster", "nats"),
+        default="redis",
+        help="the broker between the nodes: one Redis, 3 Redis shards, a 3-master Redis Cluster, NATS",
+    )
     parser.add_argument("--channels", type=int, default=0, metavar="N", help="publish to N channels")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
@@ -91,6 +153,9 @@ def main() -> None:
     atexit.register(cleanup)
     wait_for_port(redis_port, redis, "redis-server")
     url = f"redis://127.0.0.1:{redis_port}/0"
+    redis_mode = "one"
+    if args.engine in ("redis-shards", "redis-cluster"):
+        url, redis_mode = more_redis(args.engine, directory, children), args.engine.removeprefix("redis-")
     nats_url = None
     if args.engine == "nats":
         nats_port = free_port()
@@ -104,6 +169,7 @@ def main() -> None:
     if args.nodes == 2:
         node_b = subprocess.Popen(
             [sys.executable, str(HERE / "wavecast_channels.py"), "--port", str(args.port + 1), "--redis", url]
+            + ["--redis-mode", redis_mode]
             + (["--nats", nats_url] if nats_url else [])
             + (["--channels", str(args.channels)] if args.channels else [])
             + (["--write-delay", str(args.write_delay)] if args.write_delay else [])
@@ -118,6 +184,7 @@ def main() -> None:
             write_delay=args.write_delay,
             nats_url=nats_url,
             channel_count=args.channels,
+            redis_mode=redis_mode,
         )
     )
 
