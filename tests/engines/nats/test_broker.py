@@ -118,3 +118,17 @@ async def test_messages_dropped_for_a_slow_consumer_make_the_channel_recover(
     await asyncio.gather(*(publisher.broker.publish("feed", pub(n)) for n in range(200)))
     await handler.wait_for("feed", 1, "continuity_lost")
     assert len(handler.publications("feed")) < 200
+
+
+async def test_a_node_started_while_nats_is_down_connects_when_it_comes_up(
+    own_nats: NatsServer, start_engine: StartNats
+) -> None:
+    await asyncio.to_thread(own_nats.stop)
+    engine, handler = await start_engine(own_nats)  # returns at once: it retries in the background
+    with pytest.raises(EngineError, match="nats is not connected"):
+        await engine.broker.publish("feed", pub(1))
+    await asyncio.to_thread(own_nats.start)
+    await wait_until(lambda: engine.broker.nc.is_connected, timeout=10_000 * MS, what="nats connected")
+    await engine.broker.subscribe("feed")
+    await engine.broker.publish("feed", pub(2))
+    await handler.wait_for("feed", 1, "publication")

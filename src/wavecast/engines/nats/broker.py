@@ -107,13 +107,17 @@ class NatsBroker:
             self.servers,
             name="wavecast",
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
+            # A first connection tries each server twice and fails (the caller retries in the
+            # background); with -1, nats-py's connect() would not return while NATS is down.
+            max_reconnect_attempts=1,
             reconnect_time_wait=self.reconnect_wait,  # type: ignore[arg-type]
             connect_timeout=2,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
+        # Once connected, reconnect for as long as it takes.
+        self.nc.options["max_reconnect_attempts"] = -1
         assert self._handler is not None
         for subject in (self._control_subject(), self._control_subject(self._handler.uid)):
             await self.nc.subscribe(subject, cb=self._on_control)
