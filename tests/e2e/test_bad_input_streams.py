@@ -431,3 +431,16 @@ async def test_malformed_protobuf_closes_only_its_session(bystanders: Bystanders
         assert await read_protobuf_reply(stream, buffer) is None
     # A body that isn't an EmulationRequest at all.
     assert (await http("POST", f"{url}/emulation", b"\xff\xff\xff", binary)).status == 400
+
+
+async def test_floods_of_posts_to_unknown_sessions_and_oversized_sse_connects(bystanders: Bystanders) -> None:
+    url = bystanders.running.url
+    body = {"session": "guessed", "node": "", "data": "{}"}
+    answers = await asyncio.gather(*(http("POST", f"{url}/emulation", body) for _ in range(200)))
+    assert {answer.status for answer in answers} == {404}
+    # SSE carries its connect in the URL: past the message size limit, or past the request
+    # line's (wavecast serve's 8 KiB, 414), it is refused before any session starts.
+    for size in (LIMIT + 100, 20_000):
+        query = urllib.parse.urlencode({"cf_connect": "x" * size})
+        assert (await http("GET", f"{url}/connection/sse?{query}")).status in {413, 414}
+    assert len(bystanders.running.node.emulation) == 1
