@@ -50,10 +50,19 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, next_too: bool = False) -> int:
+    """A free port; with ``next_too``, one whose next port is free too (the publisher's)."""
+    while True:
+        with socket.socket() as sock, socket.socket() as after:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if not next_too:
+                return port
+            try:
+                after.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 async def open_connections(port: int, count: int, *, compression: str | None, realtime: bool) -> list[Any]:
@@ -158,7 +167,7 @@ async def measure_fresh(
     transport: str | None = None,
 ) -> float:
     """Measure in a new server process, so that memory freed by earlier rounds doesn't hide costs."""
-    port = free_port()
+    port = free_port(next_too=transport is not None)
     if transport is not None:
         command = [sys.executable, str(HERE / "servers" / "wavecast_serve_channels.py"), "--port", str(port)]
     elif realtime:
