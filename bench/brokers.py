@@ -1,9 +1,11 @@
-"""Publications per second through the brokers alone, Redis pub/sub beside NATS, in one run.
+"""Publications per second through the brokers alone: one Redis, NATS, three Redis shards and a
+3-master Redis Cluster, in one run.
 
     .venv/bin/python bench/brokers.py [--channels 1000] [--rounds 20] [--reps 3]
 
-Starts a private redis-server and nats-server (free ports, a temporary directory; stopped by
-their PIDs), then for each broker two engines in this process, as two nodes: B subscribes to
+Starts a private redis-server, nats-server, three more redis-servers as shards and six as a
+Redis Cluster (free ports, a temporary directory; stopped by their PIDs), then for each broker
+two engines in this process, as two nodes: B subscribes to
 ``--channels`` channels, A publishes one publication to each channel ``--rounds`` times (the
 publications of a round concurrently, without history) and the time runs until B has received
 them all. No sockets to clients and no fan-out: what the broker and its client library cost.
@@ -18,8 +20,10 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from wavecast.engines import Publication
@@ -89,6 +93,11 @@ async def main() -> None:
     args = parser.parse_args()
     from wavecast.engines.nats import NatsEngine
     from wavecast.engines.redis import RedisEngine
+    from wavecast.engines.redis.cluster import RedisClusterEngine
+    from wavecast.engines.redis.sharded import ShardedRedisEngine
+
+    sys.path.insert(0, str(Path(__file__).parent / "servers"))
+    from wavecast_cluster import more_redis
 
     nats_program = shutil.which("nats-server") or "/usr/sbin/nats-server"
     with tempfile.TemporaryDirectory(prefix="wavecast-bench-brokers-") as directory:
@@ -99,7 +108,14 @@ async def main() -> None:
         ]
         try:
             redis_url, nats_url = f"redis://127.0.0.1:{redis_port}/0", f"nats://127.0.0.1:{nats_port}"
-            makers = {"redis": lambda: RedisEngine(redis_url), "nats": lambda: NatsEngine(nats_url, redis_url)}
+            shards = more_redis("redis-shards", directory, servers).split(",")
+            cluster = more_redis("redis-cluster", directory, servers)
+            makers = {
+                "redis": lambda: RedisEngine(redis_url),
+                "nats": lambda: NatsEngine(nats_url, redis_url),
+                "shards": lambda: ShardedRedisEngine(shards),
+                "cluster": lambda: RedisClusterEngine([cluster]),
+            }
             rates: dict[str, list[float]] = {name: [] for name in makers}
             for _ in range(args.reps):
                 for name, make in makers.items():  # alternating, so that noise falls on both
@@ -111,7 +127,7 @@ async def main() -> None:
     print(f"{args.channels} channels x {args.rounds} rounds, {args.reps} rep(s), cpu {os.cpu_count()}")
     for name, values in rates.items():
         spread = (max(values) - min(values)) / statistics.median(values)
-        print(f"{name:6s} {statistics.median(values):>10,.0f} publications/s (spread {spread:.0%})")
+        print(f"{name:7s} {statistics.median(values):>10,.0f} publications/s (spread {spread:.0%})")
 
 
 if __name__ == "__main__":
