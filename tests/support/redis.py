@@ -160,6 +160,18 @@ class RedisCluster:
         roles = [self._ask(server, "INFO", "replication") for server in live]
         return all(role["role"] == "master" or role["master_link_status"] == "up" for role in roles)
 
+    def move_slot(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Migrate ``slot`` and its keys from master ``source`` to master ``target``, as
+        ``redis-cli --cluster reshard`` does one slot."""
+        source_id, target_id = self._ask(source, "CLUSTER", "MYID"), self._ask(target, "CLUSTER", "MYID")
+        self._ask(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        self._ask(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        while keys := self._ask(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100"):
+            self._ask(source, "MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys)
+        for server in (target, source):
+            self._ask(server, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        self.wait_ok()
+
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Wait until every live node says the cluster is ok, they agree on who serves what, and
         every live replica is in sync with its master."""

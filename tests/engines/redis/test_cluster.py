@@ -89,3 +89,24 @@ async def test_publications_travel_on_the_sharded_pubsub_of_the_owner_only(
         assert [m["type"] for m in heard if m is not None] == ["subscribe"]
     finally:
         await listener.aclose()
+
+
+async def test_a_subscription_follows_its_slot_to_another_master(redis_cluster: RedisCluster) -> None:
+    # A channel of its own: its slot moves on the session's cluster, which no other test minds.
+    channel = f"moving-{uuid.uuid4().hex[:6]}"
+    slot = key_slot(channel.encode())
+    handler = RecordingHandler()
+    engine = RedisClusterEngine(redis_cluster.urls[:1], prefix="move")
+    await engine.broker.start(handler)
+    try:
+        await engine.broker.publish(channel, Publication(b"1"), history_size=10, history_ttl=60)
+        await engine.broker.subscribe(channel)
+        source = redis_cluster.owner(slot)
+        target = next(redis_cluster.owner(s) for s in (0, 8000, 16383) if redis_cluster.owner(s) is not source)
+        redis_cluster.move_slot(slot, source, target)
+        await wait_until(lambda: any(e.kind == "continuity_lost" for e in handler.events), timeout=10)
+        position = await engine.broker.publish(channel, Publication(b"2"), history_size=10, history_ttl=60)
+        assert position is not None and position.offset == 2  # the stream moved with its slot
+        await wait_until(lambda: [e.publication.data for e in handler.events if e.publication] == [b"2"])
+    finally:
+        await engine.close()
