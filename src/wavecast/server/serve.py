@@ -244,11 +244,13 @@ async def run_server(
     ``node`` and ``routes`` are :func:`start_server`'s; ``tasks`` run beside the server, and
     one that fails is logged without stopping it.
     """
-    server, app = await start_server(config, node, routes=routes, **kwargs)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Before starting: a node announces itself to the others as it starts, and a signal that
+    # comes after that must stop it gracefully rather than kill it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    server, app = await start_server(config, node, routes=routes, **kwargs)
     scheme = "https" if config.server.tls_cert else "http"
     logger.info(
         "wavecast serving on %s://%s:%d/ (engine %s)",
