@@ -166,30 +166,43 @@ async def test_a_master_killed_fails_its_channels_until_its_replica_takes_over(
     await kill_a_master(chaos_report("redis-cluster master SIGKILL"), 12, before=1.0, after=1.0)
 
 
-async def test_a_shard_down_fails_its_channels_until_it_is_back(chaos_report: Callable[[str], ChaosReport]) -> None:
+async def shard_down(report: ChaosReport, count: int, *, down: float, before: float, after: float) -> None:
+    """Publish to ``count`` channels on 3 Redis shards; SIGKILL the first channel's shard and start
+    it again ``down`` seconds later, with what it had saved."""
     with private_redis_shards(3) as servers:
         for server in servers:
             server.persistent = True
             await asyncio.to_thread(server.stop)
             await asyncio.to_thread(server.start)
-        channels = _channels(12)
+        channels = _channels(count)
         victim = consistent_index(channels[0], 3)
         victims = {c for c in channels if consistent_index(c, 3) == victim}
 
         async def fault() -> None:
             await asyncio.to_thread(kill, servers[victim])
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(down)
             await asyncio.to_thread(servers[victim].start)
 
         await run_fault(
-            chaos_report("redis shards: one SIGKILL and restarted"),
+            report,
             lambda: ShardedRedisEngine([s.url for s in servers], prefix="fault", socket_timeout=1.0),
             channels,
             victims,
             fault,
-            before=1.0,
-            after=1.0,
+            before=before,
+            after=after,
         )
+
+
+async def test_a_shard_down_fails_its_channels_until_it_is_back(chaos_report: Callable[[str], ChaosReport]) -> None:
+    await shard_down(chaos_report("redis shards: one SIGKILL and restarted"), 12, down=1.0, before=1.0, after=1.0)
+
+
+@pytest.mark.chaos
+async def test_a_shard_down_under_a_longer_load(chaos_report: Callable[[str], ChaosReport]) -> None:
+    await shard_down(
+        chaos_report("redis shards: one SIGKILL, 3 s down, 100 channels"), 100, down=3.0, before=5.0, after=10.0
+    )
 
 
 @pytest.mark.chaos
