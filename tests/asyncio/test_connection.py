@@ -24,6 +24,7 @@ from wavecast.asyncio import BroadcastResult, ConcurrencyError, Server, ServerCo
 from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 
+from ..support.memory import kernel_send_queues
 from ..support.peers import RawSocket, accept_handshake, close_code_of, raw_handshake, raw_server
 from ..support.servers import Recorder, StartServer, echo, ws_uri
 from ..support.timing import MS, wait_until
@@ -478,6 +479,20 @@ async def test_send_blocks_when_the_peer_doesnt_read(start_server: StartServer) 
     # The blocked send() fails once the peer is gone.
     await wait_until(lambda: flood.error is not None, what="the flood to stop")
     assert isinstance(flood.error, ConnectionClosedError)
+
+
+async def test_close_timeout_drops_what_a_peer_that_doesnt_read_left_in_the_kernel(start_server: StartServer) -> None:
+    flood = Flood()
+    server = await start_server(flood, write_limit=WRITE_LIMIT, close_timeout=100 * MS)
+    with await raw_handshake(server.port, "/flood", rcvbuf=4096):
+        async with asyncio.timeout(5000 * MS):
+            await flood.blocked.wait()
+        assert flood.connection is not None
+        flood.connection.close_nowait(CloseCode.GOING_AWAY)
+        await wait_until(lambda: flood.error is not None, what="the close timeout")
+        # The server's socket is gone with what it held: the kernel doesn't keep retrying it,
+        # for minutes, as an orphan (FIN-WAIT-1 with a send queue).
+        assert kernel_send_queues(server.port) == []
 
 
 class HeldEcho(Recorder):

@@ -159,6 +159,10 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"server": {"tls_key": "key.pem"}}, "server: tls_cert and tls_key go together"),
         ({"websocket": {"write_delay": -0.5}}, "websocket.write_delay: expected 0 to 1 second, got -0.5"),
         ({"websocket": {"write_delay": 5}}, "websocket.write_delay: expected 0 to 1 second, got 5.0"),
+        (
+            {"websocket": {"socket_send_buffer": 100}},
+            "websocket.socket_send_buffer: expected 4096 to 67108864 bytes, or false for the kernel's, got 100",
+        ),
         ({"server": {"shutdown_delay": -1}}, "server.shutdown_delay: expected 0 to 600 seconds, got -1.0"),
         ({"server": {"port": 0}}, "server.port: expected 1-65535, got 0"),
         ({"server": {"port": 65536}}, "server.port: expected 1-65535, got 65536"),
@@ -252,6 +256,8 @@ def test_false_turns_a_limit_off(tmp_path: Path) -> None:
     engine = parse_config({**VALID, "engine": {"memory_max_streams": False, "memory_max_bytes": 2**20}}).engine
     assert (engine.memory_max_streams, engine.memory_max_bytes, engine.memory_max_user_bytes) == (None, 2**20, 2**24)
     assert engine.memory_max_idempotent_results == 100_000
+    websocket = parse_config({**VALID, "websocket": {"socket_send_buffer": False}}).websocket
+    assert (websocket.socket_send_buffer, parse_config(VALID).websocket.socket_send_buffer) == (None, 131072)
     # Where None isn't a value, false is a wrong type as before.
     with pytest.raises(ConfigError, match=r"client.presence_ttl: expected a number, got False"):
         parse_config({"http_api": {"key": "k"}, "client": {"presence_ttl": False}})

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,16 +11,15 @@ from cent import AsyncClient, DisconnectRequest, PublishRequest
 from cent.dto import Disconnect
 from centrifuge import ReplyError
 
-from wavecast.asyncio import ClientConnection, connect
+from wavecast.asyncio import ClientConnection
 from wavecast.codes import DISCONNECT_SLOW
-from wavecast.realtime import Session
 
 from ..support.config import API_KEY
 from ..support.http import Scrape, scrape_metrics
+from ..support.raw import slow_subscriber
 from ..support.sdk import Clients, subscribe
 from ..support.servers import AppServer, StartWavecast
 from ..support.timing import MS, wait_until
-from ..support.tokens import make_token
 
 pytestmark = pytest.mark.interop
 
@@ -110,29 +106,6 @@ async def test_values_follow_clients(start_wavecast: StartWavecast, make_client:
     assert metrics.value("wavecast_connections") == 1
     assert metrics.value("wavecast_users") == 1
     assert metrics.value("wavecast_subscriptions") == 2
-
-
-@contextlib.asynccontextmanager
-async def slow_subscriber(running: AppServer, channel: str) -> AsyncIterator[tuple[ClientConnection, Session]]:
-    """A raw client with tiny buffers that subscribes to ``channel``, then reads only when told."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", running.port))
-    connection = await connect(running.ws_url, sock=sock, compression=None, ping_interval=None, max_queue=1)
-    try:
-        await connection.send(json.dumps({"id": 1, "connect": {"token": make_token("slow")}}))
-        reply = json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
-        session = running.node.hub.session(reply["connect"]["client"])
-        assert session is not None
-        await connection.send(json.dumps({"id": 2, "subscribe": {"channel": channel}}))
-        assert "subscribe" in json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
-        (server_side,) = running.server.connections
-        server_side.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        yield connection, session
-    finally:
-        connection.transport.abort()
-        await connection.wait_closed()
 
 
 async def read_until_end(connection: ClientConnection) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import asyncio
 
 from .timing import MS
 
-__all__ = ["KIB", "MEASUREMENTS", "MIB", "Memory", "bounded", "record"]
+__all__ = ["KIB", "MEASUREMENTS", "MIB", "Memory", "bounded", "kernel_send_queues", "record"]
 
 MIB = 2**20
 KIB = 2**10
@@ -90,3 +90,19 @@ def bounded(case: str, memory: Memory, bound: int, detail: str = "") -> None:
     than ``bound`` bytes."""
     record(case, memory, detail)
     assert memory.growth < bound, f"{case}: {memory}"
+
+
+def kernel_send_queues(port: int) -> list[int]:
+    """The bytes the kernel still holds to send on each TCP socket of local ``port`` but the
+    listener, from ``/proc/net/tcp`` and ``tcp6``: sockets a server closed linger here, as
+    orphans, while their peer doesn't read."""
+    queues = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local, state, queue = fields[1], fields[3], fields[4]
+                if int(local.rsplit(":", 1)[1], 16) == port and state != "0A":  # 0A: LISTEN
+                    queues.append(int(queue.split(":")[0], 16))
+    return queues

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from wavecast.asyncio import ClientConnection, connect
+from wavecast.realtime import Session
 
 from .peers import open_raw_client
-from .servers import Listening
+from .servers import AppServer, Listening
 from .timing import MS
+from .tokens import make_token
 
-__all__ = ["OpenRaw", "RawClient"]
+__all__ = ["OpenRaw", "RawClient", "slow_subscriber"]
 
 
 class RawClient:
@@ -78,3 +82,35 @@ class RawClient:
 
 #: ``await open_raw(server, **kwargs)``, the fixture of ``tests/e2e/conftest.py``.
 OpenRaw = Callable[..., Awaitable[RawClient]]
+
+
+@contextlib.asynccontextmanager
+async def slow_subscriber(
+    running: AppServer, channel: str, *, server_send_buffer: int | None = 4096
+) -> AsyncIterator[tuple[ClientConnection, Session]]:
+    """A raw client with tiny buffers that subscribes to ``channel``, then reads only when told.
+
+    ``server_send_buffer`` shrinks the server's kernel buffer for it too, so that the server's
+    writes back up quickly; ``None`` leaves the one ``wavecast serve`` configured.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", running.port))
+    connection = await connect(running.ws_url, sock=sock, compression=None, ping_interval=None, max_queue=1)
+    try:
+        await connection.send(json.dumps({"id": 1, "connect": {"token": make_token("slow")}}))
+        reply = json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
+        session = running.node.hub.session(reply["connect"]["client"])
+        assert session is not None
+        await connection.send(json.dumps({"id": 2, "subscribe": {"channel": channel}}))
+        assert "subscribe" in json.loads(await asyncio.wait_for(connection.recv(), 5000 * MS))
+        if server_send_buffer is not None:
+            (server_side,) = running.server.connections
+            server_side.transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, server_send_buffer
+            )
+        yield connection, session
+    finally:
+        connection.transport.abort()
+        await connection.wait_closed()

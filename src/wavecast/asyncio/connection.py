@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import socket
+import struct
+import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, NamedTuple, cast
@@ -499,7 +502,7 @@ class Connection(_FanOutFields):
     def _close_timed_out(self) -> None:
         if self.debug:
             self.logger.debug("! timed out waiting for TCP close")
-        self.transport.abort()
+        abort(self.transport)
 
     def _start_keepalive(self) -> None:
         if self.ping_interval is not None:
@@ -615,6 +618,49 @@ class Connection(_FanOutFields):
                 self.transport.close()
             else:
                 self.transport.abort()
+
+
+def abort(transport: asyncio.Transport) -> None:
+    """Abort a connection whose peer stopped cooperating, and free what the kernel holds for it.
+
+    ``transport.abort()`` alone closes the socket, but bytes the peer never read stay in the
+    kernel, which keeps retrying them for minutes (an orphaned socket, up to the send buffer's
+    size, megabytes by default). When bytes are still unsent, the socket lingers for 0 seconds
+    instead: the kernel drops them and resets the connection. A peer that read everything still
+    gets an orderly end of TCP.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and _unsent(transport, sock):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    transport.abort()
+
+
+#: ``struct linger`` with ``l_onoff`` 1 and ``l_linger`` 0: close() resets the connection.
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def _unsent(transport: asyncio.Transport, sock: Any) -> bool:
+    """Whether bytes wait for the peer, in the transport or in the kernel's send queue."""
+    if transport.get_write_buffer_size():
+        return True
+    if _TIOCOUTQ is None:
+        return False
+    try:
+        queued = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return False
+    unsent: int = struct.unpack("i", queued)[0]
+    return unsent > 0
+
+
+#: The ioctl that reads a TCP socket's unsent bytes (SIOCOUTQ), on Linux.
+_TIOCOUTQ: int | None = None
+if sys.platform == "linux":  # pragma: no branch
+    import fcntl
+    import termios
+
+    _TIOCOUTQ = termios.TIOCOUTQ
 
 
 class BroadcastResult(NamedTuple):

@@ -22,7 +22,7 @@ from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.server import ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
 from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
-from .connection import Connection
+from .connection import Connection, abort
 from .streaming import HTTPStream, StreamingResponse
 
 __all__ = ["Server", "ServerConnection", "http_response", "serve"]
@@ -367,7 +367,7 @@ class Server:
         if connections:
             await asyncio.wait([asyncio.ensure_future(c) for c in connections], timeout=timeout)
         for connection in list(self._connections):
-            connection.transport.abort()
+            abort(connection.transport)
         if self._handlers:
             _, pending = await asyncio.wait(list(self._handlers), timeout=timeout)
             for task in pending:

@@ -102,12 +102,19 @@ class WebSocketSection:
             publications that arrive meanwhile leave in one write; 0 writes each turn of the
             event loop. A few milliseconds multiply fan-out throughput when publications
             arrive one at a time, as they do from Redis.
+        socket_send_buffer: the kernel's send buffer of each connection (``SO_SNDBUF``), in
+            bytes; Linux doubles it for its bookkeeping. Bounds the kernel memory a client that
+            stops reading pins, where Linux would grow the buffer to the last value of
+            ``net.ipv4.tcp_wmem`` (4 MiB by default), and keeps what it hasn't read in the
+            server, where its channels' ``slow_consumer`` policy sees it. ``false``: the
+            kernel's own sizing.
     """
 
     compression: bool = True
     write_limit: int = 65536
     open_timeout: float = 10.0
     write_delay: float = 0.0
+    socket_send_buffer: int | None = 131072
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -604,6 +611,11 @@ def _check(config: Config, errors: _Errors) -> None:
         errors.add("http_api", "the API needs a key: set http_api.key, or http_api.insecure = true")
     if config.admin.enabled and not config.admin.password:
         errors.add("admin", "the admin page needs a password: set admin.password")
+    buffer = config.websocket.socket_send_buffer
+    if buffer is not None and not 4096 <= buffer <= 64 * 2**20:
+        errors.add(
+            "websocket.socket_send_buffer", f"expected 4096 to 67108864 bytes, or false for the kernel's, got {buffer}"
+        )
     rate = config.admin.login_failure_rate
     if rate is not None and not rate > 0:
         errors.add("admin.login_failure_rate", f"expected more than 0, or false for no limit, got {rate}")

@@ -184,6 +184,7 @@ async def start_server(
             compression="deflate" if config.websocket.compression else None,
             write_limit=config.websocket.write_limit,
             write_delay=config.websocket.write_delay or None,
+            socket_send_buffer=config.websocket.socket_send_buffer,
             open_timeout=config.websocket.open_timeout,
             **options,
             **kwargs,
