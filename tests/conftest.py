@@ -17,6 +17,7 @@ from wavecast.server.pgoutbox import schema_sql
 from .support.browser import launch_chromium
 from .support.cleanup import stopping
 from .support.js import JSClient, StartJS
+from .support.jwks import JWKSServer
 from .support.nats import NatsServer, private_nats
 from .support.postgres import PostgresServer, private_postgres
 from .support.proxy_backend import ProxyBackend
@@ -161,3 +162,11 @@ async def proxy_backend() -> AsyncIterator[ProxyBackend]:
     backend = await ProxyBackend.start()
     yield backend
     await backend.stop()
+
+
+@pytest.fixture
+async def jwks_server() -> AsyncIterator[JWKSServer]:
+    """A JWKS endpoint (:class:`~tests.support.jwks.JWKSServer`) with no keys yet, stopped when the test ends."""
+    server = await JWKSServer().start()
+    yield server
+    await server.stop()

@@ -124,6 +124,11 @@ POSITIVE = [
     "client_stale_close_delay",
     "client_expired_close_delay",
     "shutdown_timeout",
+    "token_jwks_refresh_interval",
+    "token_jwks_min_refresh_interval",
+    "token_jwks_timeout",
+    "token_jwks_max_response_size",
+    "token_jwks_max_keys",
 ]
 
 
@@ -138,6 +143,8 @@ CAN_BE_OFF = [
     "publication_rate",
     "rpc_in_flight_limit",
     "history_max_limit",
+    "token_jwks_max_response_size",
+    "token_jwks_max_keys",
 ]
 
 
@@ -226,3 +233,33 @@ def test_channel_options_resolution() -> None:
     assert config.channel_options("chat") is default
     assert config.channel_options("other:1") is None
     assert config.channel_options(":1") is None
+
+
+@pytest.mark.parametrize("name", ["token_jwks_public_endpoint", "subscription_token_jwks_public_endpoint"])
+@pytest.mark.parametrize("url", ["ftp://keys.example/jwks.json", "keys.example/jwks.json", "https://", "/jwks.json"])
+def test_jwks_endpoints_are_http_urls(name: str, url: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} must be an http:// or https:// URL, got {re.escape(repr(url))}$"):
+        NodeConfig(separate_subscription_token_config=True, **{name: url})
+
+
+def test_jwks_endpoints() -> None:
+    config = NodeConfig(token_jwks_public_endpoint="https://auth.example.com/.well-known/jwks.json")
+    assert config.token_jwks_public_endpoint == "https://auth.example.com/.well-known/jwks.json"
+    assert NodeConfig(token_jwks_public_endpoint="http://127.0.0.1:8080/keys").token_jwks_refresh_interval == 300.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("subscription_token_hmac_secret_key", "secret"),
+        ("subscription_token_rsa_public_key", "pem"),
+        ("subscription_token_ecdsa_public_key", "pem"),
+        ("subscription_token_jwks_public_endpoint", "https://auth.example.com/jwks"),
+        ("subscription_token_audience", "wavecast"),
+        ("subscription_token_issuer", "auth"),
+    ],
+)
+def test_subscription_token_options_need_the_separate_config(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} needs separate_subscription_token_config = true$"):
+        NodeConfig(**{name: value})  # type: ignore[arg-type]
+    assert getattr(NodeConfig(separate_subscription_token_config=True, **{name: value}), name) == value  # type: ignore[arg-type]

@@ -11,7 +11,9 @@ from wavecast.codes import DISCONNECT_SHUTDOWN, DISCONNECT_SLOW
 from wavecast.engines import Publication
 from wavecast.realtime import DisconnectContext, Node, NodeConfig
 
+from ..support.jwks import JWKSServer
 from ..support.timing import wait_until
+from ..support.tokens import SECRET
 from .helpers import Client, ConnectClient, MakeNode, NewClient
 
 # --- slow consumers ---------------------------------------------------------------------------
@@ -201,3 +203,55 @@ async def test_a_publication_without_time(node: Node, connect: ConnectClient) ->
     node.on_publication("news", Publication(data=b"1"), None)
     assert client.pushes("pub") == [{"channel": "news", "pub": {"data": 1}}]
     assert node.stats.latency_counts == [0] * len(node.stats.latency_counts)
+
+
+# --- token keys from JWKS endpoints ----------------------------------------------------------
+
+
+async def test_jwks_endpoints_are_fetched_while_the_node_runs(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = await JWKSServer().start()
+    other = await JWKSServer().start()
+    try:
+        with caplog.at_level(logging.WARNING, "wavecast.realtime"):
+            node = Node(
+                NodeConfig(
+                    token_jwks_public_endpoint=endpoint.url,
+                    token_hmac_secret_key=SECRET,
+                    separate_subscription_token_config=True,
+                    subscription_token_jwks_public_endpoint=endpoint.url,
+                )
+            )
+        assert (
+            "token_jwks_public_endpoint is set: token_hmac_secret_key not used, every token is verified with "
+            "the JWKS's keys" in caplog.text
+        )
+        # One cache for the endpoint both kinds of token name.
+        assert list(node.jwks) == [endpoint.url]
+        assert node.tokens.jwks is node.subscription_tokens.jwks is node.jwks[endpoint.url]
+        assert endpoint.requests == 0
+        async with node:
+            await wait_until(lambda: endpoint.requests == 1, what="the fetch at start")
+        assert not node.jwks[endpoint.url]._refresher
+
+        node = Node(
+            NodeConfig(
+                token_jwks_public_endpoint=endpoint.url,
+                separate_subscription_token_config=True,
+                subscription_token_jwks_public_endpoint=other.url,
+            )
+        )
+        assert node.tokens.jwks is node.jwks[endpoint.url]
+        assert node.subscription_tokens.jwks is node.jwks[other.url]
+        assert node.subscription_tokens.enabled
+    finally:
+        await endpoint.stop()
+        await other.stop()
+
+
+def test_without_separate_config_subscription_tokens_are_verified_as_connection_tokens() -> None:
+    node = Node(NodeConfig(token_hmac_secret_key=SECRET))
+    assert node.subscription_tokens is node.tokens
+    assert node.jwks == {}
+    node = Node(NodeConfig(token_hmac_secret_key=SECRET, separate_subscription_token_config=True))
+    assert node.subscription_tokens is not node.tokens
+    assert not node.subscription_tokens.enabled

@@ -373,6 +373,25 @@ def test_node_config_mapping() -> None:
     assert node_config.client_ping_interval == NodeConfig().client_ping_interval
 
 
+def test_jwks_options(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[http_api]\nkey = "k"\n[client]\ntoken_jwks_public_endpoint = "https://auth.example.com/jwks"\n'
+        "token_jwks_refresh_interval = 60\ntoken_jwks_max_keys = false\n"
+        "separate_subscription_token_config = true\n"
+        'subscription_token_jwks_public_endpoint = "https://subs.example.com/jwks"\n',
+    )
+    node = load_config(path, environ={"WAVECAST_CLIENT__TOKEN_JWKS_TIMEOUT": "2.5"}).node_config()
+    assert node.token_jwks_public_endpoint == "https://auth.example.com/jwks"
+    assert node.subscription_token_jwks_public_endpoint == "https://subs.example.com/jwks"
+    assert (node.token_jwks_refresh_interval, node.token_jwks_timeout) == (60.0, 2.5)
+    assert (node.token_jwks_max_keys, node.token_jwks_max_response_size) == (None, 2**20)
+    with pytest.raises(ConfigError, match=r"token_jwks_public_endpoint must be an http:// or https:// URL, got 'jwks'"):
+        parse_config({**VALID, "client": {"token_jwks_public_endpoint": "jwks"}})
+    with pytest.raises(ConfigError, match=r"subscription_token_issuer needs separate_subscription_token_config"):
+        parse_config({**VALID, "client": {"subscription_token_issuer": "auth"}})
+
+
 def test_node_config_without_origins_checks_the_origin() -> None:
     assert parse_config(VALID).node_config().allowed_origins is None
 

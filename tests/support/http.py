@@ -1,4 +1,5 @@
-"""Plain HTTP for tests: one request in a thread, from any local address; the server API."""
+"""Plain HTTP for tests: one request in a thread, from any local address; the server API; and
+aiohttp applications served on 127.0.0.1, as the backends the server calls."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from collections.abc import Mapping
 from http.client import HTTPConnection
 from typing import Any
 
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from .config import API_KEY
 from .timing import MS
 
-__all__ = ["HttpAnswer", "Scrape", "api", "basic_auth", "http", "http_from", "scrape_metrics"]
+__all__ = ["HttpAnswer", "Scrape", "api", "basic_auth", "http", "http_from", "scrape_metrics", "serve_aiohttp"]
 
 
 @dataclasses.dataclass
@@ -136,3 +138,16 @@ async def scrape_metrics(base_url: str) -> Scrape:
     assert answer.status == 200, answer.text
     assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return Scrape(answer.text)
+
+
+async def serve_aiohttp(
+    app: web.Application, port: int = 0, *, handler_cancellation: bool = False
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on 127.0.0.1 and ``port`` (a free one by default, or one it had before);
+    return its runner, whose ``cleanup()`` stops it, and the port. ``handler_cancellation``
+    cancels a handler whose client went away."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

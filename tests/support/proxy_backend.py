@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .http import serve_aiohttp
+
 __all__ = ["SLOW", "ProxyBackend", "ProxyCall"]
 
 #: An answer that comes after the proxy's timeout.
@@ -75,11 +77,7 @@ class ProxyBackend:
         app = web.Application()
         for kind in KINDS:
             app.router.add_post(f"/centrifugo/{kind}", backend._handler(kind))
-        backend._runner = web.AppRunner(app, access_log=None)
-        await backend._runner.setup()
-        site = web.TCPSite(backend._runner, "127.0.0.1", 0)
-        await site.start()
-        backend.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        backend._runner, backend.port = await serve_aiohttp(app)
         return backend
 
     async def stop(self) -> None:

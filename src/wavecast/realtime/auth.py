@@ -11,6 +11,7 @@ import jwt
 
 from ..codes import DISCONNECT_INVALID_TOKEN, ERROR_PERMISSION_DENIED, ERROR_TOKEN_EXPIRED
 from ..exceptions import CommandError, DisconnectError
+from .jwks import JWKS
 
 __all__ = ["ConnectToken", "SubscribeToken", "TokenVerifier", "encode_json_claim", "sign_token", "token_ttl"]
 
@@ -85,7 +86,12 @@ class SubscribeToken:
 
 
 class TokenVerifier:
-    """Verifies tokens signed with HS256, RS256 or ES256, whichever keys are configured."""
+    """Verifies tokens signed with HS256, RS256 or ES256, whichever keys are configured, or
+    with the keys of a JWKS endpoint.
+
+    With ``jwks``, as with Centrifugo's ``token_jwks_public_endpoint``, every token is verified
+    with the set's keys: it must name one in its ``kid`` header, and the other keys are not used.
+    """
 
     def __init__(
         self,
@@ -95,6 +101,7 @@ class TokenVerifier:
         ecdsa_public_key: str = "",
         audience: str = "",
         issuer: str = "",
+        jwks: JWKS | None = None,
     ) -> None:
         self._keys: dict[str, Any] = {}
         if hmac_secret:
@@ -103,23 +110,45 @@ class TokenVerifier:
             self._keys["RS256"] = rsa_public_key
         if ecdsa_public_key:
             self._keys["ES256"] = ecdsa_public_key
+        self.jwks = jwks
         self.audience = audience or None
         self.issuer = issuer or None
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return bool(self._keys) or self.jwks is not None
 
-    def _decode(self, token: str, now: float) -> dict[str, Any]:
+    async def _key(self, header: dict[str, Any]) -> tuple[str, Any]:
+        """Return the algorithm and the key that verify a token with this header.
+
+        Raises:
+            ValueError: no key for it; the message says why.
+        """
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str):
+            raise ValueError(f"unsupported token algorithm: {algorithm!r}")
+        if self.jwks is None:
+            key = self._keys.get(algorithm)
+            if key is None:
+                raise ValueError(f"unsupported token algorithm: {algorithm!r}")
+            return algorithm, key
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise ValueError("a token without a kid header, where keys come from a JWKS endpoint")
+        jwk = await self.jwks.get(kid)
+        if jwk is None:
+            raise ValueError(f"no key {kid!r} in the JWKS of {self.jwks.endpoint}")
+        if algorithm not in jwk.algorithms:
+            raise ValueError(f"key {kid!r} doesn't verify {algorithm!r} tokens")
+        return algorithm, jwk.key
+
+    async def _decode(self, token: str, now: float) -> dict[str, Any]:
         """Verify signature and standard claims; expiry is checked by the caller."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise ValueError(f"malformed token: {exc}") from exc
-        algorithm = header.get("alg")
-        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
-        if key is None or not isinstance(algorithm, str):
-            raise ValueError(f"unsupported token algorithm: {algorithm!r}")
+        algorithm, key = await self._key(header)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -136,7 +165,7 @@ class TokenVerifier:
             raise ValueError("invalid exp claim")
         return claims
 
-    def connect_token(self, token: str, now: float) -> ConnectToken:
+    async def connect_token(self, token: str, now: float) -> ConnectToken:
         """Verify a connection token.
 
         A token with a ``channel`` claim is a subscription token and is refused here, as in
@@ -149,7 +178,7 @@ class TokenVerifier:
                 its token and connects again.
         """
         try:
-            claims = self._decode(token, now)
+            claims = await self._decode(token, now)
             if claims.get("channel") not in (None, ""):
                 raise ValueError("a connection token can't have a channel claim")
             user = claims.get("sub", "")
@@ -175,7 +204,7 @@ class TokenVerifier:
             meta=encode_json_claim(claims.get("meta")),
         )
 
-    def subscribe_token(self, token: str, now: float, *, user: str, channel: str) -> SubscribeToken:
+    async def subscribe_token(self, token: str, now: float, *, user: str, channel: str) -> SubscribeToken:
         """Verify a subscription token for ``user`` and ``channel``.
 
         Raises:
@@ -184,7 +213,7 @@ class TokenVerifier:
                 expired" when ``exp`` has passed.
         """
         try:
-            claims = self._decode(token, now)
+            claims = await self._decode(token, now)
         except ValueError as exc:
             raise CommandError(ERROR_PERMISSION_DENIED) from exc
         claimed = claims.get("channel")

@@ -8,6 +8,7 @@ Centrifugo configuration carries over.
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -177,8 +178,28 @@ _CAN_BE_OFF = frozenset(
         "rpc_in_flight_limit",
         "history_max_limit",
         "idempotency_key_max_length",
+        "token_jwks_max_response_size",
+        "token_jwks_max_keys",
     }
 )
+
+#: The options of subscription tokens that need ``separate_subscription_token_config``.
+_SUBSCRIPTION_TOKEN_OPTIONS = (
+    "subscription_token_hmac_secret_key",
+    "subscription_token_rsa_public_key",
+    "subscription_token_ecdsa_public_key",
+    "subscription_token_jwks_public_endpoint",
+    "subscription_token_audience",
+    "subscription_token_issuer",
+)
+
+
+def _check_endpoint(name: str, url: str) -> None:
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {url!r}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -193,6 +214,23 @@ class NodeConfig:
         token_rsa_public_key: PEM public key for RS256 tokens.
         token_ecdsa_public_key: PEM public key for ES256 tokens.
         token_audience, token_issuer: claims that tokens must carry, when set.
+        token_jwks_public_endpoint: an http:// or https:// URL of a JSON Web Key Set (RFC 7517);
+            when set, every token is verified with its keys (RSA, EC and Ed25519/Ed448), named
+            by the token's ``kid`` header, and the three keys above are not used, as in
+            Centrifugo. See docs/topics/jwks.md.
+        token_jwks_refresh_interval: seconds between two fetches of the set.
+        token_jwks_min_refresh_interval: seconds at least between two fetches when tokens name
+            keys that aren't in the set: one fetch per interval, however many such tokens come.
+        token_jwks_timeout: seconds a fetch may take; the cached keys stay when it fails.
+        token_jwks_max_response_size: bytes the set may have.
+        token_jwks_max_keys: keys the set may hold.
+        separate_subscription_token_config: verify subscription tokens with the
+            ``subscription_token_*`` options below instead of the ``token_*`` ones.
+        subscription_token_hmac_secret_key, subscription_token_rsa_public_key,
+            subscription_token_ecdsa_public_key, subscription_token_jwks_public_endpoint,
+            subscription_token_audience, subscription_token_issuer: the ``token_*`` options
+            for subscription tokens, with ``separate_subscription_token_config``; the
+            ``token_jwks_*`` limits apply to both endpoints.
         allow_anonymous_connect_without_token: accept connections without a token.
         client_ping_interval: seconds between the server's pings; 0 turns them off.
         client_pong_timeout: seconds a client has to answer a ping before 3012 "no pong".
@@ -240,6 +278,19 @@ class NodeConfig:
     token_ecdsa_public_key: str = ""
     token_audience: str = ""
     token_issuer: str = ""
+    token_jwks_public_endpoint: str = ""
+    token_jwks_refresh_interval: float = 300.0
+    token_jwks_min_refresh_interval: float = 10.0
+    token_jwks_timeout: float = 5.0
+    token_jwks_max_response_size: int | None = 2**20
+    token_jwks_max_keys: int | None = 100
+    separate_subscription_token_config: bool = False
+    subscription_token_hmac_secret_key: str = ""
+    subscription_token_rsa_public_key: str = ""
+    subscription_token_ecdsa_public_key: str = ""
+    subscription_token_jwks_public_endpoint: str = ""
+    subscription_token_audience: str = ""
+    subscription_token_issuer: str = ""
     allow_anonymous_connect_without_token: bool = False
     client_ping_interval: float = 25.0
     client_pong_timeout: float = 8.0
@@ -290,6 +341,11 @@ class NodeConfig:
             "idempotency_key_max_length",
             "node_info_interval",
             "survey_timeout",
+            "token_jwks_refresh_interval",
+            "token_jwks_min_refresh_interval",
+            "token_jwks_timeout",
+            "token_jwks_max_response_size",
+            "token_jwks_max_keys",
         )
         for name in positive:
             value = getattr(self, name)
@@ -298,6 +354,12 @@ class NodeConfig:
             if value is None or value <= 0:
                 off = " or None (off)" if name in _CAN_BE_OFF else ""
                 raise ConfigError(f"{name} must be positive{off}, got {value!r}")
+        _check_endpoint("token_jwks_public_endpoint", self.token_jwks_public_endpoint)
+        _check_endpoint("subscription_token_jwks_public_endpoint", self.subscription_token_jwks_public_endpoint)
+        if not self.separate_subscription_token_config:
+            for name in _SUBSCRIPTION_TOKEN_OPTIONS:
+                if getattr(self, name):
+                    raise ConfigError(f"{name} needs separate_subscription_token_config = true")
         if self.client_ping_interval < 0:
             raise ConfigError("client_ping_interval must be 0 (off) or positive")
         if self.presence_update_interval >= self.presence_ttl:

@@ -38,6 +38,7 @@ from .emulation import EmulationSessions, deliver_forwarded
 from .fanout import FanOut
 from .hooks import Hooks
 from .hub import Hub
+from .jwks import JWKS
 from .presence import PresenceTracker
 from .session import Session
 from .stats import LATENCY_BUCKETS, NodeStats
@@ -82,12 +83,15 @@ class Node(Hooks, ServerAPI):
         #: Sessions on HTTP-streaming and SSE, by the id their emulation requests name.
         self.emulation = EmulationSessions()
         self.stats = NodeStats()
-        self.tokens = TokenVerifier(
-            hmac_secret=self.config.token_hmac_secret_key,
-            rsa_public_key=self.config.token_rsa_public_key,
-            ecdsa_public_key=self.config.token_ecdsa_public_key,
-            audience=self.config.token_audience,
-            issuer=self.config.token_issuer,
+        #: The keys of the JWKS endpoints, by URL: one cache for an endpoint both kinds of token use.
+        self.jwks: dict[str, JWKS] = {}
+        #: Verifies connection tokens; :attr:`subscription_tokens` verifies subscription tokens,
+        #: the same one unless ``separate_subscription_token_config``.
+        self.tokens = self._token_verifier("token_")
+        self.subscription_tokens = (
+            self._token_verifier("subscription_token_")
+            if self.config.separate_subscription_token_config
+            else self.tokens
         )
         self.subscribers = LocalSubscribers(self.hub, self.broker)
         self.presence_tracker = PresenceTracker(self.presence_manager, self.hub, self.config)
@@ -108,6 +112,40 @@ class Node(Hooks, ServerAPI):
             emulate=functools.partial(deliver_forwarded, self),
         )
 
+    def _token_verifier(self, prefix: str) -> TokenVerifier:
+        """Build the verifier of the ``token_*`` or the ``subscription_token_*`` options."""
+        config = self.config
+        endpoint: str = getattr(config, f"{prefix}jwks_public_endpoint")
+        static = [
+            name for name in ("hmac_secret_key", "rsa_public_key", "ecdsa_public_key") if getattr(config, prefix + name)
+        ]
+        jwks = None
+        if endpoint:
+            if static:
+                logger.warning(
+                    "%s is set: %s not used, every token is verified with the JWKS's keys",
+                    f"{prefix}jwks_public_endpoint",
+                    ", ".join(prefix + name for name in static),
+                )
+            jwks = self.jwks.get(endpoint)
+            if jwks is None:
+                jwks = self.jwks[endpoint] = JWKS(
+                    endpoint,
+                    refresh_interval=config.token_jwks_refresh_interval,
+                    min_refresh_interval=config.token_jwks_min_refresh_interval,
+                    timeout=config.token_jwks_timeout,
+                    max_response_size=config.token_jwks_max_response_size,
+                    max_keys=config.token_jwks_max_keys,
+                )
+        return TokenVerifier(
+            hmac_secret=getattr(config, f"{prefix}hmac_secret_key"),
+            rsa_public_key=getattr(config, f"{prefix}rsa_public_key"),
+            ecdsa_public_key=getattr(config, f"{prefix}ecdsa_public_key"),
+            audience=getattr(config, f"{prefix}audience"),
+            issuer=getattr(config, f"{prefix}issuer"),
+            jwks=jwks,
+        )
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -116,6 +154,8 @@ class Node(Hooks, ServerAPI):
             return
         await self.broker.start(self)
         await self.presence_manager.start()
+        for jwks in self.jwks.values():
+            jwks.start()
         self.presence_tracker.start()
         await self.cluster.start()
         self.started = True
@@ -128,6 +168,8 @@ class Node(Hooks, ServerAPI):
             await asyncio.wait(list(self._tasks), timeout=self.config.shutdown_timeout)
         await self.presence_tracker.stop()
         await self.cluster.stop()
+        for jwks in self.jwks.values():
+            await jwks.aclose()
         await self.presence_manager.close()
         await self.broker.close()
         self.started = False

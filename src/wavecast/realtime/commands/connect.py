@@ -41,7 +41,7 @@ async def connect(session: Session, command_id: int, request: ConnectRequest) ->
     if request.token:
         if not node.tokens.enabled:
             raise DisconnectError(DISCONNECT_INVALID_TOKEN)
-        token = node.tokens.connect_token(request.token, now)
+        token = await node.tokens.connect_token(request.token, now)
         user, info, expire_at = token.user, token.info, token.expire_at
         channels.extend(token.channels)
         channels.extend(token.subs)

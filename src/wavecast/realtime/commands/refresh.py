@@ -22,7 +22,7 @@ async def refresh(session: Session, command_id: int, request: RefreshRequest) ->
     if not request.token or not node.tokens.enabled:
         raise CommandError(ERROR_NOT_AVAILABLE)
     now = time.time()
-    token = node.tokens.connect_token(request.token, now)
+    token = await node.tokens.connect_token(request.token, now)
     if token.user != session.user:
         raise DisconnectError(DISCONNECT_INVALID_TOKEN)
     if token.info is not None:
@@ -44,7 +44,9 @@ async def sub_refresh(session: Session, command_id: int, request: SubRefreshRequ
     if subscription is None:
         raise CommandError(ERROR_PERMISSION_DENIED)
     now = time.time()
-    token = session.node.tokens.subscribe_token(request.token, now, user=session.user, channel=request.channel)
+    token = await session.node.subscription_tokens.subscribe_token(
+        request.token, now, user=session.user, channel=request.channel
+    )
     subscription.expire_at = token.expire_at
     if token.info is not None:
         subscription.info = token.info

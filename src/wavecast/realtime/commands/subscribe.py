@@ -32,8 +32,13 @@ async def subscribe(session: Session, command_id: int, request: SubscribeRequest
     expire_at = 0
     data = None
     if request.token:
-        token = node.tokens.subscribe_token(request.token, time.time(), user=session.user, channel=channel)
+        token = await node.subscription_tokens.subscribe_token(
+            request.token, time.time(), user=session.user, channel=channel
+        )
         info, expire_at = token.info, token.expire_at
+        if session.closed or channel in session.subscriptions:
+            # The token's key may have been fetched meanwhile, while the client went away.
+            raise CommandError(ERROR_ALREADY_SUBSCRIBED)
     else:
         check_user_limited(options, channel, session.user)
         if node.on_subscribe is not None:
