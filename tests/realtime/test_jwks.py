@@ -225,7 +225,7 @@ async def test_a_failed_refresh_keeps_the_keys(
     with caplog.at_level(logging.WARNING, "wavecast.realtime"):
         await keys.refresh()
     assert set(keys.keys) == {"key-a"}
-    assert (keys.fetches, keys.failures) == (2, 1)
+    assert (keys.fetches, keys.successes, keys.failures) == (2, 1, 1)
     assert f"can't fetch the token keys from {endpoint.url}, keeping the 1 cached: {reason}" in caplog.text
 
 
@@ -297,6 +297,16 @@ async def test_aclose_abandons_a_fetch(endpoint: JWKSServer) -> None:
             await asyncio.sleep(5 * MS)
         await keys.aclose()
         assert await lookup is None
+
+
+def test_logs_and_metrics_name_the_endpoint_without_its_secrets() -> None:
+    for url, name in [
+        ("https://user:password@auth.example.com:8443/keys?token=secret", "https://auth.example.com:8443/keys"),
+        ("http://[::1]:8080/jwks.json", "http://[::1]:8080/jwks.json"),
+        ("https://auth.example.com/certs", "https://auth.example.com/certs"),
+    ]:
+        keys = JWKS(url, refresh_interval=1, min_refresh_interval=1, timeout=1, max_response_size=1, max_keys=1)
+        assert keys.name == name
 
 
 def test_aiohttp_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:

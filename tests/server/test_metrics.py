@@ -16,6 +16,7 @@ from wavecast.codes import DISCONNECT_SLOW
 
 from ..support.config import API_KEY
 from ..support.http import Scrape, scrape_metrics
+from ..support.jwks import JWKSServer, SigningKey
 from ..support.raw import slow_subscriber
 from ..support.sdk import Clients, subscribe
 from ..support.servers import AppServer, StartWavecast
@@ -189,3 +190,29 @@ async def test_metrics_disabled(start_wavecast: StartWavecast) -> None:
     running = await start_wavecast(metrics={"enabled": False})
     answer = await running.get("/metrics")
     assert answer.status == 404
+
+
+async def test_jwks_fetches_and_keys(
+    start_wavecast: StartWavecast, make_client: Clients, jwks_server: JWKSServer
+) -> None:
+    key = SigningKey("key-a")
+    jwks_server.keys = [key]
+    running = await start_wavecast(
+        client={"token_jwks_public_endpoint": jwks_server.url, "token_jwks_refresh_interval": 100 * MS}
+    )
+    _, events = await make_client.connected(running.ws_url, token=key.sign("ann"))
+    await events.wait("connected")
+    metrics = await scrape(running)
+    assert metrics.type("wavecast_jwks_fetches") == "counter"
+    assert metrics.value("wavecast_jwks_fetches_total", endpoint=jwks_server.url, outcome="ok") >= 1
+    assert metrics.value("wavecast_jwks_fetches_total", endpoint=jwks_server.url, outcome="failed") == 0
+    assert metrics.value("wavecast_jwks_keys", endpoint=jwks_server.url) == 1
+
+    await jwks_server.stop()
+
+    async def failed() -> bool:
+        metrics = await scrape(running)
+        return metrics.value("wavecast_jwks_fetches_total", endpoint=jwks_server.url, outcome="failed") >= 1
+
+    await wait_until(failed, what="a failed fetch")
+    assert (await scrape(running)).value("wavecast_jwks_keys", endpoint=jwks_server.url) == 1

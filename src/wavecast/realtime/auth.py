@@ -137,7 +137,7 @@ class TokenVerifier:
             raise ValueError("a token without a kid header, where keys come from a JWKS endpoint")
         jwk = await self.jwks.get(kid)
         if jwk is None:
-            raise ValueError(f"no key {kid!r} in the JWKS of {self.jwks.endpoint}")
+            raise ValueError(f"no key {kid!r} in the JWKS of {self.jwks.name}")
         if algorithm not in jwk.algorithms:
             raise ValueError(f"key {kid!r} doesn't verify {algorithm!r} tokens")
         return algorithm, jwk.key

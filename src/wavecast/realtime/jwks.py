@@ -16,6 +16,7 @@ import dataclasses
 import importlib.util
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -139,6 +140,15 @@ def parse_jwks(body: bytes, *, max_keys: int | None) -> tuple[dict[str, JWK], li
     return keys, skipped
 
 
+def _redacted(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 class JWKS:
     """The keys of one JWKS endpoint, cached and refreshed.
 
@@ -170,6 +180,8 @@ class JWKS:
         if importlib.util.find_spec("aiohttp") is None:
             raise ConfigError("token_jwks_public_endpoint needs aiohttp: pip install 'wavecast[jwks]'")
         self.endpoint = endpoint
+        #: The endpoint as logs and metrics show it: without credentials or query, which may hold secrets.
+        self.name = _redacted(endpoint)
         self.refresh_interval = refresh_interval
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
@@ -178,8 +190,9 @@ class JWKS:
         self._clock = clock
         #: The keys of the last set fetched, by ``kid``.
         self.keys: Mapping[str, JWK] = {}
-        #: Fetches started, and those that failed.
+        #: Fetches started, those that brought a set, and those that failed.
         self.fetches = 0
+        self.successes = 0
         self.failures = 0
         self._last_fetch: float | None = None
         self._fetch: asyncio.Task[None] | None = None
@@ -242,13 +255,14 @@ class JWKS:
         except (ValueError, OSError, TimeoutError) as exc:
             self.failures += 1
             logger.warning(
-                "can't fetch the token keys from %s, keeping the %d cached: %s", self.endpoint, len(self.keys), exc
+                "can't fetch the token keys from %s, keeping the %d cached: %s", self.name, len(self.keys), exc
             )
             return
+        self.successes += 1
         for reason in skipped:
-            logger.warning("token keys from %s: skipped %s", self.endpoint, reason)
+            logger.warning("token keys from %s: skipped %s", self.name, reason)
         if keys.keys() != self.keys.keys():
-            logger.info("token keys from %s: %s", self.endpoint, ", ".join(keys) or "none")
+            logger.info("token keys from %s: %s", self.name, ", ".join(keys) or "none")
         self.keys = keys
 
     async def _download(self) -> bytes:

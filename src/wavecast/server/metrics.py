@@ -71,6 +71,18 @@ class NodeCollector(Collector):
         for outcome, count in sorted(stats.emulation.items()):
             emulation.add_metric([outcome], count)
         yield emulation
+        fetches = CounterMetricFamily(
+            "wavecast_jwks_fetches",
+            "Fetches of the token keys of a JWKS endpoint by outcome: ok, or failed (the cached keys stay).",
+            labels=["endpoint", "outcome"],
+        )
+        keys = GaugeMetricFamily("wavecast_jwks_keys", "Token keys cached from a JWKS endpoint.", labels=["endpoint"])
+        for jwks in node.jwks.values():
+            fetches.add_metric([jwks.name, "ok"], jwks.successes)
+            fetches.add_metric([jwks.name, "failed"], jwks.failures)
+            keys.add_metric([jwks.name], len(jwks.keys))
+        yield fetches
+        yield keys
         buckets: list[tuple[str, float]] = []
         cumulative = 0
         for bound, count in zip(LATENCY_BUCKETS, stats.latency_counts, strict=False):
