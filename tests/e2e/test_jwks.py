@@ -1,5 +1,6 @@
 """Tokens verified with the keys of a JWKS endpoint (``token_jwks_public_endpoint``), over real
-sockets: centrifuge-python clients, a local JWKS server, and keys that rotate while the node runs."""
+sockets: centrifuge-python and centrifuge-js clients, a local JWKS server, and keys that rotate
+while the node runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from wavecast.exceptions import ConnectionClosed
 from wavecast.realtime import ChannelOptions, NodeConfig
 from wavecast.realtime.jwks import JWKS
 
+from ..support.js import StartJS
 from ..support.jwks import JWKSServer, SigningKey
 from ..support.raw import OpenRaw
 from ..support.sdk import Clients, subscribe, subscribe_refused
@@ -185,3 +187,31 @@ async def test_subscription_tokens_with_keys_of_their_own(
     assert unsubscribed.code == 103
     # Connection tokens are HMAC ones: a key of the set doesn't sign them.
     await refused(make_client, running.ws_url, A.sign("2"))
+
+
+async def test_centrifuge_js_refreshes_with_the_new_key(
+    start_node: StartNode, start_js: StartJS, endpoint: JWKSServer
+) -> None:
+    running, cache = await start(start_node, endpoint)
+    endpoint.keys = [A, B]
+    await wait_until(lambda: "key-b" in cache.keys, what="B beside A")
+    # Connected and subscribed with A; the refresh of its connection token brings a B token.
+    js = await start_js(url=running.ws_url, token=A.sign("ann", ttl=2), tokens=[B.sign("ann")])
+    await js.ok("connect")
+    await js.wait("connected")
+    await js.ok("subscribe", channel=CHANNEL, token=A.sign("ann", channel=CHANNEL))
+
+    endpoint.keys = [B]
+    await wait_until(lambda: set(cache.keys) == {"key-b"}, what="a refresh without A")
+    late = await start_js(url=running.ws_url, token=A.sign("bob"))
+    await late.call("connect")
+    disconnected = await late.wait("disconnected")
+    assert (disconnected["code"], disconnected["reason"]) == (3500, "invalid token")
+
+    await js.wait("get_token", timeout=4000 * MS)
+    await wait_until(lambda: running.node.stats.commands["refresh"] == 1, what="the refresh with B")
+    await running.node.publish(CHANNEL, {"after": "rotation"})
+    publication = await js.wait("publication")
+    assert publication["data"] == {"after": "rotation"}
+    assert len(js.named("connected")) == 1
+    assert not js.named("disconnected")
