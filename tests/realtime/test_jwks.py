@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from wavecast.exceptions import CommandError, ConfigError, DisconnectError
 from wavecast.realtime import jwks as jwks_module
@@ -70,6 +72,9 @@ def test_key_algorithms() -> None:
         ({"kty": "RSA", "alg": "HS256"}, "alg 'HS256' doesn't go with a RSA key"),
         ({"kty": "EC", "crv": "P-256", "alg": "ES384"}, "alg 'ES384' doesn't go with a EC key"),
         ({"kty": "EC", "crv": "P-999"}, "unsupported EC curve 'P-999'"),
+        ({"kty": "EC", "crv": ["P-256"]}, r"unsupported EC curve \['P-256'\]"),
+        ({"kty": "RSA", "alg": ["RS256"]}, r"alg \['RS256'\] doesn't go with a RSA key"),
+        ({"kty": "x" * 100}, "unsupported key type '" + "x" * 36 + r"\.\.\.$"),
         ({"kty": "OKP", "crv": "X25519"}, "unsupported OKP curve 'X25519'"),
         ({"kty": "oct"}, "unsupported key type 'oct'"),
         ({}, "unsupported key type None"),
@@ -119,6 +124,45 @@ def test_keys_left_out() -> None:
 def test_not_a_key_set(document: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_jwks(document, max_keys=None)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6,
+)
+_WORDS = st.sampled_from(["RSA", "EC", "OKP", "oct", "P-256", "P-521", "Ed25519", "X25519", "RS256", "ES384", "EdDSA"])
+_MEMBERS = ("kty", "crv", "alg", "kid", "use", "n", "e", "x", "y", "d", "k")
+
+
+@st.composite
+def _jwks_documents(draw: st.DrawFn) -> Any:
+    """Sets whose keys are real ones with members replaced by anything JSON, or made of such members."""
+    keys: list[Any] = []
+    for _ in range(draw(st.integers(0, 4))):
+        base = dict(draw(st.sampled_from([A, EC, OKP])).jwk()) if draw(st.booleans()) else {}
+        for name in draw(st.lists(st.sampled_from(_MEMBERS), max_size=4)):
+            base[name] = draw(_WORDS | _JSON)
+        keys.append(base if draw(st.integers(0, 9)) else draw(_JSON))
+    return draw(st.sampled_from([{"keys": keys}, keys, {"keys": keys, "other": 1}]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_jwks_documents())
+def test_any_set_parses_or_fails_with_value_error(document: Any) -> None:
+    try:
+        keys, skipped = parse_jwks(json.dumps(document).encode(), max_keys=3)
+    except ValueError as exc:
+        assert len(str(exc)) < 300
+        return
+    assert all(isinstance(kid, str) and key.algorithms for kid, key in keys.items())
+    assert all(len(reason) < 300 for reason in skipped)
+
+
+@given(body=st.binary(max_size=64))
+def test_any_bytes_parse_or_fail_with_value_error(body: bytes) -> None:
+    with contextlib.suppress(ValueError):
+        parse_jwks(body, max_keys=None)
 
 
 def test_max_keys() -> None:

@@ -52,31 +52,38 @@ class JWK:
     key: Any
 
 
+def _clipped(text: str, limit: int) -> str:
+    """``text`` in ``limit`` characters at most: what a set holds may be long, and goes to the log."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _shown(value: Any) -> str:
+    return _clipped(repr(value), 40)
+
+
 def key_algorithms(jwk: Mapping[str, Any]) -> frozenset[str]:
     """Return the algorithms a JWK verifies: its ``alg`` if it names one of its type's, else its type's.
 
     Raises:
         ValueError: a type other than RSA, EC and OKP, an unknown curve, or an ``alg`` of another type.
     """
-    kty = jwk.get("kty")
+    kty, curve, algorithm = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
+    # Members of the wrong JSON type fall through to the errors below, never to a TypeError.
+    curve = curve if isinstance(curve, str) else None
     if kty == "RSA":
         family = _RSA
-    elif kty == "EC":
-        curve = _EC_CURVES.get(jwk.get("crv"))  # type: ignore[arg-type]
-        if curve is None:
-            raise ValueError(f"unsupported EC curve {jwk.get('crv')!r}")
-        family = frozenset({curve})
-    elif kty == "OKP":
-        if jwk.get("crv") not in _OKP_CURVES:
-            raise ValueError(f"unsupported OKP curve {jwk.get('crv')!r}")
+    elif kty == "EC" and curve in _EC_CURVES:
+        family = frozenset({_EC_CURVES[curve]})
+    elif kty == "OKP" and curve in _OKP_CURVES:
         family = frozenset({"EdDSA"})
+    elif kty in ("EC", "OKP"):
+        raise ValueError(f"unsupported {kty} curve {_shown(jwk.get('crv'))}")
     else:
-        raise ValueError(f"unsupported key type {kty!r}")
-    algorithm = jwk.get("alg")
+        raise ValueError(f"unsupported key type {_shown(kty)}")
     if algorithm is None:
         return family
-    if algorithm not in family:
-        raise ValueError(f"alg {algorithm!r} doesn't go with a {kty} key")
+    if not isinstance(algorithm, str) or algorithm not in family:
+        raise ValueError(f"alg {_shown(algorithm)} doesn't go with a {kty} key")
     return frozenset({algorithm})
 
 
@@ -94,12 +101,13 @@ def _parse_key(item: Any) -> JWK | None:
     if not isinstance(kid, str) or not kid:
         raise ValueError("a key without a kid, which no token could name")
     if "d" in item or item.get("kty") == "oct":
-        raise ValueError(f"key {kid!r} holds private or symmetric material: it doesn't belong in a public set")
+        raise ValueError(f"key {_shown(kid)} holds private or symmetric material: it doesn't belong in a public set")
     try:
         algorithms = key_algorithms(item)
         key = jwt.PyJWK(item, algorithm=min(algorithms)).key
-    except (ValueError, jwt.PyJWTError) as exc:
-        raise ValueError(f"key {kid!r}: {exc}") from exc
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        # PyJWT's parsers meet what the set's JSON holds: a number where a base64 string goes...
+        raise ValueError(f"key {_shown(kid)}: {_clipped(str(exc), 200)}") from exc
     return JWK(kid=kid, algorithms=algorithms, key=key)
 
 
@@ -134,7 +142,7 @@ def parse_jwks(body: bytes, *, max_keys: int | None) -> tuple[dict[str, JWK], li
         if key is None:
             continue
         if key.kid in keys:
-            skipped.append(f"a second key {key.kid!r}")
+            skipped.append(f"a second key {_shown(key.kid)}")
             continue
         keys[key.kid] = key
     return keys, skipped
