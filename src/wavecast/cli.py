@@ -42,6 +42,9 @@ shutdown_delay = 0.0             # seconds unready (503 on /ready) before the dr
 [client]
 # Signs connection and subscription tokens (HS256). Keep it secret.
 token_hmac_secret_key = "{secret}"
+# Or verify tokens with the keys an identity provider publishes and rotates (docs/topics/jwks.md);
+# the secret above is then not used:
+# token_jwks_public_endpoint = "https://auth.example.com/.well-known/jwks.json"
 allow_anonymous_connect_without_token = false
 client_ping_interval = 25.0
 client_pong_timeout = 8.0

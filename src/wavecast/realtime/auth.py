@@ -172,8 +172,8 @@ class TokenVerifier:
         Centrifugo, before its expiry is looked at; ``refresh`` verifies with this method too.
 
         Raises:
-            DisconnectError: 3500 "invalid token" for a bad signature, malformed claims or a
-                ``channel`` claim.
+            DisconnectError: 3500 "invalid token" for a bad signature, malformed claims, a
+                ``channel`` claim, or a key that the JWKS doesn't have or that couldn't be fetched.
             CommandError: 109 "token expired" when ``exp`` has passed; the client refreshes
                 its token and connects again.
         """
@@ -208,9 +208,9 @@ class TokenVerifier:
         """Verify a subscription token for ``user`` and ``channel``.
 
         Raises:
-            CommandError: 103 "permission denied" for a bad token, one without a ``channel``
-                claim (a connection token) or for another user or channel; 109 "token
-                expired" when ``exp`` has passed.
+            CommandError: 103 "permission denied" for a bad token (its key not in the JWKS
+                included), one without a ``channel`` claim (a connection token) or for another
+                user or channel; 109 "token expired" when ``exp`` has passed.
         """
         try:
             claims = await self._decode(token, now)
