@@ -147,7 +147,7 @@ def _jwks_documents(draw: st.DrawFn) -> Any:
     return draw(st.sampled_from([{"keys": keys}, keys, {"keys": keys, "other": 1}]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(document=_jwks_documents())
 def test_any_set_parses_or_fails_with_value_error(document: Any) -> None:
     try:
