@@ -292,6 +292,20 @@ async def test_an_endpoint_that_is_down_keeps_the_keys(endpoint: JWKSServer, cap
     assert await keys.get("key-b") is not None
 
 
+async def test_the_set_is_asked_for_uncompressed(endpoint: JWKSServer, caplog: pytest.LogCaptureFixture) -> None:
+    keys = cache(endpoint)
+    await keys.refresh()
+    assert endpoint.headers["Accept-Encoding"] == "identity"
+    assert "User-Agent" not in endpoint.headers
+    # A server that compresses all the same isn't inflated past the size limit: it fails.
+    endpoint.gzip = True
+    with caplog.at_level(logging.WARNING, "wavecast.realtime"):
+        await keys.refresh()
+    assert keys.failures == 1
+    assert "the answer isn't JSON" in caplog.text
+    assert set(keys.keys) == {"key-a"}
+
+
 async def test_too_many_keys_keeps_the_keys(endpoint: JWKSServer) -> None:
     keys = cache(endpoint, max_keys=1)
     await keys.refresh()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import gzip
 import json
 import time
 from typing import Any
@@ -88,14 +89,18 @@ class JWKSServer:
         answer: replaces the set when not ``None``: an int (an empty answer with that status)
             or bytes (sent as they are, with status 200).
         endless: answer with 200 and a body that never ends.
+        gzip: send the set gzipped, with ``Content-Encoding: gzip``, whatever the request accepts.
         requests: requests answered so far.
+        headers: the headers of the last request.
     """
 
     def __init__(self) -> None:
         self.keys: list[SigningKey | dict[str, Any]] = []
         self.answer: int | bytes | None = None
         self.endless = False
+        self.gzip = False
         self.requests = 0
+        self.headers: dict[str, str] = {}
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -108,6 +113,10 @@ class JWKSServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.headers = dict(request.headers)
+        if self.gzip:
+            body = gzip.compress(json.dumps(self.document()).encode())
+            return web.Response(body=body, content_type="application/json", headers={"Content-Encoding": "gzip"})
         if self.endless:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)

@@ -270,7 +270,7 @@ class JWKS:
         for reason in skipped:
             logger.warning("token keys from %s: skipped %s", self.name, reason)
         if keys.keys() != self.keys.keys():
-            logger.info("token keys from %s: %s", self.name, ", ".join(keys) or "none")
+            logger.info("token keys from %s: %s", self.name, _clipped(", ".join(keys), 500) or "none")
         self.keys = keys
 
     async def _download(self) -> bytes:
@@ -287,8 +287,12 @@ class JWKS:
         try:
             async with (
                 asyncio.timeout(self.timeout),
-                aiohttp.ClientSession(skip_auto_headers=("User-Agent",)) as client,
-                client.get(self.endpoint, headers={"Accept": "application/json"}) as response,
+                # Uncompressed: the size limit then bounds what an answer takes in memory, where
+                # a small gzip body could inflate to much more between two checks.
+                aiohttp.ClientSession(skip_auto_headers=("User-Agent",), auto_decompress=False) as client,
+                client.get(
+                    self.endpoint, headers={"Accept": "application/json", "Accept-Encoding": "identity"}
+                ) as response,
             ):
                 if response.status != 200:
                     raise ValueError(f"HTTP status {response.status}")
