@@ -112,10 +112,11 @@ profile: venv system-deps
 	$(BIN)/pip install -q py-spy
 	$(PY) bench/profile.py echo32 echo1m fan10k ch10k
 
-# Each fuzz target for FUZZ_SECONDS (default 60); crashes land in fuzzing/crashes/, and the
+# Each fuzz target for FUZZ_SECONDS (default 60), or for FUZZ_RUNS inputs (the long form:
+# FUZZ_RUNS=10000000); FUZZ_TARGETS picks some. Crashes land in fuzzing/crashes/, and the
 # inputs run per target in fuzzing/RESULTS.md.
 fuzz: venv
-	fuzzing/run.sh $(or $(FUZZ_SECONDS),60)
+	fuzzing/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS) $(if $(FUZZ_SECONDS),--seconds $(FUZZ_SECONDS)),$(or $(FUZZ_SECONDS),60)) $(FUZZ_TARGETS)
 
 # Every Autobahn case, as a server and as a client; rewrites compliance/RESULTS.md.
 compliance: venv

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Run every fuzz target for a bounded time: fuzzing/run.sh [SECONDS per target, default 60].
-# Crashes are written to fuzzing/crashes/; each one must become a regression test in
-# tests/fuzzing/. The summary of the run (inputs executed per target) goes to fuzzing/RESULTS.md.
+# Run fuzz targets, each bounded in time or in executions:
+#   fuzzing/run.sh [SECONDS] [TARGET...]          each target for SECONDS (default 60)
+#   fuzzing/run.sh --runs N [--seconds S] [TARGET...]   each target for N inputs (and at most S s)
+# With no TARGET, every target runs, one after the other. Crashes are written to fuzzing/crashes/;
+# each one must become a regression test in tests/fuzzing/. Each target's row in
+# fuzzing/RESULTS.md (inputs executed, time, commit) is replaced as soon as the target ends, so
+# that two runs of different targets can share the file and a long run shows what it has done.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
-SECONDS_PER_TARGET="${1:-60}"
-"$PY" -c "import atheris" 2>/dev/null || "$ROOT/.venv/bin/pip" install -q atheris
-mkdir -p "$HERE/crashes" "$HERE/corpus"
 
 # name:script:environment. frames-pure parses with the pure Python twins of the C speedups,
 # which atheris instruments; frames runs the C parser that serves by default.
@@ -20,57 +21,81 @@ TARGETS=(
   "protobuf:protobuf:"
 )
 
+usage() { sed -n '2,4p' "$0" | sed 's/^# *//' >&2; exit 2; }
+is_count() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
+
+seconds=""
+runs=""
+selected=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) [ $# -ge 2 ] && is_count "$2" || usage; runs="$2"; shift 2 ;;
+    --seconds) [ $# -ge 2 ] && is_count "$2" || usage; seconds="$2"; shift 2 ;;
+    -h|--help) usage ;;
+    -*) usage ;;
+    *)
+      if is_count "$1" && [ ${#selected[@]} -eq 0 ] && [ -z "$seconds" ]; then seconds="$1"; else selected+=("$1"); fi
+      shift ;;
+  esac
+done
+[ -n "$runs" ] || seconds="${seconds:-60}"
+
+known=()
+for entry in "${TARGETS[@]}"; do known+=("${entry%%:*}"); done
+for name in "${selected[@]}"; do
+  [[ " ${known[*]} " == *" $name "* ]] || { echo "fuzz: no target $name (targets: ${known[*]})" >&2; exit 2; }
+done
+[ ${#selected[@]} -gt 0 ] || selected=("${known[@]}")
+
+"$PY" -c "import atheris" 2>/dev/null || "$ROOT/.venv/bin/pip" install -q atheris
+mkdir -p "$HERE/crashes" "$HERE/corpus"
+
 stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }
 
-# What was fuzzed, and how busy the machine was: exec/s depends on it.
+# What was fuzzed: exec/s depends on how busy the machine was, so each row keeps the load too.
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain -- src fuzzing ':!fuzzing/RESULTS.md' 2>/dev/null)" ]; then commit="$commit + local changes"; fi
-started=$(date -u +%Y-%m-%dT%H:%MZ)
-load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+bound="${runs:+$runs runs}"
+[ -z "$seconds" ] || bound="${bound:+$bound, }${seconds} s"
+results=(--results "$HERE/RESULTS.md" --bound "$bound" --commit "$commit"
+  --machine "$(uname -sm), $(nproc) CPUs, Python $("$PY" -c 'import platform; print(platform.python_version())'), atheris $("$PY" -c 'import importlib.metadata as m; print(m.version("atheris"))')")
 
-rows=()
 rc=0
 for entry in "${TARGETS[@]}"; do
   IFS=: read -r name script env <<< "$entry"
+  [[ " ${selected[*]} " == *" $name "* ]] || continue
   corpus="$HERE/corpus/$name"
   seeds="$HERE/seeds/$script"
   mkdir -p "$corpus"
   [ -d "$seeds" ] || { echo "fuzz: $name has no seeds folder $seeds" >&2; exit 2; }
-  options=(-max_total_time="$SECONDS_PER_TARGET" -artifact_prefix="$HERE/crashes/$name-" -print_final_stats=1)
+  options=(-artifact_prefix="$HERE/crashes/$name-" -print_final_stats=1)
+  [ -z "$runs" ] || options+=(-runs="$runs")
+  [ -z "$seconds" ] || options+=(-max_total_time="$seconds")
   [ -f "$HERE/$script.dict" ] && options+=(-dict="$HERE/$script.dict")
-  before=$(find "$HERE/crashes" -name "$name-*" | wc -l)
-  echo "fuzz: $name for ${SECONDS_PER_TARGET}s" >&2
+  before=$(find "$HERE/crashes" -name "$name-*" -not -name '*.log' | wc -l)
   log="$HERE/crashes/$name.log"
+  started=$(date -u +%Y-%m-%dT%H:%MZ)
+  load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+  echo "fuzz: $name for $bound, log in $log" >&2
+  "$PY" "$HERE/results.py" "${results[@]}" --target "$name" --started "$started" --load "$load" --status running
+  start=$(date +%s)
   status=ok
   if ! (cd "$HERE" && env $env "$PY" "fuzz_$script.py" "$corpus" "$seeds" "${options[@]}" > "$log" 2>&1); then
     status=failed
     rc=1
   fi
-  crashes=$(( $(find "$HERE/crashes" -name "$name-*" | wc -l) - before ))
+  elapsed=$(( $(date +%s) - start ))
+  crashes=$(( $(find "$HERE/crashes" -name "$name-*" -not -name '*.log' | wc -l) - before ))
   units=$(stat number_of_executed_units "$log")
   speed=$(stat average_exec_per_sec "$log")
   rss=$(stat peak_rss_mb "$log")
+  # libFuzzer gives 0 exec/s for a run shorter than its first second.
+  if [ "${speed:-0}" = 0 ] && [ "$elapsed" -gt 0 ]; then speed=$(( ${units:-0} / elapsed )); fi
   if [ "$status" = failed ]; then
     echo "fuzz: $name FOUND A CRASH (or failed to start), see $log" >&2
   fi
-  echo "fuzz: $name ran ${units:-0} inputs, ${speed:-0}/s, $crashes crashes" >&2
-  rows+=("| $name | $SECONDS_PER_TARGET | ${units:-0} | ${speed:-0} | ${rss:-?} | $crashes | $status |")
+  echo "fuzz: $name ran ${units:-0} inputs in ${elapsed}s, ${speed:-0}/s, $crashes crashes" >&2
+  "$PY" "$HERE/results.py" "${results[@]}" --target "$name" --started "$started" --load "$load" \
+    --status "$status" --runs "${units:-0}" --seconds "$elapsed" --speed "${speed:-0}" --rss "${rss:-?}" --crashes "$crashes"
 done
-
-{
-  echo "# Fuzzing results"
-  echo
-  echo "The last run of \`fuzzing/run.sh $SECONDS_PER_TARGET\` (\`FUZZ_SECONDS=$SECONDS_PER_TARGET make fuzz\`), written by the script."
-  echo
-  echo "- started: $started, on commit $commit"
-  echo "- machine: $(uname -sm), $(nproc) CPUs (load average $load at the start), Python $("$PY" -c 'import platform; print(platform.python_version())'), atheris $("$PY" -c 'import importlib.metadata as m; print(m.version("atheris"))')"
-  echo
-  echo "| target | seconds | executed units | exec/s | peak RSS (MB) | crashes | result |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "Each target starts from its seeds (\`fuzzing/seeds/\`, written by \`fuzzing/make_seeds.py\`) and the"
-  echo "corpus of earlier runs (\`fuzzing/corpus/\`, not committed). Every crash becomes a regression test in"
-  echo "\`tests/fuzzing/\`."
-} > "$HERE/RESULTS.md"
 exit "$rc"
