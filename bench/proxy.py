@@ -131,6 +131,9 @@ def server_config(mode: str, backend_port: int, jwks_url: str = "") -> str:
         f'token_hmac_secret_key = "{SECRET}"',
         "user_connection_limit = false",
         "command_rate = false",
+        # Connects per second are what this measures, as fast as they come.
+        "admission_connection_rate = false",
+        "admission_connect_rate = false",
     ]
     if mode == "hook":
         lines[3:3] = ['app = "proxy_backend:setup"', f'app_dir = "{os.path.join(BENCH, "servers")}"']

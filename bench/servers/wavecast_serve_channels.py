@@ -63,6 +63,9 @@ def config(port: int) -> Config:
                 # A publisher keeps up to 16 messages in flight to 10,000 subscribers at 100 bytes a push.
                 "client_queue_max_size": 16 * 2**20,
                 "user_connection_limit": 20_000,
+                # The benches connect 10,000 clients as fast as they can; storms are bench/storm.py's.
+                "admission_connection_rate": False,
+                "admission_connect_rate": False,
             },
             **streams,
         }

@@ -120,6 +120,10 @@ POSITIVE = [
     "publication_burst",
     "rpc_in_flight_limit",
     "history_max_limit",
+    "admission_connection_rate",
+    "admission_connection_burst",
+    "admission_connect_rate",
+    "admission_connect_burst",
     "client_pong_timeout",
     "client_stale_close_delay",
     "client_expired_close_delay",
@@ -145,6 +149,8 @@ CAN_BE_OFF = [
     "history_max_limit",
     "token_jwks_max_response_size",
     "token_jwks_max_keys",
+    "admission_connection_rate",
+    "admission_connect_rate",
 ]
 
 

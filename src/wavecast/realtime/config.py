@@ -179,6 +179,8 @@ _CAN_BE_OFF = frozenset(
         "history_max_limit",
         "idempotency_key_max_length",
         "token_jwks_max_response_size",
+        "admission_connection_rate",
+        "admission_connect_rate",
         "token_jwks_max_keys",
     }
 )
@@ -250,6 +252,13 @@ class NodeConfig:
         publication_rate, publication_burst: the same for publish commands (error 111).
         rpc_in_flight_limit: RPC handlers running at once per client (error 106).
         history_max_limit: publications one history or recovery call returns at most.
+        admission_connection_rate, admission_connection_burst: new WebSocket connections per
+            second that the whole node admits, and the burst above that rate; past them the
+            upgrade gets 503 (``wavecast serve``), which the SDKs retry after their backoff.
+        admission_connect_rate, admission_connect_burst: ``connect`` commands per second that
+            the whole node admits, on every transport, and the burst above that rate; past
+            them a connect gets error 111 "too many requests" (temporary), which the SDKs
+            retry after their backoff (:mod:`~wavecast.realtime.admission`).
         user_subscribe_to_personal: subscribe every authenticated client to its personal
             channel ``personal_channel_namespace:#user``.
         personal_channel_namespace: the namespace of personal channels.
@@ -265,7 +274,7 @@ class NodeConfig:
 
     Every limit on clients has a finite default, and ``None`` turns it off (see
     docs/topics/limits.md): those above from ``client_queue_max_size`` to
-    ``history_max_limit``, except the presence timings; a rate of ``None`` turns its bucket
+    ``admission_connect_burst``, except the presence timings; a rate of ``None`` turns its bucket
     off, whatever the burst. In a TOML file or a ``WAVECAST_CLIENT__*`` variable, ``false``
     stands for ``None``.
     """
@@ -309,6 +318,10 @@ class NodeConfig:
     publication_burst: int = 100
     rpc_in_flight_limit: int | None = 16
     history_max_limit: int | None = 1000
+    admission_connection_rate: float | None = 2000.0
+    admission_connection_burst: int = 1000
+    admission_connect_rate: float | None = 1000.0
+    admission_connect_burst: int = 500
     user_subscribe_to_personal: bool = False
     personal_channel_namespace: str = "personal"
     shutdown_timeout: float = 10.0
@@ -333,6 +346,10 @@ class NodeConfig:
             "publication_burst",
             "rpc_in_flight_limit",
             "history_max_limit",
+            "admission_connection_rate",
+            "admission_connection_burst",
+            "admission_connect_rate",
+            "admission_connect_burst",
             "client_pong_timeout",
             "client_stale_close_delay",
             "client_expired_close_delay",

@@ -28,6 +28,7 @@ from typing import Any
 from ..codes import DISCONNECT_SHUTDOWN, UNSUBSCRIBE_INSUFFICIENT_STATE, Disconnect
 from ..engines.base import Broker, ClientInfo, PresenceManager, Publication, StreamPosition
 from . import subscribing
+from .admission import Admission
 from .api import ServerAPI
 from .auth import TokenVerifier
 from .cluster import Cluster
@@ -83,6 +84,8 @@ class Node(Hooks, ServerAPI):
         #: Sessions on HTTP-streaming and SSE, by the id their emulation requests name.
         self.emulation = EmulationSessions()
         self.stats = NodeStats()
+        #: The node-wide rates of new connections and connect commands (reconnect storms).
+        self.admission = Admission.from_config(self.config, time.monotonic())
         #: The keys of the JWKS endpoints, by URL: one cache for an endpoint both kinds of token use.
         self.jwks: dict[str, JWKS] = {}
         #: Verifies connection tokens; :attr:`subscription_tokens` verifies subscription tokens,

@@ -144,6 +144,14 @@ class App:
     def ready(self) -> bool:
         return self.node.started and not self.stopping
 
+    def _readiness(self) -> HttpResponse:
+        if not self.ready:
+            return _json(503, {"status": "unavailable"})
+        if self.node.admission.overloaded(time.monotonic()):
+            # Admission is refusing clients: a load balancer should send the storm elsewhere.
+            return _json(503, {"status": "overloaded"})
+        return _json(200, {"status": "ready"})
+
     def stream(
         self,
         method: str,
@@ -186,7 +194,7 @@ class App:
         if path == "/health":
             return _json(200, {"status": "ok"})
         if path == "/ready":
-            return _json(200, {"status": "ready"}) if self.ready else _json(503, {"status": "unavailable"})
+            return self._readiness()
         if path == WEBSOCKET_PATH:
             return HttpResponse(426, b"Upgrade Required: connect with WebSocket\n", headers=(("Upgrade", "websocket"),))
         if path == EMULATION_PATH and self.streams.enabled:

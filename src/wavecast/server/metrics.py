@@ -83,6 +83,15 @@ class NodeCollector(Collector):
             keys.add_metric([jwks.name], len(jwks.keys))
         yield fetches
         yield keys
+        refused = CounterMetricFamily(
+            "wavecast_admission_refused",
+            "Clients refused by the node's admission rates, by kind: connection (503 at the upgrade) "
+            "or connect (error 111); each retries after its backoff.",
+            labels=["kind"],
+        )
+        for kind in ("connection", "connect"):
+            refused.add_metric([kind], node.admission.refused[kind])
+        yield refused
         buckets: list[tuple[str, float]] = []
         cumulative = 0
         for bound, count in zip(LATENCY_BUCKETS, stats.latency_counts, strict=False):

@@ -9,6 +9,7 @@ import functools
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -76,11 +77,18 @@ def build_node(config: Config) -> Node:
     return Node(config.node_config(), broker=broker, presence_manager=presence_manager)
 
 
+#: The answer to an upgrade past the node's admission rate: cheap, and temporary to the SDKs,
+#: which retry a failed upgrade after their backoff with jitter.
+_OVERLOADED = ("Service Unavailable: the server is overloaded, retry later\n", {"Retry-After": "1"})
+
+
 def _process_request(app: App) -> Any:
     async def process_request(connection: ServerConnection, request: Request) -> Response | StreamingResponse | None:
         if request.path == WEBSOCKET_PATH and "upgrade" in ", ".join(request.headers.get_all("Connection")).lower():
             if not app.ready:
                 return http_response(503, "Service Unavailable: the server is stopping\n")
+            if not app.node.admission.admit_connection(time.monotonic()):
+                return http_response(503, _OVERLOADED[0], headers=_OVERLOADED[1])
             return None
         headers = {name.lower(): value for name, value in request.headers.items()}
         answer: HttpResponse | None

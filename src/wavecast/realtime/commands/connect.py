@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ...codes import DISCONNECT_BAD_REQUEST, DISCONNECT_CONNECTION_LIMIT, DISCONNECT_INVALID_TOKEN, ERROR_UNAUTHORIZED
+from ...codes import (
+    DISCONNECT_BAD_REQUEST,
+    DISCONNECT_CONNECTION_LIMIT,
+    DISCONNECT_INVALID_TOKEN,
+    ERROR_TOO_MANY_REQUESTS,
+    ERROR_UNAUTHORIZED,
+)
 from ...exceptions import CommandError, DisconnectError
 from ...version import version
 from .. import subscribing
@@ -30,6 +36,10 @@ async def connect(session: Session, command_id: int, request: ConnectRequest) ->
     if not session.connecting:
         raise DisconnectError(DISCONNECT_BAD_REQUEST)
     node = session.node
+    if not node.admission.admit_connect(time.monotonic()):
+        # Before the token's verification, the costliest step; 111 is temporary, so the SDKs
+        # retry after their backoff with jitter.
+        raise CommandError(ERROR_TOO_MANY_REQUESTS)
     config = node.config
     now = time.time()
 
