@@ -19,6 +19,9 @@ TARGETS=(
   "handshake:handshake:"
   "deflate:deflate:"
   "protobuf:protobuf:"
+  "json:json:"
+  "http-api:http_api:"
+  "config:config:"
 )
 
 usage() { sed -n '2,4p' "$0" | sed 's/^# *//' >&2; exit 2; }

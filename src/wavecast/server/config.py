@@ -420,6 +420,18 @@ class _Errors:
         self.messages.append(f"{path}: {message}" if path else message)
 
 
+# The annotations are strings (postponed evaluation): evaluating them was most of the
+# loader's time, and the classes don't change.
+_TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _type_hints(cls: type[Any]) -> dict[str, Any]:
+    hints = _TYPE_HINTS.get(cls)
+    if hints is None:
+        hints = _TYPE_HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _suggest(key: str, known: Sequence[str]) -> str:
     """Name the known key closest to a misspelt one, judging by its start and by similarity."""
     candidates = [name for name in known if name.startswith(key[: max(len(key) - 2, 3)])]
@@ -458,6 +470,15 @@ class _EnvValue:
 
     raw: str
     parsed: Any
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` has no lone surrogates, which os.environ makes of bytes that aren't UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _takes_text(annotation: Any) -> bool:
@@ -518,6 +539,11 @@ def _convert(value: Any, annotation: Any, path: str, errors: _Errors) -> Any:
         if isinstance(value, dict):
             return _build(annotation, value, path, errors)  # type: ignore[arg-type]
     elif annotation in _SCALARS and _SCALARS[annotation](value):
+        if isinstance(value, str) and not _is_unicode(value):
+            # An environment variable's bytes that aren't UTF-8: a key or a secret that would
+            # fail each request it is compared with.
+            errors.add(path, f"expected UTF-8 text, got {value!r}")
+            return None
         return float(value) if annotation is float else value
     errors.add(path, f"expected {_type_name(annotation)}, got {value!r}")
     return None
@@ -525,7 +551,7 @@ def _convert(value: Any, annotation: Any, path: str, errors: _Errors) -> Any:
 
 def _build(cls: type[Any], data: Mapping[str, Any], path: str, errors: _Errors) -> Any:
     """Build dataclass ``cls`` from a table, recording every problem."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     before = len(errors.messages)
@@ -548,7 +574,7 @@ def _client_section(data: Any, errors: _Errors) -> dict[str, Any]:
     if not isinstance(data, dict):
         errors.add("client", "expected a table")
         return {}
-    hints = typing.get_type_hints(NodeConfig)
+    hints = _type_hints(NodeConfig)
     result: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _CLIENT_FIELDS:
@@ -569,7 +595,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         ConfigError: with one line per problem.
     """
     errors = _Errors()
-    hints = typing.get_type_hints(Config)
+    hints = _type_hints(Config)
     kwargs: dict[str, Any] = {}
     known = [f.name for f in dataclasses.fields(Config)]
     for key, value in data.items():
@@ -710,18 +736,34 @@ def load_config(
     flags, which go through the same checks as the file.
 
     Raises:
-        ConfigError: the file is missing or isn't valid TOML, or the configuration is invalid.
+        ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML, or the
+            configuration is invalid.
     """
+    try:
+        return _load(path, os.environ if environ is None else environ, overrides or {})
+    except RecursionError as exc:
+        # tomllib, like the checks, recurses once per level of arrays and tables.
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}arrays or tables nested too deep") from exc
+
+
+def _load(path: str | Path | None, environ: Mapping[str, str], overrides: Mapping[str, Mapping[str, Any]]) -> Config:
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            # TOML is UTF-8, whatever the locale says.
+            data = tomllib.loads(Path(path).read_bytes().decode())
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: no such file") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: can't read it: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = exc.object[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}: invalid TOML: not UTF-8 text (line {line})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    data = apply_env(data, os.environ if environ is None else environ)
-    for section, values in (overrides or {}).items():
+    data = apply_env(data, environ)
+    for section, values in overrides.items():
         table = data.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{section}: expected a table, got {table!r}")

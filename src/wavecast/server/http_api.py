@@ -11,7 +11,6 @@ broadcast requests (it wins over ``data``), and in the publications of history r
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import logging
 import time
@@ -195,7 +194,7 @@ def _request_data(data: msgspec.Raw, b64data: str) -> bytes:
     if b64data:
         try:
             payload = base64.b64decode(b64data, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or text that isn't ASCII
             raise CommandError(ERROR_BAD_REQUEST) from exc
     else:
         payload = bytes(data)

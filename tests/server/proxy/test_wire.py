@@ -54,6 +54,13 @@ def test_results() -> None:
     assert reply_bytes(msgspec.Raw(b"null"), "", "data") is None
 
 
+@pytest.mark.parametrize("b64", ["not base64!", "AAé=", "AP8"])
+def test_data_that_isnt_base64_is_a_bad_answer(b64: str) -> None:
+    # Text that isn't ASCII raised ValueError past the caller, which expects ProxyAnswerError.
+    with pytest.raises(ProxyAnswerError, match="b64data isn't base64"):
+        reply_bytes(msgspec.Raw(), b64, "data")
+
+
 def test_errors_and_disconnects() -> None:
     with pytest.raises(CommandError) as error:
         decode_reply(b'{"error": {"code": 1000, "message": "custom error", "temporary": true}}', RPCReply)

@@ -11,7 +11,6 @@ travels base64-encoded as ``b64data``). Every answer holds one of ``result``, ``
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any, TypeVar
 
 import msgspec
@@ -179,7 +178,7 @@ def reply_bytes(raw: msgspec.Raw, b64: str, name: str) -> bytes | None:
     if b64:
         try:
             return base64.b64decode(b64, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or text that isn't ASCII
             raise ProxyAnswerError(f"b64{name} isn't base64: {b64[:40]!r}") from exc
     if not raw or bytes(raw) == b"null":
         return None
