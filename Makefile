@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types docs cov bench profile compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types docs cov bench profile soak compliance fuzz deps venv node system-deps clean
 
 # pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
 $(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c src/wavecast/*.h)
@@ -111,6 +111,13 @@ bench: venv system-deps
 profile: venv system-deps
 	$(BIN)/pip install -q py-spy
 	$(PY) bench/profile.py echo32 echo1m fan10k ch10k
+
+# Two wavecast serve nodes on Redis under client churn for SOAK_MINUTES (default 60): RSS, file
+# descriptors, tasks and loop lag sampled each minute must stay flat after the warm-up, and every
+# monitored publication must arrive. The plot and report land in bench/results/soak-*.
+SOAK_MINUTES ?= 60
+soak: venv system-deps
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 # Each fuzz target for FUZZ_SECONDS (default 60), or for FUZZ_RUNS inputs (the long form:
 # FUZZ_RUNS=10000000); FUZZ_TARGETS picks some. Crashes land in fuzzing/crashes/, and the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from centrifuge import ReplyError
 
 from wavecast.asyncio import ClientConnection
 from wavecast.codes import DISCONNECT_SLOW
+from wavecast.server.metrics import LoopMonitor
 
 from ..support.config import API_KEY
 from ..support.http import Scrape, scrape_metrics
@@ -216,3 +218,40 @@ async def test_jwks_fetches_and_keys(
 
     await wait_until(failed, what="a failed fetch")
     assert (await scrape(running)).value("wavecast_jwks_keys", endpoint=jwks_server.url) == 1
+
+
+async def test_event_loop_gauges(start_wavecast: StartWavecast, make_client: Clients) -> None:
+    running = await start_wavecast()
+    metrics = await scrape(running)
+    assert metrics.type("wavecast_asyncio_tasks") == "gauge"
+    assert metrics.type("wavecast_event_loop_lag_seconds") == "gauge"
+    assert metrics.value("wavecast_event_loop_lag_seconds") >= 0
+    idle = metrics.value("wavecast_asyncio_tasks")
+    # Each connection runs its handler in a task of its own.
+    for user in ("alice", "bob", "carol"):
+        await make_client.connected(running.ws_url, user)
+    assert (await scrape(running)).value("wavecast_asyncio_tasks") >= idle + 3
+
+
+async def test_loop_monitor_measures_a_blocked_loop() -> None:
+    monitor = LoopMonitor(interval=0.01)
+    assert list(monitor.collect()) == []
+    monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+        # A callback that holds the loop for 200 ms makes the next timer fire that much late.
+        time.sleep(0.2)
+        await wait_until(lambda: monitor.lag >= 0.1)
+        await wait_until(lambda: monitor.lag < 0.1)
+        extra = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+        families = {family.name: family.samples[0].value for family in monitor.collect()}
+        assert families["wavecast_asyncio_tasks"] == len(asyncio.all_tasks())
+        assert families["wavecast_event_loop_lag_seconds"] == monitor.lag
+        extra.cancel()
+    finally:
+        monitor.stop()
+        monitor.stop()
+    lag = monitor.lag
+    time.sleep(0.05)
+    await asyncio.sleep(0.05)
+    assert monitor.lag == lag

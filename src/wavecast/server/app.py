@@ -52,6 +52,7 @@ from .http_api import handle_api
 from .proxy import EventProxies
 
 if TYPE_CHECKING:
+    from .metrics import LoopMonitor
     from .pgoutbox import OutboxConsumer
 
 __all__ = ["App", "HttpHandler", "HttpResponse"]
@@ -135,10 +136,22 @@ class App:
         # admin is one listed by name.
         self._admin_origins = tuple(o for o in config.server.allowed_origins if o not in ("*", "null"))
         self._registry: Any = None
+        #: Measures the event loop for /metrics, from :meth:`start` to :meth:`stop`.
+        self.loop_monitor: LoopMonitor | None = None
         if config.metrics.enabled:
-            from .metrics import metrics_registry
+            from .metrics import LoopMonitor, metrics_registry
 
-            self._registry = metrics_registry(node)
+            self.loop_monitor = LoopMonitor()
+            self._registry = metrics_registry(node, self.loop_monitor)
+
+    def start(self) -> None:
+        """Start what runs in the event loop beside the routes (the loop's measurement)."""
+        if self.loop_monitor is not None:
+            self.loop_monitor.start()
+
+    def stop(self) -> None:
+        if self.loop_monitor is not None:
+            self.loop_monitor.stop()
 
     @property
     def ready(self) -> bool:

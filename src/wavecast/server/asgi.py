@@ -231,10 +231,12 @@ class NodeApp:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self.routes.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.routes.stopping = True
                 await self.node.shutdown(DISCONNECT_SHUTDOWN)
+                self.routes.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

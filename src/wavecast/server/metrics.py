@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -11,9 +12,64 @@ from prometheus_client.registry import Collector
 
 from ..realtime.node import LATENCY_BUCKETS, Node
 
-__all__ = ["CONTENT_TYPE", "NodeCollector", "metrics_registry", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "LoopMonitor", "NodeCollector", "metrics_registry", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+#: How often :class:`LoopMonitor` sets its timer, in seconds.
+LOOP_LAG_INTERVAL = 0.5
+
+
+class LoopMonitor(Collector):
+    """The event loop's health: its tasks, and how late a timer set every ``interval`` seconds fires.
+
+    A loop blocked by a long callback, or too busy to keep up, runs its timers late; that
+    delay is the lag every client of the node feels. The timer is a plain callback rather
+    than a task, so that measuring adds nothing to the tasks it counts.
+    """
+
+    def __init__(self, interval: float = LOOP_LAG_INTERVAL) -> None:
+        self.interval = interval
+        #: How late the last timer fired, in seconds.
+        self.lag = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Start measuring on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._schedule()
+
+    def stop(self) -> None:
+        """Stop measuring; safe to call when not started, or twice."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        due = self._loop.time() + self.interval
+        self._timer = self._loop.call_at(due, self._fire, due)
+
+    def _fire(self, due: float) -> None:
+        assert self._loop is not None
+        self.lag = max(0.0, self._loop.time() - due)
+        self._schedule()
+
+    def collect(self) -> Iterator[Metric]:
+        if self._loop is None:
+            return
+        yield GaugeMetricFamily(
+            "wavecast_asyncio_tasks",
+            "Asyncio tasks not yet done in the node's event loop.",
+            value=len(asyncio.all_tasks(self._loop)),
+        )
+        yield GaugeMetricFamily(
+            "wavecast_event_loop_lag_seconds",
+            f"How late the event loop ran the last of a timer set every {self.interval:g} s.",
+            value=self.lag,
+        )
 
 
 class NodeCollector(Collector):
@@ -107,10 +163,13 @@ class NodeCollector(Collector):
         )
 
 
-def metrics_registry(node: Node) -> CollectorRegistry:
-    """A registry with the node's metrics and the process's (CPU, memory, file descriptors)."""
+def metrics_registry(node: Node, loop_monitor: LoopMonitor | None = None) -> CollectorRegistry:
+    """A registry with the node's metrics, its event loop's once ``loop_monitor`` is started,
+    and the process's (CPU, memory, file descriptors)."""
     registry = CollectorRegistry()
     registry.register(NodeCollector(node))
+    if loop_monitor is not None:
+        registry.register(loop_monitor)
     registry.register(ProcessCollector(registry=None))
     return registry
 

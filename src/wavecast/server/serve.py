@@ -200,11 +200,13 @@ async def start_server(
     except BaseException:
         await node.shutdown()
         raise
+    app.start()
     if config.outbox.enabled:
         try:
             app.outbox = await _start_outbox(config, node)
         except BaseException:
             server.close()
+            app.stop()
             await node.shutdown()
             raise
     return server, app
@@ -233,6 +235,7 @@ async def shutdown(server: Server, app: App, timeout: float, delay: float = 0.0)
     await server.wait_closed(timeout)
     if app.proxies is not None:
         await app.proxies.aclose()
+    app.stop()
 
 
 #: Work an application runs beside the server, such as a feed that publishes: started once the
