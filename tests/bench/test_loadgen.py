@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ import pytest
 import wavecast
 from tests.support.processes import LoggedServer, free_port_pair
 from tests.support.timing import MS
-from tests.support.tools import ROOT, require
+from tests.support.tools import ROOT, load_script, require
 
 INSTRUMENT = ROOT / "bench" / "loadgen"
 CONNECT = '{"id":1,"connect":{"token":"t"}}'
@@ -190,16 +189,8 @@ async def test_a_stream_needs_the_fanout_mode(loadgen: str) -> None:
     assert b"for fanout's subscribers" in err
 
 
-def _load(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 #: The bench's server of wavecast serve's endpoints, for its connect command.
-SERVE_CHANNELS = _load(ROOT / "bench" / "servers" / "wavecast_serve_channels.py")
+SERVE_CHANNELS = load_script(ROOT / "bench" / "servers" / "wavecast_serve_channels.py")
 
 
 @pytest.fixture

@@ -368,3 +368,22 @@ async def test_centrifuge_js_over_each_transport_under_uvicorn(start_js: StartJS
         # would end the streams: the client leaves first.
         await js.close()
         await running.stop()
+
+
+async def test_metrics_measure_the_event_loop_from_startup_to_shutdown() -> None:
+    config = mounted_config(metrics={"enabled": True})
+    app = NodeApp(Node(config.node_config()), config=config)
+    module = ModuleType("bare")
+    module.node = app.node  # type: ignore[attr-defined]
+    running = await start_uvicorn(app, module)
+    monitor = app.routes.loop_monitor
+    assert monitor is not None
+    try:
+        metrics = (await http("GET", running.url + "/metrics")).text
+        assert "\nwavecast_asyncio_tasks " in metrics
+        assert "\nwavecast_event_loop_lag_seconds " in metrics
+        assert monitor._timer is not None
+    finally:
+        await running.stop()
+    # The lifespan's shutdown stopped the timer with the node.
+    assert monitor._timer is None

@@ -6,13 +6,16 @@ A missing program skips its tests with a reason on a developer's machine, and fa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["CHROMIUM", "ROOT", "haproxy", "nats_server", "node", "redis_server", "require"]
+__all__ = ["CHROMIUM", "ROOT", "haproxy", "load_script", "nats_server", "node", "redis_server", "require"]
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -24,6 +27,21 @@ def require(condition: object, reason: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
         pytest.skip(reason)
+
+
+def load_script(path: Path) -> Any:
+    """Import one of the repository's scripts (``bench/``, ``scripts/``), which aren't in a
+    package, as a module named after its file; registered in ``sys.modules``, where dataclasses
+    look their module up."""
+    name = f"wavecast_script_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def node(*packages: str) -> str:
