@@ -22,6 +22,9 @@ fan-out mode connect and subscribe with the Centrifugo protocol and unwrap its p
 | ch1k-serve, ch10k-serve | wavecast_serve_channels.py (``wavecast serve``) | a push to a WebSocket subscriber |
 | ch1k-http, ch10k-http | the same server | a push, a line of an HTTP-streaming response |
 | ch1k-sse, ch10k-sse | the same server | a push, an event of an SSE response |
+| room1k, room10k | wavecast-channels, node-socketio, python-socketio(-uvicorn) | a publication to a channel's |
+| | | subscriber, or a Socket.IO event ``42["msg",..]`` to a member of the room ``bench`` |
+| join10k | the same | connect + subscribe (or join) 10,000 clients; conn/s and KiB per joined client |
 
 In the Redis and NATS scenarios the nodes, redis-server and nats-server share CPU 0, so their
 ``bg`` column counts node B and the servers, not noise. In ``xnode1000ch`` subscriber ``i``
@@ -39,6 +42,18 @@ first message, as the body of ``POST /connection/http_stream`` or in the ``cf_co
 parameter of ``GET /connection/sse``, so that only the transport differs; each fallback is
 also compared with the WebSocket on that server in the same run (``x WebSocket``). Their
 publisher is a WebSocket on the next port (``--pub-port-offset 1``).
+
+The ``room`` and ``join`` scenarios put wavecast's channels beside the real-time servers a team
+would otherwise pick in Python and Node: python-socketio 5 (on aiohttp; ``-uvicorn``, the same
+app as ASGI under uvicorn) and socket.io 4 (``bench/loadgen/peers/*socketio_server*``, installed
+by ``bench/loadgen/setup.sh``). Their subscribers are the loadgen's Socket.IO clients
+(``--socketio``): Engine.IO v4 over a WebSocket, the default namespace, an acknowledged
+``join`` event; wavecast's send the Centrifugo connect and subscribe commands. The publisher
+is the same plain WebSocket at ``/publish`` on every server. ``join10k`` counts a client once
+its subscribe reply (or the join's ack) has arrived, and reads the server's RSS while the
+10,000 are held: (RSS held - RSS before) / 10,000. Their ratios are against wavecast-channels
+in the same run, and ``/CPU-s`` divides by the server's CPU seconds, which a shared machine
+takes less from than it does from the wall clock.
 Results go to ``bench/results/realtime-<stamp>.md`` and ``.jsonl``.
 
 ``--ref REF`` measures a commit beside the working tree in the same run: the channel scenarios
@@ -85,6 +100,17 @@ FILTERED_SUB_INIT = (
     + '","tf":{"key":"k","cmp":"neq","val":"v{v}"}}}'
 )
 
+#: Socket.IO: the event that joins the room, acknowledged (``431["ok"]``), and the event that
+#: each publication is: ``42["msg","<payload>"]``.
+SIO_JOIN = '421["join","' + CHANNEL + '"]'
+SIO_JOINED = '431["ok"]'
+SIO_FANOUT = ["--socketio", "--sub-init", SIO_JOIN, "--pub-path", "/publish", "--unwrap", '42["msg","']
+SIO_FANOUT += ["--unwrap-suffix", '"]']
+#: What tells a Centrifugo client that it has joined its channel: the subscribe command's reply.
+SUBSCRIBED = '{"id":2,"subscribe"'
+#: The servers of the room and join scenarios; the first is what the others are compared with.
+ROOM_PEERS = ["wavecast-channels", "node-socketio", "python-socketio", "python-socketio-uvicorn"]
+
 
 def load_runner() -> Any:
     """The instrument's run.py, as a module."""
@@ -115,6 +141,15 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             *("--pub-path", "/publish", "--pub-port-offset", str(PUBLISHER_PORT_OFFSET)),
         ]
 
+    def rooms(key: str, common: list[str], centrifugo: list[str], socketio: list[str], **extra: Any) -> dict[str, Any]:
+        # One scenario, each server's clients speaking its own protocol.
+        by_peer = {peer: common + (socketio if "socketio" in peer else centrifugo) for peer in ROOM_PEERS}
+        return dict(key=key, args=by_peer[ROOM_PEERS[0]], args_by_peer=by_peer, peers=list(ROOM_PEERS), **extra)
+
+    joined = ["connect", "-n", str(a.conns), "-k", k, "-H", str(a.hold)]
+    room = dict(metric="deliveries_per_s", unit="deliv/s")
+    join = dict(metric="conns_per_s", unit="conn/s", rss=True)
+    subscribe = ["--path", "/connection/websocket", "--sub-init", SUB_INIT, "--join-reply", SUBSCRIBED]
     served = [
         dict(
             key=f"ch{n}-{name}",
@@ -185,6 +220,9 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             peers=["wavecast-channels-tags"],
         ),
         *served,
+        rooms("room1k", fanout(1000), channel, SIO_FANOUT, **room),
+        rooms("room10k", fanout(10000), channel, SIO_FANOUT, **room),
+        rooms("join10k", joined, subscribe, ["--socketio", "--sub-init", SIO_JOIN, "--join-reply", SIO_JOINED], **join),
     ]
 
 
@@ -208,6 +246,7 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
     channels = os.path.join(SERVERS, "wavecast_channels.py")
     cluster = os.path.join(SERVERS, "wavecast_cluster.py")
     snapshot_peers: dict[str, list[str]] = {}
+    python_socketio = [run.PY, "peers/python_socketio_server.py", "--server"]
     if ref is not None:
         sha, src = ref
         at = ["env", f"PYTHONPATH={src}", PYTHON, channels]
@@ -239,16 +278,83 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
             *("--port", "{port}"),
         ],
         "wavecast-serve": [PYTHON, os.path.join(SERVERS, "wavecast_serve_channels.py"), "--port", "{port}"],
+        # The Socket.IO peers run in the instrument's directory, from bench/loadgen/setup.sh's installs.
+        "node-socketio": ["node", "peers/node_socketio_server.js", "{port}"],
+        "python-socketio": [*python_socketio, "aiohttp", "--port", "{port}"],
+        "python-socketio-uvicorn": [*python_socketio, "uvicorn", "--port", "{port}"],
     }
+
+
+def values(results: list[dict[str, Any]], peer: str, key: str, field: str = "deliveries_per_s") -> list[float]:
+    """``field`` of each successful trial of ``peer`` in scenario ``key``."""
+    return [r[field] for r in results if r["peer"] == peer and r["scenario"] == key and r.get("ok") and field in r]
+
+
+def socketio_versions(run: Any) -> str:
+    """The Socket.IO peers' versions, as the runner's interpreter and node find them."""
+    code = "import importlib.metadata as m\nfor p in ('python-socketio', 'aiohttp', 'uvicorn'): print(p, m.version(p))"
+    found = subprocess.run([run.PY, "-c", code], capture_output=True, text=True).stdout.split()
+    node = subprocess.run(
+        ["node", "-p", "process.version + ' socket.io ' + require('socket.io/package.json').version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": run.NODE_MODULES},
+    ).stdout.split()
+    words = [*found, *(["node", *node] if node else [])]
+    return ", ".join(f"{name} {version}" for name, version in zip(words[::2], words[1::2], strict=False))
+
+
+def rooms_markdown(results: list[dict[str, Any]], scs: list[dict[str, Any]]) -> list[str]:
+    """The room and join scenarios: each server beside wavecast-channels, in the same run."""
+    lines = [
+        "",
+        "Rooms and joins: median per server, ratio against wavecast-channels of the same scenario and run;",
+        "/CPU-s is the main figure per second of the server's CPU (join10k: the CPU of the connect phase).",
+        "",
+        "| scenario | server | median | spread | x wavecast | per server CPU-s | p50 / p99 ms | KiB per joined client "
+        "| server CPU % | bg % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sc in scs:
+        metric, unit = sc["metric"], sc["unit"]
+        latency = ("hs_p50_us", "hs_p99_us") if metric == "conns_per_s" else ("lat_p50_us", "lat_p99_us")
+        base = values(results, ROOM_PEERS[0], sc["key"], metric)
+        for peer in sc["peers"]:
+            vals = values(results, peer, sc["key"], metric)
+            if not vals:
+                lines.append(f"| {sc['key']} | {peer} | - | - | - | - | - | - | - | - |")
+                continue
+            med = statistics.median(vals)
+            cpu = statistics.median(values(results, peer, sc["key"], "server_cpu_pct"))
+            rss = values(results, peer, sc["key"], "rss_kib_per_conn")
+            p50, p99 = (statistics.median(values(results, peer, sc["key"], f)) / 1000 for f in latency)
+            cells = [
+                sc["key"],
+                peer,
+                f"{med:,.0f} {unit}",
+                f"{100 * (max(vals) - min(vals)) / med:.0f}% (n={len(vals)})" if len(vals) > 1 else "-",
+                f"{med / statistics.median(base):.2f}x" if base else "-",
+                f"{100 * med / cpu:,.0f}" if cpu > 0 else "-",
+                f"{p50:.1f} / {p99:.1f}",
+                f"{statistics.median(rss):.1f}" if rss else "-",
+                f"{cpu:.0f}",
+                f"{statistics.median(values(results, peer, sc['key'], 'bg_cpu_pct')):.0f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(results: list[dict[str, Any]], a: argparse.Namespace, scs: list[dict[str, Any]], elapsed: float) -> str:
     def values(peer: str, key: str, field: str = "deliveries_per_s") -> list[float]:
         return [r[field] for r in results if r["peer"] == peer and r["scenario"] == key and r.get("ok")]
 
-    lines = [
+    room_scs = [sc for sc in scs if "args_by_peer" in sc]
+    scs = [sc for sc in scs if "args_by_peer" not in sc]
+    title = [
         f"# Channel fan-out ({time.strftime('%Y-%m-%d %H:%M')}, {a.reps} rep(s), warmup {a.warmup}s + "
         f"{a.duration}s per trial, window {a.window}, server on CPU 0, loadgen on CPU 1, {elapsed / 60:.1f} min)",
+    ]
+    lines = [
         "",
         "Median deliveries/s (spread = (max - min) / median); the ratio is against websockets' raw",
         "broadcast to the same number of subscribers in this run.",
@@ -279,6 +385,9 @@ def markdown(results: list[dict[str, Any]], a: argparse.Namespace, scs: list[dic
             latency = f"{p50:.1f} / {p99:.1f}"
             cells = [sc["key"], peer, f"{med:,.0f}", spread, ratio, versus, latency, f"{cpu:.0f}", f"{bg:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
+    lines = title + (lines if scs else [])
+    if room_scs:
+        lines += rooms_markdown(results, room_scs)
     fails = [r for r in results if not r.get("ok")]
     if fails:
         lines += ["", "Failures:", ""]
@@ -298,10 +407,11 @@ def main() -> None:
         nargs="*",
         help="subset of: fan1k fan10k ch1k ch10k ch10k-redis xnode10k xnode1000ch ch10k-recovery ch10k-tags "
         "ch10k-tags10 "
-        "ch1k-serve ch1k-http ch1k-sse ch10k-serve ch10k-http ch10k-sse",
+        "ch1k-serve ch1k-http ch1k-sse ch10k-serve ch10k-http ch10k-sse room1k room10k join10k",
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S seconds for an idle machine")
     parser.add_argument("--ref", help="also measure this commit's channel fan-out, in the same run")
+    parser.add_argument("--peers", nargs="*", help="only these servers (default: every scenario's)")
     args = parser.parse_args()
 
     subprocess.run(["make", "-s", "-C", INSTRUMENT], check=True)
@@ -324,6 +434,9 @@ def main() -> None:
     )
     a = argparse.Namespace(**{**defaults, **vars(args)})
     scs = [s for s in scenarios(a) if not args.scenarios or s["key"] in args.scenarios]
+    if args.peers:
+        scs = [{**s, "peers": [p for p in s["peers"] if p in args.peers]} for s in scs]
+        scs = [s for s in scs if s["peers"]]
     ref = snapshot(run, args.ref) if args.ref else None
     commands = peers(run, ref)
     if ref is not None:
@@ -336,12 +449,13 @@ def main() -> None:
         for sc in scs:
             order = sc["peers"][(rep - 1) % len(sc["peers"]) :] + sc["peers"][: (rep - 1) % len(sc["peers"])]
             for peer in order:
-                result = runner.trial(peer, commands[peer], sc, rep)
+                own = {**sc, "args": sc.get("args_by_peer", {}).get(peer, sc["args"])}
+                result = runner.trial(peer, commands[peer], own, rep)
                 results.append(result)
                 status = "ok" if result.get("ok") else "FAIL " + str(result.get("error", ""))[:160]
                 print(
                     f"[{time.time() - start:5.0f}s] rep {rep} {sc['key']:14s} {peer:26s} "
-                    f"{result.get('deliveries_per_s', 0):>12,.0f} deliv/s cpu={result.get('server_cpu_pct')}% "
+                    f"{result.get(sc['metric']) or 0:>12,.0f} {sc['unit']} cpu={result.get('server_cpu_pct')}% "
                     f"bg={result.get('bg_cpu_pct')}% {status}",
                     file=sys.stderr,
                     flush=True,
@@ -349,6 +463,9 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
     md = markdown(results, a, scs, time.time() - start)
+    if any("args_by_peer" in sc for sc in scs):
+        md += f"\nVersions: {socketio_versions(run)}\n"
+    md += f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
     md += f"\nCommand: `{' '.join(['bench/realtime.py', *sys.argv[1:]])}`\n"
     with open(os.path.join(BENCH, "results", f"realtime-{stamp}.md"), "w") as f:
         f.write(md)

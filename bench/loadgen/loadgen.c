@@ -31,6 +31,19 @@
  * subscribers connect from their own source address in 127.R.0.0/16 (R random per run), because
  * the client closes a stream and keeps its TIME_WAIT: one address would run out of ports.
  *
+ * Socket.IO: --socketio makes every subscriber (fanout) and every connection (connect) a Socket.IO 4
+ * client over Engine.IO v4's WebSocket transport (default --path /socket.io/?EIO=4&transport=websocket):
+ * it waits for the server's open packet "0{...}", joins the default namespace with "40", and once
+ * the server's "40{...}" answer arrives sends --sub-init (e.g. 421["join","bench"]); it answers
+ * Engine.IO pings "2" with pongs "3", fails on "44" (namespace refused), "41" or "1" (disconnect),
+ * and hands every other packet (events "42[...]", acks "43...") to --unwrap. The publisher stays a
+ * plain WebSocket (--pub-path, --pub-port).
+ *
+ * Connect and join: in connect mode, --sub-init TEXT is sent once open (after the namespace's
+ * answer with --socketio) and --join-reply STR counts a connection as open only when a message
+ * containing STR arrives (the subscribe reply, the join's ack): conn/s and the handshake latency
+ * then cover connect + join.
+ *
  * Output: progress/errors on stderr; on stdout one human line starting with "# " and one JSON
  * line starting with "{" (last line). Exit status 0 = ok, 1 = test failed, 2 = usage, 3 = hard deadline.
  *
@@ -71,6 +84,10 @@ enum { S_NEW = 0, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING, S_DONE };
 enum { P_CONNECT = 1, P_SYNC, P_RUN, P_DRAIN, P_HOLD, P_CLOSE, P_EXIT };
 enum { T_WS = 0, T_HTTP_STREAM, T_SSE };
 enum { CK_SIZE = 0, CK_DATA, CK_CRLF };
+/* A Socket.IO client's progress: Engine.IO open packet, then the namespace's answer. */
+enum { SIO_OPENING = 0, SIO_JOINING, SIO_CONNECTED };
+/* What a connect-mode connection keeps of each message while it waits for --join-reply. */
+#define JOIN_BUF 8192
 
 /* ------------------------------------------------------------------ config */
 static struct {
@@ -88,8 +105,9 @@ static struct {
     const char *label;
     int quiet;
     const char *sub_init, *pub_path, *unwrap, *unwrap_suffix;
-    int alt_port, alt_port_offset, sub_init_variants, transport, pub_port, pub_port_offset;
+    int alt_port, alt_port_offset, sub_init_variants, transport, pub_port, pub_port_offset, socketio;
     size_t unwrap_len, unwrap_suffix_len;
+    const char *join_reply;
 } cfg = {
     .host = "127.0.0.1", .port = 0, .path = NULL, .conns = 1, .depth = 1, .size = 32, .binary = 0,
     .duration = 5, .warmup = 1, .timeout = 10, .connect_timeout = 60, .hold = 3, .rate = 0,
@@ -145,6 +163,9 @@ typedef struct conn {
     /* an HTTP stream (--transport): chunked transfer coding, or the body until EOF */
     uint8_t http, chunked, ck_state, ck_digits, ck_ext;
     uint64_t ck_rem;
+    /* Socket.IO (--socketio), and a connect-mode connection's wait for --join-reply */
+    uint8_t sio, counted;
+    char *jbuf; uint32_t jlen;
     /* echo */
     uint64_t *fifo; uint32_t fq_head, fq_cnt;
     /* fanout subscriber */
@@ -187,7 +208,7 @@ static uint64_t g_sent, g_done, g_send_end, g_first_meas, g_last_deliv_t;
 static int g_first_meas_set;
 static uint32_t *g_dcnt;
 static uint64_t g_deliv, g_meas_deliv, g_dups, g_gaps, g_pub_echo, g_probe_sent;
-static uint64_t g_last_probe;
+static uint64_t g_last_probe, g_last_ready;
 static uint8_t *g_fbuf;
 
 /* connect state */
@@ -276,6 +297,7 @@ static void conn_end(conn *c) {
     g_ended++;
     free(c->out); c->out = NULL; c->out_cap = c->out_len = c->out_off = 0;
     free(c->hs); c->hs = NULL;
+    free(c->jbuf); c->jbuf = NULL;
 }
 
 static const char *role_name(int r) {
@@ -290,7 +312,7 @@ static void conn_fail(conn *c, const char *fmt, ...) {
     va_end(ap);
     int was_open = c->state >= S_OPEN;
     note_err("conn #%d (%s, %s): %s", c->id, role_name(c->role), was_open ? "after upgrade" : "before upgrade", tmp);
-    if (!was_open) g_failed++;
+    if (!c->counted) g_failed++;
     if (c->role == R_ECHO && c->fq_cnt) { g_inflight -= c->fq_cnt; c->fq_cnt = 0; }
     conn_end(c);
     if (cfg.mode == M_FANOUT && was_open && (g_phase == P_SYNC || g_phase == P_RUN || g_phase == P_DRAIN))
@@ -476,6 +498,8 @@ static void start_conn(conn *c) {
 }
 
 static void on_open(conn *c);
+static void conn_counted(conn *c);
+static void send_sub_init(conn *c);
 
 static void feed(conn *c, const uint8_t *p, size_t n);
 static void stream_body(conn *c, const uint8_t *p, size_t n);
@@ -623,7 +647,7 @@ static void sub_on_msg(conn *c) {
                                     : (rest >= cfg.size ? cfg.size : rest);
     }
     if (head_len >= 1 && head[0] == 'P') {
-        if (!c->ready) { c->ready = 1; g_ready++; }
+        if (!c->ready) { c->ready = 1; g_ready++; g_last_ready = g_now; }
         return;
     }
     int bad = 0;
@@ -653,7 +677,65 @@ static void sub_on_msg(conn *c) {
     }
 }
 
+static void text_frame(conn *c, const char *text) {
+    queue_frame(c, 1, (const uint8_t *)text, strlen(text));
+    flush_out(c);
+}
+
+/* A Socket.IO client's packet (https://socket.io/docs/v4/engine-io-protocol/ and
+ * socket-io-protocol/): 1 is reserved for the protocol's own packets (returns 1), 0 hands an event or
+ * ack on to the caller. Over the WebSocket transport each frame holds one Engine.IO packet. */
+static int sio_packet(conn *c) {
+    const uint8_t *h = c->head;
+    size_t n = c->head_len;
+    if (n == 0 || c->msg_op != 1) { conn_fail(c, "socket.io: empty or binary packet"); return 1; }
+    switch (h[0]) {
+    case '0': /* Engine.IO open: {"sid":..,"pingInterval":..}; join the default namespace */
+        if (c->sio != SIO_OPENING) { conn_fail(c, "socket.io: a second Engine.IO open packet"); return 1; }
+        c->sio = SIO_JOINING;
+        text_frame(c, "40");
+        return 1;
+    case '1': conn_fail(c, "socket.io: the server closed the Engine.IO session"); return 1;
+    case '2': { /* ping (with its data, "2probe"): answered with a pong carrying the same */
+        char pong[40];
+        size_t l = n < sizeof pong - 1 ? n : sizeof pong - 1;
+        memcpy(pong, h, l);
+        pong[0] = '3';
+        pong[l] = 0;
+        text_frame(c, pong);
+        return 1;
+    }
+    case '3': case '6': return 1; /* pong, noop */
+    case '4': break;
+    default: conn_fail(c, "socket.io: unknown Engine.IO packet type '%c'", h[0]); return 1;
+    }
+    /* An Engine.IO message: a Socket.IO packet of the default namespace. */
+    if (n < 2) { conn_fail(c, "socket.io: an empty message packet"); return 1; }
+    if (h[1] == '0') {
+        if (c->sio != SIO_JOINING) { conn_fail(c, "socket.io: a namespace answer nobody asked for"); return 1; }
+        c->sio = SIO_CONNECTED;
+        if (cfg.sub_init) send_sub_init(c);
+        return 1;
+    }
+    if (h[1] == '4') { conn_fail(c, "socket.io: namespace refused: %.*s", (int)(n > 80 ? 80 : n), (const char *)h); return 1; }
+    if (h[1] == '1') { conn_fail(c, "socket.io: the server disconnected the namespace"); return 1; }
+    if (c->sio != SIO_CONNECTED) { conn_fail(c, "socket.io: an event before the namespace's answer"); return 1; }
+    return 0;
+}
+
+/* A connect-mode connection's message while it waits for --join-reply: joined when it holds it. */
+static void join_message(conn *c) {
+    if (!cfg.join_reply || c->counted) {
+        g_unexpected++;
+        if (g_unexpected == 1) note_err("idle conn #%d received an unexpected data message", c->id);
+    } else if (c->jbuf && memmem(c->jbuf, c->jlen, cfg.join_reply, strlen(cfg.join_reply))) {
+        conn_counted(c);
+        free(c->jbuf); c->jbuf = NULL;
+    }
+}
+
 static void on_message(conn *c) {
+    if (cfg.socketio && c->role != R_PUB && c->role != R_ECHO && sio_packet(c)) return;
     switch (c->role) {
     case R_ECHO: echo_on_msg(c); break;
     case R_SUB: sub_on_msg(c); break;
@@ -661,10 +743,9 @@ static void on_message(conn *c) {
         g_pub_echo++;
         if (g_pub_echo == 1) note_err("publisher received a message: server echoes /bcast to the sender (contract says: all OTHER connections)");
         break;
-    default:
-        g_unexpected++;
-        if (g_unexpected == 1) note_err("idle conn #%d received an unexpected data message", c->id);
+    default: join_message(c);
     }
+    if (c->jbuf) c->jlen = 0;
 }
 
 static void on_control(conn *c) {
@@ -729,6 +810,12 @@ static void feed(conn *c, const uint8_t *p, size_t n) {
                 c->head_len += (uint16_t)h;
             }
             c->msg_len += take;
+            if (c->role == R_IDLE && cfg.join_reply && !c->counted) {
+                if (!c->jbuf) c->jbuf = malloc(JOIN_BUF);
+                size_t j = JOIN_BUF - c->jlen < take ? JOIN_BUF - c->jlen : take;
+                memcpy(c->jbuf + c->jlen, p, j);
+                c->jlen += (uint32_t)j;
+            }
         }
         p += take; n -= take; c->fr_rem -= take;
         if (c->fr_rem == 0) {
@@ -860,16 +947,26 @@ static void on_event(conn *c, uint32_t evs) {
     if (c->state != S_DONE && (evs & EPOLLOUT)) flush_out(c);
 }
 
-static void on_open(conn *c) {
+/* The connection is up: counted as open, its handshake (and join) latency recorded. */
+static void conn_counted(conn *c) {
+    c->counted = 1;
     g_open++;
     hist_add(&h_hs, now_ns() - c->t_start);
+}
+
+static void send_sub_init(conn *c) {
+    char text[8192];
+    queue_frame(c, 1, (const uint8_t *)text, variant_text(cfg.sub_init, c, text, sizeof text));
+    flush_out(c);
+}
+
+static void on_open(conn *c) {
+    /* In connect mode with --join-reply, a connection counts once it has joined. */
+    if (!(c->role == R_IDLE && cfg.join_reply)) conn_counted(c);
     if (c->role == R_ECHO) c->fifo = calloc((size_t)cfg.depth, sizeof(uint64_t));
-    /* A stream's subscriber sent its connect command with the request. */
-    if (c->role == R_SUB && cfg.sub_init && !c->http) {
-        char text[8192];
-        queue_frame(c, 1, (const uint8_t *)text, variant_text(cfg.sub_init, c, text, sizeof text));
-        flush_out(c);
-    }
+    /* A stream's subscriber sent its connect command with the request; a Socket.IO client
+     * sends it once its namespace answers. */
+    if ((c->role == R_SUB || c->role == R_IDLE) && cfg.sub_init && !c->http && !cfg.socketio) send_sub_init(c);
 }
 
 /* ------------------------------------------------------------------ phases */
@@ -985,7 +1082,9 @@ static void tick(void) {
         } else if (g_now > g_phase_deadline) {
             do_abort("timeout: only %d of %d subscribers received the readiness probe (server not broadcasting to all?)",
                      g_ready, cfg.nsubs);
-        } else if (g_now - g_last_probe > 50000000ull) {
+        } else if (g_now - (g_last_ready > g_last_probe ? g_last_ready : g_last_probe) > 50000000ull) {
+            /* Again once a probe has stopped reaching subscribers for 50 ms: a server that takes
+             * longer than that to send one to all of them is not handed a backlog of probes. */
             fan_send_probe();
         }
         break;
@@ -1131,8 +1230,9 @@ static void report(void) {
     }
     printf("\"host\":");
     json_str(cfg.host);
-    printf(",\"port\":%d,\"transport\":\"%s\",\"path\":", cfg.port,
-           cfg.transport == T_HTTP_STREAM ? "http_stream" : cfg.transport == T_SSE ? "sse" : "ws");
+    printf(",\"port\":%d,\"transport\":\"%s\",\"socketio\":%s,\"joined\":%s,\"path\":", cfg.port,
+           cfg.transport == T_HTTP_STREAM ? "http_stream" : cfg.transport == T_SSE ? "sse" : "ws",
+           cfg.socketio ? "true" : "false", cfg.join_reply ? "true" : "false");
     json_str(cfg.path);
     printf(",\"client_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,\"errors\":%llu,\"error\":", client_cpu, server_cpu,
            (unsigned long long)g_errs);
@@ -1194,7 +1294,10 @@ static void usage(void) {
             "         --alt-port P (odd-numbered subscribers connect there: a second node)\n"
             "         --alt-port-offset N (the same, at --port + N)\n"
             "         --transport ws | http_stream | sse (ws: the subscribers' transport; TEXT is the connect command)\n"
-            "         --pub-port P | --pub-port-offset N (the publisher connects there)\n");
+            "         --pub-port P | --pub-port-offset N (the publisher connects there)\n"
+            "         --socketio (subscribers are Socket.IO 4 clients; TEXT is sent once the namespace answers)\n"
+            "connect and join: --sub-init TEXT (sent once open)  --join-reply STR (open once a message holds STR)\n"
+            "         --socketio (Socket.IO 4 clients over Engine.IO v4's WebSocket transport)\n");
 }
 
 int main(int argc, char **argv) {
@@ -1212,7 +1315,8 @@ int main(int argc, char **argv) {
         {"rate", 1, 0, 'r'}, {"messages", 1, 0, 'm'}, {"concurrency", 1, 0, 'k'}, {"hold", 1, 0, 'H'},
         {"server-pid", 1, 0, 7}, {"label", 1, 0, 8}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15},
-        {"transport", 1, 0, 16}, {"pub-port", 1, 0, 17}, {"pub-port-offset", 1, 0, 18}, {0, 0, 0, 0}};
+        {"transport", 1, 0, 16}, {"pub-port", 1, 0, 17}, {"pub-port-offset", 1, 0, 18},
+        {"socketio", 0, 0, 19}, {"join-reply", 1, 0, 20}, {0, 0, 0, 0}};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "p:c:d:s:t:w:n:W:r:m:k:H:qh", lo, NULL)) != -1) {
@@ -1253,11 +1357,18 @@ int main(int argc, char **argv) {
             break;
         case 17: cfg.pub_port = atoi(optarg); break;
         case 18: cfg.pub_port_offset = atoi(optarg); break;
+        case 19: cfg.socketio = 1; break;
+        case 20: cfg.join_reply = optarg; break;
         default: usage(); return 2;
         }
     }
     if (cfg.port <= 0 || cfg.port > 65535) { fprintf(stderr, "loadgen: --port is required\n"); usage(); return 2; }
-    if (!cfg.path) cfg.path = cfg.mode == M_FANOUT ? "/bcast" : "/echo";
+    if (cfg.socketio && cfg.mode == M_ECHO) { fprintf(stderr, "loadgen: --socketio is for fanout's subscribers and connect\n"); return 2; }
+    if (cfg.socketio && cfg.transport != T_WS) { fprintf(stderr, "loadgen: --socketio speaks over the WebSocket transport only\n"); return 2; }
+    if (cfg.join_reply && (cfg.mode != M_CONNECT || !*cfg.join_reply)) {
+        fprintf(stderr, "loadgen: --join-reply is a non-empty text, for connect\n"); return 2;
+    }
+    if (!cfg.path) cfg.path = cfg.socketio ? "/socket.io/?EIO=4&transport=websocket" : cfg.mode == M_FANOUT ? "/bcast" : "/echo";
     if (cfg.conns < 1 || cfg.depth < 1 || cfg.nsubs < 1 || cfg.window < 1 || cfg.concurrency < 1 || cfg.duration <= 0) {
         fprintf(stderr, "loadgen: counts must be >= 1 and duration > 0\n"); return 2;
     }

@@ -11,14 +11,16 @@ PY="${PYTHON:-python3}"
 if [ ! -x "$BENCH_HOME/venv/bin/python" ]; then "$PY" -m venv "$BENCH_HOME/venv"; fi
 "$BENCH_HOME/venv/bin/pip" install -q --upgrade pip
 "$BENCH_HOME/venv/bin/pip" install -q websockets picows aiohttp uvloop
+# the Socket.IO peers: python-socketio 5 on aiohttp, and on uvicorn (ASGI) with httptools
+"$BENCH_HOME/venv/bin/pip" install -q "python-socketio>=5,<6" "uvicorn[standard]"
 # socketify bundles a prebuilt uWebSockets/uSockets .so in its wheel/sdist; optional
 "$BENCH_HOME/venv/bin/pip" install -q socketify || echo "setup: socketify failed to install (peer will be skipped)" >&2
 if command -v npm >/dev/null; then
   mkdir -p "$BENCH_HOME/node"
   ( cd "$BENCH_HOME/node" && [ -f package.json ] || npm init -y >/dev/null )
   # bufferutil/utf-8-validate ship prebuilt linux-x64 binaries inside the npm tarballs; ws uses them if present
-  ( cd "$BENCH_HOME/node" && npm install --silent --no-audit --no-fund ws bufferutil utf-8-validate ) \
-    || echo "setup: npm install ws failed (node-ws peer will be skipped)" >&2
+  ( cd "$BENCH_HOME/node" && npm install --silent --no-audit --no-fund ws bufferutil utf-8-validate "socket.io@4" ) \
+    || echo "setup: npm install ws failed (node-ws and node-socketio peers will be skipped)" >&2
 else
   echo "setup: npm not found (node-ws peer will be skipped)" >&2
 fi

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 import wavecast
-from tests.support.processes import LoggedServer, free_port_pair
+from tests.support.processes import LoggedServer, free_port, free_port_pair, terminate, wait_answering
 from tests.support.timing import MS
 from tests.support.tools import ROOT, load_script, require
 
@@ -215,3 +216,140 @@ async def test_counts_every_push_of_wavecast_serve(loadgen: str, serve_channels:
     assert result["ok"] and result["measured_deliveries"] > 0
     assert result["deliveries"] == result["published"] * SUBSCRIBERS
     assert result["lost"] == result["dups"] == result["gaps"] == 0
+
+
+#: The loadgen's Socket.IO clients join the room ``bench`` with an acknowledged event, and each
+#: publication reaches them as the event ``msg`` (bench/realtime.py's room and join scenarios).
+SIO_JOIN = '421["join","bench"]'
+SIO_FANOUT = ["--socketio", "--sub-init", SIO_JOIN, "--pub-path", "/publish"]
+SIO_FANOUT += ["--unwrap", '42["msg","', "--unwrap-suffix", '"]']
+SIO_CONNECT = ["--socketio", "--sub-init", SIO_JOIN, "--join-reply", '431["ok"]']
+
+
+class SocketIOServer:
+    """Socket.IO 4 over Engine.IO v4's WebSocket transport, as much as a room's members need:
+    the open packet, the default namespace, an acknowledged ``join``, a ping each client must
+    answer before it joins, and ``42["msg",...]`` for each of the publisher's messages."""
+
+    def __init__(self) -> None:
+        self.members: list[wavecast.ServerConnection] = []
+        self.pongs = 0
+
+    async def handler(self, connection: wavecast.ServerConnection) -> None:
+        assert connection.request is not None
+        if connection.request.path == "/publish":
+            async for message in connection:
+                event = json.dumps(["msg", message], separators=(",", ":"))
+                for member in list(self.members):
+                    await member.send("42" + event)
+            return
+        assert connection.request.path == "/socket.io/"
+        assert connection.request.query_params == {"EIO": "4", "transport": "websocket"}
+        await connection.send('0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}')
+        await connection.send("2")
+        assert await connection.recv() == "40"
+        assert await connection.recv() == "3"
+        self.pongs += 1
+        await connection.send('40{"sid":"s"}')
+        assert await connection.recv() == SIO_JOIN
+        await connection.send('431["ok"]')
+        self.members.append(connection)
+        try:
+            await connection.wait_closed()
+        finally:
+            self.members.remove(connection)
+
+
+@pytest.fixture
+async def socketio_server() -> AsyncIterator[tuple[SocketIOServer, int]]:
+    room = SocketIOServer()
+    async with wavecast.serve(room.handler, "127.0.0.1", 0, compression=None) as server:
+        yield room, server.port
+
+
+async def run_loadgen_socketio(loadgen: str, port: int, mode: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    common = ("--port", str(port), "--timeout", "5", "--connect-timeout", "5")
+    if mode == "fanout":
+        load = ("-n", str(SUBSCRIBERS), "-s", "32", "-W", "4", "-w", "0.2", "-t", "0.5", *SIO_FANOUT)
+    else:
+        load = ("-n", str(SUBSCRIBERS), "-H", "0.2", *SIO_CONNECT)
+    process = await asyncio.create_subprocess_exec(
+        loadgen, mode, *common, *load, *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30_000 * MS):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, json.loads(out.decode().splitlines()[-1]), err.decode()
+
+
+def assert_every_delivery(status: int, result: dict[str, Any], err: str) -> None:
+    assert status == 0, err
+    assert result["ok"] and result["socketio"] and result["measured_deliveries"] > 0
+    assert result["deliveries"] == result["published"] * SUBSCRIBERS
+    assert result["lost"] == result["dups"] == result["gaps"] == 0
+
+
+async def test_counts_every_event_of_a_socketio_room(loadgen: str, socketio_server: Any) -> None:
+    room, port = socketio_server
+    assert_every_delivery(*await run_loadgen_socketio(loadgen, port, "fanout"))
+    # Every subscriber answered the ping before it joined.
+    assert room.pongs == SUBSCRIBERS
+
+
+async def test_a_socketio_client_counts_once_joined(loadgen: str, socketio_server: Any) -> None:
+    room, port = socketio_server
+    status, result, err = await run_loadgen_socketio(loadgen, port, "connect")
+    assert status == 0, err
+    assert result["ok"] and result["joined"] and result["open"] == SUBSCRIBERS
+    assert room.pongs == SUBSCRIBERS
+    # An answer that never comes: no connection counts as open.
+    never = ("--join-reply", "never", "-n", "3", "--connect-timeout", "1")
+    status, result, _ = await run_loadgen_socketio(loadgen, port, "connect", *never)
+    assert status == 1
+    assert result["open"] == 0 and "timeout: only 0 of 3" in result["error"]
+
+
+#: The instrument's runner, for the interpreter and node_modules its peers run with.
+RUNNER = load_script(INSTRUMENT / "run.py")
+#: The Socket.IO peers of bench/realtime.py, as it starts them (in the instrument's directory).
+SOCKETIO_PEERS = {
+    "node": ["node", "peers/node_socketio_server.js"],
+    "aiohttp": [RUNNER.PY, "peers/python_socketio_server.py", "--server", "aiohttp", "--port"],
+    "uvicorn": [RUNNER.PY, "peers/python_socketio_server.py", "--server", "uvicorn", "--port"],
+}
+
+
+def require_socketio_peer(peer: str) -> None:
+    env = {**os.environ, "NODE_PATH": RUNNER.NODE_MODULES}
+    check = (
+        ["node", "-e", "require('socket.io'); require('ws')"]
+        if peer == "node"
+        else [RUNNER.PY, "-c", "import socketio"]
+    )
+    installed = shutil.which(check[0]) and subprocess.run(check, env=env, capture_output=True).returncode == 0
+    require(installed, f"the {peer} Socket.IO peer isn't installed: run bench/loadgen/setup.sh")
+
+
+# Slow: the peers come from bench/loadgen/setup.sh's installs, which `make test` doesn't make.
+@pytest.mark.slow
+@pytest.mark.parametrize("peer", list(SOCKETIO_PEERS))
+async def test_counts_every_event_of_a_socketio_peer(loadgen: str, tmp_path: Path, peer: str) -> None:
+    require_socketio_peer(peer)
+    port = free_port()
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [*SOCKETIO_PEERS[peer], str(port)],
+            cwd=INSTRUMENT,
+            env={**os.environ, "NODE_PATH": RUNNER.NODE_MODULES},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # Each answers a plain HTTP request outside /socket.io/ with a 404.
+        await asyncio.to_thread(wait_answering, server, port, b"HTTP/1.1 ", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert_every_delivery(*await run_loadgen_socketio(loadgen, port, "fanout"))
+        status, result, err = await run_loadgen_socketio(loadgen, port, "connect")
+        assert status == 0, err
+        assert result["ok"] and result["joined"] and result["open"] == SUBSCRIBERS
+    finally:
+        terminate(server)
