@@ -80,11 +80,18 @@ types: venv
 docs: venv
 	$(BIN)/sphinx-build -E -q -W --keep-going -b html docs docs/_build/html
 
-# The representative suite: everything but tests marked slow or chaos, once with the C
-# extensions and once with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1); and the docs build.
+# The suites whose code paths go through the C extensions (the parsers, a connection's writes,
+# the fan-out; the servers, SDKs and browsers end to end), which `make test` runs again on the
+# pure-Python twins. The engines, the multi-node tests and the examples reach the same paths only
+# through these; `make test-all` runs everything both ways.
+PURE_TESTS := tests/protocol tests/asyncio tests/realtime tests/hardening tests/interop tests/compliance \
+	tests/fuzzing tests/e2e tests/server tests/test_speedups.py
+
+# The representative suite: everything but tests marked slow or chaos with the C extensions,
+# PURE_TESTS again with their pure-Python twins (WAVECAST_NO_SPEEDUPS=1); and the docs build.
 test: deps lint types docs
 	$(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
-	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS)
+	WAVECAST_NO_SPEEDUPS=1 $(PY) -m pytest -m "not slow and not chaos" $(PYTEST_ARGS) $(PURE_TESTS)
 
 test-all: deps lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
