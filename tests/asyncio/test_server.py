@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
+from typing import Any
 
 import pytest
 
@@ -642,3 +644,33 @@ async def test_debug_logging(start_server: StartServer, caplog: pytest.LogCaptur
     messages = [record.getMessage() for record in caplog.records]
     for expected in ["invalid handshake", "opening handshake timed out", "keepalive ping timed out", "< close 4000"]:
         assert any(expected in message for message in messages), expected
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["sync", "async"])
+async def test_a_peer_that_resets_before_the_half_close_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture, deferred: bool
+) -> None:
+    # A health check resets the connection as soon as it has its answer: the half-close after
+    # an answer to "Connection: close" then fails with ENOTCONN, which no test can time, so the
+    # transport is made to fail that way.
+    def process_request(connection: ServerConnection, request: Request) -> Any:
+        def write_eof() -> None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+        connection.transport.write_eof = write_eof  # type: ignore[method-assign]
+        response = http_response(200, "ok\n")
+
+        async def later() -> Response:
+            return response
+
+        return later() if deferred else response
+
+    with caplog.at_level(logging.ERROR):
+        async with serve(echo, "127.0.0.1", 0, process_request=process_request) as server:
+            with await open_raw_client(server.port) as raw:
+                await raw.send(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                status, _, body = await raw.read_response()
+                assert (status, body) == (200, b"ok\n")
+                assert await raw.read_until_eof() == b""
+            await wait_until(lambda: not server.connections)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

@@ -475,10 +475,16 @@ class Connection(_FanOutFields):
 
     def _write_eof(self) -> None:
         transport = self.transport
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:
-            transport.close()
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+        except OSError:
+            # The peer reset the connection between the last write and the half-close, as a
+            # load balancer's health check does as soon as it has its answer (ENOTCONN):
+            # there's nobody left to close with, and connection_lost follows the abort.
+            transport.abort()
         self._check_close_expected()
 
     async def _drain(self) -> None:
