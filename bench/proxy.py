@@ -134,6 +134,10 @@ def server_config(mode: str, backend_port: int, jwks_url: str = "") -> str:
         # Connects per second are what this measures, as fast as they come.
         "admission_connection_rate = false",
         "admission_connect_rate = false",
+        # Every client of the bench comes from 127.0.0.1.
+        "[per_address]",
+        "max_connections = false",
+        "handshake_rate = false",
     ]
     if mode == "hook":
         lines[3:3] = ['app = "proxy_backend:setup"', f'app_dir = "{os.path.join(BENCH, "servers")}"']

@@ -38,6 +38,15 @@ shutdown_timeout = 10.0          # seconds clients get to close on SIGTERM
 shutdown_delay = 0.0             # seconds unready (503 on /ready) before the drain starts
 # allowed_origins = ["https://app.example.com"]   # pages on other origins that may connect
 # app = "myapp.hooks:setup"      # a function given the node, to register hooks and RPC handlers
+# Behind a proxy or load balancer, its addresses: clients are then counted by the address it
+# puts in X-Forwarded-For, instead of all by the proxy's (docs/topics/limits.md).
+# trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
+
+[per_address]
+# Limits per client address; thousands of users behind one NAT share one (docs/topics/limits.md).
+max_connections = 10000          # open WebSockets and streams: past it, 429
+handshake_rate = 100.0           # new connections per second, beyond bursts of handshake_burst
+api_rate = 1000.0                # server API requests per second, beyond bursts of api_burst
 
 [client]
 # Signs connection and subscription tokens (HS256). Keep it secret.

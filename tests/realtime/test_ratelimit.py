@@ -58,3 +58,12 @@ def test_take_several_tokens() -> None:
 def test_attributes() -> None:
     bucket = TokenBucket(rate=1.5, burst=4, now=0.0)
     assert (bucket.rate, bucket.burst) == (1.5, 4)
+
+
+def test_full_once_refilled() -> None:
+    bucket = TokenBucket(2.0, 4, now=0.0)
+    assert bucket.full(0.0)
+    assert bucket.take(0.0, 3)
+    assert not bucket.full(1.0)
+    assert bucket.full(1.5)
+    assert TokenBucket(None, 1, now=0.0).full(0.0)

@@ -23,6 +23,7 @@ from wavecast.server.config import Config, parse_config
 from ..support.config import ADMIN_PASSWORD, node_config, open_channel
 from ..support.http import basic_auth, http, http_from
 from ..support.js import StartJS
+from ..support.peers import handshake_request, open_raw_client
 from ..support.sdk import Clients, subscribe
 from ..support.servers import TRANSPORTS, StartWavecast, Uvicorn as UvicornServer, serve_uvicorn
 from ..support.timing import MS, wait_until
@@ -387,3 +388,36 @@ async def test_metrics_measure_the_event_loop_from_startup_to_shutdown() -> None
         await running.stop()
     # The lifespan's shutdown stopped the timer with the node.
     assert monitor._timer is None
+
+
+async def test_per_address_limits_under_uvicorn() -> None:
+    # The address comes from the scope's "client", or from X-Forwarded-For when that client
+    # is a trusted proxy: this test plays the proxy from 127.0.0.1.
+    config = mounted_config(
+        server={"trusted_proxies": ["127.0.0.1"]},
+        per_address={"max_connections": 1},
+        http_stream={"enabled": True},
+    )
+    app = NodeApp(Node(config.node_config()), config=config)
+    running = await serve_uvicorn(app)
+    addresses = app.routes.addresses
+    url = running.url.replace("http", "ws") + "/connection/websocket"
+    opened = []
+    try:
+        opened.append(await connect(url, compression=None))
+        with await open_raw_client(running.port) as raw:
+            await raw.send(handshake_request(running.port, "/connection/websocket"))
+            status, headers, body = await raw.read_response()
+        assert (status, headers["retry-after"]) == (429, "10")
+        assert body == b"Too Many Requests: this address has reached its limit of 1 open connections\n"
+        stream = await http("POST", running.url + "/connection/http_stream", b"{}")
+        assert (stream.status, stream.headers["retry-after"]) == (429, "10")
+        # Another client behind the proxy.
+        opened.append(await connect(url, compression=None, additional_headers={"X-Forwarded-For": "192.0.2.7"}))
+        assert addresses.connections == {"127.0.0.1": 1, "192.0.2.7": 1}
+        assert addresses.refused["connections"] == 2
+    finally:
+        for ws in opened:
+            await ws.close()
+        await wait_until(lambda: not addresses.connections, what="every connection released")
+        await running.stop()

@@ -182,6 +182,21 @@ def test_every_problem_is_reported_at_once() -> None:
         ),
         ({"client": {"client_ping_interval": -1.0}}, "client: client_ping_interval must be 0 (off) or positive"),
         ({"namespaces": {"a:b": {}}}, "client: invalid namespace name: 'a:b'"),
+        (
+            {"server": {"trusted_proxies": ["10.0.0.1/8"]}},
+            "server.trusted_proxies: expected a network such as '10.0.0.0/8' or '::1', got '10.0.0.1/8': "
+            "10.0.0.1/8 has host bits set",
+        ),
+        (
+            {"per_address": {"max_connections": 0}},
+            "per_address: max_connections: expected more than 0, or false for no limit, got 0",
+        ),
+        (
+            {"per_address": {"handshake_rate": 0}},
+            "per_address: handshake_rate: expected more than 0, or false for no limit, got 0.0",
+        ),
+        ({"per_address": {"api_burst": 0}}, "per_address: api_burst: expected 1 or more, got 0"),
+        ({"per_address": {"ipv6_prefix_length": 129}}, "per_address: ipv6_prefix_length: expected 1 to 128, got 129"),
     ],
 )
 def test_conflicting_options(data: dict[str, Any], message: str) -> None:
@@ -192,6 +207,16 @@ def test_several_workers_need_a_shared_engine() -> None:
     (message,) = errors_of({**VALID, "server": {"workers": 2}})
     assert message.startswith("server.workers: several workers need a shared engine")
     assert "engine.type = 'memory'" in message
+
+
+def test_per_address_limits() -> None:
+    config = parse_config({**VALID, "server": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}})
+    assert config.server.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    section = config.per_address
+    assert (section.max_connections, section.handshake_rate, section.handshake_burst) == (10_000, 100.0, 1_000)
+    assert (section.api_rate, section.api_burst, section.ipv6_prefix_length) == (1_000.0, 1_000, 64)
+    off = parse_config({**VALID, "per_address": {"max_connections": False, "handshake_rate": False, "api_rate": False}})
+    assert (off.per_address.max_connections, off.per_address.handshake_rate, off.per_address.api_rate) == (None,) * 3
 
 
 def test_api_needs_a_key() -> None:

@@ -60,13 +60,15 @@ def _request(
             return HttpAnswer(error.code, dict(error.headers.items()), error.read())
 
 
-def _request_from(source: str, method: str, url: str, headers: Mapping[str, str], timeout: float) -> HttpAnswer:
+def _request_from(
+    source: str, method: str, url: str, headers: Mapping[str, str], timeout: float, body: bytes | None
+) -> HttpAnswer:
     parts = urllib.parse.urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     connection = HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
     try:
-        connection.request(method, path, headers=dict(headers))
+        connection.request(method, path, body=body, headers=dict(headers))
         response = connection.getresponse()
         return HttpAnswer(response.status, dict(response.getheaders()), response.read())
     finally:
@@ -74,11 +76,17 @@ def _request_from(source: str, method: str, url: str, headers: Mapping[str, str]
 
 
 async def http_from(
-    source: str, method: str, url: str, headers: Mapping[str, str] | None = None, *, timeout: float = 5000 * MS
+    source: str,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    body: bytes | None = None,
+    timeout: float = 5000 * MS,
 ) -> HttpAnswer:
-    """Make one HTTP request without a body from the local address ``source``, such as
-    127.0.0.2: another client, as the server sees it."""
-    return await asyncio.to_thread(_request_from, source, method, url, dict(headers or {}), timeout)
+    """Make one HTTP request from the local address ``source``, such as 127.0.0.2: another
+    client, as the server sees it."""
+    return await asyncio.to_thread(_request_from, source, method, url, dict(headers or {}), timeout, body)
 
 
 async def http(

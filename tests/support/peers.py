@@ -131,14 +131,18 @@ def handshake_request(port: int, path: str = "/", *, key: str | None = None, hea
     ).encode()
 
 
-async def open_raw_client(port: int, *, rcvbuf: int | None = None) -> RawSocket:
-    """Open a TCP connection to 127.0.0.1; ``rcvbuf`` shrinks the kernel's receive buffer."""
+async def open_raw_client(port: int, *, rcvbuf: int | None = None, source: str | None = None) -> RawSocket:
+    """Open a TCP connection to 127.0.0.1; ``rcvbuf`` shrinks the kernel's receive buffer, and
+    ``source`` is the local address to connect from, such as 127.0.0.2: another client, as the
+    server sees it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         # Set before connecting, so the TCP window is small from the start.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
     try:
+        if source is not None:
+            sock.bind((source, 0))
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     except BaseException:
         sock.close()

@@ -82,10 +82,11 @@ class StreamClient:
         await self._client.close()
 
 
-async def open_raw_stream(port: int, user: str) -> tuple[RawSocket, str]:
+async def open_raw_stream(port: int, user: str, *, source: str | None = None) -> tuple[RawSocket, str]:
     """Open an HTTP-streaming session by hand on a socket with a small receive buffer, read its
-    connect reply and nothing more; return the socket and the session id."""
-    raw = await open_raw_client(port, rcvbuf=4096)
+    connect reply and nothing more; return the socket and the session id. ``source`` is
+    :func:`open_raw_client`'s."""
+    raw = await open_raw_client(port, rcvbuf=4096, source=source)
     connect = json.dumps({"id": 1, "connect": {"token": make_token(user)}}).encode()
     head = f"POST /connection/http_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(connect)}\r\n\r\n"
     try:

@@ -114,6 +114,8 @@ class ServerConnection(Connection):
             self._request_task = None
         self._pipelined = None
         self.server._connections.discard(self)
+        if self.server.on_connection_lost is not None:
+            self.server.on_connection_lost(self)
         if self._stream is not None:
             self._stream._closed()
 
@@ -276,6 +278,8 @@ class Server:
         options: the settings of every connection, :func:`serve`'s arguments of the same names.
         extensions: the extension factories, permessage-deflate's included when
             ``options.compression`` asks for it.
+        on_connection_lost: called with each connection once it is closed, to release what
+            ``process_request`` counted for it; ``None`` by default.
     """
 
     def __init__(
@@ -299,6 +303,7 @@ class Server:
         self.select_subprotocol = select_subprotocol
         self.extensions = options.with_compression(extensions, ServerPerMessageDeflateFactory)
         self.logger = logger if logger is not None else globals()["logger"]
+        self.on_connection_lost: Callable[[ServerConnection], None] | None = None
         self._connections: set[ServerConnection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None

@@ -34,3 +34,9 @@ class TokenBucket:
             self._tokens -= tokens
             return True
         return False
+
+    def full(self, now: float) -> bool:
+        """Tell whether the bucket has filled up again: one made now would be the same."""
+        if self.rate is None:
+            return True
+        return self._tokens + (now - self._stamp) * self.rate >= self.burst

@@ -36,7 +36,7 @@ import math
 import mimetypes
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import Request
@@ -46,6 +46,7 @@ from ..realtime.node import Node
 from ..realtime.ratelimit import TokenBucket
 from ..realtime.websocket import WEBSOCKET_PATH
 from ..version import version
+from .addresses import AddressLimits, Refused, client_address, parse_networks
 from .config import Config
 from .emulation import Refusal, Streams, StreamStart
 from .http_api import handle_api
@@ -76,6 +77,10 @@ def _json(status: int, value: Any) -> HttpResponse:
 
 def _text(status: int, text: str) -> HttpResponse:
     return HttpResponse(status, text.encode())
+
+
+def _too_many(refused: Refused) -> HttpResponse:
+    return HttpResponse(refused.status, refused.body, headers=refused.headers)
 
 
 def _refusal(answer: Refusal) -> HttpResponse:
@@ -135,14 +140,18 @@ class App:
         # "*" and "null" let WebSocket clients in from anywhere; a page that may act as the
         # admin is one listed by name.
         self._admin_origins = tuple(o for o in config.server.allowed_origins if o not in ("*", "null"))
+        #: Connections and rates per client address.
+        self.addresses = AddressLimits(**dataclasses.asdict(config.per_address))
+        self._trusted_proxies = parse_networks(config.server.trusted_proxies)
         self._registry: Any = None
         #: Measures the event loop for /metrics, from :meth:`start` to :meth:`stop`.
         self.loop_monitor: LoopMonitor | None = None
         if config.metrics.enabled:
-            from .metrics import LoopMonitor, metrics_registry
+            from .metrics import AddressCollector, LoopMonitor, metrics_registry
 
             self.loop_monitor = LoopMonitor()
             self._registry = metrics_registry(node, self.loop_monitor)
+            self._registry.register(AddressCollector(self.addresses))
 
     def start(self) -> None:
         """Start what runs in the event loop beside the routes (the loop's measurement)."""
@@ -164,6 +173,16 @@ class App:
             # Admission is refusing clients: a load balancer should send the storm elsewhere.
             return _json(503, {"status": "overloaded"})
         return _json(200, {"status": "ready"})
+
+    def client_address(self, peer: str | None, forwarded: Sequence[str]) -> str | None:
+        """The client's address: ``peer``, or what ``X-Forwarded-For`` says if the peer is a trusted proxy."""
+        return client_address(peer, forwarded, self._trusted_proxies)
+
+    def admit(self, client: str | None, holder: Hashable) -> HttpResponse | None:
+        """Count a new connection (a WebSocket, a stream) from ``client`` until
+        ``self.addresses.close(holder)``; return the answer that refuses it instead, if any."""
+        refused = self.addresses.open(holder, client, time.monotonic())
+        return None if refused is None else _too_many(refused)
 
     def stream(
         self,
@@ -197,8 +216,8 @@ class App:
     ) -> HttpResponse:
         """Answer one plain HTTP request; ``headers`` have lowercase names.
 
-        ``client`` is the peer's address, which failed admin logins are counted by; requests
-        whose address isn't known share one count.
+        ``client`` is the client's address (:meth:`client_address`), which API requests and
+        failed admin logins are counted by; requests whose address isn't known share one count.
         """
         if self.routes is not None:
             answer = await self.routes(method, path, query, headers, body)
@@ -215,6 +234,9 @@ class App:
         if path.startswith("/api/") and self.config.http_api.enabled:
             if method != "POST":
                 return HttpResponse(405, b"Method Not Allowed\n", headers=(("Allow", "POST"),))
+            refused = self.addresses.api(client, time.monotonic())
+            if refused is not None:
+                return _too_many(refused)
             api = self.config.http_api
             status, payload = await handle_api(
                 self.node, path[len("/api/") :], body, headers, key=api.key, insecure=api.insecure

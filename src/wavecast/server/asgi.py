@@ -266,18 +266,29 @@ class NodeApp:
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         query = scope.get("query_string", b"").decode("latin-1")
-        client = scope.get("client")
+        client = self._client(scope)
         path = self._path(scope)
         content = bytes(body)
         answer: HttpResponse | StreamStart | None = self.routes.stream(scope["method"], path, query, headers, content)
         if isinstance(answer, StreamStart):
-            await self._stream(answer, receive, send)
-            return
+            holder = object()
+            refused = self.routes.admit(client, holder)
+            if refused is None:
+                try:
+                    await self._stream(answer, receive, send)
+                finally:
+                    self.routes.addresses.close(holder)
+                return
+            answer = refused
         if answer is None:
-            answer = await self.routes.http(
-                scope["method"], path, query, headers, content, client=str(client[0]) if client else None
-            )
+            answer = await self.routes.http(scope["method"], path, query, headers, content, client=client)
         await _respond(send, answer.status, answer.body, answer.content_type, answer.headers)
+
+    def _client(self, scope: Scope) -> str | None:
+        """The client's address: the ASGI server's peer, or ``X-Forwarded-For`` from a trusted proxy."""
+        peer = scope.get("client")
+        forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"x-forwarded-for"]
+        return self.routes.client_address(str(peer[0]) if peer else None, forwarded)
 
     async def _stream(self, opened: StreamStart, receive: Receive, send: Send) -> None:
         """Serve a client on a streamed response until it ends or the client goes away."""
@@ -304,6 +315,18 @@ class NodeApp:
             # Before the accept: the ASGI server answers the handshake with HTTP 403.
             await send({"type": "websocket.close", "code": 1008})
             return
+        holder = object()
+        refused = self.routes.admit(self._client(scope), holder)
+        if refused is not None:
+            await _refuse_upgrade(scope, send, refused)
+            return
+        try:
+            await self._session(scope, receive, send)
+        finally:
+            self.routes.addresses.close(holder)
+
+    async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Accept the WebSocket and serve the session on it until either side closes."""
         subprotocol = select_subprotocol(scope.get("subprotocols") or ())
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         codec = negotiate_codec(subprotocol, scope.get("query_string", b"").decode("latin-1"))
@@ -343,6 +366,17 @@ async def _watch_disconnect(receive: Receive, stream: ASGIStream) -> None:
     stream.gone()
 
 
+async def _refuse_upgrade(scope: Scope, send: Send, answer: HttpResponse) -> None:
+    """Answer a WebSocket upgrade with ``answer`` where the server can (the ASGI extension
+    ``websocket.http.response``: uvicorn has it), else with the 403 of a close before the accept."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    raw = _raw_headers(answer.body, answer.content_type, answer.headers)
+    await send({"type": "websocket.http.response.start", "status": answer.status, "headers": raw})
+    await send({"type": "websocket.http.response.body", "body": answer.body})
+
+
 _MESSAGE_TOO_BIG = Disconnect(CloseCode.MESSAGE_TOO_BIG, "message too big")
 
 
@@ -359,7 +393,11 @@ def _too_big(data: str | bytes, limit: int | None) -> bool:
 async def _respond(
     send: Send, status: int, body: bytes, content_type: str, headers: tuple[tuple[str, str], ...]
 ) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _raw_headers(body, content_type, headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _raw_headers(body: bytes, content_type: str, headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
     raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    return raw

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from ..exceptions import ConfigError
 from ..realtime.config import ChannelOptions, NodeConfig
+from .addresses import parse_networks
 
 __all__ = [
     "ENV_PREFIX",
@@ -38,6 +39,7 @@ __all__ = [
     "HttpStreamSection",
     "MetricsSection",
     "OutboxSection",
+    "PerAddressSection",
     "ProxyEndpoint",
     "ProxySection",
     "RpcOptions",
@@ -74,6 +76,10 @@ class ServerSection:
             (:mod:`wavecast.server.appload`); empty for none.
         app_dir: the directory to import ``app`` from, put first on ``sys.path``; empty for
             the current directory.
+        trusted_proxies: networks (``"10.0.0.0/8"``, ``"127.0.0.1"``) of the proxies in front
+            of the server whose ``X-Forwarded-For`` names the client; a request from anywhere
+            else is the peer's own, whatever it claims. Per-address limits and the admin
+            page's login throttle count clients by this address.
     """
 
     host: str = "127.0.0.1"
@@ -88,6 +94,46 @@ class ServerSection:
     allowed_origins: Sequence[str] = ()
     app: str = ""
     app_dir: str = ""
+    trusted_proxies: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PerAddressSection:
+    """Limits per client address (:mod:`wavecast.server.addresses`), past which an upgrade, a
+    stream or an API request gets 429 with ``Retry-After``. Behind a NAT, thousands of users
+    share one address: the defaults stop one host from taking the node, not such a crowd.
+
+    Attributes:
+        max_connections: open WebSockets and HTTP-streaming or SSE sessions per address.
+        handshake_rate: new connections per second an address regains.
+        handshake_burst: new connections an address may open at once.
+        api_rate: server API requests per second an address regains, counted before the key
+            is checked.
+        api_burst: API requests an address may make at once.
+        ipv6_prefix_length: IPv6 addresses that share this prefix are one address: a host
+            is given a whole /64.
+        max_addresses: addresses whose rates are tracked at most; past it the least recently
+            seen is forgotten.
+    """
+
+    max_connections: int | None = 10_000
+    handshake_rate: float | None = 100.0
+    handshake_burst: int = 1_000
+    api_rate: float | None = 1_000.0
+    api_burst: int = 1_000
+    ipv6_prefix_length: int = 64
+    max_addresses: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "handshake_rate", "api_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name}: expected more than 0, or false for no limit, got {value}")
+        for name in ("handshake_burst", "api_burst", "max_addresses"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected 1 or more, got {getattr(self, name)}")
+        if not 1 <= self.ipv6_prefix_length <= 128:
+            raise ConfigError(f"ipv6_prefix_length: expected 1 to 128, got {self.ipv6_prefix_length}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -383,6 +429,7 @@ class Config:
     channel: ChannelOptions = dataclasses.field(default_factory=ChannelOptions)
     namespaces: Mapping[str, ChannelOptions] = dataclasses.field(default_factory=dict)
     http_api: HttpApiSection = dataclasses.field(default_factory=HttpApiSection)
+    per_address: PerAddressSection = dataclasses.field(default_factory=PerAddressSection)
     admin: AdminSection = dataclasses.field(default_factory=AdminSection)
     metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
     engine: EngineSection = dataclasses.field(default_factory=EngineSection)
@@ -629,6 +676,10 @@ def _check(config: Config, errors: _Errors) -> None:
             "several workers need a shared engine: with engine.type = 'memory' each process would have its "
             "own channels, history and presence; set engine.type = 'redis'",
         )
+    try:
+        parse_networks(server.trusted_proxies)
+    except ValueError as exc:
+        errors.add("server.trusted_proxies", str(exc))
     if not 0 <= server.shutdown_delay <= 600:
         errors.add("server.shutdown_delay", f"expected 0 to 600 seconds, got {server.shutdown_delay}")
     if not 0 <= config.websocket.write_delay <= 1:

@@ -11,8 +11,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ..realtime.node import LATENCY_BUCKETS, Node
+from .addresses import AddressLimits
 
-__all__ = ["CONTENT_TYPE", "LoopMonitor", "NodeCollector", "metrics_registry", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "AddressCollector", "LoopMonitor", "NodeCollector", "metrics_registry", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -160,6 +161,29 @@ class NodeCollector(Collector):
             "Time from a publication to its writing to local subscribers.",
             buckets=buckets,
             sum_value=stats.latency_sum,
+        )
+
+
+class AddressCollector(Collector):
+    """The per-address limits' refusals and the addresses they track."""
+
+    def __init__(self, limits: AddressLimits) -> None:
+        self.limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "wavecast_address_refusals",
+            "Requests refused with 429 by a per-address limit: connections, handshakes (new "
+            "connections per second) or api (server API requests per second).",
+            labels=["limit"],
+        )
+        for limit, count in self.limits.refused.items():
+            refused.add_metric([limit], count)
+        yield refused
+        yield GaugeMetricFamily(
+            "wavecast_addresses_connected",
+            "Client addresses (IPv6: prefixes) with open connections to this node.",
+            value=len(self.limits.connections),
         )
 
 

@@ -84,23 +84,32 @@ _OVERLOADED = ("Service Unavailable: the server is overloaded, retry later\n", {
 
 def _process_request(app: App) -> Any:
     async def process_request(connection: ServerConnection, request: Request) -> Response | StreamingResponse | None:
+        remote = connection.remote_address
+        peer = str(remote[0]) if isinstance(remote, tuple) and remote else None
+        client = app.client_address(peer, request.headers.get_all("X-Forwarded-For"))
+        answer: HttpResponse | None
         if request.path == WEBSOCKET_PATH and "upgrade" in ", ".join(request.headers.get_all("Connection")).lower():
             if not app.ready:
                 return http_response(503, "Service Unavailable: the server is stopping\n")
+            # Counted until the connection closes (Server.on_connection_lost): an address past
+            # its limits is refused before it can spend the node's admission.
+            answer = app.admit(client, connection)
+            if answer is not None:
+                return http_response(answer.status, answer.body, headers=answer.headers)
             if not app.node.admission.admit_connection(time.monotonic()):
+                app.addresses.close(connection)
                 return http_response(503, _OVERLOADED[0], headers=_OVERLOADED[1])
             return None
         headers = {name.lower(): value for name, value in request.headers.items()}
-        answer: HttpResponse | None
         opened = app.stream(request.method, request.path, request.query, headers, request.body, request)
         if opened is None:
-            remote = connection.remote_address
-            client = str(remote[0]) if isinstance(remote, tuple) and remote else None
             answer = await app.http(request.method, request.path, request.query, headers, request.body, client=client)
         elif isinstance(opened, HttpResponse):
             answer = opened
         else:
-            return streaming_response(opened)
+            answer = app.admit(client, connection)
+            if answer is None:
+                return streaming_response(opened)
         response = http_response(answer.status, answer.body, content_type=answer.content_type, headers=answer.headers)
         if request.method == "HEAD":
             # The head of a GET, without its content (RFC 9110, section 9.3.2): a body here would
@@ -201,6 +210,7 @@ async def start_server(
         await node.shutdown()
         raise
     app.start()
+    server.on_connection_lost = app.addresses.close
     if config.outbox.enabled:
         try:
             app.outbox = await _start_outbox(config, node)
