@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from ..codes import DISCONNECT_INVALID_TOKEN, ERROR_PERMISSION_DENIED, ERROR_TOKEN_EXPIRED
+from ..codes import DISCONNECT_INVALID_TOKEN, ERROR_INTERNAL, ERROR_PERMISSION_DENIED, ERROR_TOKEN_EXPIRED
 from ..exceptions import CommandError, DisconnectError
 from .jwks import JWKS
 
@@ -136,6 +136,10 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise ValueError("a token without a kid header, where keys come from a JWKS endpoint")
         jwk = await self.jwks.get(kid)
+        if jwk is None and self.jwks.stale:
+            # The key may be a new one the endpoint couldn't be asked for: a temporary error,
+            # which the SDKs retry with backoff, rather than an invalid token, which ends them.
+            raise CommandError(ERROR_INTERNAL)
         if jwk is None:
             raise ValueError(f"no key {kid!r} in the JWKS of {self.jwks.name}")
         if algorithm not in jwk.algorithms:
@@ -173,9 +177,11 @@ class TokenVerifier:
 
         Raises:
             DisconnectError: 3500 "invalid token" for a bad signature, malformed claims, a
-                ``channel`` claim, or a key that the JWKS doesn't have or that couldn't be fetched.
+                ``channel`` claim, or a key that the JWKS doesn't have.
             CommandError: 109 "token expired" when ``exp`` has passed; the client refreshes
-                its token and connects again.
+                its token and connects again. 100 "internal server error" (temporary: the
+                client retries) for a key the JWKS endpoint couldn't be asked for, since its
+                last fetch failed.
         """
         try:
             claims = await self._decode(token, now)
@@ -210,7 +216,8 @@ class TokenVerifier:
         Raises:
             CommandError: 103 "permission denied" for a bad token (its key not in the JWKS
                 included), one without a ``channel`` claim (a connection token) or for another
-                user or channel; 109 "token expired" when ``exp`` has passed.
+                user or channel; 109 "token expired" when ``exp`` has passed; 100 (temporary)
+                for a key the JWKS endpoint couldn't be asked for.
         """
         try:
             claims = await self._decode(token, now)

@@ -202,6 +202,9 @@ class JWKS:
         self.fetches = 0
         self.successes = 0
         self.failures = 0
+        #: Whether the last fetch failed (or none succeeded yet): a ``kid`` missing from
+        #: :attr:`keys` may then be a new key the node couldn't learn of.
+        self.stale = True
         self._last_fetch: float | None = None
         self._fetch: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -222,8 +225,8 @@ class JWKS:
     async def get(self, kid: str) -> JWK | None:
         """Return the key ``kid``, fetching the set again if it isn't there and may be fetched now.
 
-        ``None`` when the key isn't in the set, or when the set couldn't be fetched: the token
-        is then refused as a token with a bad signature is.
+        ``None`` when the key isn't in the set; :attr:`stale` then tells whether the set is
+        the endpoint's latest.
         """
         key = self.keys.get(kid)
         if key is not None:
@@ -262,11 +265,13 @@ class JWKS:
             keys, skipped = parse_jwks(await self._download(), max_keys=self.max_keys)
         except (ValueError, OSError, TimeoutError) as exc:
             self.failures += 1
+            self.stale = True
             logger.warning(
                 "can't fetch the token keys from %s, keeping the %d cached: %s", self.name, len(self.keys), exc
             )
             return
         self.successes += 1
+        self.stale = False
         for reason in skipped:
             logger.warning("token keys from %s: skipped %s", self.name, reason)
         if keys.keys() != self.keys.keys():
