@@ -146,6 +146,10 @@ def test_ipv6_addresses_are_counted_by_prefix() -> None:
     assert limits.open("d", "2001:db8:1:3::1", 0) is None
     assert limits.connections == {"2001:db8:1:2::/64": 2, "2001:db8:1:3::/64": 1}
     assert AddressLimits(ipv6_prefix_length=128).key("2001:db8::1") == "2001:db8::1"
+    # A dual-stack socket's IPv4 client is that IPv4 address, not one of a shared prefix.
+    assert limits.key("::ffff:192.0.2.1") == limits.key("192.0.2.1") == "192.0.2.1"
+    assert limits.key("not an address") == "not an address"
+    assert limits.key("not:an:address") == "not:an:address"
     assert AddressLimits(ipv6_prefix_length=48).key("2001:db8:1:2::1") == "2001:db8:1::/48"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import ipaddress
 import math
 from collections.abc import Hashable, Iterable, Sequence
@@ -51,6 +52,9 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+# The same few proxies and the same clients come back with every request: parsing is most of
+# the cost of finding the client, and a miss costs only the parse.
+@functools.lru_cache(maxsize=4096)
 def _parse_hop(text: str) -> Address | None:
     """Parse one hop of ``X-Forwarded-For``: an address, with or without a port; ``None`` if malformed.
 
@@ -91,7 +95,8 @@ def client_address(peer: str | None, forwarded: Sequence[str], trusted: Sequence
         trusted: the proxies whose ``X-Forwarded-For`` is believed.
 
     Returns:
-        ``peer`` when it isn't a trusted proxy; otherwise the rightmost hop that isn't one.
+        ``peer`` when it isn't a trusted proxy (as it is, when none is trusted); otherwise the
+        rightmost hop that isn't one.
         A malformed hop (``unknown``, an empty one, garbage) ends the walk at the trusted
         proxy that passed it on, so that a client can never choose its own address, and the
         leftmost hop is taken when every hop is trusted. Addresses are normalized
@@ -99,6 +104,10 @@ def client_address(peer: str | None, forwarded: Sequence[str], trusted: Sequence
     """
     if peer is None:
         return None
+    if not trusted:
+        # Nothing to believe: the peer as the socket gives it (AddressLimits.key reads an
+        # IPv4-mapped one as IPv4), without parsing it for every request.
+        return peer
     address = _parse_hop(peer)
     if address is None:
         return peer
@@ -185,6 +194,7 @@ class AddressLimits:
         self.api_rate = api_rate
         self.api_burst = api_burst
         self.ipv6_prefix_length = ipv6_prefix_length
+        self._ipv6_mask = ((1 << ipv6_prefix_length) - 1) << (128 - ipv6_prefix_length)
         self.max_addresses = max_addresses
         self.refused: dict[Limit, int] = {"connections": 0, "handshakes": 0, "api": 0}
         self.connections: dict[str, int] = {}
@@ -199,13 +209,20 @@ class AddressLimits:
         """The key an address is counted under: itself, its IPv6 prefix, or :data:`UNKNOWN`."""
         if address is None:
             return UNKNOWN
+        if ":" not in address:
+            # IPv4 as the socket or client_address() writes it, or a name: itself, unparsed,
+            # since this runs for every handshake and API request.
+            return address
         try:
-            parsed = ipaddress.ip_address(address)
+            parsed = ipaddress.IPv6Address(address)
         except ValueError:
             return address
-        if isinstance(parsed, ipaddress.IPv6Address) and self.ipv6_prefix_length < 128:
-            return str(ipaddress.IPv6Network((parsed, self.ipv6_prefix_length), strict=False))
-        return str(parsed)
+        if parsed.ipv4_mapped is not None:
+            # A dual-stack socket's IPv4 client.
+            return str(parsed.ipv4_mapped)
+        if self.ipv6_prefix_length == 128:
+            return str(parsed)
+        return f"{ipaddress.IPv6Address(int(parsed) & self._ipv6_mask)}/{self.ipv6_prefix_length}"
 
     def open(self, holder: Hashable, address: str | None, now: float) -> Refused | None:
         """Admit a new connection from ``address``, held by ``holder`` until :meth:`close`.
