@@ -8,7 +8,7 @@ import pytest
 
 from wavecast.codes import DISCONNECT_SLOW
 
-from ..support.memory import kernel_send_queues
+from ..support.memory import kernel_send_queue
 from ..support.raw import slow_subscriber
 from ..support.servers import StartWavecast
 
@@ -26,13 +26,15 @@ async def test_a_client_that_stops_reading_pins_at_most_the_socket_send_buffer(
     bound = 2 * send_buffer
     pinned = 0
     async with slow_subscriber(running, "live:feed", server_send_buffer=None) as (_, session):
+        (connection,) = running.server.connections
+        sock = connection.transport.get_extra_info("socket")
         payload = "x" * 16000
         for n in range(1000):
             if session.closed:
                 break
             await running.node.publish("live:feed", {"n": n, "payload": payload})
             await asyncio.sleep(0.001)
-            pinned = max([pinned, *kernel_send_queues(running.port)])
+            pinned = max(pinned, kernel_send_queue(sock))
         # The client's queue filled up behind the kernel's buffer: its policy applied.
         assert session.disconnect_reason == DISCONNECT_SLOW
     assert 0 < pinned <= bound
