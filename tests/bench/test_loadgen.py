@@ -222,7 +222,7 @@ async def test_counts_every_push_of_wavecast_serve(loadgen: str, serve_channels:
 #: publication reaches them as the event ``msg`` (bench/realtime.py's room and join scenarios).
 SIO_JOIN = '421["join","bench"]'
 SIO_FANOUT = ["--socketio", "--sub-init", SIO_JOIN, "--pub-path", "/publish"]
-SIO_FANOUT += ["--unwrap", '42["msg","', "--unwrap-suffix", '"]']
+SIO_FANOUT += ["--unwrap", '42["msg","', "--unwrap-suffix", '"]', "--join-reply", '431["ok"]']
 SIO_CONNECT = ["--socketio", "--sub-init", SIO_JOIN, "--join-reply", '431["ok"]']
 
 
