@@ -123,8 +123,7 @@ async def measure_channel(connections: int, messages: int, repeat: int, filters:
     for index in range(connections):
         session = Session(node, WebSocketTransport(open_connection(server)))
         session.state = type(session.state).CONNECTED
-        if session._stale_handle is not None:
-            session._stale_handle.cancel()
+        session._stop_timers()
         node.hub.add_session(session)
         subscription = _subscription("bench")
         if filters:

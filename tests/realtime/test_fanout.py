@@ -114,9 +114,7 @@ class World:
 
     def close(self) -> None:
         for session in self.subscribers:
-            for handle in (session._stale_handle, session._ping_handle):
-                if handle is not None:
-                    handle.cancel()
+            session._stop_timers()
 
 
 def transport_closes(transport: Any) -> list[int]:

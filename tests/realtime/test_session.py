@@ -191,7 +191,24 @@ async def test_no_pings_when_off(make_node: MakeNode, connect: ConnectClient) ->
     connect_reply = client.new()[0]["connect"]
     assert "ping" not in connect_reply
     assert "pong" not in connect_reply
-    assert client.session._ping_handle is None
+    assert client.session._ping_tick is None
+
+
+async def test_first_pings_of_clients_connected_together_spread(make_node: MakeNode, connect: ConnectClient) -> None:
+    node = await make_node(client_ping_interval=10.0)
+    clients = [await connect(node) for _ in range(50)]
+    ticks = [client.session._ping_tick for client in clients]
+    wheel = clients[0].session._wheel(0)
+    assert len(wheel) == 50
+    # In the second half of the interval (10 s: 100 buckets of 0.1 s), in many buckets.
+    now_tick = asyncio.get_running_loop().time() / wheel.resolution
+    assert all(tick is not None and now_tick + 45 <= tick <= now_tick + 101 for tick in ticks)
+    assert len(set(ticks)) > 10
+    for client in clients:
+        client.session.disconnect()
+    # A closed session leaves nothing in the loop's wheels.
+    assert len(wheel) == 0
+    assert all(client.session._ping_tick is None for client in clients)
 
 
 async def test_too_many_commands(make_node: MakeNode, connect: ConnectClient) -> None:
@@ -324,9 +341,9 @@ async def test_a_refreshed_connection_is_not_closed(make_node: MakeNode, connect
     session.expire_at = int(time.time()) + 3600
     await asyncio.sleep(40 * MS)
     assert not session.closed
-    assert session._expire_handle is not None
+    assert session._expire_tick is not None
     session.set_expiry(0)
-    assert session._expire_handle is None
+    assert session._expire_tick is None
 
 
 async def test_refresh_with_a_token(make_node: MakeNode, connect: ConnectClient) -> None:

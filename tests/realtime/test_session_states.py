@@ -30,8 +30,7 @@ async def session() -> AsyncIterator[Session]:
     session = Session(Node(), FakeTransport())
     yield session
     # The session was never connected for real: stop its stale timer by hand.
-    if session._stale_handle is not None:
-        session._stale_handle.cancel()
+    session._stop_timers()
 
 
 def test_states() -> None:
@@ -61,7 +60,7 @@ async def test_a_new_session_is_connecting(session: Session) -> None:
 
 async def test_connected_twice_is_refused(session: Session) -> None:
     session.connected()
-    assert session._stale_handle is None
+    assert session._stale_tick is None
     with pytest.raises(StateError, match=r"^can't complete the connect command when state is CONNECTED$"):
         session.connected()
     session.disconnect()

@@ -35,6 +35,7 @@ from ..protocol.frames import OP_TEXT
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import CLOSED, CONNECTING, OPEN
 from ..speedups import load
+from . import _timers as timers
 from ._options import DEFAULT_OPTIONS, ConnectionOptions
 
 #: The C twins of :func:`broadcast` and of the batcher's flush, or ``None``.
@@ -128,11 +129,11 @@ class Connection(_FanOutFields):
         "_close_handle",
         "_drain_waiter",
         "_fd",
-        "_keepalive_handle",
+        "_keepalive_tick",
         "_lost",
         "_lost_waiter",
         "_messages",
-        "_ping_timeout_handle",
+        "_ping_timeout_tick",
         "_pings",
         "_reading_paused",
         "_recv_waiter",
@@ -179,8 +180,9 @@ class Connection(_FanOutFields):
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
-        self._keepalive_handle: asyncio.TimerHandle | None = None
-        self._ping_timeout_handle: asyncio.TimerHandle | None = None
+        # The ticks of this connection's deadlines in the loop's timing wheels, or None.
+        self._keepalive_tick: int | None = None
+        self._ping_timeout_tick: int | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         #: Called when the peer reads again after :attr:`writing_paused` was true.
         self.on_writable: Callable[[], None] | None = None
@@ -368,10 +370,13 @@ class Connection(_FanOutFields):
         self._lost = True
         self.protocol.receive_eof()
         self.protocol.data_to_send()
-        for handle in (self._keepalive_handle, self._ping_timeout_handle, self._close_handle):
-            if handle is not None:
-                handle.cancel()
-        self._keepalive_handle = self._ping_timeout_handle = self._close_handle = None
+        self._stop_keepalive()
+        if self._ping_timeout_tick is not None:
+            self._ping_timeout_wheel().discard(self, self._ping_timeout_tick)
+            self._ping_timeout_tick = None
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -499,9 +504,7 @@ class Connection(_FanOutFields):
     def _check_close_expected(self) -> None:
         """Start the close deadline when the peer should close TCP soon."""
         if self._close_handle is None and not self._lost and self.protocol.close_expected():
-            if self._keepalive_handle is not None:
-                self._keepalive_handle.cancel()
-                self._keepalive_handle = None
+            self._stop_keepalive()
             if self.close_timeout is not None:
                 self._close_handle = self.loop.call_later(self.close_timeout, self._close_timed_out)
 
@@ -511,23 +514,44 @@ class Connection(_FanOutFields):
         abort(self.transport)
 
     def _start_keepalive(self) -> None:
-        if self.ping_interval is not None:
-            self._keepalive_handle = self.loop.call_later(self.ping_interval, self._keepalive)
+        """Schedule the first keepalive ping, somewhere in the second half of ``ping_interval``.
+
+        The spread keeps connections opened together (a reconnecting crowd) from pinging in the
+        same tick of the loop for as long as they live.
+        """
+        interval = self.ping_interval
+        if interval is not None:
+            self._keepalive_tick = self._keepalive_wheel().add(self, interval, spread=interval / 2)
+
+    def _keepalive_wheel(self) -> timers.Wheel[Connection]:
+        assert self.ping_interval is not None
+        return timers.wheel(self.loop, Connection._keepalive, self.ping_interval)
+
+    def _ping_timeout_wheel(self) -> timers.Wheel[Connection]:
+        assert self.ping_timeout is not None
+        return timers.wheel(self.loop, Connection._ping_timed_out, self.ping_timeout)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive_tick is not None:
+            self._keepalive_wheel().discard(self, self._keepalive_tick)
+            self._keepalive_tick = None
 
     def _keepalive(self) -> None:
-        self._keepalive_handle = None
+        self._keepalive_tick = None
         if self.protocol.state is not OPEN:
             return
         payload = os.urandom(4)
         self.protocol.send_ping(payload)
         self._flush()
         self._pings[payload] = (None, self.loop.time())
-        if self.ping_timeout is not None and self._ping_timeout_handle is None:
-            self._ping_timeout_handle = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
-        self._start_keepalive()
+        if self.ping_timeout is not None and self._ping_timeout_tick is None:
+            self._ping_timeout_tick = self._ping_timeout_wheel().add(self, self.ping_timeout)
+        interval = self.ping_interval
+        assert interval is not None
+        self._keepalive_tick = self._keepalive_wheel().add(self, interval)
 
     def _ping_timed_out(self) -> None:
-        self._ping_timeout_handle = None
+        self._ping_timeout_tick = None
         if self.debug and self.protocol.state is OPEN:
             self.logger.debug("! keepalive ping timed out")
         self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
@@ -552,9 +576,9 @@ class Connection(_FanOutFields):
                 waiter.set_result(now - sent)
             if payload == data:
                 break
-        if self._ping_timeout_handle is not None and not any(w is None for w, _ in self._pings.values()):
-            self._ping_timeout_handle.cancel()
-            self._ping_timeout_handle = None
+        if self._ping_timeout_tick is not None and not any(w is None for w, _ in self._pings.values()):
+            self._ping_timeout_wheel().discard(self, self._ping_timeout_tick)
+            self._ping_timeout_tick = None
 
     def _closed_exc(self) -> ConnectionClosed:
         protocol = self.protocol

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import transitions
+from ..asyncio import _timers as timers
 from ..codes import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_CONNECTION_CLOSED,
@@ -102,12 +103,12 @@ class Session:
     __slots__ = (
         "_after_reply",
         "_commands",
-        "_expire_handle",
+        "_expire_tick",
         "_loop",
-        "_ping_handle",
-        "_pong_handle",
+        "_ping_tick",
+        "_pong_tick",
         "_publications",
-        "_stale_handle",
+        "_stale_tick",
         "_tasks",
         "_text",
         "client",
@@ -160,12 +161,12 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._stale_handle: asyncio.TimerHandle | None = loop.call_later(
-            config.client_stale_close_delay, self.disconnect, DISCONNECT_STALE
-        )
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._pong_handle: asyncio.TimerHandle | None = None
-        self._expire_handle: asyncio.TimerHandle | None = None
+        # The ticks of the session's deadlines in the loop's timing wheels (see _wheel), or None:
+        # a timer handle per client and per deadline would cost more than the rest of it.
+        self._stale_tick: int | None = self._wheel(_STALE).add(self, config.client_stale_close_delay)
+        self._ping_tick: int | None = None
+        self._pong_tick: int | None = None
+        self._expire_tick: int | None = None
         transport.on_writable = self._drain
 
     def __repr__(self) -> str:
@@ -396,30 +397,53 @@ class Session:
 
     # --- lifecycle -----------------------------------------------------------------------
 
+    def _wheel(self, kind: int) -> timers.Wheel[Session]:
+        """The loop's timing wheel for one kind of deadline, sized for the node's delay."""
+        config = self.node.config
+        callback, delay = _DEADLINES[kind]
+        if kind == _PING:
+            delay = config.client_ping_interval
+        elif kind == _PONG:
+            delay = config.client_pong_timeout
+        elif kind == _STALE:
+            delay = config.client_stale_close_delay
+        return timers.wheel(self._loop, callback, delay)
+
     def connected(self) -> None:
         """The connect command succeeded: start pinging, stop the stale timer."""
         self._apply(SessionAction.CONNECT)
-        if self._stale_handle is not None:
-            self._stale_handle.cancel()
-            self._stale_handle = None
-        if self.node.config.client_ping_interval:
-            self._ping_handle = self._loop.call_later(self.node.config.client_ping_interval, self._ping)
+        if self._stale_tick is not None:
+            self._wheel(_STALE).discard(self, self._stale_tick)
+            self._stale_tick = None
+        interval = self.node.config.client_ping_interval
+        if interval:
+            # The first ping comes in the second half of the interval, at random, so that
+            # clients that connect together (after a restart) don't all ping in one tick.
+            self._ping_tick = self._wheel(_PING).add(self, interval, spread=interval / 2)
 
     def _ping(self) -> None:
         """Send the server's ping, an empty reply, and expect the client's pong in time."""
-        self._ping_handle = None
+        self._ping_tick = None
         if self.state is not CONNECTED:
             return
         self.send(_PINGS[self.codec])
         config = self.node.config
-        if self._pong_handle is None:
-            self._pong_handle = self._loop.call_later(config.client_pong_timeout, self.disconnect, DISCONNECT_NO_PONG)
-        self._ping_handle = self._loop.call_later(config.client_ping_interval, self._ping)
+        if self._pong_tick is None:
+            self._pong_tick = self._wheel(_PONG).add(self, config.client_pong_timeout)
+        self._ping_tick = self._wheel(_PING).add(self, config.client_ping_interval)
 
     def _pong(self) -> None:
-        if self._pong_handle is not None:
-            self._pong_handle.cancel()
-            self._pong_handle = None
+        if self._pong_tick is not None:
+            self._wheel(_PONG).discard(self, self._pong_tick)
+            self._pong_tick = None
+
+    def _no_pong(self) -> None:
+        self._pong_tick = None
+        self.disconnect(DISCONNECT_NO_PONG)
+
+    def _stale(self) -> None:
+        self._stale_tick = None
+        self.disconnect(DISCONNECT_STALE)
 
     def _expiry_grace(self) -> float:
         # A client refreshing its own token gets a grace delay; the server's refresh is on time.
@@ -429,15 +453,15 @@ class Session:
         """At ``expire_at``, ask ``on_refresh`` if set; otherwise disconnect the client if it
         hasn't refreshed its token by ``expire_at`` plus a grace delay."""
         self.expire_at = expire_at
-        if self._expire_handle is not None:
-            self._expire_handle.cancel()
-            self._expire_handle = None
+        if self._expire_tick is not None:
+            self._wheel(_EXPIRE).discard(self, self._expire_tick)
+            self._expire_tick = None
         if expire_at:
             delay = expire_at - time.time() + self._expiry_grace()
-            self._expire_handle = self._loop.call_later(max(delay, 0), self._check_expiry)
+            self._expire_tick = self._wheel(_EXPIRE).add(self, max(delay, 0))
 
     def _check_expiry(self) -> None:
-        self._expire_handle = None
+        self._expire_tick = None
         if not (self.expire_at and self.expire_at + self._expiry_grace() <= time.time() + 0.001):
             self.set_expiry(self.expire_at)
         elif self.node.on_refresh is not None:
@@ -468,10 +492,7 @@ class Session:
         was_connected = self.state is CONNECTED
         self._apply(SessionAction.CLOSE)
         self.disconnect_reason = disconnect
-        for handle in (self._stale_handle, self._ping_handle, self._pong_handle, self._expire_handle):
-            if handle is not None:
-                handle.cancel()
-        self._stale_handle = self._ping_handle = self._pong_handle = self._expire_handle = None
+        self._stop_timers()
         self.outbox.clear()
         self.transport.on_writable = None
         for task in self._tasks:
@@ -479,6 +500,12 @@ class Session:
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:
             self.transport.close(disconnect)
         self.node.forget_session(self, disconnect, was_connected)
+
+    def _stop_timers(self) -> None:
+        for kind, tick in enumerate((self._ping_tick, self._pong_tick, self._stale_tick, self._expire_tick)):
+            if tick is not None:
+                self._wheel(kind).discard(self, tick)
+        self._stale_tick = self._ping_tick = self._pong_tick = self._expire_tick = None
 
     def closed_by_transport(self) -> None:
         """The connection closed without a disconnect from the server."""
@@ -493,6 +520,18 @@ class Session:
         subscription = self.subscriptions.get(channel)
         return subscription is not None and subscription.state is SUBSCRIBED
 
+
+#: The kinds of a session's deadlines, and what each calls; the delays of the first three
+#: come from the node's config. Expiries are seconds to hours away: they share one wheel
+#: with the coarsest buckets, a check a little late being harmless (it disconnects after a
+#: grace delay, or asks for a refresh).
+_PING, _PONG, _STALE, _EXPIRE = range(4)
+_DEADLINES: tuple[tuple[Callable[[Session], object], float], ...] = (
+    (Session._ping, 0.0),
+    (Session._no_pong, 0.0),
+    (Session._stale, 0.0),
+    (Session._check_expiry, 3600.0),
+)
 
 #: The server's ping, an empty reply, in each form: ``{}`` and a zero length.
 _PINGS: dict[Codec, PreparedMessage] = {
