@@ -17,6 +17,9 @@ it), opens N connections from this process, and reads the server's VmRSS from
   subscription, so that the rows differ by the transport only. ``--transports`` picks them.
 
 It prints a markdown table of KiB per connection: (RSS with N connections - RSS before) / N.
+With ``--trace``, the servers run under tracemalloc (``servers/traced.py``) and each row is
+followed by the lines of code whose allocations the connections hold, in bytes per connection:
+what one idle connection costs, and where.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -131,6 +137,33 @@ async def open_served(port: int, count: int, transport: str) -> list[Any]:
     return clients
 
 
+async def snapshot(pid: int, path: Path) -> tracemalloc.Snapshot:
+    """Ask a server under ``servers/traced.py`` for a snapshot of its heap, and load it."""
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):
+        if path.exists():
+            return tracemalloc.Snapshot.load(str(path))
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no snapshot at {path}")
+
+
+def print_trace(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int, top: int = 25) -> None:
+    """The lines whose allocations grew with the connections, in bytes per connection."""
+    stats = after.compare_to(before, "lineno")
+    total = sum(stat.size_diff for stat in stats)
+    print(f"Python heap: {total / count:.0f} B per connection; largest lines:")
+    for stat in stats[:top]:
+        if stat.size_diff / count < 8:
+            break
+        frame = stat.traceback[0]
+        filename = frame.filename
+        for marker in ("/site-packages/", "/src/", "/lib/python3"):
+            if marker in filename:
+                filename = filename.split(marker, 1)[1]
+                break
+        print(f"  {stat.size_diff / count:7.0f} B  {stat.count_diff / count:5.1f} blocks  {filename}:{frame.lineno}")
+
+
 async def measure(
     pid: int,
     port: int,
@@ -140,7 +173,11 @@ async def measure(
     exchange: bool,
     realtime: bool,
     transport: str | None = None,
+    trace: Path | None = None,
 ) -> float:
+    if trace is not None:
+        await asyncio.sleep(0.5)
+        heap_before = await snapshot(pid, trace.with_suffix(".0"))
     before = rss_kib(pid)
     if transport is not None:
         connections = await open_served(port, count, transport)
@@ -153,6 +190,8 @@ async def measure(
             await connection.recv()
     await asyncio.sleep(0.5)
     after = rss_kib(pid)
+    if trace is not None:
+        print_trace(heap_before, await snapshot(pid, trace.with_suffix(".1")), count)
     await asyncio.gather(*(connection.close() for connection in connections))
     await asyncio.sleep(0.5)
     return (after - before) / count
@@ -165,6 +204,7 @@ async def measure_fresh(
     exchange: bool = False,
     realtime: bool = False,
     transport: str | None = None,
+    trace: bool = False,
 ) -> float:
     """Measure in a new server process, so that memory freed by earlier rounds doesn't hide costs."""
     port = free_port(next_too=transport is not None)
@@ -174,37 +214,50 @@ async def measure_fresh(
         command = [sys.executable, str(HERE / "servers" / "wavecast_channels.py"), "--port", str(port)]
     else:
         command = [sys.executable, str(HERE / "servers" / "wavecast_server.py"), "--port", str(port), "--compression"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE)
-    try:
-        assert server.stdout is not None
-        server.stdout.readline()
-        # A small warm-up round first, so that lazy imports and caches don't count.
-        kwargs = dict(compression=compression, exchange=exchange, realtime=realtime, transport=transport)
-        await measure(server.pid, port, 20, **kwargs)
-        return await measure(server.pid, port, count, **kwargs)
-    finally:
-        server.terminate()
-        server.wait()
+    env = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if trace:
+            command[1:1] = [str(HERE / "servers" / "traced.py")]
+            env = {**os.environ, "WAVECAST_TRACE_TO": str(Path(tmp) / "heap")}
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
+        try:
+            assert server.stdout is not None
+            server.stdout.readline()
+            # A small warm-up round first, so that lazy imports and caches don't count.
+            kwargs = dict(compression=compression, exchange=exchange, realtime=realtime, transport=transport)
+            await measure(server.pid, port, 20, **kwargs)
+            return await measure(server.pid, port, count, **kwargs, trace=Path(tmp) / "heap" if trace else None)
+        finally:
+            server.terminate()
+            server.wait()
 
 
 #: ``wavecast serve``'s transports, each a row of the table.
 TRANSPORTS = {"websocket": "WebSocket", "http_stream": "HTTP-streaming", "sse": "SSE"}
 
 
-async def main(count: int, transports: list[str]) -> None:
-    rows = [
-        ("WebSocket, idle", await measure_fresh(count, compression=None)),
-        ("WebSocket, after a message each way", await measure_fresh(count, compression=None, exchange=True)),
-        ("permessage-deflate, idle", await measure_fresh(count, compression="deflate")),
-        (
-            "permessage-deflate, after a message each way",
-            await measure_fresh(count, compression="deflate", exchange=True),
-        ),
-        ("real-time client subscribed to 1 channel", await measure_fresh(count, compression=None, realtime=True)),
-    ]
+#: The rows of raw WebSocket and real-time connections: name, measure_fresh's arguments.
+ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "idle": ("WebSocket, idle", {"compression": None}),
+    "exchange": ("WebSocket, after a message each way", {"compression": None, "exchange": True}),
+    "deflate": ("permessage-deflate, idle", {"compression": "deflate"}),
+    "deflate-exchange": ("permessage-deflate, after a message each way", {"compression": "deflate", "exchange": True}),
+    "realtime": ("real-time client subscribed to 1 channel", {"compression": None, "realtime": True}),
+}
+
+
+async def main(count: int, rows_wanted: list[str], transports: list[str], *, trace: bool) -> None:
+    rows = []
+    for key in rows_wanted:
+        name, kwargs = ROWS[key]
+        if trace:
+            print(f"## {name}")
+        rows.append((name, await measure_fresh(count, **kwargs, trace=trace)))
     for transport in transports:
-        kib = await measure_fresh(count, compression=None, transport=transport)
-        rows.append((f"`wavecast serve` client over {TRANSPORTS[transport]}, subscribed at connect", kib))
+        name = f"`wavecast serve` client over {TRANSPORTS[transport]}, subscribed at connect"
+        if trace:
+            print(f"## {name}")
+        rows.append((name, await measure_fresh(count, compression=None, transport=transport, trace=trace)))
     print(f"# server memory per connection, {count} connections, {time.strftime('%Y-%m-%d')}")
     command = " ".join(["python bench/memory.py", *sys.argv[1:]])
     print(f"# command: {command}  (Python {sys.version.split()[0]}, VmRSS of the server)")
@@ -225,6 +278,14 @@ if __name__ == "__main__":
         default=list(TRANSPORTS),
         help="wavecast serve's transports to measure (default: all)",
     )
+    parser.add_argument(
+        "--rows", nargs="*", choices=list(ROWS), default=list(ROWS), help="the other rows to measure (default: all)"
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the servers under tracemalloc and show what the connections hold, by line (slower; RSS grows)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    wavecast.run(main(args.n, args.transports))
+    wavecast.run(main(args.n, args.rows, args.transports, trace=args.trace))

@@ -234,3 +234,15 @@ def test_clear() -> None:
     assert (outbox.size, len(outbox)) == (0, 0)
     outbox.push(msg("c2"), policy="conflate", key="k")
     assert contents(outbox) == ["c2"]
+
+
+def test_an_empty_outbox_holds_no_queue() -> None:
+    outbox = Outbox(100)
+    assert outbox._entries is None and outbox._keys is None
+    assert outbox.pop() is None
+    outbox.push(msg("c1"), policy="conflate", key="k")
+    outbox.push(msg("r1"))
+    assert outbox.pop() is not None
+    assert outbox._entries is not None
+    assert outbox.pop() is not None
+    assert outbox._entries is None and outbox._keys is None

@@ -42,16 +42,21 @@ class Outbox:
         self.dropped = 0
         #: Of those, the publications that a newer one of the same key replaced (``conflate``).
         self.replaced = 0
-        self._entries: collections.deque[_Entry] = collections.deque()
-        self._keys: dict[object, _Entry] = {}
+        # Created by the first message queued and dropped once empty again: most clients
+        # read as fast as they are written to, and a deque costs more than the rest of this.
+        self._entries: collections.deque[_Entry] | None = None
+        self._keys: dict[object, _Entry] | None = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return 0 if self._entries is None else len(self._entries)
 
     def push(self, message: PreparedMessage, *, policy: SlowConsumerPolicy | None = None, key: object = None) -> bool:
         """Queue a message; ``policy`` is ``None`` for a reply. Return ``False`` on overflow."""
         if policy == "conflate":
-            entry = self._keys.get(key)
+            keys = self._keys
+            if keys is None:
+                keys = self._keys = {}
+            entry = keys.get(key)
             if entry is not None:
                 self.size += len(message) - len(entry.message)
                 entry.message = message
@@ -59,10 +64,13 @@ class Outbox:
                 self.replaced += 1
                 return self.size <= self._limit or self._make_room()
             entry = _Entry(message, key, True)
-            self._keys[key] = entry
+            keys[key] = entry
         else:
             entry = _Entry(message, _NO_KEY, policy is not None)
-        self._entries.append(entry)
+        entries = self._entries
+        if entries is None:
+            entries = self._entries = collections.deque()
+        entries.append(entry)
         self.size += len(message)
         if self.size <= self._limit:
             return True
@@ -74,13 +82,13 @@ class Outbox:
         """Drop the oldest publications until the outbox fits; ``False`` if replies alone overflow it."""
         kept: collections.deque[_Entry] = collections.deque()
         entries = self._entries
+        assert entries is not None  # a message was just queued
         while entries and self.size > self._limit:
             entry = entries.popleft()
             if entry.droppable:
                 self.size -= len(entry.message)
                 self.dropped += 1
-                if entry.key is not _NO_KEY and self._keys.get(entry.key) is entry:
-                    del self._keys[entry.key]
+                self._forget_key(entry)
             else:
                 kept.append(entry)
         kept.extend(entries)
@@ -89,15 +97,21 @@ class Outbox:
 
     def pop(self) -> PreparedMessage | None:
         """Take the oldest message, or ``None`` when empty."""
-        if not self._entries:
+        entries = self._entries
+        if not entries:
             return None
-        entry = self._entries.popleft()
+        entry = entries.popleft()
         self.size -= len(entry.message)
-        if entry.key is not _NO_KEY and self._keys.get(entry.key) is entry:
-            del self._keys[entry.key]
+        self._forget_key(entry)
+        if not entries:
+            self._entries = self._keys = None
         return entry.message
 
+    def _forget_key(self, entry: _Entry) -> None:
+        keys = self._keys
+        if entry.key is not _NO_KEY and keys is not None and keys.get(entry.key) is entry:
+            del keys[entry.key]
+
     def clear(self) -> None:
-        self._entries.clear()
-        self._keys.clear()
+        self._entries = self._keys = None
         self.size = 0
