@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +23,7 @@ from wavecast import (
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, Server, ServerConnection, broadcast, connect
 from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+from wavecast.protocol.prepared import PreparedMessage
 
 from ..support.memory import kernel_send_queues
 from ..support.peers import RawSocket, accept_handshake, close_code_of, raw_handshake, raw_server
@@ -684,3 +685,138 @@ async def test_write_delay_gathers_messages_of_several_turns_in_one_write(start_
         # Control frames don't wait: a ping is answered at once.
         pong = await client.ping()
         assert await asyncio.wait_for(pong, 100 * MS) >= 0
+
+
+# --- a message sink instead of recv() ------------------------------------------------------
+
+
+class Sink:
+    """A MessageSink that records what it gets, and may echo it back."""
+
+    def __init__(self, connection: ServerConnection, *, echo: bool = False) -> None:
+        self.connection = connection
+        self.echo = echo
+        self.messages: list[str | bytes] = []
+        self.closed = 0
+
+    def message_received(self, message: str | bytes) -> None:
+        self.messages.append(message)
+        if message == "boom":
+            raise RuntimeError("boom")
+        if self.echo:
+            self.connection.write_prepared(PreparedMessage.of(message))
+
+    def connection_closed(self) -> None:
+        self.closed += 1
+
+
+async def test_a_sink_gets_messages_and_the_connection_outlives_the_handler(start_server: StartServer) -> None:
+    sinks: list[Sink] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        sink = Sink(connection, echo=True)
+        sinks.append(sink)
+        connection.deliver_to(sink)
+        with pytest.raises(ConcurrencyError, match=r"^can't call recv\(\) when messages go to a sink$"):
+            await connection.recv()
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await wait_until(lambda: not server._handlers, what="the handler's end")
+        # The handler returned, and the connection is still open: its messages go to the sink.
+        for message in ("one", b"two", "three"):
+            await client.send(message)
+            assert await client.recv() == message
+        assert sinks[0].messages == ["one", b"two", "three"]
+    await wait_until(lambda: sinks[0].closed == 1, what="the sink's close")
+    assert sinks[0].connection._sink is None
+
+
+async def test_messages_queued_before_the_sink_go_to_it_first(start_server: StartServer) -> None:
+    sink_ready = asyncio.Event()
+    sinks: list[Sink] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        await wait_until(lambda: connection._messages is not None and len(connection._messages) == 2)
+        sink = Sink(connection)
+        sinks.append(sink)
+        connection.deliver_to(sink)
+        sink_ready.set()
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await client.send("first")
+        await client.send("second")
+        await sink_ready.wait()
+        await client.send("third")
+        await wait_until(lambda: len(sinks[0].messages) == 3)
+    assert sinks[0].messages == ["first", "second", "third"]
+
+
+async def test_a_sink_given_a_closed_connection_is_told_at_once(start_server: StartServer) -> None:
+    sinks: list[Sink] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.wait_closed()
+        sink = Sink(connection)
+        sinks.append(sink)
+        connection.deliver_to(sink)
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await client.send("before the close")
+    await wait_until(lambda: bool(sinks), what="the handler")
+    assert sinks[0].messages == ["before the close"]
+    assert sinks[0].closed == 1
+
+
+async def test_a_failing_sink_fails_the_connection_with_1011(start_server: StartServer) -> None:
+    sinks: list[Sink] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        sinks.append(Sink(connection))
+        connection.deliver_to(sinks[-1])
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await client.send("boom")
+        await client.wait_closed()
+    assert client.close_code == CloseCode.INTERNAL_ERROR
+    await wait_until(lambda: sinks[0].closed == 1, what="the sink's close")
+
+
+async def test_a_sink_pauses_and_resumes_reading(start_server: StartServer) -> None:
+    connections: list[ServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        connections.append(connection)
+        sink = Sink(connection)
+        connection.deliver_to(sink)
+        connection.pause_reading()
+        connection.pause_reading()  # twice is harmless
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await wait_until(lambda: bool(connections) and connections[0]._reading_paused)
+        connection = connections[0]
+        sink = cast(Sink, connection._sink)
+        await client.send("waits in the kernel")
+        await asyncio.sleep(20 * MS)
+        assert sink.messages == []
+        connection.resume_reading()
+        await wait_until(lambda: sink.messages == ["waits in the kernel"])
+
+
+async def test_deliver_to_while_recv_waits_is_refused(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        waiting = asyncio.ensure_future(connection.recv())
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError, match=r"^can't deliver messages to a sink while a coroutine"):
+            connection.deliver_to(Sink(connection))
+        assert await waiting == "hello"
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        await client.send("hello")
+        await client.wait_closed()
+    assert client.close_code == CloseCode.NORMAL_CLOSURE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -12,7 +13,15 @@ import pytest
 from wavecast.asyncio import ClientConnection, Server, connect
 from wavecast.codes import Disconnect
 from wavecast.exceptions import ConnectionClosed
-from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, Session, websocket_server_options
+from wavecast.realtime import (
+    WEBSOCKET_PATH,
+    Node,
+    NodeConfig,
+    Session,
+    SubscribeContext,
+    websocket_server_options,
+)
+from wavecast.realtime.websocket import WebSocketTransport
 
 from ..support.protobuf import protobuf_command
 from ..support.servers import StartServer, ws_uri
@@ -224,3 +233,58 @@ async def test_fan_out_reaches_every_kind_of_subscriber_in_order(served: tuple[N
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_an_idle_client_holds_no_task(served: tuple[Node, Server], ws: ClientConnection) -> None:
+    node, server = served
+    await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
+    await call(ws, {"id": 2, "subscribe": {"channel": "news"}})
+    # The handler returned at once; each message's task ended with its reply.
+    await wait_until(lambda: not server._handlers, what="no task left")
+    (connection,) = server.connections
+    transport = connection._sink
+    assert isinstance(transport, WebSocketTransport)
+    assert transport._worker is None and transport._backlog is None
+    await node.publish("news", {"n": 1})
+    assert json.loads(await ws.recv())["push"]["pub"]["data"] == {"n": 1}
+
+
+async def test_commands_behind_one_that_waits_run_after_it_in_order(
+    make_node: MakeNode, start_server: StartServer
+) -> None:
+    node = await make_node(allowed_origins=None)
+    gate = asyncio.Event()
+
+    @node.subscribing
+    async def subscribing(context: SubscribeContext) -> None:
+        await gate.wait()
+
+    server = await start_server(**websocket_server_options(node), max_queue=4)
+    async with connect(ws_uri(server, WEBSOCKET_PATH)) as ws:
+        await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
+        await ws.send(json.dumps({"id": 2, "subscribe": {"channel": "news"}}))
+        for command_id in range(3, 9):
+            await ws.send(json.dumps({"id": command_id, "presence_stats": {"channel": "news"}}))
+        (connection,) = server.connections
+        # Four wait behind the subscribe: reading pauses, and the rest waits in the kernel.
+        await wait_until(lambda: connection._reading_paused, what="reading paused")
+        gate.set()
+        replies = [json.loads(await ws.recv()) for _ in range(7)]
+        assert [reply["id"] for reply in replies] == list(range(2, 9))
+        assert replies[0] == {"id": 2, "subscribe": {}}
+        await wait_until(lambda: not server._handlers, what="the task's end")
+        assert not connection._reading_paused
+
+
+async def test_a_session_closed_by_the_server_ends_its_connection(
+    served: tuple[Node, Server], ws: ClientConnection
+) -> None:
+    _, server = served
+    await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
+    (connection,) = server.connections
+    transport = connection._sink
+    assert isinstance(transport, WebSocketTransport) and transport.session is not None
+    # Closed without a code to send (as by a shutdown): the next message finds it closed.
+    transport.session.disconnect()
+    await ws.send("{}")
+    assert (await closed(ws))[0] == 1000

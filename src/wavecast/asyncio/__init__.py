@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .client import ClientConnection, connect
-from .connection import BroadcastResult, ConcurrencyError, Connection, broadcast
+from .connection import BroadcastResult, ConcurrencyError, Connection, MessageSink, broadcast
 from .runner import new_event_loop, run
 from .server import Server, ServerConnection, http_response, serve
 from .streaming import HTTPStream, StreamingResponse
@@ -14,6 +14,7 @@ __all__ = [
     "ConcurrencyError",
     "Connection",
     "HTTPStream",
+    "MessageSink",
     "Server",
     "ServerConnection",
     "StreamingResponse",

@@ -20,7 +20,7 @@ import struct
 import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol as TypingProtocol, cast
 
 from ..codes import OK_CLOSE_CODES, CloseCode
 from ..exceptions import (
@@ -41,13 +41,27 @@ from ._options import DEFAULT_OPTIONS, ConnectionOptions
 #: The C twins of :func:`broadcast` and of the batcher's flush, or ``None``.
 _native = load("wavecast.asyncio._speedups")
 
-__all__ = ["BroadcastResult", "ConcurrencyError", "Connection", "broadcast"]
+__all__ = ["BroadcastResult", "ConcurrencyError", "Connection", "MessageSink", "broadcast"]
 
 Data = str | bytes | bytearray | memoryview
 
 
 class ConcurrencyError(LocalProtocolError, RuntimeError):
     """Two coroutines called ``recv()`` on the same connection at once."""
+
+
+class MessageSink(TypingProtocol):
+    """What takes a connection's messages as they arrive, instead of ``recv()``.
+
+    See :meth:`Connection.deliver_to`. Both methods are called from the event loop's
+    callbacks: they must not block, and an exception they raise fails the connection (1011).
+    """
+
+    def message_received(self, message: str | bytes) -> None:
+        """Take one message: :class:`str` for text, :class:`bytes` for binary."""
+
+    def connection_closed(self) -> None:
+        """TCP closed; called once, and no message follows."""
 
 
 class _WriteBatcher:
@@ -137,6 +151,7 @@ class Connection(_FanOutFields):
         "_pings",
         "_reading_paused",
         "_recv_waiter",
+        "_sink",
         "_unflushed",
         "close_timeout",
         "debug",
@@ -174,6 +189,7 @@ class Connection(_FanOutFields):
         # Created with the first message: an idle connection doesn't pay for a deque.
         self._messages: collections.deque[str | bytes] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
+        self._sink: MessageSink | None = None
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -250,6 +266,8 @@ class Connection(_FanOutFields):
                 raise exc
             if self._recv_waiter is not None:
                 raise ConcurrencyError("can't call recv() while another coroutine is waiting in recv()")
+            if self._sink is not None:
+                raise ConcurrencyError("can't call recv() when messages go to a sink")
             waiter = self._recv_waiter = self.loop.create_future()
             try:
                 await waiter
@@ -339,6 +357,52 @@ class Connection(_FanOutFields):
             self._lost_waiter = self.loop.create_future()
         await asyncio.shield(self._lost_waiter)
 
+    def deliver_to(self, sink: MessageSink) -> None:
+        """Hand every message to ``sink`` as it arrives, from now on, instead of queueing it.
+
+        Messages already queued go first. A server's handler may then return without closing
+        the connection: the sink keeps it, with no task waiting in ``recv()`` (a task and its
+        frames cost more than a connection's other objects). The sink slows a fast peer down
+        with :meth:`pause_reading`.
+
+        Raises:
+            ConcurrencyError: a coroutine is waiting in ``recv()``.
+        """
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("can't deliver messages to a sink while a coroutine is waiting in recv()")
+        self._sink = sink
+        messages, self._messages = self._messages, None
+        if self._reading_paused:
+            self.resume_reading()
+        if messages:
+            for message in messages:
+                self._to_sink(sink, message)
+        if self._lost:
+            self._sink = None
+            sink.connection_closed()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer until :meth:`resume_reading`: for a :class:`MessageSink`
+        whose messages wait."""
+        if not self._reading_paused:
+            self._reading_paused = True
+            if not self._lost:
+                self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`, unless the peer doesn't read what we write."""
+        if self._reading_paused:
+            self._reading_paused = False
+            if not self._lost:
+                self._resume_reading()
+
+    def _to_sink(self, sink: MessageSink, message: str | bytes) -> None:
+        try:
+            sink.message_received(message)
+        except Exception:
+            self.logger.exception("message sink failed")
+            self._fail(CloseCode.INTERNAL_ERROR)
+
     # --- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -393,6 +457,14 @@ class Connection(_FanOutFields):
             self._pings.clear()
         if self._lost_waiter is not None and not self._lost_waiter.done():
             self._lost_waiter.set_result(None)
+        sink = self._sink
+        if sink is not None:
+            # Let go of it: the sink holds this connection, and nothing else needs the cycle.
+            self._sink = None
+            try:
+                sink.connection_closed()
+            except Exception:
+                self.logger.exception("message sink failed")
         if self.debug:
             self.logger.debug("= connection closed: %s %s", self.protocol.close_code, exc or "")
 
@@ -419,6 +491,10 @@ class Connection(_FanOutFields):
         messages = self._messages
         for event in events:
             if isinstance(event, str | bytes):
+                sink = self._sink
+                if sink is not None:
+                    self._to_sink(sink, event)
+                    continue
                 if messages is None:
                     messages = self._messages = collections.deque()
                 messages.append(event)

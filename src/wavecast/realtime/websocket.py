@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..asyncio.server import ServerConnection
 from ..codes import Disconnect
-from ..exceptions import ConnectionClosed
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import OPEN
 from .codec import negotiate_codec, select_subprotocol
@@ -20,16 +21,28 @@ __all__ = ["WEBSOCKET_PATH", "WebSocketTransport", "handle_websocket", "websocke
 
 
 class WebSocketTransport:
-    """A :class:`~wavecast.realtime.transport.Transport` over a wavecast server connection."""
+    """A :class:`~wavecast.realtime.transport.Transport` over a wavecast server connection.
+
+    It is also the connection's :class:`~wavecast.asyncio.MessageSink`: a message that
+    arrives while the client is idle starts a task that handles it, then any that arrived
+    meanwhile (the backlog), one after the other, and ends. So commands run in order, each
+    in a task as under a handler's ``async for``, while an idle client holds no task. Reading
+    pauses while ``max_queue`` messages wait in the backlog.
+    """
 
     name = "websocket"
 
-    __slots__ = ("connection", "on_writable")
+    __slots__ = ("_backlog", "_worker", "connection", "on_writable", "session")
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.on_writable: Callable[[], None] | None = None
         connection.on_writable = self._writable_again
+        self.session: Session | None = None
+        # The task handling messages, None while the client is idle. It counts among the
+        # server's handlers, which wait_closed() waits for (and cancels past its timeout).
+        self._worker: asyncio.Task[None] | None = None
+        self._backlog: collections.deque[str | bytes] | None = None
 
     def _writable_again(self) -> None:
         if self.on_writable is not None:
@@ -45,28 +58,66 @@ class WebSocketTransport:
         if self.connection.protocol.state is OPEN:
             self.connection.close_nowait(disconnect.code, disconnect.reason)
 
+    # --- MessageSink -----------------------------------------------------------------------
+
+    def message_received(self, message: str | bytes) -> None:
+        if self._worker is not None:
+            backlog = self._backlog
+            if backlog is None:
+                backlog = self._backlog = collections.deque()
+            backlog.append(message)
+            max_queue = self.connection.max_queue
+            if max_queue is not None and len(backlog) >= max_queue:
+                self.connection.pause_reading()
+            return
+        self._worker = worker = asyncio.get_running_loop().create_task(self._work(message))
+        self.connection.server._handlers.add(worker)
+
+    def connection_closed(self) -> None:
+        self.connection.on_writable = None
+        if self.session is not None:
+            self.session.closed_by_transport()
+
+    async def _work(self, message: str | bytes) -> None:
+        """Handle ``message``, then the backlog, one message at a time."""
+        session = self.session
+        assert session is not None
+        try:
+            await session.handle_message(message)
+            while (backlog := self._backlog) and not session.closed:
+                message = backlog.popleft()
+                if len(backlog) <= (self.connection.max_queue or 0) // 4:
+                    self.connection.resume_reading()
+                await session.handle_message(message)
+        except Exception as exc:
+            session.fail(exc)
+        finally:
+            self.connection.server._handlers.discard(cast("asyncio.Task[None]", self._worker))
+            self._worker = None
+            self._backlog = None
+            self.connection.resume_reading()
+        self._closed_session()
+
+    def _closed_session(self) -> None:
+        # The session closed itself without a close frame to send (a shutdown): end the
+        # connection as a handler that returned would.
+        if self.session is not None and self.session.closed and self.connection.protocol.state is OPEN:
+            self.connection.close_nowait()
+
 
 async def handle_websocket(node: Node, connection: ServerConnection) -> None:
-    """Serve one client: feed its messages to a new session until the connection closes.
+    """Serve one client: a new session takes its messages until the connection closes.
 
     The session speaks the form of the protocol the handshake chose (see
-    :func:`~wavecast.realtime.codec.negotiate_codec`).
+    :func:`~wavecast.realtime.codec.negotiate_codec`). This returns at once: the connection
+    delivers the messages to the session (:meth:`~wavecast.asyncio.Connection.deliver_to`),
+    and the server leaves the connection open.
     """
     request = connection.request
     codec = negotiate_codec(connection.subprotocol, request.query if request is not None else "")
-    session = Session(node, WebSocketTransport(connection), request=request, codec=codec)
-    try:
-        async for message in connection:
-            await session.handle_message(message)
-            if session.closed:
-                break
-    except ConnectionClosed:
-        pass
-    except Exception as exc:
-        session.fail(exc)
-    finally:
-        session.closed_by_transport()
-        connection.on_writable = None
+    transport = WebSocketTransport(connection)
+    transport.session = Session(node, transport, request=request, codec=codec)
+    connection.deliver_to(transport)
 
 
 #: Where Centrifugo's SDKs connect by default.
