@@ -155,10 +155,12 @@ class Session:
         self.outbox = Outbox(config.client_queue_max_size)
         now = time.monotonic()
         self._commands = TokenBucket(config.command_rate, config.command_burst, now)
-        self._publications = TokenBucket(config.publication_rate, config.publication_burst, now)
+        # Created when first needed: most clients never publish, run an RPC or have a command
+        # queue follow-ups, and an empty set alone is 216 bytes.
+        self._publications: TokenBucket | None = None
         self.rpc_in_flight = 0
-        self._after_reply: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._after_reply: list[Callable[[], None]] | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None
         loop = asyncio.get_running_loop()
         self._loop = loop
         # The ticks of the session's deadlines in the loop's timing wheels (see _wheel), or None:
@@ -271,9 +273,9 @@ class Session:
         finally:
             # A concurrent command never queues follow-ups; the sequential one may be
             # awaiting with its own queued, which aren't a concurrent command's to run.
-            after: list[Callable[[], None]] = []
+            after: list[Callable[[], None]] | None = None
             if not concurrent:
-                after, self._after_reply = self._after_reply, []
+                after, self._after_reply = self._after_reply, None
         if self.state is CLOSED:
             return
         if reply is not None:
@@ -282,21 +284,33 @@ class Session:
             # A send (id 0) has no reply: an error without an id would read as a server ping.
             if command_id:
                 self._reply(reply)
-        for callback in after:
-            callback()
+        if after is not None:
+            for callback in after:
+                callback()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` beside the commands; it is cancelled when the session closes."""
         task = self._loop.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def after_reply(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the current command's reply is written."""
+        if self._after_reply is None:
+            self._after_reply = []
         self._after_reply.append(callback)
 
     def take_publication_token(self) -> bool:
-        return self._publications.take(time.monotonic())
+        now = time.monotonic()
+        bucket = self._publications
+        if bucket is None:
+            config = self.node.config
+            # Full, as it would be by now had it been created with the session.
+            bucket = self._publications = TokenBucket(config.publication_rate, config.publication_burst, now)
+        return bucket.take(now)
 
     # --- outgoing ------------------------------------------------------------------------
 
@@ -495,7 +509,7 @@ class Session:
         self._stop_timers()
         self.outbox.clear()
         self.transport.on_writable = None
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:
             self.transport.close(disconnect)
