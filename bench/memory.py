@@ -10,7 +10,8 @@ it), opens N connections from this process, and reads the server's VmRSS from
 - permessage-deflate negotiated, idle, then after one compressible message each way, so
   that every connection holds a compressor and a decompressor;
 - a real-time client (``bench/servers/wavecast_channels.py``) that connected and subscribed
-  to one channel with the Centrifugo protocol: its session and subscription included;
+  to one channel with the Centrifugo protocol: its session and subscription included; then
+  the same with the protocol's pings on (every 25 s), whose timers the client holds meanwhile;
 - a real-time client of ``wavecast serve``'s endpoints (``bench/servers/wavecast_serve_channels.py``)
   over each transport, a WebSocket, an HTTP-streaming response and an SSE response, connected
   with a token that subscribes it to one channel at connect: the same session and
@@ -205,6 +206,7 @@ async def measure_fresh(
     realtime: bool = False,
     transport: str | None = None,
     trace: bool = False,
+    pings: bool = False,
 ) -> float:
     """Measure in a new server process, so that memory freed by earlier rounds doesn't hide costs."""
     port = free_port(next_too=transport is not None)
@@ -212,6 +214,8 @@ async def measure_fresh(
         command = [sys.executable, str(HERE / "servers" / "wavecast_serve_channels.py"), "--port", str(port)]
     elif realtime:
         command = [sys.executable, str(HERE / "servers" / "wavecast_channels.py"), "--port", str(port)]
+        if pings:
+            command.append("--pings")
     else:
         command = [sys.executable, str(HERE / "servers" / "wavecast_server.py"), "--port", str(port), "--compression"]
     env = None
@@ -243,6 +247,10 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "deflate": ("permessage-deflate, idle", {"compression": "deflate"}),
     "deflate-exchange": ("permessage-deflate, after a message each way", {"compression": "deflate", "exchange": True}),
     "realtime": ("real-time client subscribed to 1 channel", {"compression": None, "realtime": True}),
+    "realtime-pings": (
+        "real-time client subscribed to 1 channel, pinged every 25 s",
+        {"compression": None, "realtime": True, "pings": True},
+    ),
 }
 
 

@@ -6,7 +6,7 @@ publication of the channel ``bench`` as a push, ``{"push":{"channel":"bench","pu
 "<payload>"}}}``, which the loadgen unwraps (``--unwrap``). The publisher is a plain
 WebSocket connection at ``/publish``: each of its text messages is published to the channel
 with :meth:`Node.publish`, as a backend publishing from Python would. Anonymous clients may
-connect and subscribe; no presence, no pings, no compression. ``--redis URL`` puts the node
+connect and subscribe; no presence, no compression, no pings unless ``--pings``. ``--redis URL`` puts the node
 on the Redis engine, to share the channel with other nodes (``wavecast_cluster.py``); with
 ``--nats URL`` as well, on the NATS engine (publications over NATS, the rest in Redis); with
 ``--redis-mode shards`` or ``cluster``, ``--redis`` lists shards, or nodes of a Redis Cluster.
@@ -50,6 +50,7 @@ def make_node(
     tags: bool = False,
     nats_url: str | None = None,
     redis_mode: str = "one",
+    pings: bool = False,
 ) -> Node:
     recovery: dict[str, Any] = dict(history_size=1000, history_ttl=300.0, force_recovery=True) if history else {}
     if tags:
@@ -79,7 +80,8 @@ def make_node(
         NodeConfig(
             allow_anonymous_connect_without_token=True,
             channel=ChannelOptions(allow_subscribe_for_anonymous=True, allow_subscribe_for_client=True, **recovery),
-            client_ping_interval=0,
+            # The protocol's pings, every 25 s as by default, only with --pings.
+            client_ping_interval=25.0 if pings else 0,
             # A publisher keeps up to 16 messages in flight to 10,000 subscribers at 100 bytes a push.
             client_queue_max_size=16 * 2**20,
             user_connection_limit=20_000,
@@ -132,9 +134,10 @@ async def main(
     nats_url: str | None = None,
     channel_count: int = 0,
     redis_mode: str = "one",
+    pings: bool = False,
 ) -> None:
     global node, tags, channels
-    node = make_node(history, redis_url, tagged, nats_url, redis_mode)
+    node = make_node(history, redis_url, tagged, nats_url, redis_mode, pings)
     tags = TAGS if tagged else None
     channels = [f"{CHANNEL}{n}" for n in range(channel_count)] if channel_count else [CHANNEL]
     async with (
@@ -175,6 +178,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--channels", type=int, default=0, metavar="N", help="publish to bench0 ... bench<N-1>")
     parser.add_argument("--write-delay", type=float, default=None, metavar="S", help="gather writes for S seconds")
+    parser.add_argument("--pings", action="store_true", help="ping clients every 25 s (Centrifugo's default)")
     parser.add_argument(
         "--uvloop",
         action=argparse.BooleanOptionalAction,
@@ -192,6 +196,7 @@ if __name__ == "__main__":
             nats_url=args.nats,
             channel_count=args.channels,
             redis_mode=args.redis_mode,
+            pings=args.pings,
         ),
         use_uvloop=args.uvloop,
     )
