@@ -79,8 +79,8 @@
 #define SSE_DATA "data: "
 #define SSE_DATA_LEN 6
 
-enum { M_ECHO = 1, M_FANOUT, M_CONNECT };
-enum { R_ECHO = 1, R_SUB, R_PUB, R_IDLE };
+enum { M_ECHO = 1, M_FANOUT, M_CONNECT, M_STORM };
+enum { R_ECHO = 1, R_SUB, R_PUB, R_IDLE, R_STORM };
 enum { S_NEW = 0, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING, S_DONE };
 enum { P_CONNECT = 1, P_SYNC, P_RUN, P_DRAIN, P_HOLD, P_CLOSE, P_EXIT };
 enum { T_WS = 0, T_HTTP_STREAM, T_SSE };
@@ -109,10 +109,12 @@ static struct {
     int alt_port, alt_port_offset, sub_init_variants, transport, pub_port, pub_port_offset, socketio;
     size_t unwrap_len, unwrap_suffix_len;
     const char *join_reply;
+    double min_delay, max_delay, report_every;
 } cfg = {
     .host = "127.0.0.1", .port = 0, .path = NULL, .conns = 1, .depth = 1, .size = 32, .binary = 0,
     .duration = 5, .warmup = 1, .timeout = 10, .connect_timeout = 60, .hold = 3, .rate = 0,
     .nsubs = 100, .window = 16, .concurrency = 128, .messages = 0, .server_pid = 0, .label = "", .quiet = 0,
+    .min_delay = 0.5, .max_delay = 20, .report_every = 0.1,
 };
 
 /* ------------------------------------------------------------------ histogram (log-linear, ~0.8%) */
@@ -172,6 +174,10 @@ typedef struct conn {
     /* fanout subscriber */
     uint64_t next_seq;
     uint64_t t_start;
+    /* storm: a client that reconnects after a backoff with full jitter, as the Centrifugo SDKs do */
+    uint64_t next_try;
+    uint32_t attempts;
+    uint8_t connected, retry, gave_up;
 } conn;
 
 /* Bytes a "{v}" of --unwrap may grow by (a variant of up to 5 digits), kept in each head. */
@@ -216,6 +222,15 @@ static uint8_t *g_fbuf;
 
 /* connect state */
 static uint64_t g_conn_phase_start, g_conn_phase_end;
+/* storm */
+static int g_storm_connected, g_storm_gave_up, g_storm_pending;
+static uint64_t g_storm_connects, g_storm_503, g_storm_111, g_storm_tcp, g_storm_closed, g_storm_timeouts, g_storm_other,
+    g_storm_last_report;
+static void storm_lost(conn *c, const char *why);
+static volatile sig_atomic_t g_storm_blip;
+static void on_blip(int sig) { (void)sig; g_storm_blip = 1; }
+static uint64_t sec_ns(double s);
+static void close_all_start(void);
 
 /* cpu */
 static double g_cpu0_client, g_cpu1_client;
@@ -313,6 +328,7 @@ static void conn_fail(conn *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    if (cfg.mode == M_STORM) { storm_lost(c, tmp); return; }
     int was_open = c->state >= S_OPEN;
     note_err("conn #%d (%s, %s): %s", c->id, role_name(c->role), was_open ? "after upgrade" : "before upgrade", tmp);
     if (!c->counted) g_failed++;
@@ -741,6 +757,119 @@ static int join_wait(conn *c) {
     return 1;
 }
 
+/* ------------------------------------------------------------------ storm */
+/* The SDKs' backoff (centrifuge-js backoff(), centrifuge-python _backoff): full jitter,
+ * min + random(0, min(max, min * 2^attempt)), at most max. */
+static uint64_t storm_backoff(uint32_t attempt) {
+    double cap = cfg.min_delay * (double)(1ull << (attempt > 31 ? 31 : attempt));
+    if (cap > cfg.max_delay) cap = cfg.max_delay;
+    double delay = cfg.min_delay + cap * (double)(rng64() >> 11) / 9007199254740992.0;
+    return sec_ns(delay < cfg.max_delay ? delay : cfg.max_delay);
+}
+
+/* Give up on a client, as the SDKs do for a terminal code. */
+static void storm_give_up(conn *c, const char *why) {
+    note_err("storm client #%d refused for good: %s", c->id, why);
+    c->gave_up = 1;
+    g_storm_gave_up++;
+}
+
+/* A client lost its connection or was refused: close it, and retry after the backoff unless
+ * the reason is terminal (close codes 3500-3999 and 4500-4999, as the SDKs read them). */
+static void storm_lost(conn *c, const char *why) {
+    if (c->state == S_DONE) return;
+    if (c->connected) { c->connected = 0; g_storm_connected--; }
+    else g_storm_pending--;
+    int code = 0;
+    if (!strncmp(why, "server refused upgrade: ", 24) && strstr(why, "HTTP/1.1 503")) g_storm_503++;
+    else if (!strncmp(why, "connect error", 13)) { /* counted by storm_on_msg */ }
+    else if (!strncmp(why, "timeout", 7)) g_storm_timeouts++;
+    else if (!strncmp(why, "blip", 4)) { /* asked for: SIGUSR1 */ }
+    else if (!strncmp(why, "connect(", 8)) g_storm_tcp++;
+    else if (sscanf(why, "server sent close frame: code %d", &code) == 1 || strstr(why, "closed")) g_storm_closed++;
+    else g_storm_other++;
+    if (c->fd >= 0) { epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; }
+    free(c->out); c->out = NULL; c->out_cap = c->out_len = c->out_off = 0;
+    free(c->hs); c->hs = NULL; c->hs_len = 0;
+    c->state = S_DONE;
+    if ((code >= 3500 && code < 4000) || (code >= 4500 && code < 5000)) { storm_give_up(c, why); return; }
+    c->retry = 1;
+    c->next_try = now_ns() + storm_backoff(c->attempts++);
+}
+
+/* A reply to the connect command (--sub-init), or a push. */
+static void storm_on_msg(conn *c) {
+    const char *head = (const char *)c->head;
+    size_t len = c->head_len;
+    if (c->msg_len == 2 && len == 2 && !memcmp(head, "{}", 2)) { /* the server's ping: pong */
+        queue_frame(c, 1, (const uint8_t *)"{}", 2);
+        flush_out(c);
+        return;
+    }
+    if (c->connected) return;
+    if (memmem(head, len, "\"connect\":", 10)) {
+        c->connected = 1;
+        c->attempts = 0;
+        g_storm_pending--;
+        g_storm_connected++;
+        g_storm_connects++;
+    } else if (memmem(head, len, "\"error\":", 8)) {
+        /* Temporary errors are retried after the backoff (centrifuge-js _connectError); 109 refreshes
+         * the token first, which a bench token never needs. */
+        int temporary = memmem(head, len, "\"temporary\":true", 16) != NULL;
+        if (memmem(head, len, "\"code\":111", 10)) g_storm_111++;
+        else g_storm_other++;
+        if (temporary) { send_close(c, 1000); storm_lost(c, "connect error (temporary)"); }
+        else {
+            char why[120];
+            snprintf(why, sizeof why, "connect error: %.*s", (int)(len > 100 ? 100 : len), head);
+            send_close(c, 1000);
+            storm_lost(c, why);
+            c->retry = 0;
+            storm_give_up(c, why);
+        }
+    }
+}
+
+static void storm_report(void) {
+    printf("# STORM t=%.3f connected=%d connects=%llu refused_upgrade=%llu refused_connect=%llu tcp_errors=%llu "
+           "closed=%llu timeouts=%llu other=%llu gave_up=%d\n",
+           (g_now - g_t0) / 1e9, g_storm_connected, (unsigned long long)g_storm_connects, (unsigned long long)g_storm_503,
+           (unsigned long long)g_storm_111, (unsigned long long)g_storm_tcp, (unsigned long long)g_storm_closed,
+           (unsigned long long)g_storm_timeouts, (unsigned long long)g_storm_other, g_storm_gave_up);
+    fflush(stdout);
+    g_storm_last_report = g_now;
+}
+
+/* Start the clients whose backoff is over, at most --concurrency handshakes at once; drop those
+ * not connected --timeout s after they started, as the SDKs' connect timeout does (a SYN or a
+ * request lost in a full accept queue); run for --duration, then close them all. */
+static void storm_tick(void) {
+    if (g_now - g_storm_last_report >= sec_ns(cfg.report_every)) storm_report();
+    if (g_now >= g_t0 + sec_ns(cfg.duration)) { close_all_start(); return; }
+    uint64_t late = g_now - sec_ns(cfg.timeout);
+    if (g_storm_blip) {
+        /* A network blip: every connected client loses its connection at once. */
+        g_storm_blip = 0;
+        for (int i = 0; i < nconns_total; i++)
+            if (conns[i].connected) storm_lost(&conns[i], "blip");
+    }
+    for (int i = 0; i < nconns_total; i++) {
+        conn *c = &conns[i];
+        if (!c->connected && c->state != S_NEW && c->state != S_DONE && c->t_start < late) storm_lost(c, "timeout");
+        if (g_storm_pending >= cfg.concurrency) continue;
+        if (c->gave_up || (c->state != S_NEW && !(c->state == S_DONE && c->retry)) || c->next_try > g_now) continue;
+        if (c->state == S_DONE) {
+            conn keep = *c;
+            memset(c, 0, sizeof *c);
+            c->fd = -1; c->id = keep.id; c->role = keep.role; c->attempts = keep.attempts;
+            c->http = keep.http;
+        }
+        g_storm_pending++;
+        start_conn(c);
+    }
+}
+
 static void on_message(conn *c) {
     if (cfg.socketio && c->role != R_PUB && c->role != R_ECHO && sio_packet(c)) return;
     if ((c->role == R_SUB || c->role == R_IDLE) && join_wait(c)) {
@@ -750,6 +879,7 @@ static void on_message(conn *c) {
     switch (c->role) {
     case R_ECHO: echo_on_msg(c); break;
     case R_SUB: sub_on_msg(c); break;
+    case R_STORM: storm_on_msg(c); break;
     case R_PUB:
         g_pub_echo++;
         if (g_pub_echo == 1) note_err("publisher received a message: server echoes /bcast to the sender (contract says: all OTHER connections)");
@@ -818,8 +948,9 @@ static void feed(conn *c, const uint8_t *p, size_t n) {
             memcpy(c->ctrl + c->ctrl_len, p, take);
             c->ctrl_len += (uint8_t)take;
         } else {
-            if (c->head_len < 32 + UNWRAP_SLACK + cfg.unwrap_len) {
-                size_t h = 32 + UNWRAP_SLACK + cfg.unwrap_len - c->head_len;
+            size_t keep = cfg.mode == M_STORM ? sizeof c->head : 32 + UNWRAP_SLACK + cfg.unwrap_len;
+            if (c->head_len < keep) {
+                size_t h = keep - c->head_len;
                 if (h > take) h = take;
                 memcpy(c->head + c->head_len, p, h);
                 c->head_len += (uint16_t)h;
@@ -981,7 +1112,7 @@ static void on_open(conn *c) {
     if (c->role == R_ECHO) c->fifo = calloc((size_t)cfg.depth, sizeof(uint64_t));
     /* A stream's subscriber sent its connect command with the request; a Socket.IO client
      * sends it once its namespace answers. */
-    if ((c->role == R_SUB || c->role == R_IDLE) && cfg.sub_init && !c->http && !cfg.socketio) send_sub_init(c);
+    if ((c->role == R_SUB || c->role == R_IDLE || c->role == R_STORM) && cfg.sub_init && !c->http && !cfg.socketio) send_sub_init(c);
 }
 
 /* ------------------------------------------------------------------ phases */
@@ -1041,6 +1172,7 @@ static void pub_pump(void) {
 
 static void tick(void) {
     g_now = now_ns();
+    if (cfg.mode == M_STORM && g_phase == P_CONNECT) { storm_tick(); return; }
     switch (g_phase) {
     case P_CONNECT: {
         int limit = cfg.mode == M_FANOUT ? cfg.nsubs : nconns_total;
@@ -1150,6 +1282,10 @@ static void tick(void) {
         break;
     case P_CLOSE: {
         int live = nconns_total - g_ended;
+        if (cfg.mode == M_STORM) { /* its clients that were cut or refused are done without ending */
+            live = 0;
+            for (int i = 0; i < nconns_total; i++) live += conns[i].state != S_DONE;
+        }
         if (live <= 0) g_phase = P_EXIT;
         else if (g_now > g_phase_deadline) {
             for (int i = 0; i < nconns_total; i++)
@@ -1189,7 +1325,22 @@ static void report(void) {
     }
     double p50 = hist_pct_us(&h_lat, 0.50), p90 = hist_pct_us(&h_lat, 0.90), p99 = hist_pct_us(&h_lat, 0.99);
     double lmax = h_lat.max / 1000.0;
-    const char *mname = cfg.mode == M_ECHO ? "echo" : cfg.mode == M_FANOUT ? "fanout" : "connect";
+    const char *mname = cfg.mode == M_ECHO ? "echo" : cfg.mode == M_FANOUT ? "fanout" : cfg.mode == M_STORM ? "storm" : "connect";
+    if (cfg.mode == M_STORM) {
+        storm_report();
+        ok = !g_abort[0] && g_storm_gave_up == 0;
+        printf("# storm %s: %d of %d clients connected at the end, %llu connects, %d refused for good\n", ok ? "ok" : "FAILED",
+               g_storm_connected, nconns_total, (unsigned long long)g_storm_connects, g_storm_gave_up);
+        printf("{\"mode\":\"storm\",\"ok\":%s,\"label\":", ok ? "true" : "false");
+        json_str(cfg.label);
+        printf(",\"clients\":%d,\"connected\":%d,\"connects\":%llu,\"refused_upgrade\":%llu,\"refused_connect\":%llu,"
+               "\"tcp_errors\":%llu,\"closed\":%llu,\"timeouts\":%llu,\"other\":%llu,\"gave_up\":%d}\n",
+               nconns_total, g_storm_connected, (unsigned long long)g_storm_connects, (unsigned long long)g_storm_503,
+               (unsigned long long)g_storm_111, (unsigned long long)g_storm_tcp, (unsigned long long)g_storm_closed,
+               (unsigned long long)g_storm_timeouts, (unsigned long long)g_storm_other, g_storm_gave_up);
+        fflush(stdout);
+        exit(ok ? 0 : 1);
+    }
     char human[600];
     if (cfg.mode == M_ECHO) {
         double mps = g_meas_msgs / cfg.duration, mbps = g_meas_bytes / cfg.duration / 1e6;
@@ -1304,7 +1455,7 @@ static int selftest(void) {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen MODE --port P [options]\n"
-            "MODE: echo | fanout | connect | selftest\n"
+            "MODE: echo | fanout | connect | storm | selftest\n"
             "common:  --host H (127.0.0.1)  --port P  --path /p (default /echo or /bcast)\n"
             "         -s/--size BYTES (32)  --text | --binary (text)  -w/--warmup S (1)  -t/--duration S (5)\n"
             "         --timeout S (10: drain/close/sync timeout)  --connect-timeout S (60)\n"
@@ -1314,6 +1465,11 @@ static void usage(void) {
             "fanout:  -n/--subs N (100)  -W/--window W (16)  -r/--rate MSGS_PER_S (0 = as fast as window allows)\n"
             "         -m/--messages M (0 = until --duration)  (size >= 25)\n"
             "connect: -n N (100)  -H/--hold S (3)\n"
+            "storm:   -n N (100) clients that send --sub-init TEXT (the connect command) once open and reconnect\n"
+            "         after a backoff with full jitter when refused, cut, or not connected after --timeout S (10), for\n"
+            "         --duration S; SIGUSR1 cuts every connected client at once (a network blip); --min-delay S (0.5)\n"
+            "         --max-delay S (20) (centrifuge-js's); -k caps the handshakes in flight; \"# STORM\" status\n"
+            "         lines every --report-every S (0.1)\n"
             "real-time fanout: --sub-init TEXT  --sub-init-variants N  --pub-path PATH  --unwrap PREFIX  --unwrap-suffix SUFFIX\n"
             "         --alt-port P (odd-numbered subscribers connect there: a second node)\n"
             "         --alt-port-offset N (the same, at --port + N)\n"
@@ -1331,6 +1487,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "echo")) cfg.mode = M_ECHO;
     else if (!strcmp(mode, "fanout")) cfg.mode = M_FANOUT;
     else if (!strcmp(mode, "connect")) cfg.mode = M_CONNECT;
+    else if (!strcmp(mode, "storm")) cfg.mode = M_STORM;
     else { usage(); return 2; }
     static struct option lo[] = {
         {"host", 1, 0, 1}, {"port", 1, 0, 'p'}, {"path", 1, 0, 2}, {"conns", 1, 0, 'c'}, {"depth", 1, 0, 'd'},
@@ -1340,7 +1497,8 @@ int main(int argc, char **argv) {
         {"server-pid", 1, 0, 7}, {"label", 1, 0, 8}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15},
         {"transport", 1, 0, 16}, {"pub-port", 1, 0, 17}, {"pub-port-offset", 1, 0, 18},
-        {"socketio", 0, 0, 19}, {"join-reply", 1, 0, 20}, {0, 0, 0, 0}};
+        {"socketio", 0, 0, 19}, {"join-reply", 1, 0, 20},
+        {"min-delay", 1, 0, 21}, {"max-delay", 1, 0, 22}, {"report-every", 1, 0, 23}, {0, 0, 0, 0}};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "p:c:d:s:t:w:n:W:r:m:k:H:qh", lo, NULL)) != -1) {
@@ -1383,6 +1541,9 @@ int main(int argc, char **argv) {
         case 18: cfg.pub_port_offset = atoi(optarg); break;
         case 19: cfg.socketio = 1; break;
         case 20: cfg.join_reply = optarg; break;
+        case 21: cfg.min_delay = atof(optarg); break;
+        case 22: cfg.max_delay = atof(optarg); break;
+        case 23: cfg.report_every = atof(optarg); break;
         default: usage(); return 2;
         }
     }
@@ -1393,6 +1554,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: --join-reply is a non-empty text, for fanout and connect\n"); return 2;
     }
     if (!cfg.path) cfg.path = cfg.socketio ? "/socket.io/?EIO=4&transport=websocket" : cfg.mode == M_FANOUT ? "/bcast" : "/echo";
+    if (cfg.mode == M_STORM && (!cfg.sub_init || cfg.min_delay <= 0 || cfg.max_delay < cfg.min_delay)) {
+        fprintf(stderr, "loadgen: storm needs --sub-init and 0 < --min-delay <= --max-delay\n"); return 2;
+    }
     if (cfg.conns < 1 || cfg.depth < 1 || cfg.nsubs < 1 || cfg.window < 1 || cfg.concurrency < 1 || cfg.duration <= 0) {
         fprintf(stderr, "loadgen: counts must be >= 1 and duration > 0\n"); return 2;
     }
@@ -1437,6 +1601,7 @@ int main(int argc, char **argv) {
     rng_s = seed | 1;
     g_src_base = (127u << 24) | (uint32_t)(1 + rng64() % 254) << 16;
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.mode == M_STORM) signal(SIGUSR1, on_blip);
 
     g_op = cfg.binary ? 2 : 1;
     g_payload = malloc(cfg.size + 1);
@@ -1450,7 +1615,8 @@ int main(int argc, char **argv) {
     conns = calloc((size_t)nconns_total, sizeof(conn));
     for (int i = 0; i < nconns_total; i++) {
         conns[i].fd = -1; conns[i].id = i;
-        conns[i].role = cfg.mode == M_ECHO ? R_ECHO : cfg.mode == M_CONNECT ? R_IDLE : (i < cfg.nsubs ? R_SUB : R_PUB);
+        conns[i].role = cfg.mode == M_ECHO ? R_ECHO : cfg.mode == M_CONNECT ? R_IDLE : cfg.mode == M_STORM ? R_STORM
+                        : (i < cfg.nsubs ? R_SUB : R_PUB);
         conns[i].http = conns[i].role == R_SUB && cfg.transport != T_WS;
     }
     if (cfg.mode == M_FANOUT) {

@@ -1,4 +1,4 @@
-"""The loadgen's fallback transports (``--transport http_stream`` and ``sse``) over real sockets.
+"""The loadgen's fallback transports (``--transport http_stream`` and ``sse``) and its storm mode over real sockets.
 
 A small stream server in this process speaks the two transports as centrifuge-js and
 Centrifugo define them: it checks the request (``POST`` with the connect command as its JSON
@@ -26,7 +26,9 @@ import pytest
 
 import wavecast
 from tests.support.processes import LoggedServer, free_port, free_port_pair, terminate, wait_answering
+from tests.support.servers import StartWavecast
 from tests.support.timing import MS
+from tests.support.tokens import make_token
 from tests.support.tools import ROOT, load_script, require
 
 INSTRUMENT = ROOT / "bench" / "loadgen"
@@ -353,3 +355,46 @@ async def test_counts_every_event_of_a_socketio_peer(loadgen: str, tmp_path: Pat
         assert result["ok"] and result["joined"] and result["open"] == SUBSCRIBERS
     finally:
         terminate(server)
+
+
+async def run_storm(loadgen: str, port: int, token: str, clients: int, duration: float) -> tuple[int, dict[str, Any]]:
+    connect = json.dumps({"id": 1, "connect": {"token": token}})
+    process = await asyncio.create_subprocess_exec(
+        *(loadgen, "storm", "--port", str(port), "--path", "/connection/websocket", "-n", str(clients)),
+        *("-k", str(clients), "-t", str(duration), "--min-delay", "0.05", "--max-delay", "0.2"),
+        *("--sub-init", connect, "-q"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30_000 * MS):
+        out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, json.loads(out.decode().splitlines()[-1])
+
+
+async def test_storm_clients_retry_refusals_after_their_backoff(loadgen: str, start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast(
+        client={
+            "user_connection_limit": None,
+            "admission_connection_rate": 400,
+            "admission_connection_burst": 20,
+            "admission_connect_rate": 200,
+            "admission_connect_burst": 10,
+        }
+    )
+    status, result = await run_storm(loadgen, running.port, make_token("storm"), 100, 1.2)
+    assert status == 0, result
+    assert result["connected"] == result["connects"] == 100
+    refused = running.node.admission.refused
+    # What the node refused is what the clients retried, each kind counted apart.
+    assert result["refused_upgrade"] == refused["connection"] > 0
+    assert result["refused_connect"] == refused["connect"] > 0
+    assert result["gave_up"] == result["other"] == 0
+
+
+async def test_storm_clients_give_up_on_a_terminal_code(loadgen: str, start_wavecast: StartWavecast) -> None:
+    running = await start_wavecast()
+    # A token signed with another key: disconnect 3500 "invalid token", terminal for the SDKs.
+    status, result = await run_storm(loadgen, running.port, make_token("storm", secret="x" * 32), 10, 0.5)
+    assert status == 1
+    assert result["gave_up"] == 10 and result["connected"] == 0

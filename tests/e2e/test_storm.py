@@ -1,4 +1,4 @@
-"""centrifuge-python against ``wavecast serve`` in a reconnect storm: node-wide admission.
+"""centrifuge-python and centrifuge-js against ``wavecast serve`` in a reconnect storm: node-wide admission.
 
 A few hundred clients connect at once to a node whose admission rates are low. The excess
 gets 503 at the upgrade or error 111 (temporary) to its connect; each SDK client retries
@@ -16,6 +16,7 @@ from centrifuge import ClientState, ReplyError
 from websockets.exceptions import InvalidStatus
 
 from ..support.http import scrape_metrics
+from ..support.js import StartJS
 from ..support.sdk import Clients
 from ..support.servers import StartWavecast
 from ..support.timing import MS, wait_until
@@ -88,3 +89,30 @@ async def test_a_storm_is_admitted_at_the_nodes_rate_and_every_client_ends_up_co
     )
     assert (await running.get("/ready")).status == 200
     assert (await running.get("/health")).status == 200
+
+
+async def test_centrifuge_js_retries_both_refusals_after_its_backoff(
+    start_wavecast: StartWavecast, start_js: StartJS
+) -> None:
+    # Four upgrades a second, and two connects: with both buckets spent, the client's first
+    # upgrade gets 503 and its first connect once upgraded gets 111.
+    running = await start_wavecast(
+        client={
+            "admission_connection_rate": 4,
+            "admission_connection_burst": 1,
+            "admission_connect_rate": 2,
+            "admission_connect_burst": 1,
+        }
+    )
+    admission = running.node.admission
+    assert admission.admit_connection(time.monotonic()) and admission.admit_connect(time.monotonic())
+    js = await start_js(url=running.ws_url, token=make_token("storm"))
+    await js.ok("connect")
+    await js.wait("connected", timeout=10_000 * MS)
+    errors = js.named("error")
+    # centrifuge-js reports the refused upgrade as its transport closing, then the temporary
+    # connect error, and reconnects after each: it never goes to the disconnected state.
+    assert {"type": "transport", "code": 2} in [{"type": e["type"], "code": e["error"]["code"]} for e in errors]
+    assert {"type": "connect", "code": 111} in [{"type": e["type"], "code": e["error"]["code"]} for e in errors]
+    assert admission.refused["connection"] >= 1 and admission.refused["connect"] >= 1
+    assert not js.named("disconnected")
