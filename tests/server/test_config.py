@@ -165,6 +165,8 @@ def test_every_problem_is_reported_at_once() -> None:
         ),
         ({"server": {"shutdown_delay": -1}}, "server.shutdown_delay: expected 0 to 600 seconds, got -1.0"),
         ({"server": {"port": 0}}, "server.port: expected 1-65535, got 0"),
+        ({"server": {"backlog": 0}}, "server.backlog: expected 1 to 65535, got 0"),
+        ({"server": {"backlog": 65536}}, "server.backlog: expected 1 to 65535, got 65536"),
         ({"server": {"port": 65536}}, "server.port: expected 1-65535, got 65536"),
         ({"admin": {"enabled": True}}, "admin: the admin page needs a password: set admin.password"),
         (

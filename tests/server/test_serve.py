@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,7 @@ from wavecast.codes import DISCONNECT_SLOW
 from ..support.memory import kernel_send_queue
 from ..support.raw import slow_subscriber
 from ..support.servers import StartWavecast
+from ..support.tools import require
 
 LIVE = {"live": {"allow_subscribe_for_client": True}}
 
@@ -38,3 +42,17 @@ async def test_a_client_that_stops_reading_pins_at_most_the_socket_send_buffer(
         # The client's queue filled up behind the kernel's buffer: its policy applied.
         assert session.disconnect_reason == DISCONNECT_SLOW
     assert 0 < pinned <= bound
+
+
+@pytest.mark.parametrize("backlog", [None, 512], ids=["default", "512"])
+async def test_the_listener_has_the_configured_backlog(start_wavecast: StartWavecast, backlog: int | None) -> None:
+    running = await start_wavecast(server={} if backlog is None else {"backlog": backlog})
+    # ss shows a listener's backlog as its Send-Q; Linux caps it at net.core.somaxconn.
+    ss = shutil.which("ss")
+    require(ss, "no ss (iproute2)")
+    assert ss is not None
+    listing = subprocess.run([ss, "-ltnH", f"sport = :{running.port}"], capture_output=True, text=True, check=True)
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    expected = min(running.config.server.backlog, somaxconn)
+    assert {int(line.split()[2]) for line in listing.stdout.splitlines()} == {expected}
+    assert backlog is not None or running.config.server.backlog == 4096

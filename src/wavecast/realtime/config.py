@@ -320,8 +320,8 @@ class NodeConfig:
     history_max_limit: int | None = 1000
     admission_connection_rate: float | None = 2000.0
     admission_connection_burst: int = 1000
-    admission_connect_rate: float | None = 1000.0
-    admission_connect_burst: int = 500
+    admission_connect_rate: float | None = 2000.0
+    admission_connect_burst: int = 1000
     user_subscribe_to_personal: bool = False
     personal_channel_namespace: str = "personal"
     shutdown_timeout: float = 10.0

@@ -65,6 +65,11 @@ class ServerSection:
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         log_format: ``text`` for people, ``json`` for log collectors.
         workers: processes sharing the port (SO_REUSEPORT); more than 1 needs a shared engine.
+        backlog: connections the kernel completes and holds until the server accepts them
+            (``listen()``'s backlog; Linux caps it at ``net.core.somaxconn``, 4096 by
+            default). asyncio's own default, 100, drops the SYNs of a reconnect storm, whose
+            clients then wait for TCP's retransmissions (1 s, 3 s, 7 s...) instead of being
+            accepted, or refused cheaply by the admission rates.
         shutdown_timeout: seconds to let clients close on SIGTERM before exiting.
         shutdown_delay: seconds between SIGTERM and the start of the drain, during which the
             server answers ``/ready`` with 503 and refuses new clients but keeps its clients,
@@ -89,6 +94,7 @@ class ServerSection:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     workers: int = 1
+    backlog: int = 4096
     shutdown_timeout: float = 10.0
     shutdown_delay: float = 0.0
     allowed_origins: Sequence[str] = ()
@@ -668,6 +674,8 @@ def _check(config: Config, errors: _Errors) -> None:
         errors.add("server", "tls_cert and tls_key go together")
     if not 0 < server.port < 65536:
         errors.add("server.port", f"expected 1-65535, got {server.port}")
+    if not 1 <= server.backlog <= 65535:
+        errors.add("server.backlog", f"expected 1 to 65535, got {server.backlog}")
     if server.workers < 1:
         errors.add("server.workers", f"expected 1 or more, got {server.workers}")
     if server.workers > 1 and config.engine.type == "memory":

@@ -191,6 +191,7 @@ async def start_server(
     ssl_context = _ssl_context(config)
     await node.start()
     options = websocket_server_options(node)
+    kwargs.setdefault("backlog", config.server.backlog)
     try:
         server = await serve(
             options.pop("handler"),
