@@ -236,7 +236,11 @@ def scenarios(a: argparse.Namespace) -> list[dict[str, Any]]:
             **rooms("room10k", room_fanout(10000, 4), channel + subscribed, SIO_FANOUT + sio_joined, **room),
             "peers": ROOM_PEERS[:3],
         },
-        rooms("join10k", joined, subscribe, ["--socketio", "--sub-init", SIO_JOIN, *sio_joined], **join),
+        # And wavecast without the cyclic collector, which is the tail of its connect latency.
+        {
+            **rooms("join10k", joined, subscribe, ["--socketio", "--sub-init", SIO_JOIN, *sio_joined], **join),
+            "peers": [*ROOM_PEERS, "wavecast-channels-gc-off"],
+        },
     ]
 
 
@@ -274,6 +278,7 @@ def peers(run: Any, ref: tuple[str, str] | None = None) -> dict[str, list[str]]:
         "wavecast-channels": [PYTHON, channels, "--port", "{port}"],
         "wavecast-channels-recovery": [PYTHON, channels, "--history", "--port", "{port}"],
         "wavecast-channels-tags": [PYTHON, channels, "--tags", "--port", "{port}"],
+        "wavecast-channels-gc-off": [PYTHON, channels, "--gc-threshold", "0", "--port", "{port}"],
         "wavecast-redis": [PYTHON, cluster, "--nodes", "1", "--port", "{port}"],
         "wavecast-2-nodes": [PYTHON, cluster, "--nodes", "2", "--port", "{port}"],
         "wavecast-2-nodes-nats": [PYTHON, cluster, "--nodes", "2", "--engine", "nats", "--port", "{port}"],

@@ -16,15 +16,18 @@ keeps its last 1,000 publications for 5 minutes and every subscriber is position
 so that each delivery also advances the subscriber's offset in the stream. With ``--tags`` the
 channel allows tags filters (``allow_tags_filter``) and every publication carries the tag
 ``k=x``, for subscribers that send a tags filter (``tf``) in their subscribe command.
+``--gc-threshold N`` sets the cyclic collector's first threshold (Python's default is 700; 0
+turns it off), as ``wavecast_server.py``'s does.
 
 Usage: ``python bench/servers/wavecast_channels.py --port P [--history] [--tags] [--redis URL [--nats URL]]
-[--channels N] [--uvloop | --no-uvloop]``.
+[--channels N] [--gc-threshold N] [--uvloop | --no-uvloop]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 from typing import Any
@@ -185,7 +188,10 @@ if __name__ == "__main__":
         default=None,
         help="force uvloop on or off (default: use it when installed)",
     )
+    parser.add_argument("--gc-threshold", type=int, help="the cyclic GC's gen0 threshold (0: off)")
     args = parser.parse_args()
+    if args.gc_threshold is not None:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     wavecast.run(
         main(
             args.port,
