@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,16 @@ async def test_a_client_that_stops_reading_pins_at_most_the_socket_send_buffer(
         # The client's queue filled up behind the kernel's buffer: its policy applied.
         assert session.disconnect_reason == DISCONNECT_SLOW
     assert 0 < pinned <= bound
+
+
+async def test_the_callers_serve_options_win_over_the_configuration(start_wavecast: StartWavecast) -> None:
+    # As an example's serve_options set the send buffer that the configuration also sets.
+    running = await start_wavecast(serve_options={"socket_send_buffer": 16384}, namespaces=LIVE)
+    async with slow_subscriber(running, "live:feed", server_send_buffer=None):
+        (connection,) = running.server.connections
+        sock = connection.transport.get_extra_info("socket")
+        # Linux doubles the value it is given.
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 16384
 
 
 @pytest.mark.parametrize("backlog", [None, 512], ids=["default", "512"])

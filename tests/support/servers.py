@@ -232,10 +232,13 @@ class AppServer(Listening):
         return self.server.port
 
     @classmethod
-    async def start(cls, config: Config | None = None, **sections: Any) -> AppServer:
-        """Start with ``config``, or :func:`~.config.make_config` of ``sections``."""
+    async def start(
+        cls, config: Config | None = None, *, serve_options: Mapping[str, Any] | None = None, **sections: Any
+    ) -> AppServer:
+        """Start with ``config``, or :func:`~.config.make_config` of ``sections``;
+        ``serve_options`` go to :func:`wavecast.serve` past the configuration."""
         config = config if config is not None else make_config(**sections)
-        server, app = await start_server(config)
+        server, app = await start_server(config, **(serve_options or {}))
         return cls(config, server, app)
 
     async def get(self, path: str, headers: Mapping[str, str] | None = None) -> HttpAnswer:

@@ -191,7 +191,17 @@ async def start_server(
     ssl_context = _ssl_context(config)
     await node.start()
     options = websocket_server_options(node)
-    kwargs.setdefault("backlog", config.server.backlog)
+    # The caller's own arguments win over what the configuration says.
+    options = {
+        "backlog": config.server.backlog,
+        "compression": "deflate" if config.websocket.compression else None,
+        "write_limit": config.websocket.write_limit,
+        "write_delay": config.websocket.write_delay or None,
+        "socket_send_buffer": config.websocket.socket_send_buffer,
+        "open_timeout": config.websocket.open_timeout,
+        **options,
+        **kwargs,
+    }
     try:
         server = await serve(
             options.pop("handler"),
@@ -199,13 +209,7 @@ async def start_server(
             config.server.port,
             ssl=ssl_context,
             process_request=_process_request(app),
-            compression="deflate" if config.websocket.compression else None,
-            write_limit=config.websocket.write_limit,
-            write_delay=config.websocket.write_delay or None,
-            socket_send_buffer=config.websocket.socket_send_buffer,
-            open_timeout=config.websocket.open_timeout,
             **options,
-            **kwargs,
         )
     except BaseException:
         await node.shutdown()
