@@ -435,6 +435,7 @@ def main() -> None:
 
     subprocess.run(["make", "-s", "-C", INSTRUMENT], check=True)
     run = load_runner()
+    run.exit_on_sigterm()
     # The runner's own defaults for what this driver doesn't set.
     defaults = dict(
         server_cpu="0",

@@ -160,6 +160,11 @@ def wait_quiet(max_wait, threshold):
     return b
 
 
+def exit_on_sigterm():
+    """Turn SIGTERM into SystemExit, so that a trial's ``finally`` stops its server and loadgen."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def stop(proc, grace=3.0):
     if proc.poll() is not None:
         return
@@ -253,6 +258,7 @@ class Runner:
         res = dict(peer=peer, scenario=sc["key"], rep=rep, ok=False)
         pre_busy = wait_quiet(a.wait_quiet, a.quiet_threshold) if a.wait_quiet > 0 else None
         srv = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        lg = None
         try:
             t_end = time.time() + a.start_timeout
             while time.time() < t_end and not port_open(port):
@@ -311,6 +317,8 @@ class Runner:
                 res["rss_kib_per_conn"] = round((rss1 - rss0) / result["open"], 2)
             return res
         finally:
+            if lg is not None:
+                stop(lg)
             stop(srv)
             log.close()
 
@@ -547,6 +555,7 @@ def main():
         return
     if not os.path.exists(LOADGEN):
         sys.exit(f"{LOADGEN} not built: run `make` (or setup.sh) first")
+    exit_on_sigterm()
     Runner(a).run()
 
 
