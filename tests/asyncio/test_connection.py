@@ -22,11 +22,19 @@ from wavecast import (
 )
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, Server, ServerConnection, broadcast, connect
 from wavecast.protocol import CLOSED, CLOSING, OPEN
-from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 from wavecast.protocol.prepared import PreparedMessage
 
 from ..support.memory import kernel_send_queues
-from ..support.peers import RawSocket, accept_handshake, close_code_of, raw_handshake, raw_server
+from ..support.peers import (
+    RawSocket,
+    accept_handshake,
+    close_code_of,
+    data_segments_received,
+    masked_frame,
+    raw_handshake,
+    raw_server,
+)
 from ..support.servers import Recorder, StartServer, echo, ws_uri
 from ..support.timing import MS, wait_until
 
@@ -613,6 +621,74 @@ async def test_broadcast_from_clients_masks_each_frame(start_server: StartServer
         assert broadcast([first, second], bytearray(b"bytes too")) == (2, 0)
         await wait_until(lambda: len(recorder.messages) == 4, what="four messages")
     assert sorted(recorder.messages, key=repr) == sorted(["from clients"] * 2 + [b"bytes too"] * 2, key=repr)
+
+
+async def publish_and_subscribe(connection: ServerConnection, subscribers: list[ServerConnection]) -> None:
+    """A pub/sub handler as a user writes it: /pub broadcasts what it reads to every /sub."""
+    assert connection.request is not None
+    if connection.request.path == "/pub":
+        async for message in connection:
+            broadcast(subscribers, message)
+    else:
+        subscribers.append(connection)
+        await connection.wait_closed()
+
+
+@pytest.mark.parametrize("count", [1, 16, 64])
+async def test_publications_read_together_reach_each_subscriber_in_one_write(
+    start_server: StartServer, count: int
+) -> None:
+    # The publisher's messages arrive in one read, so their broadcasts run in one turn of
+    # the loop: each subscriber gets all of them in one write at its end, in order.
+    subscribers: list[ServerConnection] = []
+    server = await start_server(lambda connection: publish_and_subscribe(connection, subscribers), compression=None)
+    readers = [await raw_handshake(server.port, "/sub") for _ in range(3)]
+    try:
+        await wait_until(lambda: len(subscribers) == 3, what="three subscribers")
+        with await raw_handshake(server.port, "/pub") as publisher:
+            before = [data_segments_received(reader.sock) for reader in readers]
+            messages = [f"publication {n}".encode() for n in range(count)]
+            await publisher.send(b"".join(masked_frame(OP_TEXT, message) for message in messages))
+            for reader in readers:
+                assert [await reader.read_frame() for _ in messages] == [(OP_TEXT, m) for m in messages]
+            after = [data_segments_received(reader.sock) for reader in readers]
+            assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+async def test_publications_of_separate_reads_leave_in_separate_writes(start_server: StartServer) -> None:
+    # The other side of the same rule: nothing waits for a later turn (write_delay is off).
+    subscribers: list[ServerConnection] = []
+    server = await start_server(lambda connection: publish_and_subscribe(connection, subscribers), compression=None)
+    with await raw_handshake(server.port, "/sub") as reader:
+        await wait_until(lambda: len(subscribers) == 1, what="a subscriber")
+        with await raw_handshake(server.port, "/pub") as publisher:
+            before = data_segments_received(reader.sock)
+            for n in range(3):
+                await publisher.send(masked_frame(OP_TEXT, f"publication {n}".encode()))
+                assert await reader.read_frame() == (OP_TEXT, f"publication {n}".encode())
+            assert data_segments_received(reader.sock) - before == 3
+
+
+async def test_corked_publications_keep_the_write_limit(start_server: StartServer) -> None:
+    # Publications read together that pass a subscriber's write limit don't all wait for the
+    # end of the turn: what passed the limit is handed to the transport at once, so that it
+    # pauses a peer that doesn't read. All of them still arrive, whole and in order.
+    subscribers: list[ServerConnection] = []
+    server = await start_server(
+        lambda connection: publish_and_subscribe(connection, subscribers), compression=None, write_limit=1024
+    )
+    with await raw_handshake(server.port, "/sub") as reader:
+        await wait_until(lambda: len(subscribers) == 1, what="a subscriber")
+        with await raw_handshake(server.port, "/pub") as publisher:
+            before = data_segments_received(reader.sock)
+            messages = [bytes([n]) * 300 for n in range(16)]
+            await publisher.send(b"".join(masked_frame(OP_BINARY, message) for message in messages))
+            assert [await reader.read_frame() for _ in messages] == [(OP_BINARY, m) for m in messages]
+            # 16 frames of 302 bytes under a limit of 1,024: written by four at a time.
+            assert data_segments_received(reader.sock) - before > 1
 
 
 async def test_many_small_sends_are_coalesced(start_server: StartServer) -> None:

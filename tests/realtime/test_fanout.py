@@ -34,7 +34,12 @@ from wavecast.realtime.tagsfilter import TagsFilter, compile_filter
 from wavecast.realtime.websocket import WebSocketTransport
 from wavecast.speedups import load
 
+from ..support.config import node_config, open_channel
+from ..support.peers import data_segments_received
+from ..support.raw import RawClient
+from ..support.servers import NodeServer
 from ..support.timing import wait_until
+from ..support.tokens import make_token
 from ..support.transports import open_connection
 from .helpers import ConnectClient, FakeTransport, MakeNode
 
@@ -477,3 +482,72 @@ async def test_shaped_fan_out_ends_the_same_with_either_twin(monkeypatch: pytest
             world.close()
     assert all(result == results[0] for result in results)
     assert results[0][2] > 0
+
+
+# --- corking over real sockets -------------------------------------------------------------
+
+
+async def subscribed_clients(running: NodeServer, channel: str, count: int) -> list[RawClient]:
+    clients = [await RawClient.open_to(running, rcvbuf=None) for _ in range(count)]
+    for n, client in enumerate(clients):
+        await client.command(connect={"token": make_token(f"reader {n}")})
+        subscribed = await client.command(subscribe={"channel": channel})
+        assert "subscribe" in subscribed, subscribed
+    return clients
+
+
+async def pushes(client: RawClient, count: int) -> list[Any]:
+    """Read ``count`` pushes of publications; return their data."""
+    data: list[Any] = []
+    while len(data) < count:
+        data.extend(reply["push"]["pub"]["data"] for reply in await client.recv() if "push" in reply)
+    return data
+
+
+@pytest.mark.parametrize("history", [False, True])
+async def test_publications_of_one_turn_reach_each_subscriber_in_one_write(history: bool) -> None:
+    # Publications fanned out in the same turn of the loop are corked on every subscriber's
+    # connection and leave in one write at its end, in order, with or without a stream.
+    options = open_channel() if history else ChannelOptions(allow_subscribe_for_client=True)
+    running = await NodeServer.start(node_config(namespaces={"live": options}))
+    try:
+        clients = await subscribed_clients(running, "live:feed", 3)
+        before = [data_segments_received(client.connection.transport) for client in clients]
+        for n in range(16):
+            await running.node.publish("live:feed", {"n": n})
+        for client in clients:
+            assert await pushes(client, 16) == [{"n": n} for n in range(16)]
+        after = [data_segments_received(client.connection.transport) for client in clients]
+        assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+        for client in clients:
+            await client.close()
+    finally:
+        await running.stop()
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["one-message", "a-message-each"])
+async def test_publish_commands_read_together_reach_each_subscriber_in_one_write(batched: bool) -> None:
+    # A client's publish commands that arrive in one read, in one message (a batch, one per
+    # line) or a message each, are fanned out in one turn as well.
+    running = await NodeServer.start(node_config(namespaces={"live": open_channel()}))
+    try:
+        clients = await subscribed_clients(running, "live:feed", 2)
+        publisher = await RawClient.open_to(running, rcvbuf=None)
+        await publisher.command(connect={"token": make_token("publisher")})
+        assert "subscribe" in await publisher.command(subscribe={"channel": "live:feed"})
+        before = [data_segments_received(client.connection.transport) for client in clients]
+        commands = [{"id": 100 + n, "publish": {"channel": "live:feed", "data": {"n": n}}} for n in range(16)]
+        if batched:
+            await publisher.send("\n".join(json.dumps(command) for command in commands))
+        else:
+            # Sent in one turn of the client's loop: they leave in one write, and are read together.
+            for command in commands:
+                await publisher.send(json.dumps(command))
+        for client in clients:
+            assert await pushes(client, 16) == [{"n": n} for n in range(16)]
+        after = [data_segments_received(client.connection.transport) for client in clients]
+        assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
+        for client in (*clients, publisher):
+            await client.close()
+    finally:
+        await running.stop()

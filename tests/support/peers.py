@@ -11,6 +11,7 @@ import base64
 import contextlib
 import os
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from wavecast.protocol import accept_key, apply_mask, frame_header, serialize_close
@@ -18,7 +19,16 @@ from wavecast.protocol.frames import OP_CLOSE
 
 from .timing import MS
 
-__all__ = ["RawSocket", "close_code_of", "handshake_request", "open_raw_client", "raw_handshake", "raw_server"]
+__all__ = [
+    "RawSocket",
+    "close_code_of",
+    "data_segments_received",
+    "handshake_request",
+    "masked_frame",
+    "open_raw_client",
+    "raw_handshake",
+    "raw_server",
+]
 
 
 class RawSocket:
@@ -110,6 +120,32 @@ class RawSocket:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """Return one final frame, masked as a client sends it."""
+    mask = os.urandom(4)
+    return frame_header(opcode, len(payload), mask=mask) + apply_mask(payload, mask)
+
+
+#: Where ``tcpi_data_segs_in`` sits in Linux's ``struct tcp_info`` (since 4.6), and its format.
+_DATA_SEGS_IN = 152
+_TCP_INFO_SIZE = 160
+
+
+def data_segments_received(sock: socket.socket | asyncio.BaseTransport) -> int:
+    """How many TCP segments that carry data ``sock`` (or a transport's socket) has received.
+
+    Its peer has TCP_NODELAY on (asyncio and uvloop set it), so each of the peer's writes of
+    a few hundred bytes leaves as its own segment: the count tells writes apart, which the
+    bytes read can't, as the kernel joins them in the receive queue.
+    """
+    if isinstance(sock, asyncio.BaseTransport):
+        sock = sock.get_extra_info("socket")
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    assert len(info) >= _TCP_INFO_SIZE, "this kernel's tcp_info has no data_segs_in (Linux 4.6+)"
+    count: int = struct.unpack_from("I", info, _DATA_SEGS_IN)[0]
+    return count
 
 
 def close_code_of(payload: bytes) -> int:
