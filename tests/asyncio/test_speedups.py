@@ -133,3 +133,85 @@ async def test_a_reader_that_stops_gets_every_frame_sent_in_order(start_server: 
             assert message == f"{index:05d}{payload}"
     finally:
         await client.close()
+
+
+async def test_each_connection_gets_the_frames_it_corked_whoever_shares_them(start_server: StartServer) -> None:
+    # The C flush joins a connection's frames once and sends that join to the next ones that
+    # corked the very same frames; a connection that corked others gets its own, every time.
+    recorder = Recorder(lambda connection: connection.wait_closed())
+    server = await start_server(recorder, compression=None, write_limit=2**20)
+    clients = [await connect(ws_uri(server), compression=None, max_queue=None) for _ in range(4)]
+    try:
+        await wait_until(lambda: len(recorder.connections) == 4, what="four connections")
+        by_client = {c.remote_address: c for c in recorder.connections}
+        ours = [by_client[client.local_address] for client in clients]
+        expected: list[list[str]] = [[], [], [], []]
+
+        def to(indexes: range | list[int], message: str) -> None:
+            broadcast([ours[i] for i in indexes], message)
+            for i in indexes:
+                expected[i].append(message)
+
+        # One turn: all four, a private message for the second in the middle, and the last
+        # two apart, with frames short and long.
+        for n in range(8):
+            to(range(4), f"all {n}")
+            if n == 3:
+                await ours[1].send("only the second")
+                expected[1].append("only the second")
+            to([2, 3], f"some {n}" * (n * 100 + 1))
+        await asyncio.sleep(0)
+        # Another turn: two pairs, each with frames of its own, as many for both.
+        for n in range(8):
+            to([0, 1], f"left {n}")
+            to([2, 3], f"right {n}")
+        await asyncio.sleep(0)
+        # Another turn: more frames than are joined (64), then more bytes than are (64 KiB).
+        for n in range(100):
+            to(range(4), f"many {n}")
+        await asyncio.sleep(0)
+        for n in range(3):
+            to(range(4), f"{n}" * 30000)
+        for client, messages in zip(clients, expected, strict=True):
+            assert [await asyncio.wait_for(client.recv(), 2000 * MS) for _ in messages] == messages
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_reader_that_stops_gets_every_corked_frame_in_order(start_server: StartServer) -> None:
+    # Many small frames a turn, joined into one write: when the socket takes only part of
+    # it, the rest waits in the transport, before anything corked later.
+    recorder = Recorder(lambda connection: connection.wait_closed())
+    server = await start_server(recorder, compression=None, write_limit=65536)
+    clients = [await connect(ws_uri(server), compression=None, max_queue=None) for _ in range(2)]
+    try:
+        await wait_until(lambda: len(recorder.connections) == 2, what="the connections")
+        for client in clients:
+            client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+            client.transport.pause_reading()
+        for connection in recorder.connections:
+            connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        by_client = {c.remote_address: c for c in recorder.connections}
+        ours = [by_client[client.local_address] for client in clients]
+        # Writes pause at the end of a turn, when the flush fills the transport's buffer: a
+        # connection gets all 20 frames of a turn or none.
+        sent = [0, 0]
+        for turn in range(2000):
+            if all(connection.writing_paused for connection in ours):
+                break
+            for i, connection in enumerate(ours):
+                sent[i] += 0 if connection.writing_paused else 20
+            for n in range(20):
+                broadcast(ours, f"{turn:04d}.{n:02d}" + "x" * 200)
+            await asyncio.sleep(0)
+        assert all(connection.writing_paused for connection in ours), "the sockets never filled"
+        for client in clients:
+            client.transport.resume_reading()
+        for client, count in zip(clients, sent, strict=True):
+            for index in range(count):
+                message = await asyncio.wait_for(client.recv(), 2000 * MS)
+                assert message == f"{index // 20:04d}.{index % 20:02d}" + "x" * 200
+    finally:
+        for client in clients:
+            await client.close()

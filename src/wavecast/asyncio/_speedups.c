@@ -10,8 +10,10 @@
  *     those whose corked frames, counted at this frame's size, passed their write limit.
  * flush(connections) -> None
  *     Write what each connection corked this turn of the loop straight to its socket, with
- *     one sendmsg (scatter/gather) for all its frames, when nothing waits in its transport's
- *     buffer; the transport buffers whatever the socket doesn't take.
+ *     one send for all its frames, when nothing waits in its transport's buffer; the
+ *     transport buffers whatever the socket doesn't take. Frames are joined into one buffer,
+ *     as the Python twin joins them, and the join is shared: the next connections that
+ *     corked the very same frames (the subscribers of the same broadcasts) send it as it is.
  *
  * The corking of one connection is also offered to other extensions, as the capsule
  * _cork_api (see wavecast/_native.h): the real-time layer's channel fan-out uses it.
@@ -253,9 +255,13 @@ cork_one(Cork *cork, PyObject *conn)
     return CORKED;
 }
 
-/* How many connections ahead the broadcast loop fetches each level of fields. */
-#define AHEAD_CONN 12
-#define AHEAD_PROTOCOL 6
+/* How many connections ahead the broadcast loop fetches each level of fields: the
+   connection, its protocol, the protocol's list of corked frames, and the place in that
+   list where the frame goes (written, so fetched for writing). */
+#define AHEAD_CONN 16
+#define AHEAD_PROTOCOL 10
+#define AHEAD_OUT 5
+#define AHEAD_TAIL 2
 
 static void
 prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
@@ -265,6 +271,18 @@ prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
     }
     if (i + AHEAD_PROTOCOL < n) {
         prefetch(slot_or_null(items[i + AHEAD_PROTOCOL], &conn_layout, C_PROTOCOL));
+    }
+    if (i + AHEAD_OUT < n) {
+        PyObject *protocol = slot_or_null(items[i + AHEAD_OUT], &conn_layout, C_PROTOCOL);
+        prefetch(slot_or_null(protocol, &proto_layout, P_OUT));
+    }
+    if (i + AHEAD_TAIL < n) {
+        PyObject *protocol = slot_or_null(items[i + AHEAD_TAIL], &conn_layout, C_PROTOCOL);
+        PyObject *out = slot_or_null(protocol, &proto_layout, P_OUT);
+        if (out != NULL && PyList_CheckExact(out) && ((PyListObject *)out)->ob_item != NULL &&
+            PyList_GET_SIZE(out) < ((PyListObject *)out)->allocated) {
+            __builtin_prefetch(((PyListObject *)out)->ob_item + PyList_GET_SIZE(out), 1);
+        }
     }
 }
 
@@ -464,8 +482,101 @@ send_all(int fd, PyObject *transport, PyObject *data)
     return 0;
 }
 
+/* --- joined frames, shared by the connections that corked the same ones ------------------- */
+
+/* Joined when there are this many frames at most, of this many bytes at most: past that,
+   scatter/gather writes them without a copy, as the Python twin writes large payloads as
+   they are. */
+#define JOIN_MAX_FRAMES 64
+#define JOIN_MAX_BYTES 65536
+
+/* The last frames joined in this call of flush(), and their join. The frames are held, so
+   that an address compared is the object that was joined, never a new one at a freed one's
+   place. */
+typedef struct {
+    Py_ssize_t count;
+    PyObject *frames[JOIN_MAX_FRAMES];
+    PyObject *joined;
+} JoinCache;
+
+static void
+join_cache_clear(JoinCache *cache)
+{
+    for (Py_ssize_t k = 0; k < cache->count; k++) {
+        Py_DECREF(cache->frames[k]);
+    }
+    cache->count = 0;
+    Py_CLEAR(cache->joined);
+}
+
+/* The frames of data (a list of non-empty bytes) joined, borrowed from the cache; NULL
+   without an exception when they are too many or too large to join, NULL with one on error. */
+static PyObject *
+joined_frames(JoinCache *cache, PyObject *data)
+{
+    Py_ssize_t count = PyList_GET_SIZE(data);
+    PyObject **items = ((PyListObject *)data)->ob_item;
+    if (count < 2 || count > JOIN_MAX_FRAMES) {
+        return NULL;
+    }
+    if (cache->joined != NULL && cache->count == count && memcmp(cache->frames, items, count * sizeof(PyObject *)) == 0) {
+        return cache->joined;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        total += PyBytes_GET_SIZE(items[k]);
+        if (total > JOIN_MAX_BYTES) {
+            return NULL;
+        }
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, total);
+    if (joined == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(joined);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        memcpy(out, PyBytes_AS_STRING(items[k]), PyBytes_GET_SIZE(items[k]));
+        out += PyBytes_GET_SIZE(items[k]);
+    }
+    join_cache_clear(cache);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        cache->frames[k] = Py_NewRef(items[k]);
+    }
+    cache->count = count;
+    cache->joined = joined;
+    return joined;
+}
+
+/* Send the bytes object data on fd; the transport gets what the socket doesn't take. */
 static int
-flush_one(PyObject *conn)
+send_joined(int fd, PyObject *transport, PyObject *data)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    ssize_t written;
+    do {
+        written = send(fd, PyBytes_AS_STRING(data), (size_t)size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (written < 0 && errno == EINTR);
+    if (written == size) {
+        return 0;
+    }
+    /* Would block, a short write, or an error: the transport buffers the rest, or meets the
+       same error on its own write and reports it through connection_lost. */
+    PyObject *rest = written <= 0 ? Py_NewRef(data)
+                                  : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + written, size - written);
+    if (rest == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethodOneArg(transport, s_write, rest);
+    Py_DECREF(rest);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+flush_one(PyObject *conn, JoinCache *cache)
 {
     int result = -1;
     PyObject *protocol = NULL, *data = NULL, *fd_obj = NULL, *transport = NULL, *value = NULL, *fresh = NULL;
@@ -530,7 +641,13 @@ flush_one(PyObject *conn)
         result = 0;
         goto done;
     }
-    result = send_all((int)fd, transport, data);
+    PyObject *joined = PyList_GET_SIZE(data) == 1 ? PyList_GET_ITEM(data, 0) : joined_frames(cache, data);
+    if (joined != NULL) {
+        result = send_joined((int)fd, transport, joined);
+    }
+    else if (!PyErr_Occurred()) {
+        result = send_all((int)fd, transport, data);
+    }
 done:
     Py_XDECREF(protocol);
     Py_XDECREF(data);
@@ -541,22 +658,86 @@ done:
     return result;
 }
 
+/* The fields the flush reads beside conn_layout's, for prefetching only. */
+static Layout flush_layout = {.names = {&s_transport, &s_fd}};
+enum { F_TRANSPORT, F_FD };
+
+/* How many connections ahead the flush fetches each level: the connection (with the line
+   of its transport and descriptor), its protocol and transport, the protocol's list of
+   corked frames, and that list's items. */
+#define FLUSH_AHEAD_CONN 12
+#define FLUSH_AHEAD_FIELDS 6
+#define FLUSH_AHEAD_OUT 3
+#define FLUSH_AHEAD_ITEMS 1
+
+static void
+prefetch_flush(PyObject **items, Py_ssize_t i, Py_ssize_t n)
+{
+    if (i + FLUSH_AHEAD_CONN < n) {
+        PyObject *conn = items[i + FLUSH_AHEAD_CONN];
+        prefetch(conn);
+        if (layout_for(&flush_layout, Py_TYPE(conn))) {
+            __builtin_prefetch(&SLOT(conn, flush_layout, F_TRANSPORT));
+        }
+    }
+    if (i + FLUSH_AHEAD_FIELDS < n) {
+        PyObject *conn = items[i + FLUSH_AHEAD_FIELDS];
+        prefetch(slot_or_null(conn, &conn_layout, C_PROTOCOL));
+        PyObject *transport = slot_or_null(conn, &flush_layout, F_TRANSPORT);
+        prefetch(transport);
+        if (transport != NULL) {
+            __builtin_prefetch((char *)transport + 64);
+        }
+    }
+    if (i + FLUSH_AHEAD_OUT < n) {
+        PyObject *protocol = slot_or_null(items[i + FLUSH_AHEAD_OUT], &conn_layout, C_PROTOCOL);
+        prefetch(slot_or_null(protocol, &proto_layout, P_OUT));
+    }
+    if (i + FLUSH_AHEAD_ITEMS < n) {
+        PyObject *protocol = slot_or_null(items[i + FLUSH_AHEAD_ITEMS], &conn_layout, C_PROTOCOL);
+        PyObject *out = slot_or_null(protocol, &proto_layout, P_OUT);
+        if (out != NULL && PyList_CheckExact(out) && ((PyListObject *)out)->ob_item != NULL) {
+            __builtin_prefetch(((PyListObject *)out)->ob_item);
+        }
+    }
+}
+
 static PyObject *
 flush(PyObject *self, PyObject *connections)
 {
+    if (PyList_CheckExact(connections)) {
+        /* The batcher's list, which nothing changes while it's flushed: by index, fetching
+           ahead. */
+        JoinCache cache = {0};
+        int failed = 0;
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(connections); i++) {
+            prefetch_flush(((PyListObject *)connections)->ob_item, i, PyList_GET_SIZE(connections));
+            PyObject *conn = Py_NewRef(PyList_GET_ITEM(connections, i));
+            failed = flush_one(conn, &cache);
+            Py_DECREF(conn);
+        }
+        join_cache_clear(&cache);
+        if (failed) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *iterator = PyObject_GetIter(connections);
     if (iterator == NULL) {
         return NULL;
     }
     PyObject *conn;
+    JoinCache cache = {0};
     while ((conn = PyIter_Next(iterator)) != NULL) {
-        int failed = flush_one(conn);
+        int failed = flush_one(conn, &cache);
         Py_DECREF(conn);
         if (failed) {
+            join_cache_clear(&cache);
             Py_DECREF(iterator);
             return NULL;
         }
     }
+    join_cache_clear(&cache);
     Py_DECREF(iterator);
     if (PyErr_Occurred()) {
         return NULL;
@@ -568,7 +749,7 @@ flush(PyObject *self, PyObject *connections)
 
 static PyMethodDef speedups_methods[] = {
     {"broadcast", (PyCFunction)(void (*)(void))broadcast, METH_FASTCALL, "Cork a prepared frame on many connections."},
-    {"flush", flush, METH_O, "Write what connections corked, with one sendmsg each."},
+    {"flush", flush, METH_O, "Write what connections corked, with one send each."},
     {NULL, NULL, 0, NULL},
 };
 
