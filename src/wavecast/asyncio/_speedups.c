@@ -263,6 +263,25 @@ cork_one(Cork *cork, PyObject *conn)
 #define AHEAD_OUT 5
 #define AHEAD_TAIL 2
 
+/* One level of what cork_one reads of conn (see WavecastCorkAPI.prefetch). */
+static void
+prefetch_cork(PyObject *conn, int level)
+{
+    PyObject *protocol = slot_or_null(conn, &conn_layout, C_PROTOCOL);
+    if (level == 0) {
+        prefetch(protocol);
+        return;
+    }
+    PyObject *out = slot_or_null(protocol, &proto_layout, P_OUT);
+    if (level == 1) {
+        prefetch(out);
+    }
+    else if (out != NULL && PyList_CheckExact(out) && ((PyListObject *)out)->ob_item != NULL &&
+             PyList_GET_SIZE(out) < ((PyListObject *)out)->allocated) {
+        __builtin_prefetch(((PyListObject *)out)->ob_item + PyList_GET_SIZE(out), 1);
+    }
+}
+
 static void
 prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
 {
@@ -270,19 +289,13 @@ prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
         prefetch(items[i + AHEAD_CONN]);
     }
     if (i + AHEAD_PROTOCOL < n) {
-        prefetch(slot_or_null(items[i + AHEAD_PROTOCOL], &conn_layout, C_PROTOCOL));
+        prefetch_cork(items[i + AHEAD_PROTOCOL], 0);
     }
     if (i + AHEAD_OUT < n) {
-        PyObject *protocol = slot_or_null(items[i + AHEAD_OUT], &conn_layout, C_PROTOCOL);
-        prefetch(slot_or_null(protocol, &proto_layout, P_OUT));
+        prefetch_cork(items[i + AHEAD_OUT], 1);
     }
     if (i + AHEAD_TAIL < n) {
-        PyObject *protocol = slot_or_null(items[i + AHEAD_TAIL], &conn_layout, C_PROTOCOL);
-        PyObject *out = slot_or_null(protocol, &proto_layout, P_OUT);
-        if (out != NULL && PyList_CheckExact(out) && ((PyListObject *)out)->ob_item != NULL &&
-            PyList_GET_SIZE(out) < ((PyListObject *)out)->allocated) {
-            __builtin_prefetch(((PyListObject *)out)->ob_item + PyList_GET_SIZE(out), 1);
-        }
+        prefetch_cork(items[i + AHEAD_TAIL], 2);
     }
 }
 
@@ -400,6 +413,7 @@ static WavecastCorkAPI cork_api = {
     .cork = cork_one,
     .finish = api_finish,
     .release = api_release,
+    .prefetch = prefetch_cork,
 };
 
 /* Hand data[index:] (from offset bytes into data[index]) to transport.write(). */
