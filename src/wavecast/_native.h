@@ -125,11 +125,6 @@ typedef struct {
     int (*finish)(WavecastCork *cork);
     /* Release the cork without flushing, on an error path. */
     void (*release)(WavecastCork *cork);
-    /* Fetch what cork() will read of conn, one level a call, as a loop over many connections
-     * does ahead of the one it corks: level 0 the protocol (conn already fetched), 1 its list
-     * of corked frames, 2 the place in that list where the frame goes. Reads nothing it can't
-     * trust the layout of; never fails. */
-    void (*prefetch)(PyObject *conn, int level);
 } WavecastCorkAPI;
 
 #endif

@@ -255,32 +255,9 @@ cork_one(Cork *cork, PyObject *conn)
     return CORKED;
 }
 
-/* How many connections ahead the broadcast loop fetches each level of fields: the
-   connection, its protocol, the protocol's list of corked frames, and the place in that
-   list where the frame goes (written, so fetched for writing). */
-#define AHEAD_CONN 16
-#define AHEAD_PROTOCOL 10
-#define AHEAD_OUT 5
-#define AHEAD_TAIL 2
-
-/* One level of what cork_one reads of conn (see WavecastCorkAPI.prefetch). */
-static void
-prefetch_cork(PyObject *conn, int level)
-{
-    PyObject *protocol = slot_or_null(conn, &conn_layout, C_PROTOCOL);
-    if (level == 0) {
-        prefetch(protocol);
-        return;
-    }
-    PyObject *out = slot_or_null(protocol, &proto_layout, P_OUT);
-    if (level == 1) {
-        prefetch(out);
-    }
-    else if (out != NULL && PyList_CheckExact(out) && ((PyListObject *)out)->ob_item != NULL &&
-             PyList_GET_SIZE(out) < ((PyListObject *)out)->allocated) {
-        __builtin_prefetch(((PyListObject *)out)->ob_item + PyList_GET_SIZE(out), 1);
-    }
-}
+/* How many connections ahead the broadcast loop fetches each level of fields. */
+#define AHEAD_CONN 12
+#define AHEAD_PROTOCOL 6
 
 static void
 prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
@@ -289,13 +266,7 @@ prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
         prefetch(items[i + AHEAD_CONN]);
     }
     if (i + AHEAD_PROTOCOL < n) {
-        prefetch_cork(items[i + AHEAD_PROTOCOL], 0);
-    }
-    if (i + AHEAD_OUT < n) {
-        prefetch_cork(items[i + AHEAD_OUT], 1);
-    }
-    if (i + AHEAD_TAIL < n) {
-        prefetch_cork(items[i + AHEAD_TAIL], 2);
+        prefetch(slot_or_null(items[i + AHEAD_PROTOCOL], &conn_layout, C_PROTOCOL));
     }
 }
 
@@ -413,7 +384,6 @@ static WavecastCorkAPI cork_api = {
     .cork = cork_one,
     .finish = api_finish,
     .release = api_release,
-    .prefetch = prefetch_cork,
 };
 
 /* Hand data[index:] (from offset bytes into data[index]) to transport.write(). */

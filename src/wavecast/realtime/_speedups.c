@@ -169,14 +169,6 @@ deliver_one(Deliver *d, PyObject *session, PyObject *subscription)
    the chain session -> transport -> connection is fetched before it's read. */
 #define RING 16
 
-/* The connection of a session's transport, or NULL; for prefetching only. */
-static PyObject *
-connection_of(PyObject *session)
-{
-    PyObject *transport = slot_or_null(session, &session_layout, SE_TRANSPORT);
-    return slot_or_null(transport, &transport_layout, TR_CONNECTION);
-}
-
 static void
 prefetch_subscriber(PyObject **sessions, int head, int count)
 {
@@ -185,27 +177,9 @@ prefetch_subscriber(PyObject **sessions, int head, int count)
         prefetch(slot_or_null(session, &session_layout, SE_TRANSPORT));
         prefetch(slot_or_null(session, &session_layout, SE_OUTBOX));
     }
-    if (count > 7) { /* the transport's connection, 7 ahead */
-        prefetch(connection_of(sessions[(head + 7) % RING]));
-    }
-    /* Then what corking reads of the connection, level by level. */
-    if (count > 5) {
-        PyObject *conn = connection_of(sessions[(head + 5) % RING]);
-        if (conn != NULL) {
-            cork_api->prefetch(conn, 0);
-        }
-    }
-    if (count > 3) {
-        PyObject *conn = connection_of(sessions[(head + 3) % RING]);
-        if (conn != NULL) {
-            cork_api->prefetch(conn, 1);
-        }
-    }
-    if (count > 1) {
-        PyObject *conn = connection_of(sessions[(head + 1) % RING]);
-        if (conn != NULL) {
-            cork_api->prefetch(conn, 2);
-        }
+    if (count > 6) { /* the transport's connection, 6 ahead */
+        PyObject *transport = slot_or_null(sessions[(head + 6) % RING], &session_layout, SE_TRANSPORT);
+        prefetch(slot_or_null(transport, &transport_layout, TR_CONNECTION));
     }
 }
 
