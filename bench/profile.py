@@ -1,6 +1,6 @@
 """Profile the wavecast bench server while the ws-bench loadgen drives one scenario.
 
-    .venv/bin/python bench/profile.py echo32 fan10k ch10k [--seconds 4] [--no-uvloop] [--ref HEAD]
+    .venv/bin/python bench/profile.py echo32 fan10k ch10k conn10k [--seconds 4] [--no-uvloop] [--ref HEAD]
 
 For each scenario, three passes run against a fresh server pinned to CPU 0 (loadgen on CPU 1):
 
@@ -81,6 +81,13 @@ SCENARIOS = {
         "delivery",
         "wavecast_server.py",
     ),
+    # Connects, as conn10k: profile a window shorter than the ramp (~3 s) so that it sees only handshakes.
+    "conn10k": (
+        ["connect", "-n", "10000", "-k", "128", "-H", "1"],
+        "conns_per_s",
+        "connect",
+        "wavecast_server.py",
+    ),
     "ch10k": (
         ["fanout", "-n", "10000", "-s", "32", "--text", "-W", "16", *_CHANNEL],
         "deliveries_per_s",
@@ -139,7 +146,8 @@ class Trial:
         self.connected = threading.Event()
         self.stderr: list[str] = []
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        if args[0] == "echo":
+        self.connecting = args[0] == "connect"
+        if args[0] in ("echo", "connect"):
             self.connected.set()
 
     def _read_stderr(self) -> None:
@@ -153,7 +161,8 @@ class Trial:
     def wait_steady(self) -> None:
         """Wait for the connections, the readiness probe and the warmup."""
         self.connected.wait(60)
-        time.sleep(1.5)
+        # Connects are what a connect scenario measures: profile them from the start.
+        time.sleep(0.2 if self.connecting else 1.5)
 
     def finish(self) -> dict[str, object]:
         out, _ = self.loadgen.communicate(timeout=120)
@@ -172,7 +181,17 @@ class Trial:
 
 
 def summary(result: dict[str, object]) -> str:
-    keys = ("ok", "msgs_per_s", "deliveries_per_s", "mb_per_s", "lat_p50_us", "lat_p99_us", "server_cpu_pct")
+    keys = (
+        "ok",
+        "msgs_per_s",
+        "deliveries_per_s",
+        "conns_per_s",
+        "mb_per_s",
+        "lat_p50_us",
+        "lat_p99_us",
+        "server_cpu_pct",
+    )
+    keys += ("error",)
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
@@ -230,6 +249,7 @@ def cprofile_tables(path: str, seconds: float) -> list[str]:
     counts = {f"{os.path.basename(file)}:{func}": nc for (file, _, func), (_, nc, *_) in stats.stats.items()}  # type: ignore[attr-defined]
     keys = ["connection.py:send", "connection.py:broadcast", "connection.py:_send_prepared", "connection.py:recv"]
     keys += ["connection.py:data_received", "connection.py:_flush", "connection.py:_process_events"]
+    keys += ["connection.py:connection_made", "server.py:_respond"]
     lines = [f"call counts over the {seconds:.0f} s window (normalize the tables below with these):"]
     for key in keys:
         if key in counts:
