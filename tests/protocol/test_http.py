@@ -5,9 +5,11 @@ import weakref
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from wavecast.exceptions import InvalidHandshake
+from wavecast.exceptions import InvalidHandshake, LocalProtocolError
 from wavecast.protocol import Headers, Limits, Request, RequestParser, Response, ResponseParser
+from wavecast.protocol.limits import DEFAULT_LIMITS
 
 from .helpers import request_bytes, response_bytes
 
@@ -58,11 +60,16 @@ def test_parse_upgrade_request(chunk: int | None) -> None:
     assert tail == b""
 
 
-@pytest.mark.parametrize("kind", ["request", "response"])
+@pytest.mark.parametrize("kind", ["request", "request-llhttp", "response"])
 def test_a_done_parser_leaves_no_cycle_for_the_gc(kind: str) -> None:
     # Freed by its last reference, not by the cyclic GC: one connection's worth of garbage less.
-    parser = RequestParser(Limits()) if kind == "request" else ResponseParser(Limits())
-    data = request_bytes() if kind == "request" else response_bytes("key")
+    parser = ResponseParser(Limits()) if kind == "response" else RequestParser(Limits())
+    # A tab in a value makes the request not simple: llhttp parses it.
+    data = {
+        "request": request_bytes(),
+        "request-llhttp": request_bytes(add=[("X-Tab", "a\tb")]),
+        "response": response_bytes("key"),
+    }[kind]
     gc.disable()
     try:
         assert parser.feed(data) is not None
@@ -336,3 +343,126 @@ def test_none_disables_response_limits() -> None:
 def test_empty_headers() -> None:
     request, _ = parse_request(b"GET / HTTP/1.1\r\n\r\n")
     assert request.headers == Headers()
+
+
+# --- the fast path for simple request heads ---------------------------------------------------
+
+
+def parse_both(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Any]:
+    """Parse ``data`` with the fast path allowed, and with llhttp alone; each gives a result,
+    ``None``, or the InvalidHandshake raised."""
+
+    def run(pieces: list[bytes]) -> Any:
+        parser = RequestParser(limits)
+        try:
+            result = None
+            for piece in pieces:
+                result = parser.feed(piece)
+            return result
+        except InvalidHandshake as exc:
+            return (type(exc), str(exc), exc.status)
+
+    # The first byte alone is never a whole head: llhttp parses this request.
+    return run([data]), run([data[:1], data[1:]])
+
+
+def test_a_simple_upgrade_request_skips_llhttp() -> None:
+    parser = RequestParser(Limits())
+    data = request_bytes(target="/chat?room=1") + b"\x81\x80frames"
+    result = parser.feed(data)
+    assert parser._parser is None
+    fast, slow = parse_both(data)
+    assert result == fast == slow
+    request, tail = result
+    assert request.path == "/chat"
+    assert request.query == "room=1"
+    assert tail == b"\x81\x80frames"
+
+
+def test_a_done_fast_parser_refuses_more() -> None:
+    parser = RequestParser(Limits())
+    assert parser.feed(request_bytes()) is not None
+    with pytest.raises(LocalProtocolError, match="can't feed a request parser that is done"):
+        parser.feed(b"GET")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        request_bytes(),
+        request_bytes(headers=[]),
+        request_bytes(add=[("X-Empty", ""), ("X-Colon", "a:b: c"), ("Cookie", "a=1; b=2")]),
+        request_bytes(add=[("X-Trailing", "v  ")]),
+        request_bytes(add=[("X-Tab", "a\tb")]),
+        request_bytes(add=[("X-Latin1", "caf\xe9")]),
+        request_bytes(add=[("Connection", "close")]),
+        request_bytes(add=[("Content-Length", "3")], body=b"abc"),
+        request_bytes(add=[("Transfer-Encoding", "chunked")], body=b"0\r\n\r\n"),
+        request_bytes(add=[("Proxy-Connection", "close")]),
+        request_bytes(add=[("Bad Name", "v")]),
+        request_bytes(add=[("", "v")]),
+        request_bytes(add=[("X@", "v")]),
+        request_bytes(method="POST"),
+        request_bytes(method="get"),
+        request_bytes(version="1.0"),
+        request_bytes(version="2.0"),
+        request_bytes(target="*"),
+        request_bytes(target="http://example.com/chat"),
+        request_bytes(target="/a b"),
+        request_bytes(target='/a"<>'),
+        request_bytes(target="/%zz?#frag"),
+        b"GET /chat HTTP/1.1\r\nHost: x\r\n  folded\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: x\nUpgrade: websocket\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n",
+        b"GET  /chat HTTP/1.1\r\n\r\n",
+        b"GET /chat  HTTP/1.1\r\n\r\n",
+        b"GET /chat HTTP/1.1 \r\n\r\n",
+        b"GET /chat HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_the_fast_path_agrees_with_llhttp(data: bytes) -> None:
+    fast, slow = parse_both(data)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("limits", "data"),
+    [
+        (Limits(max_header_count=6), request_bytes(add=[("X-1", "1"), ("X-2", "2")])),
+        (Limits(max_header_line=100), request_bytes(add=[("X-Long", "v" * 120)])),
+        (Limits(max_header_line=100), request_bytes(target="/" + "t" * 120)),
+        (Limits(max_header_line=200), request_bytes()),
+    ],
+)
+def test_the_fast_path_leaves_limits_to_llhttp(limits: Limits, data: bytes) -> None:
+    fast, slow = parse_both(data, limits)
+    assert fast == slow
+
+
+_TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Printable ASCII, and the characters the fast path must refuse: each may end up in any part.
+_PRINTABLE = "".join(map(chr, range(0x20, 0x7F)))
+_ANY = _PRINTABLE + "\t\r\n\x00\x7f\xe9"
+
+
+def _text(alphabet: str, **kwargs: int) -> st.SearchStrategy[str]:
+    """Text of ``alphabet`` half the time, else of any character: simple heads, and near misses."""
+    return st.one_of(st.text(alphabet, **kwargs), st.text(_ANY, **kwargs))
+
+
+@given(
+    target=_text(_TCHAR + "/?=:@", max_size=12).map(lambda t: "/" + t),
+    fields=st.lists(st.tuples(_text(_TCHAR, min_size=1, max_size=8), _text(_PRINTABLE, max_size=12)), max_size=6),
+    separator=st.sampled_from([":", ": ", ":  ", ":\t"]),
+    tail=st.binary(max_size=8),
+)
+@settings(max_examples=500, deadline=None)
+def test_the_fast_path_agrees_with_llhttp_on_generated_heads(
+    target: str, fields: list[tuple[str, str]], separator: str, tail: bytes
+) -> None:
+    head = f"GET {target} HTTP/1.1\r\n" + "".join(f"{n}{separator}{v}\r\n" for n, v in fields) + "\r\n"
+    fast, slow = parse_both(head.encode("latin-1") + tail)
+    assert fast == slow

@@ -32,6 +32,14 @@ class Headers:
             for name, value in pairs:
                 self.add(name, value)
 
+    @classmethod
+    def _from_flat(cls, items: list[str]) -> Headers:
+        """Take ``[name, value, name, value, ...]`` as it is: the caller checked the characters."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._index = None
+        return headers
+
     def add(self, name: str, value: str) -> None:
         """Append a header, keeping any earlier value of the same name.
 

@@ -6,11 +6,12 @@ can't make it buffer an endless request line or header, or an unbounded number o
 
 from __future__ import annotations
 
+import re
 import sys
 
 import httptools
 
-from ..exceptions import InvalidHandshake
+from ..exceptions import InvalidHandshake, LocalProtocolError
 from .events import Request, Response
 from .headers import Headers
 from .limits import Limits
@@ -19,6 +20,70 @@ __all__ = ["RequestParser", "ResponseParser"]
 
 # A rejection's body is kept for error messages, up to this size.
 _MAX_BODY = 65536
+
+
+# The opening handshake as browsers and client libraries send it: GET, HTTP/1.1, an
+# origin-form target, token header names and printable ASCII values, CRLF line ends. A head
+# like this is one llhttp parses to the same request, so it takes the fast path below; any
+# other (a body, Connection: close, a tab, obs-text, a bare LF, a limit reached...) goes to
+# llhttp, which gives its usual answer. tests/protocol/test_http.py checks the two agree.
+_SIMPLE_TARGET = re.compile(r"/[-A-Za-z0-9._~!$&'()*+,;=:@/?%]*")
+_SIMPLE_NAMES = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+(?::[-!#$%&'*+.^_`|~0-9A-Za-z]+)*")
+# Left to llhttp: a body to read, or a connection not kept alive (looked for anywhere in the
+# head, so that a value that merely contains one of these is only slower, never wrong).
+_NOT_SIMPLE = ("close", "content-length", "transfer-encoding", "proxy-connection")
+
+
+def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | None) -> tuple[Request, bytes] | None:
+    """Parse a complete, simple request head at the start of ``data`` without llhttp.
+
+    Returns the request and the bytes after its head, or ``None`` when the head is
+    incomplete or not simple: the caller then lets llhttp parse it. Within the limits by
+    construction: the whole head is no longer than one line may be.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or not data.startswith(b"GET /"):
+        return None
+    if max_line is not None and end + 4 > max_line:
+        return None
+    head = data[:end].decode("latin-1")
+    lower = head.lower()
+    if not head.isascii() or any(word in lower for word in _NOT_SIMPLE):
+        return None
+    lines = head.split("\r\n")
+    # Printable ASCII has no CR, LF, tab, NUL or DEL: no line ends early, no control character.
+    if not "".join(lines).isprintable() or (max_count is not None and len(lines) - 1 > max_count):
+        return None
+    request_line = lines[0]
+    if not request_line.endswith(" HTTP/1.1"):
+        return None
+    target = request_line[4:-9]
+    if _SIMPLE_TARGET.fullmatch(target) is None:
+        return None
+    items: list[str] = []
+    intern = sys.intern
+    for index in range(1, len(lines)):
+        name, colon, value = lines[index].partition(":")
+        value = value.lstrip(" ")
+        # llhttp keeps trailing spaces in a value: rare enough to leave to it.
+        if not colon or value.endswith(" "):
+            return None
+        # Interned as on_header does: every connection has the same names and most values.
+        items += (intern(name), intern(value) if len(value) <= 256 else value)
+    # Each name a token: joined with a colon, which no token holds, they match once.
+    if len(items) > 0 and _SIMPLE_NAMES.fullmatch(":".join(items[0::2])) is None:
+        return None
+    path, _, query = target.partition("?")
+    request = Request(
+        method="GET",
+        path=intern(path) if len(path) <= 256 else path,
+        query=query,
+        headers=Headers._from_flat(items),
+        http_version="1.1",
+        body=b"",
+        keep_alive=True,
+    )
+    return request, data[end + 4 :]
 
 
 class _Pipelined(Exception):
@@ -78,17 +143,24 @@ class RequestParser(_HeadParser):
     """Parse one HTTP request: a handshake, or a plain request with a bounded body."""
 
     def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._parser: httptools.HttpRequestParser | None = None
+        self._done = False
+
+    def _start(self) -> httptools.HttpRequestParser:
+        """Set up llhttp's parser and what its callbacks fill: only for requests that aren't simple."""
+        limits = self._limits
         super().__init__(limits)
-        self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._max_body = limits.max_body_size
         self._body: list[bytes] = []
         self._body_size = 0
-        self._done = False
         self._keep_alive = False
         # The last bytes of the head so far, to find its end across packets.
         self._head_tail = b""
         self._pipelined = False
+        self._parser = parser = httptools.HttpRequestParser(self)
+        return parser
 
     def on_message_begin(self) -> None:
         if self._done:
@@ -101,6 +173,7 @@ class RequestParser(_HeadParser):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         # httptools resets this once the message is complete: read it now.
+        assert self._parser is not None
         self._keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
@@ -133,6 +206,18 @@ class RequestParser(_HeadParser):
             InvalidHandshake: the request is malformed or exceeds a limit; ``status`` says
                 what to answer.
         """
+        parser = self._parser
+        if parser is None:
+            # The first bytes: llhttp's parser, and the state of its callbacks, are created
+            # only when they aren't a simple request head. Most handshakes never need them.
+            if self._done:
+                raise LocalProtocolError("can't feed a request parser that is done")
+            limits = self._limits
+            result = _parse_simple_request(data, limits.max_header_count, limits.max_header_line)
+            if result is not None:
+                self._done = True
+                return result
+            parser = self._start()
         pieces = [data]
         if not self._head_done:
             # Feed the head alone when it ends inside ``data``: httptools would parse a request
@@ -150,7 +235,7 @@ class RequestParser(_HeadParser):
             for piece in pieces:
                 if self._done:
                     break
-                self._parser.feed_data(piece)
+                parser.feed_data(piece)
                 consumed += len(piece)
         except httptools.HttpParserUpgrade as exc:
             consumed += exc.args[0]
@@ -169,18 +254,18 @@ class RequestParser(_HeadParser):
         path, _, query = self._url.decode("latin-1").partition("?")
         # Interned as header names are: every connection has the same few.
         request = Request(
-            method=sys.intern(self._parser.get_method().decode("latin-1")),
+            method=sys.intern(parser.get_method().decode("latin-1")),
             path=sys.intern(path) if len(path) <= 256 else path,
             query=query,
             headers=self._headers,
-            http_version=sys.intern(self._parser.get_http_version()),
+            http_version=sys.intern(parser.get_http_version()),
             body=b"".join(self._body),
             keep_alive=self._keep_alive and not self._pipelined,
         )
         # httptools holds this parser's callbacks, bound to it: a reference cycle on every
         # connection, which only the cyclic GC would free. Done, it lets go of httptools, and
         # both go with their last reference.
-        del self._parser
+        self._parser = None
         return request, data[consumed:]
 
 
