@@ -592,3 +592,55 @@ def test_stream_misuse() -> None:
     server = streaming(STREAM_REQUEST)
     with pytest.raises(LocalProtocolError, match="can't stream a second response"):
         server.send_stream_head(Response(status_code=200, reason_phrase="OK", headers=Headers()))
+
+
+# --- the fast path for simple requests gives the same answers ----------------------------------
+
+
+def answer(data: bytes, pieces: int) -> tuple[bytes, bool, str | None]:
+    """What a server sends for ``data`` fed whole (``pieces=1``, the fast path when the head is
+    simple) or first byte apart (llhttp's path), and why it refused."""
+    server = ServerProtocol(origins=["https://example.com"], subprotocols=["chat"])
+    chunks = [data] if pieces == 1 else [data[:1], data[1:]]
+    for chunk in chunks:
+        server.receive_data(chunk)
+    events = server.events_received()
+    if events:
+        server.send_response(server.accept(events[0]))  # type: ignore[arg-type]
+    out, eof = response_sent(server)
+    return out, eof, None if server.handshake_exc is None else str(server.handshake_exc)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        request_bytes(),
+        request_bytes(add=[("Origin", "https://example.com"), ("Sec-WebSocket-Protocol", "x, chat")]),
+        request_bytes(add=[("Origin", "https://evil.example")]),
+        request_bytes(add=[("Origin", "https://example.com"), ("Origin", "https://example.com")]),
+        request_bytes(add=[("Sec-WebSocket-Protocol", "x")]),
+        request_bytes(drop=["Host"]),
+        request_bytes(drop=["Upgrade"]),
+        request_bytes(drop=["Connection"]),
+        request_bytes(drop=["Sec-WebSocket-Key"]),
+        request_bytes(drop=["Sec-WebSocket-Version"]),
+        request_bytes(add=[("Sec-WebSocket-Key", RFC_KEY)]),
+        request_bytes(add=[("Sec-WebSocket-Version", "8")]),
+        request_bytes(add=[("Upgrade", "h2c")]),
+        request_bytes(add=[("Connection", "keep-alive")]),
+        request_bytes(headers=[("Host", "x"), ("Upgrade", "WebSocket"), ("Connection", "keep-alive, Upgrade")]),
+        request_bytes(headers=[("Host", "x"), ("Upgrade", "h2c, websocket"), ("Connection", "Upgrade")]),
+        request_bytes(headers=[("Host", "x"), ("Upgrade", "web socket"), ("Connection", "Upgrade")]),
+        request_bytes(headers=[("Host", "x"), ("Upgrade", "websocket"), ("Connection", "up grade")]),
+        request_bytes(
+            headers=[("Host", "x"), ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "short")]
+        ),
+        request_bytes(method="POST"),
+        request_bytes(version="1.0"),
+        request_bytes(target="/a b"),
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_a_simple_request_gets_the_answer_llhttp_would_give_it(data: bytes) -> None:
+    assert answer(data, 1) == answer(data, 2)

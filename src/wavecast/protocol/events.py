@@ -62,8 +62,14 @@ class Response:
     body: bytes = b""
 
     def serialize(self) -> bytes:
-        head = f"HTTP/1.1 {self.status_code} {self.reason_phrase}\r\n".encode()
-        return head + self.headers.serialize() + b"\r\n" + self.body
+        # One join, one encode: a server writes a 101 on every connect.
+        items = self.headers._items
+        parts = [f"HTTP/1.1 {self.status_code} {self.reason_phrase}\r\n"]
+        for index in range(0, len(items), 2):
+            parts += (items[index], ": ", items[index + 1], "\r\n")
+        parts.append("\r\n")
+        head = "".join(parts).encode()
+        return head + self.body if self.body else head
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ from .state import CONNECTING, OPEN, Action, next_state
 
 __all__ = ["ServerProtocol", "SubprotocolSelector"]
 
+# What a missing header's values are: shared, and never changed.
+_NONE: list[str] = []
+
 #: Picks a subprotocol among the client's offers, in the client's order; ``None`` for none.
 SubprotocolSelector = Callable[[Sequence[str]], str | None]
 
@@ -133,27 +136,36 @@ class ServerProtocol(Protocol):
         if request.http_version != "1.1":
             raise InvalidHandshake(f"HTTP/{request.http_version} not supported, expected HTTP/1.1", status=505)
         headers = request.headers
-        if "Host" not in headers:
+        # One index lookup per header: get_all() would copy each list of values.
+        index = headers._lookup()
+        hosts = index.get("host")
+        if not hosts:
             raise InvalidHeader("Host")
-        host = headers.get_all("Host")[0]
+        host = hosts[0]
 
-        upgrade = parse_tokens(headers.get_all("Upgrade"), "Upgrade")
-        if "websocket" not in upgrade:
-            raise InvalidUpgrade("Upgrade", ", ".join(headers.get_all("Upgrade")) or None)
-        connection = parse_tokens(headers.get_all("Connection"), "Connection")
-        if "upgrade" not in connection:
-            raise InvalidUpgrade("Connection", ", ".join(headers.get_all("Connection")) or None)
+        # A single plain value is what every client sends, and a token: parse_tokens would
+        # return it alone, lowercased.
+        upgrade = index.get("upgrade", _NONE)
+        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket") and "websocket" not in parse_tokens(
+            upgrade, "Upgrade"
+        ):
+            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) or None)
+        connection = index.get("connection", _NONE)
+        if not (len(connection) == 1 and connection[0].lower() == "upgrade") and "upgrade" not in parse_tokens(
+            connection, "Connection"
+        ):
+            raise InvalidUpgrade("Connection", ", ".join(connection) or None)
 
-        keys = headers.get_all("Sec-WebSocket-Key")
+        keys = index.get("sec-websocket-key", _NONE)
         if len(keys) != 1:
             raise InvalidHeader("Sec-WebSocket-Key", ", ".join(keys) if keys else None)
         key = keys[0]
         check_key(key)
-        versions = headers.get_all("Sec-WebSocket-Version")
+        versions = index.get("sec-websocket-version", _NONE)
         if versions != ["13"]:
             raise InvalidUpgrade("Sec-WebSocket-Version", ", ".join(versions) if versions else None)
 
-        origins = headers.get_all("Origin")
+        origins = index.get("origin", _NONE)
         if len(origins) > 1:
             raise InvalidHeader("Origin", ", ".join(origins))
         origin = origins[0] if origins else None
@@ -163,13 +175,14 @@ class ServerProtocol(Protocol):
         if not origin_allowed(origin, host, self.origins):
             raise InvalidOrigin(origin)
 
-        response_headers = Headers(
-            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
+        # Base64 and fixed names: nothing for Headers.add to check.
+        response_headers = Headers._from_flat(
+            ["Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Accept", accept_key(key)]
         )
-        extensions_header = self._negotiate_extensions(headers.get_all("Sec-WebSocket-Extensions"))
+        extensions_header = self._negotiate_extensions(index.get("sec-websocket-extensions", _NONE))
         if extensions_header is not None:
             response_headers["Sec-WebSocket-Extensions"] = extensions_header
-        subprotocol = self._negotiate_subprotocol(headers.get_all("Sec-WebSocket-Protocol"))
+        subprotocol = self._negotiate_subprotocol(index.get("sec-websocket-protocol", _NONE))
         if subprotocol is not None:
             response_headers["Sec-WebSocket-Protocol"] = subprotocol
         self.subprotocol = subprotocol
