@@ -21,6 +21,7 @@ from ..protocol.headers import Headers
 from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.server import ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
+from . import _timers as timers
 from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
 from .connection import Connection, abort
 from .streaming import HTTPStream, StreamingResponse
@@ -62,7 +63,7 @@ class ServerConnection(Connection):
 
     __slots__ = (
         "_handler_task",
-        "_open_handle",
+        "_open_tick",
         "_pipelined",
         "_request_task",
         "_stream",
@@ -78,7 +79,8 @@ class ServerConnection(Connection):
         self.server = server
         self.request: Request | None = None
         self.response: Response | None = None
-        self._open_handle: asyncio.TimerHandle | None = None
+        # The tick of the handshake's deadline in the server's timing wheel, or None.
+        self._open_tick: int | None = None
         self._handler_task: asyncio.Task[None] | None = None
         # Awaits an asynchronous process_request; cancelled if the connection ends first.
         self._request_task: asyncio.Task[None] | None = None
@@ -100,14 +102,11 @@ class ServerConnection(Connection):
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, options.socket_send_buffer)
-        if options.open_timeout is not None:
-            self._open_handle = self.loop.call_later(options.open_timeout, self._open_timed_out)
+        self._start_open_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._open_handle is not None:
-            self._open_handle.cancel()
-            self._open_handle = None
+        self._stop_open_deadline()
         if self._request_task is not None:
             # Nobody is left to read the response.
             self._request_task.cancel()
@@ -137,9 +136,20 @@ class ServerConnection(Connection):
             return
         super()._start_closing(code, reason, flush_handshake=flush_handshake)
 
+    def _start_open_deadline(self) -> None:
+        # In a timing wheel rather than a TimerHandle per connection: a connect then costs a
+        # place in a set instead of a loop timer to create, arm and cancel.
+        if self.server.options.open_timeout is not None:
+            self._open_tick = self.server._open_wheel(self.loop).add(self, self.server.options.open_timeout)
+
+    def _stop_open_deadline(self) -> None:
+        if self._open_tick is not None:
+            self.server._open_wheel(self.loop).discard(self, self._open_tick)
+            self._open_tick = None
+
     def _open_timed_out(self) -> None:
-        self._open_handle = None
-        if self.protocol.state is CONNECTING:
+        self._open_tick = None
+        if self.protocol.state is CONNECTING and not self._lost:
             if self.debug:
                 self.logger.debug("! opening handshake timed out")
             self.transport.abort()
@@ -202,18 +212,16 @@ class ServerConnection(Connection):
                 self.logger.debug("! invalid handshake: %s", protocol.handshake_exc)
         self.response = response
         protocol.send_response(response)
-        if self._open_handle is not None:
-            self._open_handle.cancel()
-            self._open_handle = None
+        self._stop_open_deadline()
         if protocol.state is OPEN:
             # Servers don't mask: without compression, prepared frames go out as they are.
             self._prepared_ok = protocol.extension is None
             self._start_keepalive()
             self._handler_task = self.loop.create_task(self._run_handler())
             self.server._handlers.add(self._handler_task)
-        elif protocol.state is CONNECTING and self.server.options.open_timeout is not None:
+        elif protocol.state is CONNECTING:
             # A kept-alive HTTP connection gets the same time for its next request.
-            self._open_handle = self.loop.call_later(self.server.options.open_timeout, self._open_timed_out)
+            self._start_open_deadline()
         self._flush()
         self._check_close_expected()
         # Whatever followed the request (frames, or a pipelined request) was parsed by
@@ -231,9 +239,7 @@ class ServerConnection(Connection):
         """Send the head of a streamed answer and run its handler; the connection ends with it."""
         self.protocol.send_stream_head(answer.head)
         self.response = answer.head
-        if self._open_handle is not None:
-            self._open_handle.cancel()
-            self._open_handle = None
+        self._stop_open_deadline()
         self._flush()
         self._stream = stream = HTTPStream(self, request)
         self._handler_task = self.loop.create_task(self._run_stream(answer, stream))
@@ -313,6 +319,7 @@ class Server:
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._closed: asyncio.Event | None = None
+        self._open_deadlines: timers.Wheel[ServerConnection] | None = None
 
     @property
     def connections(self) -> set[ServerConnection]:
@@ -329,6 +336,16 @@ class Server:
         """The port of the first listening socket; handy after binding port 0."""
         return int(self.sockets[0].getsockname()[1])
 
+    def _open_wheel(self, loop: asyncio.AbstractEventLoop) -> timers.Wheel[ServerConnection]:
+        """The wheel of the handshakes' deadlines, found once: every connect starts one."""
+        wheel = self._open_deadlines
+        if wheel is None:
+            assert self.options.open_timeout is not None
+            wheel = self._open_deadlines = timers.wheel(
+                loop, ServerConnection._open_timed_out, self.options.open_timeout
+            )
+        return wheel
+
     def _new_connection(self) -> ServerConnection:
         protocol = ServerProtocol(
             origins=self.origins,
@@ -344,6 +361,7 @@ class Server:
         """Listen; ``kwargs`` go to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ...)."""
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        self._open_deadlines = None
         self._server = await loop.create_server(self._new_connection, host, port, **kwargs)
 
     async def serve_forever(self) -> None:
@@ -422,7 +440,8 @@ class serve:
         max_size: the largest message a client may send, in bytes (1 MiB by default);
             ``None`` for no limit. A shortcut for ``limits.max_message_size`` that also lets a
             message of that size come in one frame; passing both raises :exc:`TypeError`.
-        open_timeout: seconds a client has to complete the handshake.
+        open_timeout: seconds a client has to complete the handshake; enforced in a timing
+            wheel, up to 1/64 of it (at most 0.1 s) late.
         ping_interval, ping_timeout: keepalive; ``None`` turns them off.
         close_timeout: seconds to wait for the closing handshake.
         max_queue: received messages buffered per connection before reading pauses.
