@@ -1,6 +1,6 @@
 """Profile the wavecast bench server while the ws-bench loadgen drives one scenario.
 
-    .venv/bin/python bench/profile.py echo32 fan10k ch10k conn10k [--seconds 4] [--no-uvloop] [--ref HEAD]
+    .venv/bin/python bench/profile.py echo32 fan10k ch10k conn10k join10k [--seconds 4] [--no-uvloop] [--ref HEAD]
 
 For each scenario, three passes run against a fresh server pinned to CPU 0 (loadgen on CPU 1):
 
@@ -87,6 +87,27 @@ SCENARIOS = {
         "conns_per_s",
         "connect",
         "wavecast_server.py",
+    ),
+    # Connect + subscribe through the real-time layer, as bench/realtime.py's join10k.
+    "join10k": (
+        [
+            "connect",
+            "-n",
+            "10000",
+            "-k",
+            "128",
+            "-H",
+            "1",
+            "--path",
+            "/connection/websocket",
+            "--sub-init",
+            '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"bench"}}',
+            "--join-reply",
+            '{"id":2,"subscribe"',
+        ],
+        "conns_per_s",
+        "connect and subscribe",
+        "wavecast_channels.py",
     ),
     "ch10k": (
         ["fanout", "-n", "10000", "-s", "32", "--text", "-W", "16", *_CHANNEL],
