@@ -32,6 +32,7 @@ _SIMPLE_NAMES = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+(?::[-!#$%&'*+.^_`|~0-9A
 # Left to llhttp: a body to read, or a connection not kept alive (looked for anywhere in the
 # head, so that a value that merely contains one of these is only slower, never wrong).
 _NOT_SIMPLE = ("close", "content-length", "transfer-encoding", "proxy-connection")
+_KEY = sys.intern("Sec-WebSocket-Key")
 
 
 def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | None) -> tuple[Request, bytes] | None:
@@ -68,8 +69,10 @@ def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | No
         # llhttp keeps trailing spaces in a value: rare enough to leave to it.
         if not colon or value.endswith(" "):
             return None
-        # Interned as on_header does: every connection has the same names and most values.
-        items += (intern(name), intern(value) if len(value) <= 256 else value)
+        # Interned as on_header does: every connection has the same names and most values;
+        # not the key, which no other connection shares.
+        name = intern(name)
+        items += (name, value if name is _KEY or len(value) > 256 else intern(value))
     # Each name a token: joined with a colon, which no token holds, they match once.
     if len(items) > 0 and _SIMPLE_NAMES.fullmatch(":".join(items[0::2])) is None:
         return None
