@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, _apply_mask_python, frame_header
+from wavecast.protocol.http import _simple_head_python
 from wavecast.speedups import load
 
 from .helpers import MASK, frame
@@ -111,3 +112,95 @@ def test_parse_frames_stops_at_frames_over_the_limits() -> None:
 def test_parse_frames_starts_at_pos() -> None:
     data = b"junk" + frame(OP_TEXT, b"ok", mask=MASK)
     assert parse(data, pos=4) == (["ok"], len(data))
+
+
+# --- simple request heads ----------------------------------------------------------------------
+
+_HEAD_CHARS = "".join(map(chr, range(0x20, 0x7F))) + "\t\r\n\x00\x7f\xe9"
+_HEAD_PIECES = [
+    "GET ",
+    "GET /",
+    "/chat?x=1",
+    " HTTP/1.1",
+    " HTTP/1.0",
+    "\r\n",
+    "\r\n\r\n",
+    "Host: x",
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Connection: close",
+    "Content-Length: 3",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ": ",
+    ":",
+    " ",
+    "X-",
+]
+
+
+_TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PRINTABLE = "".join(map(chr, range(0x20, 0x7F)))
+
+
+def _text(alphabet: str, **kwargs: int) -> st.SearchStrategy[str]:
+    """Mostly of ``alphabet``, sometimes of any character: simple heads and near misses."""
+    simple = st.text(alphabet, **kwargs)
+    return st.one_of(simple, simple, simple, simple, simple, st.text(_HEAD_CHARS, **kwargs))
+
+
+def simple_heads() -> st.SearchStrategy[bytes]:
+    """Heads shaped like real ones, or built from their pieces with random characters between."""
+    line = st.tuples(
+        _text(_TCHAR, min_size=1, max_size=10),
+        st.sampled_from([":", ": ", ":  ", ":\t"]),
+        _text(_PRINTABLE, max_size=12),
+    ).map("".join)
+    shaped = st.tuples(
+        st.sampled_from(["GET "] * 6 + ["POST ", "get "]),
+        _text(_TCHAR + "/?=:@%", max_size=12).map(lambda t: "/" + t),
+        st.sampled_from([" HTTP/1.1"] * 6 + [" HTTP/1.0"]),
+        st.lists(line, max_size=6),
+        st.sampled_from(["\r\n\r\n"] * 3 + ["\r\n\r\nframes", "\r\n", "\n\n"]),
+    ).map(lambda p: (p[0] + p[1] + p[2] + "".join("\r\n" + h for h in p[3]) + p[4]).encode("latin-1"))
+    piece = st.one_of(st.sampled_from(_HEAD_PIECES), st.text(_HEAD_CHARS, max_size=6))
+    pieces = st.lists(piece, max_size=24).map(lambda pieces: "".join(pieces).encode("latin-1"))
+    return st.one_of(shaped, shaped, pieces)
+
+
+@given(
+    data=st.one_of(simple_heads(), st.binary(max_size=200)),
+    max_count=st.sampled_from([-1, 0, 1, 3, 128]),
+    max_line=st.sampled_from([-1, 0, 20, 60, 8192]),
+)
+@settings(max_examples=2000)
+def test_simple_head_agrees_with_python(data: bytes, max_count: int, max_line: int) -> None:
+    assert native is not None
+    assert native.simple_head(data, max_count, max_line) == _simple_head_python(data, max_count, max_line)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /chat?room=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Empty:\r\nX-Spaces:   \r\n\r\nframes",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: " + b"v" * 300 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\r\n\r\n",
+        b"GET / HTTP/1.1\r\n:v\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: v \r\n\r\n",
+        b"GET / HTTP/1.1\r\nX:v\r\nCONNECTION: Close\r\n\r\n",
+    ],
+)
+def test_simple_head_agrees_with_python_on_examples(data: bytes) -> None:
+    assert native is not None
+    assert native.simple_head(data, 128, 8192) == _simple_head_python(data, 128, 8192)
+
+
+def test_simple_head_checks_its_arguments() -> None:
+    assert native is not None
+    with pytest.raises(TypeError):
+        native.simple_head("GET / HTTP/1.1\r\n\r\n", 1, 1)
+    with pytest.raises(TypeError):
+        native.simple_head(b"", 1)
+    with pytest.raises(OverflowError):
+        native.simple_head(b"", 2**70, 1)

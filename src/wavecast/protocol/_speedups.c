@@ -14,6 +14,9 @@
  *     their messages (str or bytes) to events, and return the index of the first byte it
  *     left: an incomplete frame, a control frame, a fragment, or anything invalid, which
  *     the Python parser then handles and reports.
+ * simple_head(data, max_count, max_line) -> (target, [name, value, ...], end) | None
+ *     Split the simple request head at the start of data, as http._simple_head_python does;
+ *     None for any other head, which llhttp then parses.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -297,6 +300,185 @@ error:
     return NULL;
 }
 
+/* --- simple request heads ----------------------------------------------------------------- */
+
+/* RFC 9110 tchar, and the characters http._SIMPLE_TARGET allows in a request target. */
+static unsigned char is_tchar[256];
+static unsigned char is_target_char[256];
+
+static void
+init_tables(void)
+{
+    const char *tchar = "!#$%&'*+-.^_`|~";
+    const char *target = "-._~!$&'()*+,;=:@/?%";
+    for (int c = 0; c < 256; c++) {
+        int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        is_tchar[c] = alnum || (c != 0 && strchr(tchar, c) != NULL);
+        is_target_char[c] = alnum || (c != 0 && strchr(target, c) != NULL);
+    }
+}
+
+/* Whether word (lowercase) occurs in s[0:n], ignoring ASCII case. */
+static int
+contains_lower(const unsigned char *s, Py_ssize_t n, const char *word)
+{
+    Py_ssize_t w = (Py_ssize_t)strlen(word);
+    for (Py_ssize_t i = 0; i + w <= n; i++) {
+        Py_ssize_t j = 0;
+        while (j < w) {
+            unsigned char c = s[i + j];
+            if (c >= 'A' && c <= 'Z') {
+                c += 'a' - 'A';
+            }
+            if (c != (unsigned char)word[j]) {
+                break;
+            }
+            j++;
+        }
+        if (j == w) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An interned str of ASCII bytes. */
+static PyObject *
+interned(const unsigned char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_DecodeASCII((const char *)s, n, NULL);
+    if (text != NULL) {
+        PyUnicode_InternInPlace(&text);
+    }
+    return text;
+}
+
+static PyObject *
+simple_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "simple_head(data: bytes, max_count: int, max_line: int)");
+        return NULL;
+    }
+    Py_ssize_t max_count = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_line = PyLong_AsSsize_t(args[2]);
+    if ((max_count == -1 || max_line == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+
+    /* The head ends at the first empty line; it starts with "GET /". */
+    Py_ssize_t end = -1;
+    for (Py_ssize_t i = 0; i + 4 <= size; i++) {
+        if (data[i] == '\r' && data[i + 1] == '\n' && data[i + 2] == '\r' && data[i + 3] == '\n') {
+            end = i;
+            break;
+        }
+    }
+    if (end < 0 || size < 5 || memcmp(data, "GET /", 5) != 0) {
+        Py_RETURN_NONE;
+    }
+    if (max_line >= 0 && end + 4 > max_line) {
+        Py_RETURN_NONE;
+    }
+    if (contains_lower(data, end, "close") || contains_lower(data, end, "content-length") ||
+        contains_lower(data, end, "transfer-encoding") || contains_lower(data, end, "proxy-connection")) {
+        Py_RETURN_NONE;
+    }
+    /* Printable ASCII between the CRLFs, and the number of header lines. */
+    Py_ssize_t lines = 1;
+    for (Py_ssize_t i = 0; i < end; i++) {
+        unsigned char c = data[i];
+        if (c == '\r' && i + 1 < end && data[i + 1] == '\n') {
+            lines++;
+            i++;
+            continue;
+        }
+        if (c < 0x20 || c > 0x7e) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (max_count >= 0 && lines - 1 > max_count) {
+        Py_RETURN_NONE;
+    }
+    /* The request line: "GET " target " HTTP/1.1". */
+    Py_ssize_t line_end = 0;
+    while (line_end < end && data[line_end] != '\r') {
+        line_end++;
+    }
+    if (line_end < 14 || memcmp(data + line_end - 9, " HTTP/1.1", 9) != 0) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 5; i < line_end - 9; i++) {
+        if (!is_target_char[data[i]]) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *items = PyList_New(0);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = line_end + 2;
+    while (pos < end + 2 && line_end < end) {
+        /* One header line: data[pos:next], where next is its CR (or the head's end). */
+        Py_ssize_t next = pos;
+        while (next < end && data[next] != '\r') {
+            next++;
+        }
+        Py_ssize_t colon = pos;
+        while (colon < next && data[colon] != ':') {
+            colon++;
+        }
+        if (colon == next || colon == pos) {
+            goto none;
+        }
+        for (Py_ssize_t i = pos; i < colon; i++) {
+            if (!is_tchar[data[i]]) {
+                goto none;
+            }
+        }
+        Py_ssize_t value = colon + 1;
+        while (value < next && data[value] == ' ') {
+            value++;
+        }
+        if (next > value && data[next - 1] == ' ') {
+            goto none;
+        }
+        PyObject *name = interned(data + pos, colon - pos);
+        if (name == NULL) {
+            goto error;
+        }
+        Py_ssize_t length = next - value;
+        int is_key = colon - pos == 17 && memcmp(data + pos, "Sec-WebSocket-Key", 17) == 0;
+        PyObject *text = length > 256 || is_key ? PyUnicode_DecodeASCII((const char *)data + value, length, NULL)
+                                                : interned(data + value, length);
+        if (text == NULL) {
+            Py_DECREF(name);
+            goto error;
+        }
+        int failed = PyList_Append(items, name) || PyList_Append(items, text);
+        Py_DECREF(name);
+        Py_DECREF(text);
+        if (failed) {
+            goto error;
+        }
+        pos = next + 2;
+    }
+    PyObject *target = PyUnicode_DecodeASCII((const char *)data + 4, line_end - 13, NULL);
+    if (target == NULL) {
+        goto error;
+    }
+    PyObject *result = Py_BuildValue("(NNn)", target, items, end + 4);
+    return result;
+none:
+    Py_DECREF(items);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(items);
+    return NULL;
+}
+
 /* --- module ------------------------------------------------------------------------------- */
 
 static PyMethodDef speedups_methods[] = {
@@ -304,6 +486,8 @@ static PyMethodDef speedups_methods[] = {
     {"build_frame", (PyCFunction)(void (*)(void))build_frame, METH_FASTCALL, "Serialize a whole frame."},
     {"parse_frames", (PyCFunction)(void (*)(void))parse_frames, METH_FASTCALL,
      "Parse complete unfragmented data frames; return where parsing stopped."},
+    {"simple_head", (PyCFunction)(void (*)(void))simple_head, METH_FASTCALL,
+     "Split a simple request head: (target, headers, end), or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -312,5 +496,6 @@ WAVECAST_MODULE("wavecast.protocol._speedups", "Native speedups of the sans-I/O 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    init_tables();
     return PyModule_Create(&speedups_module);
 }

@@ -12,6 +12,7 @@ import sys
 import httptools
 
 from ..exceptions import InvalidHandshake, LocalProtocolError
+from ..speedups import load
 from .events import Request, Response
 from .headers import Headers
 from .limits import Limits
@@ -35,17 +36,17 @@ _NOT_SIMPLE = ("close", "content-length", "transfer-encoding", "proxy-connection
 _KEY = sys.intern("Sec-WebSocket-Key")
 
 
-def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | None) -> tuple[Request, bytes] | None:
-    """Parse a complete, simple request head at the start of ``data`` without llhttp.
+def _simple_head_python(data: bytes, max_count: int, max_line: int) -> tuple[str, list[str], int] | None:
+    """Split a complete, simple request head at the start of ``data``; ``None`` if there is none.
 
-    Returns the request and the bytes after its head, or ``None`` when the head is
-    incomplete or not simple: the caller then lets llhttp parse it. Within the limits by
-    construction: the whole head is no longer than one line may be.
+    Returns its target, its headers as ``[name, value, ...]`` (interned as ``on_header`` does)
+    and where the head ends. ``max_count`` and ``max_line`` are the limits, -1 for none: the
+    whole head is no longer than one line may be, so no line can exceed the limit.
     """
     end = data.find(b"\r\n\r\n")
     if end < 0 or not data.startswith(b"GET /"):
         return None
-    if max_line is not None and end + 4 > max_line:
+    if max_line >= 0 and end + 4 > max_line:
         return None
     head = data[:end].decode("latin-1")
     lower = head.lower()
@@ -53,7 +54,7 @@ def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | No
         return None
     lines = head.split("\r\n")
     # Printable ASCII has no CR, LF, tab, NUL or DEL: no line ends early, no control character.
-    if not "".join(lines).isprintable() or (max_count is not None and len(lines) - 1 > max_count):
+    if not "".join(lines).isprintable() or (max_count >= 0 and len(lines) - 1 > max_count):
         return None
     request_line = lines[0]
     if not request_line.endswith(" HTTP/1.1"):
@@ -74,19 +75,37 @@ def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | No
         name = intern(name)
         items += (name, value if name is _KEY or len(value) > 256 else intern(value))
     # Each name a token: joined with a colon, which no token holds, they match once.
-    if len(items) > 0 and _SIMPLE_NAMES.fullmatch(":".join(items[0::2])) is None:
+    if items and _SIMPLE_NAMES.fullmatch(":".join(items[0::2])) is None:
         return None
+    return target, items, end + 4
+
+
+_native = load("wavecast.protocol._speedups")
+#: The C twin of :func:`_simple_head_python`, or the function itself without the extension.
+_simple_head = _native.simple_head if _native is not None else _simple_head_python
+
+
+def _parse_simple_request(data: bytes, max_count: int | None, max_line: int | None) -> tuple[Request, bytes] | None:
+    """Parse a complete, simple request head at the start of ``data`` without llhttp.
+
+    Returns the request and the bytes after its head, or ``None`` when the head is
+    incomplete or not simple: the caller then lets llhttp parse it.
+    """
+    head = _simple_head(data, -1 if max_count is None else max_count, -1 if max_line is None else max_line)
+    if head is None:
+        return None
+    target, items, end = head
     path, _, query = target.partition("?")
     request = Request(
         method="GET",
-        path=intern(path) if len(path) <= 256 else path,
+        path=sys.intern(path) if len(path) <= 256 else path,
         query=query,
         headers=Headers._from_flat(items),
         http_version="1.1",
         body=b"",
         keep_alive=True,
     )
-    return request, data[end + 4 :]
+    return request, data[end:]
 
 
 class _Pipelined(Exception):
