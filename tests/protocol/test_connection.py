@@ -141,6 +141,41 @@ def test_client_masks_with_a_fresh_key_and_server_does_not() -> None:
     assert protocol.data_to_send() == [b"\x82\x06abcdef"]
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.sampled_from([65535, 65536, 65537, 300_001]),
+    cuts=st.lists(st.integers(min_value=1, max_value=300_000), max_size=5, unique=True),
+    masked=st.booleans(),
+)
+def test_large_binary_frame_in_any_pieces(size: int, cuts: list[int], masked: bool) -> None:
+    # Past 64 KiB the payload is unmasked into one buffer as it arrives: the mask's phase
+    # must carry across pieces cut anywhere, the header included.
+    payload = bytes(range(251)) * (size // 251) + bytes(size % 251)
+    unlimited = Limits(max_message_size=None, max_frame_size=None)
+    receiver, data = (server, client_frame) if masked else (client, server_frame)
+    received = feed_in_pieces(receiver(limits=unlimited), data(OP_BINARY, payload), sorted(cuts))
+    assert len(received) == 1
+    assert type(received[0]) is bytes
+    assert received[0] == payload
+
+
+def test_a_frame_past_16_mib_is_kept_in_pieces() -> None:
+    # No buffer of the announced size for it: the pieces are kept as they come, and joined.
+    payload = b"z" * (16 * 1024 * 1024 + 1)
+    data = client_frame(OP_BINARY, payload)
+    protocol = server(limits=Limits(max_message_size=None, max_frame_size=None))
+    protocol.receive_data(data[:100])
+    assert protocol._f_payload is None
+    assert feed_in_pieces(protocol, data[100:], [5_000_000]) == [payload]
+
+
+def test_large_binary_frames_back_to_back_in_one_read() -> None:
+    first, second = b"a" * 100_000, bytes(range(256)) * 400
+    data = client_frame(OP_BINARY, first) + client_frame(OP_BINARY, second) + client_frame(OP_TEXT, b"end")
+    protocol = server()
+    assert feed(protocol, data[:70_000]) + feed(protocol, data[70_000:]) == [first, second, "end"]
+
+
 @pytest.mark.parametrize("split", range(1, 20))
 def test_masked_payload_split_anywhere(split: int) -> None:
     data = client_frame(OP_TEXT, b"0123456789abcdef")

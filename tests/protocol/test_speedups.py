@@ -7,10 +7,21 @@ the extension, and ``tests/test_speedups.py`` fails if it's missing.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, _apply_mask_python, frame_header
+from wavecast.protocol.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    _apply_mask_python,
+    _PayloadPython,
+    frame_header,
+)
 from wavecast.protocol.http import _simple_head_python
 from wavecast.speedups import load
 
@@ -39,6 +50,47 @@ def test_apply_mask_refuses_a_mask_of_another_length() -> None:
     assert native is not None
     with pytest.raises(ValueError, match="4 bytes"):
         native.apply_mask(b"data", b"abc")
+
+
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+    mask=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+)
+def test_payload_agrees_with_python(data: bytes, cuts: list[int], mask: bytes | None) -> None:
+    assert native is not None
+    bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
+    payloads = native.Payload(len(data)), _PayloadPython(len(data))
+    for start, stop in itertools.pairwise(bounds):
+        for payload in payloads:
+            payload.write(data, start, stop, mask)
+    native_bytes, python_bytes = (payload.take() for payload in payloads)
+    assert type(native_bytes) is bytes
+    assert native_bytes == python_bytes
+
+
+@pytest.mark.parametrize("payload_type", ["native", "python"])
+def test_payload_refuses_what_its_twin_refuses(payload_type: str) -> None:
+    assert native is not None
+    make = native.Payload if payload_type == "native" else _PayloadPython
+    payload = make(4)
+    with pytest.raises(ValueError, match="within data"):
+        payload.write(b"abc", 2, 4, None)
+    with pytest.raises(ValueError, match="room"):
+        payload.write(b"abcde", 0, 5, None)
+    with pytest.raises(ValueError, match="4 bytes"):
+        payload.write(b"ab", 0, 2, b"abc")
+    payload.write(b"ab", 0, 2, None)
+    with pytest.raises(ValueError, match="complete"):
+        payload.take()
+    payload.write(b"cd", 0, 2, None)
+    assert payload.take() == b"abcd"
+    with pytest.raises(ValueError, match="taken"):
+        payload.take()
+    with pytest.raises(ValueError, match="taken"):
+        payload.write(b"", 0, 0, None)
+    with pytest.raises(ValueError, match="negative"):
+        make(-1)
 
 
 @settings(max_examples=300)

@@ -9,6 +9,10 @@
  *     XOR data with the 4-byte mask repeated (RFC 6455 section 5.3).
  * build_frame(opcode, payload, fin, rsv1, mask) -> bytes
  *     A whole frame in one allocation: header, then the (masked) payload.
+ * Payload(length)
+ *     A large frame's payload assembled as its bytes arrive: write(data, start, stop, mask)
+ *     copies data[start:stop] (unmasked) after what was written, and take() returns the
+ *     bytes object written into, without the copy that joining the pieces would make.
  * parse_frames(data, pos, masked, max_frame, max_message, events) -> int
  *     Parse the complete, final, unfragmented text and binary frames at data[pos:], append
  *     their messages (str or bytes) to events, and return the index of the first byte it
@@ -95,6 +99,141 @@ done:
     PyBuffer_Release(&mask);
     return result;
 }
+
+/* --- assembling a large payload ------------------------------------------------------------ */
+
+/* The bytes object is written into only while this object alone holds it: take() hands it
+ * out, whole, and forgets it. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload;
+    Py_ssize_t offset;
+} PayloadObject;
+
+static int
+payload_init(PayloadObject *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t length;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Payload() takes no keyword arguments");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "n:Payload", &length)) {
+        return -1;
+    }
+    if (length < 0) {
+        PyErr_SetString(PyExc_ValueError, "length must not be negative");
+        return -1;
+    }
+    Py_XSETREF(self->payload, PyBytes_FromStringAndSize(NULL, length));
+    self->offset = 0;
+    return self->payload == NULL ? -1 : 0;
+}
+
+static void
+payload_dealloc(PayloadObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    Py_XDECREF(self->payload);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+payload_write(PayloadObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    WAVECAST_EXPECT_ARGS("write", 4);
+    if (self->payload == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
+    if (stop == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer data, mask = {0};
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (args[3] != Py_None) {
+        if (PyObject_GetBuffer(args[3], &mask, PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        if (mask.len != 4) {
+            PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+            goto done;
+        }
+    }
+    if (start < 0 || stop < start || stop > data.len) {
+        PyErr_SetString(PyExc_ValueError, "start and stop must be within data");
+        goto done;
+    }
+    Py_ssize_t length = stop - start;
+    if (length > PyBytes_GET_SIZE(self->payload) - self->offset) {
+        PyErr_SetString(PyExc_ValueError, "more bytes than the payload has room for");
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->payload) + self->offset;
+    const unsigned char *in = (const unsigned char *)data.buf + start;
+    if (mask.buf != NULL) {
+        mask_into(out, in, length, mask.buf);
+    }
+    else {
+        memcpy(out, in, length);
+    }
+    self->offset += length;
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&data);
+    if (mask.buf != NULL) {
+        PyBuffer_Release(&mask);
+    }
+    return result;
+}
+
+static PyObject *
+payload_take(PayloadObject *self, PyObject *unused)
+{
+    if (self->payload == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken");
+        return NULL;
+    }
+    if (self->offset != PyBytes_GET_SIZE(self->payload)) {
+        PyErr_SetString(PyExc_ValueError, "the payload isn't complete");
+        return NULL;
+    }
+    PyObject *payload = self->payload;
+    self->payload = NULL;
+    return payload;
+}
+
+static PyMethodDef payload_methods[] = {
+    {"write", (PyCFunction)(void (*)(void))payload_write, METH_FASTCALL,
+     "Copy data[start:stop], XORed with mask unless it is None, after what was written."},
+    {"take", (PyCFunction)payload_take, METH_NOARGS, "Return the complete payload, once."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot payload_slots[] = {
+    {Py_tp_doc, "A large frame's payload, assembled in place as its bytes arrive."},
+    {Py_tp_init, payload_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, payload_dealloc},
+    {Py_tp_methods, payload_methods},
+    {0, NULL},
+};
+
+static PyType_Spec payload_spec = {
+    .name = "wavecast.protocol._speedups.Payload",
+    .basicsize = sizeof(PayloadObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = payload_slots,
+};
 
 /* --- frames ------------------------------------------------------------------------------ */
 
@@ -497,5 +636,15 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_tables();
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *payload_type = PyType_FromSpec(&payload_spec);
+    if (payload_type == NULL || PyModule_AddObject(module, "Payload", payload_type) < 0) {
+        Py_XDECREF(payload_type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

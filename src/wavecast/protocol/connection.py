@@ -34,6 +34,7 @@ from .frames import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    Payload,
     apply_mask,
     frame_header,
     native,
@@ -50,6 +51,11 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 # Payloads above this size are queued apart from their header instead of being copied
 # after it; the I/O layer writes both without joining them.
 _COPY_THRESHOLD = 4096
+# A binary message in one frame of this many bytes arrives in several reads: its payload is
+# unmasked into one buffer as they come, not kept in pieces and joined. Past the upper bound the
+# pieces are kept, so that a peer that announces a huge frame gets no buffer before it sends it.
+_ASSEMBLE_MIN = 64 * 1024
+_ASSEMBLE_MAX = 16 * 1024 * 1024
 
 # The C twins of the frame builder and of the parser's common case, when they're built.
 _build_frame = native.build_frame if native is not None else None
@@ -98,6 +104,7 @@ class Protocol(_FanOutFields):
         "_f_offset",
         "_f_opcode",
         "_f_parts",
+        "_f_payload",
         "_f_remaining",
         "_leftover",
         "_m_compressed",
@@ -158,6 +165,8 @@ class Protocol(_FanOutFields):
         self._f_offset = 0
         # Control frames and compressed frames are gathered whole before they're handled.
         self._f_parts: list[bytes] | None = None
+        # A large binary message in one frame is unmasked into its final bytes as they arrive.
+        self._f_payload: Payload | None = None
         # The data message in progress: opcode (0 when none), pieces, size and frame count.
         self._m_opcode = 0
         self._m_parts: list[bytes] | list[str] = []
@@ -479,6 +488,8 @@ class Protocol(_FanOutFields):
                 self._message_chunk(b"", bool(fin))
             else:
                 self._start_frame(opcode, fin, mask, length, buffered=self._m_compressed)
+                if fin and opcode == OP_BINARY and not rsv1 and _ASSEMBLE_MIN <= length <= _ASSEMBLE_MAX:
+                    self._f_payload = Payload(length)
 
         if i < n:
             self._leftover = data[i:]
@@ -528,16 +539,24 @@ class Protocol(_FanOutFields):
     def _continue_frame(self, data: bytes, i: int) -> int:
         """Consume the payload bytes of the current frame that ``data`` holds from ``i``."""
         take = min(self._f_remaining, len(data) - i)
-        chunk = data[i : i + take]
         mask = self._f_mask
         if mask is not None:
             offset = self._f_offset & 3
             if offset:
                 mask = mask[offset:] + mask[:offset]
-            chunk = apply_mask(chunk, mask)
         self._f_offset += take
         self._f_remaining -= take
         done = self._f_remaining == 0
+        target = self._f_payload
+        if target is not None:
+            target.write(data, i, i + take, mask)
+            if done:
+                self._f_payload = None
+                self._message_chunk(target.take(), True)
+            return i + take
+        chunk = data[i : i + take]
+        if mask is not None:
+            chunk = apply_mask(chunk, mask)
         parts = self._f_parts
         if parts is None:
             self._message_chunk(chunk, done and self._f_fin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import TYPE_CHECKING
 
 from ..codes import CloseCode, is_valid_close_code
 from ..exceptions import InvalidPayload, RemoteProtocolError
@@ -54,6 +55,54 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
 native = load("wavecast.protocol._speedups")
 
 apply_mask = native.apply_mask if native is not None else _apply_mask_python
+
+
+class _PayloadPython:
+    """A large frame's payload, assembled as its bytes arrive (the twin of the C ``Payload``).
+
+    ``write(data, start, stop, mask)`` copies ``data[start:stop]``, XORed with ``mask`` unless
+    it is ``None``, after what was written; ``take()`` returns the complete payload, once.
+    The C type writes into the bytes object that ``take()`` returns; Python can't, so this one
+    keeps the pieces and joins them, which costs no more than a buffer would.
+    """
+
+    __slots__ = ("_length", "_parts", "_size")
+
+    def __init__(self, length: int) -> None:
+        if length < 0:
+            raise ValueError("length must not be negative")
+        self._length = length
+        self._parts: list[bytes] | None = []
+        self._size = 0
+
+    def write(self, data: bytes, start: int, stop: int, mask: bytes | None) -> None:
+        parts = self._parts
+        if parts is None:
+            raise ValueError("the payload was taken")
+        if mask is not None and len(mask) != 4:
+            raise ValueError("mask must contain 4 bytes")
+        if start < 0 or stop < start or stop > len(data):
+            raise ValueError("start and stop must be within data")
+        if stop - start > self._length - self._size:
+            raise ValueError("more bytes than the payload has room for")
+        chunk = data[start:stop]
+        parts.append(chunk if mask is None else apply_mask(chunk, mask))
+        self._size += stop - start
+
+    def take(self) -> bytes:
+        parts = self._parts
+        if parts is None:
+            raise ValueError("the payload was taken")
+        if self._size != self._length:
+            raise ValueError("the payload isn't complete")
+        self._parts = None
+        return b"".join(parts)
+
+
+if TYPE_CHECKING:
+    Payload = _PayloadPython
+else:
+    Payload = native.Payload if native is not None else _PayloadPython
 
 
 def frame_header(opcode: int, length: int, *, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:
