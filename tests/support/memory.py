@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import ipaddress
 import struct
 import termios
 from typing import Any
@@ -96,10 +97,12 @@ def bounded(case: str, memory: Memory, bound: int, detail: str = "") -> None:
     assert memory.growth < bound, f"{case}: {memory}"
 
 
-def kernel_send_queues(port: int) -> list[int]:
-    """The bytes the kernel still holds to send on each TCP socket of local ``port`` but the
-    listener, from ``/proc/net/tcp`` and ``tcp6``: sockets a server closed linger here, as
-    orphans, while their peer doesn't read."""
+def kernel_send_queues(port: int, host: str = "127.0.0.1") -> list[int]:
+    """The bytes the kernel still holds to send on each TCP socket of local ``host:port`` but
+    the listener, from ``/proc/net/tcp`` and ``tcp6``: sockets a server closed linger here, as
+    orphans, while their peer doesn't read. The address counts too: on a machine where a
+    benchmark holds many connections, another socket may have the same port on another address."""
+    address = ipaddress.ip_address(host)
     queues = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as lines:
@@ -107,7 +110,12 @@ def kernel_send_queues(port: int) -> list[int]:
             for line in lines:
                 fields = line.split()
                 local, state, queue = fields[1], fields[3], fields[4]
-                if int(local.rsplit(":", 1)[1], 16) == port and state != "0A":  # 0A: LISTEN
+                local_host, local_port = local.rsplit(":", 1)
+                if int(local_port, 16) != port or state == "0A":  # 0A: LISTEN
+                    continue
+                # The kernel prints the address as 32-bit words in host order (little-endian here).
+                raw = b"".join(bytes.fromhex(local_host[i : i + 8])[::-1] for i in range(0, len(local_host), 8))
+                if ipaddress.ip_address(raw) == address:
                     queues.append(int(queue.split(":")[0], 16))
     return queues
 
