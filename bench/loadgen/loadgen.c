@@ -45,6 +45,13 @@
  * then cover connect + join. In fanout mode, --join-reply makes the publisher wait until every
  * subscriber has had its join reply, so that the readiness probes go to a full room.
  *
+ * Held clients: in connect mode with --sub-init (and no --socketio) every connection is a Centrifugo
+ * client that answers the server's pings "{}" with "{}", and counts each message after its join
+ * reply as a push (those holding --mark apart, with the first and last arrival); --report-every S
+ * prints "# STATUS" lines while it connects and holds, and SIGUSR2 ends the hold. --src-addrs K
+ * binds connection i to --src-first + i % K (127.0.0.2 up), so that one process can open more
+ * connections to one server port than one address has ephemeral ports.
+ *
  * Output: progress/errors on stderr; on stdout one human line starting with "# " and one JSON
  * line starting with "{" (last line). Exit status 0 = ok, 1 = test failed, 2 = usage, 3 = hard deadline.
  *
@@ -110,6 +117,9 @@ static struct {
     size_t unwrap_len, unwrap_suffix_len;
     const char *join_reply;
     double min_delay, max_delay, report_every;
+    /* connect mode: source addresses, status lines, marked pushes */
+    uint32_t src_first; int src_addrs, report_set;
+    const char *mark;
 } cfg = {
     .host = "127.0.0.1", .port = 0, .path = NULL, .conns = 1, .depth = 1, .size = 32, .binary = 0,
     .duration = 5, .warmup = 1, .timeout = 10, .connect_timeout = 60, .hold = 3, .rate = 0,
@@ -222,6 +232,13 @@ static uint8_t *g_fbuf;
 
 /* connect state */
 static uint64_t g_conn_phase_start, g_conn_phase_end;
+/* connect mode's held clients: the Centrifugo pings answered, the pushes received after the join
+ * (those holding --mark apart, with the times of the first and the last), the clients lost after
+ * they were counted, and SIGUSR2 (end the hold now) */
+static uint64_t g_pings, g_pushes, g_marked, g_mark_first, g_mark_last, g_status_last;
+static int g_lost;
+static volatile sig_atomic_t g_end_hold;
+static void on_end_hold(int sig) { (void)sig; g_end_hold = 1; }
 /* storm */
 static int g_storm_connected, g_storm_gave_up, g_storm_pending;
 static uint64_t g_storm_connects, g_storm_503, g_storm_111, g_storm_tcp, g_storm_closed, g_storm_timeouts, g_storm_other,
@@ -332,6 +349,7 @@ static void conn_fail(conn *c, const char *fmt, ...) {
     int was_open = c->state >= S_OPEN;
     note_err("conn #%d (%s, %s): %s", c->id, role_name(c->role), was_open ? "after upgrade" : "before upgrade", tmp);
     if (!c->counted) g_failed++;
+    else if (cfg.mode == M_CONNECT) g_lost++;
     if (c->role == R_ECHO && c->fq_cnt) { g_inflight -= c->fq_cnt; c->fq_cnt = 0; }
     conn_end(c);
     if (cfg.mode == M_FANOUT && was_open && (g_phase == P_SYNC || g_phase == P_RUN || g_phase == P_DRAIN))
@@ -384,7 +402,8 @@ static int flush_out(conn *c) {
     }
     c->out_off = c->out_len = 0;
     if (c->want_out) set_events(c, 0);
-    if (c->out_cap > (8u << 20) && cfg.mode == M_CONNECT) { free(c->out); c->out = NULL; c->out_cap = 0; }
+    /* A held client writes a pong every ping interval: no buffer kept between them. */
+    if (cfg.mode == M_CONNECT) { free(c->out); c->out = NULL; c->out_cap = 0; }
     return 0;
 }
 
@@ -502,6 +521,13 @@ static void start_conn(conn *c) {
         /* Its own source address: the client keeps the TIME_WAIT of a stream it closes. */
         struct sockaddr_in src = {.sin_family = AF_INET};
         src.sin_addr.s_addr = htonl(g_src_base | (uint32_t)(c->id + 1));
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { conn_fail(c, "bind(source): %s", strerror(errno)); return; }
+    } else if (cfg.src_addrs > 0) {
+        /* --src-addrs: one source address gives ~28k ports to one server port (the ephemeral
+         * range); round-robin over several, the port picked at connect() for the whole 4-tuple. */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(cfg.src_first + (uint32_t)(c->id % cfg.src_addrs));
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { conn_fail(c, "bind(source): %s", strerror(errno)); return; }
     }
@@ -870,8 +896,27 @@ static void storm_tick(void) {
     }
 }
 
+/* A held client's message (connect mode, Centrifugo protocol): the server's ping "{}" gets its
+ * pong; once joined, anything else is a push, counted (and timed when it holds --mark). */
+static int held_msg(conn *c) {
+    if (c->msg_len == 2 && c->head_len == 2 && !memcmp(c->head, "{}", 2)) {
+        queue_frame(c, 1, (const uint8_t *)"{}", 2);
+        flush_out(c);
+        g_pings++;
+        return 1;
+    }
+    if (!c->joined && cfg.join_reply) return 0;
+    g_pushes++;
+    if (cfg.mark && memmem(c->head, c->head_len, cfg.mark, strlen(cfg.mark))) {
+        if (!g_marked++) g_mark_first = g_now;
+        g_mark_last = g_now;
+    }
+    return 1;
+}
+
 static void on_message(conn *c) {
     if (cfg.socketio && c->role != R_PUB && c->role != R_ECHO && sio_packet(c)) return;
+    if (c->role == R_IDLE && cfg.sub_init && !cfg.socketio && held_msg(c)) { if (c->jbuf) c->jlen = 0; return; }
     if ((c->role == R_SUB || c->role == R_IDLE) && join_wait(c)) {
         if (c->jbuf) c->jlen = 0;
         return;
@@ -948,7 +993,7 @@ static void feed(conn *c, const uint8_t *p, size_t n) {
             memcpy(c->ctrl + c->ctrl_len, p, take);
             c->ctrl_len += (uint8_t)take;
         } else {
-            size_t keep = cfg.mode == M_STORM ? sizeof c->head : 32 + UNWRAP_SLACK + cfg.unwrap_len;
+            size_t keep = cfg.mode == M_STORM || cfg.mode == M_CONNECT ? sizeof c->head : 32 + UNWRAP_SLACK + cfg.unwrap_len;
             if (c->head_len < keep) {
                 size_t h = keep - c->head_len;
                 if (h > take) h = take;
@@ -1170,9 +1215,21 @@ static void pub_pump(void) {
     }
 }
 
+/* Connect mode's progress, every --report-every s when given: CLOCK_MONOTONIC seconds (as
+ * Python's time.monotonic()) for t and the marked pushes' first and last arrivals. */
+static void connect_status(void) {
+    printf("# STATUS t=%.6f started=%d open=%d failed=%d lost=%d pings=%llu pushes=%llu marked=%llu mark_first=%.6f "
+           "mark_last=%.6f\n",
+           g_now / 1e9, g_started, g_open, g_failed, g_lost, (unsigned long long)g_pings, (unsigned long long)g_pushes,
+           (unsigned long long)g_marked, g_mark_first / 1e9, g_mark_last / 1e9);
+    fflush(stdout);
+    g_status_last = g_now;
+}
+
 static void tick(void) {
     g_now = now_ns();
     if (cfg.mode == M_STORM && g_phase == P_CONNECT) { storm_tick(); return; }
+    if (cfg.mode == M_CONNECT && cfg.report_set && g_now - g_status_last >= sec_ns(cfg.report_every)) connect_status();
     switch (g_phase) {
     case P_CONNECT: {
         int limit = cfg.mode == M_FANOUT ? cfg.nsubs : nconns_total;
@@ -1278,7 +1335,7 @@ static void tick(void) {
         }
         break;
     case P_HOLD:
-        if (g_now >= g_phase_deadline) close_all_start();
+        if (g_now >= g_phase_deadline || g_end_hold) close_all_start();
         break;
     case P_CLOSE: {
         int live = nconns_total - g_ended;
@@ -1399,9 +1456,11 @@ static void report(void) {
         json_str(cfg.label);
         printf(",\"conns\":%d,\"concurrency\":%d,\"open\":%d,\"failed\":%d,\"connect_s\":%.3f,\"conns_per_s\":%.1f,"
                "\"hs_p50_us\":%.1f,\"hs_p90_us\":%.1f,\"hs_p99_us\":%.1f,\"hs_max_us\":%.1f,\"hold_s\":%.1f,"
-               "\"closes_clean\":%d,\"closes_unclean\":%d,",
+               "\"closes_clean\":%d,\"closes_unclean\":%d,\"lost\":%d,\"pings\":%llu,\"pushes\":%llu,\"marked\":%llu,"
+               "\"conn_struct_bytes\":%zu,",
                cfg.nsubs, cfg.concurrency, g_open, g_failed, el, cps, h50, hist_pct_us(&h_hs, 0.9), h99, h_hs.max / 1000.0,
-               cfg.hold, g_closed_clean, g_close_timeouts);
+               cfg.hold, g_closed_clean, g_close_timeouts, g_lost, (unsigned long long)g_pings,
+               (unsigned long long)g_pushes, (unsigned long long)g_marked, sizeof(conn));
     }
     printf("\"host\":");
     json_str(cfg.host);
@@ -1464,7 +1523,10 @@ static void usage(void) {
             "echo:    -c/--conns C (1)  -d/--depth D (1)\n"
             "fanout:  -n/--subs N (100)  -W/--window W (16)  -r/--rate MSGS_PER_S (0 = as fast as window allows)\n"
             "         -m/--messages M (0 = until --duration)  (size >= 25)\n"
-            "connect: -n N (100)  -H/--hold S (3)\n"
+            "connect: -n N (100)  -H/--hold S (3; SIGUSR2 ends it early)  --report-every S (\"# STATUS\" lines)\n"
+            "         with --sub-init and no --socketio, a Centrifugo client: pings \"{}\" answered, pushes counted\n"
+            "         --mark STR (the pushes holding STR counted and timed apart)\n"
+            "sources: --src-addrs K (connect from K addresses, round-robin)  --src-first A (127.0.0.2)\n"
             "storm:   -n N (100) clients that send --sub-init TEXT (the connect command) once open and reconnect\n"
             "         after a backoff with full jitter when refused, cut, or not connected after --timeout S (10), for\n"
             "         --duration S; SIGUSR1 cuts every connected client at once (a network blip); --min-delay S (0.5)\n"
@@ -1498,7 +1560,8 @@ int main(int argc, char **argv) {
         {"sub-init", 1, 0, 9}, {"pub-path", 1, 0, 10}, {"unwrap", 1, 0, 11}, {"unwrap-suffix", 1, 0, 12}, {"alt-port", 1, 0, 13}, {"alt-port-offset", 1, 0, 14}, {"sub-init-variants", 1, 0, 15},
         {"transport", 1, 0, 16}, {"pub-port", 1, 0, 17}, {"pub-port-offset", 1, 0, 18},
         {"socketio", 0, 0, 19}, {"join-reply", 1, 0, 20},
-        {"min-delay", 1, 0, 21}, {"max-delay", 1, 0, 22}, {"report-every", 1, 0, 23}, {0, 0, 0, 0}};
+        {"min-delay", 1, 0, 21}, {"max-delay", 1, 0, 22}, {"report-every", 1, 0, 23},
+        {"src-first", 1, 0, 24}, {"src-addrs", 1, 0, 25}, {"mark", 1, 0, 26}, {0, 0, 0, 0}};
     optind = 2;
     int o;
     while ((o = getopt_long(argc, argv, "p:c:d:s:t:w:n:W:r:m:k:H:qh", lo, NULL)) != -1) {
@@ -1543,7 +1606,15 @@ int main(int argc, char **argv) {
         case 20: cfg.join_reply = optarg; break;
         case 21: cfg.min_delay = atof(optarg); break;
         case 22: cfg.max_delay = atof(optarg); break;
-        case 23: cfg.report_every = atof(optarg); break;
+        case 23: cfg.report_every = atof(optarg); cfg.report_set = 1; break;
+        case 24: {
+            struct in_addr a;
+            if (inet_pton(AF_INET, optarg, &a) != 1) { fprintf(stderr, "loadgen: --src-first is an IPv4 address\n"); return 2; }
+            cfg.src_first = ntohl(a.s_addr);
+            break;
+        }
+        case 25: cfg.src_addrs = atoi(optarg); break;
+        case 26: cfg.mark = optarg; break;
         default: usage(); return 2;
         }
     }
@@ -1570,6 +1641,10 @@ int main(int argc, char **argv) {
     if (cfg.transport != T_WS && cfg.nsubs >= 65535) {
         fprintf(stderr, "loadgen: at most 65534 stream subscribers (one source address each)\n"); return 2;
     }
+    if (cfg.src_addrs < 0 || cfg.src_addrs > 65536) { fprintf(stderr, "loadgen: --src-addrs is 0 to 65536\n"); return 2; }
+    if (cfg.src_addrs && !cfg.src_first) cfg.src_first = (127u << 24) | 2; /* 127.0.0.2 */
+    if (cfg.report_set && cfg.report_every <= 0) { fprintf(stderr, "loadgen: --report-every is > 0\n"); return 2; }
+    if (cfg.mark && (cfg.mode != M_CONNECT || !*cfg.mark)) { fprintf(stderr, "loadgen: --mark is a non-empty text, for connect\n"); return 2; }
     if (cfg.unwrap_len > 256 - UNWRAP_SLACK) { fprintf(stderr, "loadgen: --unwrap is at most %d bytes\n", 256 - UNWRAP_SLACK); return 2; }
     g_unwrap_varies = cfg.unwrap && cfg.sub_init_variants > 0 && strstr(cfg.unwrap, "{v}") != NULL;
 
@@ -1602,6 +1677,7 @@ int main(int argc, char **argv) {
     g_src_base = (127u << 24) | (uint32_t)(1 + rng64() % 254) << 16;
     signal(SIGPIPE, SIG_IGN);
     if (cfg.mode == M_STORM) signal(SIGUSR1, on_blip);
+    if (cfg.mode == M_CONNECT) signal(SIGUSR2, on_end_hold);
 
     g_op = cfg.binary ? 2 : 1;
     g_payload = malloc(cfg.size + 1);
