@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types docs cov bench profile soak compliance fuzz deps venv node system-deps clean
+.PHONY: run run-serve screenshots run-echo test test-all chaos lint format types docs cov bench bench-c1m profile soak compliance fuzz deps venv node system-deps clean
 
 # pip builds the optional C extensions (hatch_build.py) into src/ for the editable install.
 $(VENV)/.installed: pyproject.toml hatch_build.py $(wildcard src/wavecast/*/_speedups.c src/wavecast/*.h)
@@ -113,6 +113,13 @@ bench: venv system-deps
 	bench/run.sh --reps 3 --wait-quiet 10
 	$(PY) bench/realtime.py --reps 3 --wait-quiet 10
 	$(PY) bench/memory.py -n 2000 | tee bench/results/memory-$$(date +%Y%m%d-%H%M%S).md
+
+# C1M_CLIENTS (default 100,000) Centrifugo-protocol clients held on one `wavecast serve` for 5 minutes
+# with their pings, then one publication to all and publications to 1,000 channels (bench/c1m.py;
+# root: it raises kernel limits and restores them). The tables land in bench/results/c1m-*.
+C1M_CLIENTS ?= 100000
+bench-c1m: venv
+	flock /tmp/bench.lock $(PY) bench/c1m.py --clients $(C1M_CLIENTS)
 
 # Where the server's time goes under each scenario: py-spy, perf and cProfile tables in bench/profiles/.
 profile: venv system-deps
