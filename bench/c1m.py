@@ -312,12 +312,15 @@ class Loadgens:
         for m in self.members:
             if m.proc.returncode is None:
                 m.proc.send_signal(signal.SIGUSR2)
-        for m in self.members:
+
+        async def wait(m: Loadgen) -> None:
             try:
                 await asyncio.wait_for(m.proc.wait(), 60)
             except TimeoutError:
                 m.proc.kill()
                 await m.proc.wait()
+
+        await asyncio.gather(*(wait(m) for m in self.members))
 
 
 def split_clients(clients: int, per_process: int, channels: int) -> list[int]:
@@ -529,7 +532,42 @@ async def start_loadgens(opts: Options, port: int, token: str, port_range: str) 
     return Loadgens(members)
 
 
-async def run(opts: Options, stamp: str) -> dict[str, Any]:
+#: Every process the run started (the server, its workers, the loadgens): killed at the end if
+#: the run's own teardown didn't stop them.
+STARTED: set[int] = set()
+
+
+def kill_leftovers() -> list[int]:
+    killed = []
+    for pid in sorted(STARTED):
+        for each in reversed(process_tree(pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGKILL)
+                killed.append(each)
+    STARTED.clear()
+    return killed
+
+
+async def bounded(opts: Options, minutes: float) -> dict[str, Any]:
+    """:func:`run`, stopped by SIGINT, SIGTERM or SIGHUP, or after ``minutes``: its teardown
+    runs either way, and the result says why it stopped."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    why: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not why:
+            why.append(reason)
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop, sig.name)
+    loop.call_later(minutes * 60, stop, f"the run's bound of {minutes:g} minutes")
+    return await run(opts, why)
+
+
+async def run(opts: Options, why: list[str]) -> dict[str, Any]:
     import jwt
 
     port = free_port()
@@ -560,6 +598,7 @@ async def run(opts: Options, stamp: str) -> dict[str, Any]:
         server = await asyncio.create_subprocess_exec(
             "taskset", "-c", "0", wavecast, "serve", "--config", str(config_path), "--port", str(port),
         )  # fmt: skip
+        STARTED.add(server.pid)
         loadgens: Loadgens | None = None
         sampler: Sampler | None = None
         api = Api(port)
@@ -570,6 +609,7 @@ async def run(opts: Options, stamp: str) -> dict[str, Any]:
             rss_empty = sum(proc_rss_kib(pid) for pid in process_tree(server.pid))
             result["server_rss_empty_mib"] = rss_empty / 1024
             loadgens = await start_loadgens(opts, port, token, port_range)
+            STARTED.update(loadgens.pids)
             result["loadgens"] = len(loadgens.members)
             result["source_addresses"] = sum(
                 source_addresses(share, port_range)
@@ -626,6 +666,15 @@ async def run(opts: Options, stamp: str) -> dict[str, Any]:
                 result["pings_per_s_median"] = sorted(s["pings_per_s"] for s in hold_samples)[middle]
             result["ok"] = result["lost"] == 0
             return result
+        except (Exception, asyncio.CancelledError) as exc:
+            # What was measured until then is kept: the samples say how far it got.
+            result["error"] = why[0] if why else f"{type(exc).__name__}: {exc}"
+            result["ok"] = False
+            if loadgens is not None:
+                result["open"] = int(loadgens.get("open"))
+                result["lost"] = int(loadgens.get("lost"))
+            print(f"# stopped: {result['error']}", flush=True)
+            return result
         finally:
             if sampler is not None:
                 sampler.task.cancel()
@@ -636,12 +685,15 @@ async def run(opts: Options, stamp: str) -> dict[str, Any]:
             if server.returncode is None:
                 server.send_signal(signal.SIGTERM)
                 try:
-                    await asyncio.wait_for(server.wait(), 30)
+                    await asyncio.wait_for(server.wait(), 20)
                 except TimeoutError:
                     for pid in reversed(process_tree(server.pid)):
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
                     await server.wait()
+            STARTED.discard(server.pid)
+            if loadgens is not None:
+                STARTED.difference_update(loadgens.pids)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -725,6 +777,7 @@ def report(result: Mapping[str, Any], command: str, restored: Mapping[str, str],
             f"# C1M: {result['clients']:,} clients on one `wavecast serve` node",
             f"`{command}` (Python {sys.version.split()[0]}, server on CPU 0, loadgen on CPU 1; "
             f"kernel settings raised for the run: {dict(raised) or 'none'}, restored: {dict(restored) or 'none'})",
+            *([f"**Stopped before the end: {result['error']}**"] if result.get("error") else []),
             table(result),
             "Samples:",
             samples_table(result.get("samples", [])),
@@ -794,13 +847,17 @@ def main() -> int:
     result: dict[str, Any] = {}
     raised: dict[str, str] = {}
     restored: dict[str, str] = {}
+    # Signals before and after the event loop (which takes them over) end the run as Ctrl-C does.
     with terminate_as_interrupt():
         try:
             raised = kernel_targets(opts.clients, sysctls.read())
             sysctls.apply(raised)
             print(f"# kernel settings raised: {raised or 'none needed'}", flush=True)
-            result = asyncio.run(asyncio.wait_for(run(opts, stamp), args.max_minutes * 60))
+            result = asyncio.run(bounded(opts, args.max_minutes))
         finally:
+            killed = kill_leftovers()
+            if killed:
+                print(f"# killed {len(killed)} processes left running", flush=True)
             restored = sysctls.restore()
             print(f"# kernel settings restored: {restored or 'none changed'}", flush=True)
     command = " ".join(["python bench/c1m.py", *sys.argv[1:]])
