@@ -11,7 +11,7 @@ the channel all of them share (``all``) in the same message, and from then on an
 pings (every 25 s, Centrifugo's default) with pongs. The phases:
 
 1. limits: the kernel settings that 2N sockets on one machine need (``fs.nr_open``,
-   ``fs.file-max``, ``net.ipv4.tcp_mem``) are raised, their old values kept and written back at
+   ``fs.file-max``, ``net.ipv4.tcp_mem``, ``net.core.netdev_max_backlog``) are raised, their old values kept and written back at
    the end, on Ctrl-C, SIGTERM or failure; each process gets ``RLIMIT_NOFILE`` for N;
 2. connect: N clients, ``--concurrency`` handshakes (connect + subscribe) in flight;
 3. hold: ``--hold`` s (at least 300 for the record) with the pings flowing, the server's RSS,
@@ -80,6 +80,13 @@ def kernel_targets(clients: int, current: Mapping[str, str]) -> dict[str, str]:
     new = [max(o, int(clients * f)) for o, f in zip(old, (0.5, 1.0, 1.5), strict=True)]
     if new != old:
         wanted["net.ipv4.tcp_mem"] = " ".join(map(str, new))
+    # Packets queued per CPU before the stack takes them (loopback's every packet goes through
+    # it): a tick of the ping wheel sends N/64 pings at once, and one publication to all N
+    # pushes; past 1,000 (the default) they are dropped, and the SYNs, pings and pongs come again
+    # only after their retransmission timeouts (connects slow down, clients cut for "no pong").
+    backlog = min(max(clients, 10_000), 1_000_000)
+    if int(current["net.core.netdev_max_backlog"]) < backlog:
+        wanted["net.core.netdev_max_backlog"] = str(backlog)
     return wanted
 
 
@@ -787,7 +794,7 @@ def report(result: Mapping[str, Any], command: str, restored: Mapping[str, str],
 
 # --- main -------------------------------------------------------------------------------------
 
-SYSCTLS = ["fs.nr_open", "fs.file-max", "net.ipv4.tcp_mem"]
+SYSCTLS = ["fs.nr_open", "fs.file-max", "net.ipv4.tcp_mem", "net.core.netdev_max_backlog"]
 
 
 @contextlib.contextmanager

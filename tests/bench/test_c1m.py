@@ -28,23 +28,29 @@ from .test_loadgen import loadgen  # noqa: F401  (the fixture that builds it)
 
 C1M = load_script(ROOT / "bench" / "c1m.py")
 
-CURRENT = {"fs.nr_open": "1048576", "fs.file-max": "2471007", "net.ipv4.tcp_mem": "288465 384622 576930"}
+CURRENT = {
+    "fs.nr_open": "1048576",
+    "fs.file-max": "2471007",
+    "net.ipv4.tcp_mem": "288465 384622 576930",
+    "net.core.netdev_max_backlog": "1000",
+}
 
 
 def test_kernel_targets_only_raise() -> None:
-    assert C1M.kernel_targets(10_000, CURRENT) == {}
+    assert C1M.kernel_targets(10_000, CURRENT) == {"net.core.netdev_max_backlog": "10000"}
+    assert C1M.kernel_targets(10_000, {**CURRENT, "net.core.netdev_max_backlog": "20000"}) == {}
     # fs.file-max is already above 2N + 256k here.
     assert C1M.kernel_targets(1_000_000, CURRENT) == {
         "fs.nr_open": "1065536",
         "net.ipv4.tcp_mem": "500000 1000000 1500000",
+        "net.core.netdev_max_backlog": "1000000",
     }
     wanted = C1M.kernel_targets(2_000_000, CURRENT)
     assert wanted["fs.file-max"] == str(4_262_144)
     assert wanted["fs.nr_open"] == str(2_065_536)
     # A value already above the target stays as it is, one part of tcp_mem included.
-    assert C1M.kernel_targets(400_000, {**CURRENT, "net.ipv4.tcp_mem": "100 500000 900000"}) == {
-        "net.ipv4.tcp_mem": "200000 500000 900000"
-    }
+    current = {**CURRENT, "net.ipv4.tcp_mem": "100 500000 900000", "net.core.netdev_max_backlog": "500000"}
+    assert C1M.kernel_targets(400_000, current) == {"net.ipv4.tcp_mem": "200000 500000 900000"}
 
 
 def proc_sys(root: Path) -> None:
