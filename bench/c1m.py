@@ -22,6 +22,11 @@ pings (every 25 s, Centrifugo's default) with pongs. The phases:
    for ``--rate-seconds`` s: publications/s delivered to every subscriber;
 6. teardown: the loadgen closes its clients, the node is stopped, the kernel settings restored.
 
+A process holds at most ``RLIMIT_NOFILE`` connections, and raising its hard limit needs
+CAP_SYS_RESOURCE, which a container may withhold: the clients are then split over several
+loadgens, and past what one server process may hold, the node runs as ``wavecast serve
+--workers`` (all pinned to CPU 0) on a private redis-server; the table says which it ran.
+
 The run is bounded: every phase has a timeout, and ``--max-minutes`` bounds the whole run. The
 tables and the samples land in ``bench/results/c1m-<clients>-<stamp>.{md,jsonl}``.
 """
