@@ -11,8 +11,9 @@ the channel all of them share (``all``) in the same message, and from then on an
 pings (every 25 s, Centrifugo's default) with pongs. The phases:
 
 1. limits: the kernel settings that 2N sockets on one machine need (``fs.nr_open``,
-   ``fs.file-max``, ``net.ipv4.tcp_mem``, ``net.core.netdev_max_backlog``) are raised, their old values kept and written back at
-   the end, on Ctrl-C, SIGTERM or failure; each process gets ``RLIMIT_NOFILE`` for N;
+   ``fs.file-max``, ``net.ipv4.tcp_mem``, ``net.core.netdev_max_backlog``) are raised, their
+   old values kept and written back at the end, on Ctrl-C, SIGTERM or failure; each process
+   gets ``RLIMIT_NOFILE`` for N (as far as it may);
 2. connect: N clients, ``--concurrency`` handshakes (connect + subscribe) in flight;
 3. hold: ``--hold`` s (at least 300 for the record) with the pings flowing, the server's RSS,
    CPU% and the kernel's socket memory (``/proc/net/sockstat``, the slab) sampled every
