@@ -48,9 +48,9 @@
  * Held clients: in connect mode with --sub-init (and no --socketio) every connection is a Centrifugo
  * client that answers the server's pings "{}" with "{}", and counts each message after its join
  * reply as a push (those holding --mark apart, with the first and last arrival); --report-every S
- * prints "# STATUS" lines while it connects and holds, and SIGUSR2 ends the hold. --src-addrs K
- * binds connection i to --src-first + i % K (127.0.0.2 up), so that one process can open more
- * connections to one server port than one address has ephemeral ports.
+ * prints "# STATUS" lines while it connects and holds, and SIGUSR2 ends the hold (or the connect
+ * phase). --src-addrs K binds connection i to --src-first + i % K (127.0.0.2 up), so that one
+ * process can open more connections to one server port than one address has ephemeral ports.
  *
  * Output: progress/errors on stderr; on stdout one human line starting with "# " and one JSON
  * line starting with "{" (last line). Exit status 0 = ok, 1 = test failed, 2 = usage, 3 = hard deadline.
@@ -1230,6 +1230,8 @@ static void tick(void) {
     g_now = now_ns();
     if (cfg.mode == M_STORM && g_phase == P_CONNECT) { storm_tick(); return; }
     if (cfg.mode == M_CONNECT && cfg.report_set && g_now - g_status_last >= sec_ns(cfg.report_every)) connect_status();
+    /* SIGUSR2 while still connecting: close what is open and end, as after the hold. */
+    if (cfg.mode == M_CONNECT && g_end_hold && g_phase == P_CONNECT) { g_conn_phase_end = g_now; close_all_start(); }
     switch (g_phase) {
     case P_CONNECT: {
         int limit = cfg.mode == M_FANOUT ? cfg.nsubs : nconns_total;
