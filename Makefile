@@ -116,9 +116,10 @@ bench: venv system-deps
 
 # C1M_CLIENTS (default 100,000) Centrifugo-protocol clients held on one `wavecast serve` for 5 minutes
 # with their pings, then one publication to all and publications to 1,000 channels (bench/c1m.py;
-# root: it raises kernel limits and restores them). The tables land in bench/results/c1m-*.
+# root: it raises kernel limits and restores them; past one process's descriptors, workers share a
+# private redis-server, hence system-deps). The tables land in bench/results/c1m-*.
 C1M_CLIENTS ?= 100000
-bench-c1m: venv
+bench-c1m: venv system-deps
 	$(PY) bench/c1m.py --clients $(C1M_CLIENTS)
 
 # Where the server's time goes under each scenario: py-spy, perf and cProfile tables in bench/profiles/.
