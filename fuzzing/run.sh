@@ -54,6 +54,10 @@ done
 mkdir -p "$HERE/crashes" "$HERE/corpus"
 
 stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }
+# A target's crashes, leaks, timeouts and out-of-memory inputs. Not its slow units: libFuzzer
+# writes one for an input that took over 10 s, which on a shared machine is most often a run
+# that waited for the CPU (replay it to tell: fuzzing/README.md).
+artifacts() { find "$HERE/crashes" -name "$1-*" -not -name '*.log' -not -name "$1-slow-unit-*" | wc -l; }
 
 # What was fuzzed: exec/s depends on how busy the machine was, so each row keeps the load too.
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -75,7 +79,7 @@ for entry in "${TARGETS[@]}"; do
   [ -z "$runs" ] || options+=(-runs="$runs")
   [ -z "$seconds" ] || options+=(-max_total_time="$seconds")
   [ -f "$HERE/$script.dict" ] && options+=(-dict="$HERE/$script.dict")
-  before=$(find "$HERE/crashes" -name "$name-*" -not -name '*.log' | wc -l)
+  before=$(artifacts "$name")
   log="$HERE/crashes/$name.log"
   started=$(date -u +%Y-%m-%dT%H:%MZ)
   load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -88,7 +92,7 @@ for entry in "${TARGETS[@]}"; do
     rc=1
   fi
   elapsed=$(( $(date +%s) - start ))
-  crashes=$(( $(find "$HERE/crashes" -name "$name-*" -not -name '*.log' | wc -l) - before ))
+  crashes=$(( $(artifacts "$name") - before ))
   units=$(stat number_of_executed_units "$log")
   speed=$(stat average_exec_per_sec "$log")
   rss=$(stat peak_rss_mb "$log")
