@@ -166,7 +166,8 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 async def start_server(
     config: Config, node: Node | None = None, *, routes: HttpHandler | None = None, **kwargs: Any
 ) -> tuple[Server, App]:
-    """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`.
+    """Start the node and listen; return the server and its routes. ``kwargs`` go to :func:`serve`,
+    over what the configuration sets (``socket_send_buffer``, ``backlog``...).
 
     Args:
         config: the server's configuration.
