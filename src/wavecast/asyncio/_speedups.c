@@ -386,6 +386,22 @@ static WavecastCorkAPI cork_api = {
     .release = api_release,
 };
 
+/* transport.write(data), taking the reference to data, which may be NULL (an error). */
+static int
+transport_write(PyObject *transport, PyObject *data)
+{
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethodOneArg(transport, s_write, data);
+    Py_DECREF(data);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
 /* Hand data[index:] (from offset bytes into data[index]) to transport.write(). */
 static int
 write_rest(PyObject *transport, PyObject *data, Py_ssize_t index, Py_ssize_t offset)
@@ -407,13 +423,7 @@ write_rest(PyObject *transport, PyObject *data, Py_ssize_t index, Py_ssize_t off
         memcpy(out, PyBytes_AS_STRING(item) + skip, size);
         out += size;
     }
-    PyObject *result = PyObject_CallMethodOneArg(transport, s_write, rest);
-    Py_DECREF(rest);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
+    return transport_write(transport, rest);
 }
 
 /* Send the list of bytes ``data`` on fd; the transport gets what the socket doesn't take. */
@@ -545,18 +555,9 @@ send_joined(int fd, PyObject *transport, PyObject *data)
     }
     /* Would block, a short write, or an error: the transport buffers the rest, or meets the
        same error on its own write and reports it through connection_lost. */
-    PyObject *rest = written <= 0 ? Py_NewRef(data)
-                                  : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + written, size - written);
-    if (rest == NULL) {
-        return -1;
-    }
-    PyObject *result = PyObject_CallMethodOneArg(transport, s_write, rest);
-    Py_DECREF(rest);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
+    return transport_write(transport, written <= 0 ? Py_NewRef(data)
+                                                   : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + written,
+                                                                               size - written));
 }
 
 static int
