@@ -54,6 +54,9 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from nodeconfig import node_config  # noqa: E402
+
 REPO = BENCH.parent
 PYTHON = os.environ.get("PYTHON", str(REPO / ".venv" / "bin" / "python"))
 LOADGEN_DIR = BENCH / "loadgen"
@@ -166,31 +169,17 @@ def server_config(*, admission: bool, ping_interval: float, workers: int = 1, re
     node's default connect rates (2,000/s)."""
     if workers > 1 and not redis_url:
         raise ValueError("several workers need a shared engine: give redis_url")
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        'log_level = "warning"',
-        "shutdown_timeout = 5.0",
-        f"workers = {workers}",
-        *(["[engine]", 'type = "redis"', f'redis_url = "{redis_url}"'] if redis_url else []),
-        "[websocket]",
-        "compression = false",
-        "[http_api]",
-        "insecure = true",
-        # Every client comes from 127.0.0.x: the node-wide limits are what this measures.
-        "[per_address]",
-        "max_connections = false",
-        "handshake_rate = false",
-        "[client]",
-        f'token_hmac_secret_key = "{SECRET}"',
-        f"client_ping_interval = {ping_interval}",
-        # Every client connects as one user, with one token.
-        "user_connection_limit = false",
-        *([] if admission else ["admission_connection_rate = false", "admission_connect_rate = false"]),
-        "[channel]",
-        "allow_subscribe_for_client = true",
-    ]
-    return "\n".join(lines) + "\n"
+    client: dict[str, Any] = {"client_ping_interval": ping_interval}
+    if not admission:
+        client |= {"admission_connection_rate": False, "admission_connect_rate": False}
+    return node_config(
+        SECRET,
+        server={"workers": workers},
+        websocket={"compression": False},
+        client=client,
+        channel={"allow_subscribe_for_client": True},
+        **({"engine": {"type": "redis", "redis_url": redis_url}} if redis_url else {}),
+    )
 
 
 def sub_init(token: str) -> str:

@@ -43,6 +43,9 @@ import urllib.request
 from typing import Any
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+from nodeconfig import node_config  # noqa: E402
+
 REPO = os.path.dirname(BENCH)
 PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
 SECRET = "bench-proxy-secret-of-at-least-32-bytes-long"
@@ -121,31 +124,21 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def server_config(mode: str, backend_port: int, jwks_url: str = "") -> str:
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        'log_level = "warning"',
-        "[http_api]",
-        "insecure = true",
-        "[client]",
-        f'token_hmac_secret_key = "{SECRET}"',
-        "user_connection_limit = false",
-        "command_rate = false",
+    client: dict[str, Any] = {
+        "command_rate": False,
         # Connects per second are what this measures, as fast as they come.
-        "admission_connection_rate = false",
-        "admission_connect_rate = false",
-        # Every client of the bench comes from 127.0.0.1.
-        "[per_address]",
-        "max_connections = false",
-        "handshake_rate = false",
-    ]
-    if mode == "hook":
-        lines[3:3] = ['app = "proxy_backend:setup"', f'app_dir = "{os.path.join(BENCH, "servers")}"']
-    if mode == "proxy":
-        lines += ["[proxy.connect]", f'endpoint = "http://127.0.0.1:{backend_port}/centrifugo/connect"']
+        "admission_connection_rate": False,
+        "admission_connect_rate": False,
+    }
     if jwks_url:
-        lines[6] = f'token_jwks_public_endpoint = "{jwks_url}"'
-    return "\n".join(lines) + "\n"
+        client["token_jwks_public_endpoint"] = jwks_url
+    server: dict[str, Any] = {}
+    if mode == "hook":
+        server = {"app": "proxy_backend:setup", "app_dir": os.path.join(BENCH, "servers")}
+    sections: dict[str, Any] = {"server": server, "client": client}
+    if mode == "proxy":
+        sections["proxy"] = {"connect": {"endpoint": f"http://127.0.0.1:{backend_port}/centrifugo/connect"}}
+    return node_config(None if jwks_url else SECRET, **sections)
 
 
 async def connect_all(url: str, commands: list[str], concurrency: int) -> tuple[int, float]:

@@ -39,11 +39,15 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+from nodeconfig import node_config  # noqa: E402
+
 REPO = os.path.dirname(BENCH)
 PYTHON = os.environ.get("PYTHON", os.path.join(REPO, ".venv", "bin", "python"))
 SECRET = "bench-storm-secret-of-at-least-32-bytes-long"
@@ -71,34 +75,18 @@ def raise_nofile() -> None:
 def server_config(mode: str, backlog: int | None) -> str:
     """``mode``: ``on`` (the default rates), ``off``, or ``C/CB:K/KB`` (connections per second and
     their burst, connects per second and their burst)."""
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        'log_level = "warning"',
-        "shutdown_timeout = 5.0",
-        *([f"backlog = {backlog}"] if backlog else []),
-        "[http_api]",
-        "insecure = true",
-        # Every client comes from 127.0.0.1: the node-wide rates are what this measures.
-        "[per_address]",
-        "max_connections = false",
-        "handshake_rate = false",
-        "[client]",
-        f'token_hmac_secret_key = "{SECRET}"',
-        # Every client connects as one user, with one token.
-        "user_connection_limit = false",
-    ]
+    client: dict[str, Any] = {}
     if mode == "off":
-        lines += ["admission_connection_rate = false", "admission_connect_rate = false"]
+        client = {"admission_connection_rate": False, "admission_connect_rate": False}
     elif mode != "on":
         (rate, burst), (connect_rate, connect_burst) = (part.split("/") for part in mode.split(":"))
-        lines += [
-            f"admission_connection_rate = {rate}",
-            f"admission_connection_burst = {burst}",
-            f"admission_connect_rate = {connect_rate}",
-            f"admission_connect_burst = {connect_burst}",
-        ]
-    return "\n".join(lines) + "\n"
+        client = {
+            "admission_connection_rate": float(rate),
+            "admission_connection_burst": int(burst),
+            "admission_connect_rate": float(connect_rate),
+            "admission_connect_burst": int(connect_burst),
+        }
+    return node_config(SECRET, server={"backlog": backlog} if backlog else {}, client=client)
 
 
 def start_server(config_path: str, port: int) -> subprocess.Popen[bytes]:
