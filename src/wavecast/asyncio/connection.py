@@ -195,7 +195,9 @@ class Connection(_FanOutFields):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None
-        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
+        # The pings waiting for their pong, by payload; None while there are none (most of
+        # the time: an empty dict a connection would be 64 bytes).
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] | None = None
         # The ticks of this connection's deadlines in the loop's timing wheels, or None.
         self._keepalive_tick: int | None = None
         self._ping_timeout_tick: int | None = None
@@ -328,20 +330,22 @@ class Connection(_FanOutFields):
 
         ``data`` defaults to 4 random bytes. A pong also answers every earlier ping.
         """
+        pings = self._pings or {}
         if data is None:
             payload = os.urandom(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = os.urandom(4)
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in pings:
                 raise ConcurrencyError("already waiting for a pong with the same data")
         if self.protocol.state is not OPEN:
             raise self._closed_exc()
         self.protocol.send_ping(payload)
         self._flush()
         waiter: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (waiter, self.loop.time())
+        pings[payload] = (waiter, self.loop.time())
+        self._pings = pings
         return waiter
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
@@ -454,7 +458,7 @@ class Connection(_FanOutFields):
                     ping_waiter.set_exception(closed)
                     # The caller may never await it; don't log "exception never retrieved".
                     ping_waiter.exception()
-            self._pings.clear()
+            self._pings = None
         if self._lost_waiter is not None and not self._lost_waiter.done():
             self._lost_waiter.set_result(None)
         sink = self._sink
@@ -619,6 +623,8 @@ class Connection(_FanOutFields):
         payload = os.urandom(4)
         self.protocol.send_ping(payload)
         self._flush()
+        if self._pings is None:
+            self._pings = {}
         self._pings[payload] = (None, self.loop.time())
         if self.ping_timeout is not None and self._ping_timeout_tick is None:
             self._ping_timeout_tick = self._ping_timeout_wheel().add(self, self.ping_timeout)
@@ -640,19 +646,22 @@ class Connection(_FanOutFields):
             self._check_close_expected()
 
     def _acknowledge_pings(self, data: bytes) -> None:
-        if data not in self._pings:
+        pings = self._pings
+        if pings is None or data not in pings:
             return  # an unsolicited pong
         now = self.loop.time()
         # A pong answers its ping and every ping sent before it (RFC 6455 section 5.5.3).
-        for payload in list(self._pings):
-            waiter, sent = self._pings.pop(payload)
+        for payload in list(pings):
+            waiter, sent = pings.pop(payload)
             if waiter is None:
                 self.latency = now - sent
             elif not waiter.done():
                 waiter.set_result(now - sent)
             if payload == data:
                 break
-        if self._ping_timeout_tick is not None and not any(w is None for w, _ in self._pings.values()):
+        if not pings:
+            self._pings = None
+        if self._ping_timeout_tick is not None and not any(w is None for w, _ in pings.values()):
             self._ping_timeout_wheel().discard(self, self._ping_timeout_tick)
             self._ping_timeout_tick = None
 

@@ -117,6 +117,9 @@ async def handle_websocket(node: Node, connection: ServerConnection) -> None:
     codec = negotiate_codec(connection.subprotocol, request.query if request is not None else "")
     transport = WebSocketTransport(connection)
     transport.session = Session(node, transport, request=request, codec=codec)
+    # Nothing reads the 101 response again (the session keeps the request, which hooks see):
+    # a client holds 0.3 KiB less without it.
+    connection.response = None
     connection.deliver_to(transport)
 
 
