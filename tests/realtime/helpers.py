@@ -52,7 +52,7 @@ class FakeTransport:
     name = "websocket"
 
     def __init__(self) -> None:
-        self.on_writable: Any = None
+        self.session: Any = None
         self.is_writable = True
         self.written: list[PreparedMessage] = []
         self.closes: list[Disconnect] = []
@@ -69,8 +69,8 @@ class FakeTransport:
 
     def resume(self) -> None:
         self.is_writable = True
-        if self.on_writable is not None:
-            self.on_writable()
+        if self.session is not None:
+            self.session.writable_again()
 
     @property
     def payloads(self) -> list[bytes]:

@@ -69,7 +69,12 @@ def test_transport_frames_as_its_clients_read(name: str, codec: type, framed: by
     body.writing_paused = True
     assert not transport.writable()
     woken: list[bool] = []
-    transport.on_writable = lambda: woken.append(True)
+
+    class Session:
+        def writable_again(self) -> None:
+            woken.append(True)
+
+    transport.session = Session()  # type: ignore[assignment]
     assert body.on_writable is not None
     body.on_writable()
     assert woken == [True]

@@ -13,6 +13,7 @@ import pytest
 from wavecast.asyncio import ClientConnection, Server, connect
 from wavecast.codes import Disconnect
 from wavecast.exceptions import ConnectionClosed
+from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import (
     WEBSOCKET_PATH,
     Node,
@@ -178,12 +179,15 @@ async def test_transport_follows_the_connection(served: tuple[Node, Server], ws:
     transport: Any = session.transport
     assert transport.name == "websocket"
     assert transport.writable()
-    called: list[bool] = []
-    transport.on_writable = lambda: called.append(True)
-    transport.connection.on_writable()
-    assert called == [True]
-    transport.on_writable = None
-    transport.connection.on_writable()
+    # The transport is its connection's on_writable, and wakes the session's queue.
+    assert transport.connection.on_writable is transport
+    transport.connection.pause_writing()
+    assert not transport.writable()
+    session.send(PreparedMessage(b'{"push":{}}', text=True))
+    assert session.outbox.size
+    transport.connection.resume_writing()
+    assert session.outbox.size == 0
+    assert await ws.recv() == '{"push":{}}'
     # Closing twice: the second finds the connection closing and does nothing.
     transport.close(Disconnect(3001, "shutdown"))
     transport.close(Disconnect(3001, "shutdown"))

@@ -169,7 +169,8 @@ class Protocol(_FanOutFields):
         self._f_payload: Payload | None = None
         # The data message in progress: opcode (0 when none), pieces, size and frame count.
         self._m_opcode = 0
-        self._m_parts: list[bytes] | list[str] = []
+        # None between messages: an idle connection doesn't hold an empty list.
+        self._m_parts: list[bytes] | list[str] | None = None
         self._m_size = 0
         self._m_frames = 0
         self._m_compressed = False
@@ -604,7 +605,7 @@ class Protocol(_FanOutFields):
                 self._events.append(byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts))
         if last:
             self._m_opcode = 0
-            self._m_parts = []
+            self._m_parts = None
             self._m_decoder = None
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:

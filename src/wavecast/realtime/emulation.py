@@ -106,19 +106,19 @@ class StreamTransport:
         codec: the session's codec, to encode the disconnect push on close.
     """
 
-    __slots__ = ("_frame", "codec", "name", "on_writable", "stream")
+    __slots__ = ("_frame", "codec", "name", "session", "stream")
 
     def __init__(self, stream: ByteStream, name: str, codec: Codec) -> None:
         self.stream = stream
         self.name = name
         self.codec = codec
-        self.on_writable: Callable[[], None] | None = None
+        self.session: Session | None = None
         self._frame: Callable[[bytes], bytes] = sse_event if name == "sse" else (_as_is if codec.binary else _line)
         stream.on_writable = self._writable_again
 
     def _writable_again(self) -> None:
-        if self.on_writable is not None:
-            self.on_writable()
+        if self.session is not None:
+            self.session.writable_again()
 
     def writable(self) -> bool:
         return not self.stream.writing_paused

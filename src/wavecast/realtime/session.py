@@ -169,7 +169,7 @@ class Session:
         self._ping_tick: int | None = None
         self._pong_tick: int | None = None
         self._expire_tick: int | None = None
-        transport.on_writable = self._drain
+        transport.session = self
 
     def __repr__(self) -> str:
         return f"<Session {self.client} user={self.user!r} {self.state.value}>"
@@ -346,8 +346,11 @@ class Session:
         if dropped:
             self.node.stats.slow_consumer("drop_oldest", dropped)
 
-    def _drain(self) -> None:
-        """Move queued messages to the transport while it accepts them."""
+    def writable_again(self) -> None:
+        """Move queued messages to the transport while it accepts them: the transport calls
+        this when the client reads again."""
+        if self.state is CLOSED:
+            return
         transport = self.transport
         outbox = self.outbox
         while outbox.size and transport.writable():
@@ -508,7 +511,6 @@ class Session:
         self.disconnect_reason = disconnect
         self._stop_timers()
         self.outbox.clear()
-        self.transport.on_writable = None
         for task in self._tasks or ():
             task.cancel()
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:

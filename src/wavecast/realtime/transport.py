@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..codes import Disconnect
 from ..protocol.prepared import PreparedMessage
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["Transport"]
 
@@ -16,8 +18,11 @@ class Transport(Protocol):
 
     #: The transport's name, reported to hooks: ``"websocket"``.
     name: str
-    #: Called when the transport becomes writable again after :meth:`writable` was false.
-    on_writable: Callable[[], None] | None
+    #: The session the transport serves, set by the session: the transport calls its
+    #: :meth:`~wavecast.realtime.session.Session.writable_again` when it becomes writable
+    #: again after :meth:`writable` was false. (A session's bound method kept by each
+    #: transport would cost every client 64 bytes.)
+    session: Session | None
 
     def writable(self) -> bool:
         """Tell whether a message written now leaves soon, or would wait behind others."""

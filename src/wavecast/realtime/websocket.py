@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..asyncio.server import ServerConnection
@@ -32,21 +31,22 @@ class WebSocketTransport:
 
     name = "websocket"
 
-    __slots__ = ("_backlog", "_worker", "connection", "on_writable", "session")
+    __slots__ = ("_backlog", "_worker", "connection", "session")
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
-        self.on_writable: Callable[[], None] | None = None
-        connection.on_writable = self._writable_again
+        # The transport itself, callable, rather than a bound method that each client would hold.
+        connection.on_writable = self
         self.session: Session | None = None
         # The task handling messages, None while the client is idle. It counts among the
         # server's handlers, which wait_closed() waits for (and cancels past its timeout).
         self._worker: asyncio.Task[None] | None = None
         self._backlog: collections.deque[str | bytes] | None = None
 
-    def _writable_again(self) -> None:
-        if self.on_writable is not None:
-            self.on_writable()
+    def __call__(self) -> None:
+        """The connection's ``on_writable``: the client reads again."""
+        if self.session is not None:
+            self.session.writable_again()
 
     def writable(self) -> bool:
         return not self.connection.writing_paused
@@ -116,7 +116,8 @@ async def handle_websocket(node: Node, connection: ServerConnection) -> None:
     request = connection.request
     codec = negotiate_codec(connection.subprotocol, request.query if request is not None else "")
     transport = WebSocketTransport(connection)
-    transport.session = Session(node, transport, request=request, codec=codec)
+    # The session makes itself the transport's session, which keeps it.
+    Session(node, transport, request=request, codec=codec)
     # Nothing reads the 101 response again (the session keeps the request, which hooks see):
     # a client holds 0.3 KiB less without it.
     connection.response = None

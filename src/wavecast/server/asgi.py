@@ -51,7 +51,7 @@ class ASGITransport:
     def __init__(self, send: Send, limit: int) -> None:
         self._send = send
         self.limit = limit
-        self.on_writable: Callable[[], None] | None = None
+        self.session: Session | None = None
         self._queue: collections.deque[PreparedMessage] = collections.deque()
         self._size = 0
         self._closing: Disconnect | None = None
@@ -85,8 +85,8 @@ class ASGITransport:
                     await self._send({"type": "websocket.send", "text": message.payload.decode()})
                 else:
                     await self._send({"type": "websocket.send", "bytes": message.payload})
-                if was_full and self._size < self.limit and self.on_writable is not None:
-                    self.on_writable()
+                if was_full and self._size < self.limit and self.session is not None:
+                    self.session.writable_again()
             if self._closing is not None:
                 await self._send(
                     {"type": "websocket.close", "code": self._closing.code, "reason": self._closing.reason}
