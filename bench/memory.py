@@ -273,7 +273,7 @@ async def main(count: int, rows_wanted: list[str], transports: list[str], *, tra
     print("| connections | KiB per connection |")
     print("|---|---|")
     for name, kib in rows:
-        print(f"| {name} | {kib:.1f} |")
+        print(f"| {name} | {kib:.2f} |")
 
 
 if __name__ == "__main__":

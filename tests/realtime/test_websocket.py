@@ -16,6 +16,7 @@ from wavecast.exceptions import ConnectionClosed
 from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import (
     WEBSOCKET_PATH,
+    ConnectingContext,
     Node,
     NodeConfig,
     Session,
@@ -251,6 +252,37 @@ async def test_an_idle_client_holds_no_task(served: tuple[Node, Server], ws: Cli
     assert transport._worker is None and transport._backlog is None
     await node.publish("news", {"n": 1})
     assert json.loads(await ws.recv())["push"]["pub"]["data"] == {"n": 1}
+
+
+@pytest.mark.parametrize("later_hook", [False, True])
+async def test_the_request_is_kept_only_for_a_hook_that_may_read_it(
+    served: tuple[Node, Server], ws: ClientConnection, later_hook: bool
+) -> None:
+    node, server = served
+    seen: list[str | None] = []
+
+    async def connecting(ctx: ConnectingContext) -> None:
+        assert ctx.request is not None
+        seen.append(ctx.request.headers.get("User-Agent"))
+
+    async def subscribing(ctx: SubscribeContext) -> None:
+        assert ctx.session.request is not None
+        seen.append(ctx.session.request.path)
+
+    node.on_connecting = connecting
+    if later_hook:
+        node.on_subscribe = subscribing
+    reply = await call(ws, {"id": 1, "connect": {"token": make_token("42", ttl=None)}})
+    await call(ws, {"id": 2, "subscribe": {"channel": "news"}})
+    session = node.hub.session(reply["connect"]["client"])
+    assert session is not None
+    (connection,) = server.connections
+    # The connection never needs it again; the session only for a hook after connect.
+    assert connection.request is None and connection.protocol.request is None
+    assert (session.request is not None) is later_hook
+    agent = seen[0]
+    assert agent is not None and agent.startswith("wavecast/")
+    assert seen[1:] == ([WEBSOCKET_PATH] if later_hook else [])
 
 
 async def test_commands_behind_one_that_waits_run_after_it_in_order(

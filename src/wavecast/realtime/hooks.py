@@ -72,6 +72,23 @@ class Hooks:
         self.on_sub_refresh: OnSubRefresh | None = None
         self.rpc_handlers: dict[str, RPCHandler] = {}
 
+    @property
+    def hooks_after_connect(self) -> bool:
+        """Whether a hook that runs after a client's connect is set: it may read the session's
+        :attr:`~wavecast.realtime.Session.request`, which sessions otherwise drop then."""
+        return bool(self.rpc_handlers) or any(
+            hook is not None
+            for hook in (
+                self.on_subscribe,
+                self.on_publish,
+                self.on_rpc,
+                self.on_message,
+                self.on_disconnect,
+                self.on_refresh,
+                self.on_sub_refresh,
+            )
+        )
+
     def rpc(self, method: str) -> Callable[[F], F]:
         """Register the decorated coroutine function as the handler of RPC ``method``."""
 

@@ -93,7 +93,10 @@ class Session:
         user: the user id; ``""`` when anonymous.
         info: JSON bytes attached to the connection.
         subscriptions: the client's subscriptions by channel.
-        request: the HTTP request that opened the connection.
+        request: the HTTP request that opened the connection; ``None`` once the client has
+            connected when no hook that runs later is set (:attr:`Hooks.hooks_after_connect
+            <wavecast.realtime.hooks.Hooks.hooks_after_connect>`): ``on_connecting`` sees it in
+            its context, and a connection that keeps it holds 0.4 KiB more.
         codec: the form of the protocol the client speaks, :class:`JSONCodec` (text
             messages) or :class:`ProtobufCodec` (binary messages); fixed for the connection.
         emulation: the session id that the client's emulation requests name, on HTTP-streaming
@@ -429,6 +432,8 @@ class Session:
     def connected(self) -> None:
         """The connect command succeeded: start pinging, stop the stale timer."""
         self._apply(SessionAction.CONNECT)
+        if not self.node.hooks_after_connect:
+            self.request = None
         if self._stale_tick is not None:
             self._wheel(_STALE).discard(self, self._stale_tick)
             self._stale_tick = None
