@@ -63,7 +63,7 @@ async def test_disconnect_policy_closes_a_stalled_reader_with_3008(
     while not session.closed and published < 1000:
         await running.node.publish("live:feed", {"n": published, "payload": payload})
         published += 1
-        assert session.outbox.size <= QUEUE
+        assert session.queued <= QUEUE
         await asyncio.sleep(0)
     assert session.closed
     assert session.disconnect_reason == DISCONNECT_SLOW
@@ -102,17 +102,16 @@ async def test_lossy_policies_keep_the_latest_values(
     for n in range(rounds):
         for key in keys:
             await running.node.publish("live:prices", {"key": key, "n": n, "payload": payload}, tags={"key": key})
-            largest_outbox = max(largest_outbox, session.outbox.size)
+            largest_outbox = max(largest_outbox, session.queued)
         await asyncio.sleep(0)
     published = rounds * len(keys)
     # Memory stayed bounded, and the policy acted without disconnecting the client.
     assert largest_outbox <= QUEUE
-    assert session.outbox.dropped > 0
     assert running.node.stats.slow_consumer_actions[policy] > 0
     assert not session.closed
     if policy == "conflate":
         # What waits for the client is one publication per key: the latest.
-        assert len(session.outbox) == len(keys)
+        assert len(session.outbox or ()) == len(keys)
 
     # The stalled client reads again.
     received: list[tuple[str, int]] = []

@@ -28,6 +28,7 @@ from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import ChannelOptions, Node, NodeConfig, Session, fanout, fossil
 from wavecast.realtime.codec import JSONCodec, ProtobufCodec
 from wavecast.realtime.codec.schema import FilterNode
+from wavecast.realtime.outbox import Outbox
 from wavecast.realtime.session import CLOSED, CONNECTED
 from wavecast.realtime.subscription import Subscription
 from wavecast.realtime.tagsfilter import TagsFilter, compile_filter
@@ -84,6 +85,7 @@ SITUATIONS: dict[str, dict[str, Any]] = {
     "other epoch": {"positioned": 4, "epoch": "x"},
     "closed session": {"positioned": 4, "closed": True},
     "queued": {"queued": True},
+    "drained queue": {"drained": True},
     "paused": {"paused": True},
     "closing": {"closing": True},
     "compressed": {"compressed": True},
@@ -114,7 +116,8 @@ class World:
                 written: Any = (list(connection.protocol._out), list(transport.written))
             else:
                 written = [message.payload for message in transport.written]
-            seen.append((subscription.offset, session.state, len(session.outbox), written, transport_closes(transport)))
+            queued = 0 if session.outbox is None else len(session.outbox)
+            seen.append((subscription.offset, session.state, queued, written, transport_closes(transport)))
         return seen
 
     def close(self) -> None:
@@ -145,6 +148,8 @@ def build(situations: dict[str, dict[str, Any]], node: Node) -> World:
             session_transport = WebSocketTransport(connection)
         session = Session(node, session_transport, codec=setup.get("codec", JSONCodec))
         session.state = CLOSED if setup.get("closed") else CONNECTED
+        if setup.get("queued") or setup.get("drained"):
+            session.outbox = Outbox(None)
         if setup.get("queued"):
             session.outbox.push(PreparedMessage(b"{}", text=True))
         subscription = Subscription(CHANNEL, node.config.channel_options(CHANNEL) or ChannelOptions())

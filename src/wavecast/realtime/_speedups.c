@@ -135,13 +135,17 @@ deliver_one(Deliver *d, PyObject *session, PyObject *subscription)
     if (SLOT(session, session_layout, SE_STATE) != closed) {
         PyObject *outbox = SLOT(session, session_layout, SE_OUTBOX);
         PyObject *transport = SLOT(session, session_layout, SE_TRANSPORT);
-        if (outbox == NULL || Py_TYPE(outbox) != outbox_type || !layout_for(&outbox_layout, outbox_type) ||
-            transport == NULL || Py_TYPE(transport) != transport_type ||
+        if (outbox == NULL || transport == NULL || Py_TYPE(transport) != transport_type ||
             !layout_for(&transport_layout, transport_type)) {
             return TO_REST;
         }
-        if (SLOT(outbox, outbox_layout, OB_SIZE) != zero) {
-            return TO_REST; /* messages wait: the queue and its policy decide */
+        if (outbox != Py_None) { /* a client that reads keeps no queue */
+            if (Py_TYPE(outbox) != outbox_type || !layout_for(&outbox_layout, outbox_type)) {
+                return TO_REST;
+            }
+            if (SLOT(outbox, outbox_layout, OB_SIZE) != zero) {
+                return TO_REST; /* messages wait: the queue and its policy decide */
+            }
         }
         PyObject *conn = SLOT(transport, transport_layout, TR_CONNECTION);
         if (conn == NULL) {
@@ -172,10 +176,8 @@ deliver_one(Deliver *d, PyObject *session, PyObject *subscription)
 static void
 prefetch_subscriber(PyObject **sessions, int head, int count)
 {
-    if (count > 10) { /* the session's transport and queue, 10 ahead */
-        PyObject *session = sessions[(head + 10) % RING];
-        prefetch(slot_or_null(session, &session_layout, SE_TRANSPORT));
-        prefetch(slot_or_null(session, &session_layout, SE_OUTBOX));
+    if (count > 10) { /* the session's transport, 10 ahead (its queue is most often None) */
+        prefetch(slot_or_null(sessions[(head + 10) % RING], &session_layout, SE_TRANSPORT));
     }
     if (count > 6) { /* the transport's connection, 6 ahead */
         PyObject *transport = slot_or_null(sessions[(head + 6) % RING], &session_layout, SE_TRANSPORT);

@@ -85,7 +85,8 @@ def deliver_python(
             continue
         if session.state is not CLOSED:
             transport = session.transport
-            if session.outbox.size or not transport.writable():
+            outbox = session.outbox
+            if (outbox is not None and outbox.size) or not transport.writable():
                 rest.append((session, subscription))
                 continue
             try:

@@ -1,8 +1,32 @@
-"""Token buckets for per-client rate limits; pure: the caller passes the time."""
+"""Token buckets for per-client rate limits; pure: the caller passes the time.
+
+A bucket is kept as one number, the time at which it is full again (the generic cell rate
+algorithm): it holds ``burst - (full_at - now) * rate`` tokens, all of them once ``full_at``
+has passed. A client then costs one float instead of a bucket object with two of them, which
+counts where a node holds a million clients.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TokenBucket"]
+__all__ = ["FULL", "TokenBucket", "take_tokens"]
+
+#: A ``full_at`` that has always passed: a bucket that is full.
+FULL = 0.0
+
+# Rounding in ``tokens / rate`` must not refuse the last token of a burst.
+_EPSILON = 1e-9
+
+
+def take_tokens(full_at: float, now: float, rate: float, burst: int, tokens: float = 1.0) -> float | None:
+    """Take ``tokens`` at ``now`` from the bucket that is full at ``full_at``.
+
+    Returns the bucket's new ``full_at``, or ``None`` when it holds fewer tokens (and then
+    stays as it was).
+    """
+    after = (full_at if full_at > now else now) + tokens / rate
+    if (after - now) * rate > burst + _EPSILON:
+        return None
+    return after
 
 
 class TokenBucket:
@@ -14,29 +38,23 @@ class TokenBucket:
         now: the current time, in seconds.
     """
 
-    __slots__ = ("_stamp", "_tokens", "burst", "rate")
+    __slots__ = ("_full_at", "burst", "rate")
 
     def __init__(self, rate: float | None, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = now
+        self._full_at = now
 
     def take(self, now: float, tokens: float = 1.0) -> bool:
         """Take ``tokens`` if the bucket holds them; return whether it did."""
         if self.rate is None:
             return True
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._stamp = now
-        if self._tokens >= tokens:
-            self._tokens -= tokens
-            return True
-        return False
+        full_at = take_tokens(self._full_at, now, self.rate, self.burst, tokens)
+        if full_at is None:
+            return False
+        self._full_at = full_at
+        return True
 
     def full(self, now: float) -> bool:
         """Tell whether the bucket has filled up again: one made now would be the same."""
-        if self.rate is None:
-            return True
-        return self._tokens + (now - self._stamp) * self.rate >= self.burst
+        return self.rate is None or self._full_at <= now

@@ -50,7 +50,7 @@ from .commands import Handler, dispatch
 from .config import SlowConsumerPolicy
 from .delta import prepare as prepare_delta
 from .outbox import Outbox
-from .ratelimit import TokenBucket
+from .ratelimit import FULL, TokenBucket, take_tokens
 from .subscription import SUBSCRIBED, Subscription
 from .transport import Transport
 
@@ -93,6 +93,7 @@ class Session:
         user: the user id; ``""`` when anonymous.
         info: JSON bytes attached to the connection.
         subscriptions: the client's subscriptions by channel.
+        outbox: the messages waiting for the client to read, ``None`` while none wait.
         request: the HTTP request that opened the connection; ``None`` once the client has
             connected when no hook that runs later is set (:attr:`Hooks.hooks_after_connect
             <wavecast.realtime.hooks.Hooks.hooks_after_connect>`): ``on_connecting`` sees it in
@@ -105,7 +106,7 @@ class Session:
 
     __slots__ = (
         "_after_reply",
-        "_commands",
+        "_commands_full_at",
         "_expire_tick",
         "_loop",
         "_ping_tick",
@@ -155,9 +156,11 @@ class Session:
         self.subscriptions: dict[str, Subscription] = {}
         self.disconnect_reason: Disconnect | None = None
         config = node.config
-        self.outbox = Outbox(config.client_queue_max_size)
-        now = time.monotonic()
-        self._commands = TokenBucket(config.command_rate, config.command_burst, now)
+        # Created when a message must wait for the client and dropped once it has drained:
+        # most clients read as fast as they are written to.
+        self.outbox: Outbox | None = None
+        # The command rate limit's bucket, as the time it is full again (see ratelimit).
+        self._commands_full_at = FULL
         # Created when first needed: most clients never publish, run an RPC or have a command
         # queue follow-ups, and an empty set alone is 216 bytes.
         self._publications: TokenBucket | None = None
@@ -235,7 +238,7 @@ class Session:
                 return
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
-        if command.connect is None and not self._commands.take(time.monotonic()):
+        if command.connect is None and not self._take_command():
             if command.id:
                 self._reply(Reply(id=command.id, error=_error_msg(ERROR_TOO_MANY_REQUESTS)))
             else:
@@ -306,6 +309,17 @@ class Session:
             self._after_reply = []
         self._after_reply.append(callback)
 
+    def _take_command(self) -> bool:
+        config = self.node.config
+        rate = config.command_rate
+        if rate is None:
+            return True
+        full_at = take_tokens(self._commands_full_at, time.monotonic(), rate, config.command_burst)
+        if full_at is None:
+            return False
+        self._commands_full_at = full_at
+        return True
+
     def take_publication_token(self) -> bool:
         now = time.monotonic()
         bucket = self._publications
@@ -332,10 +346,12 @@ class Session:
         if self.state is CLOSED:
             return
         transport = self.transport
-        if not self.outbox.size and transport.writable():
+        outbox = self.outbox
+        if (outbox is None or not outbox.size) and transport.writable():
             transport.write(message)
             return
-        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = Outbox(self.node.config.client_queue_max_size)
         dropped, replaced = outbox.dropped, outbox.replaced
         if not outbox.push(message, policy=policy, key=key):
             self.node.stats.slow_consumer("disconnect")
@@ -349,6 +365,12 @@ class Session:
         if dropped:
             self.node.stats.slow_consumer("drop_oldest", dropped)
 
+    @property
+    def queued(self) -> int:
+        """The bytes of the messages waiting for the client to read."""
+        outbox = self.outbox
+        return 0 if outbox is None else outbox.size
+
     def writable_again(self) -> None:
         """Move queued messages to the transport while it accepts them: the transport calls
         this when the client reads again."""
@@ -356,11 +378,15 @@ class Session:
             return
         transport = self.transport
         outbox = self.outbox
+        if outbox is None:
+            return
         while outbox.size and transport.writable():
             message = outbox.pop()
             if message is None:
                 break
             transport.write(message)
+        if not outbox.size:
+            self.outbox = None
 
     def push(self, push: Push) -> None:
         """Send a push that is for this client only (unsubscribe, subscribe, message, ...)."""
@@ -515,7 +541,7 @@ class Session:
         self._apply(SessionAction.CLOSE)
         self.disconnect_reason = disconnect
         self._stop_timers()
-        self.outbox.clear()
+        self.outbox = None
         for task in self._tasks or ():
             task.cancel()
         if disconnect is not DISCONNECT_CONNECTION_CLOSED:
