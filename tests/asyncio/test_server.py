@@ -144,6 +144,23 @@ async def test_handler_sees_request_and_addresses(start_server: StartServer) -> 
         assert client.remote_address == connection.local_address
 
 
+async def test_connections_share_the_servers_settings(start_server: StartServer) -> None:
+    seen: list[ServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        seen.append(connection)
+        await connection.wait_closed()
+
+    server = await start_server(handler, subprotocols=["chat"], ping_interval=7, max_queue=3)
+    async with connect(ws_uri(server), subprotocols=["chat"]), connect(ws_uri(server)):
+        await wait_until(lambda: len(seen) == 2, what="both connections")
+        first, second = seen
+        assert first.options is second.options is server.options
+        assert first.protocol.policy is second.protocol.policy
+        assert (first.ping_interval, first.max_queue, first.close_timeout) == (7, 3, server.options.close_timeout)
+        assert (first.subprotocol, second.subprotocol) == ("chat", None)
+
+
 async def test_server_close_closes_every_connection_with_1001(start_server: StartServer) -> None:
     server = await start_server()
     uri = ws_uri(server)

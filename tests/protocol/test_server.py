@@ -13,7 +13,18 @@ from wavecast.exceptions import (
     LocalProtocolError,
     NegotiationError,
 )
-from wavecast.protocol import CLOSED, CONNECTING, OPEN, Close, Limits, Ping, Request, Response, ServerProtocol
+from wavecast.protocol import (
+    CLOSED,
+    CONNECTING,
+    OPEN,
+    Close,
+    HandshakePolicy,
+    Limits,
+    Ping,
+    Request,
+    Response,
+    ServerProtocol,
+)
 from wavecast.protocol.headers import Headers
 
 from .helpers import (
@@ -272,6 +283,17 @@ def test_subprotocol_by_server_preference() -> None:
     server, response = handshake(offer("chat, superchat", "v2.json"), subprotocols=["v2.json", "superchat"])
     assert response.headers["Sec-WebSocket-Protocol"] == "v2.json"
     assert server.subprotocol == "v2.json"
+
+
+def test_a_policy_shared_by_servers_negotiates_as_its_arguments_do() -> None:
+    policy = HandshakePolicy(subprotocols=["v2.json", "superchat"])
+    first, response = handshake(offer("superchat"), policy=policy)
+    second, _ = handshake(offer("v2.json"), policy=policy)
+    assert response.headers["Sec-WebSocket-Protocol"] == "superchat"
+    assert (first.subprotocol, second.subprotocol) == ("superchat", "v2.json")
+    assert first.policy is second.policy is policy
+    with pytest.raises(TypeError, match="not both"):
+        ServerProtocol(policy=policy, subprotocols=["chat"])
 
 
 def test_subprotocol_names_are_case_sensitive() -> None:

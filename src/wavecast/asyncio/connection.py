@@ -133,9 +133,10 @@ class Connection(_FanOutFields):
 
     Args:
         protocol: the sans-I/O protocol of this side; the connection logs to its logger.
-        options: the connection's settings; ``ping_interval``, ``ping_timeout``,
-            ``close_timeout``, ``max_queue`` and ``write_limit`` are copied to the attributes
-            of the same names, which the hot paths read.
+        options: the connection's settings, kept as ``options`` (a server's connections share
+            them); ``write_limit`` is copied to the attribute of that name, which the C
+            extension reads, and ``ping_interval``, ``ping_timeout``, ``close_timeout`` and
+            ``max_queue`` are read-only properties of the same names.
     """
 
     __slots__ = (
@@ -153,27 +154,18 @@ class Connection(_FanOutFields):
         "_recv_waiter",
         "_sink",
         "_unflushed",
-        "close_timeout",
-        "debug",
         "latency",
-        "logger",
         "loop",
-        "max_queue",
         "on_writable",
-        "ping_interval",
-        "ping_timeout",
+        "options",
         "transport",
     )
 
     def __init__(self, protocol: Protocol, options: ConnectionOptions = DEFAULT_OPTIONS) -> None:
         self.protocol = protocol
-        self.ping_interval = options.ping_interval
-        self.ping_timeout = options.ping_timeout
-        self.close_timeout = options.close_timeout
-        self.max_queue = options.max_queue
+        # Shared by a server's connections: a slot each for its settings would be 40 bytes.
+        self.options = options
         self.write_limit = options.write_limit
-        self.logger = protocol.logger
-        self.debug = self.logger.isEnabledFor(logging.DEBUG)
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         #: Round-trip time of the last keepalive ping, in seconds.
@@ -206,6 +198,36 @@ class Connection(_FanOutFields):
         self.on_writable: Callable[[], None] | None = None
 
     # --- public API ----------------------------------------------------------------------
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between keepalive pings; ``None``: none."""
+        return self.options.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds to wait for a keepalive pong before failing with 1011."""
+        return self.options.ping_timeout
+
+    @property
+    def close_timeout(self) -> float | None:
+        """Seconds to wait for the closing handshake and the end of TCP."""
+        return self.options.close_timeout
+
+    @property
+    def max_queue(self) -> int | None:
+        """Received messages to buffer before pausing reads."""
+        return self.options.max_queue
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """Where the connection logs: its protocol's logger."""
+        return self.protocol.logger
+
+    @property
+    def debug(self) -> bool:
+        """Whether the logger logs debug messages; read where a message would be logged."""
+        return self.protocol.logger.isEnabledFor(logging.DEBUG)
 
     @property
     def state(self) -> Any:
@@ -257,7 +279,7 @@ class Connection(_FanOutFields):
             messages = self._messages
             if messages:
                 message = messages.popleft()
-                if self._reading_paused and len(messages) <= (self.max_queue or 0) // 4:
+                if self._reading_paused and len(messages) <= (self.options.max_queue or 0) // 4:
                     self._reading_paused = False
                     self._resume_reading()
                 return message
@@ -513,7 +535,7 @@ class Connection(_FanOutFields):
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            max_queue = self.max_queue
+            max_queue = self.options.max_queue
             if max_queue is not None and len(messages) >= max_queue and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()
@@ -585,8 +607,8 @@ class Connection(_FanOutFields):
         """Start the close deadline when the peer should close TCP soon."""
         if self._close_handle is None and not self._lost and self.protocol.close_expected():
             self._stop_keepalive()
-            if self.close_timeout is not None:
-                self._close_handle = self.loop.call_later(self.close_timeout, self._close_timed_out)
+            if self.options.close_timeout is not None:
+                self._close_handle = self.loop.call_later(self.options.close_timeout, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
         if self.debug:
@@ -599,17 +621,17 @@ class Connection(_FanOutFields):
         The spread keeps connections opened together (a reconnecting crowd) from pinging in the
         same tick of the loop for as long as they live.
         """
-        interval = self.ping_interval
+        interval = self.options.ping_interval
         if interval is not None:
             self._keepalive_tick = self._keepalive_wheel().add(self, interval, spread=interval / 2)
 
     def _keepalive_wheel(self) -> timers.Wheel[Connection]:
-        assert self.ping_interval is not None
-        return timers.wheel(self.loop, Connection._keepalive, self.ping_interval)
+        assert self.options.ping_interval is not None
+        return timers.wheel(self.loop, Connection._keepalive, self.options.ping_interval)
 
     def _ping_timeout_wheel(self) -> timers.Wheel[Connection]:
-        assert self.ping_timeout is not None
-        return timers.wheel(self.loop, Connection._ping_timed_out, self.ping_timeout)
+        assert self.options.ping_timeout is not None
+        return timers.wheel(self.loop, Connection._ping_timed_out, self.options.ping_timeout)
 
     def _stop_keepalive(self) -> None:
         if self._keepalive_tick is not None:
@@ -626,9 +648,9 @@ class Connection(_FanOutFields):
         if self._pings is None:
             self._pings = {}
         self._pings[payload] = (None, self.loop.time())
-        if self.ping_timeout is not None and self._ping_timeout_tick is None:
-            self._ping_timeout_tick = self._ping_timeout_wheel().add(self, self.ping_timeout)
-        interval = self.ping_interval
+        if self.options.ping_timeout is not None and self._ping_timeout_tick is None:
+            self._ping_timeout_tick = self._ping_timeout_wheel().add(self, self.options.ping_timeout)
+        interval = self.options.ping_interval
         assert interval is not None
         self._keepalive_tick = self._keepalive_wheel().add(self, interval)
 

@@ -19,7 +19,7 @@ from ..protocol.events import Event, Request, Response
 from ..protocol.extensions import ServerExtensionFactory
 from ..protocol.headers import Headers
 from ..protocol.limits import DEFAULT_LIMITS, Limits
-from ..protocol.server import ServerProtocol, SubprotocolSelector
+from ..protocol.server import HandshakePolicy, ServerProtocol, SubprotocolSelector
 from ..protocol.state import CONNECTING, OPEN
 from . import _timers as timers
 from ._options import DEFAULT_OPTIONS, UNSET, ConnectionOptions, MaxSize, connection_options
@@ -309,10 +309,16 @@ class Server:
         self.options = options
         self.process_request = process_request
         self.origins = origins
-        # Tuples, which every connection's protocol shares instead of copying.
         self.subprotocols = tuple(subprotocols) if subprotocols else None
         self.select_subprotocol = select_subprotocol
         self.extensions = options.with_compression(extensions, ServerPerMessageDeflateFactory)
+        # One for every connection's protocol, instead of a copy of these in each.
+        self._policy = HandshakePolicy(
+            origins=origins,
+            subprotocols=self.subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=self.extensions,
+        )
         self.logger = logger if logger is not None else globals()["logger"]
         self.on_connection_lost: Callable[[ServerConnection], None] | None = None
         self._connections: set[ServerConnection] = set()
@@ -348,10 +354,7 @@ class Server:
 
     def _new_connection(self) -> ServerConnection:
         protocol = ServerProtocol(
-            origins=self.origins,
-            subprotocols=self.subprotocols,
-            select_subprotocol=self.select_subprotocol,
-            extensions=self.extensions,
+            policy=self._policy,
             limits=self.options.limits,
             logger=self.logger,
         )

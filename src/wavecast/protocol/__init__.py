@@ -25,7 +25,7 @@ from .headers import Headers, HeadersLike
 from .http import RequestParser, ResponseParser
 from .limits import DEFAULT_LIMITS, Limits
 from .prepared import PreparedMessage
-from .server import ServerProtocol, SubprotocolSelector
+from .server import HandshakePolicy, ServerProtocol, SubprotocolSelector
 from .state import CLOSED, CLOSING, CONNECTING, OPEN, TRANSITIONS, Action, State, next_state
 from .uri import WebSocketURI, parse_uri
 
@@ -45,6 +45,7 @@ __all__ = [
     "Event",
     "Extension",
     "ExtensionParameter",
+    "HandshakePolicy",
     "Headers",
     "HeadersLike",
     "Limits",

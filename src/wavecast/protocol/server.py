@@ -23,13 +23,37 @@ from .http import RequestParser
 from .limits import DEFAULT_LIMITS, Limits
 from .state import CONNECTING, OPEN, Action, next_state
 
-__all__ = ["ServerProtocol", "SubprotocolSelector"]
+__all__ = ["HandshakePolicy", "ServerProtocol", "SubprotocolSelector"]
 
 # What a missing header's values are: shared, and never changed.
 _NONE: list[str] = []
 
 #: Picks a subprotocol among the client's offers, in the client's order; ``None`` for none.
 SubprotocolSelector = Callable[[Sequence[str]], str | None]
+
+
+class HandshakePolicy:
+    """What a server accepts in an opening handshake: the arguments of :class:`ServerProtocol`
+    of the same names. A server's connections share one, which costs each nothing.
+    """
+
+    __slots__ = ("extensions", "origins", "select_subprotocol", "subprotocols")
+
+    def __init__(
+        self,
+        *,
+        origins: Sequence[str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+    ) -> None:
+        self.origins = origins
+        self.subprotocols: tuple[str, ...] = tuple(subprotocols) if subprotocols else ()
+        self.select_subprotocol = select_subprotocol
+        self.extensions = tuple(extensions)
+
+
+_DEFAULT_POLICY = HandshakePolicy()
 
 
 class ServerProtocol(Protocol):
@@ -47,18 +71,17 @@ class ServerProtocol(Protocol):
         subprotocols: the subprotocols this server speaks, in order of preference.
         select_subprotocol: picks the subprotocol instead of the order of preference.
         extensions: the extensions this server can negotiate.
+        policy: the four arguments above as one :class:`HandshakePolicy`, which a server
+            builds once for its connections; not with them.
         limits: the limits to enforce on clients.
     """
 
     __slots__ = (
         "_chunked",
         "_http",
-        "available_subprotocols",
-        "extension_factories",
         "handshake_exc",
-        "origins",
+        "policy",
         "request",
-        "select_subprotocol",
         "subprotocol",
     )
 
@@ -69,15 +92,24 @@ class ServerProtocol(Protocol):
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SubprotocolSelector | None = None,
         extensions: Sequence[ServerExtensionFactory] = (),
+        policy: HandshakePolicy | None = None,
         limits: Limits = DEFAULT_LIMITS,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         super().__init__(SERVER, limits=limits, state=CONNECTING, logger=logger)
-        self.origins = origins
-        # tuple() of a tuple is the tuple itself: a server's connections share these.
-        self.available_subprotocols = tuple(subprotocols) if subprotocols else ()
-        self.select_subprotocol = select_subprotocol
-        self.extension_factories = tuple(extensions)
+        if policy is None:
+            if origins is None and not subprotocols and select_subprotocol is None and not extensions:
+                policy = _DEFAULT_POLICY
+            else:
+                policy = HandshakePolicy(
+                    origins=origins,
+                    subprotocols=subprotocols,
+                    select_subprotocol=select_subprotocol,
+                    extensions=extensions,
+                )
+        elif origins is not None or subprotocols or select_subprotocol is not None or extensions:
+            raise TypeError("pass the handshake's settings as a policy or as arguments, not both")
+        self.policy = policy
         #: The last request received.
         self.request: Request | None = None
         #: The subprotocol agreed in the handshake, if any.
@@ -172,7 +204,7 @@ class ServerProtocol(Protocol):
         # A malformed Origin gets the same 403 as one that isn't allowed, not a 400: no
         # browser sends one, it names no origin that could be allowed, and a prober learns
         # nothing about the policy from telling the two apart.
-        if not origin_allowed(origin, host, self.origins):
+        if not origin_allowed(origin, host, self.policy.origins):
             raise InvalidOrigin(origin)
 
         # Base64 and fixed names: nothing for Headers.add to check.
@@ -190,12 +222,12 @@ class ServerProtocol(Protocol):
 
     def _negotiate_extensions(self, values: list[str]) -> str | None:
         """Accept the client's offers that a factory takes, in the client's order."""
-        if not values or not self.extension_factories:
+        if not values or not self.policy.extensions:
             return None
         accepted: list[Extension] = []
         response: list[tuple[str, list[ExtensionParameter]]] = []
         for name, params in parse_extensions(values):
-            for factory in self.extension_factories:
+            for factory in self.policy.extensions:
                 if factory.name != name or any(ext.name == name for ext in accepted):
                     continue
                 try:
@@ -214,19 +246,20 @@ class ServerProtocol(Protocol):
     def _negotiate_subprotocol(self, values: list[str]) -> str | None:
         # Subprotocol names are case-sensitive (RFC 6455 section 11.5).
         offered = parse_tokens(values, "Sec-WebSocket-Protocol", lowercase=False)
-        if self.select_subprotocol is not None:
-            chosen = self.select_subprotocol(offered)
+        policy = self.policy
+        if policy.select_subprotocol is not None:
+            chosen = policy.select_subprotocol(offered)
             if chosen is not None and chosen not in offered:
                 raise LocalProtocolError(f"select_subprotocol returned {chosen!r}, which the client didn't offer")
             return chosen
-        if not offered or not self.available_subprotocols:
+        if not offered or not policy.subprotocols:
             return None
-        for subprotocol in self.available_subprotocols:
+        for subprotocol in policy.subprotocols:
             if subprotocol in offered:
                 return subprotocol
         raise NegotiationError(
             f"no supported subprotocol: client offered {', '.join(offered)}; "
-            f"server speaks {', '.join(self.available_subprotocols)}"
+            f"server speaks {', '.join(policy.subprotocols)}"
         )
 
     def reject(self, status: int, text: str = "", *, keep_alive: bool = True) -> Response:
