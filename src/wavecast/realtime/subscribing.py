@@ -9,6 +9,7 @@ wait in ``pending`` and none falls between history and live delivery; it goes li
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -61,6 +62,9 @@ async def subscribe(
     right after the current command's reply).
     """
     node = session.node
+    # One string per channel however many subscribe to it, instead of 54 bytes or more per
+    # subscription: the hub's key, the session's and the subscription's.
+    channel = sys.intern(channel)
     subscription = Subscription(channel, options, server_side=server_side)
     subscription.info = info
     subscription.expire_at = expire_at

@@ -50,6 +50,16 @@ async def test_subscribe_then_receive(node: Node, connect: ConnectClient) -> Non
     assert push["pub"].keys() == {"data", "time"}
 
 
+async def test_subscribers_of_a_channel_share_its_name(node: Node, connect: ConnectClient) -> None:
+    first, second = await connect(node), await connect(node, user="43")
+    for client in (first, second):
+        assert await client.result("subscribe", {"channel": "news" + "x" * 40}) == {}
+    [(channel, one)] = first.session.subscriptions.items()
+    [(_, other)] = second.session.subscriptions.items()
+    # Each client's command decoded a string of its own; one string stays.
+    assert one.channel is other.channel is channel
+
+
 async def test_anonymous_subscribe(make_node: MakeNode, new_client: NewClient) -> None:
     node = await make_node(allow_anonymous_connect_without_token=True)
     client = new_client(node)
