@@ -72,8 +72,10 @@ def free_port(*, next_too: bool = False) -> int:
             return port
 
 
-async def open_connections(port: int, count: int, *, compression: str | None, realtime: bool) -> list[Any]:
-    path = "/connection/websocket" if realtime else "/echo"
+async def open_connections(
+    port: int, count: int, *, compression: str | None, realtime: bool, path: str = "/echo"
+) -> list[Any]:
+    path = "/connection/websocket" if realtime else path
     connections = []
     for _ in range(count):
         connection = await wavecast.connect(f"ws://127.0.0.1:{port}{path}", compression=compression, ping_interval=None)
@@ -174,6 +176,7 @@ async def measure(
     exchange: bool,
     realtime: bool,
     transport: str | None = None,
+    path: str = "/echo",
     trace: Path | None = None,
 ) -> float:
     if trace is not None:
@@ -183,7 +186,7 @@ async def measure(
     if transport is not None:
         connections = await open_served(port, count, transport)
     else:
-        connections = await open_connections(port, count, compression=compression, realtime=realtime)
+        connections = await open_connections(port, count, compression=compression, realtime=realtime, path=path)
     if exchange:
         for connection in connections:
             await connection.send(MESSAGE)
@@ -207,6 +210,7 @@ async def measure_fresh(
     transport: str | None = None,
     trace: bool = False,
     pings: bool = False,
+    path: str = "/echo",
 ) -> float:
     """Measure in a new server process, so that memory freed by earlier rounds doesn't hide costs."""
     port = free_port(next_too=transport is not None)
@@ -228,7 +232,7 @@ async def measure_fresh(
             assert server.stdout is not None
             server.stdout.readline()
             # A small warm-up round first, so that lazy imports and caches don't count.
-            kwargs = dict(compression=compression, exchange=exchange, realtime=realtime, transport=transport)
+            kwargs = dict(compression=compression, exchange=exchange, realtime=realtime, transport=transport, path=path)
             await measure(server.pid, port, 20, **kwargs)
             return await measure(server.pid, port, count, **kwargs, trace=Path(tmp) / "heap" if trace else None)
         finally:
@@ -243,6 +247,10 @@ TRANSPORTS = {"websocket": "WebSocket", "http_stream": "HTTP-streaming", "sse": 
 #: The rows of raw WebSocket and real-time connections: name, measure_fresh's arguments.
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "idle": ("WebSocket, idle", {"compression": None}),
+    "idle-sink": (
+        "WebSocket, idle, its messages to a sink (no handler task), handshake forgotten",
+        {"compression": None, "path": "/echo-sink"},
+    ),
     "exchange": ("WebSocket, after a message each way", {"compression": None, "exchange": True}),
     "deflate": ("permessage-deflate, idle", {"compression": "deflate"}),
     "deflate-exchange": ("permessage-deflate, after a message each way", {"compression": "deflate", "exchange": True}),

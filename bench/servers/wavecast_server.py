@@ -1,8 +1,11 @@
 """wavecast under the ws-bench wire contract (see bench/loadgen/README.md).
 
-``/echo`` sends every message back; ``/bcast`` forwards every message to every *other* open
-``/bcast`` connection with :func:`wavecast.broadcast`. Messages up to 16 MiB, no compression,
-no keepalive pings, any origin.
+``/echo`` sends every message back; ``/echo-sink`` too, from a
+:class:`wavecast.asyncio.MessageSink` (:meth:`~wavecast.asyncio.Connection.deliver_to`: no
+task per connection, and the handshake forgotten; not part of the contract, bench/memory.py
+measures it); ``/bcast`` forwards every message to every *other* open ``/bcast`` connection
+with :func:`wavecast.broadcast`. Messages up to 16 MiB, no compression, no keepalive pings,
+any origin.
 
 Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
 may also come from ``$PORT``. By default :func:`wavecast.run` uses uvloop when it's installed.
@@ -19,10 +22,27 @@ import os
 import signal
 
 import wavecast
+from wavecast.protocol.prepared import PreparedMessage
 
 LIMITS = wavecast.Limits(max_message_size=16 * 2**20, max_frame_size=16 * 2**20, max_fragments=None)
 
 subscribers: set[wavecast.ServerConnection] = set()
+
+
+class EchoSink:
+    """Sends each message back as it arrives, from the loop's callback."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: wavecast.ServerConnection) -> None:
+        self.connection = connection
+
+    def message_received(self, message: str | bytes) -> None:
+        text = isinstance(message, str)
+        self.connection.write_prepared(PreparedMessage(message.encode() if text else message, text=text))
+
+    def connection_closed(self) -> None:
+        pass
 
 
 async def handler(connection: wavecast.ServerConnection) -> None:
@@ -31,6 +51,10 @@ async def handler(connection: wavecast.ServerConnection) -> None:
     if path == "/echo":
         async for message in connection:
             await connection.send(message)
+    elif path == "/echo-sink":
+        # The handler returns; the sink keeps the connection, which needs no handshake.
+        connection.forget_handshake()
+        connection.deliver_to(EchoSink(connection))
     elif path == "/bcast":
         subscribers.add(connection)
         try:

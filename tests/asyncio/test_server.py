@@ -161,6 +161,22 @@ async def test_connections_share_the_servers_settings(start_server: StartServer)
         assert (first.subprotocol, second.subprotocol) == ("chat", None)
 
 
+async def test_a_handler_may_forget_the_handshake(start_server: StartServer) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        assert connection.request is not None and connection.response is not None
+        connection.forget_handshake()
+        assert (connection.request, connection.response, connection.protocol.request) == (None, None, None)
+        async for message in connection:
+            await connection.send(message)
+
+    server = await start_server(handler, subprotocols=["chat"])
+    async with connect(ws_uri(server), subprotocols=["chat"]) as client:
+        await client.send("still served")
+        assert await client.recv() == "still served"
+        (connection,) = server.connections
+        assert connection.subprotocol == "chat"
+
+
 async def test_server_close_closes_every_connection_with_1001(start_server: StartServer) -> None:
     server = await start_server()
     uri = ws_uri(server)

@@ -57,7 +57,9 @@ class ServerConnection(Connection):
     """A connection accepted by a :class:`Server`; the handler receives it.
 
     Attributes:
-        request: the handshake request, with its path, query and headers.
+        request: the handshake request, with its path, query and headers; ``None`` after
+            :meth:`forget_handshake`.
+        response: the handshake response; ``None`` after :meth:`forget_handshake`.
         subprotocol: the subprotocol agreed in the handshake, if any.
     """
 
@@ -93,6 +95,15 @@ class ServerConnection(Connection):
     @property
     def subprotocol(self) -> str | None:
         return self.protocol.subprotocol
+
+    def forget_handshake(self) -> None:
+        """Let go of the opening handshake's request and response: ``request`` and
+        ``response`` are ``None`` from now on.
+
+        For a connection that lives long after its handler read what it needed from them,
+        on a server that holds many: they are about 0.7 KiB of a connection's memory.
+        """
+        self.request = self.response = self.protocol.request = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

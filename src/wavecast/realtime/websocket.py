@@ -118,9 +118,8 @@ async def handle_websocket(node: Node, connection: ServerConnection) -> None:
     transport = WebSocketTransport(connection)
     # The session makes itself the transport's session, which keeps it.
     Session(node, transport, request=request, codec=codec)
-    # Nothing reads the 101 response again, nor the request but through the session, which
-    # drops it once connected unless a later hook may read it: 0.3 KiB and 0.4 KiB a client.
-    connection.response = connection.request = connection.protocol.request = None
+    # The session keeps the request while hooks may read it (see Session.connected).
+    connection.forget_handshake()
     connection.deliver_to(transport)
 
 
