@@ -56,6 +56,14 @@ def test_items_of_one_bucket_fire_together_and_buckets_in_order() -> None:
     assert due[3] is late
 
 
+def test_items_of_one_bucket_share_its_tick() -> None:
+    wheel = TimingWheel[Item](0.001)
+    ticks = [wheel.add(Item(str(n)), 1000.0002 + n / 100_000) for n in range(5)]
+    # Each an int past the small ones Python caches, and all the same object.
+    assert ticks[0] > 256 and all(tick is ticks[0] for tick in ticks)
+    assert wheel.add(Item("later"), 2000.0) != ticks[0]
+
+
 def test_a_discarded_item_doesnt_fire() -> None:
     wheel = TimingWheel[Item](0.1)
     kept, dropped = Item("kept"), Item("dropped")
