@@ -59,6 +59,9 @@ wavecast=(--server "wavecast=$PYTHON $SERVER --port {port}")
 wavecast_asyncio=(--server "wavecast-asyncio=$PYTHON $SERVER --no-uvloop --port {port}")
 # The pure-Python twins of the C speedups, as an install without a compiler runs.
 wavecast_pure=(--server "wavecast-pure=env WAVECAST_NO_SPEEDUPS=1 $PYTHON $SERVER --port {port}")
+# The handler as a plain function and every message to a sink: no task per connection, the
+# callback API that ws, picows and uWebSockets offer. Measured only when named in --peers.
+wavecast_callbacks=(--server "wavecast-callbacks=$PYTHON $SERVER --callbacks --port {port}")
 servers=("${wavecast[@]}" "${wavecast_asyncio[@]}" "${wavecast_pure[@]}")
 for arg in "$@"; do
     case "$arg" in
@@ -72,6 +75,7 @@ for arg in "$@"; do
             for name in "$@"; do
                 if [ "$name" = wavecast-asyncio ]; then servers+=("${wavecast_asyncio[@]}"); fi
                 if [ "$name" = wavecast-pure ]; then servers+=("${wavecast_pure[@]}"); fi
+                if [ "$name" = wavecast-callbacks ]; then servers+=("${wavecast_callbacks[@]}"); fi
             done
             break
             ;;

@@ -30,6 +30,7 @@ import asyncio
 import gc
 import os
 import signal
+from collections.abc import Awaitable
 from typing import Any
 
 import wavecast
@@ -104,27 +105,33 @@ tags: dict[str, str] | None = None
 channels = [CHANNEL]
 
 
-async def handler(connection: wavecast.ServerConnection) -> None:
+def handler(connection: wavecast.ServerConnection) -> Awaitable[None] | None:
+    """Clients start their sessions here, with no task; the publisher and the rest get one."""
     assert connection.request is not None
     path = connection.request.path
+    if path == WEBSOCKET_PATH:
+        handle_websocket(node, connection)
+        return None
     if path == "/publish":
-        # A feed that doesn't wait for each publication before the next: they are published
-        # in order, and the Redis engine sends those made meanwhile in one round trip.
-        pending: set[asyncio.Future[Any]] = set()
-        async for message in connection:
-            text = message if isinstance(message, str) else message.decode()
-            for channel in channels:
-                future = asyncio.ensure_future(node.publish(channel, text, tags=tags))
-                pending.add(future)
-                future.add_done_callback(pending.discard)
-            if len(pending) >= 256:
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if pending:
-            await asyncio.wait(pending)
-    elif path == WEBSOCKET_PATH:
-        await handle_websocket(node, connection)
-    else:
-        await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
+        return publish_feed(connection)
+    connection.close_nowait(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
+    return None
+
+
+async def publish_feed(connection: wavecast.ServerConnection) -> None:
+    # A feed that doesn't wait for each publication before the next: they are published
+    # in order, and the Redis engine sends those made meanwhile in one round trip.
+    pending: set[asyncio.Future[Any]] = set()
+    async for message in connection:
+        text = message if isinstance(message, str) else message.decode()
+        for channel in channels:
+            future = asyncio.ensure_future(node.publish(channel, text, tags=tags))
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+        if len(pending) >= 256:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    if pending:
+        await asyncio.wait(pending)
 
 
 async def main(

@@ -9,7 +9,10 @@ any origin.
 
 Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
 may also come from ``$PORT``. By default :func:`wavecast.run` uses uvloop when it's installed.
-``--gc-threshold N`` sets the cyclic collector's first threshold (Python's default is 700; 0
+``--callbacks`` serves every path as ``/echo-sink`` does, from callbacks with no task per
+connection (a plain function as the handler, :class:`~wavecast.asyncio.MessageSink` objects;
+the API that ws, picows and uWebSockets offer): not part of the contract, a second wavecast row
+in the peers' runs. ``--gc-threshold N`` sets the cyclic collector's first threshold (Python's default is 700; 0
 turns it off), to measure what the collector costs a scenario: not part of the contract.
 """
 
@@ -38,11 +41,44 @@ class EchoSink:
         self.connection = connection
 
     def message_received(self, message: str | bytes) -> None:
-        text = isinstance(message, str)
-        self.connection.write_prepared(PreparedMessage(message.encode() if text else message, text=text))
+        if isinstance(message, str):
+            self.connection.write_prepared(PreparedMessage(message.encode(), text=True))
+        else:
+            self.connection.write_prepared(PreparedMessage(message, text=False))
 
     def connection_closed(self) -> None:
         pass
+
+
+class BroadcastSink:
+    """Forwards each message to every other ``/bcast`` connection, from the loop's callback."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: wavecast.ServerConnection) -> None:
+        self.connection = connection
+        subscribers.add(connection)
+
+    def message_received(self, message: str | bytes) -> None:
+        connection = self.connection
+        wavecast.broadcast([c for c in subscribers if c is not connection], message)
+
+    def connection_closed(self) -> None:
+        subscribers.discard(self.connection)
+
+
+def callback_handler(connection: wavecast.ServerConnection) -> None:
+    """``--callbacks``: every path served from the loop's callbacks, no task per connection."""
+    assert connection.request is not None
+    path = connection.request.path
+    if path in ("/echo", "/echo-sink"):
+        connection.forget_handshake()
+        connection.deliver_to(EchoSink(connection))
+    elif path == "/bcast":
+        connection.forget_handshake()
+        connection.deliver_to(BroadcastSink(connection))
+    else:
+        connection.close_nowait(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
 
 
 async def handler(connection: wavecast.ServerConnection) -> None:
@@ -66,9 +102,9 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
 
 
-async def main(port: int, compression: bool = False) -> None:
+async def main(port: int, compression: bool = False, callbacks: bool = False) -> None:
     async with wavecast.serve(
-        handler,
+        callback_handler if callbacks else handler,
         "127.0.0.1",
         port,
         origins=["*"],
@@ -97,8 +133,11 @@ if __name__ == "__main__":
         help="force uvloop on or off (default: use it when installed)",
     )
     parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate (not the contract)")
+    parser.add_argument(
+        "--callbacks", action="store_true", help="serve every path from callbacks, no task per connection"
+    )
     parser.add_argument("--gc-threshold", type=int, help="the cyclic GC's gen0 threshold (0: off)")
     args = parser.parse_args()
     if args.gc_threshold is not None:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
-    wavecast.run(main(args.port, args.compression), use_uvloop=args.uvloop)
+    wavecast.run(main(args.port, args.compression, args.callbacks), use_uvloop=args.uvloop)

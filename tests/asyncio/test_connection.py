@@ -23,7 +23,6 @@ from wavecast import (
 from wavecast.asyncio import BroadcastResult, ConcurrencyError, Server, ServerConnection, broadcast, connect
 from wavecast.protocol import CLOSED, CLOSING, OPEN
 from wavecast.protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
-from wavecast.protocol.prepared import PreparedMessage
 
 from ..support.memory import kernel_send_queues
 from ..support.peers import (
@@ -35,7 +34,7 @@ from ..support.peers import (
     raw_handshake,
     raw_server,
 )
-from ..support.servers import Recorder, StartServer, echo, ws_uri
+from ..support.servers import Recorder, Sink, StartServer, echo, ws_uri
 from ..support.timing import MS, wait_until
 
 # --- recv and iteration --------------------------------------------------------------------
@@ -764,26 +763,6 @@ async def test_write_delay_gathers_messages_of_several_turns_in_one_write(start_
 
 
 # --- a message sink instead of recv() ------------------------------------------------------
-
-
-class Sink:
-    """A MessageSink that records what it gets, and may echo it back."""
-
-    def __init__(self, connection: ServerConnection, *, echo: bool = False) -> None:
-        self.connection = connection
-        self.echo = echo
-        self.messages: list[str | bytes] = []
-        self.closed = 0
-
-    def message_received(self, message: str | bytes) -> None:
-        self.messages.append(message)
-        if message == "boom":
-            raise RuntimeError("boom")
-        if self.echo:
-            self.connection.write_prepared(PreparedMessage.of(message))
-
-    def connection_closed(self) -> None:
-        self.closed += 1
 
 
 async def test_a_sink_gets_messages_and_the_connection_outlives_the_handler(start_server: StartServer) -> None:

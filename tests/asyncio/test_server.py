@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -22,9 +23,11 @@ from wavecast import (
 )
 from wavecast.asyncio import Server, ServerConnection, connect, http_response, serve
 from wavecast.protocol import CLOSED, CONNECTING, OPEN
+from wavecast.protocol.frames import OP_TEXT
+from wavecast.protocol.prepared import PreparedMessage
 
-from ..support.peers import handshake_request, open_raw_client, raw_handshake
-from ..support.servers import StartServer, echo, ws_uri
+from ..support.peers import handshake_request, masked_frame, open_raw_client, raw_handshake
+from ..support.servers import Sink, StartServer, echo, ws_uri
 from ..support.timing import MS, wait_until
 
 # --- echo --------------------------------------------------------------------------------
@@ -122,6 +125,77 @@ async def test_handler_exception_closes_with_1011_and_server_keeps_serving(
             await later.send("and later")
             assert await later.recv() == "and later"
     assert any("connection handler failed" in record.getMessage() for record in caplog.records)
+
+
+# A plain function as the handler: called as the connection opens, no task.
+
+
+async def test_a_plain_function_handler_serves_through_a_sink_without_a_task(start_server: StartServer) -> None:
+    sinks: list[Sink] = []
+
+    def handler(connection: ServerConnection) -> None:
+        assert asyncio.current_task() is None
+        sinks.append(Sink(connection, echo=True))
+        connection.deliver_to(sinks[-1])
+
+    server = await start_server(handler)
+    # A message in the handshake's segment reaches the sink too.
+    with await open_raw_client(server.port) as raw:
+        await raw.send(handshake_request(server.port) + masked_frame(OP_TEXT, b"in the same segment"))
+        assert (await raw.read_head()).startswith(b"HTTP/1.1 101 ")
+        assert await raw.read_frame() == (OP_TEXT, b"in the same segment")
+    async with connect(ws_uri(server)) as client:
+        await client.send("hello")
+        assert await client.recv() == "hello"
+        (connection,) = (c for c in server.connections if c.protocol.state is OPEN)
+        assert connection._handler_task is None and not server._handlers
+    assert [sink.messages for sink in sinks] == [["in the same segment"], ["hello"]]
+
+
+async def test_a_plain_function_handler_that_keeps_no_sink_closes_with_1000(start_server: StartServer) -> None:
+    def handler(connection: ServerConnection) -> None:
+        connection.write_prepared(PreparedMessage.of("bye"))
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as client:
+        assert await client.recv() == "bye"
+        with pytest.raises(ConnectionClosedOK):
+            await client.recv()
+    assert client.close_code == CloseCode.NORMAL_CLOSURE
+
+
+async def test_a_plain_function_handler_that_raises_closes_with_1011_and_server_keeps_serving(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(connection: ServerConnection) -> None:
+        if connection.request is not None and connection.request.path == "/boom":
+            raise RuntimeError("boom")
+        connection.deliver_to(Sink(connection, echo=True))
+
+    server = await start_server(handler)
+    with caplog.at_level(logging.ERROR, logger="wavecast.server"):
+        async with connect(ws_uri(server)) as good, connect(ws_uri(server, "/boom")) as bad:
+            await bad.wait_closed()
+            assert bad.close_code == CloseCode.INTERNAL_ERROR
+            await good.send("still here")
+            assert await good.recv() == "still here"
+    assert any("connection handler failed" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_plain_function_handler_may_return_a_coroutine_to_run_in_a_task(start_server: StartServer) -> None:
+    def handler(connection: ServerConnection) -> Awaitable[None] | None:
+        assert connection.request is not None
+        if connection.request.path == "/task":
+            return echo(connection)
+        connection.deliver_to(Sink(connection, echo=True))
+        return None
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server, "/task")) as in_task, connect(ws_uri(server)) as in_sink:
+        await wait_until(lambda: len(server._handlers) == 1, what="the one handler's task")
+        for client in (in_task, in_sink):
+            await client.send("both served")
+            assert await client.recv() == "both served"
 
 
 async def test_handler_sees_request_and_addresses(start_server: StartServer) -> None:

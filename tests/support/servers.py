@@ -15,6 +15,7 @@ import wavecast
 from wavecast import ConnectionClosed
 from wavecast.asyncio import Server, ServerConnection, http_response
 from wavecast.protocol.events import Request
+from wavecast.protocol.prepared import PreparedMessage
 from wavecast.realtime import WEBSOCKET_PATH, Node, NodeConfig, websocket_server_options
 from wavecast.realtime.emulation import EMULATION_PATH
 from wavecast.server.app import App
@@ -33,6 +34,7 @@ __all__ = [
     "Listening",
     "NodeServer",
     "Recorder",
+    "Sink",
     "StartNode",
     "StartServer",
     "StartWavecast",
@@ -56,8 +58,28 @@ async def echo(connection: ServerConnection) -> None:
         await connection.send(message)
 
 
+class Sink:
+    """A MessageSink that records what it gets, and may echo it back."""
+
+    def __init__(self, connection: ServerConnection, *, echo: bool = False) -> None:
+        self.connection = connection
+        self.echo = echo
+        self.messages: list[str | bytes] = []
+        self.closed = 0
+
+    def message_received(self, message: str | bytes) -> None:
+        self.messages.append(message)
+        if message == "boom":
+            raise RuntimeError("boom")
+        if self.echo:
+            self.connection.write_prepared(PreparedMessage.of(message))
+
+    def connection_closed(self) -> None:
+        self.closed += 1
+
+
 async def serve_locally(
-    handler: Callable[[ServerConnection], Awaitable[None]] = echo, *, port: int = 0, **kwargs: Any
+    handler: Callable[[ServerConnection], Awaitable[None] | None] = echo, *, port: int = 0, **kwargs: Any
 ) -> Server:
     """Serve ``handler`` (an echo by default) on 127.0.0.1 and ``port`` (a free one by default),
     with the other arguments of :func:`~wavecast.asyncio.serve`."""

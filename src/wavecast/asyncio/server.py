@@ -30,7 +30,10 @@ __all__ = ["Server", "ServerConnection", "http_response", "serve"]
 
 logger = logging.getLogger("wavecast.server")
 
-Handler = Callable[["ServerConnection"], Awaitable[None]]
+#: Serves one connection: a coroutine function runs in a task of its own; a plain function is
+#: called from the event loop as the connection opens (no task), and hands the connection to a
+#: sink (:meth:`~wavecast.asyncio.Connection.deliver_to`) or closes it.
+Handler = Callable[["ServerConnection"], "Awaitable[None] | None"]
 #: Answers a request before the handshake: return a :class:`Response` to send it instead, or a
 #: :class:`StreamingResponse` to stream a body.
 Answer = Response | StreamingResponse
@@ -228,8 +231,7 @@ class ServerConnection(Connection):
             # Servers don't mask: without compression, prepared frames go out as they are.
             self._prepared_ok = protocol.extension is None
             self._start_keepalive()
-            self._handler_task = self.loop.create_task(self._run_handler())
-            self.server._handlers.add(self._handler_task)
+            self._start_handler()
         elif protocol.state is CONNECTING:
             # A kept-alive HTTP connection gets the same time for its next request.
             self._start_open_deadline()
@@ -266,11 +268,28 @@ class ServerConnection(Connection):
             self.server._handlers.discard(cast("asyncio.Task[None]", self._handler_task))
             self._handler_task = None
 
-    async def _run_handler(self) -> None:
+    def _start_handler(self) -> None:
+        """Call the handler; run what it returns to await, if anything, in a task."""
+        try:
+            # Calling a coroutine function only creates its coroutine: its body runs in the task.
+            running = self.server.handler(self)
+        except Exception:
+            self.logger.exception("connection handler failed")
+            self._fail(CloseCode.INTERNAL_ERROR)
+            return
+        if running is not None:
+            self._handler_task = self.loop.create_task(self._run_handler(running))
+            self.server._handlers.add(self._handler_task)
+        elif self.protocol.state is OPEN and self._sink is None:
+            # A plain function that kept no sink is done with its connection, as a coroutine
+            # that returned would be.
+            self.close_nowait()
+
+    async def _run_handler(self, running: Awaitable[None]) -> None:
         # The handler isn't cancelled when TCP closes: it learns it from recv() or send()
         # and may finish its work; Server.close() cancels handlers that outlive it.
         try:
-            await self.server.handler(self)
+            await running
         except ConnectionClosed as exc:
             # The peer went away or broke the protocol: not a bug in the handler.
             if self.debug:
@@ -436,8 +455,13 @@ class serve:
     or ``server = await serve(...)``.
 
     Args:
-        handler: a coroutine function that receives each :class:`ServerConnection`; the
-            connection closes with 1000 when it returns, 1011 when it raises.
+        handler: receives each :class:`ServerConnection` once its handshake is complete. A
+            coroutine function runs in a task of its own; the connection closes with 1000 when
+            it returns (unless it handed the connection to a sink, see
+            :meth:`~wavecast.asyncio.Connection.deliver_to`), 1011 when it raises. A plain
+            function is called from the event loop, with no task (a task costs a connect about
+            a fifth of its CPU, and a connection 1.2 KiB while it waits): it must not block, and
+            hands the connection to a sink, or the connection closes with 1000 when it returns.
         host: the interface to listen on; ``None`` for all of them.
         port: the port; 0 picks a free one (see :attr:`Server.port`).
         ssl: an :class:`ssl.SSLContext` for wss://.

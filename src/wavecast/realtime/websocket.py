@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from typing import TYPE_CHECKING, Any, cast
 
 from ..asyncio.server import ServerConnection
@@ -105,11 +106,12 @@ class WebSocketTransport:
             self.connection.close_nowait()
 
 
-async def handle_websocket(node: Node, connection: ServerConnection) -> None:
+def handle_websocket(node: Node, connection: ServerConnection) -> None:
     """Serve one client: a new session takes its messages until the connection closes.
 
     The session speaks the form of the protocol the handshake chose (see
-    :func:`~wavecast.realtime.codec.negotiate_codec`). This returns at once: the connection
+    :func:`~wavecast.realtime.codec.negotiate_codec`). This returns at once, a plain function
+    that a server's handler calls with no task (see :func:`wavecast.serve`): the connection
     delivers the messages to the session (:meth:`~wavecast.asyncio.Connection.deliver_to`),
     and the server leaves the connection open.
     """
@@ -136,14 +138,12 @@ def websocket_server_options(node: Node) -> dict[str, Any]:
     """
     from ..protocol.limits import Limits
 
-    async def handler(connection: ServerConnection) -> None:
-        await handle_websocket(node, connection)
-
     size = node.config.client_message_size_limit
     # Off means off: a message of any size, in one frame too.
     limits = Limits(max_message_size=size) if size is not None else Limits(max_message_size=None, max_frame_size=None)
     return {
-        "handler": handler,
+        # Called as each client's handshake completes, with no task (see serve()).
+        "handler": functools.partial(handle_websocket, node),
         "limits": limits,
         "ping_interval": None,
         "origins": node.config.allowed_origins,
