@@ -4,7 +4,7 @@
 :class:`wavecast.asyncio.MessageSink` (:meth:`~wavecast.asyncio.Connection.deliver_to`: no
 task per connection, and the handshake forgotten; not part of the contract, bench/memory.py
 measures it); ``/bcast`` forwards every message to every *other* open ``/bcast`` connection
-with :func:`wavecast.broadcast`. Messages up to 16 MiB, no compression, no keepalive pings,
+with :func:`wavecast.broadcast` (``exclude=`` the sender). Messages up to 16 MiB, no compression, no keepalive pings,
 any origin.
 
 Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
@@ -60,8 +60,7 @@ class BroadcastSink:
         subscribers.add(connection)
 
     def message_received(self, message: str | bytes) -> None:
-        connection = self.connection
-        wavecast.broadcast([c for c in subscribers if c is not connection], message)
+        wavecast.broadcast(subscribers, message, exclude=self.connection)
 
     def connection_closed(self) -> None:
         subscribers.discard(self.connection)
@@ -95,7 +94,7 @@ async def handler(connection: wavecast.ServerConnection) -> None:
         subscribers.add(connection)
         try:
             async for message in connection:
-                wavecast.broadcast([c for c in subscribers if c is not connection], message)
+                wavecast.broadcast(subscribers, message, exclude=connection)
         finally:
             subscribers.discard(connection)
     else:

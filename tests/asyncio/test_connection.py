@@ -599,6 +599,28 @@ async def test_broadcast_skips_closed_connections(start_server: StartServer) -> 
         assert broadcast([gone], "hi") == BroadcastResult(sent=0, skipped=1)
 
 
+async def test_broadcast_to_every_other_connection_than_the_sender(start_server: StartServer) -> None:
+    senders: list[ServerConnection] = []
+
+    def handler(connection: ServerConnection) -> None:
+        # Each message to every other connection, from the set itself: no copy without the sender.
+        senders.append(connection)
+        connection.deliver_to(Relay(connection))
+
+    class Relay(Sink):
+        def message_received(self, message: str | bytes) -> None:
+            assert broadcast(server.connections, message, exclude=self.connection) == BroadcastResult(2, 0)
+
+    server = await start_server(handler)
+    async with connect(ws_uri(server)) as a, connect(ws_uri(server)) as b, connect(ws_uri(server)) as c:
+        await wait_until(lambda: len(senders) == 3, what="three connections")
+        await a.send("from a")
+        assert [await b.recv(), await c.recv()] == ["from a", "from a"]
+        await c.send("from c")
+        # a gets c's message and nothing of its own before it.
+        assert [await a.recv(), await b.recv()] == ["from c", "from c"]
+
+
 async def test_broadcast_skips_connections_over_their_write_limit(start_server: StartServer) -> None:
     async with flooding(start_server) as (server, flood):
         assert flood.connection is not None

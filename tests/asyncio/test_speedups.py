@@ -66,14 +66,16 @@ def state(connection: ServerConnection) -> tuple[list[bytes], bool]:
 
 
 @needs_native
-async def test_broadcast_does_what_its_python_twin_does() -> None:
+@pytest.mark.parametrize("excluded", [None, 0, 1], ids=["none", "an open one", "a paused one"])
+async def test_broadcast_does_what_its_python_twin_does(excluded: int | None) -> None:
     assert native is not None
     batcher = _batcher(asyncio.get_running_loop())
     frame = b"\x81\x05hello"
     ours, theirs = connections(), connections()
-    result = native.broadcast(ours, frame, OPEN, batcher)
-    expected = _broadcast(theirs, frame, batcher)
-    assert result[:2] == expected[:2] == (8, 6)
+    result = native.broadcast(ours, frame, OPEN, batcher, None if excluded is None else ours[excluded])
+    expected = _broadcast(theirs, frame, batcher, None if excluded is None else theirs[excluded])
+    # The excluded connection counts neither as sent nor as skipped.
+    assert result[:2] == expected[:2] == {None: (8, 6), 0: (7, 6), 1: (8, 5)}[excluded]
     assert [ours.index(c) for c in result[2]] == [theirs.index(c) for c in expected[2]]  # slow
     assert [ours.index(c) for c in result[3]] == [theirs.index(c) for c in expected[3]]  # flush now
     assert [state(c) for c in ours] == [state(c) for c in theirs]
@@ -85,12 +87,12 @@ async def test_broadcast_takes_any_iterable_and_checks_its_arguments() -> None:
     assert native is not None
     batcher = _batcher(asyncio.get_running_loop())
     ours = connections()
-    assert native.broadcast(iter(ours), b"\x81\x00", OPEN, batcher)[:2] == (8, 6)
-    assert native.broadcast((), b"\x81\x00", OPEN, batcher) == (0, 0, [], [])
+    assert native.broadcast(iter(ours), b"\x81\x00", OPEN, batcher, None)[:2] == (8, 6)
+    assert native.broadcast((), b"\x81\x00", OPEN, batcher, None) == (0, 0, [], [])
     with pytest.raises(TypeError, match="frame must be bytes"):
-        native.broadcast(ours, "text", OPEN, batcher)
+        native.broadcast(ours, "text", OPEN, batcher, None)
     with pytest.raises(AttributeError):
-        native.broadcast([object()], b"\x81\x00", OPEN, batcher)
+        native.broadcast([object()], b"\x81\x00", OPEN, batcher, None)
     batcher._pending.clear()
 
 

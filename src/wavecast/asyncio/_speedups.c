@@ -4,8 +4,9 @@
  * WAVECAST_NO_SPEEDUPS=1), and does nothing its twin doesn't: the C code only skips the
  * interpreter on the common case and hands anything unusual back to Python.
  *
- * broadcast(connections, frame, open_state, batcher) -> (sent, skipped, slow, flush)
- *     Cork a prepared frame on every open server connection that takes prepared frames;
+ * broadcast(connections, frame, open_state, batcher, exclude) -> (sent, skipped, slow, flush)
+ *     Cork a prepared frame on every open server connection that takes prepared frames,
+ *     but exclude (None, or the sender of a message to every other connection);
  *     slow lists the connections that frame it themselves (clients, compression), flush
  *     those whose corked frames, counted at this frame's size, passed their write limit.
  * flush(connections) -> None
@@ -273,8 +274,9 @@ prefetch_ahead(PyObject **items, Py_ssize_t i, Py_ssize_t n)
 static PyObject *
 broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    WAVECAST_EXPECT_ARGS("broadcast", 4);
+    WAVECAST_EXPECT_ARGS("broadcast", 5);
     Cork cork = {.frame = args[1], .batcher = Py_NewRef(args[3])};
+    PyObject *exclude = args[4];
     if (args[2] != open_state) {
         Py_DECREF(cork.batcher);
         PyErr_SetString(PyExc_ValueError, "open_state must be wavecast.protocol.state.OPEN");
@@ -308,6 +310,9 @@ broadcast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         prefetch_ahead(items, i, n);
         PyObject *conn = items[i];
+        if (conn == exclude) {
+            continue;
+        }
         switch (cork_one(&cork, conn)) {
         case CORKED:
             sent++;

@@ -807,11 +807,15 @@ class BroadcastResult(NamedTuple):
     skipped: int
 
 
-def broadcast(connections: Iterable[Connection], message: Data | PreparedMessage) -> BroadcastResult:
+def broadcast(
+    connections: Iterable[Connection], message: Data | PreparedMessage, *, exclude: Connection | None = None
+) -> BroadcastResult:
     """Send ``message`` to every open connection, framing it once.
 
     A connection whose write buffer is over its ``write_limit`` is skipped instead of
     letting memory grow for a peer that doesn't read; so is a connection that isn't open.
+    ``exclude`` is left out, and not counted: the sender of a message that goes to every
+    other connection, which then needs no copy of ``connections`` without it.
     This doesn't wait: the frames leave at the end of the current turn of the event loop,
     in one write per connection.
     """
@@ -819,9 +823,9 @@ def broadcast(connections: Iterable[Connection], message: Data | PreparedMessage
     frame = prepared.frame
     batcher = _batcher(asyncio.get_running_loop())
     if _native is not None:
-        sent, skipped, slow, flush_now = _native.broadcast(connections, frame, OPEN, batcher)
+        sent, skipped, slow, flush_now = _native.broadcast(connections, frame, OPEN, batcher, exclude)
     else:
-        sent, skipped, slow, flush_now = _broadcast(connections, frame, batcher)
+        sent, skipped, slow, flush_now = _broadcast(connections, frame, batcher, exclude)
     for connection in slow:
         connection.write_prepared(prepared)
     for connection in flush_now:
@@ -830,9 +834,9 @@ def broadcast(connections: Iterable[Connection], message: Data | PreparedMessage
 
 
 def _broadcast(
-    connections: Iterable[Connection], frame: bytes, batcher: _WriteBatcher
+    connections: Iterable[Connection], frame: bytes, batcher: _WriteBatcher, exclude: Connection | None = None
 ) -> tuple[int, int, list[Connection], list[Connection]]:
-    """Cork ``frame`` on every open connection that takes prepared frames.
+    """Cork ``frame`` on every open connection that takes prepared frames, but ``exclude``.
 
     Return the counts, the connections that must frame the message themselves (clients
     and connections with compression), and those whose corked bytes passed their write
@@ -843,6 +847,8 @@ def _broadcast(
     flush_now: list[Connection] = []
     size = len(frame)
     for connection in connections:
+        if connection is exclude:
+            continue
         protocol = connection.protocol
         # A fragmented message in progress can't have another message slipped in between.
         if protocol.state is not OPEN or connection._writing_paused or protocol._out_fragmented:
