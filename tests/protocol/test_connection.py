@@ -44,6 +44,17 @@ def client(**kwargs: object) -> Protocol:
     return Protocol(Side.CLIENT, **kwargs)  # type: ignore[arg-type]
 
 
+def test_an_idle_protocol_holds_no_list_of_events() -> None:
+    protocol = server()
+    assert protocol._events is None and protocol.events_received() == []
+    protocol.receive_data(client_frame(OP_TEXT, b"one") + client_frame(OP_PING, b"p"))
+    assert protocol.events_received() == ["one", Ping(b"p")]
+    # Taken: nothing is kept until the next frame.
+    assert protocol._events is None
+    protocol.receive_data(client_frame(OP_BINARY, b"two"))
+    assert protocol.events_received() == [b"two"]
+
+
 # --- payload lengths -------------------------------------------------------------------------
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]

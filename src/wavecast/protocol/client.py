@@ -138,13 +138,13 @@ class ClientProtocol(Protocol):
         except InvalidHandshake as exc:
             self.handshake_exc = exc
             if self.response is not None:
-                self._events.append(self.response)
+                self._event(self.response)
             self.state = next_state(self.state, Action.FAIL)
             self.send_eof()
             self._discard = True
             return b""
         self.state = next_state(self.state, Action.ACCEPT)
-        self._events.append(response)
+        self._event(response)
         return tail
 
     def _check_response(self, response: Response) -> None:

@@ -151,7 +151,9 @@ class Protocol(_FanOutFields):
         self.eof_sent = False
         self.eof_rcvd = False
 
-        self._events: list[Event] = []
+        # Only while receive_data() has events for events_received() to take: an idle
+        # connection holds no list (64 bytes each, with a million connections).
+        self._events: list[Event] | None = None
         self._out: list[bytes] = []
         self._mask_frames = side is CLIENT
         self._discard = False
@@ -187,8 +189,15 @@ class Protocol(_FanOutFields):
 
     def events_received(self) -> list[Event]:
         """Return the events received since the last call, and forget them."""
-        events, self._events = self._events, []
-        return events
+        events, self._events = self._events, None
+        return events if events is not None else []
+
+    def _event(self, event: Event) -> None:
+        """Record an event for events_received()."""
+        events = self._events
+        if events is None:
+            events = self._events = []
+        events.append(event)
 
     def close_expected(self) -> bool:
         """Tell whether the peer should close the TCP connection soon.
@@ -385,6 +394,9 @@ class Protocol(_FanOutFields):
         self.fail(exc.close_code, str(exc))
 
     def _parse(self, data: bytes) -> None:
+        events = self._events
+        if events is None:
+            events = self._events = []
         n = len(data)
         i = 0
         limits = self.limits
@@ -402,7 +414,7 @@ class Protocol(_FanOutFields):
             if parse_frames is not None and not self._m_opcode:
                 # The C parser takes the run of whole, unfragmented data frames; it stops at
                 # anything else (control frames, fragments, errors), which is parsed below.
-                i = parse_frames(data, i, expect_mask, fast_max_frame, fast_max_message, self._events)
+                i = parse_frames(data, i, expect_mask, fast_max_frame, fast_max_message, events)
                 if i >= n:
                     break
 
@@ -477,11 +489,11 @@ class Protocol(_FanOutFields):
                         payload = apply_mask(payload, mask)
                     if opcode == OP_TEXT:
                         try:
-                            self._events.append(payload.decode())
+                            events.append(payload.decode())
                         except UnicodeDecodeError as exc:
                             raise InvalidPayload("invalid UTF-8 in text message") from exc
                     else:
-                        self._events.append(payload)
+                        events.append(payload)
                     continue
 
             self._start_data_frame(opcode, fin, rsv1, length)
@@ -596,13 +608,13 @@ class Protocol(_FanOutFields):
             if text:
                 text_parts.append(text)
             if last:
-                self._events.append(text_parts[0] if len(text_parts) == 1 else "".join(text_parts))
+                self._event(text_parts[0] if len(text_parts) == 1 else "".join(text_parts))
         else:
             byte_parts: list[bytes] = self._m_parts  # type: ignore[assignment]
             if chunk:
                 byte_parts.append(chunk)
             if last:
-                self._events.append(byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts))
+                self._event(byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts))
         if last:
             self._m_opcode = 0
             self._m_parts = None
@@ -610,11 +622,11 @@ class Protocol(_FanOutFields):
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
-            self._events.append(Ping(payload))
+            self._event(Ping(payload))
             if self.state is OPEN:
                 self._queue_frame(OP_PONG, payload)
         elif opcode == OP_PONG:
-            self._events.append(Pong(payload))
+            self._event(Pong(payload))
         else:
             code, reason = parse_close(payload)
             close = Close(code, reason)
@@ -627,7 +639,7 @@ class Protocol(_FanOutFields):
             else:
                 self.close_rcvd_then_sent = False
             self.state = next_state(self.state, Action.RECEIVE_CLOSE)
-            self._events.append(close)
+            self._event(close)
             # The server closes TCP first (RFC 6455 section 7.1.1); anything after a close
             # frame is ignored (section 5.5.1).
             if self.side is SERVER and not self.eof_sent:

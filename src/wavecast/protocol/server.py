@@ -138,7 +138,7 @@ class ServerProtocol(Protocol):
         self.request = request
         self._http = None
         self._leftover = tail
-        self._events.append(request)
+        self._event(request)
         return b""
 
     def accept(self, request: Request) -> Response:
