@@ -772,7 +772,7 @@ async def test_write_delay_gathers_messages_of_several_turns_in_one_write(start_
             await connection.send(f"message {n}")
             await asyncio.sleep(0)  # another turn of the loop
         # All three still wait, to leave together in one write.
-        corked.append(len(connection.protocol._out))
+        corked.append(len(connection.protocol._out or ()))
         await connection.wait_closed()
 
     server = await start_server(handler, write_delay=0.2, compression=None)

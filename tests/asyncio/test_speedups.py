@@ -53,7 +53,7 @@ def connections() -> list[ServerConnection]:
             elif situation == "fragmented":
                 connection.protocol._out_fragmented = 1
             elif situation == "corked":
-                connection.protocol._out.append(b"already corked")
+                connection.protocol._out = [b"already corked"]
                 connection._dirty = True
             elif situation == "small limit":
                 connection.write_limit = 10
@@ -62,7 +62,7 @@ def connections() -> list[ServerConnection]:
 
 
 def state(connection: ServerConnection) -> tuple[list[bytes], bool]:
-    return list(connection.protocol._out), connection._dirty
+    return list(connection.protocol._out or ()), connection._dirty
 
 
 @needs_native
@@ -100,12 +100,15 @@ async def test_broadcast_takes_any_iterable_and_checks_its_arguments() -> None:
 async def test_flush_writes_through_the_transport_without_a_socket() -> None:
     assert native is not None
     connection = connections()[0]
-    connection.protocol._out.extend([b"one", b"two"])
+    connection.protocol._out = [b"one", b"two"]
     native.flush([connection])
     transport = connection.transport
     assert isinstance(transport, CountingTransport)
     assert transport.written == [b"onetwo"]
-    assert connection.protocol._out == [] and not connection._dirty
+    # As data_to_send() leaves it: no list until something is queued again.
+    assert connection.protocol._out is None and not connection._dirty
+    native.flush([connection])
+    assert transport.written == [b"onetwo"] and not connection._dirty
 
 
 async def test_a_reader_that_stops_gets_every_frame_sent_in_order(start_server: StartServer) -> None:

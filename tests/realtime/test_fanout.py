@@ -113,7 +113,7 @@ class World:
             self.subscribers.items(), self.connections, self.transports, strict=True
         ):
             if connection is not None:
-                written: Any = (list(connection.protocol._out), list(transport.written))
+                written: Any = (list(connection.protocol._out or ()), list(transport.written))
             else:
                 written = [message.payload for message in transport.written]
             queued = 0 if session.outbox is None else len(session.outbox)
@@ -168,7 +168,7 @@ def build(situations: dict[str, dict[str, Any]], node: Node) -> World:
 def frames_of(world: World) -> Iterator[tuple[int, bytes]]:
     for index, connection in enumerate(world.connections):
         if connection is not None:
-            for frame in connection.protocol._out:
+            for frame in connection.protocol._out or ():
                 yield index, frame
 
 

@@ -165,6 +165,13 @@ cork_generic(Cork *cork, PyObject *conn)
     if (value == NULL) {
         goto done;
     }
+    if (value == Py_None) {
+        /* Nothing waits to be written: the list starts here, as Protocol._queue starts it. */
+        Py_SETREF(value, PyList_New(0));
+        if (value == NULL || PyObject_SetAttr(protocol, s_out, value) < 0) {
+            goto done;
+        }
+    }
     if (!PyList_Check(value)) {
         PyErr_SetString(PyExc_TypeError, "protocol._out must be a list");
         goto done;
@@ -220,7 +227,7 @@ cork_one(Cork *cork, PyObject *conn)
     /* Only the values the Python code gives these fields; anything else goes the long way. */
     if (state == NULL || (paused != Py_True && paused != Py_False) || fragmented == NULL ||
         !PyLong_CheckExact(fragmented) || (prepared != Py_True && prepared != Py_False) || out == NULL ||
-        !PyList_CheckExact(out) || (dirty != Py_True && dirty != Py_False) || limit_obj == NULL ||
+        (out != Py_None && !PyList_CheckExact(out)) || (dirty != Py_True && dirty != Py_False) || limit_obj == NULL ||
         !PyLong_CheckExact(limit_obj)) {
         return cork_generic(cork, conn);
     }
@@ -237,6 +244,15 @@ cork_one(Cork *cork, PyObject *conn)
     Py_ssize_t limit = PyLong_AsSsize_t(limit_obj);
     if (limit == -1 && PyErr_Occurred()) {
         return FAILED;
+    }
+    if (out == Py_None) {
+        /* Nothing waits to be written: the list starts here, as Protocol._queue starts it. */
+        out = PyList_New(0);
+        if (out == NULL) {
+            return FAILED;
+        }
+        SLOT(protocol, proto_layout, P_OUT) = out;
+        Py_DECREF(Py_None);
     }
     Py_ssize_t queued = PyList_GET_SIZE(out);
     if (PyList_Append(out, cork->frame) < 0) {
@@ -569,7 +585,7 @@ static int
 flush_one(PyObject *conn, JoinCache *cache)
 {
     int result = -1;
-    PyObject *protocol = NULL, *data = NULL, *fd_obj = NULL, *transport = NULL, *value = NULL, *fresh = NULL;
+    PyObject *protocol = NULL, *data = NULL, *fd_obj = NULL, *transport = NULL, *value = NULL;
     protocol = PyObject_GetAttr(conn, s_protocol);
     if (protocol == NULL) {
         goto done;
@@ -582,6 +598,14 @@ flush_one(PyObject *conn, JoinCache *cache)
     }
     long fd = PyLong_AsLong(fd_obj);
     if (fd == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (data == Py_None) {
+        /* Flushed already this turn (its write limit), or closed: nothing to write. */
+        if (PyObject_SetAttr(conn, s_dirty, Py_False) < 0 || PyObject_SetAttr(conn, s_unflushed, zero) < 0) {
+            goto done;
+        }
+        result = 0;
         goto done;
     }
     int direct = PyList_CheckExact(data) && fd >= 0 && fd <= INT_MAX;
@@ -622,8 +646,8 @@ flush_one(PyObject *conn, JoinCache *cache)
         result = 0;
         goto done;
     }
-    fresh = PyList_New(0);
-    if (fresh == NULL || PyObject_SetAttr(protocol, s_out, fresh) < 0 || PyObject_SetAttr(conn, s_dirty, Py_False) < 0 ||
+    /* As data_to_send() leaves it: None until something is queued again. */
+    if (PyObject_SetAttr(protocol, s_out, Py_None) < 0 || PyObject_SetAttr(conn, s_dirty, Py_False) < 0 ||
         PyObject_SetAttr(conn, s_unflushed, zero) < 0) {
         goto done;
     }
@@ -644,7 +668,6 @@ done:
     Py_XDECREF(fd_obj);
     Py_XDECREF(transport);
     Py_XDECREF(value);
-    Py_XDECREF(fresh);
     return result;
 }
 

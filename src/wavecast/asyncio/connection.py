@@ -718,7 +718,7 @@ class Connection(_FanOutFields):
             return
         if self._prepared_ok:
             frame = message.frame
-            protocol._out.append(frame)
+            protocol._queue(frame)
             self._unflushed += len(frame)
         else:
             if message.opcode == OP_TEXT:
@@ -859,6 +859,8 @@ def _broadcast(
             slow.append(connection)
             continue
         out = protocol._out
+        if out is None:
+            out = protocol._out = []
         out.append(frame)
         # Frames already corked mean the connection is registered for this turn.
         if len(out) == 1 and not connection._dirty:

@@ -123,7 +123,7 @@ class ClientProtocol(Protocol):
             raise LocalProtocolError("can't send a handshake request twice")
         self.state = next_state(self.state, Action.SEND_REQUEST)
         self._request_sent = True
-        self._out.append(request.serialize())
+        self._queue(request.serialize())
 
     def _receive_handshake(self, data: bytes) -> bytes:
         if not self._request_sent:

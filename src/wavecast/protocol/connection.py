@@ -81,7 +81,8 @@ class _FanOutFields:
 
     __slots__ = ("_out", "_out_fragmented", "state")
 
-    _out: list[bytes]
+    # The bytes to write, None while there are none (see Protocol._queue).
+    _out: list[bytes] | None
     _out_fragmented: int
     state: State
 
@@ -154,7 +155,8 @@ class Protocol(_FanOutFields):
         # Only while receive_data() has events for events_received() to take: an idle
         # connection holds no list (64 bytes each, with a million connections).
         self._events: list[Event] | None = None
-        self._out: list[bytes] = []
+        # Only while bytes wait for data_to_send(), as _events: 64 bytes per idle connection.
+        self._out = None
         self._mask_frames = side is CLIENT
         self._discard = False
         # Bytes of an incomplete frame header, kept until the rest arrives.
@@ -184,8 +186,15 @@ class Protocol(_FanOutFields):
 
     def data_to_send(self) -> list[bytes]:
         """Return the bytes to write, and forget them; ``b""`` asks to close the write side."""
-        out, self._out = self._out, []
-        return out
+        out, self._out = self._out, None
+        return out if out is not None else []
+
+    def _queue(self, data: bytes) -> None:
+        """Add ``data`` to the bytes to write."""
+        out = self._out
+        if out is None:
+            out = self._out = []
+        out.append(data)
 
     def events_received(self) -> list[Event]:
         """Return the events received since the last call, and forget them."""
@@ -231,24 +240,27 @@ class Protocol(_FanOutFields):
             next_state(self.state, action)  # raises "can't ... when state is ..."
 
     def _queue_frame(self, opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> None:
+        out = self._out
+        if out is None:
+            out = self._out = []
         if self._mask_frames:
             mask = os.urandom(4)
             if _build_frame is not None:
                 # Masking copies the payload anyway: the header goes in front in the same pass.
-                self._out.append(_build_frame(opcode, payload, fin, rsv1, mask))
+                out.append(_build_frame(opcode, payload, fin, rsv1, mask))
                 return
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask)
             payload = apply_mask(payload, mask)
         elif len(payload) <= _COPY_THRESHOLD and _build_frame is not None:
-            self._out.append(_build_frame(opcode, payload, fin, rsv1, None))
+            out.append(_build_frame(opcode, payload, fin, rsv1, None))
             return
         else:
             header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1)
         if len(payload) > _COPY_THRESHOLD:
-            self._out.append(header)
-            self._out.append(payload)
+            out.append(header)
+            out.append(payload)
         else:
-            self._out.append(header + payload)
+            out.append(header + payload)
 
     def _send_data(self, opcode: int, payload: bytes, fin: bool) -> None:
         if self._out_fragmented:
@@ -298,7 +310,7 @@ class Protocol(_FanOutFields):
         self._check_send(Action.SEND_DATA)
         if self._mask_frames or self.extension is not None or self._out_fragmented:
             raise LocalProtocolError("can't send a prepared frame on this connection")
-        self._out.append(frame)
+        self._queue(frame)
 
     def send_ping(self, data: bytes = b"") -> None:
         """Queue a ping; ``data`` holds at most 125 bytes."""
@@ -349,7 +361,7 @@ class Protocol(_FanOutFields):
         if self.eof_sent:
             raise LocalProtocolError("can't send EOF twice")
         self.eof_sent = True
-        self._out.append(b"")
+        self._queue(b"")
 
     # --- receiving -----------------------------------------------------------------------
 

@@ -291,7 +291,7 @@ class ServerProtocol(Protocol):
             if self.handshake_exc is not None:
                 raise LocalProtocolError("can't accept a handshake that failed")
             self.state = next_state(self.state, Action.ACCEPT)
-            self._out.append(response.serialize())
+            self._queue(response.serialize())
             # The request stays with the connection for its whole life: keep it lean.
             if self.request is not None:
                 self.request.headers.compact()
@@ -300,7 +300,7 @@ class ServerProtocol(Protocol):
             if data:
                 self.receive_data(data)
             return
-        self._out.append(response.serialize())
+        self._queue(response.serialize())
         keep_alive = (
             self.request is not None
             and self.request.keep_alive
@@ -340,7 +340,7 @@ class ServerProtocol(Protocol):
         headers = Headers(response.headers.items())
         headers["Transfer-Encoding" if chunked else "Connection"] = "chunked" if chunked else "close"
         head = Response(status_code=response.status_code, reason_phrase=response.reason_phrase, headers=headers)
-        self._out.append(head.serialize())
+        self._queue(head.serialize())
         self._chunked = chunked
         self._discard = True
         self._leftover = b""
@@ -356,7 +356,7 @@ class ServerProtocol(Protocol):
         if not data or self.state is not CONNECTING:
             # An empty chunk would end the body; a closed connection takes nothing.
             return
-        self._out.append(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        self._queue(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
 
     def end_stream(self) -> None:
         """End the streamed body and the connection; safe to call twice.
@@ -369,7 +369,7 @@ class ServerProtocol(Protocol):
         if self.state is not CONNECTING:
             return
         if self._chunked:
-            self._out.append(b"0\r\n\r\n")
+            self._queue(b"0\r\n\r\n")
         self.state = next_state(self.state, Action.REJECT)
         self.send_eof()
 
