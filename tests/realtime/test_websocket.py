@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -116,7 +117,8 @@ def test_server_options(make_node: MakeNode) -> None:
     assert options["ping_interval"] is None
     assert options["limits"].max_message_size == 65536
     assert options["origins"] is None
-    assert callable(options["handler"])
+    # A plain function, which the server calls with no task for the client's connect.
+    assert callable(options["handler"]) and not inspect.iscoroutinefunction(options["handler"])
     assert options["select_subprotocol"](["x", "centrifuge-protobuf"]) == "centrifuge-protobuf"
     assert WEBSOCKET_PATH == "/connection/websocket"
 

@@ -459,9 +459,10 @@ class serve:
             coroutine function runs in a task of its own; the connection closes with 1000 when
             it returns (unless it handed the connection to a sink, see
             :meth:`~wavecast.asyncio.Connection.deliver_to`), 1011 when it raises. A plain
-            function is called from the event loop, with no task (a task costs a connect about
-            a fifth of its CPU, and a connection 1.2 KiB while it waits): it must not block, and
-            hands the connection to a sink, or the connection closes with 1000 when it returns.
+            function is called from the event loop, with no task to create or to hold (an idle
+            connection given to a sink costs about half the memory): it must not block, and
+            hands the connection to a sink, or returns a coroutine to run in a task; otherwise
+            the connection closes with 1000 when it returns.
         host: the interface to listen on; ``None`` for all of them.
         port: the port; 0 picks a free one (see :attr:`Server.port`).
         ssl: an :class:`ssl.SSLContext` for wss://.

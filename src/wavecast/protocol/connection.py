@@ -152,10 +152,9 @@ class Protocol(_FanOutFields):
         self.eof_sent = False
         self.eof_rcvd = False
 
-        # Only while receive_data() has events for events_received() to take: an idle
-        # connection holds no list (64 bytes each, with a million connections).
+        # Lists only while events wait for events_received() and bytes for data_to_send():
+        # an idle connection holds neither (64 bytes each).
         self._events: list[Event] | None = None
-        # Only while bytes wait for data_to_send(), as _events: 64 bytes per idle connection.
         self._out = None
         self._mask_frames = side is CLIENT
         self._discard = False

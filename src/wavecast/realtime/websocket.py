@@ -110,10 +110,11 @@ def handle_websocket(node: Node, connection: ServerConnection) -> None:
     """Serve one client: a new session takes its messages until the connection closes.
 
     The session speaks the form of the protocol the handshake chose (see
-    :func:`~wavecast.realtime.codec.negotiate_codec`). This returns at once, a plain function
-    that a server's handler calls with no task (see :func:`wavecast.serve`): the connection
-    delivers the messages to the session (:meth:`~wavecast.asyncio.Connection.deliver_to`),
-    and the server leaves the connection open.
+    :func:`~wavecast.realtime.codec.negotiate_codec`). A plain function, which the server
+    calls from the event loop as the handshake completes, with no task (see
+    :func:`wavecast.serve`): it returns at once, the connection delivers the messages to the
+    session (:meth:`~wavecast.asyncio.Connection.deliver_to`), and the server leaves the
+    connection open.
     """
     request = connection.request
     codec = negotiate_codec(connection.subprotocol, request.query if request is not None else "")
