@@ -4,16 +4,17 @@
 :class:`wavecast.asyncio.MessageSink` (:meth:`~wavecast.asyncio.Connection.deliver_to`: no
 task per connection, and the handshake forgotten; not part of the contract, bench/memory.py
 measures it); ``/bcast`` forwards every message to every *other* open ``/bcast`` connection
-with :func:`wavecast.broadcast` (``exclude=`` the sender). Messages up to 16 MiB, no compression, no keepalive pings,
-any origin.
+with :func:`wavecast.broadcast` (``exclude=`` the sender). Messages up to 16 MiB, no
+compression, no keepalive pings, any origin.
 
 Usage: ``python bench/servers/wavecast_server.py --port P [--uvloop | --no-uvloop]``; the port
 may also come from ``$PORT``. By default :func:`wavecast.run` uses uvloop when it's installed.
 ``--callbacks`` serves every path as ``/echo-sink`` does, from callbacks with no task per
 connection (a plain function as the handler, :class:`~wavecast.asyncio.MessageSink` objects;
 the API that ws, picows and uWebSockets offer): not part of the contract, a second wavecast row
-in the peers' runs. ``--gc-threshold N`` sets the cyclic collector's first threshold (Python's default is 700; 0
-turns it off), to measure what the collector costs a scenario: not part of the contract.
+in the peers' runs. ``--gc-threshold N`` sets the cyclic collector's first threshold (Python's
+default is 700; 0 turns it off), to measure what the collector costs a scenario: not part of
+the contract.
 """
 
 from __future__ import annotations
