@@ -581,20 +581,72 @@ send_joined(int fd, PyObject *transport, PyObject *data)
                                                                                size - written));
 }
 
+/* The fields the flush reads and writes beside conn_layout's. */
+static Layout flush_layout = {.names = {&s_transport, &s_fd, &s_unflushed}};
+enum { F_TRANSPORT, F_FD, F_UNFLUSHED };
+
+/* conn's protocol, its corked frames, descriptor and transport, as new references read at
+   their slot offsets: 1 when conn and its protocol have the known layouts and every field
+   the flush reads or writes is set, else 0 (the caller reads them through getattr). */
+static int
+flush_fields(PyObject *conn, PyObject **protocol, PyObject **data, PyObject **fd_obj, PyObject **transport)
+{
+    if (!layout_for(&conn_layout, Py_TYPE(conn)) || !layout_for(&flush_layout, Py_TYPE(conn))) {
+        return 0;
+    }
+    PyObject *proto = SLOT(conn, conn_layout, C_PROTOCOL);
+    if (proto == NULL || !layout_for(&proto_layout, Py_TYPE(proto))) {
+        return 0;
+    }
+    PyObject *out = SLOT(proto, proto_layout, P_OUT), *fd = SLOT(conn, flush_layout, F_FD);
+    PyObject *trans = SLOT(conn, flush_layout, F_TRANSPORT);
+    if (out == NULL || fd == NULL || trans == NULL || SLOT(conn, conn_layout, C_DIRTY) == NULL ||
+        SLOT(conn, flush_layout, F_UNFLUSHED) == NULL) {
+        return 0;
+    }
+    *protocol = Py_NewRef(proto);
+    *data = Py_NewRef(out);
+    *fd_obj = Py_NewRef(fd);
+    *transport = Py_NewRef(trans);
+    return 1;
+}
+
+/* What a flush leaves, as Connection._flush leaves it: conn._dirty False, conn._unflushed 0,
+   and protocol._out None when out is set. */
+static int
+flush_reset(PyObject *conn, PyObject *protocol, int slots, int out)
+{
+    if (slots) {
+        if (out) {
+            Py_XSETREF(SLOT(protocol, proto_layout, P_OUT), Py_NewRef(Py_None));
+        }
+        Py_XSETREF(SLOT(conn, conn_layout, C_DIRTY), Py_NewRef(Py_False));
+        Py_XSETREF(SLOT(conn, flush_layout, F_UNFLUSHED), Py_NewRef(zero));
+        return 0;
+    }
+    if (out && PyObject_SetAttr(protocol, s_out, Py_None) < 0) {
+        return -1;
+    }
+    return PyObject_SetAttr(conn, s_dirty, Py_False) < 0 || PyObject_SetAttr(conn, s_unflushed, zero) < 0 ? -1 : 0;
+}
+
 static int
 flush_one(PyObject *conn, JoinCache *cache)
 {
     int result = -1;
     PyObject *protocol = NULL, *data = NULL, *fd_obj = NULL, *transport = NULL, *value = NULL;
-    protocol = PyObject_GetAttr(conn, s_protocol);
-    if (protocol == NULL) {
-        goto done;
-    }
-    data = PyObject_GetAttr(protocol, s_out);
-    fd_obj = PyObject_GetAttr(conn, s_fd);
-    transport = PyObject_GetAttr(conn, s_transport);
-    if (data == NULL || fd_obj == NULL || transport == NULL) {
-        goto done;
+    int slots = flush_fields(conn, &protocol, &data, &fd_obj, &transport);
+    if (!slots) {
+        protocol = PyObject_GetAttr(conn, s_protocol);
+        if (protocol == NULL) {
+            goto done;
+        }
+        data = PyObject_GetAttr(protocol, s_out);
+        fd_obj = PyObject_GetAttr(conn, s_fd);
+        transport = PyObject_GetAttr(conn, s_transport);
+        if (data == NULL || fd_obj == NULL || transport == NULL) {
+            goto done;
+        }
     }
     long fd = PyLong_AsLong(fd_obj);
     if (fd == -1 && PyErr_Occurred()) {
@@ -602,10 +654,7 @@ flush_one(PyObject *conn, JoinCache *cache)
     }
     if (data == Py_None) {
         /* Flushed already this turn (its write limit), or closed: nothing to write. */
-        if (PyObject_SetAttr(conn, s_dirty, Py_False) < 0 || PyObject_SetAttr(conn, s_unflushed, zero) < 0) {
-            goto done;
-        }
-        result = 0;
+        result = flush_reset(conn, protocol, slots, 0);
         goto done;
     }
     int direct = PyList_CheckExact(data) && fd >= 0 && fd <= INT_MAX;
@@ -647,8 +696,7 @@ flush_one(PyObject *conn, JoinCache *cache)
         goto done;
     }
     /* As data_to_send() leaves it: None until something is queued again. */
-    if (PyObject_SetAttr(protocol, s_out, Py_None) < 0 || PyObject_SetAttr(conn, s_dirty, Py_False) < 0 ||
-        PyObject_SetAttr(conn, s_unflushed, zero) < 0) {
+    if (flush_reset(conn, protocol, slots, 1) < 0) {
         goto done;
     }
     if (PyList_GET_SIZE(data) == 0) {
@@ -670,10 +718,6 @@ done:
     Py_XDECREF(value);
     return result;
 }
-
-/* The fields the flush reads beside conn_layout's, for prefetching only. */
-static Layout flush_layout = {.names = {&s_transport, &s_fd}};
-enum { F_TRANSPORT, F_FD };
 
 /* How many connections ahead the flush fetches each level: the connection (with the line
    of its transport and descriptor), its protocol and transport, the protocol's list of
