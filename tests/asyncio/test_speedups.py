@@ -111,6 +111,23 @@ async def test_flush_writes_through_the_transport_without_a_socket() -> None:
     assert transport.written == [b"onetwo"] and not connection._dirty
 
 
+@needs_native
+@pytest.mark.parametrize("cls", [ServerConnection, OddConnection], ids=["slots", "getattr"])
+async def test_flush_sends_straight_to_the_socket_and_resets_the_connection(cls: type[ServerConnection]) -> None:
+    # ServerConnection's fields are read and written at their slot offsets, the subclass's
+    # through getattr: both leave the same state behind, and the socket gets the same bytes.
+    assert native is not None
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection, transport = open_connection(cls)
+        connection._fd = ours.fileno()
+        connection.protocol._out = [b"one", b"two"]
+        connection._dirty, connection._unflushed = True, 6
+        native.flush([connection])
+        assert theirs.recv(100) == b"onetwo" and transport.written == []
+        assert (connection.protocol._out, connection._dirty, connection._unflushed) == (None, False, 0)
+
+
 async def test_a_reader_that_stops_gets_every_frame_sent_in_order(start_server: StartServer) -> None:
     # Frames go straight to the socket until its buffer is full; the rest waits in the
     # transport, which pauses writing; broadcasts skip the connection from then on.
