@@ -616,7 +616,10 @@ flush_fields(PyObject *conn, PyObject **protocol, PyObject **data, PyObject **fd
 static int
 flush_reset(PyObject *conn, PyObject *protocol, int slots, int out)
 {
-    if (slots) {
+    /* The transport's methods ran since the fields were read: the layouts must still be
+       conn's and its protocol's, or the fields are set through setattr. */
+    if (slots && Py_TYPE(conn) == conn_layout.type && Py_TYPE(conn) == flush_layout.type &&
+        Py_TYPE(protocol) == proto_layout.type) {
         if (out) {
             Py_XSETREF(SLOT(protocol, proto_layout, P_OUT), Py_NewRef(Py_None));
         }
