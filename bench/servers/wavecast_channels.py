@@ -30,12 +30,19 @@ import asyncio
 import gc
 import os
 import signal
+import sys
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import wavecast
 from wavecast.realtime import ChannelOptions, Node, NodeConfig
 from wavecast.realtime.websocket import WEBSOCKET_PATH, handle_websocket
+
+# The sibling module, also when a test loads this script by its path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from channel_feed import publish_feed
 
 CHANNEL = "bench"
 
@@ -114,25 +121,9 @@ def handler(connection: wavecast.ServerConnection) -> Awaitable[None] | None:
         # function (bench/realtime.py --ref), which that commit's server awaits in a task.
         return handle_websocket(node, connection)  # type: ignore[func-returns-value]
     if path == "/publish":
-        return publish_feed(connection)
+        return publish_feed(node, connection, channels, tags)
     connection.close_nowait(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
     return None
-
-
-async def publish_feed(connection: wavecast.ServerConnection) -> None:
-    # A feed that doesn't wait for each publication before the next: they are published
-    # in order, and the Redis engine sends those made meanwhile in one round trip.
-    pending: set[asyncio.Future[Any]] = set()
-    async for message in connection:
-        text = message if isinstance(message, str) else message.decode()
-        for channel in channels:
-            future = asyncio.ensure_future(node.publish(channel, text, tags=tags))
-            pending.add(future)
-            future.add_done_callback(pending.discard)
-        if len(pending) >= 256:
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    if pending:
-        await asyncio.wait(pending)
 
 
 async def main(

@@ -26,6 +26,8 @@ import asyncio
 import dataclasses
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import wavecast
@@ -33,6 +35,11 @@ from wavecast.realtime import Node
 from wavecast.realtime.auth import sign_token
 from wavecast.server.config import Config, parse_config
 from wavecast.server.serve import build_node, shutdown, start_server
+
+# The sibling module, also when a test loads this script by its path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from channel_feed import publish_feed
 
 CHANNEL = "bench"
 #: Signs :data:`TOKEN`; the server verifies it.
@@ -81,16 +88,7 @@ async def publisher(node: Node, connection: wavecast.ServerConnection) -> None:
     if connection.request.path != "/publish":
         await connection.close(wavecast.CloseCode.POLICY_VIOLATION, "unknown path")
         return
-    pending: set[asyncio.Future[Any]] = set()
-    async for message in connection:
-        text = message if isinstance(message, str) else message.decode()
-        future = asyncio.ensure_future(node.publish(CHANNEL, text))
-        pending.add(future)
-        future.add_done_callback(pending.discard)
-        if len(pending) >= 256:
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    if pending:
-        await asyncio.wait(pending)
+    await publish_feed(node, connection, [CHANNEL])
 
 
 async def main(port: int) -> None:
